@@ -1,0 +1,69 @@
+// What the binding layer hands to every CPU kernel that threads, dispatches on
+// the instruction set, or needs scratch memory. Kernels keep no state of their own.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+#include <vector>
+
+namespace fastdl::cpu {
+
+// Instruction-set level of the micro-kernels, chosen once at import.
+enum class Isa : int { generic = 0, avx2 = 1, avx512 = 2 };
+
+// Bump allocator for scratch memory. Pointers stay valid until reset(); reset()
+// keeps the memory, folding several blocks into one so that a steady state of
+// repeated calls allocates nothing. One arena per calling thread; a kernel that
+// runs OpenMP threads carves their slices out before the parallel region.
+class Arena {
+ public:
+  Arena() = default;
+  Arena(const Arena&) = delete;
+  Arena& operator=(const Arena&) = delete;
+  ~Arena() { release(); }
+
+  // 64-byte aligned, uninitialised room for n elements of T.
+  template <typename T>
+  T* alloc(size_t n) { return static_cast<T*>(alloc_bytes(n * sizeof(T))); }
+
+  void* alloc_bytes(size_t bytes) {
+    bytes = (bytes + 63) & ~size_t(63);
+    if (bytes == 0) bytes = 64;
+    if (!blocks_.empty()) {
+      Block& b = blocks_.back();
+      if (b.size - b.used >= bytes) { void* p = b.ptr + b.used; b.used += bytes; return p; }
+    }
+    size_t size = bytes < (size_t(1) << 20) ? (size_t(1) << 20) : bytes;
+    char* p = static_cast<char*>(std::aligned_alloc(64, size));
+    if (!p) throw std::bad_alloc();
+    blocks_.push_back({p, size, bytes});
+    return p;
+  }
+
+  void reset() {
+    if (blocks_.size() > 1) {
+      size_t total = 0;
+      for (auto& b : blocks_) total += b.size;
+      release();
+      char* p = static_cast<char*>(std::aligned_alloc(64, total));
+      if (!p) throw std::bad_alloc();
+      blocks_.push_back({p, total, 0});
+    } else if (!blocks_.empty()) {
+      blocks_.back().used = 0;
+    }
+  }
+
+ private:
+  struct Block { char* ptr; size_t size; size_t used; };
+  void release() { for (auto& b : blocks_) std::free(b.ptr); blocks_.clear(); }
+  std::vector<Block> blocks_;
+};
+
+struct Context {
+  Isa isa = Isa::generic;  // micro-kernel level to use
+  int nthreads = 1;        // OpenMP threads a kernel may use (1: no parallel region at all)
+  Arena* arena = nullptr;  // scratch for this call (never null when a kernel is called)
+};
+
+}  // namespace fastdl::cpu

@@ -1,0 +1,26 @@
+"""The library's random state: weight init, shuffling and dropout seeds.
+
+``fastdl.set_seed(s)`` makes all three repeatable. Dropout masks come from a
+counter-based generator in C++ keyed by a 64-bit seed drawn here per call, so
+the same seed and thread count give the same masks bit for bit.
+"""
+import numpy as np
+
+_rng = np.random.default_rng()
+
+
+def set_seed(seed):
+    global _rng
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"set_seed: seed must be a non-negative integer, got {seed!r}")
+    _rng = np.random.default_rng(int(seed))
+
+
+def generator():
+    """The NumPy Generator every initializer and shuffle draws from."""
+    return _rng
+
+
+def next_seed():
+    """A fresh 64-bit seed (for a dropout mask, say) from the library's state."""
+    return int(_rng.integers(0, 2**63 - 1, dtype=np.int64))

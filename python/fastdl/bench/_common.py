@@ -1,0 +1,101 @@
+"""Shared by every benchmark suite: timing, machine description, tables."""
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list
+    rows: list = field(default_factory=list)  # list of dicts keyed by column
+    notes: list = field(default_factory=list)
+
+    def markdown(self):
+        def fmt(v):
+            if v is None:
+                return "-"
+            if isinstance(v, float):
+                if v == 0 or abs(v) >= 100:
+                    return f"{v:.0f}"
+                if abs(v) >= 10:
+                    return f"{v:.1f}"
+                return f"{v:.2f}"
+            return str(v)
+
+        lines = [f"### {self.title}", "",
+                 "| " + " | ".join(self.columns) + " |",
+                 "|" + "|".join("---" for _ in self.columns) + "|"]
+        for r in self.rows:
+            lines.append("| " + " | ".join(fmt(r.get(c)) for c in self.columns) + " |")
+        for n in self.notes:
+            lines.append("")
+            lines.append(n)
+        return "\n".join(lines)
+
+    def as_dict(self):
+        return {"title": self.title, "columns": self.columns, "rows": self.rows, "notes": self.notes}
+
+
+def timeit(fn, *, warmup=2, repeat=7, min_time=0.05):
+    """Median seconds per call of fn(): warm up, then `repeat` samples of enough calls
+    to last at least `min_time` each."""
+    for _ in range(warmup):
+        fn()
+    t0 = time.perf_counter()
+    fn()
+    one = max(time.perf_counter() - t0, 1e-9)
+    inner = max(1, int(min_time / one))
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        samples.append((time.perf_counter() - t0) / inner)
+    return statistics.median(samples)
+
+
+def torch_or_none():
+    try:
+        import torch
+        return torch
+    except Exception:
+        return None
+
+
+def numpy_blas():
+    """Name and version of the BLAS NumPy calls, via threadpoolctl when installed."""
+    try:
+        from threadpoolctl import threadpool_info
+        for lib in threadpool_info():
+            if lib.get("user_api") == "blas":
+                arch = lib.get("architecture")
+                return f"{lib.get('internal_api')} {lib.get('version')}" + (f" ({arch})" if arch else "")
+    except Exception:
+        pass
+    return "unknown BLAS (install threadpoolctl to name it)"
+
+
+def blas_threads(n):
+    """Context manager limiting NumPy's BLAS (and OpenMP) to n threads, when threadpoolctl exists."""
+    try:
+        from threadpoolctl import threadpool_limits
+        return threadpool_limits(limits=n)
+    except Exception:
+        import contextlib
+        return contextlib.nullcontext()
+
+
+def machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.machine()}"
