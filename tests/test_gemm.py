@@ -90,6 +90,32 @@ def test_strided_views_read_in_place(rng, dtype):
         check(ops.gemm(a.T, b.T, trans_a=True, trans_b=True), a, b)
 
 
+def misaligned(x):
+    """A copy of x whose data pointer is not aligned to its item size."""
+    buf = np.zeros(x.nbytes + 1, np.uint8)
+    y = np.frombuffer(buf.data, x.dtype, x.size, offset=1).reshape(x.shape)
+    y[...] = x
+    assert not y.flags.aligned
+    return y
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_byteswapped_and_misaligned_arrays(rng, dtype):
+    m, k, n = 11, 21, 19
+    a, b = operands(rng, m, k, n, dtype)
+    swapped = a.astype(a.dtype.newbyteorder())
+    check(ops.matmul(swapped, b), a, b)
+    check(ops.matmul(misaligned(a), misaligned(b)), a, b)
+    bias = rng.standard_normal(n).astype(dtype)
+    check(ops.linear(a, b, misaligned(bias).astype(bias.dtype.newbyteorder())), a, b, bias=bias)
+    out = misaligned(np.zeros((m, n), dtype))
+    ops.gemm(a, b, out=out)
+    check(out, a, b)
+    out = np.zeros((m, n), np.dtype(dtype).newbyteorder())
+    ops.gemm(swapped, b, out=out)
+    check(out.astype(dtype), a, b)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_alpha_beta(rng, dtype):
     m, k, n = 17, 33, 19

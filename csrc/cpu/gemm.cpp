@@ -33,7 +33,7 @@ namespace {
 // Below this many multiply-adds a direct triple loop beats any packing.
 constexpr double kTinyWork = 512;
 // Below this many multiply-adds one thread beats waking a second one.
-constexpr double kParallelWork = 1 << 18;
+constexpr double kParallelWork = 1 << 19;
 // Read A in place (no packing) when each A panel is reused by at most this
 // many NR-wide column panels.
 constexpr int64_t kUnpackedAPanels = 16;
