@@ -13,7 +13,8 @@
 //
 // Small problems skip work that does not pay: tiny ones run a direct loop; when
 // A has a unit stride and few column panels reuse it, the kernels read A in
-// place instead of packing it. Threads split C into a grid of tm x tn blocks
+// place instead of packing it; when few rows of C reuse a small row-major B,
+// they read B in place too (edge columns under a lane mask). Threads split C into a grid of tm x tn blocks
 // (chosen to keep each block's A rows + B columns small); every thread runs the
 // serial loops above on its block with its own packing buffers, which suits
 // cores with private L2 caches. One thread never enters a parallel region.
