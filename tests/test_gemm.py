@@ -330,6 +330,13 @@ def test_wrong_dtypes_are_type_errors():
         ops.gemm(f32, 3.0)
     with pytest.raises(TypeError, match="activation"):
         ops.linear(f32, f32.T, activation=3)
+    with pytest.raises(TypeError, match="out must be a NumPy array"):
+        ops.gemm(f32, f32.T, out=[[0.0, 0.0], [0.0, 0.0]])
+    with pytest.raises(TypeError, match="c must be a NumPy array"):
+        ops.gemm(f32, f32.T, [[0.0, 0.0], [0.0, 0.0]], beta=1.0)
+    for bad in [np.ones((2, 3), complex), np.ones((2, 3), object)]:
+        with pytest.raises(TypeError, match="a must be float32 or float64"):
+            ops.matmul(bad, f32.T)
 
 
 def test_wrong_shapes_are_value_errors():
@@ -350,6 +357,8 @@ def test_wrong_shapes_are_value_errors():
         ops.linear(a, a.T, np.ones(3, np.float32))
     with pytest.raises(ValueError, match="activation must be 'linear' or 'relu'"):
         ops.linear(a, a.T, activation="gelu")
+    with pytest.raises(ValueError, match=r"a must be 2-D, got shape \(\)"):
+        ops.matmul(np.ones((), np.float32), a)
 
 
 def test_bad_out_is_value_error():

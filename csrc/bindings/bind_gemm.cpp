@@ -55,6 +55,14 @@ py::array native_copy(const py::array& a) {
   return py::module_::import("numpy").attr("array")(a, py::dtype::of<T>());
 }
 
+// An empty handle for an optional array (py::array's default constructor would
+// allocate a NumPy array on every call).
+py::array no_array() { return py::reinterpret_borrow<py::array>(py::handle()); }
+
+bool has_shape(const py::array& a, int64_t rows, int64_t cols) {
+  return a.ndim() == 2 && a.shape(0) == rows && a.shape(1) == cols;
+}
+
 // Element strides of a 2-D array (kernel_readable).
 void strides2(const py::array& a, int64_t* rs, int64_t* cs) {
   *rs = a.strides(0) / a.itemsize();
@@ -125,31 +133,31 @@ py::array gemm_typed(py::array a, py::array b, const py::handle& c_obj, double a
   const int64_t rs_b = trans_b ? sb1 : sb0, cs_b = trans_b ? sb0 : sb1;
 
   const T* bias = nullptr;
-  py::array bias_arr;
+  py::array bias_arr = no_array();
   if (!bias_obj.is_none()) {
     bias_arr = require_array(bias_obj, "bias");
     require_same_dtype(bias_arr, "bias", a, "a");
-    require_shape(bias_arr, {n}, "bias");
+    if (bias_arr.ndim() != 1 || bias_arr.shape(0) != n) require_shape(bias_arr, {n}, "bias");
     if (!kernel_readable(bias_arr) || bias_arr.strides(0) != py::ssize_t(sizeof(T)))
       bias_arr = native_copy<T>(bias_arr);
     bias = static_cast<const T*>(bias_arr.data());
   }
 
-  py::array c;
+  py::array c = no_array();
   const bool have_c = !c_obj.is_none();
   if (have_c) {
     c = require_array(c_obj, "c");
     require_same_dtype(c, "c", a, "a");
-    require_shape(c, {m, n}, "c");
+    if (!has_shape(c, m, n)) require_shape(c, {m, n}, "c");
   }
   const bool use_c = have_c && beta != 0.0;  // beta = 0 ignores c, even NaN in it
 
-  py::array out;
+  py::array out = no_array();
   const bool have_out = !out_obj.is_none();
   if (have_out) {
     out = require_array(out_obj, "out");
     require_same_dtype(out, "out", a, "a");
-    require_shape(out, {m, n}, "out");
+    if (!has_shape(out, m, n)) require_shape(out, {m, n}, "out");
     require_writeable(out, "out");
     if (self_overlapping(out))
       throw py::value_error("out " + shape_str(out) +
