@@ -67,20 +67,43 @@ struct Problem {
 
 // A(mc, kc) -> panels of MR rows: panel r holds element (r*MR + i, p) at
 // ap[r*MR*kc + p*MR + i]. Rows past mc in the last panel are left unset (the
-// kernel for that row count never reads them).
+// kernel for that row count never reads them). Row-major A goes through
+// pack_a_rows: MR is a template argument so each column of a panel is MR loads
+// from MR row streams and one contiguous store the compiler can vectorise.
+template <typename T, int MR>
+void pack_a_rows(T* ap, const T* a, int64_t rs, int64_t mc, int64_t kc) {
+  const int64_t full = mc / MR * MR;
+  for (int64_t ir = 0; ir < full; ir += MR) {
+    T* dst = ap + ir * kc;
+    const T* src = a + ir * rs;
+    for (int64_t p = 0; p < kc; ++p)
+      for (int i = 0; i < MR; ++i) dst[p * MR + i] = src[i * rs + p];
+  }
+  if (full < mc) {
+    T* dst = ap + full * kc;
+    const T* src = a + full * rs;
+    const int mr = int(mc - full);
+    for (int i = 0; i < mr; ++i)
+      for (int64_t p = 0; p < kc; ++p) dst[p * MR + i] = src[i * rs + p];
+  }
+}
+
 template <typename T>
 void pack_a(T* ap /* (ceil(mc/MR)*MR, kc) panels */, const T* a /* (mc,kc) */, int64_t rs,
             int64_t cs, int64_t mc, int64_t kc, int MR) {
+  if (cs == 1) {            // rows contiguous (row-major A)
+    switch (MR) {
+      case 4: return pack_a_rows<T, 4>(ap, a, rs, mc, kc);
+      case 6: return pack_a_rows<T, 6>(ap, a, rs, mc, kc);
+      case 8: return pack_a_rows<T, 8>(ap, a, rs, mc, kc);
+      default: break;
+    }
+  }
   for (int64_t ir = 0; ir < mc; ir += MR) {
     const int mr = int(std::min<int64_t>(MR, mc - ir));
     T* dst = ap + ir * kc;
     const T* src = a + ir * rs;
-    if (cs == 1) {          // rows contiguous (row-major A)
-      for (int i = 0; i < mr; ++i) {
-        const T* row = src + i * rs;
-        for (int64_t p = 0; p < kc; ++p) dst[p * MR + i] = row[p];
-      }
-    } else if (rs == 1) {   // columns contiguous (transposed A)
+    if (rs == 1) {          // columns contiguous (transposed A)
       for (int64_t p = 0; p < kc; ++p) {
         const T* col = src + p * cs;
         for (int i = 0; i < mr; ++i) dst[p * MR + i] = col[i];
