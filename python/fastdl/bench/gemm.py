@@ -1,7 +1,8 @@
 """GEMM benchmark: fastdl against NumPy's BLAS and PyTorch, in GFLOP/s and % of peak.
 
-Every library writes into a preallocated output (out=), so the numbers measure
-the multiply, not the allocator. The libraries are timed in interleaved rounds
+Every library writes into a preallocated output (ops.matmul(a, b, out=c),
+numpy.matmul(a, b, out=c), torch.mm(a, b, out=c)), so the numbers measure the
+multiply, not the allocator. The libraries are timed in interleaved rounds
 (fastdl, NumPy, PyTorch, fastdl, ...) and each reports its median, so a burst of
 load on a shared machine hits all of them alike.
 """
@@ -67,7 +68,7 @@ def _gemm_table(opts, torch):
                     b = rng.standard_normal((k, n), dtype=np.float32)
                     out_f = np.empty((m, n), np.float32)
                     out_n = np.empty((m, n), np.float32)
-                    fns = [lambda: ops.gemm(a, b, out=out_f), lambda: np.matmul(a, b, out=out_n)]
+                    fns = [lambda: ops.matmul(a, b, out=out_f), lambda: np.matmul(a, b, out=out_n)]
                     if torch:
                         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
                         out_t = torch.empty((m, n), dtype=torch.float32)
