@@ -93,9 +93,10 @@ def _gemm_table(opts, torch):
         if torch:
             torch.set_num_threads(saved_torch)
     info = ops.gemm_kernel_info("float32")
-    peak_txt = ", ".join(f"{nt} thread{'s' if nt > 1 else ''}: {peaks[nt]:.0f} GFLOP/s"
-                         + (f" (the {nt}-thread loop measured {measured[nt]:.0f})" if nt > 1 else "")
-                         for nt in peaks)
+    peak_txt = ", ".join(
+        f"{nt} thread{'s' if nt > 1 else ''}: {peaks[nt]:.0f} GFLOP/s"
+        + (f" (the {nt}-thread loop measured {measured[nt]:.0f})" if nt > 1 else "")
+        for nt in peaks)
     t.notes.append(f"Peak: measured here with an FMA-throughput loop at the best SIMD level "
                    f"(12 independent FMA chains, no memory traffic; best of 40 runs of ~2 ms; "
                    f"ops.fma_peak_gflops), one thread, times the thread count: {peak_txt}.")
