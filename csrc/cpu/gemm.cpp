@@ -17,8 +17,8 @@
 // they read B in place too (edge columns under a lane mask). Threads split C
 // into a grid of tm x tn blocks (chosen to keep each block's A rows + B columns
 // small); every thread runs the serial loops above on its block with its own
-// packing buffers, which suits
-// cores with private L2 caches. One thread never enters a parallel region.
+// packing buffers, which suits cores with private L2 caches. One thread never
+// enters a parallel region.
 #include "cpu/gemm.h"
 
 #include <algorithm>
