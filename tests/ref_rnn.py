@@ -9,7 +9,8 @@ import numpy as np
 
 
 def sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
+    with np.errstate(over="ignore"):  # exp(-z) = inf for very negative z gives exactly 0
+        return 1.0 / (1.0 + np.exp(-z))
 
 
 # ----------------------------------------------------------------- forward
