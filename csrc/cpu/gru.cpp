@@ -23,6 +23,47 @@ using rnn_detail::column_sums;
 using rnn_detail::for_batch_slices;
 using rnn_detail::shift_states;
 
+namespace {
+
+// One batch row of one step. g (4U): the input projections [xz xr xh] in, the
+// saved [z r hh hh_rec] out; p (3U) the recurrent projections; h (U) overwritten.
+// (omp simd: units are independent; it lets GCC vectorise the loop once inlined.)
+template <typename T>
+void gru_row_forward(T* __restrict g /* (4U) */, const T* __restrict p /* (3U) */,
+                     const T* __restrict h_prev /* (U) */, T* __restrict h /* (U) */, int64_t U) {
+#pragma omp simd
+  for (int64_t u = 0; u < U; ++u) {
+    const T hh_rec = p[2 * U + u];
+    rnn::gru_cell_forward(g[u], g[U + u], g[2 * U + u], p[u], p[U + u], hh_rec, h_prev[u], g[u],
+                          g[U + u], g[2 * U + u], h[u]);
+    g[3 * U + u] = hh_rec;
+  }
+}
+
+// One batch row of one step backwards: ax / ah (3U) the gradients reaching the
+// input / recurrent projections, overwritten; dh (U) in: the gradient reaching
+// h_t, out: its direct part for h_{t-1} (dh z).
+template <typename T>
+void gru_row_backward(T* __restrict ax /* (3U) */, T* __restrict ah /* (3U) */,
+                      T* __restrict dh /* (U) */, const T* __restrict g /* (4U) saved */,
+                      const T* __restrict h_prev /* (U) */, int64_t U) {
+#pragma omp simd
+  for (int64_t u = 0; u < U; ++u) {
+    T dz, dr, dhh, dhh_rec, dprev;
+    rnn::gru_cell_backward(g[u], g[U + u], g[2 * U + u], g[3 * U + u], h_prev[u], dh[u], dz, dr,
+                           dhh, dhh_rec, dprev);
+    ax[u] = dz;
+    ax[U + u] = dr;
+    ax[2 * U + u] = dhh;
+    ah[u] = dz;
+    ah[U + u] = dr;
+    ah[2 * U + u] = dhh_rec;
+    dh[u] = dprev;
+  }
+}
+
+}  // namespace
+
 template <typename T>
 void gru_forward(T* hs, T* cache, const T* x, const T* h0, const T* kernel, const T* recurrent,
                  const T* bias_in, const T* bias_rec, int64_t N, int64_t L, int64_t I, int64_t U,
@@ -47,18 +88,9 @@ void gru_forward(T* hs, T* cache, const T* x, const T* h0, const T* kernel, cons
       const T* hprev = t == 0 ? h0 + n0 * U : hs_s + (t - 1) * U;
       const int64_t rs_h = t == 0 ? U : LU;
       gemm<T>(hp, G, 1, hprev, rs_h, 1, recurrent, G, 1, nb, G, U, T(1), T(0), ep_rec, cx);
-      for (int64_t n = 0; n < nb; ++n) {
-        T* __restrict g = cache_s + n * LC + t * C;
-        const T* __restrict p = hp + n * G;
-        const T* __restrict hpn = hprev + n * rs_h;
-        T* __restrict h = hs_s + n * LU + t * U;
-        for (int64_t u = 0; u < U; ++u) {
-          const T hh_rec = p[2 * U + u];
-          rnn::gru_cell_forward(g[u], g[U + u], g[2 * U + u], p[u], p[U + u], hh_rec, hpn[u], g[u],
-                                g[U + u], g[2 * U + u], h[u]);
-          g[3 * U + u] = hh_rec;
-        }
-      }
+      for (int64_t n = 0; n < nb; ++n)
+        gru_row_forward(cache_s + n * LC + t * C, hp + n * G, hprev + n * rs_h,
+                        hs_s + n * LU + t * U, U);
     }
   });
 }
@@ -88,38 +120,16 @@ void gru_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, const T* d
       if (t < L - 1)  // dh += dgh_{t+1} R^T (dh holds the direct part dh_{t+1} z)
         gemm<T>(dh, U, 1, dgh_s + (t + 1) * G, LG, 1, recurrent, 1, G, nb, U, G, T(1), T(1),
                 none, cx);
-      const T* dout = nullptr;
-      int64_t rs_d = 0;
-      if (dhs_all_steps) {
-        dout = dhs + n0 * LU + t * U;
-        rs_d = LU;
-      } else if (t == L - 1) {
-        dout = dhs + n0 * U;
-        rs_d = U;
-      }
+      const T* dout = dhs_all_steps ? dhs + n0 * LU + t * U : (t == L - 1 ? dhs + n0 * U : nullptr);
+      const int64_t rs_d = dhs_all_steps ? LU : U;
+      if (dout)  // dh += dhs_t
+        for (int64_t n = 0; n < nb; ++n)
+          for (int64_t u = 0; u < U; ++u) dh[n * U + u] += dout[n * rs_d + u];
       const T* hprev_t = t == 0 ? h0 + n0 * U : hs_s + (t - 1) * U;
       const int64_t rs_h = t == 0 ? U : LU;
-      for (int64_t n = 0; n < nb; ++n) {
-        const T* __restrict g = cache_s + n * LC + t * C;
-        const T* __restrict hpn = hprev_t + n * rs_h;
-        const T* __restrict dn = dout ? dout + n * rs_d : nullptr;
-        T* __restrict dhn = dh + n * U;
-        T* __restrict ax = dgx_s + n * LG + t * G;
-        T* __restrict ah = dgh_s + n * LG + t * G;
-        for (int64_t u = 0; u < U; ++u) {
-          const T dht = dhn[u] + (dn ? dn[u] : T(0));
-          T dz, dr, dhh, dhh_rec, dprev;
-          rnn::gru_cell_backward(g[u], g[U + u], g[2 * U + u], g[3 * U + u], hpn[u], dht, dz, dr,
-                                 dhh, dhh_rec, dprev);
-          ax[u] = dz;
-          ax[U + u] = dr;
-          ax[2 * U + u] = dhh;
-          ah[u] = dz;
-          ah[U + u] = dr;
-          ah[2 * U + u] = dhh_rec;
-          dhn[u] = dprev;
-        }
-      }
+      for (int64_t n = 0; n < nb; ++n)
+        gru_row_backward(dgx_s + n * LG + t * G, dgh_s + n * LG + t * G, dh + n * U,
+                         cache_s + n * LC + t * C, hprev_t + n * rs_h, U);
     }
     // dh0 = direct part + dgh_0 R^T; dx = dgx W^T (all steps of the slice at once).
     gemm<T>(dh, U, 1, dgh_s, LG, 1, recurrent, 1, G, nb, U, G, T(1), T(1), none, cx);

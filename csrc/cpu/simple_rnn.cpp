@@ -8,6 +8,7 @@
 #include "cpu/simple_rnn.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "common/rnn_cell.h"
 #include "cpu/gemm.h"
@@ -20,31 +21,23 @@ using rnn_detail::column_sums;
 using rnn_detail::for_batch_slices;
 using rnn_detail::shift_states;
 
-// h = tanh(h) in place over rows x U, row stride rs.
+// h = tanh(h) in place over one row.
 template <typename T>
-void tanh_rows(T* h /* (rows,U) stride rs */, int64_t rs, int64_t rows, int64_t U) {
-  for (int64_t n = 0; n < rows; ++n) {
-    T* hn = h + n * rs;
-    for (int64_t u = 0; u < U; ++u) hn[u] = rnn::tanh_act(hn[u]);
-  }
+void tanh_row(T* __restrict h /* (U) */, int64_t U) {
+#pragma omp simd
+  for (int64_t u = 0; u < U; ++u) h[u] = rnn::tanh_act(h[u]);
 }
 
-// dz = (dz_rec + dh_out) * act'(h), in place in dz. dz_rec is what dz held (the
-// gradient from the next step) unless has_rec is false; dh_out may be null.
+// dz *= act'(h) over one row (act' read from the output h).
 template <typename T>
-void grad_rows(T* dz /* (rows,U) stride rs */, int64_t rs, bool has_rec,
-               const T* dh_out /* (rows,U) stride rs_d, or null */, int64_t rs_d,
-               const T* h /* (rows,U) stride rs */, int64_t rows, int64_t U, RnnActivation act) {
-  for (int64_t n = 0; n < rows; ++n) {
-    T* dzn = dz + n * rs;
-    const T* hn = h + n * rs;
-    const T* dn = dh_out ? dh_out + n * rs_d : nullptr;
-    for (int64_t u = 0; u < U; ++u) {
-      T g = has_rec ? dzn[u] : T(0);
-      if (dn) g += dn[u];
-      T d = act == RnnActivation::tanh ? rnn::tanh_grad_from_out(hn[u]) : rnn::relu_grad_from_out(hn[u]);
-      dzn[u] = g * d;
-    }
+void grad_row(T* __restrict dz /* (U) */, const T* __restrict h /* (U) */, int64_t U,
+              RnnActivation act) {
+  if (act == RnnActivation::tanh) {
+#pragma omp simd
+    for (int64_t u = 0; u < U; ++u) dz[u] *= rnn::tanh_grad_from_out(h[u]);
+  } else {
+#pragma omp simd
+    for (int64_t u = 0; u < U; ++u) dz[u] *= rnn::relu_grad_from_out(h[u]);
   }
 }
 
@@ -70,7 +63,8 @@ void simple_rnn_forward(T* hs, const T* x, const T* h0, const T* kernel, const T
       const int64_t rs_prev = t == 0 ? U : LU;
       T* ht = hs_s + t * U;
       gemm<T>(ht, LU, 1, hprev, rs_prev, 1, recurrent, U, 1, nb, U, U, T(1), T(1), step_ep, c);
-      if (act == RnnActivation::tanh) tanh_rows(ht, LU, nb, U);
+      if (act == RnnActivation::tanh)
+        for (int64_t n = 0; n < nb; ++n) tanh_row(ht + n * LU, U);
     }
   });
 }
@@ -91,20 +85,16 @@ void simple_rnn_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, con
     T* dz_s = dz + n0 * LU;
     const T* hs_s = hs + n0 * LU;
     for (int64_t t = L - 1; t >= 0; --t) {
-      T* dzt = dz_s + t * U;
-      const bool has_rec = t < L - 1;
-      if (has_rec)  // dz_t = dz_{t+1} R^T
-        gemm<T>(dzt, LU, 1, dzt + U, LU, 1, recurrent, 1, U, nb, U, U, T(1), T(0), none, c);
-      const T* dout = nullptr;
-      int64_t rs_d = 0;
-      if (dhs_all_steps) {
-        dout = dhs + n0 * LU + t * U;
-        rs_d = LU;
-      } else if (t == L - 1) {
-        dout = dhs + n0 * U;
-        rs_d = U;
-      }
-      grad_rows(dzt, LU, has_rec, dout, rs_d, hs_s + t * U, nb, U, act);
+      T* dzt = dz_s + t * U;  // row n at dzt + n * LU
+      // dz_t = (dhs_t + dz_{t+1} R^T) * act'(h_t): the loss's part first, the GEMM adds.
+      const T* dout = dhs_all_steps ? dhs + n0 * LU + t * U : (t == L - 1 ? dhs + n0 * U : nullptr);
+      const int64_t rs_d = dhs_all_steps ? LU : U;
+      if (dout)
+        for (int64_t n = 0; n < nb; ++n) std::memcpy(dzt + n * LU, dout + n * rs_d, sizeof(T) * U);
+      if (t < L - 1)
+        gemm<T>(dzt, LU, 1, dzt + U, LU, 1, recurrent, 1, U, nb, U, U, T(1), dout ? T(1) : T(0),
+                none, c);
+      for (int64_t n = 0; n < nb; ++n) grad_row(dzt + n * LU, hs_s + t * U + n * LU, U, act);
     }
     // dh0 = dz_0 R^T, dx = dz W^T (all steps of the slice at once).
     gemm<T>(dh0 + n0 * U, U, 1, dz_s, LU, 1, recurrent, 1, U, nb, U, U, T(1), T(0), none, c);
