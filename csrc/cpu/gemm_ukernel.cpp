@@ -60,12 +60,12 @@ UkernelSet<T> make_set(const char* name, int mc, int kc, int nc) {
 }  // namespace
 
 const UkernelSet<float>& ukernels_generic_f32() {
-  static const UkernelSet<float> s = make_set<float, 4, 8>("generic 4x8", 256, 256, 4096);
+  static const UkernelSet<float> s = make_set<float, 4, 8>("generic 4x8", 256, 384, 4096);
   return s;
 }
 
 const UkernelSet<double>& ukernels_generic_f64() {
-  static const UkernelSet<double> s = make_set<double, 4, 4>("generic 4x4", 128, 256, 2048);
+  static const UkernelSet<double> s = make_set<double, 4, 4>("generic 4x4", 128, 384, 2048);
   return s;
 }
 

@@ -50,14 +50,15 @@ struct VecD {
 }  // namespace
 
 // Blocking for Zen 4 (32 KiB L1d, 1 MiB L2 per core): the KC x NR B micro-panel
-// (16 KiB) stays in L1, the MC x KC A block (~300 KiB) in L2, KC x NC B in L3.
+// (24 KiB) stays in L1, the MC x KC A block (~430 KiB) in L2, KC x NC B in L3.
+// KC = 384 covers the deep-learning depths (288, 784 / 2) in one or two passes.
 const UkernelSet<float>& ukernels_avx2_f32() {
-  static const UkernelSet<float> s = simd::make_set<VecF, 6, 2>("avx2 6x16", 288, 256, 4080);
+  static const UkernelSet<float> s = simd::make_set<VecF, 6, 2>("avx2 6x16", 288, 384, 4080);
   return s;
 }
 
 const UkernelSet<double>& ukernels_avx2_f64() {
-  static const UkernelSet<double> s = simd::make_set<VecD, 6, 2>("avx2 6x8", 144, 256, 2040);
+  static const UkernelSet<double> s = simd::make_set<VecD, 6, 2>("avx2 6x8", 144, 384, 2040);
   return s;
 }
 

@@ -59,7 +59,7 @@ const UkernelSet<float>& ukernels_avx512_f32() {
 }
 
 const UkernelSet<double>& ukernels_avx512_f64() {
-  static const UkernelSet<double> s = simd::make_set<VecD, 8, 2>("avx512 8x16", 128, 192, 2032);
+  static const UkernelSet<double> s = simd::make_set<VecD, 8, 2>("avx512 8x16", 160, 384, 2032);
   return s;
 }
 
