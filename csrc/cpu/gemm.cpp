@@ -14,10 +14,11 @@
 // Small problems skip work that does not pay: tiny ones run a direct loop; when
 // A has a unit stride and few column panels reuse it, the kernels read A in
 // place instead of packing it; when few rows of C reuse a small row-major B,
-// they read B in place too (edge columns under a lane mask). Threads split C into a grid of tm x tn blocks
-// (chosen to keep each block's A rows + B columns small); every thread runs the
-// serial loops above on its block with its own packing buffers, which suits
-// cores with private L2 caches. One thread never enters a parallel region.
+// they read B in place too (edge columns under a lane mask). Threads split C
+// into a grid of tm x tn blocks (chosen to keep each block's A rows + B columns
+// small); every thread runs the serial loops above on its block with its own
+// packing buffers, which suits cores with private L2 caches. One thread never
+// enters a parallel region.
 #include "cpu/gemm.h"
 
 #include <algorithm>
@@ -63,7 +64,8 @@ int64_t even_block(int64_t total, int64_t max_block, int64_t unit) {
 // x86-64 baseline, 4x4 float / 2x2 double blocks are transposed in registers;
 // elsewhere, and for the tail, plain loops.
 template <typename T, int W>
-void transpose_rows(T* dst, int64_t ldd, const T* src, int64_t lds, int64_t kc) {
+void transpose_rows(T* dst /* (kc, W) row stride ldd */, int64_t ldd,
+                    const T* src /* (W, kc) row stride lds */, int64_t lds, int64_t kc) {
   int64_t p = 0;
 #if defined(__SSE2__)
   if constexpr (std::is_same_v<T, float> && W % 4 == 0) {
@@ -113,9 +115,11 @@ struct Problem {
 // kernel for that row count never reads them). Row-major A goes through
 // pack_a_rows: MR rows of A become the MR-tall columns of a panel.
 template <typename T, int MR>
-void pack_a_rows(T* ap, const T* a, int64_t rs, int64_t mc, int64_t kc) {
+void pack_a_rows(T* ap /* panels */, const T* a /* (mc,kc) row stride rs */, int64_t rs,
+                 int64_t mc, int64_t kc) {
   const int64_t full = mc / MR * MR;
-  for (int64_t ir = 0; ir < full; ir += MR) transpose_rows<T, MR>(ap + ir * kc, MR, a + ir * rs, rs, kc);
+  for (int64_t ir = 0; ir < full; ir += MR)
+    transpose_rows<T, MR>(ap + ir * kc, MR, a + ir * rs, rs, kc);
   if (full < mc) {
     T* dst = ap + full * kc;
     const T* src = a + full * rs;
@@ -127,8 +131,9 @@ void pack_a_rows(T* ap, const T* a, int64_t rs, int64_t mc, int64_t kc) {
 
 // Not inlined: the packing loops get the registers to themselves.
 template <typename T>
-__attribute__((noinline)) void pack_a(T* ap /* (ceil(mc/MR)*MR, kc) panels */, const T* a /* (mc,kc) */, int64_t rs,
-            int64_t cs, int64_t mc, int64_t kc, int MR) {
+__attribute__((noinline)) void pack_a(T* ap /* (ceil(mc/MR)*MR, kc) panels */,
+                                      const T* a /* (mc,kc) */, int64_t rs, int64_t cs,
+                                      int64_t mc, int64_t kc, int MR) {
   if (cs == 1) {            // rows contiguous (row-major A)
     switch (MR) {
       case 4: return pack_a_rows<T, 4>(ap, a, rs, mc, kc);
@@ -159,7 +164,8 @@ __attribute__((noinline)) void pack_a(T* ap /* (ceil(mc/MR)*MR, kc) panels */, c
 // prefetcher follows) and scattered into the panels; NR is a template argument
 // so each panel row is a few vector moves.
 template <typename T, int NR>
-void pack_b_rows(T* bp, const T* b, int64_t rs, int64_t kc, int64_t nc) {
+void pack_b_rows(T* bp /* panels */, const T* b /* (kc,nc) row stride rs */, int64_t rs,
+                 int64_t kc, int64_t nc) {
   const int64_t full = nc / NR * NR;
   const int nr = int(nc - full);  // width of a last, partial panel
   if (nr) std::fill(bp + full * kc, bp + full * kc + kc * NR, T(0));
@@ -180,9 +186,11 @@ void pack_b_rows(T* bp, const T* b, int64_t rs, int64_t kc, int64_t nc) {
 // Column-major B (a transposed view): NR columns of B become the NR-wide rows
 // of a panel.
 template <typename T, int NR>
-void pack_b_cols(T* bp, const T* b, int64_t cs, int64_t kc, int64_t nc) {
+void pack_b_cols(T* bp /* panels */, const T* b /* (kc,nc) column stride cs */, int64_t cs,
+                 int64_t kc, int64_t nc) {
   const int64_t full = nc / NR * NR;
-  for (int64_t jr = 0; jr < full; jr += NR) transpose_rows<T, NR>(bp + jr * kc, NR, b + jr * cs, cs, kc);
+  for (int64_t jr = 0; jr < full; jr += NR)
+    transpose_rows<T, NR>(bp + jr * kc, NR, b + jr * cs, cs, kc);
   if (full < nc) {
     T* dst = bp + full * kc;
     const T* src = b + full * cs;
@@ -195,8 +203,9 @@ void pack_b_cols(T* bp, const T* b, int64_t cs, int64_t kc, int64_t nc) {
 
 // Not inlined: the packing loops get the registers to themselves.
 template <typename T>
-__attribute__((noinline)) void pack_b(T* bp /* (kc, ceil(nc/NR)*NR) panels */, const T* b /* (kc,nc) */, int64_t rs,
-            int64_t cs, int64_t kc, int64_t nc, int NR) {
+__attribute__((noinline)) void pack_b(T* bp /* (kc, ceil(nc/NR)*NR) panels */,
+                                      const T* b /* (kc,nc) */, int64_t rs, int64_t cs,
+                                      int64_t kc, int64_t nc, int NR) {
   if (cs == 1) {            // rows contiguous (row-major B)
     switch (NR) {
       case 4: return pack_b_rows<T, 4>(bp, b, rs, kc, nc);
@@ -228,7 +237,7 @@ __attribute__((noinline)) void pack_b(T* bp /* (kc, ceil(nc/NR)*NR) panels */, c
 // C = act(beta * C + bias): what is left when k == 0 or alpha == 0 (A and B are
 // then not read at all, as BLAS does).
 template <typename T>
-void scale_c(T* c, int64_t rs_c, int64_t cs_c, int64_t m, int64_t n, T beta,
+void scale_c(T* c /* (m,n) */, int64_t rs_c, int64_t cs_c, int64_t m, int64_t n, T beta,
              const GemmEpilogue<T>& ep) {
   for (int64_t i = 0; i < m; ++i) {
     for (int64_t j = 0; j < n; ++j) {
