@@ -288,6 +288,14 @@ def sparse_softmax_cross_entropy(logits, labels, *, out=None):
     return loss, d
 
 
+def _sparse_xent(logits, labels, out=None, want_grad=True):
+    """(mean_loss, dlogits or None, number of rows whose argmax is the label): the
+    training step's fused loss + accuracy."""
+    if type(logits) is not _ndarray and _on_gpu(logits, labels, out):
+        return _cuda_module().sparse_xent(logits, labels, out, want_grad)
+    return _C.sparse_softmax_cross_entropy(logits, labels, out, want_grad)
+
+
 def _loss_kernel(kind, y_pred, y_true, out, want_grad=True, eps=1e-7):
     if type(y_pred) is not _ndarray and _on_gpu(y_pred, y_true, out):
         return _cuda_module().loss(kind, y_pred, y_true, out, want_grad, eps)
