@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #ifdef _OPENMP
@@ -12,6 +14,19 @@
 #endif
 
 namespace fastdl::cpu {
+
+namespace {
+// hit ? v : 0, written with a bit mask: GCC vectorises this, not the select.
+template <typename T>
+inline T keep_if(bool hit, T v) {
+  using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+  U u;
+  std::memcpy(&u, &v, sizeof(T));
+  u &= U(0) - U(hit);
+  std::memcpy(&v, &u, sizeof(T));
+  return v;
+}
+}  // namespace
 
 template <typename T>
 void max_pool2d_forward(T* y, const T* x, const Conv2dGeom& g, const Context& ctx) {
@@ -43,14 +58,18 @@ void max_pool2d_forward(T* y, const T* x, const Conv2dGeom& g, const Context& ct
 template <typename T>
 void max_pool2d_backward(T* dx, const T* dy, const T* x, const Conv2dGeom& g,
                          const Context& ctx) {
-  // Tap indices as integers of T's width, so compare-and-select vectorises.
-  using Idx = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
   const int64_t C = g.C, image = g.H * g.W * C;
   const int nt = ctx.nthreads;
-  // Per-thread scratch for one pixel's running maximum and its tap.
+  // Windows that do not overlap get each dx pixel from at most one window, so
+  // dx can be assigned instead of accumulated; when they also tile the whole
+  // image, nothing needs zeroing first.
+  const bool disjoint = g.SH >= g.KH && g.SW >= g.KW;
+  const bool tiles = g.SH == g.KH && g.SW == g.KW && (g.OH - 1) * g.SH - g.PT + g.KH >= g.H &&
+                     (g.OW - 1) * g.SW - g.PL + g.KW >= g.W;
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  // Per-thread scratch for one pixel's window maximum.
   ArenaScope scope(ctx.arena);
-  T* best_all = ctx.arena->alloc<T>(nt * C);
-  Idx* arg_all = ctx.arena->alloc<Idx>(nt * C);
+  T* max_all = ctx.arena->alloc<T>(nt * C);
   // One task per image: overlapping windows of one image accumulate into the
   // same dx pixels, so an image belongs to one thread.
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
@@ -60,11 +79,10 @@ void max_pool2d_backward(T* dx, const T* dy, const T* x, const Conv2dGeom& g,
 #else
     const int tid = 0;
 #endif
-    T* best = best_all + tid * C;
-    Idx* arg = arg_all + tid * C;
+    T* __restrict m = max_all + tid * C;
     const T* xn = x + n * image;
     T* dxn = dx + n * image;
-    std::memset(dxn, 0, sizeof(T) * image);
+    if (!tiles) std::memset(dxn, 0, sizeof(T) * image);
     for (int64_t oh = 0; oh < g.OH; ++oh) {
       int64_t h0, h1;
       valid_taps(oh, g.H, g.KH, g.SH, 1, g.PT, &h0, &h1);
@@ -73,30 +91,36 @@ void max_pool2d_backward(T* dx, const T* dy, const T* x, const Conv2dGeom& g,
         int64_t w0, w1;
         valid_taps(ow, g.W, g.KW, g.SW, 1, g.PL, &w0, &w1);
         const int64_t iw0 = ow * g.SW - g.PL;
-        const T* dyp = dy + ((n * g.OH + oh) * g.OW + ow) * C;
-        // Pass 1: first maximum of each channel; strict '>' keeps the first.
-        std::memcpy(best, xn + ((ih0 + h0) * g.W + iw0 + w0) * C, sizeof(T) * C);
-        std::fill(arg, arg + C, Idx(0));
-        Idx t = 0;
-        for (int64_t kh = h0; kh < h1; ++kh) {
-          for (int64_t kw = w0; kw < w1; ++kw, ++t) {
-            if (t == 0) continue;
-            const T* xp = xn + ((ih0 + kh) * g.W + iw0 + kw) * C;
-            for (int64_t c = 0; c < C; ++c) {
-              const bool gt = xp[c] > best[c];
-              best[c] = gt ? xp[c] : best[c];
-              arg[c] = gt ? t : arg[c];
+        const T* __restrict dyp = dy + ((n * g.OH + oh) * g.OW + ow) * C;
+        // Pass 1: the window maximum of each channel.
+        std::memcpy(m, xn + ((ih0 + h0) * g.W + iw0 + w0) * C, sizeof(T) * C);
+        for (int64_t kh = h0; kh < h1; ++kh)
+          for (int64_t kw = w0; kw < w1; ++kw) {
+            const T* __restrict xp = xn + ((ih0 + kh) * g.W + iw0 + kw) * C;
+            for (int64_t c = 0; c < C; ++c) m[c] = xp[c] > m[c] ? xp[c] : m[c];
+          }
+        // Pass 2, taps in order: the first tap equal to the maximum takes dy,
+        // then the maximum becomes NaN so that no later tap matches it.
+        for (int64_t kh = h0; kh < h1; ++kh)
+          for (int64_t kw = w0; kw < w1; ++kw) {
+            const T* __restrict xp = xn + ((ih0 + kh) * g.W + iw0 + kw) * C;
+            T* __restrict dxp = dxn + ((ih0 + kh) * g.W + iw0 + kw) * C;
+            if (disjoint) {
+              for (int64_t c = 0; c < C; ++c) {
+                const T v = xp[c], mc = m[c], d = dyp[c];
+                const bool hit = v == mc;
+                dxp[c] = keep_if(hit, d);
+                m[c] = hit ? nan : mc;
+              }
+            } else {
+              for (int64_t c = 0; c < C; ++c) {
+                const T v = xp[c], mc = m[c], d = dyp[c];
+                const bool hit = v == mc;
+                dxp[c] += keep_if(hit, d);
+                m[c] = hit ? nan : mc;
+              }
             }
           }
-        }
-        // Pass 2: each tap takes dy where it was the winner.
-        t = 0;
-        for (int64_t kh = h0; kh < h1; ++kh) {
-          for (int64_t kw = w0; kw < w1; ++kw, ++t) {
-            T* dxp = dxn + ((ih0 + kh) * g.W + iw0 + kw) * C;
-            for (int64_t c = 0; c < C; ++c) dxp[c] += arg[c] == t ? dyp[c] : T(0);
-          }
-        }
       }
     }
   }
