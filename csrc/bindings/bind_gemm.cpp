@@ -1,55 +1,111 @@
-// ops.gemm / ops.matmul / ops.linear: validation, strides, then the GEMM driver.
+// ops.gemm / ops.matmul / ops.linear (validation, strides, then the GEMM
+// driver) and the measured FMA peak the benchmark compares against.
+//
+// Operands are read in place through their strides (a transposed or sliced
+// view is not copied; negative strides are fine). out= is written in place
+// through its strides, unless it overlaps an input: then the result goes to a
+// scratch array first and is copied into out.
+#include <algorithm>
+#include <cstdlib>
 #include <string>
 
 #include "bindings/common.h"
+#include "cpu/cpu_features.h"
 #include "cpu/gemm.h"
+#include "cpu/gemm_ukernel.h"
+#include "cpu/peak.h"
 
 namespace fastdl::bind {
 namespace {
 
 using cpu::Activation;
 
-Activation parse_activation(const std::string& s) {
+// Below this many multiply-adds the kernel runs with the GIL held: releasing
+// and re-taking it would cost more than the arithmetic.
+constexpr double kKeepGilWork = 1 << 14;
+
+Activation parse_activation(const py::handle& h) {
+  if (h.is_none()) return Activation::identity;
+  if (!py::isinstance<py::str>(h))
+    throw py::type_error("activation must be a string ('linear' or 'relu'), got " +
+                         dtype_str(h));
+  std::string s = h.cast<std::string>();
   if (s == "linear" || s == "identity" || s.empty()) return Activation::identity;
   if (s == "relu") return Activation::relu;
   throw py::value_error("activation must be 'linear' or 'relu', got '" + s + "'");
 }
 
+// Element strides of a 2-D array; false when a byte stride is not a whole
+// number of elements (then the caller copies).
+bool strides2(const py::array& a, int64_t* rs, int64_t* cs) {
+  const int64_t item = a.itemsize();
+  const int64_t s0 = a.strides(0), s1 = a.strides(1);
+  if (s0 % item || s1 % item) return false;
+  *rs = s0 / item;
+  *cs = s1 / item;
+  return true;
+}
+
+// Byte range [lo, hi) an array's elements span (empty when it has no elements).
+void byte_bounds(const py::array& a, const char*& lo, const char*& hi) {
+  lo = hi = static_cast<const char*>(a.data());
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) {
+    if (a.shape(i) == 0) { hi = lo; return; }
+    const py::ssize_t ext = (a.shape(i) - 1) * a.strides(i);
+    if (ext > 0) hi += ext; else lo += ext;
+  }
+  hi += a.itemsize();
+}
+
+// Conservative, as numpy.may_share_memory: true when the byte ranges intersect.
 bool may_overlap(const py::array& x, const py::array& y) {
-  // Conservative bounds check, as numpy.may_share_memory does.
-  auto bounds = [](const py::array& a, const char*& lo, const char*& hi) {
-    lo = hi = static_cast<const char*>(a.data());
-    for (py::ssize_t i = 0; i < a.ndim(); ++i) {
-      if (a.shape(i) == 0) { hi = lo; return; }
-      py::ssize_t ext = (a.shape(i) - 1) * a.strides(i);
-      if (ext > 0) hi += ext; else lo += ext;
-    }
-    hi += a.itemsize();
-  };
   const char *xl, *xh, *yl, *yh;
-  bounds(x, xl, xh);
-  bounds(y, yl, yh);
+  byte_bounds(x, xl, xh);
+  byte_bounds(y, yl, yh);
   if (xl == xh || yl == yh) return false;
   return xl < yh && yl < xh;
 }
 
+// True when two different elements of a 2-D array share memory (e.g. a zero
+// stride from broadcast_to or as_strided): such an array cannot be an output.
+bool self_overlapping(const py::array& a) {
+  int64_t s[2] = {std::abs(int64_t(a.strides(0))), std::abs(int64_t(a.strides(1)))};
+  int64_t d[2] = {a.shape(0), a.shape(1)};
+  if (d[0] == 0 || d[1] == 0) return false;
+  if (d[0] <= 1) return d[1] > 1 && s[1] < a.itemsize();
+  if (d[1] <= 1) return s[0] < a.itemsize();
+  int inner = s[0] <= s[1] ? 0 : 1, outer = 1 - inner;
+  return s[inner] < a.itemsize() || s[outer] < s[inner] * d[inner];
+}
+
+bool same_layout(const py::array& x, const py::array& y) {
+  return x.data() == y.data() && x.strides(0) == y.strides(0) && x.strides(1) == y.strides(1);
+}
+
+std::string pair(int64_t r, int64_t c) {
+  return "(" + std::to_string(r) + ", " + std::to_string(c) + ")";
+}
+
 template <typename T>
-py::array gemm_typed(py::array a, py::array b, py::object c_obj, double alpha, double beta,
-                     bool trans_a, bool trans_b, py::object out_obj, py::object bias_obj,
-                     Activation act) {
-  // op(a) is (m,k), op(b) is (k,n).
-  auto sa = elem_strides(a), sb = elem_strides(b);
-  int64_t m = trans_a ? a.shape(1) : a.shape(0);
-  int64_t ka = trans_a ? a.shape(0) : a.shape(1);
-  int64_t kb = trans_b ? b.shape(1) : b.shape(0);
-  int64_t n = trans_b ? b.shape(0) : b.shape(1);
-  if (ka != kb)
-    throw py::value_error("gemm: inner dimensions differ: op(a) is (" + std::to_string(m) + ", " +
-                          std::to_string(ka) + ") from a " + shape_str(a) + ", op(b) is (" +
-                          std::to_string(kb) + ", " + std::to_string(n) + ") from b " +
-                          shape_str(b));
-  int64_t rs_a = trans_a ? sa[1] : sa[0], cs_a = trans_a ? sa[0] : sa[1];
-  int64_t rs_b = trans_b ? sb[1] : sb[0], cs_b = trans_b ? sb[0] : sb[1];
+py::array gemm_typed(py::array a, py::array b, const py::handle& c_obj, double alpha,
+                     double beta, bool trans_a, bool trans_b, const py::handle& out_obj,
+                     const py::handle& bias_obj, Activation act) {
+  int64_t sa0, sa1, sb0, sb1;
+  if (!strides2(a, &sa0, &sa1)) { a = contiguous<T>(a); strides2(a, &sa0, &sa1); }
+  if (!strides2(b, &sb0, &sb1)) { b = contiguous<T>(b); strides2(b, &sb0, &sb1); }
+  // op(a) is (m, k), op(b) is (k, n); a transposed operand is the same memory
+  // with its strides swapped.
+  const int64_t m = trans_a ? a.shape(1) : a.shape(0);
+  const int64_t k = trans_a ? a.shape(0) : a.shape(1);
+  const int64_t kb = trans_b ? b.shape(1) : b.shape(0);
+  const int64_t n = trans_b ? b.shape(0) : b.shape(1);
+  if (k != kb)
+    throw py::value_error("gemm: inner dimensions differ: op(a) is " + pair(m, k) + " from a " +
+                          shape_str(a) + (trans_a ? " (transposed)" : "") + ", op(b) is " +
+                          pair(kb, n) + " from b " + shape_str(b) +
+                          (trans_b ? " (transposed)" : ""));
+  const int64_t rs_a = trans_a ? sa1 : sa0, cs_a = trans_a ? sa0 : sa1;
+  const int64_t rs_b = trans_b ? sb1 : sb0, cs_b = trans_b ? sb0 : sb1;
 
   const T* bias = nullptr;
   py::array bias_arr;
@@ -61,15 +117,14 @@ py::array gemm_typed(py::array a, py::array b, py::object c_obj, double alpha, d
     bias = static_cast<const T*>(bias_arr.data());
   }
 
-  bool use_c = beta != 0.0;
   py::array c;
-  if (!c_obj.is_none()) {
+  const bool have_c = !c_obj.is_none();
+  if (have_c) {
     c = require_array(c_obj, "c");
     require_same_dtype(c, "c", a, "a");
     require_shape(c, {m, n}, "c");
-  } else {
-    use_c = false;  // no c: beta has nothing to scale
   }
+  const bool use_c = have_c && beta != 0.0;  // beta = 0 ignores c, even NaN in it
 
   py::array out;
   const bool have_out = !out_obj.is_none();
@@ -78,49 +133,95 @@ py::array gemm_typed(py::array a, py::array b, py::object c_obj, double alpha, d
     require_same_dtype(out, "out", a, "a");
     require_shape(out, {m, n}, "out");
     require_writeable(out, "out");
+    if (self_overlapping(out))
+      throw py::value_error("out " + shape_str(out) +
+                            " has elements that share memory (a zero or overlapping stride)");
   }
-  // The kernel reads beta*C from the buffer it writes, so C goes there first.
-  bool out_aliases_input = have_out && (may_overlap(out, a) || may_overlap(out, b) ||
-                                   (bias && may_overlap(out, bias_arr)));
-  py::array target;  // what the kernel writes
-  if (have_out && !out_aliases_input) {
+
+  // The kernel reads beta * C from the buffer it writes, so C goes there first.
+  // out is written directly unless it overlaps an input the kernel still reads.
+  int64_t rs_c = 0, cs_c = 0;
+  bool direct = have_out && !may_overlap(out, a) && !may_overlap(out, b) &&
+                !(bias && may_overlap(out, bias_arr)) && strides2(out, &rs_c, &cs_c);
+  py::array target;
+  if (direct) {
     target = out;
   } else {
     target = empty<T>({m, n});
+    strides2(target, &rs_c, &cs_c);
   }
-  if (use_c && !target.is(c)) {
-    py::module_::import("numpy").attr("copyto")(target, c);
-  }
-  auto st = elem_strides(target);
+  if (use_c && !same_layout(target, c) && m > 0 && n > 0)
+    py::module_::import("numpy").attr("copyto")(target, c);  // handles overlap of c and out
+
   T* pc = static_cast<T*>(target.mutable_data());
   const T* pa = static_cast<const T*>(a.data());
   const T* pb = static_cast<const T*>(b.data());
-  cpu::GemmEpilogue<T> ep{bias, act};
-  {
+  const cpu::GemmEpilogue<T> ep{bias, act};
+  const T ta = T(alpha), tb = use_c ? T(beta) : T(0);
+  if (double(m) * double(n) * double(k) < kKeepGilWork) {
+    cpu::Context ctx = make_context();
+    cpu::gemm<T>(pc, rs_c, cs_c, pa, rs_a, cs_a, pb, rs_b, cs_b, m, n, k, ta, tb, ep, ctx);
+  } else {
     py::gil_scoped_release nogil;
     cpu::Context ctx = make_context();
-    cpu::gemm<T>(pc, st[0], st[1], pa, rs_a, cs_a, pb, rs_b, cs_b, m, n, ka, T(alpha),
-                 use_c ? T(beta) : T(0), ep, ctx);
+    cpu::gemm<T>(pc, rs_c, cs_c, pa, rs_a, cs_a, pb, rs_b, cs_b, m, n, k, ta, tb, ep, ctx);
   }
-  if (have_out && out_aliases_input) {
-    py::module_::import("numpy").attr("copyto")(out, target);
-    return out;
-  }
-  return have_out ? out : target;
+  if (!have_out) return target;
+  if (!direct) py::module_::import("numpy").attr("copyto")(out, target);
+  return out;
 }
 
-py::array gemm_entry(py::handle a_h, py::handle b_h, py::object c, double alpha, double beta,
-                     bool trans_a, bool trans_b, py::object out, py::object bias,
-                     const std::string& activation) {
-  py::array a = require_array(a_h, "a");
-  py::array b = require_array(b_h, "b");
-  char kind = float_kind(a, "a");
+void check_ab(const py::array& a, const py::array& b, char* kind) {
+  *kind = float_kind(a, "a");
   require_same_dtype(b, "b", a, "a");
   require_ndim(a, 2, "a");
   require_ndim(b, 2, "b");
+}
+
+py::array gemm_entry(py::handle a_h, py::handle b_h, py::handle c, double alpha, double beta,
+                     bool trans_a, bool trans_b, py::handle out, py::handle bias,
+                     py::handle activation) {
+  py::array a = require_array(a_h, "a");
+  py::array b = require_array(b_h, "b");
+  char kind;
+  check_ab(a, b, &kind);
   Activation act = parse_activation(activation);
   if (kind == 'f') return gemm_typed<float>(a, b, c, alpha, beta, trans_a, trans_b, out, bias, act);
   return gemm_typed<double>(a, b, c, alpha, beta, trans_a, trans_b, out, bias, act);
+}
+
+// The lean entry of ops.matmul: two arguments, no keyword parsing.
+py::array matmul_entry(py::handle a_h, py::handle b_h) {
+  py::array a = require_array(a_h, "a");
+  py::array b = require_array(b_h, "b");
+  char kind;
+  check_ab(a, b, &kind);
+  const py::handle none = py::none();
+  if (kind == 'f')
+    return gemm_typed<float>(a, b, none, 1.0, 0.0, false, false, none, none, Activation::identity);
+  return gemm_typed<double>(a, b, none, 1.0, 0.0, false, false, none, none, Activation::identity);
+}
+
+double peak_entry(int threads, const std::string& dtype) {
+  if (threads < 1) throw py::value_error("threads must be >= 1, got " + std::to_string(threads));
+  bool dbl;
+  if (dtype == "float32") dbl = false;
+  else if (dtype == "float64") dbl = true;
+  else throw py::value_error("dtype must be 'float32' or 'float64', got '" + dtype + "'");
+  py::gil_scoped_release nogil;
+  return cpu::fma_peak_gflops(threads, cpu::best_isa(), dbl);
+}
+
+template <typename T>
+py::dict kernel_info(const cpu::UkernelSet<T>& s) {
+  py::dict d;
+  d["name"] = s.name;
+  d["mr"] = s.mr;
+  d["nr"] = s.nr;
+  d["mc"] = s.mc;
+  d["kc"] = s.kc;
+  d["nc"] = s.nc;
+  return d;
 }
 
 }  // namespace
@@ -129,8 +230,15 @@ void bind_gemm(py::module_& m) {
   m.def("gemm", &gemm_entry, py::arg("a"), py::arg("b"), py::arg("c") = py::none(),
         py::arg("alpha") = 1.0, py::arg("beta") = 0.0, py::arg("trans_a") = false,
         py::arg("trans_b") = false, py::arg("out") = py::none(), py::arg("bias") = py::none(),
-        py::arg("activation") = "linear",
+        py::arg("activation") = py::none(),
         "act(alpha * op(a) @ op(b) + beta * c + bias); returns out (or a new array)");
+  m.def("matmul", &matmul_entry, py::arg("a"), py::arg("b"), "a @ b for 2-D float arrays");
+  m.def("fma_peak_gflops", &peak_entry, py::arg("threads") = 1, py::arg("dtype") = "float32",
+        "Measured FMA throughput (GFLOP/s) of `threads` threads at the best SIMD level");
+  m.def("gemm_kernel_info", [](const std::string& dtype) {
+    if (dtype == "float64") return kernel_info(cpu::ukernel_set<double>(current_isa()));
+    return kernel_info(cpu::ukernel_set<float>(current_isa()));
+  }, py::arg("dtype") = "float32", "Micro-kernel and blocking the GEMM uses at the current level");
 }
 
 }  // namespace fastdl::bind

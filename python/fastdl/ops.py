@@ -104,8 +104,9 @@ def _on_gpu(*arrays):
 def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, out=None):
     """alpha * op(a) @ op(b) + beta * c, with op = transpose when trans_* is set.
 
-    beta = 0 ignores c (even NaN in c). ``out=`` writes in place and returns out.
-    Any strides are read in place; a transposed view is not copied.
+    float32 or float64, all arrays the same dtype. beta = 0 ignores c (even NaN
+    in c). ``out=`` writes in place (any strides) and returns out. Any strides
+    are read in place: a transposed or sliced view is not copied.
     """
     if type(a) is not _ndarray and _on_gpu(a, b, c, out):
         return _cuda_module().gemm(a, b, c, alpha, beta, trans_a, trans_b, out)
@@ -113,20 +114,34 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, out
 
 
 def matmul(a, b):
-    """2-D a @ b."""
+    """2-D a @ b (float32 or float64)."""
     if type(a) is not _ndarray and _on_gpu(a, b):
-        return _cuda_module().gemm(a, b, None, 1.0, 0.0, False, False, None)
-    return _C.gemm(a, b)
+        return _cuda_module().matmul(a, b)
+    return _C.matmul(a, b)
 
 
 def linear(x, kernel, bias=None, *, activation="linear", out=None):
     """act(x @ kernel + bias) in one pass over the output (Dense's forward).
 
-    x (N, I), kernel (I, U), bias (U,) or None, activation 'linear' or 'relu'.
+    x (N, I), kernel (I, U), bias (U,) or None, activation 'linear' or 'relu'
+    (None means 'linear'). The bias and activation are applied while each tile
+    of the result is still in registers.
     """
     if type(x) is not _ndarray and _on_gpu(x, kernel, bias, out):
         return _cuda_module().linear(x, kernel, bias, activation, out)
     return _C.gemm(x, kernel, None, 1.0, 0.0, False, False, out, bias, activation)
+
+
+def fma_peak_gflops(threads=1, dtype="float32"):
+    """This machine's measured peak: GFLOP/s of `threads` threads running an
+    FMA-throughput loop (no memory traffic) at the best SIMD level."""
+    return _C.fma_peak_gflops(threads, dtype)
+
+
+def gemm_kernel_info(dtype="float32"):
+    """The GEMM micro-kernel (name, MR x NR tile) and cache blocking (MC, KC, NC)
+    used at the current SIMD level."""
+    return _C.gemm_kernel_info(dtype)
 
 
 # ----------------------------------------------------------------- convolution and pooling

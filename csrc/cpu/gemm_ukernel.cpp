@@ -1,0 +1,84 @@
+// Portable micro-kernels (plain C++, any CPU; the compiler vectorises the j
+// loops with the baseline SIMD of the target), and the choice of kernel set
+// by instruction-set level.
+#include "cpu/gemm_ukernel.h"
+
+namespace fastdl::cpu {
+namespace {
+
+template <typename T, int MR, int NR, int M, bool PACKED>
+void ukernel_generic(int64_t k, const T* a, int64_t rs_a, int64_t cs_a, const T* b,
+                     int64_t rs_b, T* c, int64_t rs_c, const UkernelArgs<T>& e) {
+  if constexpr (PACKED) { rs_a = 1; cs_a = MR; }
+  T acc[M][NR] = {};
+  for (int64_t p = 0; p < k; ++p) {
+    for (int i = 0; i < M; ++i) {
+      const T ai = a[i * rs_a];
+      for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
+    }
+    a += cs_a;
+    b += rs_b;
+  }
+  for (int i = 0; i < M; ++i) {
+    T* ci = c + i * rs_c;
+    for (int j = 0; j < NR; ++j) {
+      T v = e.alpha * acc[i][j];
+      if (e.beta != T(0)) v += e.beta * ci[j];
+      if (e.bias) v += e.bias[j];
+      if (e.relu) v = v > T(0) ? v : T(0);
+      ci[j] = v;
+    }
+  }
+}
+
+template <typename T, int MR, int NR, int M = 1>
+void fill(UkernelSet<T>& s) {
+  s.packed[M - 1] = &ukernel_generic<T, MR, NR, M, true>;
+  s.strided[M - 1] = &ukernel_generic<T, MR, NR, M, false>;
+  if constexpr (M < MR) fill<T, MR, NR, M + 1>(s);
+}
+
+template <typename T, int MR, int NR>
+UkernelSet<T> make_set(const char* name, int mc, int kc, int nc) {
+  UkernelSet<T> s{};
+  s.name = name;
+  s.mr = MR;
+  s.nr = NR;
+  s.mc = mc;
+  s.kc = kc;
+  s.nc = nc;
+  fill<T, MR, NR>(s);
+  return s;
+}
+
+}  // namespace
+
+const UkernelSet<float>& ukernels_generic_f32() {
+  static const UkernelSet<float> s = make_set<float, 4, 8>("generic 4x8", 256, 256, 4096);
+  return s;
+}
+
+const UkernelSet<double>& ukernels_generic_f64() {
+  static const UkernelSet<double> s = make_set<double, 4, 4>("generic 4x4", 128, 256, 2048);
+  return s;
+}
+
+template <>
+const UkernelSet<float>& ukernel_set<float>(Isa isa) {
+#if defined(FASTDL_X86)
+  if (isa == Isa::avx512) return ukernels_avx512_f32();
+  if (isa == Isa::avx2) return ukernels_avx2_f32();
+#endif
+  return ukernels_generic_f32();
+}
+
+template <>
+const UkernelSet<double>& ukernel_set<double>(Isa isa) {
+#if defined(FASTDL_X86)
+  if (isa == Isa::avx512) return ukernels_avx512_f64();
+  if (isa == Isa::avx2) return ukernels_avx2_f64();
+#endif
+  return ukernels_generic_f64();
+}
+
+}  // namespace fastdl::cpu

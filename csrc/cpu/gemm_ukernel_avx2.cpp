@@ -1,0 +1,52 @@
+// AVX2 + FMA micro-kernels: 6x16 float, 6x8 double (12 ymm accumulators each,
+// two FMA pipes kept busy with 4-cycle latency). Built with -mavx2 -mfma.
+#include <immintrin.h>
+
+#include "cpu/gemm_ukernel_simd.h"
+
+namespace fastdl::cpu {
+namespace {
+
+struct VecF {
+  using T = float;
+  using reg = __m256;
+  static constexpr int W = 8;
+  static reg zero() { return _mm256_setzero_ps(); }
+  static reg load(const T* p) { return _mm256_loadu_ps(p); }
+  static void store(T* p, reg r) { _mm256_storeu_ps(p, r); }
+  static reg set1(T x) { return _mm256_set1_ps(x); }
+  static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+  static reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
+  static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static reg max(reg a, reg b) { return _mm256_max_ps(a, b); }
+};
+
+struct VecD {
+  using T = double;
+  using reg = __m256d;
+  static constexpr int W = 4;
+  static reg zero() { return _mm256_setzero_pd(); }
+  static reg load(const T* p) { return _mm256_loadu_pd(p); }
+  static void store(T* p, reg r) { _mm256_storeu_pd(p, r); }
+  static reg set1(T x) { return _mm256_set1_pd(x); }
+  static reg add(reg a, reg b) { return _mm256_add_pd(a, b); }
+  static reg mul(reg a, reg b) { return _mm256_mul_pd(a, b); }
+  static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
+  static reg max(reg a, reg b) { return _mm256_max_pd(a, b); }
+};
+
+}  // namespace
+
+// Blocking for Zen 4 (32 KiB L1d, 1 MiB L2 per core): the KC x NR B micro-panel
+// (16 KiB) stays in L1, the MC x KC A block (~300 KiB) in L2, KC x NC B in L3.
+const UkernelSet<float>& ukernels_avx2_f32() {
+  static const UkernelSet<float> s = simd::make_set<VecF, 6, 2>("avx2 6x16", 288, 256, 4080);
+  return s;
+}
+
+const UkernelSet<double>& ukernels_avx2_f64() {
+  static const UkernelSet<double> s = simd::make_set<VecD, 6, 2>("avx2 6x8", 144, 256, 2040);
+  return s;
+}
+
+}  // namespace fastdl::cpu
