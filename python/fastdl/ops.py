@@ -146,6 +146,125 @@ def gemm_kernel_info(dtype="float32"):
 
 # ----------------------------------------------------------------- convolution and pooling
 # (conv2d, conv2d_backward, max/avg/global pooling and their backward passes)
+def _pair(v, name):
+    """int or pair of ints -> (a, b), both positive."""
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        p = (int(v), int(v))
+    elif (isinstance(v, (tuple, list)) and len(v) == 2
+          and all(isinstance(e, (int, np.integer)) and not isinstance(e, bool) for e in v)):
+        p = (int(v[0]), int(v[1]))
+    else:
+        raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}")
+    if p[0] < 1 or p[1] < 1:
+        raise ValueError(f"{name} must be positive, got {v!r}")
+    return p
+
+
+def _is_int(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _padding(p):
+    """Keras padding spec -> (same, (top, bottom, left, right)).
+
+    'valid' / 'same' (any case), an int, (ph, pw) or ((top, bottom), (left, right)).
+    """
+    if isinstance(p, str):
+        word = p.lower()
+        if word == "valid":
+            return False, (0, 0, 0, 0)
+        if word == "same":
+            return True, (0, 0, 0, 0)
+        raise ValueError(f"padding must be 'valid', 'same', an int or pairs, got {p!r}")
+    if _is_int(p):
+        pads = (int(p),) * 4
+    elif isinstance(p, (tuple, list)) and len(p) == 2 and all(_is_int(e) for e in p):
+        pads = (int(p[0]), int(p[0]), int(p[1]), int(p[1]))
+    elif (isinstance(p, (tuple, list)) and len(p) == 2
+          and all(isinstance(e, (tuple, list)) and len(e) == 2 and all(_is_int(i) for i in e)
+                  for e in p)):
+        pads = (int(p[0][0]), int(p[0][1]), int(p[1][0]), int(p[1][1]))
+    else:
+        raise TypeError(f"padding must be 'valid', 'same', an int, (ph, pw) or "
+                        f"((top, bottom), (left, right)), got {p!r}")
+    if min(pads) < 0:
+        raise ValueError(f"padding must be non-negative, got {p!r}")
+    return False, pads
+
+
+def conv2d(x, w, b=None, *, strides=1, padding="valid", dilation_rate=1, activation="linear"):
+    """2-D convolution, channels-last: x (N,H,W,C), w (KH,KW,C,F), b (F,) -> (N,OH,OW,F).
+
+    ``activation='relu'`` fuses a ReLU into the output pass (an extension).
+    """
+    if type(x) is not _ndarray and _on_gpu(x, w, b):
+        return _cuda_module().conv2d(x, w, b, strides, padding, dilation_rate, activation)
+    same, pads = _padding(padding)
+    return _C.conv2d(x, w, b, _pair(strides, "strides"), _pair(dilation_rate, "dilation_rate"),
+                     same, pads, activation)
+
+
+def conv2d_backward(dy, x, w, *, strides=1, padding="valid", dilation_rate=1, need_dx=True):
+    """Gradients (dx, dw, db) of conv2d for the upstream gradient dy (N,OH,OW,F).
+
+    ``need_dx=False`` skips dx (returned as None), e.g. for a first layer whose
+    input is the data.
+    """
+    if type(x) is not _ndarray and _on_gpu(dy, x, w):
+        return _cuda_module().conv2d_backward(dy, x, w, strides, padding, dilation_rate, need_dx)
+    same, pads = _padding(padding)
+    return _C.conv2d_backward(dy, x, w, _pair(strides, "strides"),
+                              _pair(dilation_rate, "dilation_rate"), same, pads, bool(need_dx))
+
+
+def _pool_args(pool_size, strides, padding):
+    pool = _pair(pool_size, "pool_size")
+    st = pool if strides is None else _pair(strides, "strides")
+    same, pads = _padding(padding)
+    return pool, st, same, pads
+
+
+def max_pool2d(x, pool_size=2, strides=None, padding="valid"):
+    """Max pooling, channels-last (N,H,W,C) -> (N,OH,OW,C); strides None = pool_size."""
+    if type(x) is not _ndarray and _on_gpu(x):
+        return _cuda_module().max_pool2d(x, pool_size, strides, padding)
+    return _C.max_pool2d(x, *_pool_args(pool_size, strides, padding))
+
+
+def max_pool2d_backward(dy, x, *, pool_size=2, strides=None, padding="valid"):
+    """dx of max_pool2d: dy goes to the first maximum of each window (TensorFlow's ties)."""
+    if type(x) is not _ndarray and _on_gpu(dy, x):
+        return _cuda_module().max_pool2d_backward(dy, x, pool_size, strides, padding)
+    return _C.max_pool2d_backward(dy, x, *_pool_args(pool_size, strides, padding))
+
+
+def avg_pool2d(x, pool_size=2, strides=None, padding="valid"):
+    """Average pooling, channels-last; padding is not counted in the average."""
+    if type(x) is not _ndarray and _on_gpu(x):
+        return _cuda_module().avg_pool2d(x, pool_size, strides, padding)
+    return _C.avg_pool2d(x, *_pool_args(pool_size, strides, padding))
+
+
+def avg_pool2d_backward(dy, x, *, pool_size=2, strides=None, padding="valid"):
+    """dx of avg_pool2d."""
+    if type(x) is not _ndarray and _on_gpu(dy, x):
+        return _cuda_module().avg_pool2d_backward(dy, x, pool_size, strides, padding)
+    return _C.avg_pool2d_backward(dy, x, *_pool_args(pool_size, strides, padding))
+
+
+def global_avg_pool2d(x):
+    """Mean over H and W: (N,H,W,C) -> (N,C)."""
+    if type(x) is not _ndarray and _on_gpu(x):
+        return _cuda_module().global_avg_pool2d(x)
+    return _C.global_avg_pool2d(x)
+
+
+def global_avg_pool2d_backward(dy, x):
+    """dx (N,H,W,C) of global_avg_pool2d for dy (N,C)."""
+    if type(x) is not _ndarray and _on_gpu(dy, x):
+        return _cuda_module().global_avg_pool2d_backward(dy, x)
+    return _C.global_avg_pool2d_backward(dy, x)
+
 
 # ----------------------------------------------------------------- end convolution and pooling
 
