@@ -270,7 +270,65 @@ def global_avg_pool2d_backward(dy, x):
 
 
 # ----------------------------------------------------------------- recurrent
-# (simple_rnn, lstm, gru and their training/backward entry points)
+# Whole sequences at once, Keras weight layouts, x (N, T, I), states (N, U).
+# Every *_backward takes dhs as (N, T, U) (a gradient for every step) or (N, U)
+# (the gradient of the last step only, for return_sequences=False).
+def simple_rnn(x, h0, kernel, recurrent_kernel, bias, *, activation="tanh"):
+    """hs (N, T, U): h_t = act(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias).
+
+    kernel (I, U), recurrent_kernel (U, U), bias (U,); activation 'tanh' or 'relu'.
+    """
+    if type(x) is not _ndarray and _on_gpu(x, h0, kernel, recurrent_kernel, bias):
+        return _cuda_module().simple_rnn(x, h0, kernel, recurrent_kernel, bias, activation)
+    return _C.simple_rnn(x, h0, kernel, recurrent_kernel, bias, activation)
+
+
+def simple_rnn_backward(dhs, x, h0, kernel, recurrent_kernel, hs, *, activation="tanh"):
+    """(dx, dh0, dkernel, drecurrent_kernel, dbias) from dhs and the forward's hs."""
+    if type(x) is not _ndarray and _on_gpu(dhs, x, h0, kernel, recurrent_kernel, hs):
+        return _cuda_module().simple_rnn_backward(dhs, x, h0, kernel, recurrent_kernel, hs,
+                                                  activation)
+    return _C.simple_rnn_backward(dhs, x, h0, kernel, recurrent_kernel, hs, activation)
+
+
+def lstm(x, h0, c0, kernel, recurrent_kernel, bias, *, return_cache=False):
+    """(hs, c_T), or (hs, c_T, cache) with return_cache=True (for lstm_backward).
+
+    kernel (I, 4U), recurrent_kernel (U, 4U), bias (4U,); gates i, f, c, o (Keras order).
+    cache (N, T, 5U) holds the activated gates and the cell state of every step.
+    """
+    if type(x) is not _ndarray and _on_gpu(x, h0, c0, kernel, recurrent_kernel, bias):
+        return _cuda_module().lstm(x, h0, c0, kernel, recurrent_kernel, bias, return_cache)
+    return _C.lstm(x, h0, c0, kernel, recurrent_kernel, bias, return_cache)
+
+
+def lstm_backward(dhs, dc_T, x, h0, c0, kernel, recurrent_kernel, hs, cache):
+    """(dx, dh0, dc0, dkernel, drecurrent_kernel, dbias); dc_T may be None (zero)."""
+    if type(x) is not _ndarray and _on_gpu(dhs, dc_T, x, h0, c0, kernel, recurrent_kernel, hs,
+                                           cache):
+        return _cuda_module().lstm_backward(dhs, dc_T, x, h0, c0, kernel, recurrent_kernel, hs,
+                                            cache)
+    return _C.lstm_backward(dhs, dc_T, x, h0, c0, kernel, recurrent_kernel, hs, cache)
+
+
+def gru(x, h0, kernel, recurrent_kernel, bias, *, return_cache=False):
+    """hs (N, T, U), or (hs, cache) with return_cache=True (for gru_backward).
+
+    Keras GRU with reset_after=True: kernel (I, 3U), recurrent_kernel (U, 3U), gates z, r, h;
+    bias (2, 3U), row 0 for the input projection, row 1 for the recurrent one.
+    cache (N, T, 4U) holds z, r, the candidate and its recurrent projection per step.
+    """
+    if type(x) is not _ndarray and _on_gpu(x, h0, kernel, recurrent_kernel, bias):
+        return _cuda_module().gru(x, h0, kernel, recurrent_kernel, bias, return_cache)
+    return _C.gru(x, h0, kernel, recurrent_kernel, bias, return_cache)
+
+
+def gru_backward(dhs, x, h0, kernel, recurrent_kernel, bias, hs, cache):
+    """(dx, dh0, dkernel, drecurrent_kernel, dbias); dbias is (2, 3U) like bias."""
+    if type(x) is not _ndarray and _on_gpu(dhs, x, h0, kernel, recurrent_kernel, bias, hs, cache):
+        return _cuda_module().gru_backward(dhs, x, h0, kernel, recurrent_kernel, bias, hs, cache)
+    return _C.gru_backward(dhs, x, h0, kernel, recurrent_kernel, bias, hs, cache)
+
 
 # ----------------------------------------------------------------- end recurrent
 

@@ -1,0 +1,163 @@
+// GRU forward and backward through time (see gru.h).
+//
+// Forward:  x W + b_in for all N*L rows in one GEMM (into the cache), then per
+//           step h_{t-1} R + b_rec (one GEMM, bias fused) and one fused pass for
+//           the gates and h_t.
+// Backward: from the last step down, one fused pass gives the gate gradients of
+//           the input side (dgx) and of the recurrent side (dgh, which differs
+//           only in the candidate block: times r), and dh_{t-1} = dh_t z +
+//           dgh_t R^T (one GEMM, beta = 1). Then the weight gradients as single
+//           GEMMs over all N*L rows: dW = x^T dgx, dR = h_prev^T dgh,
+//           db = [sum dgx, sum dgh], dx = dgx W^T.
+#include "cpu/gru.h"
+
+#include <algorithm>
+
+#include "common/rnn_cell.h"
+#include "cpu/gemm.h"
+#include "cpu/rnn_util.h"
+
+namespace fastdl::cpu {
+
+using rnn_detail::column_sums;
+using rnn_detail::for_batch_slices;
+using rnn_detail::shift_states;
+
+namespace {
+
+// One batch row of one step. g (4U): the input projections [xz xr xh] in, the
+// saved [z r hh hh_rec] out; p (3U) the recurrent projections; h (U) overwritten.
+// (omp simd: units are independent; it lets GCC vectorise the loop once inlined.)
+template <typename T>
+void gru_row_forward(T* __restrict g /* (4U) */, const T* __restrict p /* (3U) */,
+                     const T* __restrict h_prev /* (U) */, T* __restrict h /* (U) */, int64_t U) {
+#pragma omp simd
+  for (int64_t u = 0; u < U; ++u) {
+    const T hh_rec = p[2 * U + u];
+    rnn::gru_cell_forward(g[u], g[U + u], g[2 * U + u], p[u], p[U + u], hh_rec, h_prev[u], g[u],
+                          g[U + u], g[2 * U + u], h[u]);
+    g[3 * U + u] = hh_rec;
+  }
+}
+
+// One batch row of one step backwards: ax / ah (3U) the gradients reaching the
+// input / recurrent projections, overwritten; dh (U) in: the gradient reaching
+// h_t, out: its direct part for h_{t-1} (dh z).
+template <typename T>
+void gru_row_backward(T* __restrict ax /* (3U) */, T* __restrict ah /* (3U) */,
+                      T* __restrict dh /* (U) */, const T* __restrict g /* (4U) saved */,
+                      const T* __restrict h_prev /* (U) */, int64_t U) {
+#pragma omp simd
+  for (int64_t u = 0; u < U; ++u) {
+    T dz, dr, dhh, dhh_rec, dprev;
+    rnn::gru_cell_backward(g[u], g[U + u], g[2 * U + u], g[3 * U + u], h_prev[u], dh[u], dz, dr,
+                           dhh, dhh_rec, dprev);
+    ax[u] = dz;
+    ax[U + u] = dr;
+    ax[2 * U + u] = dhh;
+    ah[u] = dz;
+    ah[U + u] = dr;
+    ah[2 * U + u] = dhh_rec;
+    dh[u] = dprev;
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void gru_forward(T* hs, T* cache, const T* x, const T* h0, const T* kernel, const T* recurrent,
+                 const T* bias_in, const T* bias_rec, int64_t N, int64_t L, int64_t I, int64_t U,
+                 const Context& ctx) {
+  const int64_t G = 3 * U;  // gate columns
+  const int64_t C = 4 * U;  // cache columns per step: [z r hh hh_rec]
+  const int64_t LC = L * C, LU = L * U;
+  for_batch_slices(N, ctx, [&](int64_t n0, int64_t n1, const Context& cx) {
+    const int64_t nb = n1 - n0;
+    if (nb == 0) return;
+    ArenaScope scope(cx.arena);
+    T* hp = cx.arena->alloc<T>(nb * G);  // (nb,3U) h_{t-1} R + b_rec of one step
+    T* cache_s = cache + n0 * LC;
+    T* hs_s = hs + n0 * LU;
+    GemmEpilogue<T> ep_in, ep_rec;
+    ep_in.bias = bias_in;
+    ep_rec.bias = bias_rec;
+    // Input projection of every step of the slice, b_in fused, into the gate columns.
+    gemm<T>(cache_s, C, 1, x + n0 * L * I, I, 1, kernel, G, 1, nb * L, G, I, T(1), T(0), ep_in,
+            cx);
+    for (int64_t t = 0; t < L; ++t) {
+      const T* hprev = t == 0 ? h0 + n0 * U : hs_s + (t - 1) * U;
+      const int64_t rs_h = t == 0 ? U : LU;
+      gemm<T>(hp, G, 1, hprev, rs_h, 1, recurrent, G, 1, nb, G, U, T(1), T(0), ep_rec, cx);
+      for (int64_t n = 0; n < nb; ++n)
+        gru_row_forward(cache_s + n * LC + t * C, hp + n * G, hprev + n * rs_h,
+                        hs_s + n * LU + t * U, U);
+    }
+  });
+}
+
+template <typename T>
+void gru_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, const T* dhs,
+                  bool dhs_all_steps, const T* x, const T* h0, const T* kernel,
+                  const T* recurrent, const T* hs, const T* cache, int64_t N, int64_t L, int64_t I,
+                  int64_t U, const Context& ctx) {
+  ArenaScope scope(ctx.arena);
+  const int64_t G = 3 * U, C = 4 * U;
+  const int64_t LC = L * C, LU = L * U, LG = L * G;
+  T* dgx = ctx.arena->alloc<T>(N * LG);    // (N,L,3U) gradients reaching x W + b_in
+  T* dgh = ctx.arena->alloc<T>(N * LG);    // (N,L,3U) gradients reaching h R + b_rec
+  T* hprev = ctx.arena->alloc<T>(N * LU);  // (N,L,U) the state each step started from
+  const GemmEpilogue<T> none;
+  for_batch_slices(N, ctx, [&](int64_t n0, int64_t n1, const Context& cx) {
+    const int64_t nb = n1 - n0;
+    if (nb == 0) return;
+    T* dgx_s = dgx + n0 * LG;
+    T* dgh_s = dgh + n0 * LG;
+    const T* cache_s = cache + n0 * LC;
+    const T* hs_s = hs + n0 * LU;
+    T* dh = dh0 + n0 * U;  // (nb,U) gradient reaching h_t from later steps; ends as dh0
+    std::fill(dh, dh + nb * U, T(0));
+    for (int64_t t = L - 1; t >= 0; --t) {
+      if (t < L - 1)  // dh += dgh_{t+1} R^T (dh holds the direct part dh_{t+1} z)
+        gemm<T>(dh, U, 1, dgh_s + (t + 1) * G, LG, 1, recurrent, 1, G, nb, U, G, T(1), T(1),
+                none, cx);
+      const T* dout = dhs_all_steps ? dhs + n0 * LU + t * U : (t == L - 1 ? dhs + n0 * U : nullptr);
+      const int64_t rs_d = dhs_all_steps ? LU : U;
+      if (dout)  // dh += dhs_t
+        for (int64_t n = 0; n < nb; ++n)
+          for (int64_t u = 0; u < U; ++u) dh[n * U + u] += dout[n * rs_d + u];
+      const T* hprev_t = t == 0 ? h0 + n0 * U : hs_s + (t - 1) * U;
+      const int64_t rs_h = t == 0 ? U : LU;
+      for (int64_t n = 0; n < nb; ++n)
+        gru_row_backward(dgx_s + n * LG + t * G, dgh_s + n * LG + t * G, dh + n * U,
+                         cache_s + n * LC + t * C, hprev_t + n * rs_h, U);
+    }
+    // dh0 = direct part + dgh_0 R^T; dx = dgx W^T (all steps of the slice at once).
+    gemm<T>(dh, U, 1, dgh_s, LG, 1, recurrent, 1, G, nb, U, G, T(1), T(1), none, cx);
+    gemm<T>(dx + n0 * L * I, I, 1, dgx_s, G, 1, kernel, 1, G, nb * L, I, G, T(1), T(0), none, cx);
+    shift_states(hprev, h0, hs, n0, n1, L, U);
+  });
+  // Weight gradients: one GEMM each over all N*L rows (threaded inside gemm).
+  const int64_t rows = N * L;
+  if (rows == 0) {  // empty batch: nothing to sum
+    std::fill(dkernel, dkernel + I * G, T(0));
+    std::fill(drecurrent, drecurrent + U * G, T(0));
+    std::fill(dbias, dbias + 2 * G, T(0));
+    return;
+  }
+  gemm<T>(dkernel, G, 1, x, 1, I, dgx, G, 1, I, G, rows, T(1), T(0), none, ctx);
+  gemm<T>(drecurrent, G, 1, hprev, 1, U, dgh, G, 1, U, G, rows, T(1), T(0), none, ctx);
+  column_sums(dbias, dgx, rows, G, G);
+  column_sums(dbias + G, dgh, rows, G, G);
+}
+
+#define FASTDL_INSTANTIATE(T)                                                                     \
+  template void gru_forward<T>(T*, T*, const T*, const T*, const T*, const T*, const T*, const T*, \
+                               int64_t, int64_t, int64_t, int64_t, const Context&);               \
+  template void gru_backward<T>(T*, T*, T*, T*, T*, const T*, bool, const T*, const T*, const T*, \
+                                const T*, const T*, const T*, int64_t, int64_t, int64_t, int64_t, \
+                                const Context&);
+FASTDL_INSTANTIATE(float)
+FASTDL_INSTANTIATE(double)
+#undef FASTDL_INSTANTIATE
+
+}  // namespace fastdl::cpu

@@ -1,0 +1,152 @@
+// LSTM forward and backward through time (see lstm.h).
+//
+// Forward:  gates = x W + b for all N*L rows in one GEMM (into the cache), then
+//           per step gates_t += h_{t-1} R (one GEMM, beta = 1) and one fused pass
+//           that applies the nonlinearities and updates c and h.
+// Backward: from the last step down, dh_t = dhs_t + dgates_{t+1} R^T (one GEMM)
+//           and one fused pass giving dgates_t and carrying dc; then the weight
+//           gradients as single GEMMs over all N*L rows:
+//           dW = x^T dgates, dR = h_prev^T dgates, db = sum dgates, dx = dgates W^T.
+#include "cpu/lstm.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/rnn_cell.h"
+#include "cpu/gemm.h"
+#include "cpu/rnn_util.h"
+
+namespace fastdl::cpu {
+
+using rnn_detail::column_sums;
+using rnn_detail::for_batch_slices;
+using rnn_detail::shift_states;
+
+namespace {
+
+// One batch row of one step. g (5U): the gate pre-activations in, the activated
+// gates and the new c out; h (U) overwritten. (omp simd: units are independent;
+// it lets GCC vectorise the loop once inlined.)
+template <typename T>
+void lstm_row_forward(T* __restrict g /* (5U) */, const T* __restrict c_prev /* (U) */,
+                      T* __restrict h /* (U) */, int64_t U) {
+  T* __restrict c = g + 4 * U;
+#pragma omp simd
+  for (int64_t u = 0; u < U; ++u)
+    rnn::lstm_cell_forward(g[u], g[U + u], g[2 * U + u], g[3 * U + u], c_prev[u], c[u], h[u]);
+}
+
+// One batch row of one step backwards: d (4U) gate gradients overwritten; dc
+// (U) in: from the step after, out: to the step before.
+template <typename T>
+void lstm_row_backward(T* __restrict d /* (4U) */, T* __restrict dc /* (U) */,
+                       const T* __restrict g /* (5U) saved */, const T* __restrict c_prev /* (U) */,
+                       const T* __restrict dh /* (U) */, int64_t U) {
+  const T* __restrict c = g + 4 * U;
+#pragma omp simd
+  for (int64_t u = 0; u < U; ++u)
+    rnn::lstm_cell_backward(g[u], g[U + u], g[2 * U + u], g[3 * U + u], c[u], c_prev[u], dh[u],
+                            dc[u], d[u], d[U + u], d[2 * U + u], d[3 * U + u]);
+}
+
+}  // namespace
+
+template <typename T>
+void lstm_forward(T* hs, T* cT, T* cache, const T* x, const T* h0, const T* c0, const T* kernel,
+                  const T* recurrent, const T* bias, int64_t N, int64_t L, int64_t I, int64_t U,
+                  const Context& ctx) {
+  const int64_t G = 4 * U;       // gate columns
+  const int64_t C = 5 * U;       // cache columns per step: [i f g o c]
+  const int64_t LC = L * C, LU = L * U;
+  const GemmEpilogue<T> none;
+  for_batch_slices(N, ctx, [&](int64_t n0, int64_t n1, const Context& cx) {
+    const int64_t nb = n1 - n0;
+    if (nb == 0) return;
+    T* cache_s = cache + n0 * LC;
+    T* hs_s = hs + n0 * LU;
+    // Input projection of every step of the slice, bias fused, into the gate columns.
+    GemmEpilogue<T> ep;
+    ep.bias = bias;
+    gemm<T>(cache_s, C, 1, x + n0 * L * I, I, 1, kernel, G, 1, nb * L, G, I, T(1), T(0), ep, cx);
+    for (int64_t t = 0; t < L; ++t) {
+      T* gt = cache_s + t * C;  // row n of this step at gt + n * LC
+      const T* hprev = t == 0 ? h0 + n0 * U : hs_s + (t - 1) * U;
+      const int64_t rs_h = t == 0 ? U : LU;
+      const T* cprev = t == 0 ? c0 + n0 * U : gt - C + G;
+      const int64_t rs_c = t == 0 ? U : LC;
+      gemm<T>(gt, LC, 1, hprev, rs_h, 1, recurrent, G, 1, nb, G, U, T(1), T(1), none, cx);
+      for (int64_t n = 0; n < nb; ++n)
+        lstm_row_forward(gt + n * LC, cprev + n * rs_c, hs_s + n * LU + t * U, U);
+    }
+    for (int64_t n = 0; n < nb; ++n)
+      std::memcpy(cT + (n0 + n) * U, cache_s + n * LC + (L - 1) * C + G, sizeof(T) * U);
+  });
+}
+
+template <typename T>
+void lstm_backward(T* dx, T* dh0, T* dc0, T* dkernel, T* drecurrent, T* dbias, const T* dhs,
+                   bool dhs_all_steps, const T* dcT, const T* x, const T* h0, const T* c0,
+                   const T* kernel, const T* recurrent, const T* hs, const T* cache, int64_t N,
+                   int64_t L, int64_t I, int64_t U, const Context& ctx) {
+  ArenaScope scope(ctx.arena);
+  const int64_t G = 4 * U, C = 5 * U;
+  const int64_t LC = L * C, LU = L * U, LG = L * G;
+  T* dg = ctx.arena->alloc<T>(N * LG);     // (N,L,4U) gate pre-activation gradients
+  T* hprev = ctx.arena->alloc<T>(N * LU);  // (N,L,U) the state each step started from
+  const GemmEpilogue<T> none;
+  for_batch_slices(N, ctx, [&](int64_t n0, int64_t n1, const Context& cx) {
+    const int64_t nb = n1 - n0;
+    if (nb == 0) return;
+    T* dg_s = dg + n0 * LG;
+    const T* cache_s = cache + n0 * LC;
+    T* dh = dh0 + n0 * U;  // (nb,U) dh_t from the recurrence; ends as dh0
+    T* dc = dc0 + n0 * U;  // (nb,U) dc carried backwards; ends as dc0
+    if (dcT)
+      std::memcpy(dc, dcT + n0 * U, sizeof(T) * nb * U);
+    else
+      std::fill(dc, dc + nb * U, T(0));
+    for (int64_t t = L - 1; t >= 0; --t) {
+      T* dgt = dg_s + t * G;  // row n at dgt + n * LG
+      // dh = dhs_t + dgates_{t+1} R^T: the loss's part first, then the GEMM adds.
+      const T* dout = dhs_all_steps ? dhs + n0 * LU + t * U : (t == L - 1 ? dhs + n0 * U : nullptr);
+      const int64_t rs_d = dhs_all_steps ? LU : U;
+      if (dout)
+        for (int64_t n = 0; n < nb; ++n) std::memcpy(dh + n * U, dout + n * rs_d, sizeof(T) * U);
+      if (t < L - 1)
+        gemm<T>(dh, U, 1, dgt + G, LG, 1, recurrent, 1, G, nb, U, G, T(1), dout ? T(1) : T(0), none,
+                cx);
+      for (int64_t n = 0; n < nb; ++n) {
+        const T* g = cache_s + n * LC + t * C;
+        const T* cp = t == 0 ? c0 + (n0 + n) * U : g - C + G;
+        lstm_row_backward(dgt + n * LG, dc + n * U, g, cp, dh + n * U, U);
+      }
+    }
+    // dh0 = dgates_0 R^T, dx = dgates W^T (all steps of the slice at once).
+    gemm<T>(dh, U, 1, dg_s, LG, 1, recurrent, 1, G, nb, U, G, T(1), T(0), none, cx);
+    gemm<T>(dx + n0 * L * I, I, 1, dg_s, G, 1, kernel, 1, G, nb * L, I, G, T(1), T(0), none, cx);
+    shift_states(hprev, h0, hs, n0, n1, L, U);
+  });
+  // Weight gradients: one GEMM each over all N*L rows (threaded inside gemm).
+  const int64_t rows = N * L;
+  if (rows == 0) {  // empty batch: nothing to sum
+    std::fill(dkernel, dkernel + I * G, T(0));
+    std::fill(drecurrent, drecurrent + U * G, T(0));
+    std::fill(dbias, dbias + G, T(0));
+    return;
+  }
+  gemm<T>(dkernel, G, 1, x, 1, I, dg, G, 1, I, G, rows, T(1), T(0), none, ctx);
+  gemm<T>(drecurrent, G, 1, hprev, 1, U, dg, G, 1, U, G, rows, T(1), T(0), none, ctx);
+  column_sums(dbias, dg, rows, G, G);
+}
+
+#define FASTDL_INSTANTIATE(T)                                                                    \
+  template void lstm_forward<T>(T*, T*, T*, const T*, const T*, const T*, const T*, const T*,    \
+                                const T*, int64_t, int64_t, int64_t, int64_t, const Context&);   \
+  template void lstm_backward<T>(T*, T*, T*, T*, T*, T*, const T*, bool, const T*, const T*,     \
+                                 const T*, const T*, const T*, const T*, const T*, const T*,     \
+                                 int64_t, int64_t, int64_t, int64_t, const Context&);
+FASTDL_INSTANTIATE(float)
+FASTDL_INSTANTIATE(double)
+#undef FASTDL_INSTANTIATE
+
+}  // namespace fastdl::cpu

@@ -1,0 +1,72 @@
+// Helpers shared by the CPU recurrent kernels (simple_rnn, lstm, gru).
+//
+// Threading: batch rows of a recurrence are independent, so the kernels give
+// each thread a contiguous slice of the batch and let it run every timestep
+// of its slice on its own: no synchronisation between steps, and the per-step
+// GEMMs run single-threaded on (rows/threads x G*U) blocks. When the batch is
+// too small to split (fewer than kMinRowsPerThread rows per thread), a single
+// slice runs and the GEMMs thread internally instead.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "cpu/context.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace fastdl::cpu::rnn_detail {
+
+constexpr int64_t kMinRowsPerThread = 4;
+
+// Runs body(n0, n1, ctx1) over slices [n0, n1) covering [0, N). With several
+// threads each slice runs on its own OpenMP thread with a single-threaded
+// Context and its own arena (thread 0 keeps ctx.arena); with one thread there
+// is no parallel region at all.
+template <typename Body>
+void for_batch_slices(int64_t N, const Context& ctx, Body&& body) {
+  int64_t nt = std::min<int64_t>(ctx.nthreads, N / kMinRowsPerThread);
+#ifdef _OPENMP
+  if (nt > 1) {
+#pragma omp parallel num_threads(int(nt))
+    {
+      const int64_t tid = omp_get_thread_num(), team = omp_get_num_threads();
+      Arena local;
+      Context c1;
+      c1.isa = ctx.isa;
+      c1.nthreads = 1;
+      c1.arena = tid == 0 ? ctx.arena : &local;
+      body(N * tid / team, N * (tid + 1) / team, c1);
+    }
+    return;
+  }
+#endif
+  body(int64_t(0), N, ctx);  // one slice; its GEMMs may still use ctx.nthreads
+}
+
+// h_prev (N,L,U) = [h0, hs[:, :L-1]] row by row: the left operand of
+// drecurrent = h_prev^T . dgates over all N*L rows, for rows [n0, n1).
+template <typename T>
+void shift_states(T* hprev /* (N,L,U) */, const T* h0 /* (N,U) */, const T* hs /* (N,L,U) */,
+                  int64_t n0, int64_t n1, int64_t L, int64_t U) {
+  for (int64_t n = n0; n < n1; ++n) {
+    std::memcpy(hprev + n * L * U, h0 + n * U, sizeof(T) * U);
+    std::memcpy(hprev + n * L * U + U, hs + n * L * U, sizeof(T) * (L - 1) * U);
+  }
+}
+
+// out[j] = sum over rows of a[r, j]; a has rows rows of width cols, row stride rs.
+// Overwrites out (cols,).
+template <typename T>
+void column_sums(T* out /* (cols,) */, const T* a /* (rows,cols) stride rs */, int64_t rows,
+                 int64_t cols, int64_t rs) {
+  for (int64_t j = 0; j < cols; ++j) out[j] = T(0);
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* ar = a + r * rs;
+    for (int64_t j = 0; j < cols; ++j) out[j] += ar[j];
+  }
+}
+
+}  // namespace fastdl::cpu::rnn_detail

@@ -1,0 +1,128 @@
+// SimpleRNN forward and backward through time (see simple_rnn.h).
+//
+// Forward:  hs = x W + b for all N*L rows in one GEMM, then per step
+//           hs_t = act(hs_t + h_{t-1} R): one GEMM (beta = 1) and one pass.
+// Backward: dz_t = (dhs_t + dz_{t+1} R^T) * act'(h_t) from the last step down,
+//           then the weight gradients as single GEMMs over all N*L rows:
+//           dW = x^T dz, dR = h_prev^T dz, db = sum dz, dx = dz W^T.
+#include "cpu/simple_rnn.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/rnn_cell.h"
+#include "cpu/gemm.h"
+#include "cpu/rnn_util.h"
+
+namespace fastdl::cpu {
+namespace {
+
+using rnn_detail::column_sums;
+using rnn_detail::for_batch_slices;
+using rnn_detail::shift_states;
+
+// h = tanh(h) in place over one row.
+template <typename T>
+void tanh_row(T* __restrict h /* (U) */, int64_t U) {
+#pragma omp simd
+  for (int64_t u = 0; u < U; ++u) h[u] = rnn::tanh_act(h[u]);
+}
+
+// dz *= act'(h) over one row (act' read from the output h).
+template <typename T>
+void grad_row(T* __restrict dz /* (U) */, const T* __restrict h /* (U) */, int64_t U,
+              RnnActivation act) {
+  if (act == RnnActivation::tanh) {
+#pragma omp simd
+    for (int64_t u = 0; u < U; ++u) dz[u] *= rnn::tanh_grad_from_out(h[u]);
+  } else {
+#pragma omp simd
+    for (int64_t u = 0; u < U; ++u) dz[u] *= rnn::relu_grad_from_out(h[u]);
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void simple_rnn_forward(T* hs, const T* x, const T* h0, const T* kernel, const T* recurrent,
+                        const T* bias, int64_t N, int64_t L, int64_t I, int64_t U,
+                        RnnActivation act, const Context& ctx) {
+  const int64_t LU = L * U;  // row stride of one timestep's (N,U) block inside hs
+  GemmEpilogue<T> step_ep;   // relu fuses into the step GEMM; tanh is a separate pass
+  step_ep.act = act == RnnActivation::relu ? Activation::relu : Activation::identity;
+  for_batch_slices(N, ctx, [&](int64_t n0, int64_t n1, const Context& c) {
+    const int64_t nb = n1 - n0;
+    if (nb == 0) return;
+    T* hs_s = hs + n0 * LU;
+    // Input projection of every step of the slice, bias fused.
+    GemmEpilogue<T> ep;
+    ep.bias = bias;
+    gemm<T>(hs_s, U, 1, x + n0 * L * I, I, 1, kernel, U, 1, nb * L, U, I, T(1), T(0), ep, c);
+    for (int64_t t = 0; t < L; ++t) {
+      const T* hprev = t == 0 ? h0 + n0 * U : hs_s + (t - 1) * U;
+      const int64_t rs_prev = t == 0 ? U : LU;
+      T* ht = hs_s + t * U;
+      gemm<T>(ht, LU, 1, hprev, rs_prev, 1, recurrent, U, 1, nb, U, U, T(1), T(1), step_ep, c);
+      if (act == RnnActivation::tanh)
+        for (int64_t n = 0; n < nb; ++n) tanh_row(ht + n * LU, U);
+    }
+  });
+}
+
+template <typename T>
+void simple_rnn_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, const T* dhs,
+                         bool dhs_all_steps, const T* x, const T* h0, const T* kernel,
+                         const T* recurrent, const T* hs, int64_t N, int64_t L, int64_t I,
+                         int64_t U, RnnActivation act, const Context& ctx) {
+  ArenaScope scope(ctx.arena);
+  const int64_t LU = L * U;
+  T* dz = ctx.arena->alloc<T>(N * LU);     // (N,L,U) pre-activation gradients
+  T* hprev = ctx.arena->alloc<T>(N * LU);  // (N,L,U) the state each step started from
+  const GemmEpilogue<T> none;
+  for_batch_slices(N, ctx, [&](int64_t n0, int64_t n1, const Context& c) {
+    const int64_t nb = n1 - n0;
+    if (nb == 0) return;
+    T* dz_s = dz + n0 * LU;
+    const T* hs_s = hs + n0 * LU;
+    for (int64_t t = L - 1; t >= 0; --t) {
+      T* dzt = dz_s + t * U;  // row n at dzt + n * LU
+      // dz_t = (dhs_t + dz_{t+1} R^T) * act'(h_t): the loss's part first, the GEMM adds.
+      const T* dout = dhs_all_steps ? dhs + n0 * LU + t * U : (t == L - 1 ? dhs + n0 * U : nullptr);
+      const int64_t rs_d = dhs_all_steps ? LU : U;
+      if (dout)
+        for (int64_t n = 0; n < nb; ++n) std::memcpy(dzt + n * LU, dout + n * rs_d, sizeof(T) * U);
+      if (t < L - 1)
+        gemm<T>(dzt, LU, 1, dzt + U, LU, 1, recurrent, 1, U, nb, U, U, T(1), dout ? T(1) : T(0),
+                none, c);
+      for (int64_t n = 0; n < nb; ++n) grad_row(dzt + n * LU, hs_s + t * U + n * LU, U, act);
+    }
+    // dh0 = dz_0 R^T, dx = dz W^T (all steps of the slice at once).
+    gemm<T>(dh0 + n0 * U, U, 1, dz_s, LU, 1, recurrent, 1, U, nb, U, U, T(1), T(0), none, c);
+    gemm<T>(dx + n0 * L * I, I, 1, dz_s, U, 1, kernel, 1, U, nb * L, I, U, T(1), T(0), none, c);
+    shift_states(hprev, h0, hs, n0, n1, L, U);
+  });
+  // Weight gradients: one GEMM each over all N*L rows (threaded inside gemm).
+  const int64_t rows = N * L;
+  if (rows == 0) {  // empty batch: nothing to sum
+    std::fill(dkernel, dkernel + I * U, T(0));
+    std::fill(drecurrent, drecurrent + U * U, T(0));
+    std::fill(dbias, dbias + U, T(0));
+    return;
+  }
+  gemm<T>(dkernel, U, 1, x, 1, I, dz, U, 1, I, U, rows, T(1), T(0), none, ctx);
+  gemm<T>(drecurrent, U, 1, hprev, 1, U, dz, U, 1, U, U, rows, T(1), T(0), none, ctx);
+  column_sums(dbias, dz, rows, U, U);
+}
+
+#define FASTDL_INSTANTIATE(T)                                                                   \
+  template void simple_rnn_forward<T>(T*, const T*, const T*, const T*, const T*, const T*,     \
+                                      int64_t, int64_t, int64_t, int64_t, RnnActivation,        \
+                                      const Context&);                                          \
+  template void simple_rnn_backward<T>(T*, T*, T*, T*, T*, const T*, bool, const T*, const T*,  \
+                                       const T*, const T*, const T*, int64_t, int64_t, int64_t, \
+                                       int64_t, RnnActivation, const Context&);
+FASTDL_INSTANTIATE(float)
+FASTDL_INSTANTIATE(double)
+#undef FASTDL_INSTANTIATE
+
+}  // namespace fastdl::cpu
