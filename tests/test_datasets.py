@@ -443,3 +443,37 @@ def test_public_names():
     assert datasets.load_idx is load_idx
     for m in ("mnist", "fashion_mnist", "digits"):
         assert callable(getattr(datasets, m).load_data)
+
+
+# ---------------------------------------------------------------------------- best_available
+def test_best_available_order(isolated):
+    name, source, data = datasets.best_available(download=False)
+    assert name == "digits" and source == "bundled with fastdl"
+    arrays = make_arrays(3, 2, seed=11)
+    write_idx_folder(_cache(isolated, "fashion-mnist"), arrays)
+    name, source, data = datasets.best_available(download=False)
+    assert name == "fashion_mnist" and source == str(_cache(isolated, "fashion-mnist"))
+    assert_same(data, arrays)
+    assert datasets.best_available(("digits", "fashion_mnist"))[0] == "digits"
+    with pytest.raises(FileNotFoundError, match="MNIST: not on disk"):
+        datasets.best_available("mnist", download=False)
+    with pytest.raises(ValueError, match="unknown data set"):
+        datasets.best_available(("cifar10",))
+
+
+def test_best_available_fetches_when_reachable(isolated, server, monkeypatch):
+    srv, H, base = server
+    arrays = make_arrays(4, 2, seed=12)
+    files = gz_bytes(arrays)
+    H.files.update({"/m/" + k: v for k, v in files.items()})
+    monkeypatch.setattr(mnist.SPEC, "sha256", _digests(files))
+    monkeypatch.setenv("FASTDL_DATA_MIRROR", base + "/m/")
+    name, source, data = datasets.best_available(download="auto", verbose=False)
+    assert name == "mnist" and source == str(_cache(isolated))
+    assert_same(data, arrays)
+
+
+def test_best_available_auto_skips_unreachable(isolated, monkeypatch):
+    monkeypatch.setenv("FASTDL_DATA_MIRROR", "http://127.0.0.1:9/")
+    assert datasets.best_available(download="auto", verbose=False)[0] == "digits"
+    assert not _cache(isolated).exists()
