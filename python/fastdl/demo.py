@@ -80,6 +80,7 @@ def plot(path, history, x_test, y_test, predicted, class_names, title):
     if "accuracy" in h:
         ax.plot(epochs, h["accuracy"], "s-", label="accuracy")
     ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_title("training")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -89,7 +90,8 @@ def plot(path, history, x_test, y_test, predicted, class_names, title):
         a = fig.add_subplot(rows, 2 * cols, (i // cols) * 2 * cols + cols + i % cols + 1)
         a.imshow(x_test[i], cmap="gray_r")
         ok = predicted[i] == y_test[i]
-        a.set_title(class_names[predicted[i]], fontsize=7, color="green" if ok else "red")
+        label = class_names[predicted[i]] if ok else f"{class_names[predicted[i]]}\n(is {class_names[y_test[i]]})"
+        a.set_title(label, fontsize=6, color="green" if ok else "red")
         a.axis("off")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
@@ -168,5 +170,13 @@ def main(argv=None):
     return 0
 
 
+def _main_interruptible(argv=None):
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(_main_interruptible(sys.argv[1:]))
