@@ -31,6 +31,7 @@ def test_sigmoid_extremes_and_inplace():
     x = np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0], np.float32)
     y = ops.sigmoid(x)
     assert np.all(np.isfinite(y)) and y[0] == 0 and y[-1] == 1 and y[2] == 0.5
+    assert np.isnan(ops.relu(np.array([np.nan], np.float32))[0])   # NaN propagates like np.maximum
     z = x.copy()
     assert ops.relu(z, out=z) is z
     np.testing.assert_array_equal(z, np.maximum(x, 0))
