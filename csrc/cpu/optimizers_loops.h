@@ -6,10 +6,22 @@
 #include <cstdint>
 
 #include "common/optimizer_math.h"
+#include "cpu/denormals.h"
 
 namespace fastdl::cpu::detail {
 
 constexpr int64_t kOptParallelMin = 1 << 17;
+
+// Runs body(i) for i in [0, n) on nt threads, each with denormals flushed.
+template <typename F>
+inline void parallel_ftz(int64_t n, int nt, F body) {
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    FlushDenormals ftz;
+#pragma omp for simd schedule(static)
+    for (int64_t i = 0; i < n; ++i) body(i);
+  }
+}
 
 template <typename Tag, typename T>
 void sgd_loop(T* __restrict p, T* __restrict m, const T* __restrict g, int64_t n, double lr,
@@ -17,19 +29,14 @@ void sgd_loop(T* __restrict p, T* __restrict m, const T* __restrict g, int64_t n
   const T lr_ = T(lr), mo = T(momentum), wd = T(lr_wd);
   const int nt = n >= kOptParallelMin ? nthreads : 1;
   if (!m || momentum == 0.0) {
-#pragma omp parallel for simd num_threads(nt) if (nt > 1)
-    for (int64_t i = 0; i < n; ++i) {
+    parallel_ftz(n, nt, [=](int64_t i) {
       T dummy = 0;
       sgd_step<T, Tag>(p[i], dummy, g[i], lr_, T(0), false, wd);
-    }
-    return;
-  }
-  if (nesterov) {
-#pragma omp parallel for simd num_threads(nt) if (nt > 1)
-    for (int64_t i = 0; i < n; ++i) sgd_step<T, Tag>(p[i], m[i], g[i], lr_, mo, true, wd);
+    });
+  } else if (nesterov) {
+    parallel_ftz(n, nt, [=](int64_t i) { sgd_step<T, Tag>(p[i], m[i], g[i], lr_, mo, true, wd); });
   } else {
-#pragma omp parallel for simd num_threads(nt) if (nt > 1)
-    for (int64_t i = 0; i < n; ++i) sgd_step<T, Tag>(p[i], m[i], g[i], lr_, mo, false, wd);
+    parallel_ftz(n, nt, [=](int64_t i) { sgd_step<T, Tag>(p[i], m[i], g[i], lr_, mo, false, wd); });
   }
 }
 
@@ -38,8 +45,7 @@ void adam_loop(T* __restrict p, T* __restrict m, T* __restrict v, const T* __res
                double alpha, double beta_1, double beta_2, double eps, double lr_wd, int nthreads) {
   const T a = T(alpha), b1 = T(beta_1), b2 = T(beta_2), e = T(eps), wd = T(lr_wd);
   const int nt = n >= kOptParallelMin ? nthreads : 1;
-#pragma omp parallel for simd num_threads(nt) if (nt > 1)
-  for (int64_t i = 0; i < n; ++i) adam_step<T, Tag>(p[i], m[i], v[i], g[i], a, b1, b2, e, wd);
+  parallel_ftz(n, nt, [=](int64_t i) { adam_step<T, Tag>(p[i], m[i], v[i], g[i], a, b1, b2, e, wd); });
 }
 
 template <typename Tag, typename T>
@@ -49,15 +55,15 @@ void rmsprop_loop(T* __restrict p, T* __restrict v, T* __restrict mom, const T* 
   const T lr_ = T(lr), r = T(rho), mo = T(momentum), e = T(eps), wd = T(lr_wd);
   const int nt = n >= kOptParallelMin ? nthreads : 1;
   if (!mom || momentum == 0.0) {
-#pragma omp parallel for simd num_threads(nt) if (nt > 1)
-    for (int64_t i = 0; i < n; ++i) {
+    parallel_ftz(n, nt, [=](int64_t i) {
       T dummy = 0;
       rmsprop_step<T, Tag>(p[i], v[i], dummy, g[i], lr_, r, T(0), e, wd);
-    }
-    return;
+    });
+  } else {
+    parallel_ftz(n, nt, [=](int64_t i) {
+      rmsprop_step<T, Tag>(p[i], v[i], mom[i], g[i], lr_, r, mo, e, wd);
+    });
   }
-#pragma omp parallel for simd num_threads(nt) if (nt > 1)
-  for (int64_t i = 0; i < n; ++i) rmsprop_step<T, Tag>(p[i], v[i], mom[i], g[i], lr_, r, mo, e, wd);
 }
 
 }  // namespace fastdl::cpu::detail
