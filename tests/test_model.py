@@ -247,6 +247,13 @@ def test_bad_inputs_have_helpful_messages():
         m2.compile("adam", "mse", metrics=["acuracy"])
 
 
+def test_fit_builds_float32_from_float64_data():
+    m = models.Sequential([layers.Dense(2, activation="softmax")])
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    m.fit(np.random.default_rng(0).standard_normal((8, 3)), np.arange(8) % 2, verbose=0)
+    assert m.layers[0].kernel.dtype == np.float32
+
+
 def test_inputs_converted_once_and_lists_accepted():
     m = models.Sequential([layers.Dense(2, activation="softmax", input_shape=(3,))])
     m.compile("sgd", "sparse_categorical_crossentropy", ["accuracy"])

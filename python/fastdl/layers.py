@@ -401,8 +401,6 @@ class ReLU(Activation):
 
 class Softmax(Activation):
     def __init__(self, axis=-1, **kw):
-        if axis != -1:
-            self.axis = axis
         super().__init__("softmax", **kw)
         self.axis = axis
 
