@@ -1,7 +1,404 @@
+// ops.relu/sigmoid/tanh/softmax/log_softmax (+ backward), dropout, losses and
+// optimizer updates: validation, then the kernels in cpu/{activations,softmax,
+// dropout,losses,optimizers}.cpp. ops.py adds the axis handling and defaults.
+#include <limits>
+#include <string>
+
 #include "bindings/common.h"
+#include "cpu/activations.h"
+#include "cpu/dropout.h"
+#include "cpu/losses.h"
+#include "cpu/optimizers.h"
+#include "cpu/softmax.h"
 
 namespace fastdl::bind {
+namespace {
 
-void bind_nn(py::module_& m) {}
+Act parse_act(const std::string& s) {
+  if (s == "relu") return Act::relu;
+  if (s == "sigmoid") return Act::sigmoid;
+  if (s == "tanh") return Act::tanh;
+  if (s == "linear") return Act::linear;
+  throw py::value_error("activation must be one of 'relu', 'sigmoid', 'tanh', 'linear'; got '" +
+                        s + "'");
+}
+
+// The array an op writes: `out` when given (same shape and dtype as ref,
+// C-contiguous, writeable), else a new one shaped like ref.
+template <typename T>
+py::array output_like(const py::array& ref, const py::object& out_obj, const char* name) {
+  if (out_obj.is_none()) return empty<T>(shape_vec(ref));
+  py::array out = require_array(out_obj, name);
+  require_same_dtype(out, name, ref, "the input");
+  require_shape(out, shape_vec(ref), name);
+  require_writeable(out, name);
+  if (!(out.flags() & py::array::c_style))
+    throw py::value_error(std::string(name) + " must be C-contiguous");
+  return out;
+}
+
+template <typename T>
+const T* cptr(const py::array& a) { return static_cast<const T*>(a.data()); }
+template <typename T>
+T* mptr(py::array& a) { return static_cast<T*>(a.mutable_data()); }
+
+// ------------------------------------------------------------ activations
+template <typename T>
+py::array activation_t(py::array x, Act act, py::object out_obj) {
+  auto xc = contiguous<T>(x);
+  py::array y = output_like<T>(x, out_obj, "out");
+  int64_t n = xc.size();
+  const T* px = cptr<T>(xc);
+  T* py_ = mptr<T>(y);
+  {
+    py::gil_scoped_release nogil;
+    cpu::Context ctx = make_context();
+    cpu::activation_forward<T>(py_, px, n, act, ctx);
+  }
+  return y;
+}
+
+py::array activation(py::handle x_h, const std::string& name, py::object out) {
+  py::array x = require_array(x_h, "x");
+  char k = float_kind(x, "x");
+  Act act = parse_act(name);
+  return k == 'f' ? activation_t<float>(x, act, out) : activation_t<double>(x, act, out);
+}
+
+template <typename T>
+py::array activation_backward_t(py::array dy, py::array y, Act act, py::object out_obj) {
+  auto dyc = contiguous<T>(dy);
+  auto yc = contiguous<T>(y);
+  py::array dx = output_like<T>(dy, out_obj, "out");
+  int64_t n = dyc.size();
+  const T *pdy = cptr<T>(dyc), *pyv = cptr<T>(yc);
+  T* pdx = mptr<T>(dx);
+  {
+    py::gil_scoped_release nogil;
+    cpu::Context ctx = make_context();
+    cpu::activation_backward<T>(pdx, pdy, pyv, n, act, ctx);
+  }
+  return dx;
+}
+
+py::array activation_backward(py::handle dy_h, py::handle y_h, const std::string& name,
+                              py::object out) {
+  py::array dy = require_array(dy_h, "dy");
+  py::array y = require_array(y_h, "y");
+  char k = float_kind(dy, "dy");
+  require_same_dtype(y, "y", dy, "dy");
+  require_shape(y, shape_vec(dy), "y");
+  Act act = parse_act(name);
+  return k == 'f' ? activation_backward_t<float>(dy, y, act, out)
+                  : activation_backward_t<double>(dy, y, act, out);
+}
+
+// ------------------------------------------------------------ softmax (last axis)
+template <typename T>
+py::array softmax_t(py::array x, bool log, py::object out_obj) {
+  auto xc = contiguous<T>(x);
+  py::array y = output_like<T>(x, out_obj, "out");
+  int64_t cols = x.ndim() ? x.shape(x.ndim() - 1) : 1;
+  int64_t rows = cols ? int64_t(xc.size()) / cols : 0;
+  const T* px = cptr<T>(xc);
+  T* py_ = mptr<T>(y);
+  {
+    py::gil_scoped_release nogil;
+    cpu::Context ctx = make_context();
+    cpu::softmax_forward<T>(py_, px, rows, cols, log, ctx);
+  }
+  return y;
+}
+
+py::array softmax(py::handle x_h, bool log, py::object out) {
+  py::array x = require_array(x_h, "x");
+  char k = float_kind(x, "x");
+  return k == 'f' ? softmax_t<float>(x, log, out) : softmax_t<double>(x, log, out);
+}
+
+template <typename T>
+py::array softmax_backward_t(py::array dy, py::array y, bool log, py::object out_obj) {
+  auto dyc = contiguous<T>(dy);
+  auto yc = contiguous<T>(y);
+  py::array dx = output_like<T>(dy, out_obj, "out");
+  int64_t cols = dy.ndim() ? dy.shape(dy.ndim() - 1) : 1;
+  int64_t rows = cols ? int64_t(dyc.size()) / cols : 0;
+  const T *pdy = cptr<T>(dyc), *pyv = cptr<T>(yc);
+  T* pdx = mptr<T>(dx);
+  {
+    py::gil_scoped_release nogil;
+    cpu::Context ctx = make_context();
+    cpu::softmax_backward<T>(pdx, pdy, pyv, rows, cols, log, ctx);
+  }
+  return dx;
+}
+
+py::array softmax_backward(py::handle dy_h, py::handle y_h, bool log, py::object out) {
+  py::array dy = require_array(dy_h, "dy");
+  py::array y = require_array(y_h, "y");
+  char k = float_kind(dy, "dy");
+  require_same_dtype(y, "y", dy, "dy");
+  require_shape(y, shape_vec(dy), "y");
+  return k == 'f' ? softmax_backward_t<float>(dy, y, log, out)
+                  : softmax_backward_t<double>(dy, y, log, out);
+}
+
+// ------------------------------------------------------------ dropout
+template <typename T>
+py::array dropout_t(py::array x, double rate, uint64_t seed, bool backward, py::object out_obj) {
+  auto xc = contiguous<T>(x);
+  py::array y = output_like<T>(x, out_obj, "out");
+  int64_t n = xc.size();
+  const T* px = cptr<T>(xc);
+  T* py_ = mptr<T>(y);
+  {
+    py::gil_scoped_release nogil;
+    cpu::Context ctx = make_context();
+    if (backward) cpu::dropout_backward<T>(py_, px, n, rate, seed, ctx);
+    else cpu::dropout_forward<T>(py_, px, n, rate, seed, ctx);
+  }
+  return y;
+}
+
+py::array dropout(py::handle x_h, double rate, uint64_t seed, bool backward, py::object out) {
+  py::array x = require_array(x_h, backward ? "dy" : "x");
+  char k = float_kind(x, backward ? "dy" : "x");
+  if (!(rate >= 0.0 && rate < 1.0))
+    throw py::value_error("dropout rate must be in [0, 1), got " + std::to_string(rate));
+  return k == 'f' ? dropout_t<float>(x, rate, seed, backward, out)
+                  : dropout_t<double>(x, rate, seed, backward, out);
+}
+
+// ------------------------------------------------------------ losses
+py::array int64_labels(py::handle labels_h, int64_t rows, int64_t cols) {
+  py::array labels = require_array(labels_h, "labels");
+  char kind = labels.dtype().kind();
+  if (kind != 'i' && kind != 'u')
+    throw py::type_error("labels must be an integer array (class indices), got dtype " +
+                         std::string(py::str(labels.dtype())) +
+                         "; for one-hot or probability targets use categorical cross-entropy");
+  if (labels.ndim() == 2 && labels.shape(1) == 1) labels = labels.attr("reshape")(-1);
+  if (labels.ndim() != 1 || labels.shape(0) != rows)
+    throw py::value_error("labels must have shape (" + std::to_string(rows) +
+                          ",) to match logits rows, got " + shape_str(labels));
+  auto lab = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(labels);
+  const int64_t* p = lab.data();
+  for (int64_t i = 0; i < rows; ++i)
+    if (p[i] < 0 || p[i] >= cols)
+      throw py::value_error("labels[" + std::to_string(i) + "] = " + std::to_string(p[i]) +
+                            " is out of range for " + std::to_string(cols) +
+                            " classes (expected 0.." + std::to_string(cols - 1) + ")");
+  return lab;
+}
+
+template <typename T>
+py::tuple sparse_xent_t(py::array logits, py::array lab, py::object out_obj, bool want_grad) {
+  auto zc = contiguous<T>(logits);
+  int64_t rows = logits.shape(0), cols = logits.shape(1);
+  py::array d;
+  T* pd = nullptr;
+  if (want_grad) { d = output_like<T>(logits, out_obj, "out"); pd = mptr<T>(d); }
+  const T* pz = cptr<T>(zc);
+  const int64_t* pl = static_cast<const int64_t*>(lab.data());
+  double sum;
+  int64_t correct = 0;
+  {
+    py::gil_scoped_release nogil;
+    cpu::Context ctx = make_context();
+    double scale = rows ? 1.0 / double(rows) : 0.0;
+    sum = cpu::sparse_softmax_xent<T>(pd, &correct, pz, pl, rows, cols, scale, ctx);
+  }
+  double mean = rows ? sum / double(rows) : std::numeric_limits<double>::quiet_NaN();
+  return py::make_tuple(mean, want_grad ? py::object(d) : py::object(py::none()), correct);
+}
+
+py::tuple sparse_xent(py::handle logits_h, py::handle labels_h, py::object out, bool want_grad) {
+  py::array logits = require_array(logits_h, "logits");
+  char k = float_kind(logits, "logits");
+  require_ndim(logits, 2, "logits");
+  py::array lab = int64_labels(labels_h, logits.shape(0), logits.shape(1));
+  return k == 'f' ? sparse_xent_t<float>(logits, lab, out, want_grad)
+                  : sparse_xent_t<double>(logits, lab, out, want_grad);
+}
+
+enum class LossKind { softmax_xent, sigmoid_xent, categorical_xent, binary_xent, mse, mae };
+
+LossKind parse_loss(const std::string& s) {
+  if (s == "softmax_xent") return LossKind::softmax_xent;
+  if (s == "sigmoid_xent") return LossKind::sigmoid_xent;
+  if (s == "categorical_xent") return LossKind::categorical_xent;
+  if (s == "binary_xent") return LossKind::binary_xent;
+  if (s == "mse") return LossKind::mse;
+  if (s == "mae") return LossKind::mae;
+  throw py::value_error("unknown loss kernel '" + s + "'");
+}
+
+template <typename T>
+py::tuple loss_t(LossKind kind, py::array pred, py::array target, py::object out_obj,
+                 bool want_grad, double eps) {
+  auto pc = contiguous<T>(pred);
+  auto tc = contiguous<T>(target);
+  py::array d;
+  T* pd = nullptr;
+  if (want_grad) { d = output_like<T>(pred, out_obj, "out"); pd = mptr<T>(d); }
+  const T *pp = cptr<T>(pc), *pt = cptr<T>(tc);
+  const int64_t n = pc.size();
+  const bool rowwise = kind == LossKind::softmax_xent || kind == LossKind::categorical_xent;
+  const int64_t cols = pred.ndim() ? pred.shape(pred.ndim() - 1) : 1;
+  const int64_t rows = cols ? n / cols : 0;
+  const int64_t count = rowwise ? rows : n;  // the mean is over samples (rows) or elements
+  double sum = 0;
+  {
+    py::gil_scoped_release nogil;
+    cpu::Context ctx = make_context();
+    double scale = count ? 1.0 / double(count) : 0.0;
+    switch (kind) {
+      case LossKind::softmax_xent:
+        sum = cpu::softmax_xent<T>(pd, pp, pt, rows, cols, scale, ctx); break;
+      case LossKind::categorical_xent:
+        sum = cpu::categorical_xent<T>(pd, pp, pt, rows, cols, eps, scale, ctx); break;
+      case LossKind::sigmoid_xent: sum = cpu::sigmoid_xent<T>(pd, pp, pt, n, scale); break;
+      case LossKind::binary_xent: sum = cpu::binary_xent<T>(pd, pp, pt, n, eps, scale); break;
+      case LossKind::mse: sum = cpu::squared_error<T>(pd, pp, pt, n, scale); break;
+      case LossKind::mae: sum = cpu::absolute_error<T>(pd, pp, pt, n, scale); break;
+    }
+  }
+  double mean = count ? sum / double(count) : std::numeric_limits<double>::quiet_NaN();
+  return py::make_tuple(mean, want_grad ? py::object(d) : py::object(py::none()));
+}
+
+py::tuple loss(const std::string& name, py::handle pred_h, py::handle target_h, py::object out,
+               bool want_grad, double eps) {
+  LossKind kind = parse_loss(name);
+  py::array pred = require_array(pred_h, "y_pred");
+  py::array target = require_array(target_h, "y_true");
+  char k = float_kind(pred, "y_pred");
+  require_same_dtype(target, "y_true", pred, "y_pred");
+  if (shape_vec(target) != shape_vec(pred))
+    throw py::value_error("y_true has shape " + shape_str(target) + " but y_pred has shape " +
+                          shape_str(pred) + "; they must match");
+  return k == 'f' ? loss_t<float>(kind, pred, target, out, want_grad, eps)
+                  : loss_t<double>(kind, pred, target, out, want_grad, eps);
+}
+
+// ------------------------------------------------------------ optimizers
+// Parameters and slots are updated in place, so they must be contiguous and writeable.
+void require_state(const py::array& a, const char* name, const py::array& ref) {
+  require_same_dtype(a, name, ref, "param");
+  require_shape(a, shape_vec(ref), name);
+  require_writeable(a, name);
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error(std::string(name) + " must be C-contiguous (it is updated in place)");
+}
+
+py::array check_param_grad(py::handle p_h, py::handle g_h, char* kind) {
+  py::array p = require_array(p_h, "param");
+  *kind = float_kind(p, "param");
+  require_state(p, "param", p);
+  py::array g = require_array(g_h, "grad");
+  require_same_dtype(g, "grad", p, "param");
+  require_shape(g, shape_vec(p), "grad");
+  return g;
+}
+
+void sgd_update(py::handle p_h, py::handle g_h, py::object m_obj, double lr, double momentum,
+                bool nesterov, double lr_wd) {
+  char k;
+  py::array g = check_param_grad(p_h, g_h, &k);
+  py::array p = py::reinterpret_borrow<py::array>(p_h);
+  py::array m;
+  if (momentum != 0.0) {
+    if (m_obj.is_none()) throw py::value_error("momentum > 0 needs a momentum slot m");
+    m = require_array(m_obj, "m");
+    require_state(m, "m", p);
+  }
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    auto gc = contiguous<T>(g);
+    T* pp = mptr<T>(p);
+    T* pm = m ? mptr<T>(m) : nullptr;
+    const T* pg = cptr<T>(gc);
+    int64_t n = p.size();
+    py::gil_scoped_release nogil;
+    cpu::Context ctx = make_context();
+    cpu::sgd_update<T>(pp, pm, pg, n, lr, momentum, nesterov, lr_wd, ctx);
+  };
+  if (k == 'f') run(float{}); else run(double{});
+}
+
+void adam_update(py::handle p_h, py::handle g_h, py::handle m_h, py::handle v_h, double alpha,
+                 double b1, double b2, double eps, double lr_wd) {
+  char k;
+  py::array g = check_param_grad(p_h, g_h, &k);
+  py::array p = py::reinterpret_borrow<py::array>(p_h);
+  py::array m = require_array(m_h, "m"), v = require_array(v_h, "v");
+  require_state(m, "m", p);
+  require_state(v, "v", p);
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    auto gc = contiguous<T>(g);
+    T *pp = mptr<T>(p), *pm = mptr<T>(m), *pv = mptr<T>(v);
+    const T* pg = cptr<T>(gc);
+    int64_t n = p.size();
+    py::gil_scoped_release nogil;
+    cpu::Context ctx = make_context();
+    cpu::adam_update<T>(pp, pm, pv, pg, n, alpha, b1, b2, eps, lr_wd, ctx);
+  };
+  if (k == 'f') run(float{}); else run(double{});
+}
+
+void rmsprop_update(py::handle p_h, py::handle g_h, py::handle v_h, py::object mom_obj, double lr,
+                    double rho, double momentum, double eps, double lr_wd) {
+  char k;
+  py::array g = check_param_grad(p_h, g_h, &k);
+  py::array p = py::reinterpret_borrow<py::array>(p_h);
+  py::array v = require_array(v_h, "v");
+  require_state(v, "v", p);
+  py::array mom;
+  if (momentum != 0.0) {
+    if (mom_obj.is_none()) throw py::value_error("momentum > 0 needs a momentum slot");
+    mom = require_array(mom_obj, "momentum_slot");
+    require_state(mom, "momentum_slot", p);
+  }
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    auto gc = contiguous<T>(g);
+    T *pp = mptr<T>(p), *pv = mptr<T>(v);
+    T* pmo = mom ? mptr<T>(mom) : nullptr;
+    const T* pg = cptr<T>(gc);
+    int64_t n = p.size();
+    py::gil_scoped_release nogil;
+    cpu::Context ctx = make_context();
+    cpu::rmsprop_update<T>(pp, pv, pmo, pg, n, lr, rho, momentum, eps, lr_wd, ctx);
+  };
+  if (k == 'f') run(float{}); else run(double{});
+}
+
+}  // namespace
+
+void bind_nn(py::module_& m) {
+  m.def("activation", &activation, py::arg("x"), py::arg("activation"), py::arg("out") = py::none());
+  m.def("activation_backward", &activation_backward, py::arg("dy"), py::arg("y"),
+        py::arg("activation"), py::arg("out") = py::none());
+  m.def("softmax", &softmax, py::arg("x"), py::arg("log") = false, py::arg("out") = py::none());
+  m.def("softmax_backward", &softmax_backward, py::arg("dy"), py::arg("y"),
+        py::arg("log") = false, py::arg("out") = py::none());
+  m.def("dropout", &dropout, py::arg("x"), py::arg("rate"), py::arg("seed"),
+        py::arg("backward") = false, py::arg("out") = py::none());
+  m.def("sparse_softmax_cross_entropy", &sparse_xent, py::arg("logits"), py::arg("labels"),
+        py::arg("out") = py::none(), py::arg("want_grad") = true,
+        "(mean_loss, dlogits or None, n_correct)");
+  m.def("loss", &loss, py::arg("kind"), py::arg("y_pred"), py::arg("y_true"),
+        py::arg("out") = py::none(), py::arg("want_grad") = true, py::arg("eps") = 1e-7,
+        "(mean_loss, dy_pred or None)");
+  m.def("sgd_update", &sgd_update, py::arg("param"), py::arg("grad"), py::arg("m"),
+        py::arg("lr"), py::arg("momentum"), py::arg("nesterov"), py::arg("lr_wd"));
+  m.def("adam_update", &adam_update, py::arg("param"), py::arg("grad"), py::arg("m"),
+        py::arg("v"), py::arg("alpha"), py::arg("beta_1"), py::arg("beta_2"),
+        py::arg("epsilon"), py::arg("lr_wd"));
+  m.def("rmsprop_update", &rmsprop_update, py::arg("param"), py::arg("grad"), py::arg("v"),
+        py::arg("momentum_slot"), py::arg("lr"), py::arg("rho"), py::arg("momentum"),
+        py::arg("epsilon"), py::arg("lr_wd"));
+}
 
 }  // namespace fastdl::bind

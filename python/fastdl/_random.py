@@ -7,13 +7,20 @@ the same seed and thread count give the same masks bit for bit.
 import numpy as np
 
 _rng = np.random.default_rng()
+_generation = 0  # bumped by set_seed, so layers know to redraw their seeds
 
 
 def set_seed(seed):
-    global _rng
+    global _rng, _generation
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"set_seed: seed must be a non-negative integer, got {seed!r}")
     _rng = np.random.default_rng(int(seed))
+    _generation += 1
+
+
+def generation():
+    """Changes every time set_seed is called."""
+    return _generation
 
 
 def generator():

@@ -146,6 +146,125 @@ def gemm_kernel_info(dtype="float32"):
 
 # ----------------------------------------------------------------- convolution and pooling
 # (conv2d, conv2d_backward, max/avg/global pooling and their backward passes)
+def _pair(v, name):
+    """int or pair of ints -> (a, b), both positive."""
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        p = (int(v), int(v))
+    elif (isinstance(v, (tuple, list)) and len(v) == 2
+          and all(isinstance(e, (int, np.integer)) and not isinstance(e, bool) for e in v)):
+        p = (int(v[0]), int(v[1]))
+    else:
+        raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}")
+    if p[0] < 1 or p[1] < 1:
+        raise ValueError(f"{name} must be positive, got {v!r}")
+    return p
+
+
+def _is_int(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _padding(p):
+    """Keras padding spec -> (same, (top, bottom, left, right)).
+
+    'valid' / 'same' (any case), an int, (ph, pw) or ((top, bottom), (left, right)).
+    """
+    if isinstance(p, str):
+        word = p.lower()
+        if word == "valid":
+            return False, (0, 0, 0, 0)
+        if word == "same":
+            return True, (0, 0, 0, 0)
+        raise ValueError(f"padding must be 'valid', 'same', an int or pairs, got {p!r}")
+    if _is_int(p):
+        pads = (int(p),) * 4
+    elif isinstance(p, (tuple, list)) and len(p) == 2 and all(_is_int(e) for e in p):
+        pads = (int(p[0]), int(p[0]), int(p[1]), int(p[1]))
+    elif (isinstance(p, (tuple, list)) and len(p) == 2
+          and all(isinstance(e, (tuple, list)) and len(e) == 2 and all(_is_int(i) for i in e)
+                  for e in p)):
+        pads = (int(p[0][0]), int(p[0][1]), int(p[1][0]), int(p[1][1]))
+    else:
+        raise TypeError(f"padding must be 'valid', 'same', an int, (ph, pw) or "
+                        f"((top, bottom), (left, right)), got {p!r}")
+    if min(pads) < 0:
+        raise ValueError(f"padding must be non-negative, got {p!r}")
+    return False, pads
+
+
+def conv2d(x, w, b=None, *, strides=1, padding="valid", dilation_rate=1, activation="linear"):
+    """2-D convolution, channels-last: x (N,H,W,C), w (KH,KW,C,F), b (F,) -> (N,OH,OW,F).
+
+    ``activation='relu'`` fuses a ReLU into the output pass (an extension).
+    """
+    if type(x) is not _ndarray and _on_gpu(x, w, b):
+        return _cuda_module().conv2d(x, w, b, strides, padding, dilation_rate, activation)
+    same, pads = _padding(padding)
+    return _C.conv2d(x, w, b, _pair(strides, "strides"), _pair(dilation_rate, "dilation_rate"),
+                     same, pads, activation)
+
+
+def conv2d_backward(dy, x, w, *, strides=1, padding="valid", dilation_rate=1, need_dx=True):
+    """Gradients (dx, dw, db) of conv2d for the upstream gradient dy (N,OH,OW,F).
+
+    ``need_dx=False`` skips dx (returned as None), e.g. for a first layer whose
+    input is the data.
+    """
+    if type(x) is not _ndarray and _on_gpu(dy, x, w):
+        return _cuda_module().conv2d_backward(dy, x, w, strides, padding, dilation_rate, need_dx)
+    same, pads = _padding(padding)
+    return _C.conv2d_backward(dy, x, w, _pair(strides, "strides"),
+                              _pair(dilation_rate, "dilation_rate"), same, pads, bool(need_dx))
+
+
+def _pool_args(pool_size, strides, padding):
+    pool = _pair(pool_size, "pool_size")
+    st = pool if strides is None else _pair(strides, "strides")
+    same, pads = _padding(padding)
+    return pool, st, same, pads
+
+
+def max_pool2d(x, pool_size=2, strides=None, padding="valid"):
+    """Max pooling, channels-last (N,H,W,C) -> (N,OH,OW,C); strides None = pool_size."""
+    if type(x) is not _ndarray and _on_gpu(x):
+        return _cuda_module().max_pool2d(x, pool_size, strides, padding)
+    return _C.max_pool2d(x, *_pool_args(pool_size, strides, padding))
+
+
+def max_pool2d_backward(dy, x, *, pool_size=2, strides=None, padding="valid"):
+    """dx of max_pool2d: dy goes to the first maximum of each window (TensorFlow's ties)."""
+    if type(x) is not _ndarray and _on_gpu(dy, x):
+        return _cuda_module().max_pool2d_backward(dy, x, pool_size, strides, padding)
+    return _C.max_pool2d_backward(dy, x, *_pool_args(pool_size, strides, padding))
+
+
+def avg_pool2d(x, pool_size=2, strides=None, padding="valid"):
+    """Average pooling, channels-last; padding is not counted in the average."""
+    if type(x) is not _ndarray and _on_gpu(x):
+        return _cuda_module().avg_pool2d(x, pool_size, strides, padding)
+    return _C.avg_pool2d(x, *_pool_args(pool_size, strides, padding))
+
+
+def avg_pool2d_backward(dy, x, *, pool_size=2, strides=None, padding="valid"):
+    """dx of avg_pool2d."""
+    if type(x) is not _ndarray and _on_gpu(dy, x):
+        return _cuda_module().avg_pool2d_backward(dy, x, pool_size, strides, padding)
+    return _C.avg_pool2d_backward(dy, x, *_pool_args(pool_size, strides, padding))
+
+
+def global_avg_pool2d(x):
+    """Mean over H and W: (N,H,W,C) -> (N,C)."""
+    if type(x) is not _ndarray and _on_gpu(x):
+        return _cuda_module().global_avg_pool2d(x)
+    return _C.global_avg_pool2d(x)
+
+
+def global_avg_pool2d_backward(dy, x):
+    """dx (N,H,W,C) of global_avg_pool2d for dy (N,C)."""
+    if type(x) is not _ndarray and _on_gpu(dy, x):
+        return _cuda_module().global_avg_pool2d_backward(dy, x)
+    return _C.global_avg_pool2d_backward(dy, x)
+
 
 # ----------------------------------------------------------------- end convolution and pooling
 
@@ -216,5 +335,229 @@ def gru_backward(dhs, x, h0, kernel, recurrent_kernel, bias, hs, cache):
 
 # ----------------------------------------------------------------- activations, losses, optimizers
 # (relu/sigmoid/tanh/softmax/log_softmax, dropout, losses, optimizer updates)
+#
+# Every op takes float32 or float64 NumPy arrays (CuPy arrays go to the CUDA
+# twin of the same name) and accepts ``out=`` to write into a preallocated
+# array (same shape and dtype, C-contiguous; it may be the input itself).
+# Backward entry points take the forward OUTPUT y, which layers keep anyway.
+
+
+def relu(x, *, out=None):
+    """max(x, 0), element-wise."""
+    if type(x) is not _ndarray and _on_gpu(x, out):
+        return _cuda_module().relu(x, out=out)
+    return _C.activation(x, "relu", out)
+
+
+def sigmoid(x, *, out=None):
+    """1 / (1 + exp(-x)), element-wise and overflow-free."""
+    if type(x) is not _ndarray and _on_gpu(x, out):
+        return _cuda_module().sigmoid(x, out=out)
+    return _C.activation(x, "sigmoid", out)
+
+
+def tanh(x, *, out=None):
+    if type(x) is not _ndarray and _on_gpu(x, out):
+        return _cuda_module().tanh(x, out=out)
+    return _C.activation(x, "tanh", out)
+
+
+def activation_backward(dy, y, activation, *, out=None):
+    """dL/dx of y = act(x) from dy and the forward output y; activation is
+    'relu', 'sigmoid', 'tanh' or 'linear'."""
+    if type(dy) is not _ndarray and _on_gpu(dy, y, out):
+        return _cuda_module().activation_backward(dy, y, activation, out=out)
+    return _C.activation_backward(dy, y, activation, out)
+
+
+def relu_backward(dy, y, *, out=None):
+    return activation_backward(dy, y, "relu", out=out)
+
+
+def sigmoid_backward(dy, y, *, out=None):
+    return activation_backward(dy, y, "sigmoid", out=out)
+
+
+def tanh_backward(dy, y, *, out=None):
+    return activation_backward(dy, y, "tanh", out=out)
+
+
+def _softmax_axis(x, axis, name):
+    nd = getattr(x, "ndim", 0)
+    if nd == 0:
+        raise ValueError(f"{name}: x must have at least one dimension, got a scalar")
+    if not -nd <= axis < nd:
+        raise ValueError(f"{name}: axis {axis} is out of range for an array of {nd} dimensions")
+    return axis % nd
+
+
+def _softmax_call(fn, x, axis, log, out, name):
+    ax = _softmax_axis(x, axis, name)
+    if ax == x.ndim - 1:
+        return fn(x, log, out)
+    # Move the axis last, run the row kernel, move it back.
+    y = fn(_np_moveaxis(x, ax, -1), log, None)
+    y = _np_moveaxis(y, -1, ax)
+    if out is not None:
+        np.copyto(out, y)
+        return out
+    return np.ascontiguousarray(y)
+
+
+_np_moveaxis = np.moveaxis
+
+
+def softmax(x, axis=-1, *, out=None):
+    """exp(x - max) / sum(exp(x - max)) along axis (stable)."""
+    if type(x) is not _ndarray and _on_gpu(x, out):
+        return _cuda_module().softmax(x, axis, out=out)
+    if axis == -1 and out is None:
+        return _C.softmax(x, False, None)
+    return _softmax_call(_C.softmax, x, axis, False, out, "softmax")
+
+
+def log_softmax(x, axis=-1, *, out=None):
+    """x - logsumexp(x) along axis (stable)."""
+    if type(x) is not _ndarray and _on_gpu(x, out):
+        return _cuda_module().log_softmax(x, axis, out=out)
+    return _softmax_call(_C.softmax, x, axis, True, out, "log_softmax")
+
+
+def _softmax_backward_call(dy, y, axis, log, out, name):
+    ax = _softmax_axis(dy, axis, name)
+    if ax == dy.ndim - 1:
+        return _C.softmax_backward(dy, y, log, out)
+    dx = _C.softmax_backward(_np_moveaxis(dy, ax, -1), _np_moveaxis(y, ax, -1), log, None)
+    dx = _np_moveaxis(dx, -1, ax)
+    if out is not None:
+        np.copyto(out, dx)
+        return out
+    return np.ascontiguousarray(dx)
+
+
+def softmax_backward(dy, y, axis=-1, *, out=None):
+    """dL/dx of y = softmax(x, axis) from dy and y: y * (dy - sum(dy * y))."""
+    if type(dy) is not _ndarray and _on_gpu(dy, y, out):
+        return _cuda_module().softmax_backward(dy, y, axis, out=out)
+    return _softmax_backward_call(dy, y, axis, False, out, "softmax_backward")
+
+
+def log_softmax_backward(dy, y, axis=-1, *, out=None):
+    """dL/dx of y = log_softmax(x, axis) from dy and y: dy - exp(y) * sum(dy)."""
+    if type(dy) is not _ndarray and _on_gpu(dy, y, out):
+        return _cuda_module().log_softmax_backward(dy, y, axis, out=out)
+    return _softmax_backward_call(dy, y, axis, True, out, "log_softmax_backward")
+
+
+def dropout(x, rate, seed, *, out=None):
+    """Inverted dropout: x * keep / (1 - rate), keep[i] = uniform(seed, i) >= rate.
+
+    The mask is a pure function of (seed, element index): the same seed gives
+    the same mask on any thread count, and dropout_backward rebuilds it.
+    """
+    if type(x) is not _ndarray and _on_gpu(x, out):
+        return _cuda_module().dropout(x, rate, seed, out=out)
+    return _C.dropout(x, float(rate), int(seed) & 0xFFFFFFFFFFFFFFFF, False, out)
+
+
+def dropout_backward(dy, rate, seed, *, out=None):
+    """dL/dx of dropout(x, rate, seed): dy masked and scaled the same way."""
+    if type(dy) is not _ndarray and _on_gpu(dy, out):
+        return _cuda_module().dropout_backward(dy, rate, seed, out=out)
+    return _C.dropout(dy, float(rate), int(seed) & 0xFFFFFFFFFFFFFFFF, True, out)
+
+
+def sparse_softmax_cross_entropy(logits, labels, *, out=None):
+    """Fused softmax + cross-entropy against integer labels, numerically stable.
+
+    logits (N, C) float; labels (N,) integers in [0, C) (ValueError otherwise).
+    Returns (mean_loss, dlogits) with dlogits = (softmax(logits) - onehot) / N,
+    the gradient of the mean loss; ``out=`` receives dlogits.
+    """
+    if type(logits) is not _ndarray and _on_gpu(logits, labels, out):
+        return _cuda_module().sparse_softmax_cross_entropy(logits, labels, out=out)
+    loss, d, _ = _C.sparse_softmax_cross_entropy(logits, labels, out, True)
+    return loss, d
+
+
+def _sparse_xent(logits, labels, out=None, want_grad=True):
+    """(mean_loss, dlogits or None, number of rows whose argmax is the label): the
+    training step's fused loss + accuracy."""
+    if type(logits) is not _ndarray and _on_gpu(logits, labels, out):
+        return _cuda_module().sparse_xent(logits, labels, out, want_grad)
+    return _C.sparse_softmax_cross_entropy(logits, labels, out, want_grad)
+
+
+def _loss_kernel(kind, y_pred, y_true, out, want_grad=True, eps=1e-7):
+    if type(y_pred) is not _ndarray and _on_gpu(y_pred, y_true, out):
+        return _cuda_module().loss(kind, y_pred, y_true, out, want_grad, eps)
+    return _C.loss(kind, y_pred, y_true, out, want_grad, eps)
+
+
+def softmax_cross_entropy(logits, targets, *, out=None):
+    """Fused softmax + cross-entropy against target distributions (one-hot or soft)
+    along the last axis. Returns (mean over rows, dlogits)."""
+    return _loss_kernel("softmax_xent", logits, targets, out)
+
+
+def sigmoid_cross_entropy(logits, targets, *, out=None):
+    """Fused sigmoid + binary cross-entropy, element-wise, stable.
+    Returns (mean over elements, dlogits)."""
+    return _loss_kernel("sigmoid_xent", logits, targets, out)
+
+
+def categorical_crossentropy(y_pred, y_true, *, out=None, epsilon=1e-7):
+    """Keras' categorical cross-entropy on probabilities (renormalised, clipped).
+    Returns (mean over rows, dy_pred)."""
+    return _loss_kernel("categorical_xent", y_pred, y_true, out, True, epsilon)
+
+
+def binary_crossentropy(y_pred, y_true, *, out=None, epsilon=1e-7):
+    """Keras' binary cross-entropy on probabilities (clipped). Returns (mean, dy_pred)."""
+    return _loss_kernel("binary_xent", y_pred, y_true, out, True, epsilon)
+
+
+def mean_squared_error(y_pred, y_true, *, out=None):
+    """Returns (mean((y_pred - y_true)**2), dy_pred)."""
+    return _loss_kernel("mse", y_pred, y_true, out)
+
+
+def mean_absolute_error(y_pred, y_true, *, out=None):
+    """Returns (mean(|y_pred - y_true|), dy_pred)."""
+    return _loss_kernel("mae", y_pred, y_true, out)
+
+
+def sgd_update(param, grad, m=None, *, learning_rate, momentum=0.0, nesterov=False,
+               weight_decay=0.0):
+    """One in-place SGD step (Keras 3): p -= lr*wd*p; then p -= lr*g, or with momentum
+    m = momentum*m - lr*g; p += m (nesterov: p += momentum*m - lr*g)."""
+    lr_wd = learning_rate * (weight_decay or 0.0)
+    if type(param) is not _ndarray and _on_gpu(param, grad, m):
+        return _cuda_module().sgd_update(param, grad, m, learning_rate, momentum, nesterov, lr_wd)
+    _C.sgd_update(param, grad, m, learning_rate, momentum, nesterov, lr_wd)
+
+
+def adam_update(param, grad, m, v, *, step, learning_rate=0.001, beta_1=0.9, beta_2=0.999,
+                epsilon=1e-7, weight_decay=0.0):
+    """One in-place Adam/AdamW step (Keras 3), step counted from 1:
+    p -= lr*wd*p; m += (g-m)(1-b1); v += (g*g-v)(1-b2);
+    p -= lr*sqrt(1-b2**step)/(1-b1**step) * m / (sqrt(v) + eps)."""
+    alpha = learning_rate * (1.0 - beta_2 ** step) ** 0.5 / (1.0 - beta_1 ** step)
+    lr_wd = learning_rate * (weight_decay or 0.0)
+    if type(param) is not _ndarray and _on_gpu(param, grad, m, v):
+        return _cuda_module().adam_update(param, grad, m, v, alpha, beta_1, beta_2, epsilon, lr_wd)
+    _C.adam_update(param, grad, m, v, alpha, beta_1, beta_2, epsilon, lr_wd)
+
+
+def rmsprop_update(param, grad, v, momentum_slot=None, *, learning_rate=0.001, rho=0.9,
+                   momentum=0.0, epsilon=1e-7, weight_decay=0.0):
+    """One in-place RMSprop step (Keras 3): v = rho*v + (1-rho)*g*g;
+    inc = lr*g/sqrt(v + eps); p -= inc, or with momentum mom = momentum*mom + inc; p -= mom."""
+    lr_wd = learning_rate * (weight_decay or 0.0)
+    if type(param) is not _ndarray and _on_gpu(param, grad, v, momentum_slot):
+        return _cuda_module().rmsprop_update(param, grad, v, momentum_slot, learning_rate, rho,
+                                             momentum, epsilon, lr_wd)
+    _C.rmsprop_update(param, grad, v, momentum_slot, learning_rate, rho, momentum, epsilon, lr_wd)
+
 
 # ----------------------------------------------------------------- end activations, losses, optimizers

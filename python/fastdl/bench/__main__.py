@@ -1,58 +1,177 @@
-"""python -m fastdl.bench [gemm|conv|pool|rnn|train|all] [--threads 1,2] [--json FILE] [--plot FILE]"""
+"""python -m fastdl.bench [gemm|conv|pool|rnn|train|all] [--threads 1,2] [--quick] [--json FILE] [--plot FILE]
+
+Runs the microbenchmarks and end-to-end training comparisons and prints markdown tables.
+Each suite is a module fastdl/bench/<suite>.py with ``run(opts)`` returning (or, better, yielding)
+``_common.Table`` objects; a suite that is missing from this build is reported and skipped.
+Ctrl-C stops promptly: the tables finished so far are printed and still written by --json/--plot.
+"""
 import argparse
+import datetime
 import importlib
 import json
+import os
 import sys
+import tempfile
+import time
+import traceback
 
 from . import _common
 
 SUITES = ["gemm", "conv", "pool", "rnn", "train"]
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m fastdl.bench", description=__doc__)
-    p.add_argument("suites", nargs="*", default=["gemm"], help=f"any of {SUITES} or 'all'")
+def import_suite(name):
+    """The suite module, or None when fastdl/bench/<name>.py does not exist in this build.
+    An ImportError raised *inside* an existing suite (a missing dependency) propagates."""
+    full = f"{__package__}.{name}"
+    try:
+        return importlib.import_module(full)
+    except ModuleNotFoundError as e:
+        if e.name == full:
+            return None
+        raise
+
+
+def _jsonable(v):
+    if hasattr(v, "item"):          # NumPy scalars
+        return v.item()
+    if hasattr(v, "tolist"):        # NumPy arrays
+        return v.tolist()
+    return str(v)
+
+
+def write_atomic(path, text):
+    """Write text to path through a temporary file in the same folder and os.replace."""
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".bench-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m fastdl.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("suites", nargs="*", default=["gemm"], help=f"any of {SUITES} or 'all' (default: gemm)")
     p.add_argument("--threads", default=None, help="comma-separated thread counts (default: 1 and all cores)")
     p.add_argument("--quick", action="store_true", help="fewer shapes and repeats")
-    p.add_argument("--json", metavar="FILE", help="write every number to FILE")
-    p.add_argument("--plot", metavar="FILE", help="bar chart of fastdl against NumPy/PyTorch")
+    p.add_argument("--json", metavar="FILE", help="write every number to FILE (atomically)")
+    p.add_argument("--markdown", metavar="FILE", help="write the tables as markdown to FILE")
+    p.add_argument("--plot", metavar="FILE", help="bar charts of fastdl against NumPy/PyTorch (needs matplotlib)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--list", action="store_true", help="list the suites and whether this build has them")
     opts = p.parse_args(argv)
-    suites = SUITES if "all" in opts.suites else opts.suites
+    suites = list(SUITES) if "all" in opts.suites else list(opts.suites)
     for s in suites:
         if s not in SUITES:
             p.error(f"unknown suite {s!r}; choose from {SUITES} or 'all'")
-    import fastdl
+    opts.suites = list(dict.fromkeys(suites))   # keep order, drop repeats
+    opts.thread_list = None
     if opts.threads:
-        opts.thread_list = [int(t) for t in opts.threads.split(",")]
-    else:
+        try:
+            opts.thread_list = sorted({int(t) for t in opts.threads.split(",") if t.strip()})
+        except ValueError:
+            p.error(f"--threads takes comma-separated positive integers, got {opts.threads!r}")
+        if not opts.thread_list or min(opts.thread_list) < 1:
+            p.error(f"--threads takes comma-separated positive integers, got {opts.threads!r}")
+    return opts
+
+
+def main(argv=None):
+    opts = parse_args(argv)
+    import fastdl
+    if opts.list:
+        for s in SUITES:
+            try:
+                mod = import_suite(s)
+                state = "available" if mod is not None else "not in this build"
+            except Exception as e:
+                state = f"fails to import ({type(e).__name__}: {e})"
+            print(f"{s:6s} {state}")
+        return 0
+    if opts.thread_list is None:
         cores = fastdl.ops.available_cores()
         opts.thread_list = sorted({1, cores})
-    print(f"fastdl {fastdl.__version__} on {_common.machine()}; "
-          f"kernels: {fastdl.ops.get_capability()}; NumPy BLAS: {_common.numpy_blas()}")
-    tables = []
+    header = (f"fastdl {fastdl.__version__} on {_common.machine()}; "
+              f"kernels: {fastdl.ops.get_capability()}; NumPy BLAS: {_common.numpy_blas()}; "
+              f"threads: {','.join(map(str, opts.thread_list))}")
+    print(header)
+    sys.stdout.flush()
+
+    tables, missing, failed, done = [], [], [], []
+    interrupted = False
+    started = datetime.datetime.now().isoformat(timespec="seconds")
+    t0 = time.perf_counter()
     try:
-        for s in suites:
-            mod = importlib.import_module(f".{s}", __package__)
-            for t in mod.run(opts):
-                print()
-                print(t.markdown())
-                sys.stdout.flush()
-                tables.append(t)
+        for s in opts.suites:
+            try:
+                mod = import_suite(s)
+            except Exception as e:
+                failed.append(s)
+                print(f"\nsuite {s!r} could not be imported: {type(e).__name__}: {e}", file=sys.stderr)
+                continue
+            if mod is None:
+                missing.append(s)
+                print(f"\nsuite {s!r} is not part of this build (no fastdl/bench/{s}.py); skipped",
+                      file=sys.stderr)
+                continue
+            try:
+                for t in mod.run(opts):
+                    t.suite = s
+                    print()
+                    print(t.markdown())
+                    sys.stdout.flush()
+                    tables.append(t)
+                done.append(s)
+            except KeyboardInterrupt:
+                raise
+            except Exception:
+                failed.append(s)
+                print(f"\nsuite {s!r} failed:", file=sys.stderr)
+                traceback.print_exc()
     except KeyboardInterrupt:
-        print("\ninterrupted; results so far are kept", file=sys.stderr)
-    if opts.json:
-        import os
-        import tempfile
-        d = os.path.dirname(os.path.abspath(opts.json))
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=".bench-", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump({"machine": _common.machine(), "tables": [t.as_dict() for t in tables]}, f, indent=1)
-        os.replace(tmp, opts.json)
-    if opts.plot:
-        from ._plot import plot
-        plot(tables, opts.plot)
-    return 0
+        interrupted = True
+        print(f"\ninterrupted; keeping the {len(tables)} table(s) finished so far", file=sys.stderr)
+
+    elapsed = time.perf_counter() - t0
+    summary = f"{len(tables)} table(s) from {', '.join(done) or 'no suite'} in {elapsed:.0f} s"
+    if missing:
+        summary += f"; not in this build: {', '.join(missing)}"
+    if failed:
+        summary += f"; failed: {', '.join(failed)}"
+    print(f"\n{summary}", file=sys.stderr)
+
+    try:
+        if opts.json:
+            doc = {"fastdl": fastdl.__version__, "machine": _common.machine(),
+                   "capability": fastdl.ops.get_capability(), "numpy_blas": _common.numpy_blas(),
+                   "threads": opts.thread_list, "quick": opts.quick, "device": opts.device,
+                   "suites": opts.suites, "missing": missing, "failed": failed,
+                   "interrupted": interrupted, "started": started, "seconds": round(elapsed, 1),
+                   "tables": [t.as_dict() for t in tables]}
+            write_atomic(opts.json, json.dumps(doc, indent=1, default=_jsonable) + "\n")
+            print(f"wrote {opts.json}", file=sys.stderr)
+        if opts.markdown:
+            text = header + "\n\n" + "\n\n".join(t.markdown() for t in tables) + "\n"
+            write_atomic(opts.markdown, text)
+            print(f"wrote {opts.markdown}", file=sys.stderr)
+        if opts.plot:
+            from ._plot import plot
+            if plot(tables, opts.plot, title=header):
+                print(f"wrote {opts.plot}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted while writing the results", file=sys.stderr)
+        return 130
+    if interrupted:
+        return 130
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

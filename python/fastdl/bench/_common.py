@@ -1,4 +1,14 @@
-"""Shared by every benchmark suite: timing, machine description, tables."""
+"""Shared by every benchmark suite: timing, machine description, tables.
+
+A suite is a module fastdl/bench/<name>.py with ``run(opts)`` that returns a list of Table, or
+better yields them one at a time (then Ctrl-C keeps the tables already finished). ``opts`` has
+``thread_list`` (thread counts to measure), ``quick`` (fewer shapes and repeats) and ``device``.
+
+Column names: a throughput column carries its unit, e.g. ``"fastdl GFLOP/s"``, ``"NumPy GFLOP/s"``,
+``"PyTorch GFLOP/s"``, ``"fastdl GB/s"`` or ``"fastdl samples/s"``; ``--plot`` draws every column
+whose name ends in a rate unit (see ``rate_columns``), one group of bars per row, the row labelled
+by its text columns (shape, threads, ...). Ratio columns ("fastdl/PyTorch") are not drawn.
+"""
 import os
 import platform
 import statistics
@@ -12,6 +22,15 @@ class Table:
     columns: list
     rows: list = field(default_factory=list)  # list of dicts keyed by column
     notes: list = field(default_factory=list)
+    suite: str = None   # set by the runner
+
+    def add(self, **row):
+        """Append a row given as column=value keywords (unknown columns are an error)."""
+        unknown = set(row) - set(self.columns)
+        if unknown:
+            raise KeyError(f"{self.title}: no column(s) {sorted(unknown)}; columns are {self.columns}")
+        self.rows.append(row)
+        return row
 
     def markdown(self):
         def fmt(v):
@@ -36,7 +55,28 @@ class Table:
         return "\n".join(lines)
 
     def as_dict(self):
-        return {"title": self.title, "columns": self.columns, "rows": self.rows, "notes": self.notes}
+        return {"title": self.title, "columns": self.columns, "rows": self.rows, "notes": self.notes,
+                "suite": self.suite}
+
+
+RATE_UNITS = ("GFLOP/s", "TFLOP/s", "GB/s", "samples/s", "images/s", "steps/s", "it/s")
+
+
+def rate_columns(table):
+    """The throughput columns of a table (names ending in one of RATE_UNITS)."""
+    return [c for c in table.columns if isinstance(c, str) and c.strip().endswith(RATE_UNITS)]
+
+
+def gflops(flops, seconds):
+    """GFLOP/s for `flops` floating-point operations done in `seconds` (None if seconds is 0)."""
+    return flops / seconds / 1e9 if seconds > 0 else None
+
+
+def ratio(a, b):
+    """a / b, or None when either is missing or b is 0 (printed as '-')."""
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
 
 
 def timeit(fn, *, warmup=2, repeat=7, min_time=0.05):

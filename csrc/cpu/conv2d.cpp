@@ -1,0 +1,273 @@
+// Convolution by im2col + GEMM. See conv2d.h for the matrix view.
+//
+// Memory: the patch matrix of the whole batch can be huge (a ResNet 3x3 layer
+// at batch 32 would need 230 MB), so the M = N*OH*OW output pixels are
+// processed in chunks of `rows` pixels whose patch block is about
+// kPatchBytes; only one such block per thread is ever alive.
+//
+// Threading (chosen by measurement, see the report in the bench module): the
+// batch is split into one contiguous range of images per thread, and each
+// thread runs im2col, a single-threaded GEMM and col2im on its own chunks.
+// This parallelises im2col/col2im too, keeps each thread's patches in its own
+// L2, and makes the col2im scatter race-free (threads own disjoint images).
+// When the batch is too small to split evenly, the chunks run one after the
+// other and the threads go inside the GEMM instead. 1x1 stride-1 unpadded
+// convolutions skip im2col: x already is the (M, C) patch matrix, and one big
+// threaded GEMM does the work.
+#include "cpu/conv2d.h"
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace fastdl::cpu {
+
+namespace {
+
+constexpr int64_t kPatchBytes = int64_t(1) << 19;  // ~512 KiB of patches per chunk
+
+template <typename T>
+int64_t chunk_rows(int64_t K) {
+  int64_t rows = kPatchBytes / (K * int64_t(sizeof(T)));
+  rows = std::max<int64_t>(rows, 32);
+  rows = std::min<int64_t>(rows, 4096);
+  return rows;
+}
+
+bool is_pointwise(const Conv2dGeom& g) {
+  return g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1 && g.PT == 0 && g.PB == 0 &&
+         g.PL == 0 && g.PR == 0;
+}
+
+// How many threads split the batch: all of them when the images divide evenly
+// or there are plenty of them, else one (and the GEMM threads).
+int batch_groups(int64_t N, int nthreads) {
+#ifdef _OPENMP
+  if (nthreads <= 1 || N < 2) return 1;
+  if (N % nthreads == 0 || N >= 4 * int64_t(nthreads)) return int(std::min<int64_t>(nthreads, N));
+#endif
+  return 1;
+}
+
+// Runs body(group, m0, m1, ctx) over the chunks of every group's images. Each
+// group is one OpenMP thread with its own arena and a one-thread context; a
+// single group runs on the caller's thread with the caller's context.
+template <typename Body>
+void for_each_chunk(const Conv2dGeom& g, int64_t rows, int groups, const Context& ctx,
+                    Body&& body) {
+  const int64_t P = g.OH * g.OW;
+  auto run_group = [&](int t, const Context& c) {
+    const int64_t m_begin = g.N * t / groups * P, m_end = g.N * (t + 1) / groups * P;
+    for (int64_t m0 = m_begin; m0 < m_end; m0 += rows)
+      body(t, m0, std::min(m0 + rows, m_end), c);
+  };
+  if (groups == 1) {
+    run_group(0, ctx);
+    return;
+  }
+  std::unique_ptr<Arena[]> arenas(new Arena[groups]);
+#pragma omp parallel num_threads(groups)
+  {
+#ifdef _OPENMP
+    const int t = omp_get_thread_num();
+#else
+    const int t = 0;
+#endif
+    Context c{ctx.isa, 1, &arenas[t]};
+    run_group(t, c);
+  }
+}
+
+}  // namespace
+
+// ------------------------------------------------------------ im2col / col2im
+
+template <typename T>
+void im2col(T* col, const T* x, const Conv2dGeom& g, int64_t m0, int64_t m1) {
+  const int64_t C = g.C, KW = g.KW, K = g.KH * g.KW * C, P = g.OH * g.OW;
+  int64_t n = m0 / P, oh = (m0 % P) / g.OW, ow = (m0 % P) % g.OW;
+  for (int64_t m = m0; m < m1; ++m) {
+    T* row = col + (m - m0) * K;
+    const T* xn = x + n * g.H * g.W * C;
+    const int64_t ih0 = oh * g.SH - g.PT, iw0 = ow * g.SW - g.PL;
+    // With no dilation and the whole row of taps inside, one tap row is a
+    // contiguous run of KW*C values in x.
+    const bool row_inside = g.DW == 1 && iw0 >= 0 && iw0 + KW <= g.W;
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      T* dst = row + kh * KW * C;
+      const int64_t ih = ih0 + kh * g.DH;
+      if (ih < 0 || ih >= g.H) {
+        std::memset(dst, 0, sizeof(T) * KW * C);
+        continue;
+      }
+      const T* src = xn + ih * g.W * C;
+      if (row_inside) {
+        std::memcpy(dst, src + iw0 * C, sizeof(T) * KW * C);
+        continue;
+      }
+      for (int64_t kw = 0; kw < KW; ++kw) {
+        const int64_t iw = iw0 + kw * g.DW;
+        if (iw < 0 || iw >= g.W)
+          std::memset(dst + kw * C, 0, sizeof(T) * C);
+        else
+          std::memcpy(dst + kw * C, src + iw * C, sizeof(T) * C);
+      }
+    }
+    if (++ow == g.OW) {
+      ow = 0;
+      if (++oh == g.OH) { oh = 0; ++n; }
+    }
+  }
+}
+
+template <typename T>
+void col2im(T* dx, const T* col, const Conv2dGeom& g, int64_t m0, int64_t m1) {
+  const int64_t C = g.C, KW = g.KW, K = g.KH * g.KW * C, P = g.OH * g.OW;
+  int64_t n = m0 / P, oh = (m0 % P) / g.OW, ow = (m0 % P) % g.OW;
+  for (int64_t m = m0; m < m1; ++m) {
+    const T* row = col + (m - m0) * K;
+    T* dxn = dx + n * g.H * g.W * C;
+    const int64_t ih0 = oh * g.SH - g.PT, iw0 = ow * g.SW - g.PL;
+    const bool row_inside = g.DW == 1 && iw0 >= 0 && iw0 + KW <= g.W;
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      const int64_t ih = ih0 + kh * g.DH;
+      if (ih < 0 || ih >= g.H) continue;
+      const T* src = row + kh * KW * C;
+      T* dst = dxn + ih * g.W * C;
+      if (row_inside) {
+        T* d = dst + iw0 * C;
+        for (int64_t i = 0; i < KW * C; ++i) d[i] += src[i];
+        continue;
+      }
+      for (int64_t kw = 0; kw < KW; ++kw) {
+        const int64_t iw = iw0 + kw * g.DW;
+        if (iw < 0 || iw >= g.W) continue;
+        T* d = dst + iw * C;
+        const T* s = src + kw * C;
+        for (int64_t c = 0; c < C; ++c) d[c] += s[c];
+      }
+    }
+    if (++ow == g.OW) {
+      ow = 0;
+      if (++oh == g.OH) { oh = 0; ++n; }
+    }
+  }
+}
+
+// ------------------------------------------------------------ forward
+
+template <typename T>
+void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dGeom& g,
+                    Activation act, const Context& ctx) {
+  const int64_t M = g.N * g.OH * g.OW, K = g.KH * g.KW * g.C, F = g.F;
+  if (M == 0 || F == 0) return;
+  const GemmEpilogue<T> ep{b, act};
+  if (is_pointwise(g)) {
+    gemm<T>(y, F, 1, x, g.C, 1, w, F, 1, M, F, K, T(1), T(0), ep, ctx);
+    return;
+  }
+  const int64_t rows = chunk_rows<T>(K);
+  for_each_chunk(g, rows, batch_groups(g.N, ctx.nthreads), ctx,
+                 [&](int, int64_t m0, int64_t m1, const Context& c) {
+                   ArenaScope scope(c.arena);
+                   T* col = c.arena->alloc<T>((m1 - m0) * K);
+                   im2col(col, x, g, m0, m1);
+                   gemm<T>(y + m0 * F, F, 1, col, K, 1, w, F, 1, m1 - m0, F, K, T(1), T(0), ep, c);
+                 });
+}
+
+// ------------------------------------------------------------ backward
+
+namespace {
+
+// acc (F,) += column sums of dy rows [m0, m1).
+template <typename T>
+void add_column_sums(T* acc, const T* dy, int64_t F, int64_t m0, int64_t m1) {
+  for (int64_t m = m0; m < m1; ++m) {
+    const T* r = dy + m * F;
+    for (int64_t f = 0; f < F; ++f) acc[f] += r[f];
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
+                     const Conv2dGeom& g, const Context& ctx) {
+  const int64_t M = g.N * g.OH * g.OW, K = g.KH * g.KW * g.C, F = g.F;
+  const GemmEpilogue<T> none{};
+  if (M == 0 || F == 0 || K == 0) {
+    std::fill(dw, dw + K * F, T(0));
+    if (db) std::fill(db, db + F, T(0));
+    if (dx) std::fill(dx, dx + g.N * g.H * g.W * g.C, T(0));
+    return;
+  }
+  if (is_pointwise(g)) {
+    gemm<T>(dw, F, 1, x, 1, K, dy, F, 1, K, F, M, T(1), T(0), none, ctx);  // x^T . dy
+    if (dx) gemm<T>(dx, K, 1, dy, F, 1, w, 1, F, M, K, F, T(1), T(0), none, ctx);  // dy . w^T
+    if (db) {
+      std::fill(db, db + F, T(0));
+      add_column_sums(db, dy, F, 0, M);
+    }
+    return;
+  }
+
+  const int64_t rows = chunk_rows<T>(K);
+  const int groups = batch_groups(g.N, ctx.nthreads);
+  // Group 0 accumulates straight into dw/db; the others into their own slices,
+  // summed at the end (in group order, so results don't depend on timing).
+  ArenaScope scope(ctx.arena);
+  T* dw_part = groups > 1 ? ctx.arena->alloc<T>((groups - 1) * K * F) : nullptr;
+  T* db_part = ctx.arena->alloc<T>(groups * F);
+  std::fill(db_part, db_part + groups * F, T(0));
+  const int64_t image = g.H * g.W * g.C, P = g.OH * g.OW;
+
+  for_each_chunk(g, rows, groups, ctx, [&](int t, int64_t m0, int64_t m1, const Context& c) {
+    const int64_t mc = m1 - m0;
+    T* dw_t = t == 0 ? dw : dw_part + (t - 1) * K * F;
+    const bool first = m0 == g.N * t / groups * P;
+    if (first && dx) {  // this group's images of dx start at zero
+      const int64_t n0 = g.N * t / groups, n1 = g.N * (t + 1) / groups;
+      std::fill(dx + n0 * image, dx + n1 * image, T(0));
+    }
+    ArenaScope s(c.arena);
+    T* col = c.arena->alloc<T>(mc * K);
+    im2col(col, x, g, m0, m1);
+    const T* dyc = dy + m0 * F;
+    // dw_t (K,F) (+)= col^T (K,mc) . dy (mc,F)
+    gemm<T>(dw_t, F, 1, col, 1, K, dyc, F, 1, K, F, mc, T(1), first ? T(0) : T(1), none, c);
+    if (db) add_column_sums(db_part + t * F, dy, F, m0, m1);
+    if (dx) {
+      // dcol (mc,K) = dy (mc,F) . w^T (F,K), reusing col's memory.
+      gemm<T>(col, K, 1, dyc, F, 1, w, 1, F, mc, K, F, T(1), T(0), none, c);
+      col2im(dx, col, g, m0, m1);
+    }
+  });
+
+  for (int t = 1; t < groups; ++t) {
+    const T* p = dw_part + (t - 1) * K * F;
+    for (int64_t i = 0; i < K * F; ++i) dw[i] += p[i];
+  }
+  if (db) {
+    std::copy(db_part, db_part + F, db);
+    for (int t = 1; t < groups; ++t)
+      for (int64_t f = 0; f < F; ++f) db[f] += db_part[t * F + f];
+  }
+}
+
+#define FASTDL_INSTANTIATE(T)                                                                   \
+  template void im2col<T>(T*, const T*, const Conv2dGeom&, int64_t, int64_t);                  \
+  template void col2im<T>(T*, const T*, const Conv2dGeom&, int64_t, int64_t);                  \
+  template void conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dGeom&,         \
+                                  Activation, const Context&);                                 \
+  template void conv2d_backward<T>(T*, T*, T*, const T*, const T*, const T*, const Conv2dGeom&, \
+                                   const Context&);
+FASTDL_INSTANTIATE(float)
+FASTDL_INSTANTIATE(double)
+#undef FASTDL_INSTANTIATE
+
+}  // namespace fastdl::cpu

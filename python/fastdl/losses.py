@@ -1,0 +1,191 @@
+"""Keras losses: mean over the batch, forward and gradient in one C++ pass.
+
+Loss objects are callables ``loss(y_true, y_pred) -> float``. Models also use
+``loss._value_and_grad(y_true, y_pred, out)`` and, when the last layer ends in
+the matching activation, ``loss._fused(...)`` on its logits: softmax +
+(sparse) categorical cross-entropy and sigmoid + binary cross-entropy train
+from logits, the numerically stable way (as Keras does).
+"""
+import numpy as np
+
+from . import ops
+
+__all__ = ["Loss", "SparseCategoricalCrossentropy", "CategoricalCrossentropy",
+           "BinaryCrossentropy", "MeanSquaredError", "MeanAbsoluteError", "get", "KNOWN",
+           "sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy",
+           "mean_squared_error", "mean_absolute_error", "mse", "mae"]
+
+
+class Loss:
+    name = "loss"
+    sparse = False         # targets are integer class indices
+    fuses_with = None      # 'softmax' or 'sigmoid': activation whose logits the fused path takes
+
+    def __init__(self, from_logits=False, name=None):
+        self.from_logits = bool(from_logits)
+        if name:
+            self.name = name
+
+    def __call__(self, y_true, y_pred):
+        y_pred = np.asarray(y_pred)
+        if y_pred.dtype not in (np.float32, np.float64):
+            y_pred = y_pred.astype(np.float32)
+        return float(self._value_and_grad(self._prepare_targets(y_true, y_pred.dtype), y_pred,
+                                          None, want_grad=False)[0])
+
+    def _prepare_targets(self, y_true, dtype):
+        return np.ascontiguousarray(y_true, dtype=dtype)
+
+    def _value_and_grad(self, y_true, y_pred, out, want_grad=True):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {"name": self.name, "from_logits": self.from_logits}
+
+
+class SparseCategoricalCrossentropy(Loss):
+    name = "sparse_categorical_crossentropy"
+    sparse = True
+    fuses_with = "softmax"
+
+    def _prepare_targets(self, y_true, dtype):
+        y = np.asarray(y_true)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.dtype.kind == "f":
+            if not np.all(np.floor(y) == y):
+                raise ValueError("sparse_categorical_crossentropy needs integer class labels; "
+                                 "for one-hot or probability targets use categorical_crossentropy")
+        return np.ascontiguousarray(y, dtype=np.int64)
+
+    def _fused(self, logits, y_true, out, want_grad=True):
+        return ops._sparse_xent(logits, y_true, out, want_grad)
+
+    def _value_and_grad(self, y_true, y_pred, out, want_grad=True):
+        if self.from_logits:
+            loss, d, _ = ops._sparse_xent(y_pred, y_true, out, want_grad)
+            return loss, d
+        # probabilities: Keras clips and takes -log p[label]
+        onehot = np.zeros_like(y_pred)
+        onehot[np.arange(len(y_true)), y_true] = 1
+        return ops._loss_kernel("categorical_xent", y_pred, onehot, out, want_grad)
+
+
+class CategoricalCrossentropy(Loss):
+    name = "categorical_crossentropy"
+    fuses_with = "softmax"
+
+    def _fused(self, logits, y_true, out, want_grad=True):
+        loss, d = ops._loss_kernel("softmax_xent", logits, y_true, out, want_grad)
+        return loss, d, None
+
+    def _value_and_grad(self, y_true, y_pred, out, want_grad=True):
+        kind = "softmax_xent" if self.from_logits else "categorical_xent"
+        return ops._loss_kernel(kind, y_pred, y_true, out, want_grad)
+
+
+class BinaryCrossentropy(Loss):
+    name = "binary_crossentropy"
+    fuses_with = "sigmoid"
+
+    def _fused(self, logits, y_true, out, want_grad=True):
+        loss, d = ops._loss_kernel("sigmoid_xent", logits, y_true, out, want_grad)
+        return loss, d, None
+
+    def _value_and_grad(self, y_true, y_pred, out, want_grad=True):
+        kind = "sigmoid_xent" if self.from_logits else "binary_xent"
+        return ops._loss_kernel(kind, y_pred, y_true, out, want_grad)
+
+
+class MeanSquaredError(Loss):
+    name = "mean_squared_error"
+
+    def _value_and_grad(self, y_true, y_pred, out, want_grad=True):
+        return ops._loss_kernel("mse", y_pred, y_true, out, want_grad)
+
+    def get_config(self):
+        return {"name": self.name}
+
+
+class MeanAbsoluteError(Loss):
+    name = "mean_absolute_error"
+
+    def _value_and_grad(self, y_true, y_pred, out, want_grad=True):
+        return ops._loss_kernel("mae", y_pred, y_true, out, want_grad)
+
+    def get_config(self):
+        return {"name": self.name}
+
+
+# Keras' functional forms: per-sample losses.
+def _per_sample(cls, y_true, y_pred, **kw):
+    y_pred = np.asarray(y_pred)
+    if y_pred.dtype not in (np.float32, np.float64):
+        y_pred = y_pred.astype(np.float32)
+    loss = cls(**kw)
+    y_true = loss._prepare_targets(y_true, y_pred.dtype)
+    return np.array([loss._value_and_grad(y_true[i:i + 1], y_pred[i:i + 1], None, False)[0]
+                     for i in range(len(y_pred))], dtype=y_pred.dtype)
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
+    return _per_sample(SparseCategoricalCrossentropy, y_true, y_pred, from_logits=from_logits)
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits=False):
+    return _per_sample(CategoricalCrossentropy, y_true, y_pred, from_logits=from_logits)
+
+
+def binary_crossentropy(y_true, y_pred, from_logits=False):
+    return _per_sample(BinaryCrossentropy, y_true, y_pred, from_logits=from_logits)
+
+
+def mean_squared_error(y_true, y_pred):
+    return _per_sample(MeanSquaredError, y_true, y_pred)
+
+
+def mean_absolute_error(y_true, y_pred):
+    return _per_sample(MeanAbsoluteError, y_true, y_pred)
+
+
+mse = mean_squared_error
+mae = mean_absolute_error
+
+_REGISTRY = {
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "binary_crossentropy": BinaryCrossentropy,
+    "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
+    "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError,
+}
+_FUNCS = {sparse_categorical_crossentropy: "sparse_categorical_crossentropy",
+          categorical_crossentropy: "categorical_crossentropy",
+          binary_crossentropy: "binary_crossentropy",
+          mean_squared_error: "mean_squared_error", mean_absolute_error: "mean_absolute_error"}
+KNOWN = tuple(_REGISTRY)
+
+
+def get(identifier):
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Loss):
+        return identifier()
+    if callable(identifier) and identifier in _FUNCS:
+        return _REGISTRY[_FUNCS[identifier]]()
+    if isinstance(identifier, str):
+        key = identifier.lower()
+        for cls in set(_REGISTRY.values()):
+            if cls.__name__.lower() == key:
+                return cls()
+        if key in _REGISTRY:
+            return _REGISTRY[key]()
+    if isinstance(identifier, dict) and "class_name" in identifier:
+        for cls in set(_REGISTRY.values()):
+            if cls.__name__ == identifier["class_name"]:
+                cfg = dict(identifier.get("config", {}))
+                return cls(**cfg)
+    raise ValueError(f"unknown loss {identifier!r}; known losses: {', '.join(KNOWN)}")
+
+
+def serialize(loss):
+    return {"class_name": type(loss).__name__, "config": loss.get_config()}

@@ -1,0 +1,238 @@
+import numpy as np
+import pytest
+
+import fastdl
+from fastdl import ops
+import ref_conv as ref
+
+# (x shape, w shape (KH, KW, C, F), strides, padding, dilation)
+CASES = [
+    ((2, 7, 9, 3), (3, 3, 3, 4), 1, "valid", 1),
+    ((2, 7, 9, 3), (3, 3, 3, 4), 2, "same", 1),           # stride > 1 with 'same'
+    ((1, 8, 8, 2), (3, 2, 2, 5), (2, 3), "SAME", 1),        # odd sizes, upper-case word
+    ((3, 9, 11, 2), (3, 3, 2, 3), 1, "same", 2),            # dilation
+    ((2, 10, 7, 3), (2, 3, 3, 2), (1, 2), "valid", (2, 1)),
+    ((2, 6, 6, 4), (1, 1, 4, 5), 1, "valid", 1),            # 1x1 stride 1: no im2col
+    ((2, 6, 7, 4), (1, 1, 4, 5), 2, "valid", 1),            # 1x1 strided
+    ((2, 6, 6, 4), (1, 1, 4, 5), 1, 1, 1),                  # 1x1 padded
+    ((1, 5, 5, 1), (3, 3, 1, 6), 1, "valid", 1),            # C = 1, N = 1
+    ((2, 6, 7, 3), (3, 3, 3, 2), 1, ((1, 2), (0, 3)), 1),   # asymmetric explicit padding
+    ((2, 5, 5, 3), (3, 3, 3, 2), 1, 2, 1),                  # int padding
+    ((2, 5, 6, 3), (3, 3, 3, 2), 2, (1, 2), 1),             # (ph, pw) padding
+    ((2, 3, 3, 2), (5, 5, 2, 3), 1, "same", 1),             # kernel larger than x, padded
+    ((1, 13, 7, 5), (7, 1, 5, 3), (3, 1), "same", 1),
+]
+IDS = [f"{c[0]}-{c[1]}-s{c[2]}-{c[3]}-d{c[4]}" for c in CASES]
+TOL = {np.float32: dict(rtol=2e-4, atol=2e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
+
+
+def kw(strides, padding, dilation):
+    return dict(strides=strides, padding=padding, dilation_rate=dilation)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_forward_matches_reference(case, dtype, rng):
+    xs, ws, s, p, d = case
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[3]).astype(dtype)
+    y = ops.conv2d(x, w, b, **kw(s, p, d))
+    assert y.dtype == dtype
+    np.testing.assert_allclose(y, ref.conv2d(x, w, b, s, p, d), **TOL[dtype])
+    y0 = ops.conv2d(x, w, **kw(s, p, d))
+    np.testing.assert_allclose(y0, ref.conv2d(x, w, None, s, p, d), **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_backward_matches_reference(case, dtype, rng):
+    xs, ws, s, p, d = case
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    yshape = ref.conv2d(x, w, None, s, p, d).shape
+    dy = rng.standard_normal(yshape).astype(dtype)
+    dx, dw, db = ops.conv2d_backward(dy, x, w, **kw(s, p, d))
+    rdx, rdw, rdb = ref.conv2d_backward(dy, x, w, s, p, d)
+    assert dx.dtype == dw.dtype == db.dtype == dtype
+    assert dx.shape == x.shape and dw.shape == w.shape and db.shape == (ws[3],)
+    np.testing.assert_allclose(dx, rdx, **TOL[dtype])
+    np.testing.assert_allclose(dw, rdw, **TOL[dtype])
+    np.testing.assert_allclose(db, rdb, **TOL[dtype])
+    none, dw2, db2 = ops.conv2d_backward(dy, x, w, need_dx=False, **kw(s, p, d))
+    assert none is None
+    np.testing.assert_array_equal(dw2, dw)
+    np.testing.assert_array_equal(db2, db)
+
+
+def test_fused_relu(rng):
+    x = rng.standard_normal((2, 6, 6, 3)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 3, 4)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    y = ops.conv2d(x, w, b, padding="same", activation="relu")
+    np.testing.assert_allclose(y, np.maximum(ref.conv2d(x, w, b, 1, "same"), 0), rtol=2e-4,
+                               atol=2e-4)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("n", [1, 5, 6])
+def test_many_chunks_and_threads(threads, n, rng):
+    # Big enough for several im2col chunks per image group; batches that split
+    # evenly (6), unevenly (5) and not at all (1) across the threads.
+    x = rng.standard_normal((n, 20, 21, 16))
+    w = rng.standard_normal((3, 3, 16, 8))
+    b = rng.standard_normal(8)
+    dy = rng.standard_normal((n, 20, 21, 8))
+    old = fastdl.get_num_threads()
+    fastdl.set_num_threads(threads)
+    try:
+        y = ops.conv2d(x, w, b, padding="same")
+        dx, dw, db = ops.conv2d_backward(dy, x, w, padding="same")
+    finally:
+        fastdl.set_num_threads(old)
+    np.testing.assert_allclose(y, ref.conv2d(x, w, b, 1, "same"), rtol=1e-10, atol=1e-10)
+    rdx, rdw, rdb = ref.conv2d_backward(dy, x, w, 1, "same")
+    np.testing.assert_allclose(dx, rdx, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(dw, rdw, rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(db, rdb, rtol=1e-10, atol=1e-9)
+
+
+def test_non_contiguous_inputs(rng):
+    base = rng.standard_normal((2, 9, 16, 3))
+    x = base[:, ::2, 1::2, :]                                   # strided view
+    w = np.ascontiguousarray(rng.standard_normal((3, 3, 4, 3)).transpose(0, 1, 3, 2))
+    wt = rng.standard_normal((3, 3, 4, 3)).transpose(0, 1, 3, 2)  # transposed view
+    xc = x.copy()
+    for ww in (w, wt):
+        y = ops.conv2d(x, ww, padding="same")
+        np.testing.assert_allclose(y, ref.conv2d(xc, ww, None, 1, "same"), rtol=1e-10, atol=1e-10)
+        dy = rng.standard_normal(y.shape)[:, :, ::-1, :]          # negative strides
+        got = ops.conv2d_backward(dy, x, ww, padding="same")
+        want = ref.conv2d_backward(dy, xc, ww, 1, "same")
+        for g_, r_ in zip(got, want):
+            np.testing.assert_allclose(g_, r_, rtol=1e-10, atol=1e-10)
+    np.testing.assert_array_equal(x, xc)  # inputs are not modified
+
+
+@pytest.mark.parametrize("need_dx", [True, False])
+def test_empty_batch(need_dx):
+    x = np.zeros((0, 5, 5, 3), np.float32)
+    w = np.ones((3, 3, 3, 4), np.float32)
+    y = ops.conv2d(x, w, np.ones(4, np.float32), padding="same")
+    assert y.shape == (0, 5, 5, 4) and y.dtype == np.float32
+    dx, dw, db = ops.conv2d_backward(np.zeros((0, 3, 3, 4), np.float32), x, w, need_dx=need_dx)
+    assert (dx is None) if not need_dx else dx.shape == (0, 5, 5, 3)
+    assert dw.shape == w.shape and not dw.any()
+    assert db.shape == (4,) and not db.any()
+
+
+def _numeric_grad(f, a, eps=1e-6):
+    g = np.zeros_like(a)
+    it = np.nditer(a, flags=["multi_index"])
+    for _ in it:
+        i = it.multi_index
+        old = a[i]
+        a[i] = old + eps
+        fp = f()
+        a[i] = old - eps
+        fm = f()
+        a[i] = old
+        g[i] = (fp - fm) / (2 * eps)
+    return g
+
+
+@pytest.mark.parametrize("case", [
+    ((2, 5, 6, 3), (3, 2, 3, 4), 1, "same", 1),
+    ((1, 7, 6, 2), (3, 3, 2, 3), 2, ((1, 0), (2, 1)), 1),
+    ((2, 7, 7, 2), (2, 2, 2, 2), 1, "valid", 2),
+    ((2, 4, 5, 3), (1, 1, 3, 2), 1, "valid", 1),
+], ids=["same", "stride2-asym", "dilation2", "pointwise"])
+def test_gradients_finite_differences(case, rng):
+    xs, ws, s, p, d = case
+    x = rng.standard_normal(xs)
+    w = rng.standard_normal(ws)
+    b = rng.standard_normal(ws[3])
+    r = rng.standard_normal(ops.conv2d(x, w, b, **kw(s, p, d)).shape)
+
+    def loss():
+        return float((ops.conv2d(x, w, b, **kw(s, p, d)) * r).sum())
+
+    dx, dw, db = ops.conv2d_backward(r, x, w, **kw(s, p, d))
+    np.testing.assert_allclose(dx, _numeric_grad(loss, x), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(dw, _numeric_grad(loss, w), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(db, _numeric_grad(loss, b), rtol=1e-6, atol=1e-7)
+
+
+# ----------------------------------------------------------------- bad input
+def _xw(dtype=np.float32):
+    return np.zeros((2, 5, 5, 3), dtype), np.zeros((3, 3, 3, 4), dtype)
+
+
+def test_kernel_larger_than_padded_input():
+    x, _ = _xw()
+    with pytest.raises(ValueError, match=r"larger than the padded input.*\(2, 5, 5, 3\)"):
+        ops.conv2d(x, np.zeros((6, 3, 3, 4), np.float32))
+    with pytest.raises(ValueError, match="dilated"):
+        ops.conv2d(x, np.zeros((3, 3, 3, 4), np.float32), dilation_rate=3)
+    ops.conv2d(x, np.zeros((6, 3, 3, 4), np.float32), padding=1)  # fits once padded
+
+
+@pytest.mark.parametrize("bad", [dict(strides=0), dict(strides=(1, -1)), dict(dilation_rate=0)])
+def test_non_positive_strides_or_dilation(bad):
+    x, w = _xw()
+    with pytest.raises(ValueError, match="positive"):
+        ops.conv2d(x, w, **bad)
+    with pytest.raises(ValueError, match="positive"):
+        ops.conv2d_backward(np.zeros((2, 3, 3, 4), np.float32), x, w, **bad)
+
+
+@pytest.mark.parametrize("bad", [dict(strides=1.5), dict(strides=(1, 2, 3)), dict(padding=1.0),
+                                 dict(padding=((1, 2), 3))])
+def test_bad_argument_types(bad):
+    x, w = _xw()
+    with pytest.raises(TypeError):
+        ops.conv2d(x, w, **bad)
+
+
+def test_unknown_padding_word_and_negative_padding():
+    x, w = _xw()
+    with pytest.raises(ValueError, match="padding"):
+        ops.conv2d(x, w, padding="full")
+    with pytest.raises(ValueError, match="non-negative"):
+        ops.conv2d(x, w, padding=-1)
+
+
+def test_channel_mismatch():
+    x, _ = _xw()
+    with pytest.raises(ValueError, match=r"3 channels.*\(2, 5, 5, 3\).*\(3, 3, 2, 4\)"):
+        ops.conv2d(x, np.zeros((3, 3, 2, 4), np.float32))
+
+
+def test_wrong_rank():
+    x, w = _xw()
+    with pytest.raises(ValueError, match="4-D"):
+        ops.conv2d(x[0], w)
+    with pytest.raises(ValueError, match="4-D"):
+        ops.conv2d(x, w[0])
+
+
+def test_bias_and_dy_shapes():
+    x, w = _xw()
+    with pytest.raises(ValueError, match=r"b must have shape \(4,\)"):
+        ops.conv2d(x, w, np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match=r"dy must have the output shape \(2, 3, 3, 4\)"):
+        ops.conv2d_backward(np.zeros((2, 5, 5, 4), np.float32), x, w)
+
+
+def test_dtypes():
+    x, w = _xw()
+    with pytest.raises(TypeError, match="float32 or float64"):
+        ops.conv2d(x.astype(np.int32), w.astype(np.int32))
+    with pytest.raises(TypeError, match="dtype"):
+        ops.conv2d(x, w.astype(np.float64))
+    with pytest.raises(TypeError, match="dtype"):
+        ops.conv2d(x, w, np.zeros(4, np.float64))
+    with pytest.raises(TypeError, match="dtype"):
+        ops.conv2d_backward(np.zeros((2, 3, 3, 4), np.float64), x, w)
+    with pytest.raises(TypeError, match="NumPy array"):
+        ops.conv2d(x.tolist(), w)

@@ -1,0 +1,191 @@
+import numpy as np
+import pytest
+
+import fastdl
+from fastdl import ops
+import ref_conv as ref
+
+# (x shape, pool_size, strides, padding)
+CASES = [
+    ((2, 6, 8, 3), 2, None, "valid"),
+    ((2, 7, 9, 3), 2, None, "valid"),            # odd sizes: last row/column unused
+    ((2, 7, 9, 3), 3, 2, "same"),                # overlapping windows, 'same'
+    ((1, 5, 5, 1), (2, 3), (1, 2), "SAME"),      # C = 1, N = 1
+    ((3, 8, 6, 5), 3, 1, "valid"),               # stride 1, heavy overlap
+    ((2, 7, 6, 4), 2, 3, "valid"),               # stride > pool: gaps
+    ((2, 6, 7, 2), 3, 2, ((1, 2), (0, 1))),      # asymmetric explicit padding
+    ((2, 5, 5, 3), 2, 1, 1),                     # int padding
+    ((0, 6, 6, 3), 2, None, "valid"),            # empty batch
+]
+IDS = [f"{c[0]}-p{c[1]}-s{c[2]}-{c[3]}" for c in CASES]
+TOL = {np.float32: dict(rtol=1e-6, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-12)}
+
+
+def kw(pool, strides, padding):
+    return dict(pool_size=pool, strides=strides, padding=padding)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_max_pool_matches_reference(case, dtype, rng):
+    xs, pool, s, p = case
+    x = rng.standard_normal(xs).astype(dtype)
+    y = ops.max_pool2d(x, pool, s, p)
+    want = ref.max_pool2d(x, pool, s, p)
+    assert y.dtype == dtype and y.shape == want.shape
+    np.testing.assert_array_equal(y, want)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = ops.max_pool2d_backward(dy, x, **kw(pool, s, p))
+    assert dx.dtype == dtype and dx.shape == x.shape
+    np.testing.assert_allclose(dx, ref.max_pool2d_backward(dy, x, pool, s, p), **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_avg_pool_matches_reference(case, dtype, rng):
+    xs, pool, s, p = case
+    x = rng.standard_normal(xs).astype(dtype)
+    y = ops.avg_pool2d(x, pool, s, p)
+    want = ref.avg_pool2d(x, pool, s, p)
+    assert y.dtype == dtype and y.shape == want.shape
+    np.testing.assert_allclose(y, want, **TOL[dtype])
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = ops.avg_pool2d_backward(dy, x, **kw(pool, s, p))
+    assert dx.dtype == dtype and dx.shape == x.shape
+    np.testing.assert_allclose(dx, ref.avg_pool2d_backward(dy, x, pool, s, p), **TOL[dtype])
+
+
+def test_avg_pool_does_not_count_padding():
+    x = np.ones((1, 3, 3, 1), np.float32)
+    y = ops.avg_pool2d(x, 2, 2, "same")   # windows at the bottom/right edge hang over
+    np.testing.assert_array_equal(y, np.ones((1, 2, 2, 1), np.float32))
+
+
+def test_max_pool_ties_go_to_first_maximum():
+    # Every window is constant: TensorFlow gives the gradient to the first tap.
+    x = np.zeros((1, 4, 4, 2), np.float32)
+    x[..., 1] = 7.0
+    dy = np.arange(1, 9, dtype=np.float32).reshape(1, 2, 2, 2)
+    dx = ops.max_pool2d_backward(dy, x, pool_size=2)
+    want = np.zeros_like(x)
+    want[0, ::2, ::2, :] = dy[0]
+    np.testing.assert_array_equal(dx, want)
+    # A tie between two later taps of the window: the first of them wins.
+    x = np.array([[1., 5.], [5., 2.]], np.float32).reshape(1, 2, 2, 1)
+    dx = ops.max_pool2d_backward(np.ones((1, 1, 1, 1), np.float32), x, pool_size=2)
+    np.testing.assert_array_equal(dx.ravel(), [0, 1, 0, 0])
+    # Overlapping windows (stride 1) accumulate into a shared maximum.
+    x = np.zeros((1, 3, 3, 1))
+    x[0, 1, 1, 0] = 1.0
+    dx = ops.max_pool2d_backward(np.ones((1, 2, 2, 1)), x, pool_size=2, strides=1)
+    assert dx[0, 1, 1, 0] == 4.0 and dx.sum() == 4.0
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_pool_threads(threads, rng):
+    x = rng.standard_normal((5, 13, 11, 8))
+    dy = rng.standard_normal((5, 7, 6, 8))
+    old = fastdl.get_num_threads()
+    fastdl.set_num_threads(threads)
+    try:
+        got = [ops.max_pool2d(x, 3, 2, "same"), ops.max_pool2d_backward(dy, x, pool_size=3, strides=2, padding="same"),
+               ops.avg_pool2d(x, 3, 2, "same"), ops.avg_pool2d_backward(dy, x, pool_size=3, strides=2, padding="same")]
+    finally:
+        fastdl.set_num_threads(old)
+    want = [ref.max_pool2d(x, 3, 2, "same"), ref.max_pool2d_backward(dy, x, 3, 2, "same"),
+            ref.avg_pool2d(x, 3, 2, "same"), ref.avg_pool2d_backward(dy, x, 3, 2, "same")]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12)
+
+
+def test_non_contiguous_input(rng):
+    base = rng.standard_normal((2, 12, 10, 6))
+    x = base[:, ::2, :, ::2]
+    xc = x.copy()
+    np.testing.assert_array_equal(ops.max_pool2d(x, 2), ref.max_pool2d(xc, 2))
+    dy = rng.standard_normal((2, 3, 5, 3))[:, ::-1]
+    np.testing.assert_allclose(ops.max_pool2d_backward(dy, x, pool_size=2),
+                               ref.max_pool2d_backward(dy, xc, 2), rtol=1e-12)
+    np.testing.assert_allclose(ops.avg_pool2d_backward(dy, x, pool_size=2),
+                               ref.avg_pool2d_backward(dy, xc, 2), rtol=1e-12)
+    np.testing.assert_array_equal(x, xc)
+
+
+def _numeric_grad(f, a, eps=1e-6):
+    g = np.zeros_like(a)
+    for i in np.ndindex(a.shape):
+        old = a[i]
+        a[i] = old + eps
+        fp = f()
+        a[i] = old - eps
+        fm = f()
+        a[i] = old
+        g[i] = (fp - fm) / (2 * eps)
+    return g
+
+
+@pytest.mark.parametrize("op", ["max", "avg"])
+@pytest.mark.parametrize("args", [(2, None, "valid"), (3, 2, "same"), (2, 1, ((1, 0), (0, 1)))])
+def test_pool_gradients_finite_differences(op, args, rng):
+    pool, s, p = args
+    # Distinct values, so the max is not at a tie that a small step could flip.
+    x = rng.permutation(2 * 5 * 6 * 3).reshape(2, 5, 6, 3) / 7.0
+    fwd = getattr(ops, f"{op}_pool2d")
+    bwd = getattr(ops, f"{op}_pool2d_backward")
+    r = rng.standard_normal(fwd(x, pool, s, p).shape)
+
+    def loss():
+        return float((fwd(x, pool, s, p) * r).sum())
+
+    np.testing.assert_allclose(bwd(r, x, **kw(pool, s, p)), _numeric_grad(loss, x),
+                               rtol=1e-6, atol=1e-7)
+
+
+def test_global_avg_pool(rng):
+    for dtype in (np.float32, np.float64):
+        x = rng.standard_normal((3, 5, 7, 4)).astype(dtype)
+        y = ops.global_avg_pool2d(x)
+        assert y.dtype == dtype
+        np.testing.assert_allclose(y, x.mean(axis=(1, 2)), **TOL[dtype])
+        dy = rng.standard_normal((3, 4)).astype(dtype)
+        dx = ops.global_avg_pool2d_backward(dy, x)
+        np.testing.assert_allclose(dx, np.broadcast_to(dy[:, None, None, :] / 35, x.shape),
+                                   **TOL[dtype])
+    x = rng.standard_normal((2, 3, 4, 5))
+    r = rng.standard_normal((2, 5))
+    num = _numeric_grad(lambda: float((ops.global_avg_pool2d(x) * r).sum()), x)
+    np.testing.assert_allclose(ops.global_avg_pool2d_backward(r, x), num, rtol=1e-6, atol=1e-7)
+    e = np.zeros((0, 3, 3, 2), np.float32)
+    assert ops.global_avg_pool2d(e).shape == (0, 2)
+    assert ops.global_avg_pool2d_backward(np.zeros((0, 2), np.float32), e).shape == e.shape
+
+
+# ----------------------------------------------------------------- bad input
+def test_pool_bad_input():
+    x = np.zeros((2, 5, 5, 3), np.float32)
+    with pytest.raises(ValueError, match=r"larger than the padded input.*\(2, 5, 5, 3\)"):
+        ops.max_pool2d(x, 6)
+    with pytest.raises(ValueError, match="positive"):
+        ops.max_pool2d(x, 0)
+    with pytest.raises(ValueError, match="positive"):
+        ops.avg_pool2d(x, 2, strides=(0, 1))
+    with pytest.raises(ValueError, match="padding"):
+        ops.max_pool2d(x, 2, padding="causal")
+    with pytest.raises(ValueError, match="smaller than pool_size"):
+        ops.max_pool2d(x, 2, padding=2)
+    with pytest.raises(ValueError, match="4-D"):
+        ops.max_pool2d(x[0], 2)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        ops.avg_pool2d(x.astype(np.int64), 2)
+    with pytest.raises(TypeError, match="dtype"):
+        ops.max_pool2d_backward(np.zeros((2, 2, 2, 3)), x)
+    with pytest.raises(ValueError, match=r"dy must have the output shape \(2, 2, 2, 3\)"):
+        ops.max_pool2d_backward(np.zeros((2, 2, 3, 3), np.float32), x)
+    with pytest.raises(ValueError, match=r"dy must have the output shape"):
+        ops.avg_pool2d_backward(np.zeros((2, 2, 2), np.float32), x)
+    with pytest.raises(ValueError, match="4-D"):
+        ops.global_avg_pool2d(x[0])
+    with pytest.raises(ValueError, match=r"dy must have shape \(2, 3\)"):
+        ops.global_avg_pool2d_backward(np.zeros((2, 4), np.float32), x)
+    with pytest.raises(TypeError, match="dtype"):
+        ops.global_avg_pool2d_backward(np.zeros((2, 3)), x)
