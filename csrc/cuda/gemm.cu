@@ -59,6 +59,7 @@ template <> struct Vec16<double> { using type = double2; static constexpr int W 
 
 template <typename T>
 __device__ __forceinline__ void load_vec(T* dst, const T* src) {
+  FASTDL_DEVICE_ASSERT((reinterpret_cast<uintptr_t>(src) & 15) == 0);
   typename Vec16<T>::type v = *reinterpret_cast<const typename Vec16<T>::type*>(src);
   const T* e = reinterpret_cast<const T*>(&v);
 #pragma unroll
