@@ -13,8 +13,9 @@ the stand-in CuPy:
 --asan builds with AddressSanitizer, so an out-of-bounds read or write in a
 kernel stops the run; run Python with the runtime preloaded:
 
-    LD_PRELOAD=$(g++ -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 \
-        PYTHONPATH=OUT/pkg:tests/cuda_emu python -m pytest tests/test_cuda.py
+    LD_PRELOAD="$(g++ -print-file-name=libasan.so) $(g++ -print-file-name=libstdc++.so)" \
+        ASAN_OPTIONS=detect_leaks=0 PYTHONPATH=OUT/pkg:tests/cuda_emu \
+        python -m pytest tests/test_cuda.py
 """
 import glob
 import os
