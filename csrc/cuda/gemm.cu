@@ -195,7 +195,7 @@ gemm_tiled_kernel(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a, in
 // FP32, and written back through shared memory so the epilogue can be applied
 // with bounds checks.
 constexpr int kTf32BM = 64, kTf32BN = 64, kTf32BK = 16, kTf32Threads = 128;
-constexpr int kTf32LdA = kTf32BK + 8, kTf32LdB = kTf32BN + 8, kTf32LdC = kTf32BN + 8;
+static_assert(kTf32BK % 8 == 0, "wmma tf32 fragments step k by 8");
 
 __global__ void __launch_bounds__(kTf32Threads)
 gemm_tf32_kernel(float* c, int64_t rs_c, int64_t cs_c, const float* a, int64_t rs_a,
@@ -203,6 +203,7 @@ gemm_tf32_kernel(float* c, int64_t rs_c, int64_t cs_c, const float* a, int64_t r
                  int64_t k, float alpha, float beta, const float* bias, Activation act) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   using namespace nvcuda;
+  constexpr int kTf32LdA = kTf32BK + 8, kTf32LdB = kTf32BN + 8, kTf32LdC = kTf32BN + 8;
   // Row strides are multiples of 8 floats (32 bytes) and every fragment starts
   // at a multiple of 8 rows / 16 columns, as wmma's 256-bit alignment requires.
   __shared__ __align__(32) float As[kTf32BM][kTf32LdA];
@@ -266,6 +267,18 @@ gemm_tf32_kernel(float* c, int64_t rs_c, int64_t cs_c, const float* a, int64_t r
     int r = e / kTf32BN, col = e % kTf32BN;
     int64_t gi = bm0 + r, gj = bn0 + col;
     if (gi < m && gj < n) store_output(c, rs_c, cs_c, gi, gj, Cs[r][col], alpha, beta, bias, act);
+  }
+#else
+  // Built for an architecture without TF32 tensor cores but run on one that has
+  // them (PTX compiled for sm_7x, JIT-compiled on sm_8x+): a plain FP32 loop, so
+  // the result is still right, only slow.
+  const int64_t bm0 = int64_t(blockIdx.x) * kTf32BM, bn0 = int64_t(blockIdx.y) * kTf32BN;
+  for (int e = threadIdx.x; e < kTf32BM * kTf32BN; e += kTf32Threads) {
+    int64_t gi = bm0 + e / kTf32BN, gj = bn0 + e % kTf32BN;
+    if (gi >= m || gj >= n) continue;
+    float acc = 0.0f;
+    for (int64_t p = 0; p < k; ++p) acc += a[gi * rs_a + p * cs_a] * b[p * rs_b + gj * cs_b];
+    store_output(c, rs_c, cs_c, gi, gj, acc, alpha, beta, bias, act);
   }
 #endif
 }
