@@ -114,8 +114,13 @@ inline cudaError_t cudaGetDeviceCount(int* n) {
   *n = (v && !*v) ? 0 : 1;  // CUDA_VISIBLE_DEVICES="" hides every device
   return *n ? cudaSuccess : cudaErrorNoDevice;
 }
-// Compute capability 7.x: the TF32 kernel (sm_80+, not emulated) is never chosen.
-inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr, int) { *v = 7; return cudaSuccess; }
+// Compute capability 7.x unless FASTDL_EMU_CC_MAJOR says otherwise: with 8 the
+// TF32 path is chosen, and runs its FP32 fallback (wmma itself is not emulated).
+inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr, int) {
+  const char* e = std::getenv("FASTDL_EMU_CC_MAJOR");
+  *v = e && *e ? std::atoi(e) : 7;
+  return cudaSuccess;
+}
 inline cudaError_t cudaMemsetAsync(void* p, int v, size_t n, cudaStream_t) {
   std::memset(p, v, n);
   return cudaSuccess;
