@@ -1,0 +1,71 @@
+// GPU recurrent layers over whole sequences: one GEMM for the input projection
+// of all steps, then per step a recurrent GEMM and a fused gate kernel
+// (common/cuda_rnn_cell.h). Keras weight layouts: kernel (I, G*U), recurrent
+// kernel (U, G*U), gate blocks side by side (LSTM i,f,c,o; GRU z,r,h).
+// Sizes: N batch, T steps (Tn in code), I inputs, U units. All arrays are
+// contiguous device arrays; outputs are overwritten. dhs is (N,T,U) when
+// dhs_seq, else (N,U): the gradient of the last step only.
+#pragma once
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "common/cuda_activation.h"
+
+namespace fastdl::cuda {
+
+// ---------------------------------------------------------------- simple_rnn.cu
+// h_t = act(x_t K + h_{t-1} RK + b)
+template <typename T>
+cudaError_t simple_rnn(T* hs /* (N,T,U) */, const T* x /* (N,T,I) */, const T* h0 /* (N,U) */,
+                       const T* kernel /* (I,U) */, const T* recurrent_kernel /* (U,U) */,
+                       const T* bias /* (U,) or null */, int64_t N, int64_t Tn, int64_t I,
+                       int64_t U, hd::Act act, bool tf32, cudaStream_t stream);
+// Scratch: dz and hprev (N,T,U), partial (sum_rows_partials(N*T), U).
+template <typename T>
+cudaError_t simple_rnn_backward(T* dx /* (N,T,I) */, T* dh0 /* (N,U) */, T* dk /* (I,U) */,
+                                T* drk /* (U,U) */, T* db /* (U,) */, const T* dhs, bool dhs_seq,
+                                const T* x /* (N,T,I) */, const T* h0 /* (N,U) */,
+                                const T* kernel /* (I,U) */, const T* recurrent_kernel /* (U,U) */,
+                                const T* hs /* (N,T,U) */, T* dz, T* hprev, T* partial, int64_t N,
+                                int64_t Tn, int64_t I, int64_t U, hd::Act act, bool tf32,
+                                cudaStream_t stream);
+
+// ---------------------------------------------------------------- lstm.cu
+// gates (N,T,4U) receives the activated gates i,f,g,o of every step and cs
+// (N,T,U) the cell states: together the cache of the backward pass.
+template <typename T>
+cudaError_t lstm(T* hs /* (N,T,U) */, T* c_last /* (N,U) */, T* gates /* (N,T,4U) */,
+                 T* cs /* (N,T,U) */, const T* x /* (N,T,I) */, const T* h0 /* (N,U) */,
+                 const T* c0 /* (N,U) */, const T* kernel /* (I,4U) */,
+                 const T* recurrent_kernel /* (U,4U) */, const T* bias /* (4U,) or null */,
+                 int64_t N, int64_t Tn, int64_t I, int64_t U, bool tf32, cudaStream_t stream);
+// dc_last (N,U) or null. Scratch: dz (N,T,4U), hprev (N,T,U), partial (P, 4U).
+template <typename T>
+cudaError_t lstm_backward(T* dx /* (N,T,I) */, T* dh0 /* (N,U) */, T* dc0 /* (N,U) */,
+                          T* dk /* (I,4U) */, T* drk /* (U,4U) */, T* db /* (4U,) */,
+                          const T* dhs, bool dhs_seq, const T* dc_last /* (N,U) or null */,
+                          const T* x, const T* h0, const T* c0, const T* kernel,
+                          const T* recurrent_kernel, const T* hs, const T* gates /* (N,T,4U) */,
+                          const T* cs /* (N,T,U) */, T* dz, T* hprev, T* partial, int64_t N,
+                          int64_t Tn, int64_t I, int64_t U, bool tf32, cudaStream_t stream);
+
+// ---------------------------------------------------------------- gru.cu
+// bias (2,3U) or null: row 0 the input bias, row 1 the recurrent bias.
+// cache (N,T,4U) or null receives z, r, hh and the recurrent candidate part rh.
+// Scratch: xz (N,T,3U), rec (N,3U).
+template <typename T>
+cudaError_t gru(T* hs /* (N,T,U) */, T* cache /* (N,T,4U) or null */, const T* x /* (N,T,I) */,
+                const T* h0 /* (N,U) */, const T* kernel /* (I,3U) */,
+                const T* recurrent_kernel /* (U,3U) */, const T* bias /* (2,3U) or null */,
+                T* xz, T* rec, int64_t N, int64_t Tn, int64_t I, int64_t U, bool tf32,
+                cudaStream_t stream);
+// db (2,3U). Scratch: dzx and dzr (N,T,3U), hprev (N,T,U), partial (P, 3U).
+template <typename T>
+cudaError_t gru_backward(T* dx /* (N,T,I) */, T* dh0 /* (N,U) */, T* dk /* (I,3U) */,
+                         T* drk /* (U,3U) */, T* db /* (2,3U) */, const T* dhs, bool dhs_seq,
+                         const T* x, const T* h0, const T* kernel, const T* recurrent_kernel,
+                         const T* hs, const T* cache /* (N,T,4U) */, T* dzx, T* dzr, T* hprev,
+                         T* partial, int64_t N, int64_t Tn, int64_t I, int64_t U, bool tf32,
+                         cudaStream_t stream);
+
+}  // namespace fastdl::cuda

@@ -1,0 +1,66 @@
+"""A stand-in for CuPy on NumPy, for running fastdl's CUDA tests against the CPU
+emulation of the kernels (see README.md). Arrays are NumPy arrays of a subclass
+defined here (so fastdl sees a 'cupy' array) exposing __cuda_array_interface__
+with host pointers. New arrays from empty() are filled with NaN, so a kernel
+that forgets to write an output element is caught."""
+import numpy as np
+
+float32, float64, int32, int64 = np.float32, np.float64, np.int32, np.int64
+nan = np.nan
+
+
+class ndarray(np.ndarray):
+    @property
+    def __cuda_array_interface__(self):
+        ai = self.__array_interface__
+        return {"shape": ai["shape"], "typestr": ai["typestr"], "data": ai["data"],
+                "strides": ai["strides"], "version": 3, "stream": 1}
+
+
+def _wrap(a):
+    return np.asarray(a).view(ndarray)
+
+
+def asarray(a, dtype=None):
+    return _wrap(np.array(a, dtype=dtype, copy=True))
+
+
+def asnumpy(a):
+    return np.array(a, copy=True).view(np.ndarray)
+
+
+def empty(shape, dtype=np.float64):
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return _wrap(np.full(shape, np.nan, dtype))
+    return _wrap(np.zeros(shape, dtype))
+
+
+def zeros(shape, dtype=np.float64):
+    return _wrap(np.zeros(shape, dtype))
+
+
+def ones(shape, dtype=np.float64):
+    return _wrap(np.ones(shape, dtype))
+
+
+def full(shape, value, dtype=None):
+    return _wrap(np.full(shape, value, dtype))
+
+
+def ascontiguousarray(a):
+    return _wrap(np.ascontiguousarray(a))
+
+
+def copyto(dst, src):
+    np.copyto(dst, src)
+
+
+class _Stream:
+    ptr = 0
+
+
+class cuda:  # noqa: N801 (mirrors cupy.cuda)
+    @staticmethod
+    def get_current_stream():
+        return _Stream()

@@ -1,0 +1,1 @@
+// Empty: the TF32 wmma kernel is compiled out in the CPU emulation.

@@ -1,0 +1,630 @@
+"""CUDA kernels (fastdl._cuda) on CuPy arrays against NumPy references.
+
+Every test marked `cuda` needs a GPU, its driver and CuPy; conftest skips them
+with the reason otherwise. The unmarked tests at the top check the GPU-less
+behaviour: fastdl.cuda never raises, show_config gives the reason, and the
+compiled module imports and reports no device.
+"""
+import importlib.util
+
+import numpy as np
+import pytest
+
+import fastdl
+import ref_cuda as ref
+from conftest import run_python
+
+cuda_built = importlib.util.find_spec("fastdl._cuda") is not None
+
+
+# ================================================================= without a GPU
+def test_is_available_never_raises_and_reason_is_given():
+    avail = fastdl.cuda.is_available()
+    assert avail in (True, False)
+    st = fastdl.show_config(print_=False)["cuda"]
+    assert set(st) == {"compiled", "device_count", "reason"}
+    if not avail:
+        assert isinstance(st["reason"], str) and st["reason"]
+        assert st["device_count"] == 0
+    else:
+        assert st["reason"] is None and st["device_count"] >= 1
+
+
+def test_tf32_switch_roundtrip():
+    assert fastdl.cuda.get_tf32() is False  # off by default
+    try:
+        fastdl.cuda.set_tf32(True)
+        assert fastdl.cuda.get_tf32() is True
+        if cuda_built:
+            from fastdl import _cuda
+            assert _cuda.get_tf32() is True
+    finally:
+        fastdl.cuda.set_tf32(False)
+    assert fastdl.cuda.get_tf32() is False
+    with pytest.raises(TypeError):
+        fastdl.cuda.set_tf32("yes")
+
+
+@pytest.mark.skipif(not cuda_built, reason="fastdl was built without the CUDA module")
+def test_cuda_module_imports_without_devices():
+    # With no visible device the statically linked runtime must answer 0, not raise.
+    r = run_python("from fastdl import _cuda; print(_cuda.device_count()); "
+                   "print(_cuda.build_info()['architectures'])",
+                   {"CUDA_VISIBLE_DEVICES": ""})
+    assert r.returncode == 0, r.stderr
+    count, archs = r.stdout.split()
+    assert count == "0"
+    assert archs
+
+
+@pytest.mark.skipif(not cuda_built, reason="fastdl was built without the CUDA module")
+def test_cuda_module_rejects_numpy_arrays():
+    from fastdl import _cuda
+    a = np.ones((2, 2), np.float32)
+    with pytest.raises(TypeError, match="CuPy"):
+        _cuda.gemm(a, a)
+    with pytest.raises(TypeError, match="CuPy"):
+        _cuda.relu(a)
+
+
+@pytest.mark.skipif(not cuda_built, reason="fastdl was built without the CUDA module")
+def test_cuda_module_reports_devices_consistently():
+    from fastdl import _cuda
+    st = _cuda.device_status()
+    assert st["device_count"] == _cuda.device_count() >= 0
+    if st["error"] is not None:
+        assert st["device_count"] == 0
+
+
+# ================================================================= helpers
+@pytest.fixture
+def cp():
+    import cupy
+    return cupy
+
+
+@pytest.fixture
+def cu():
+    return fastdl.ops._cuda_module()
+
+
+def tol(dtype, scale=1.0):
+    return dict(rtol=1e-4 * scale, atol=1e-4 * scale) if dtype == np.float32 else \
+        dict(rtol=1e-10 * scale, atol=1e-10 * scale)
+
+
+def close(cp, got, want, dtype, scale=1.0):
+    np.testing.assert_allclose(cp.asnumpy(got), want, **tol(dtype, scale))
+
+
+# ================================================================= gemm
+GEMM_SHAPES = [(1, 1, 1), (7, 13, 5), (65, 129, 33), (130, 70, 257), (33, 1, 64), (1, 97, 40)]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m,n,k", GEMM_SHAPES)
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+def test_gemm_matches_numpy(cp, cu, rng, dtype, m, n, k, ta, tb):
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+    want = (a.T if ta else a) @ (b.T if tb else b)
+    got = cu.gemm(cp.asarray(a), cp.asarray(b), None, 1.0, 0.0, ta, tb, None)
+    close(cp, got, want, dtype, scale=np.sqrt(k))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_large_tiles_alpha_beta(cp, cu, rng, dtype):
+    # m*n >= 2^20 takes the 128x128-tile kernel for float32.
+    m, n, k = 1024, 1040, 24
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    c = rng.standard_normal((m, n)).astype(dtype)
+    got = cu.gemm(cp.asarray(a), cp.asarray(b), cp.asarray(c), 0.5, -2.0, False, False, None)
+    close(cp, got, 0.5 * a @ b - 2.0 * c, dtype, scale=10)
+
+
+@pytest.mark.cuda
+def test_gemm_strided_views_beta_zero_nan_and_out(cp, cu, rng):
+    a = cp.asarray(rng.standard_normal((40, 30)).astype(np.float32))
+    b = cp.asarray(rng.standard_normal((50, 24)).astype(np.float32))
+    av, bv = a[::2, 1:], b[:29, ::3]  # (20, 29) and (29, 8): any strides, read in place
+    want = cp.asnumpy(av) @ cp.asnumpy(bv)
+    c = cp.full((20, 8), np.nan, dtype=np.float32)
+    got = cu.gemm(av, bv, c, 1.0, 0.0, False, False, None)  # beta 0 ignores NaN in c
+    close(cp, got, want, np.float32, scale=10)
+    out = cp.zeros((20, 16), np.float32)[:, ::2]              # strided out
+    res = cu.gemm(av, bv, None, 1.0, 0.0, False, False, out)
+    assert res is out
+    close(cp, out, want, np.float32, scale=10)
+    # out aliasing an input goes through a temporary
+    sq = cp.asarray(rng.standard_normal((16, 16)).astype(np.float32))
+    want_sq = cp.asnumpy(sq) @ cp.asnumpy(sq)
+    cu.gemm(sq, sq, None, 1.0, 0.0, False, False, sq)
+    close(cp, sq, want_sq, np.float32, scale=10)
+
+
+@pytest.mark.cuda
+def test_gemm_degenerate_sizes(cp, cu):
+    z = cu.gemm(cp.zeros((0, 3), np.float32), cp.zeros((3, 4), np.float32), None, 1.0, 0.0,
+                False, False, None)
+    assert z.shape == (0, 4)
+    k0 = cu.gemm(cp.zeros((3, 0), np.float32), cp.zeros((0, 4), np.float32), None, 1.0, 0.0,
+                 False, False, None)
+    np.testing.assert_array_equal(cp.asnumpy(k0), np.zeros((3, 4), np.float32))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", ["linear", "relu"])
+def test_linear_bias_activation(cp, cu, rng, dtype, activation):
+    x = rng.standard_normal((37, 19)).astype(dtype)
+    w = rng.standard_normal((19, 23)).astype(dtype)
+    b = rng.standard_normal(23).astype(dtype)
+    want = x @ w + b
+    if activation == "relu":
+        want = np.maximum(want, 0)
+    got = cu.linear(cp.asarray(x), cp.asarray(w), cp.asarray(b), activation, None)
+    close(cp, got, want, dtype, scale=5)
+    ref_k = cu.gemm_reference(cp.asarray(x), cp.asarray(w), None, 1.0, 0.0, False, False,
+                              cp.asarray(b), activation)
+    close(cp, ref_k, want, dtype, scale=5)
+
+
+@pytest.mark.cuda
+def test_gemm_tf32_is_close(cp, cu, rng):
+    a = rng.standard_normal((150, 70)).astype(np.float32)
+    b = rng.standard_normal((70, 90)).astype(np.float32)
+    fastdl.cuda.set_tf32(True)
+    try:
+        got = cu.gemm(cp.asarray(a), cp.asarray(b), None, 1.0, 0.0, False, False, None)
+        got_t = cu.gemm(cp.asarray(a.T.copy()), cp.asarray(b), None, 1.0, 0.0, True, False, None)
+    finally:
+        fastdl.cuda.set_tf32(False)
+    want = a.astype(np.float64) @ b
+    np.testing.assert_allclose(cp.asnumpy(got), want, rtol=2e-2, atol=5e-2)
+    np.testing.assert_allclose(cp.asnumpy(got_t), want, rtol=2e-2, atol=5e-2)
+
+
+@pytest.mark.cuda
+def test_ops_dispatch_and_mixing(cp, rng):
+    a = rng.standard_normal((5, 6)).astype(np.float32)
+    b = rng.standard_normal((6, 7)).astype(np.float32)
+    close(cp, fastdl.ops.matmul(cp.asarray(a), cp.asarray(b)), a @ b, np.float32)
+    close(cp, fastdl.ops.gemm(cp.asarray(a), cp.asarray(b.T.copy()), trans_b=True), a @ b,
+          np.float32)
+    close(cp, fastdl.ops.linear(cp.asarray(a), cp.asarray(b), activation="relu"),
+          np.maximum(a @ b, 0), np.float32)
+    with pytest.raises(TypeError, match="mix"):
+        fastdl.ops.gemm(cp.asarray(a), b)
+
+
+@pytest.mark.cuda
+def test_gemm_bad_arguments(cp, cu):
+    f = cp.ones((3, 4), np.float32)
+    with pytest.raises(TypeError):
+        cu.gemm(cp.ones((3, 4), np.int32), f.T, None, 1.0, 0.0, False, False, None)
+    with pytest.raises(TypeError):
+        cu.gemm(f, cp.ones((4, 3), np.float64), None, 1.0, 0.0, False, False, None)
+    with pytest.raises(ValueError, match="inner"):
+        cu.gemm(f, f, None, 1.0, 0.0, False, False, None)
+    with pytest.raises(ValueError):
+        cu.gemm(f, f.T, None, 1.0, 0.0, False, False, cp.ones((2, 2), np.float32))
+    with pytest.raises(ValueError):
+        cu.linear(f, f.T, cp.ones(4, np.float32), "linear", None)
+    with pytest.raises(ValueError, match="activation"):
+        cu.linear(f, f.T, None, "gelu", None)
+
+
+# ================================================================= element-wise, softmax, loss
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_activations_forward_backward(cp, cu, rng, dtype):
+    x = (rng.standard_normal((7, 33)) * 4).astype(dtype)
+    dy = rng.standard_normal((7, 33)).astype(dtype)
+    X, DY = cp.asarray(x), cp.asarray(dy)
+    close(cp, cu.relu(X), np.maximum(x, 0), dtype)
+    close(cp, cu.sigmoid(X), ref.sigmoid(x), dtype)
+    close(cp, cu.tanh(X), np.tanh(x), dtype)
+    close(cp, cu.relu_backward(DY, X), dy * (x > 0), dtype)
+    s = ref.sigmoid(x)
+    close(cp, cu.sigmoid_backward(DY, cp.asarray(s)), dy * s * (1 - s), dtype)
+    t = np.tanh(x)
+    close(cp, cu.tanh_backward(DY, cp.asarray(t)), dy * (1 - t * t), dtype)
+    # large |x|: no overflow in sigmoid
+    big = cp.asarray(np.array([-1000, -50, 0, 50, 1000], dtype))
+    np.testing.assert_allclose(cp.asnumpy(cu.sigmoid(big)), [0, ref.sigmoid(-50.0), 0.5,
+                                                             ref.sigmoid(50.0), 1], rtol=1e-6)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,axis", [((5, 40), -1), ((3, 4, 70), -1), ((3, 4, 5), 1),
+                                        ((6, 5, 2), 0), ((1, 1), -1), ((2, 1000), 1)])
+def test_softmax_log_softmax(cp, cu, rng, dtype, shape, axis):
+    x = (rng.standard_normal(shape) * 5).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    X, DY = cp.asarray(x), cp.asarray(dy)
+    y = ref.softmax(x, axis)
+    ly = ref.log_softmax(x, axis)
+    close(cp, cu.softmax(X, axis), y, dtype)
+    close(cp, cu.log_softmax(X, axis), ly, dtype)
+    want_d = y * (dy - (dy * y).sum(axis=axis, keepdims=True))
+    close(cp, cu.softmax_backward(DY, cp.asarray(y), axis), want_d, dtype)
+    want_ld = dy - np.exp(ly) * dy.sum(axis=axis, keepdims=True)
+    close(cp, cu.log_softmax_backward(DY, cp.asarray(ly), axis), want_ld, dtype)
+    with pytest.raises(ValueError):
+        cu.softmax(X, len(shape))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("N,C", [(1, 1), (7, 10), (64, 129), (3, 1000)])
+@pytest.mark.parametrize("label_dtype", [np.int32, np.int64])
+def test_sparse_softmax_cross_entropy(cp, cu, rng, dtype, N, C, label_dtype):
+    logits = (rng.standard_normal((N, C)) * 3).astype(dtype)
+    labels = rng.integers(0, C, N).astype(label_dtype)
+    loss, d = cu.sparse_softmax_cross_entropy(cp.asarray(logits), cp.asarray(labels))
+    want_loss, want_d = ref.sparse_softmax_cross_entropy(logits, labels)
+    assert loss.shape == ()
+    np.testing.assert_allclose(float(loss), want_loss, **tol(dtype))
+    close(cp, d, want_d, dtype)
+
+
+@pytest.mark.cuda
+def test_sparse_softmax_cross_entropy_bad_labels(cp, cu):
+    logits = cp.zeros((3, 4), np.float32)
+    loss, d = cu.sparse_softmax_cross_entropy(logits, cp.asarray(np.array([0, 4, 1], np.int64)))
+    assert np.isnan(float(loss))
+    dn = cp.asnumpy(d)
+    assert np.isnan(dn[1]).all() and not np.isnan(dn[[0, 2]]).any()
+    with pytest.raises(TypeError):
+        cu.sparse_softmax_cross_entropy(logits, cp.zeros(3, np.float32))
+    with pytest.raises(ValueError):
+        cu.sparse_softmax_cross_entropy(logits, cp.zeros(4, np.int32))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bias_grad(cp, cu, rng, dtype):
+    for shape in [(1, 3), (1000, 7), (2, 5, 6, 33), (0, 4)]:
+        dy = rng.standard_normal(shape).astype(dtype)
+        want = dy.reshape(-1, shape[-1]).sum(axis=0)
+        close(cp, cu.bias_grad(cp.asarray(dy)), want, dtype, scale=10)
+
+
+# ================================================================= dropout
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rate", [0.0, 0.2, 0.5, 1.0])
+def test_dropout_matches_counter_hash(cp, cu, rng, dtype, rate):
+    x = rng.standard_normal((13, 77)).astype(dtype)
+    seed = 0x1234_5678_9ABC
+    y = cp.asnumpy(cu.dropout(cp.asarray(x), rate, seed))
+    np.testing.assert_array_equal(y, ref.dropout(x, rate, seed))
+    dx = cp.asnumpy(cu.dropout_backward(cp.asarray(x), rate, seed))
+    np.testing.assert_array_equal(dx, y)
+    if 0 < rate < 1:
+        frac = (y == 0).mean()
+        assert abs(frac - rate) < 0.05
+        assert not np.array_equal(y, cp.asnumpy(cu.dropout(cp.asarray(x), rate, seed + 1)))
+    with pytest.raises(ValueError):
+        cu.dropout(cp.asarray(x), 1.5, seed)
+
+
+# ================================================================= optimizers
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("momentum,nesterov,wd", [(0.0, False, None), (0.9, False, None),
+                                                  (0.9, True, None), (0.5, False, 0.01)])
+def test_sgd_update(cp, cu, rng, dtype, momentum, nesterov, wd):
+    p = rng.standard_normal((5, 7)).astype(dtype)
+    m = np.zeros_like(p)
+    P, M = cp.asarray(p), cp.asarray(m)
+    for _ in range(3):
+        g = rng.standard_normal(p.shape).astype(dtype)
+        p, m = ref.sgd(p, g, m, 0.1, momentum, nesterov, wd)
+        cu.sgd_update(P, cp.asarray(g), M if momentum else None, 0.1, momentum, nesterov, wd)
+    close(cp, P, p, dtype)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("wd", [None, 0.004])
+def test_adam_adamw_update(cp, cu, rng, dtype, wd):
+    p = rng.standard_normal(101).astype(dtype)
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    P, M, V = cp.asarray(p), cp.asarray(m), cp.asarray(v)
+    for step in range(1, 5):
+        g = rng.standard_normal(p.shape).astype(dtype)
+        p, m, v = ref.adam(p, g, m, v, 1e-2, 0.9, 0.999, 1e-7, step, wd)
+        cu.adam_update(P, cp.asarray(g), M, V, 1e-2, 0.9, 0.999, 1e-7, step, wd)
+    close(cp, P, p, dtype, scale=10)
+    close(cp, V, v, dtype)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_rmsprop_update(cp, cu, rng, momentum):
+    dtype = np.float64
+    p = rng.standard_normal((4, 9)).astype(dtype)
+    v, mom = np.zeros_like(p), np.zeros_like(p)
+    P, V, MOM = cp.asarray(p), cp.asarray(v), cp.asarray(mom)
+    for _ in range(3):
+        g = rng.standard_normal(p.shape).astype(dtype)
+        p, v, mom = ref.rmsprop(p, g, v, mom, 1e-3, 0.9, momentum, 1e-7)
+        cu.rmsprop_update(P, cp.asarray(g), V, MOM if momentum else None, 1e-3, 0.9, momentum,
+                          1e-7, None)
+    close(cp, P, p, dtype)
+
+
+@pytest.mark.cuda
+def test_optimizer_bad_arguments(cp, cu):
+    p = cp.zeros((3, 4), np.float32)
+    with pytest.raises(ValueError):
+        cu.sgd_update(p, cp.zeros((4, 3), np.float32), None, 0.1, 0.0, False, None)
+    with pytest.raises(ValueError, match="momentum"):
+        cu.sgd_update(p, cp.zeros((3, 4), np.float32), None, 0.1, 0.9, False, None)
+    with pytest.raises(ValueError, match="contiguous"):
+        cu.sgd_update(cp.zeros((4, 3), np.float32).T, p, None, 0.1, 0.0, False, None)
+    with pytest.raises(TypeError):
+        cu.adam_update(p, p.astype(np.float64), p, p, 0.1, 0.9, 0.999, 1e-7, 1, None)
+
+
+# ================================================================= convolution and pooling
+CONV_CASES = [
+    # (N, H, W, C, KH, KW, F, strides, padding, dilation)
+    (2, 7, 9, 3, 3, 3, 4, 1, "valid", 1),
+    (2, 7, 9, 3, 3, 3, 4, 2, "same", 1),
+    (1, 8, 8, 5, 3, 2, 3, (2, 1), "same", (2, 1)),
+    (3, 5, 6, 4, 1, 1, 6, 1, "valid", 1),            # pointwise: a plain GEMM
+    (2, 6, 5, 2, 2, 3, 3, 1, ((1, 0), (2, 1)), 1),
+    (1, 4, 4, 1, 3, 3, 1, 3, 1, 1),
+    (0, 5, 5, 2, 3, 3, 2, 1, "same", 1),             # empty batch
+]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv2d_forward_backward(cp, cu, rng, dtype, case):
+    N, H, W, C, KH, KW, F, s, pad, d = case
+    x = rng.standard_normal((N, H, W, C)).astype(dtype)
+    w = rng.standard_normal((KH, KW, C, F)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    want = ref.conv2d(x, w, b, s, pad, d)
+    got = cu.conv2d(cp.asarray(x), cp.asarray(w), cp.asarray(b), s, pad, d)
+    assert got.shape == want.shape
+    close(cp, got, want, dtype, scale=10)
+    dy = rng.standard_normal(want.shape).astype(dtype)
+    gx, gw, gb = cu.conv2d_backward(cp.asarray(dy), cp.asarray(x), cp.asarray(w), s, pad, d)
+    rx, rw, rb = ref.conv2d_backward(dy, x, w, s, pad, d)
+    close(cp, gx, rx, dtype, scale=10)
+    close(cp, gw, rw, dtype, scale=10)
+    close(cp, gb, rb, dtype, scale=10)
+
+
+@pytest.mark.cuda
+def test_conv2d_noncontiguous_and_bad_arguments(cp, cu, rng):
+    x = rng.standard_normal((2, 6, 6, 3)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 3, 2)).astype(np.float32)
+    xs = cp.asarray(np.ascontiguousarray(x.transpose(0, 2, 1, 3))).transpose(0, 2, 1, 3)
+    close(cp, cu.conv2d(xs, cp.asarray(w), None, 1, "same", 1), ref.conv2d(x, w, None, 1, "same"),
+          np.float32, scale=10)
+    X, Wt = cp.asarray(x), cp.asarray(w)
+    with pytest.raises(ValueError, match="channels"):
+        cu.conv2d(X, cp.asarray(w[:, :, :2]), None, 1, "valid", 1)
+    with pytest.raises(ValueError, match="padding"):
+        cu.conv2d(X, Wt, None, 1, "full", 1)
+    with pytest.raises(ValueError, match="strides"):
+        cu.conv2d(X, Wt, None, 0, "valid", 1)
+    with pytest.raises(ValueError, match="fit"):
+        cu.conv2d(X, cp.zeros((7, 7, 3, 2), np.float32), None, 1, "valid", 1)
+    with pytest.raises(TypeError):
+        cu.conv2d(X, Wt.astype(np.float64), None, 1, "valid", 1)
+
+
+POOL_CASES = [
+    # (shape, pool_size, strides, padding)
+    ((2, 6, 6, 3), 2, None, "valid"),
+    ((2, 7, 5, 3), 3, 2, "same"),
+    ((1, 5, 5, 2), (3, 2), 1, "valid"),
+    ((1, 5, 4, 1), 2, 1, "same"),
+    ((2, 4, 4, 2), 3, 1, 1),
+    ((0, 4, 4, 2), 2, None, "valid"),
+]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", POOL_CASES)
+def test_pooling_forward_backward(cp, cu, rng, dtype, case):
+    shape, k, s, pad = case
+    x = rng.standard_normal(shape).astype(dtype)
+    X = cp.asarray(x)
+    for fwd, bwd, rfwd, rbwd in [(cu.max_pool2d, cu.max_pool2d_backward, ref.max_pool2d,
+                                  ref.max_pool2d_backward),
+                                 (cu.avg_pool2d, cu.avg_pool2d_backward, ref.avg_pool2d,
+                                  ref.avg_pool2d_backward)]:
+        want = rfwd(x, k, s, pad)
+        got = fwd(X, k, s, pad)
+        close(cp, got, want, dtype)
+        dy = rng.standard_normal(want.shape).astype(dtype)
+        close(cp, bwd(cp.asarray(dy), X, k, s, pad), rbwd(dy, x, k, s, pad), dtype)
+
+
+@pytest.mark.cuda
+def test_max_pool_ties_go_to_first_maximum(cp, cu):
+    x = np.zeros((1, 2, 2, 1), np.float32)  # all four equal
+    dx = cu.max_pool2d_backward(cp.ones((1, 1, 1, 1), np.float32), cp.asarray(x), 2, None,
+                                "valid")
+    np.testing.assert_array_equal(cp.asnumpy(dx)[0, :, :, 0], [[1, 0], [0, 0]])
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_global_avg_pool(cp, cu, rng, dtype):
+    x = rng.standard_normal((3, 5, 7, 4)).astype(dtype)
+    close(cp, cu.global_avg_pool2d(cp.asarray(x)), x.mean(axis=(1, 2)), dtype)
+    dy = rng.standard_normal((3, 4)).astype(dtype)
+    want = np.broadcast_to(dy[:, None, None, :] / 35, x.shape)
+    close(cp, cu.global_avg_pool2d_backward(cp.asarray(dy), cp.asarray(x)), want, dtype)
+
+
+# ================================================================= recurrent layers
+def _numgrad(f, arrays, idx, key, eps=1e-6):
+    """Central difference of scalar f() w.r.t. arrays[key][idx] (NumPy float64)."""
+    a = arrays[key]
+    old = a[idx]
+    a[idx] = old + eps
+    fp = f()
+    a[idx] = old - eps
+    fm = f()
+    a[idx] = old
+    return (fp - fm) / (2 * eps)
+
+
+def _check_grads(f, arrays, grads, rng, per=4, rtol=1e-5, atol=1e-7):
+    for key, g in grads.items():
+        for _ in range(per):
+            idx = tuple(int(rng.integers(0, s)) for s in arrays[key].shape)
+            num = _numgrad(f, arrays, idx, key)
+            assert abs(g[idx] - num) <= atol + rtol * abs(num), (key, idx, g[idx], num)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_simple_rnn_forward(cp, cu, rng, dtype, activation):
+    N, T, I, U = 3, 5, 4, 7
+    x, h0 = rng.standard_normal((N, T, I)).astype(dtype), rng.standard_normal((N, U)).astype(dtype)
+    k = (rng.standard_normal((I, U)) * 0.5).astype(dtype)
+    rk = (rng.standard_normal((U, U)) * 0.5).astype(dtype)
+    b = rng.standard_normal(U).astype(dtype)
+    want = ref.simple_rnn(x, h0, k, rk, b, activation)
+    got = cu.simple_rnn(*map(cp.asarray, (x, h0, k, rk, b)), activation)
+    close(cp, got, want, dtype, scale=10)
+    got0 = cu.simple_rnn(cp.asarray(x), None, cp.asarray(k), cp.asarray(rk), None, activation)
+    close(cp, got0, ref.simple_rnn(x, np.zeros_like(h0), k, rk, None, activation), dtype, 10)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("seq", [True, False])
+def test_simple_rnn_backward_gradcheck(cp, cu, rng, seq):
+    N, T, I, U = 2, 4, 3, 5
+    A = {"x": rng.standard_normal((N, T, I)), "h0": rng.standard_normal((N, U)),
+         "kernel": rng.standard_normal((I, U)) * 0.5,
+         "recurrent_kernel": rng.standard_normal((U, U)) * 0.5, "bias": rng.standard_normal(U)}
+    R = rng.standard_normal((N, T, U) if seq else (N, U))
+
+    def fwd():
+        hs = cu.simple_rnn(*(cp.asarray(A[k]) for k in
+                             ("x", "h0", "kernel", "recurrent_kernel", "bias")), "tanh")
+        hs = cp.asnumpy(hs)
+        return float(((hs if seq else hs[:, -1]) * R).sum())
+
+    hs = cu.simple_rnn(*(cp.asarray(A[k]) for k in ("x", "h0", "kernel", "recurrent_kernel",
+                                                    "bias")), "tanh")
+    grads = cu.simple_rnn_backward(cp.asarray(R), cp.asarray(A["x"]), cp.asarray(A["h0"]),
+                                   cp.asarray(A["kernel"]), cp.asarray(A["recurrent_kernel"]), hs,
+                                   "tanh")
+    names = ("x", "h0", "kernel", "recurrent_kernel", "bias")
+    _check_grads(fwd, A, {n: cp.asnumpy(g) for n, g in zip(names, grads)}, rng)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lstm_forward(cp, cu, rng, dtype):
+    N, T, I, U = 3, 4, 5, 6
+    x, h0, c0 = (rng.standard_normal(s).astype(dtype) for s in [(N, T, I), (N, U), (N, U)])
+    k = (rng.standard_normal((I, 4 * U)) * 0.5).astype(dtype)
+    rk = (rng.standard_normal((U, 4 * U)) * 0.5).astype(dtype)
+    b = rng.standard_normal(4 * U).astype(dtype)
+    want_hs, want_c = ref.lstm(x, h0, c0, k, rk, b)
+    hs, c = cu.lstm(*map(cp.asarray, (x, h0, c0, k, rk, b)), False)
+    close(cp, hs, want_hs, dtype, scale=10)
+    close(cp, c, want_c, dtype, scale=10)
+    hs2, c2, cache = cu.lstm(*map(cp.asarray, (x, h0, c0, k, rk, b)), True)
+    close(cp, hs2, want_hs, dtype, scale=10)
+    assert cache[0].shape == (N, T, 4 * U) and cache[1].shape == (N, T, U)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("seq", [True, False])
+def test_lstm_backward_gradcheck(cp, cu, rng, seq):
+    N, T, I, U = 2, 3, 3, 4
+    A = {"x": rng.standard_normal((N, T, I)), "h0": rng.standard_normal((N, U)),
+         "c0": rng.standard_normal((N, U)), "kernel": rng.standard_normal((I, 4 * U)) * 0.5,
+         "recurrent_kernel": rng.standard_normal((U, 4 * U)) * 0.5,
+         "bias": rng.standard_normal(4 * U)}
+    R = rng.standard_normal((N, T, U) if seq else (N, U))
+    Rc = rng.standard_normal((N, U))
+    order = ("x", "h0", "c0", "kernel", "recurrent_kernel", "bias")
+
+    def fwd():
+        hs, c = cu.lstm(*(cp.asarray(A[k]) for k in order), False)
+        hs = cp.asnumpy(hs)
+        return float(((hs if seq else hs[:, -1]) * R).sum() + (cp.asnumpy(c) * Rc).sum())
+
+    hs, c, cache = cu.lstm(*(cp.asarray(A[k]) for k in order), True)
+    dx, dh0, dc0, dk, drk, db = cu.lstm_backward(
+        cp.asarray(R), cp.asarray(Rc), cp.asarray(A["x"]), cp.asarray(A["h0"]),
+        cp.asarray(A["c0"]), cp.asarray(A["kernel"]), cp.asarray(A["recurrent_kernel"]), hs, cache)
+    grads = dict(zip(order, (dx, dh0, dc0, dk, drk, db)))
+    _check_grads(fwd, A, {n: cp.asnumpy(g) for n, g in grads.items()}, rng)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gru_forward(cp, cu, rng, dtype):
+    N, T, I, U = 3, 4, 5, 6
+    x, h0 = rng.standard_normal((N, T, I)).astype(dtype), rng.standard_normal((N, U)).astype(dtype)
+    k = (rng.standard_normal((I, 3 * U)) * 0.5).astype(dtype)
+    rk = (rng.standard_normal((U, 3 * U)) * 0.5).astype(dtype)
+    b = rng.standard_normal((2, 3 * U)).astype(dtype)
+    want = ref.gru(x, h0, k, rk, b)
+    close(cp, cu.gru(*map(cp.asarray, (x, h0, k, rk, b)), False), want, dtype, scale=10)
+    hs, cache = cu.gru(*map(cp.asarray, (x, h0, k, rk, b)), True)
+    close(cp, hs, want, dtype, scale=10)
+    assert cache.shape == (N, T, 4 * U)
+    close(cp, cu.gru(cp.asarray(x), cp.asarray(h0), cp.asarray(k), cp.asarray(rk), None, False),
+          ref.gru(x, h0, k, rk, None), dtype, scale=10)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("seq", [True, False])
+def test_gru_backward_gradcheck(cp, cu, rng, seq):
+    N, T, I, U = 2, 3, 3, 4
+    A = {"x": rng.standard_normal((N, T, I)), "h0": rng.standard_normal((N, U)),
+         "kernel": rng.standard_normal((I, 3 * U)) * 0.5,
+         "recurrent_kernel": rng.standard_normal((U, 3 * U)) * 0.5,
+         "bias": rng.standard_normal((2, 3 * U))}
+    R = rng.standard_normal((N, T, U) if seq else (N, U))
+    order = ("x", "h0", "kernel", "recurrent_kernel", "bias")
+
+    def fwd():
+        hs = cp.asnumpy(cu.gru(*(cp.asarray(A[k]) for k in order), False))
+        return float(((hs if seq else hs[:, -1]) * R).sum())
+
+    hs, cache = cu.gru(*(cp.asarray(A[k]) for k in order), True)
+    grads = cu.gru_backward(cp.asarray(R), cp.asarray(A["x"]), cp.asarray(A["h0"]),
+                            cp.asarray(A["kernel"]), cp.asarray(A["recurrent_kernel"]),
+                            cp.asarray(A["bias"]), hs, cache)
+    _check_grads(fwd, A, {n: cp.asnumpy(g) for n, g in zip(order, grads)}, rng)
+
+
+@pytest.mark.cuda
+def test_rnn_edge_shapes_and_bad_arguments(cp, cu, rng):
+    x = cp.zeros((2, 0, 3), np.float64)  # no time steps
+    k, rk = cp.ones((3, 8), np.float64), cp.ones((2, 8), np.float64)
+    h0, c0 = cp.ones((2, 2), np.float64), cp.full((2, 2), 3.0)
+    hs, c = cu.lstm(x, h0, c0, k, rk, None, False)
+    assert hs.shape == (2, 0, 2)
+    np.testing.assert_array_equal(cp.asnumpy(c), np.full((2, 2), 3.0))
+    with pytest.raises(ValueError, match="kernel"):
+        cu.lstm(cp.zeros((2, 3, 3)), h0, c0, cp.ones((3, 7)), rk, None, False)
+    with pytest.raises(ValueError, match="recurrent_kernel"):
+        cu.gru(cp.zeros((2, 3, 3)), None, cp.ones((3, 6)), cp.ones((3, 6)), None, False)
+    with pytest.raises(ValueError, match="activation"):
+        cu.simple_rnn(cp.zeros((2, 3, 3)), None, cp.ones((3, 2)), cp.ones((2, 2)), None, "gelu")
