@@ -14,7 +14,7 @@ def pytest_collection_modifyitems(config, items):
     reason = "needs CUDA: " + (fastdl.ops._cuda_reason() or "not available")
     skip = pytest.mark.skip(reason=reason)
     for item in items:
-        if "cuda" in item.keywords:
+        if item.get_closest_marker("cuda") is not None:
             item.add_marker(skip)
 
 
