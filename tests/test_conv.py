@@ -241,3 +241,44 @@ def test_dtypes():
         ops.conv2d_backward(np.zeros((2, 3, 3, 4), np.float64), x, w)
     with pytest.raises(TypeError, match="NumPy array"):
         ops.conv2d(x.tolist(), w)
+
+
+# ----------------------------------------------------------------- SIMD levels
+_LEVEL_SCRIPT = r"""
+import sys, numpy as np
+from fastdl import ops
+rng = np.random.default_rng(7)
+out = {}
+# Small-K kernels (C <= 4): filter counts that hit the two-vector, one-vector
+# and plain tails of the float and double blocks, padding, stride, relu.
+for i, (xs, ws, s, p) in enumerate([((3, 9, 10, 1), (3, 3, 1, 32), 1, "valid"),
+                                    ((2, 8, 7, 3), (3, 3, 3, 53), 2, "same"),
+                                    ((2, 6, 6, 2), (2, 3, 2, 7), 1, ((1, 0), (2, 1)))]):
+    for dt in (np.float32, np.float64):
+        x = rng.standard_normal(xs).astype(dt)
+        w = rng.standard_normal(ws).astype(dt)
+        b = rng.standard_normal(ws[3]).astype(dt)
+        y = ops.conv2d(x, w, b, strides=s, padding=p, activation="relu")
+        dy = rng.standard_normal(y.shape).astype(dt)
+        _, dw, db = ops.conv2d_backward(dy, x, w, strides=s, padding=p, need_dx=False)
+        out[f"y{i}{dt.__name__}"], out[f"dw{i}{dt.__name__}"], out[f"db{i}{dt.__name__}"] = y, dw, db
+np.savez(sys.argv[1], **out)
+"""
+
+
+def test_simd_levels_match_generic(tmp_path):
+    from conftest import run_python
+    script = tmp_path / "levels.py"
+    script.write_text(_LEVEL_SCRIPT)
+    results = {}
+    for level in ops.supported_capabilities():
+        path = tmp_path / f"{level}.npz"
+        r = run_python(f"import runpy, sys; sys.argv = ['x', {str(path)!r}]; "
+                       f"runpy.run_path({str(script)!r})", {"FASTDL_CPU_CAPABILITY": level})
+        assert r.returncode == 0, r.stderr
+        results[level] = dict(np.load(path))
+    base = results["generic"]
+    for level, res in results.items():
+        for k, v in res.items():
+            tol = dict(rtol=1e-5, atol=1e-5) if "float32" in k else dict(rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(v, base[k], err_msg=f"{level} {k}", **tol)
