@@ -282,3 +282,25 @@ def test_simd_levels_match_generic(tmp_path):
         for k, v in res.items():
             tol = dict(rtol=1e-5, atol=1e-5) if "float32" in k else dict(rtol=1e-12, atol=1e-12)
             np.testing.assert_allclose(v, base[k], err_msg=f"{level} {k}", **tol)
+
+
+def test_scratch_memory_is_bounded():
+    # The patch matrix of this layer would be 100 MB; chunking keeps the
+    # scratch (patches, GEMM packing, per-thread partial sums) under 64 MiB.
+    from conftest import run_python
+    code = r"""
+import resource, numpy as np
+from fastdl import ops
+x = np.ones((128, 28, 28, 32), np.float32)
+w = np.ones((3, 3, 32, 64), np.float32)
+dy = np.ones((128, 26, 26, 64), np.float32)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+y = ops.conv2d(x, w)
+dx, dw, db = ops.conv2d_backward(dy, x, w)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+outputs = y.nbytes + dx.nbytes + dw.nbytes + db.nbytes
+print(after - before - outputs)
+"""
+    r = run_python(code)
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout.strip()) < 64 * 2**20
