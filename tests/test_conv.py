@@ -79,24 +79,27 @@ def test_fused_relu(rng):
                                atol=2e-4)
 
 
+@pytest.mark.parametrize("padding", ["same", "valid"])
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("n", [1, 5, 6])
-def test_many_chunks_and_threads(threads, n, rng):
-    # Big enough for several im2col chunks per image group; batches that split
-    # evenly (6), unevenly (5) and not at all (1) across the threads.
+def test_many_chunks_and_threads(threads, n, padding, rng):
+    # Big enough for several bands, and ('valid': dx through dy . w^T and
+    # col2im) several im2col chunks per image group; batches that split evenly
+    # (6), unevenly (5) and not at all (1) across the threads.
     x = rng.standard_normal((n, 20, 21, 16))
     w = rng.standard_normal((3, 3, 16, 8))
     b = rng.standard_normal(8)
-    dy = rng.standard_normal((n, 20, 21, 8))
+    oh, ow = (20, 21) if padding == "same" else (18, 19)
+    dy = rng.standard_normal((n, oh, ow, 8))
     old = fastdl.get_num_threads()
     fastdl.set_num_threads(threads)
     try:
-        y = ops.conv2d(x, w, b, padding="same")
-        dx, dw, db = ops.conv2d_backward(dy, x, w, padding="same")
+        y = ops.conv2d(x, w, b, padding=padding)
+        dx, dw, db = ops.conv2d_backward(dy, x, w, padding=padding)
     finally:
         fastdl.set_num_threads(old)
-    np.testing.assert_allclose(y, ref.conv2d(x, w, b, 1, "same"), rtol=1e-10, atol=1e-10)
-    rdx, rdw, rdb = ref.conv2d_backward(dy, x, w, 1, "same")
+    np.testing.assert_allclose(y, ref.conv2d(x, w, b, 1, padding), rtol=1e-10, atol=1e-10)
+    rdx, rdw, rdb = ref.conv2d_backward(dy, x, w, 1, padding)
     np.testing.assert_allclose(dx, rdx, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(dw, rdw, rtol=1e-10, atol=1e-9)
     np.testing.assert_allclose(db, rdb, rtol=1e-10, atol=1e-9)
