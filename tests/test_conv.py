@@ -252,19 +252,23 @@ import sys, numpy as np
 from fastdl import ops
 rng = np.random.default_rng(7)
 out = {}
-# Small-K kernels (C <= 4): filter counts that hit the two-vector, one-vector
-# and plain tails of the float and double blocks, padding, stride, relu.
+# Direct kernels: filter counts that hit the two-vector, one-vector and plain
+# tails of the float and double blocks; padding, stride, relu; dx as a direct
+# convolution (stride 1, 'same') and through col2im.
 for i, (xs, ws, s, p) in enumerate([((3, 9, 10, 1), (3, 3, 1, 32), 1, "valid"),
                                     ((2, 8, 7, 3), (3, 3, 3, 53), 2, "same"),
-                                    ((2, 6, 6, 2), (2, 3, 2, 7), 1, ((1, 0), (2, 1)))]):
+                                    ((2, 6, 6, 2), (2, 3, 2, 7), 1, ((1, 0), (2, 1))),
+                                    ((2, 7, 9, 16), (3, 3, 16, 40), 1, "same")]):
     for dt in (np.float32, np.float64):
         x = rng.standard_normal(xs).astype(dt)
         w = rng.standard_normal(ws).astype(dt)
         b = rng.standard_normal(ws[3]).astype(dt)
         y = ops.conv2d(x, w, b, strides=s, padding=p, activation="relu")
         dy = rng.standard_normal(y.shape).astype(dt)
-        _, dw, db = ops.conv2d_backward(dy, x, w, strides=s, padding=p, need_dx=False)
-        out[f"y{i}{dt.__name__}"], out[f"dw{i}{dt.__name__}"], out[f"db{i}{dt.__name__}"] = y, dw, db
+        dx, dw, db = ops.conv2d_backward(dy, x, w, strides=s, padding=p)
+        _, dw1, _ = ops.conv2d_backward(dy, x, w, strides=s, padding=p, need_dx=False)
+        for name, v in (("y", y), ("dx", dx), ("dw", dw), ("db", db), ("dw1", dw1)):
+            out[f"{name}{i}{dt.__name__}"] = v
 np.savez(sys.argv[1], **out)
 """
 
@@ -283,7 +287,7 @@ def test_simd_levels_match_generic(tmp_path):
     base = results["generic"]
     for level, res in results.items():
         for k, v in res.items():
-            tol = dict(rtol=1e-5, atol=1e-5) if "float32" in k else dict(rtol=1e-12, atol=1e-12)
+            tol = dict(rtol=1e-4, atol=1e-4) if "float32" in k else dict(rtol=1e-12, atol=1e-12)
             np.testing.assert_allclose(v, base[k], err_msg=f"{level} {k}", **tol)
 
 
