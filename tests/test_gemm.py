@@ -192,6 +192,9 @@ def test_out_in_place_and_strided(rng, dtype):
     out = np.empty((m, n), dtype)
     assert ops.gemm(a, b, out=out) is out
     check(out, a, b)
+    out = np.empty((m, n), dtype)
+    assert ops.matmul(a, b, out=out) is out
+    check(out, a, b)
     big = np.zeros((2 * m, 3 * n), dtype)
     view = big[::2, ::3]
     assert ops.gemm(a, b, out=view) is view

@@ -211,16 +211,16 @@ py::array gemm_entry(py::handle a_h, py::handle b_h, py::handle c, double alpha,
   return gemm_typed<double>(a, b, c, alpha, beta, trans_a, trans_b, out, bias, act);
 }
 
-// The lean entry of ops.matmul: two arguments, no keyword parsing.
-py::array matmul_entry(py::handle a_h, py::handle b_h) {
+// The lean entry of ops.matmul: positional arguments only, no activation parsing.
+py::array matmul_entry(py::handle a_h, py::handle b_h, py::handle out) {
   py::array a = require_array(a_h, "a");
   py::array b = require_array(b_h, "b");
   char kind;
   check_ab(a, b, &kind);
   const py::handle none = py::none();
   if (kind == 'f')
-    return gemm_typed<float>(a, b, none, 1.0, 0.0, false, false, none, none, Activation::identity);
-  return gemm_typed<double>(a, b, none, 1.0, 0.0, false, false, none, none, Activation::identity);
+    return gemm_typed<float>(a, b, none, 1.0, 0.0, false, false, out, none, Activation::identity);
+  return gemm_typed<double>(a, b, none, 1.0, 0.0, false, false, out, none, Activation::identity);
 }
 
 double peak_entry(int threads, const std::string& dtype) {
@@ -253,7 +253,8 @@ void bind_gemm(py::module_& m) {
         py::arg("trans_b") = false, py::arg("out") = py::none(), py::arg("bias") = py::none(),
         py::arg("activation") = py::none(),
         "act(alpha * op(a) @ op(b) + beta * c + bias); returns out (or a new array)");
-  m.def("matmul", &matmul_entry, py::arg("a"), py::arg("b"), "a @ b for 2-D float arrays");
+  m.def("matmul", &matmul_entry, py::arg("a"), py::arg("b"), py::arg("out") = py::none(),
+        "a @ b for 2-D float arrays; out= writes in place and returns out");
   m.def("fma_peak_gflops", &peak_entry, py::arg("threads") = 1, py::arg("dtype") = "float32",
         "Measured FMA throughput (GFLOP/s) of `threads` threads at the best SIMD level");
   m.def("gemm_kernel_info", [](const std::string& dtype) {

@@ -14,13 +14,20 @@
 // Small problems skip work that does not pay: tiny ones run a direct loop; when
 // A has a unit stride and few column panels reuse it, the kernels read A in
 // place instead of packing it; when few rows of C reuse a small row-major B,
-// they read B in place too (edge columns under a lane mask). Threads split C into a grid of tm x tn blocks
-// (chosen to keep each block's A rows + B columns small); every thread runs the
-// serial loops above on its block with its own packing buffers, which suits
-// cores with private L2 caches. One thread never enters a parallel region.
+// they read B in place too (edge columns under a lane mask). Threads split C
+// into a grid of tm x tn blocks (chosen to keep each block's A rows + B columns
+// small); every thread runs the serial loops above on its block with its own
+// packing buffers, which suits cores with private L2 caches. One thread never
+// enters a parallel region.
 #include "cpu/gemm.h"
 
 #include <algorithm>
+#include <type_traits>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#include <xmmintrin.h>
+#endif
 
 #include "cpu/gemm_ukernel.h"
 
@@ -52,6 +59,44 @@ int64_t even_block(int64_t total, int64_t max_block, int64_t unit) {
   return std::min(round_up(ceil_div(total, nblocks), unit), round_up(max_block, unit));
 }
 
+// dst[p * ldd + j] = src[j * lds + p] for p < kc, j < W: W rows of src become
+// W columns of dst (packing row-major A, or column-major B). With SSE2, the
+// x86-64 baseline, 4x4 float / 2x2 double blocks are transposed in registers;
+// elsewhere, and for the tail, plain loops.
+template <typename T, int W>
+void transpose_rows(T* dst /* (kc, W) row stride ldd */, int64_t ldd,
+                    const T* src /* (W, kc) row stride lds */, int64_t lds, int64_t kc) {
+  int64_t p = 0;
+#if defined(__SSE2__)
+  if constexpr (std::is_same_v<T, float> && W % 4 == 0) {
+    for (; p + 4 <= kc; p += 4) {
+      for (int j = 0; j < W; j += 4) {
+        __m128 r0 = _mm_loadu_ps(src + (j + 0) * lds + p);
+        __m128 r1 = _mm_loadu_ps(src + (j + 1) * lds + p);
+        __m128 r2 = _mm_loadu_ps(src + (j + 2) * lds + p);
+        __m128 r3 = _mm_loadu_ps(src + (j + 3) * lds + p);
+        _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+        _mm_storeu_ps(dst + (p + 0) * ldd + j, r0);
+        _mm_storeu_ps(dst + (p + 1) * ldd + j, r1);
+        _mm_storeu_ps(dst + (p + 2) * ldd + j, r2);
+        _mm_storeu_ps(dst + (p + 3) * ldd + j, r3);
+      }
+    }
+  } else if constexpr (std::is_same_v<T, double> && W % 2 == 0) {
+    for (; p + 2 <= kc; p += 2) {
+      for (int j = 0; j < W; j += 2) {
+        const __m128d r0 = _mm_loadu_pd(src + (j + 0) * lds + p);
+        const __m128d r1 = _mm_loadu_pd(src + (j + 1) * lds + p);
+        _mm_storeu_pd(dst + (p + 0) * ldd + j, _mm_unpacklo_pd(r0, r1));
+        _mm_storeu_pd(dst + (p + 1) * ldd + j, _mm_unpackhi_pd(r0, r1));
+      }
+    }
+  }
+#endif
+  for (; p < kc; ++p)
+    for (int j = 0; j < W; ++j) dst[p * ldd + j] = src[j * lds + p];
+}
+
 template <typename T>
 struct Problem {
   T* c; int64_t rs_c, cs_c;
@@ -68,17 +113,13 @@ struct Problem {
 // A(mc, kc) -> panels of MR rows: panel r holds element (r*MR + i, p) at
 // ap[r*MR*kc + p*MR + i]. Rows past mc in the last panel are left unset (the
 // kernel for that row count never reads them). Row-major A goes through
-// pack_a_rows: MR is a template argument so each column of a panel is MR loads
-// from MR row streams and one contiguous store the compiler can vectorise.
+// pack_a_rows: MR rows of A become the MR-tall columns of a panel.
 template <typename T, int MR>
-void pack_a_rows(T* ap, const T* a, int64_t rs, int64_t mc, int64_t kc) {
+void pack_a_rows(T* ap /* panels */, const T* a /* (mc,kc) row stride rs */, int64_t rs,
+                 int64_t mc, int64_t kc) {
   const int64_t full = mc / MR * MR;
-  for (int64_t ir = 0; ir < full; ir += MR) {
-    T* dst = ap + ir * kc;
-    const T* src = a + ir * rs;
-    for (int64_t p = 0; p < kc; ++p)
-      for (int i = 0; i < MR; ++i) dst[p * MR + i] = src[i * rs + p];
-  }
+  for (int64_t ir = 0; ir < full; ir += MR)
+    transpose_rows<T, MR>(ap + ir * kc, MR, a + ir * rs, rs, kc);
   if (full < mc) {
     T* dst = ap + full * kc;
     const T* src = a + full * rs;
@@ -88,9 +129,11 @@ void pack_a_rows(T* ap, const T* a, int64_t rs, int64_t mc, int64_t kc) {
   }
 }
 
+// Not inlined: the packing loops get the registers to themselves.
 template <typename T>
-void pack_a(T* ap /* (ceil(mc/MR)*MR, kc) panels */, const T* a /* (mc,kc) */, int64_t rs,
-            int64_t cs, int64_t mc, int64_t kc, int MR) {
+__attribute__((noinline)) void pack_a(T* ap /* (ceil(mc/MR)*MR, kc) panels */,
+                                      const T* a /* (mc,kc) */, int64_t rs, int64_t cs,
+                                      int64_t mc, int64_t kc, int MR) {
   if (cs == 1) {            // rows contiguous (row-major A)
     switch (MR) {
       case 4: return pack_a_rows<T, 4>(ap, a, rs, mc, kc);
@@ -121,7 +164,8 @@ void pack_a(T* ap /* (ceil(mc/MR)*MR, kc) panels */, const T* a /* (mc,kc) */, i
 // prefetcher follows) and scattered into the panels; NR is a template argument
 // so each panel row is a few vector moves.
 template <typename T, int NR>
-void pack_b_rows(T* bp, const T* b, int64_t rs, int64_t kc, int64_t nc) {
+void pack_b_rows(T* bp /* panels */, const T* b /* (kc,nc) row stride rs */, int64_t rs,
+                 int64_t kc, int64_t nc) {
   const int64_t full = nc / NR * NR;
   const int nr = int(nc - full);  // width of a last, partial panel
   if (nr) std::fill(bp + full * kc, bp + full * kc + kc * NR, T(0));
@@ -139,9 +183,29 @@ void pack_b_rows(T* bp, const T* b, int64_t rs, int64_t kc, int64_t nc) {
   }
 }
 
+// Column-major B (a transposed view): NR columns of B become the NR-wide rows
+// of a panel.
+template <typename T, int NR>
+void pack_b_cols(T* bp /* panels */, const T* b /* (kc,nc) column stride cs */, int64_t cs,
+                 int64_t kc, int64_t nc) {
+  const int64_t full = nc / NR * NR;
+  for (int64_t jr = 0; jr < full; jr += NR)
+    transpose_rows<T, NR>(bp + jr * kc, NR, b + jr * cs, cs, kc);
+  if (full < nc) {
+    T* dst = bp + full * kc;
+    const T* src = b + full * cs;
+    const int nr = int(nc - full);
+    std::fill(dst, dst + kc * NR, T(0));
+    for (int j = 0; j < nr; ++j)
+      for (int64_t p = 0; p < kc; ++p) dst[p * NR + j] = src[j * cs + p];
+  }
+}
+
+// Not inlined: the packing loops get the registers to themselves.
 template <typename T>
-void pack_b(T* bp /* (kc, ceil(nc/NR)*NR) panels */, const T* b /* (kc,nc) */, int64_t rs,
-            int64_t cs, int64_t kc, int64_t nc, int NR) {
+__attribute__((noinline)) void pack_b(T* bp /* (kc, ceil(nc/NR)*NR) panels */,
+                                      const T* b /* (kc,nc) */, int64_t rs, int64_t cs,
+                                      int64_t kc, int64_t nc, int NR) {
   if (cs == 1) {            // rows contiguous (row-major B)
     switch (NR) {
       case 4: return pack_b_rows<T, 4>(bp, b, rs, kc, nc);
@@ -150,22 +214,22 @@ void pack_b(T* bp /* (kc, ceil(nc/NR)*NR) panels */, const T* b /* (kc,nc) */, i
       case 32: return pack_b_rows<T, 32>(bp, b, rs, kc, nc);
       default: break;
     }
+  } else if (rs == 1) {     // columns contiguous (transposed B)
+    switch (NR) {
+      case 4: return pack_b_cols<T, 4>(bp, b, cs, kc, nc);
+      case 8: return pack_b_cols<T, 8>(bp, b, cs, kc, nc);
+      case 16: return pack_b_cols<T, 16>(bp, b, cs, kc, nc);
+      case 32: return pack_b_cols<T, 32>(bp, b, cs, kc, nc);
+      default: break;
+    }
   }
   for (int64_t jr = 0; jr < nc; jr += NR) {
     const int nr = int(std::min<int64_t>(NR, nc - jr));
     T* dst = bp + jr * kc;
     const T* src = b + jr * cs;
-    if (nr < NR)
-      for (int64_t p = 0; p < kc; ++p)
-        for (int j = nr; j < NR; ++j) dst[p * NR + j] = T(0);
-    if (rs == 1) {          // columns contiguous (transposed B)
-      for (int j = 0; j < nr; ++j) {
-        const T* col = src + j * cs;
-        for (int64_t p = 0; p < kc; ++p) dst[p * NR + j] = col[p];
-      }
-    } else {
-      for (int64_t p = 0; p < kc; ++p)
-        for (int j = 0; j < nr; ++j) dst[p * NR + j] = src[p * rs + j * cs];
+    for (int64_t p = 0; p < kc; ++p) {
+      for (int j = 0; j < nr; ++j) dst[p * NR + j] = src[p * rs + j * cs];
+      for (int j = nr; j < NR; ++j) dst[p * NR + j] = T(0);
     }
   }
 }
@@ -173,7 +237,7 @@ void pack_b(T* bp /* (kc, ceil(nc/NR)*NR) panels */, const T* b /* (kc,nc) */, i
 // C = act(beta * C + bias): what is left when k == 0 or alpha == 0 (A and B are
 // then not read at all, as BLAS does).
 template <typename T>
-void scale_c(T* c, int64_t rs_c, int64_t cs_c, int64_t m, int64_t n, T beta,
+void scale_c(T* c /* (m,n) */, int64_t rs_c, int64_t cs_c, int64_t m, int64_t n, T beta,
              const GemmEpilogue<T>& ep) {
   for (int64_t i = 0; i < m; ++i) {
     for (int64_t j = 0; j < n; ++j) {
