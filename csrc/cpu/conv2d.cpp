@@ -99,27 +99,34 @@ void tap_offsets(int64_t* off, const Conv2dGeom& g, int64_t Wp) {
       for (int64_t c = 0; c < g.C; ++c) off[k++] = (kh * g.DH * Wp + kw * g.DW) * g.C + c;
 }
 
-// Copies the input rows of output rows [oh0, oh1) of image n, zero-padded,
-// into buf (in_rows, Wp, C), and points base[p] at each band pixel's first tap.
+// Points base[p] at the first tap of each pixel of output rows [oh0, oh1) of
+// image n. The taps are read from x itself when the band needs no padding;
+// otherwise its input rows are first copied, zero-padded, into buf
+// (in_rows, Wp, C).
 template <typename T>
 void direct_band(T* buf, const T** base, const T* x, const Conv2dGeom& g, int64_t Wp, int64_t n,
                  int64_t oh0, int64_t oh1) {
   const int64_t C = g.C, r0 = oh0 * g.SH - g.PT;
   const int64_t rows = (oh1 - oh0 - 1) * g.SH + (g.KH - 1) * g.DH + 1;
-  for (int64_t r = 0; r < rows; ++r) {
-    T* dst = buf + r * Wp * C;
-    const int64_t ih = r0 + r;
-    if (ih < 0 || ih >= g.H) {
-      std::fill(dst, dst + Wp * C, T(0));
-      continue;
+  const T* src = buf;
+  if (g.PL == 0 && g.PR == 0 && r0 >= 0 && r0 + rows <= g.H) {
+    src = x + (n * g.H + r0) * g.W * C;
+  } else {
+    for (int64_t r = 0; r < rows; ++r) {
+      T* dst = buf + r * Wp * C;
+      const int64_t ih = r0 + r;
+      if (ih < 0 || ih >= g.H) {
+        std::fill(dst, dst + Wp * C, T(0));
+        continue;
+      }
+      std::fill(dst, dst + g.PL * C, T(0));
+      std::memcpy(dst + g.PL * C, x + (n * g.H + ih) * g.W * C, sizeof(T) * g.W * C);
+      std::fill(dst + (g.PL + g.W) * C, dst + Wp * C, T(0));
     }
-    std::fill(dst, dst + g.PL * C, T(0));
-    std::memcpy(dst + g.PL * C, x + (n * g.H + ih) * g.W * C, sizeof(T) * g.W * C);
-    std::fill(dst + (g.PL + g.W) * C, dst + Wp * C, T(0));
   }
   int64_t p = 0;
   for (int64_t oh = oh0; oh < oh1; ++oh)
-    for (int64_t ow = 0; ow < g.OW; ++ow) base[p++] = buf + ((oh - oh0) * g.SH * Wp + ow * g.SW) * C;
+    for (int64_t ow = 0; ow < g.OW; ++ow) base[p++] = src + ((oh - oh0) * g.SH * Wp + ow * g.SW) * C;
 }
 
 template <typename T>
