@@ -2,7 +2,8 @@
 // the 2-core Zen 4 development machine against im2col + GEMM:
 //
 // * Direct kernels (conv2d_direct.h) for y and dw of every layer but 1x1: the
-//   taps are read in place from a zero-padded copy of a few input rows, with
+//   taps are read in place (from x, or from a zero-padded copy of a few input
+//   rows where the layer pads), with
 //   outputs (8 pixels x 32 filters) or dw rows (8 taps x 32 filters) held in
 //   registers. No patch matrix is written: for a 3x3 layer it would be 9x the
 //   input, and copying it cost more than the GEMM gained. On a first layer
@@ -69,9 +70,9 @@ int batch_groups(int64_t N, int nthreads) {
 // ------------------------------------------------------------ direct path
 // conv2d_direct.h reads the taps in place, without a patch matrix. The work
 // is split into bands of about kDirectBand output pixels (a few output rows of
-// one image); a band's input rows are copied, zero-padded, into a scratch
-// buffer of padded width Wp, where tap (kh, kw, c) of output pixel (oh, ow)
-// sits at a fixed offset from the pixel's first tap.
+// one image). In x, or in a zero-padded copy of the band's input rows (padded
+// width Wp) when the band touches padding, tap (kh, kw, c) of output pixel
+// (oh, ow) sits at a fixed offset from the pixel's first tap.
 constexpr int64_t kDirectBand = 128;
 
 struct DirectPlan {
