@@ -3,9 +3,8 @@
 //
 // * Direct kernels (conv2d_direct.h) for y and dw of every layer but 1x1: the
 //   taps are read in place (from x, or from a zero-padded copy of a few input
-//   rows where the layer pads), with
-//   outputs (8 pixels x 32 filters) or dw rows (8 taps x 32 filters) held in
-//   registers. No patch matrix is written: for a 3x3 layer it would be 9x the
+//   rows where the layer pads), with outputs (8 pixels x 32 filters) or dw
+//   rows (8 taps x 32 filters) held in registers. No patch matrix is written: for a 3x3 layer it would be 9x the
 //   input, and copying it cost more than the GEMM gained. On a first layer
 //   (C = 1, K = 9) a GEMM with k = 9 is memory-bound; the direct kernel is
 //   about 2x faster than both im2col + GEMM and oneDNN.
