@@ -49,6 +49,9 @@ constexpr int64_t kUnpackedAPanels = 16;
 // is at most this large.
 constexpr int64_t kUnpackedBRows = 64;
 constexpr double kUnpackedBBytes = 512 * 1024;
+// Blocks of at most this many rows pack B in blocks of at most this many bytes.
+constexpr int64_t kSmallRows = 64;
+constexpr double kSmallRowsBBytes = 256 * 1024;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
@@ -108,6 +111,7 @@ struct Problem {
   const UkernelSet<T>* ks;
   bool pack_a;   // false: kernels read A in place (it has a unit stride)
   bool pack_b;   // false: kernels read B in place (cs_b == 1)
+  int64_t nc;    // most columns in a block (a multiple of NR)
 };
 
 // A(mc, kc) -> panels of MR rows: panel r holds element (r*MR + i, p) at
@@ -259,7 +263,7 @@ void gemm_block(const Problem<T>& P, int64_t m0, int64_t m1, int64_t n0, int64_t
   // Without packing buffers nothing limits the depth of a block.
   const int64_t kcb = (P.pack_a || P.pack_b) ? even_block(P.k, ks.kc, 1) : P.k;
   const int64_t mcb = even_block(m1 - m0, ks.mc, MR);
-  const int64_t ncb = even_block(n1 - n0, ks.nc, NR);
+  const int64_t ncb = even_block(n1 - n0, P.nc, NR);
   const bool relu = P.ep.act == Activation::relu;
   const int a_kind = P.pack_a ? 0 : 1;
 
@@ -364,12 +368,19 @@ void gemm(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a, int64_t cs
   const int64_t cols = ceil_div(n_units, tn) * NR;   // most columns one thread gets
 
   Problem<T> P{c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, alpha, beta, ep, &ks,
-               true, true};
+               true, true, ks.nc};
+  // Few rows: each packed B panel is used by few tiles, right after packing;
+  // a B block small enough for L2 never makes the round trip to L3.
+  if (rows <= kSmallRows) {
+    const double kc_max = double(std::min<int64_t>(ks.kc, k));
+    const int64_t fit = int64_t(kSmallRowsBBytes / (kc_max * sizeof(T))) / NR * NR;
+    P.nc = std::max<int64_t>(NR, std::min<int64_t>(ks.nc, fit));
+  }
   // Skip packing what is not reused enough to pay for it: A (with a unit
   // stride) when few column panels share each row panel; B (row-major) when
   // few rows share it and it is small enough to stay in cache between uses.
   const bool a_unit = cs_a == 1 || rs_a == 1;
-  P.pack_a = !(a_unit && ceil_div(std::min<int64_t>(cols, ks.nc), NR) <= kUnpackedAPanels);
+  P.pack_a = !(a_unit && ceil_div(std::min<int64_t>(cols, P.nc), NR) <= kUnpackedAPanels);
   P.pack_b = !(cs_b == 1 && rows <= kUnpackedBRows &&
                double(k) * double(cols) * sizeof(T) <= kUnpackedBBytes);
 
@@ -377,7 +388,7 @@ void gemm(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a, int64_t cs
   ArenaScope scope(ctx.arena);
   const int64_t kc = std::min<int64_t>(ks.kc, k);
   const int64_t a_size = P.pack_a ? round_up(std::min<int64_t>(ks.mc, rows), MR) * kc : 0;
-  const int64_t b_size = P.pack_b ? round_up(std::min<int64_t>(ks.nc, cols), NR) * kc : 0;
+  const int64_t b_size = P.pack_b ? round_up(std::min<int64_t>(P.nc, cols), NR) * kc : 0;
   const int64_t t_size = MR * NR;
   const int64_t per_thread = round_up(a_size, 16) + round_up(b_size, 16) + t_size;
   T* scratch = ctx.arena->alloc<T>(size_t(per_thread) * size_t(nt));
