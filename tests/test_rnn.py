@@ -4,10 +4,14 @@ Forward and backward against the step-by-step NumPy references in ref_rnn.py;
 backward also against float64 central finite differences of a random linear
 loss, for the input, the initial state(s) and every weight.
 """
+import json
+import os
+
 import numpy as np
 import pytest
 
 import fastdl
+from conftest import run_python
 from fastdl import ops
 
 import ref_rnn as ref
@@ -264,6 +268,43 @@ def test_threads_agree_forward(cell, threads):
         one, two = (one,), (two,)
     for a, b in zip(one, two):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+_ISA_SCRIPT = """
+import json, sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+import fastdl
+import test_rnn as T
+out = {{"isa": fastdl.ops.get_capability()}}
+for cell in T.CELLS:
+    p = T.make(cell, 5, 4, 6, 37, dtype=np.float32, seed=21)
+    dhs = np.random.default_rng(1).standard_normal((5, 4, 37)).astype(np.float32)
+    g = T.grads(cell, p, dhs, None)
+    f = T.forward(cell, p)
+    f = f if isinstance(f, tuple) else (f,)
+    out[cell] = [a.tolist() for a in f] + [g[k].tolist() for k in sorted(g)]
+print(json.dumps(out))
+"""
+
+
+def test_every_isa_matches_generic():
+    # The float32 gate passes are built per instruction set; each level must agree
+    # with the generic build (up to FMA rounding).
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = _ISA_SCRIPT.format(tests=here)
+    results = {}
+    for level in fastdl.ops.supported_capabilities():
+        r = run_python(code, {"FASTDL_CPU_CAPABILITY": level, "FASTDL_NUM_THREADS": "1"})
+        assert r.returncode == 0, r.stderr
+        results[level] = json.loads(r.stdout.strip().splitlines()[-1])
+        assert results[level]["isa"] == level
+    base = results["generic"]
+    for level, res in results.items():
+        for cell in CELLS:
+            for a, b in zip(res[cell], base[cell]):
+                np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-5, atol=1e-5,
+                                           err_msg=f"{cell} {level}")
 
 
 # ----------------------------------------------------------------- layouts, edge cases

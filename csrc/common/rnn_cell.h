@@ -11,6 +11,11 @@
 // compiler can vectorise (a libm call would stop it); it is accurate to a few
 // float ulps. The double versions call libm, so float64 gradient checks see the
 // exact functions.
+//
+// Everything sits in an anonymous namespace: each translation unit that
+// includes this header gets its own copies, so the copies compiled with AVX2 or
+// AVX-512 flags (csrc/cpu/rnn_rows_avx*.cpp) can never be merged by the linker
+// into code that runs on a CPU without those instructions.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -19,6 +24,7 @@
 #include "common/hd.h"
 
 namespace fastdl::rnn {
+namespace {
 
 // ------------------------------------------------------------ scalar helpers
 
@@ -147,4 +153,5 @@ FASTDL_HD void gru_cell_backward(T z, T r, T hh, T hh_rec, T h_prev, T dh, T& dz
   dh_prev_direct = dh * z;
 }
 
+}  // namespace
 }  // namespace fastdl::rnn

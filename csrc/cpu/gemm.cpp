@@ -20,7 +20,6 @@
 #include "cpu/gemm.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include "cpu/gemm_ukernel.h"
 
@@ -89,31 +88,55 @@ void pack_a(T* ap /* (ceil(mc/MR)*MR, kc) panels */, const T* a /* (mc,kc) */, i
 
 // B(kc, nc) -> panels of NR columns: panel r holds element (p, r*NR + j) at
 // bp[r*NR*kc + p*NR + j]. Columns past nc are zero so full-width loads are safe.
+// Row-major B is read row by row (one long sequential stream the hardware
+// prefetcher follows) and scattered into the panels; NR is a template argument
+// so each panel row is a few vector moves.
+template <typename T, int NR>
+void pack_b_rows(T* bp, const T* b, int64_t rs, int64_t kc, int64_t nc) {
+  const int64_t full = nc / NR * NR;
+  const int nr = int(nc - full);  // width of a last, partial panel
+  if (nr) std::fill(bp + full * kc, bp + full * kc + kc * NR, T(0));
+  for (int64_t p = 0; p < kc; ++p) {
+    const T* row = b + p * rs;
+    T* dst = bp + p * NR;
+    for (int64_t jr = 0; jr < full; jr += NR) {
+      T* d = dst + jr * kc;
+      for (int j = 0; j < NR; ++j) d[j] = row[jr + j];
+    }
+    if (nr) {
+      T* d = dst + full * kc;
+      for (int j = 0; j < nr; ++j) d[j] = row[full + j];
+    }
+  }
+}
+
 template <typename T>
 void pack_b(T* bp /* (kc, ceil(nc/NR)*NR) panels */, const T* b /* (kc,nc) */, int64_t rs,
             int64_t cs, int64_t kc, int64_t nc, int NR) {
+  if (cs == 1) {            // rows contiguous (row-major B)
+    switch (NR) {
+      case 4: return pack_b_rows<T, 4>(bp, b, rs, kc, nc);
+      case 8: return pack_b_rows<T, 8>(bp, b, rs, kc, nc);
+      case 16: return pack_b_rows<T, 16>(bp, b, rs, kc, nc);
+      case 32: return pack_b_rows<T, 32>(bp, b, rs, kc, nc);
+      default: break;
+    }
+  }
   for (int64_t jr = 0; jr < nc; jr += NR) {
     const int nr = int(std::min<int64_t>(NR, nc - jr));
     T* dst = bp + jr * kc;
     const T* src = b + jr * cs;
-    if (cs == 1) {          // rows contiguous (row-major B)
-      for (int64_t p = 0; p < kc; ++p) {
-        std::memcpy(dst + p * NR, src + p * rs, sizeof(T) * nr);
+    if (nr < NR)
+      for (int64_t p = 0; p < kc; ++p)
         for (int j = nr; j < NR; ++j) dst[p * NR + j] = T(0);
+    if (rs == 1) {          // columns contiguous (transposed B)
+      for (int j = 0; j < nr; ++j) {
+        const T* col = src + j * cs;
+        for (int64_t p = 0; p < kc; ++p) dst[p * NR + j] = col[p];
       }
     } else {
-      if (nr < NR)
-        for (int64_t p = 0; p < kc; ++p)
-          for (int j = nr; j < NR; ++j) dst[p * NR + j] = T(0);
-      if (rs == 1) {        // columns contiguous (transposed B)
-        for (int j = 0; j < nr; ++j) {
-          const T* col = src + j * cs;
-          for (int64_t p = 0; p < kc; ++p) dst[p * NR + j] = col[p];
-        }
-      } else {
-        for (int64_t p = 0; p < kc; ++p)
-          for (int j = 0; j < nr; ++j) dst[p * NR + j] = src[p * rs + j * cs];
-      }
+      for (int64_t p = 0; p < kc; ++p)
+        for (int j = 0; j < nr; ++j) dst[p * NR + j] = src[p * rs + j * cs];
     }
   }
 }

@@ -10,6 +10,7 @@
 // accumulators live in registers (M * NV of them).
 #pragma once
 #include "cpu/gemm_ukernel.h"
+#include <cstdio>
 
 namespace fastdl::cpu::simd {
 

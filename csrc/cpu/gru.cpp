@@ -13,8 +13,8 @@
 
 #include <algorithm>
 
-#include "common/rnn_cell.h"
 #include "cpu/gemm.h"
+#include "cpu/rnn_rows.h"
 #include "cpu/rnn_util.h"
 
 namespace fastdl::cpu {
@@ -22,47 +22,7 @@ namespace fastdl::cpu {
 using rnn_detail::column_sums;
 using rnn_detail::for_batch_slices;
 using rnn_detail::shift_states;
-
-namespace {
-
-// One batch row of one step. g (4U): the input projections [xz xr xh] in, the
-// saved [z r hh hh_rec] out; p (3U) the recurrent projections; h (U) overwritten.
-// (omp simd: units are independent; it lets GCC vectorise the loop once inlined.)
-template <typename T>
-void gru_row_forward(T* __restrict g /* (4U) */, const T* __restrict p /* (3U) */,
-                     const T* __restrict h_prev /* (U) */, T* __restrict h /* (U) */, int64_t U) {
-#pragma omp simd
-  for (int64_t u = 0; u < U; ++u) {
-    const T hh_rec = p[2 * U + u];
-    rnn::gru_cell_forward(g[u], g[U + u], g[2 * U + u], p[u], p[U + u], hh_rec, h_prev[u], g[u],
-                          g[U + u], g[2 * U + u], h[u]);
-    g[3 * U + u] = hh_rec;
-  }
-}
-
-// One batch row of one step backwards: ax / ah (3U) the gradients reaching the
-// input / recurrent projections, overwritten; dh (U) in: the gradient reaching
-// h_t, out: its direct part for h_{t-1} (dh z).
-template <typename T>
-void gru_row_backward(T* __restrict ax /* (3U) */, T* __restrict ah /* (3U) */,
-                      T* __restrict dh /* (U) */, const T* __restrict g /* (4U) saved */,
-                      const T* __restrict h_prev /* (U) */, int64_t U) {
-#pragma omp simd
-  for (int64_t u = 0; u < U; ++u) {
-    T dz, dr, dhh, dhh_rec, dprev;
-    rnn::gru_cell_backward(g[u], g[U + u], g[2 * U + u], g[3 * U + u], h_prev[u], dh[u], dz, dr,
-                           dhh, dhh_rec, dprev);
-    ax[u] = dz;
-    ax[U + u] = dr;
-    ax[2 * U + u] = dhh;
-    ah[u] = dz;
-    ah[U + u] = dr;
-    ah[2 * U + u] = dhh_rec;
-    dh[u] = dprev;
-  }
-}
-
-}  // namespace
+using rnn_detail::transpose;
 
 template <typename T>
 void gru_forward(T* hs, T* cache, const T* x, const T* h0, const T* kernel, const T* recurrent,
@@ -71,6 +31,7 @@ void gru_forward(T* hs, T* cache, const T* x, const T* h0, const T* kernel, cons
   const int64_t G = 3 * U;  // gate columns
   const int64_t C = 4 * U;  // cache columns per step: [z r hh hh_rec]
   const int64_t LC = L * C, LU = L * U;
+  const RnnRows<T>& pass = rnn_rows<T>(ctx.isa);  // gate math for this ISA
   for_batch_slices(N, ctx, [&](int64_t n0, int64_t n1, const Context& cx) {
     const int64_t nb = n1 - n0;
     if (nb == 0) return;
@@ -89,8 +50,8 @@ void gru_forward(T* hs, T* cache, const T* x, const T* h0, const T* kernel, cons
       const int64_t rs_h = t == 0 ? U : LU;
       gemm<T>(hp, G, 1, hprev, rs_h, 1, recurrent, G, 1, nb, G, U, T(1), T(0), ep_rec, cx);
       for (int64_t n = 0; n < nb; ++n)
-        gru_row_forward(cache_s + n * LC + t * C, hp + n * G, hprev + n * rs_h,
-                        hs_s + n * LU + t * U, U);
+        pass.gru_forward(cache_s + n * LC + t * C, hp + n * G, hprev + n * rs_h,
+                         hs_s + n * LU + t * U, U);
     }
   });
 }
@@ -106,7 +67,10 @@ void gru_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, const T* d
   T* dgx = ctx.arena->alloc<T>(N * LG);    // (N,L,3U) gradients reaching x W + b_in
   T* dgh = ctx.arena->alloc<T>(N * LG);    // (N,L,3U) gradients reaching h R + b_rec
   T* hprev = ctx.arena->alloc<T>(N * LU);  // (N,L,U) the state each step started from
+  T* rec_t = ctx.arena->alloc<T>(G * U);   // (3U,U) recurrent^T
+  transpose(rec_t, recurrent, U, G);
   const GemmEpilogue<T> none;
+  const RnnRows<T>& pass = rnn_rows<T>(ctx.isa);  // gate math for this ISA
   for_batch_slices(N, ctx, [&](int64_t n0, int64_t n1, const Context& cx) {
     const int64_t nb = n1 - n0;
     if (nb == 0) return;
@@ -118,7 +82,7 @@ void gru_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, const T* d
     std::fill(dh, dh + nb * U, T(0));
     for (int64_t t = L - 1; t >= 0; --t) {
       if (t < L - 1)  // dh += dgh_{t+1} R^T (dh holds the direct part dh_{t+1} z)
-        gemm<T>(dh, U, 1, dgh_s + (t + 1) * G, LG, 1, recurrent, 1, G, nb, U, G, T(1), T(1),
+        gemm<T>(dh, U, 1, dgh_s + (t + 1) * G, LG, 1, rec_t, U, 1, nb, U, G, T(1), T(1),
                 none, cx);
       const T* dout = dhs_all_steps ? dhs + n0 * LU + t * U : (t == L - 1 ? dhs + n0 * U : nullptr);
       const int64_t rs_d = dhs_all_steps ? LU : U;
@@ -128,11 +92,11 @@ void gru_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, const T* d
       const T* hprev_t = t == 0 ? h0 + n0 * U : hs_s + (t - 1) * U;
       const int64_t rs_h = t == 0 ? U : LU;
       for (int64_t n = 0; n < nb; ++n)
-        gru_row_backward(dgx_s + n * LG + t * G, dgh_s + n * LG + t * G, dh + n * U,
-                         cache_s + n * LC + t * C, hprev_t + n * rs_h, U);
+        pass.gru_backward(dgx_s + n * LG + t * G, dgh_s + n * LG + t * G, dh + n * U,
+                          cache_s + n * LC + t * C, hprev_t + n * rs_h, U);
     }
     // dh0 = direct part + dgh_0 R^T; dx = dgx W^T (all steps of the slice at once).
-    gemm<T>(dh, U, 1, dgh_s, LG, 1, recurrent, 1, G, nb, U, G, T(1), T(1), none, cx);
+    gemm<T>(dh, U, 1, dgh_s, LG, 1, rec_t, U, 1, nb, U, G, T(1), T(1), none, cx);
     gemm<T>(dx + n0 * L * I, I, 1, dgx_s, G, 1, kernel, 1, G, nb * L, I, G, T(1), T(0), none, cx);
     shift_states(hprev, h0, hs, n0, n1, L, U);
   });

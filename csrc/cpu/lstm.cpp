@@ -12,8 +12,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "common/rnn_cell.h"
 #include "cpu/gemm.h"
+#include "cpu/rnn_rows.h"
 #include "cpu/rnn_util.h"
 
 namespace fastdl::cpu {
@@ -21,35 +21,7 @@ namespace fastdl::cpu {
 using rnn_detail::column_sums;
 using rnn_detail::for_batch_slices;
 using rnn_detail::shift_states;
-
-namespace {
-
-// One batch row of one step. g (5U): the gate pre-activations in, the activated
-// gates and the new c out; h (U) overwritten. (omp simd: units are independent;
-// it lets GCC vectorise the loop once inlined.)
-template <typename T>
-void lstm_row_forward(T* __restrict g /* (5U) */, const T* __restrict c_prev /* (U) */,
-                      T* __restrict h /* (U) */, int64_t U) {
-  T* __restrict c = g + 4 * U;
-#pragma omp simd
-  for (int64_t u = 0; u < U; ++u)
-    rnn::lstm_cell_forward(g[u], g[U + u], g[2 * U + u], g[3 * U + u], c_prev[u], c[u], h[u]);
-}
-
-// One batch row of one step backwards: d (4U) gate gradients overwritten; dc
-// (U) in: from the step after, out: to the step before.
-template <typename T>
-void lstm_row_backward(T* __restrict d /* (4U) */, T* __restrict dc /* (U) */,
-                       const T* __restrict g /* (5U) saved */, const T* __restrict c_prev /* (U) */,
-                       const T* __restrict dh /* (U) */, int64_t U) {
-  const T* __restrict c = g + 4 * U;
-#pragma omp simd
-  for (int64_t u = 0; u < U; ++u)
-    rnn::lstm_cell_backward(g[u], g[U + u], g[2 * U + u], g[3 * U + u], c[u], c_prev[u], dh[u],
-                            dc[u], d[u], d[U + u], d[2 * U + u], d[3 * U + u]);
-}
-
-}  // namespace
+using rnn_detail::transpose;
 
 template <typename T>
 void lstm_forward(T* hs, T* cT, T* cache, const T* x, const T* h0, const T* c0, const T* kernel,
@@ -59,6 +31,7 @@ void lstm_forward(T* hs, T* cT, T* cache, const T* x, const T* h0, const T* c0, 
   const int64_t C = 5 * U;       // cache columns per step: [i f g o c]
   const int64_t LC = L * C, LU = L * U;
   const GemmEpilogue<T> none;
+  const RnnRows<T>& pass = rnn_rows<T>(ctx.isa);  // gate math for this ISA
   for_batch_slices(N, ctx, [&](int64_t n0, int64_t n1, const Context& cx) {
     const int64_t nb = n1 - n0;
     if (nb == 0) return;
@@ -76,7 +49,7 @@ void lstm_forward(T* hs, T* cT, T* cache, const T* x, const T* h0, const T* c0, 
       const int64_t rs_c = t == 0 ? U : LC;
       gemm<T>(gt, LC, 1, hprev, rs_h, 1, recurrent, G, 1, nb, G, U, T(1), T(1), none, cx);
       for (int64_t n = 0; n < nb; ++n)
-        lstm_row_forward(gt + n * LC, cprev + n * rs_c, hs_s + n * LU + t * U, U);
+        pass.lstm_forward(gt + n * LC, cprev + n * rs_c, hs_s + n * LU + t * U, U);
     }
     for (int64_t n = 0; n < nb; ++n)
       std::memcpy(cT + (n0 + n) * U, cache_s + n * LC + (L - 1) * C + G, sizeof(T) * U);
@@ -93,7 +66,10 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dkernel, T* drecurrent, T* dbias, c
   const int64_t LC = L * C, LU = L * U, LG = L * G;
   T* dg = ctx.arena->alloc<T>(N * LG);     // (N,L,4U) gate pre-activation gradients
   T* hprev = ctx.arena->alloc<T>(N * LU);  // (N,L,U) the state each step started from
+  T* rec_t = ctx.arena->alloc<T>(G * U);   // (4U,U) recurrent^T
+  transpose(rec_t, recurrent, U, G);
   const GemmEpilogue<T> none;
+  const RnnRows<T>& pass = rnn_rows<T>(ctx.isa);  // gate math for this ISA
   for_batch_slices(N, ctx, [&](int64_t n0, int64_t n1, const Context& cx) {
     const int64_t nb = n1 - n0;
     if (nb == 0) return;
@@ -113,16 +89,16 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dkernel, T* drecurrent, T* dbias, c
       if (dout)
         for (int64_t n = 0; n < nb; ++n) std::memcpy(dh + n * U, dout + n * rs_d, sizeof(T) * U);
       if (t < L - 1)
-        gemm<T>(dh, U, 1, dgt + G, LG, 1, recurrent, 1, G, nb, U, G, T(1), dout ? T(1) : T(0), none,
+        gemm<T>(dh, U, 1, dgt + G, LG, 1, rec_t, U, 1, nb, U, G, T(1), dout ? T(1) : T(0), none,
                 cx);
       for (int64_t n = 0; n < nb; ++n) {
         const T* g = cache_s + n * LC + t * C;
         const T* cp = t == 0 ? c0 + (n0 + n) * U : g - C + G;
-        lstm_row_backward(dgt + n * LG, dc + n * U, g, cp, dh + n * U, U);
+        pass.lstm_backward(dgt + n * LG, dc + n * U, g, cp, dh + n * U, U);
       }
     }
     // dh0 = dgates_0 R^T, dx = dgates W^T (all steps of the slice at once).
-    gemm<T>(dh, U, 1, dg_s, LG, 1, recurrent, 1, G, nb, U, G, T(1), T(0), none, cx);
+    gemm<T>(dh, U, 1, dg_s, LG, 1, rec_t, U, 1, nb, U, G, T(1), T(0), none, cx);
     gemm<T>(dx + n0 * L * I, I, 1, dg_s, G, 1, kernel, 1, G, nb * L, I, G, T(1), T(0), none, cx);
     shift_states(hprev, h0, hs, n0, n1, L, U);
   });

@@ -57,6 +57,19 @@ void shift_states(T* hprev /* (N,L,U) */, const T* h0 /* (N,U) */, const T* hs /
   }
 }
 
+// dst (cols,rows) = src (rows,cols) transposed, both row-major. The backward
+// passes multiply by recurrent^T every step; transposing it once up front lets
+// the GEMM pack it with row copies instead of a strided gather each step.
+template <typename T>
+void transpose(T* dst /* (cols,rows) */, const T* src /* (rows,cols) */, int64_t rows,
+               int64_t cols) {
+  constexpr int64_t B = 32;  // tiles keep both sides in cache
+  for (int64_t i0 = 0; i0 < rows; i0 += B)
+    for (int64_t j0 = 0; j0 < cols; j0 += B)
+      for (int64_t i = i0; i < std::min(rows, i0 + B); ++i)
+        for (int64_t j = j0; j < std::min(cols, j0 + B); ++j) dst[j * rows + i] = src[i * cols + j];
+}
+
 // out[j] = sum over rows of a[r, j]; a has rows rows of width cols, row stride rs.
 // Overwrites out (cols,).
 template <typename T>

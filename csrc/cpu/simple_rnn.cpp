@@ -12,6 +12,7 @@
 
 #include "common/rnn_cell.h"
 #include "cpu/gemm.h"
+#include "cpu/rnn_rows.h"
 #include "cpu/rnn_util.h"
 
 namespace fastdl::cpu {
@@ -20,13 +21,7 @@ namespace {
 using rnn_detail::column_sums;
 using rnn_detail::for_batch_slices;
 using rnn_detail::shift_states;
-
-// h = tanh(h) in place over one row.
-template <typename T>
-void tanh_row(T* __restrict h /* (U) */, int64_t U) {
-#pragma omp simd
-  for (int64_t u = 0; u < U; ++u) h[u] = rnn::tanh_act(h[u]);
-}
+using rnn_detail::transpose;
 
 // dz *= act'(h) over one row (act' read from the output h).
 template <typename T>
@@ -50,6 +45,7 @@ void simple_rnn_forward(T* hs, const T* x, const T* h0, const T* kernel, const T
   const int64_t LU = L * U;  // row stride of one timestep's (N,U) block inside hs
   GemmEpilogue<T> step_ep;   // relu fuses into the step GEMM; tanh is a separate pass
   step_ep.act = act == RnnActivation::relu ? Activation::relu : Activation::identity;
+  const RnnRows<T>& pass = rnn_rows<T>(ctx.isa);  // gate math for this ISA
   for_batch_slices(N, ctx, [&](int64_t n0, int64_t n1, const Context& c) {
     const int64_t nb = n1 - n0;
     if (nb == 0) return;
@@ -64,7 +60,7 @@ void simple_rnn_forward(T* hs, const T* x, const T* h0, const T* kernel, const T
       T* ht = hs_s + t * U;
       gemm<T>(ht, LU, 1, hprev, rs_prev, 1, recurrent, U, 1, nb, U, U, T(1), T(1), step_ep, c);
       if (act == RnnActivation::tanh)
-        for (int64_t n = 0; n < nb; ++n) tanh_row(ht + n * LU, U);
+        for (int64_t n = 0; n < nb; ++n) pass.tanh_row(ht + n * LU, U);
     }
   });
 }
@@ -78,6 +74,8 @@ void simple_rnn_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, con
   const int64_t LU = L * U;
   T* dz = ctx.arena->alloc<T>(N * LU);     // (N,L,U) pre-activation gradients
   T* hprev = ctx.arena->alloc<T>(N * LU);  // (N,L,U) the state each step started from
+  T* rec_t = ctx.arena->alloc<T>(U * U);   // (U,U) recurrent^T
+  transpose(rec_t, recurrent, U, U);
   const GemmEpilogue<T> none;
   for_batch_slices(N, ctx, [&](int64_t n0, int64_t n1, const Context& c) {
     const int64_t nb = n1 - n0;
@@ -92,12 +90,12 @@ void simple_rnn_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, con
       if (dout)
         for (int64_t n = 0; n < nb; ++n) std::memcpy(dzt + n * LU, dout + n * rs_d, sizeof(T) * U);
       if (t < L - 1)
-        gemm<T>(dzt, LU, 1, dzt + U, LU, 1, recurrent, 1, U, nb, U, U, T(1), dout ? T(1) : T(0),
+        gemm<T>(dzt, LU, 1, dzt + U, LU, 1, rec_t, U, 1, nb, U, U, T(1), dout ? T(1) : T(0),
                 none, c);
       for (int64_t n = 0; n < nb; ++n) grad_row(dzt + n * LU, hs_s + t * U + n * LU, U, act);
     }
     // dh0 = dz_0 R^T, dx = dz W^T (all steps of the slice at once).
-    gemm<T>(dh0 + n0 * U, U, 1, dz_s, LU, 1, recurrent, 1, U, nb, U, U, T(1), T(0), none, c);
+    gemm<T>(dh0 + n0 * U, U, 1, dz_s, LU, 1, rec_t, U, 1, nb, U, U, T(1), T(0), none, c);
     gemm<T>(dx + n0 * L * I, I, 1, dz_s, U, 1, kernel, 1, U, nb * L, I, U, T(1), T(0), none, c);
     shift_states(hprev, h0, hs, n0, n1, L, U);
   });

@@ -1,0 +1,351 @@
+"""ops.gemm / ops.matmul / ops.linear against a float64 NumPy reference."""
+import itertools
+import json
+import threading
+
+import numpy as np
+import pytest
+
+import fastdl
+from fastdl import ops
+from conftest import run_python
+from ref_gemm import gemm_ref, gemm_tol
+
+DTYPES = [np.float32, np.float64]
+
+
+def check(got, a, b, c=None, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, bias=None,
+          activation="linear"):
+    ref = gemm_ref(a, b, c, alpha, beta, trans_a, trans_b, bias, activation)
+    assert got.shape == ref.shape
+    tol = gemm_tol(a, b, c, alpha, beta, trans_a, trans_b, bias, got.dtype)
+    err = np.abs(got.astype(np.float64) - ref)
+    assert np.all(err <= tol), f"max error {err.max()} (tolerance there {tol.flat[err.argmax()]})"
+
+
+def operands(rng, m, k, n, dtype, trans_a=False, trans_b=False):
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    return a, b
+
+
+def boundary_sizes():
+    """Sizes around the register tile and cache blocks of the kernels in use."""
+    info = ops.gemm_kernel_info("float32")
+    mr, nr, mc, kc = info["mr"], info["nr"], info["mc"], info["kc"]
+    return sorted({(mr - 1, 3, nr - 1), (mr, 5, nr), (mr + 1, 7, nr + 1),
+                   (2 * mr + 1, kc - 1, 2 * nr + 3), (3, kc + 1, 5), (mr + 2, 2 * kc + 3, nr + 5),
+                   (mc + 1, 9, nr + 1), (mc - 1, 11, 2 * nr - 1)})
+
+
+# ----------------------------------------------------------------- values
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (2, 2, 2), (1, 7, 1), (3, 1, 5), (7, 13, 17),
+                                   (31, 37, 41), (64, 64, 64), (97, 101, 89), (5, 300, 3),
+                                   (300, 3, 5), (129, 257, 65)])
+def test_matmul_sizes(rng, dtype, m, k, n):
+    a, b = operands(rng, m, k, n, dtype)
+    got = ops.matmul(a, b)
+    assert got.dtype == dtype and got.flags.c_contiguous
+    check(got, a, b)
+
+
+@pytest.mark.parametrize("m,k,n", boundary_sizes())
+def test_blocking_boundaries(rng, m, k, n):
+    for dtype in DTYPES:
+        a, b = operands(rng, m, k, n, dtype)
+        check(ops.matmul(a, b), a, b)
+
+
+def test_wide_n_crosses_nc(rng):
+    nc = ops.gemm_kernel_info("float32")["nc"]
+    for dtype in DTYPES:
+        a, b = operands(rng, 3, 4, nc + 3, dtype)
+        check(ops.matmul(a, b), a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("trans_a,trans_b", list(itertools.product([False, True], repeat=2)))
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (6, 8, 16), (13, 29, 23), (70, 130, 50)])
+def test_transposes(rng, dtype, trans_a, trans_b, m, k, n):
+    a, b = operands(rng, m, k, n, dtype, trans_a, trans_b)
+    c = rng.standard_normal((m, n)).astype(dtype)
+    got = ops.gemm(a, b, c, alpha=0.5, beta=-1.5, trans_a=trans_a, trans_b=trans_b)
+    check(got, a, b, c, 0.5, -1.5, trans_a, trans_b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_strided_views_read_in_place(rng, dtype):
+    m, k, n = 23, 41, 37
+    big_a = rng.standard_normal((3 * m, 2 * k + 1)).astype(dtype)
+    big_b = rng.standard_normal((2 * k, 3 * n + 2)).astype(dtype)
+    views_a = [big_a[::3, 1::2], big_a[::-3, ::-2][:m, :k], big_a[:k, :m].T,
+               np.asfortranarray(big_a[:m, :k]), big_a[::2, :k][:m]]
+    views_b = [big_b[::2, ::3][:k, :n], big_b[::-2, 2::3][:k, :n], big_b[:n, :k].T,
+               big_b[1:k + 1, :n]]
+    for a, b in itertools.product(views_a, views_b):
+        a, b = a[:m, :k], b[:k, :n]
+        check(ops.matmul(a, b), a, b)
+        # the same views through trans_*: op(a.T) with trans_a reads a's memory again
+        check(ops.gemm(a.T, b.T, trans_a=True, trans_b=True), a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_alpha_beta(rng, dtype):
+    m, k, n = 17, 33, 19
+    a, b = operands(rng, m, k, n, dtype)
+    c = rng.standard_normal((m, n)).astype(dtype)
+    for alpha, beta in [(1.0, 0.0), (2.0, 1.0), (-0.5, 0.25), (0.0, 3.0), (0.0, 0.0), (1.0, -1.0)]:
+        c0 = c.copy()
+        got = ops.gemm(a, b, c, alpha=alpha, beta=beta)
+        np.testing.assert_array_equal(c, c0)  # inputs are never modified
+        check(got, a, b, c, alpha, beta)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_beta_zero_ignores_nan_in_c(rng, dtype):
+    a, b = operands(rng, 9, 20, 35, dtype)
+    c = np.full((9, 35), np.nan, dtype)
+    got = ops.gemm(a, b, c, beta=0.0)
+    assert np.isfinite(got).all()
+    check(got, a, b)
+    out = np.full((9, 35), np.nan, dtype)
+    ops.gemm(a, b, out=out)
+    assert np.isfinite(out).all()
+
+
+def test_alpha_zero_does_not_read_a_and_b(rng):
+    a = np.full((5, 7), np.nan, np.float32)
+    b = np.full((7, 3), np.inf, np.float32)
+    c = rng.standard_normal((5, 3)).astype(np.float32)
+    np.testing.assert_allclose(ops.gemm(a, b, c, alpha=0.0, beta=2.0), 2 * c, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_empty_dimensions(rng, dtype):
+    for m, k, n in [(0, 3, 4), (3, 4, 0), (0, 0, 0)]:
+        a, b = operands(rng, m, k, n, dtype)
+        got = ops.matmul(a, b)
+        assert got.shape == (m, n) and got.dtype == dtype
+    # k = 0: the product is zero, beta * c and the bias remain
+    a, b = operands(rng, 4, 0, 5, dtype)
+    c = rng.standard_normal((4, 5)).astype(dtype)
+    np.testing.assert_array_equal(ops.matmul(a, b), np.zeros((4, 5), dtype))
+    np.testing.assert_allclose(ops.gemm(a, b, c, beta=0.5), 0.5 * c, rtol=1e-6)
+    bias = rng.standard_normal(5).astype(dtype)
+    np.testing.assert_allclose(ops.linear(a, b, bias, activation="relu"),
+                               np.broadcast_to(np.maximum(bias, 0), (4, 5)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,k,n", [(1, 3, 1), (32, 784, 128), (32, 128, 10), (13, 50, 70)])
+def test_linear_bias_relu_epilogue(rng, dtype, m, k, n):
+    x, w = operands(rng, m, k, n, dtype)
+    bias = rng.standard_normal(n).astype(dtype)
+    check(ops.linear(x, w, bias, activation="relu"), x, w, bias=bias, activation="relu")
+    check(ops.linear(x, w, bias), x, w, bias=bias)
+    check(ops.linear(x, w, None, activation="relu"), x, w, activation="relu")
+    out = np.empty((n, m), dtype).T  # column-major out, bias along its rows in memory
+    assert ops.linear(x, w, bias, activation="relu", out=out) is out
+    check(out, x, w, bias=bias, activation="relu")
+
+
+def test_linear_relu_with_large_k_splits(rng):
+    # k spans several KC blocks: relu and bias must apply only after the last one
+    kc = ops.gemm_kernel_info("float32")["kc"]
+    x, w = operands(rng, 9, 2 * kc + 5, 40, np.float32)
+    bias = rng.standard_normal(40).astype(np.float32)
+    check(ops.linear(x, w, bias, activation="relu"), x, w, bias=bias, activation="relu")
+
+
+# ----------------------------------------------------------------- out=
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_out_in_place_and_strided(rng, dtype):
+    m, k, n = 19, 27, 33
+    a, b = operands(rng, m, k, n, dtype)
+    out = np.empty((m, n), dtype)
+    assert ops.gemm(a, b, out=out) is out
+    check(out, a, b)
+    big = np.zeros((2 * m, 3 * n), dtype)
+    view = big[::2, ::3]
+    assert ops.gemm(a, b, out=view) is view
+    check(view, a, b)
+    assert np.all(big[1::2] == 0)  # nothing written between the strided rows
+    neg = np.zeros((m, n), dtype)[::-1, ::-1]
+    ops.gemm(a, b, out=neg)
+    check(neg, a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_out_is_c_accumulates(rng, dtype):
+    a, b = operands(rng, 21, 30, 40, dtype)
+    c = rng.standard_normal((21, 40)).astype(dtype)
+    c0 = c.copy()
+    assert ops.gemm(a, b, c, beta=1.0, out=c) is c
+    check(c, a, b, c0, 1.0, 1.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_out_aliases_inputs(rng, dtype):
+    n = 37
+    a, b = operands(rng, n, n, n, dtype)
+    a0, b0 = a.copy(), b.copy()
+    ops.gemm(a, b, out=a)  # out is a
+    check(a, a0, b0)
+    a = a0.copy()
+    ops.gemm(a, b, out=b)  # out is b
+    check(b, a0, b0)
+    b = b0.copy()
+    ops.gemm(a, a, out=a)  # out is both
+    check(a, a0, a0)
+    # out overlaps a transposed view of a, with c = out
+    a = a0.copy()
+    c = a0.copy()
+    ops.gemm(a.T, b, a, beta=0.5, out=a)
+    check(a, a0.T, b0, c, 1.0, 0.5)
+
+
+# ----------------------------------------------------------------- levels, threads
+def test_every_capability_agrees_with_generic(tmp_path):
+    code = """
+import json, sys, numpy as np
+from fastdl import ops
+rng = np.random.default_rng(7)
+res = {}
+shapes = [(1, 1, 1), (7, 13, 17), (33, 65, 129), (32, 128, 10), (100, 517, 61), (70, 300, 300)]
+for dt in ("float32", "float64"):
+    for (m, k, n) in shapes:
+        a = rng.standard_normal((m, k)).astype(dt)
+        b = rng.standard_normal((n, k)).astype(dt)
+        c = rng.standard_normal((m, n)).astype(dt)
+        bias = rng.standard_normal(n).astype(dt)
+        r1 = ops.gemm(a, b, c, alpha=0.7, beta=0.3, trans_b=True)
+        r2 = ops.linear(a[:, ::-1], np.ascontiguousarray(b.T), bias, activation="relu")
+        res[f"{dt}-{m}-{k}-{n}"] = [r1.ravel().tolist(), r2.ravel().tolist()]
+print(json.dumps({"cap": ops.get_capability(), "res": res}))
+"""
+    outs = {}
+    for level in ops.supported_capabilities():
+        r = run_python(code, {"FASTDL_CPU_CAPABILITY": level})
+        assert r.returncode == 0, r.stderr
+        data = json.loads(r.stdout)
+        assert data["cap"] == level
+        outs[level] = data["res"]
+    gen = outs["generic"]
+    for level, res in outs.items():
+        for key, pair in res.items():
+            k = int(key.split("-")[2])
+            rtol = (1e-5 if key.startswith("float32") else 1e-13) * np.sqrt(k)
+            for got, want in zip(pair, gen[key]):
+                np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol,
+                                           err_msg=f"{level} vs generic, {key}")
+
+
+def test_one_and_two_threads_agree(rng):
+    saved = ops.get_num_threads()
+    try:
+        for (m, k, n) in [(256, 300, 256), (64, 288, 2000), (1000, 64, 40), (32, 784, 128)]:
+            a, b = operands(rng, m, k, n, np.float32)
+            bias = rng.standard_normal(n).astype(np.float32)
+            ops.set_num_threads(1)
+            r1 = ops.linear(a, b, bias, activation="relu")
+            ops.set_num_threads(2)
+            r2 = ops.linear(a, b, bias, activation="relu")
+            np.testing.assert_allclose(r1, r2, rtol=1e-6, atol=1e-6)
+            check(r2, a, b, bias=bias, activation="relu")
+    finally:
+        ops.set_num_threads(saved)
+
+
+def test_concurrent_calls_from_python_threads(rng):
+    cases = []
+    for i in range(6):
+        m, k, n = 40 + 7 * i, 90 + 13 * i, 50 + 11 * i
+        dt = DTYPES[i % 2]
+        a, b = operands(rng, m, k, n, dt)
+        cases.append((a, b, gemm_ref(a, b), gemm_tol(a, b, dtype=dt)))
+    errors = []
+
+    def worker(j):
+        try:
+            for it in range(20):
+                a, b, ref, tol = cases[(j + it) % len(cases)]
+                got = ops.matmul(a, b)
+                if not np.all(np.abs(got - ref) <= tol):
+                    errors.append(f"thread {j} iteration {it}: wrong result")
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=worker, args=(j,)) for j in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+
+
+# ----------------------------------------------------------------- bad input
+def test_wrong_dtypes_are_type_errors():
+    f32 = np.ones((2, 3), np.float32)
+    for bad in [np.ones((2, 3), np.int64), np.ones((2, 3), np.float16), np.ones((2, 3), bool)]:
+        with pytest.raises(TypeError, match="a must be float32 or float64"):
+            ops.matmul(bad, f32.T)
+    with pytest.raises(TypeError, match="b has dtype float64 but a has dtype float32"):
+        ops.matmul(f32, np.ones((3, 2)))
+    with pytest.raises(TypeError, match="c has dtype"):
+        ops.gemm(f32, f32.T, np.ones((2, 2)), beta=1.0)
+    with pytest.raises(TypeError, match="out has dtype"):
+        ops.gemm(f32, f32.T, out=np.ones((2, 2)))
+    with pytest.raises(TypeError, match="bias has dtype"):
+        ops.linear(f32, f32.T, np.ones(2))
+    with pytest.raises(TypeError, match="a must be a NumPy array, got list"):
+        ops.matmul([[1.0, 2.0]], f32)
+    with pytest.raises(TypeError, match="b must be a NumPy array"):
+        ops.gemm(f32, 3.0)
+    with pytest.raises(TypeError, match="activation"):
+        ops.linear(f32, f32.T, activation=3)
+
+
+def test_wrong_shapes_are_value_errors():
+    a = np.ones((2, 3), np.float32)
+    with pytest.raises(ValueError, match=r"a must be 2-D, got shape \(3,\)"):
+        ops.matmul(np.ones(3, np.float32), a)
+    with pytest.raises(ValueError, match=r"b must be 2-D, got shape \(1, 2, 3\)"):
+        ops.matmul(a, np.ones((1, 2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"inner dimensions differ.*\(2, 3\).*\(2, 3\)"):
+        ops.matmul(a, a)
+    with pytest.raises(ValueError, match=r"inner dimensions"):
+        ops.gemm(a, a, trans_a=True, trans_b=True)
+    with pytest.raises(ValueError, match=r"c must have shape \(2, 2\), got \(2, 3\)"):
+        ops.gemm(a, a.T, a, beta=1.0)
+    with pytest.raises(ValueError, match=r"out must have shape \(2, 2\), got \(2, 3\)"):
+        ops.gemm(a, a.T, out=np.empty((2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"bias must have shape \(2,\), got \(3,\)"):
+        ops.linear(a, a.T, np.ones(3, np.float32))
+    with pytest.raises(ValueError, match="activation must be 'linear' or 'relu'"):
+        ops.linear(a, a.T, activation="gelu")
+
+
+def test_bad_out_is_value_error():
+    a = np.ones((2, 3), np.float32)
+    ro = np.empty((2, 2), np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="out is read-only"):
+        ops.gemm(a, a.T, out=ro)
+    bcast = np.broadcast_to(np.zeros(2, np.float32), (2, 2))
+    with pytest.raises(ValueError):
+        ops.gemm(a, a.T, out=bcast)
+    shared = np.lib.stride_tricks.as_strided(np.zeros(4, np.float32), (2, 2), (4, 4))
+    with pytest.raises(ValueError, match="share memory"):
+        ops.gemm(a, a.T, out=shared)
+
+
+def test_fma_peak_is_measured():
+    p1 = ops.fma_peak_gflops(1)
+    assert p1 > 0
+    assert ops.fma_peak_gflops(1, "float64") > 0
+    with pytest.raises(ValueError):
+        ops.fma_peak_gflops(0)
+    info = ops.gemm_kernel_info()
+    assert info["mc"] % info["mr"] == 0 and info["nc"] % info["nr"] == 0
+    assert fastdl.ops.get_capability() in info["name"]
