@@ -90,6 +90,32 @@ def test_strided_views_read_in_place(rng, dtype):
         check(ops.gemm(a.T, b.T, trans_a=True, trans_b=True), a, b)
 
 
+def misaligned(x):
+    """A copy of x whose data pointer is not aligned to its item size."""
+    buf = np.zeros(x.nbytes + 1, np.uint8)
+    y = np.frombuffer(buf.data, x.dtype, x.size, offset=1).reshape(x.shape)
+    y[...] = x
+    assert not y.flags.aligned
+    return y
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_byteswapped_and_misaligned_arrays(rng, dtype):
+    m, k, n = 11, 21, 19
+    a, b = operands(rng, m, k, n, dtype)
+    swapped = a.astype(a.dtype.newbyteorder())
+    check(ops.matmul(swapped, b), a, b)
+    check(ops.matmul(misaligned(a), misaligned(b)), a, b)
+    bias = rng.standard_normal(n).astype(dtype)
+    check(ops.linear(a, b, misaligned(bias).astype(bias.dtype.newbyteorder())), a, b, bias=bias)
+    out = misaligned(np.zeros((m, n), dtype))
+    ops.gemm(a, b, out=out)
+    check(out, a, b)
+    out = np.zeros((m, n), np.dtype(dtype).newbyteorder())
+    ops.gemm(swapped, b, out=out)
+    check(out.astype(dtype), a, b)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_alpha_beta(rng, dtype):
     m, k, n = 17, 33, 19
@@ -165,6 +191,9 @@ def test_out_in_place_and_strided(rng, dtype):
     a, b = operands(rng, m, k, n, dtype)
     out = np.empty((m, n), dtype)
     assert ops.gemm(a, b, out=out) is out
+    check(out, a, b)
+    out = np.empty((m, n), dtype)
+    assert ops.matmul(a, b, out=out) is out
     check(out, a, b)
     big = np.zeros((2 * m, 3 * n), dtype)
     view = big[::2, ::3]
@@ -304,6 +333,13 @@ def test_wrong_dtypes_are_type_errors():
         ops.gemm(f32, 3.0)
     with pytest.raises(TypeError, match="activation"):
         ops.linear(f32, f32.T, activation=3)
+    with pytest.raises(TypeError, match="out must be a NumPy array"):
+        ops.gemm(f32, f32.T, out=[[0.0, 0.0], [0.0, 0.0]])
+    with pytest.raises(TypeError, match="c must be a NumPy array"):
+        ops.gemm(f32, f32.T, [[0.0, 0.0], [0.0, 0.0]], beta=1.0)
+    for bad in [np.ones((2, 3), complex), np.ones((2, 3), object)]:
+        with pytest.raises(TypeError, match="a must be float32 or float64"):
+            ops.matmul(bad, f32.T)
 
 
 def test_wrong_shapes_are_value_errors():
@@ -324,6 +360,8 @@ def test_wrong_shapes_are_value_errors():
         ops.linear(a, a.T, np.ones(3, np.float32))
     with pytest.raises(ValueError, match="activation must be 'linear' or 'relu'"):
         ops.linear(a, a.T, activation="gelu")
+    with pytest.raises(ValueError, match=r"a must be 2-D, got shape \(\)"):
+        ops.matmul(np.ones((), np.float32), a)
 
 
 def test_bad_out_is_value_error():

@@ -189,3 +189,39 @@ def test_pool_bad_input():
         ops.global_avg_pool2d_backward(np.zeros((2, 4), np.float32), x)
     with pytest.raises(TypeError, match="dtype"):
         ops.global_avg_pool2d_backward(np.zeros((2, 3)), x)
+
+
+# ----------------------------------------------------------------- SIMD levels
+_LEVEL_SCRIPT = r"""
+import sys, numpy as np
+from fastdl import ops
+rng = np.random.default_rng(3)
+out = {}
+for i, (xs, pool, s, p) in enumerate([((2, 8, 8, 37), 2, None, "valid"),
+                                      ((2, 9, 7, 19), 3, 2, "same"),
+                                      ((1, 6, 6, 5), 2, 1, "valid")]):
+    for dt in (np.float32, np.float64):
+        # Rounded values: plenty of ties inside windows.
+        x = np.round(rng.standard_normal(xs) * 2).astype(dt)
+        y = ops.max_pool2d(x, pool, s, p)
+        dy = rng.standard_normal(y.shape).astype(dt)
+        out[f"y{i}{dt.__name__}"] = y
+        out[f"dx{i}{dt.__name__}"] = ops.max_pool2d_backward(dy, x, pool_size=pool, strides=s, padding=p)
+np.savez(sys.argv[1], **out)
+"""
+
+
+def test_simd_levels_match_generic(tmp_path):
+    from conftest import run_python
+    script = tmp_path / "levels.py"
+    script.write_text(_LEVEL_SCRIPT)
+    results = {}
+    for level in ops.supported_capabilities():
+        path = tmp_path / f"{level}.npz"
+        r = run_python(f"import runpy, sys; sys.argv = ['x', {str(path)!r}]; "
+                       f"runpy.run_path({str(script)!r})", {"FASTDL_CPU_CAPABILITY": level})
+        assert r.returncode == 0, r.stderr
+        results[level] = dict(np.load(path))
+    for level, res in results.items():
+        for k, v in res.items():
+            np.testing.assert_array_equal(v, results["generic"][k], err_msg=f"{level} {k}")

@@ -35,15 +35,38 @@ Activation parse_activation(const py::handle& h) {
   throw py::value_error("activation must be 'linear' or 'relu', got '" + s + "'");
 }
 
-// Element strides of a 2-D array; false when a byte stride is not a whole
-// number of elements (then the caller copies).
-bool strides2(const py::array& a, int64_t* rs, int64_t* cs) {
-  const int64_t item = a.itemsize();
-  const int64_t s0 = a.strides(0), s1 = a.strides(1);
-  if (s0 % item || s1 % item) return false;
-  *rs = s0 / item;
-  *cs = s1 / item;
+// True when the kernels can read a through its pointer and element strides:
+// native byte order, element-aligned data, strides whole numbers of elements.
+bool kernel_readable(const py::array& a) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  if (a.dtype().byteorder() == '>') return false;
+#else
+  if (a.dtype().byteorder() == '<') return false;
+#endif
+  if (!(a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_)) return false;
+  for (py::ssize_t i = 0; i < a.ndim(); ++i)
+    if (a.strides(i) % a.itemsize()) return false;
   return true;
+}
+
+// A native, aligned, C-contiguous copy (for the rare arrays that are not kernel_readable).
+template <typename T>
+py::array native_copy(const py::array& a) {
+  return py::module_::import("numpy").attr("array")(a, py::dtype::of<T>());
+}
+
+// An empty handle for an optional array (py::array's default constructor would
+// allocate a NumPy array on every call).
+py::array no_array() { return py::reinterpret_borrow<py::array>(py::handle()); }
+
+bool has_shape(const py::array& a, int64_t rows, int64_t cols) {
+  return a.ndim() == 2 && a.shape(0) == rows && a.shape(1) == cols;
+}
+
+// Element strides of a 2-D array (kernel_readable).
+void strides2(const py::array& a, int64_t* rs, int64_t* cs) {
+  *rs = a.strides(0) / a.itemsize();
+  *cs = a.strides(1) / a.itemsize();
 }
 
 // Byte range [lo, hi) an array's elements span (empty when it has no elements).
@@ -90,9 +113,11 @@ template <typename T>
 py::array gemm_typed(py::array a, py::array b, const py::handle& c_obj, double alpha,
                      double beta, bool trans_a, bool trans_b, const py::handle& out_obj,
                      const py::handle& bias_obj, Activation act) {
+  if (!kernel_readable(a)) a = native_copy<T>(a);
+  if (!kernel_readable(b)) b = native_copy<T>(b);
   int64_t sa0, sa1, sb0, sb1;
-  if (!strides2(a, &sa0, &sa1)) { a = contiguous<T>(a); strides2(a, &sa0, &sa1); }
-  if (!strides2(b, &sb0, &sb1)) { b = contiguous<T>(b); strides2(b, &sb0, &sb1); }
+  strides2(a, &sa0, &sa1);
+  strides2(b, &sb0, &sb1);
   // op(a) is (m, k), op(b) is (k, n); a transposed operand is the same memory
   // with its strides swapped.
   const int64_t m = trans_a ? a.shape(1) : a.shape(0);
@@ -108,30 +133,31 @@ py::array gemm_typed(py::array a, py::array b, const py::handle& c_obj, double a
   const int64_t rs_b = trans_b ? sb1 : sb0, cs_b = trans_b ? sb0 : sb1;
 
   const T* bias = nullptr;
-  py::array bias_arr;
+  py::array bias_arr = no_array();
   if (!bias_obj.is_none()) {
     bias_arr = require_array(bias_obj, "bias");
     require_same_dtype(bias_arr, "bias", a, "a");
-    require_shape(bias_arr, {n}, "bias");
-    bias_arr = contiguous<T>(bias_arr);
+    if (bias_arr.ndim() != 1 || bias_arr.shape(0) != n) require_shape(bias_arr, {n}, "bias");
+    if (!kernel_readable(bias_arr) || bias_arr.strides(0) != py::ssize_t(sizeof(T)))
+      bias_arr = native_copy<T>(bias_arr);
     bias = static_cast<const T*>(bias_arr.data());
   }
 
-  py::array c;
+  py::array c = no_array();
   const bool have_c = !c_obj.is_none();
   if (have_c) {
     c = require_array(c_obj, "c");
     require_same_dtype(c, "c", a, "a");
-    require_shape(c, {m, n}, "c");
+    if (!has_shape(c, m, n)) require_shape(c, {m, n}, "c");
   }
   const bool use_c = have_c && beta != 0.0;  // beta = 0 ignores c, even NaN in it
 
-  py::array out;
+  py::array out = no_array();
   const bool have_out = !out_obj.is_none();
   if (have_out) {
     out = require_array(out_obj, "out");
     require_same_dtype(out, "out", a, "a");
-    require_shape(out, {m, n}, "out");
+    if (!has_shape(out, m, n)) require_shape(out, {m, n}, "out");
     require_writeable(out, "out");
     if (self_overlapping(out))
       throw py::value_error("out " + shape_str(out) +
@@ -140,16 +166,11 @@ py::array gemm_typed(py::array a, py::array b, const py::handle& c_obj, double a
 
   // The kernel reads beta * C from the buffer it writes, so C goes there first.
   // out is written directly unless it overlaps an input the kernel still reads.
-  int64_t rs_c = 0, cs_c = 0;
-  bool direct = have_out && !may_overlap(out, a) && !may_overlap(out, b) &&
-                !(bias && may_overlap(out, bias_arr)) && strides2(out, &rs_c, &cs_c);
-  py::array target;
-  if (direct) {
-    target = out;
-  } else {
-    target = empty<T>({m, n});
-    strides2(target, &rs_c, &cs_c);
-  }
+  const bool direct = have_out && kernel_readable(out) && !may_overlap(out, a) &&
+                      !may_overlap(out, b) && !(bias && may_overlap(out, bias_arr));
+  py::array target = direct ? out : py::array(empty<T>({m, n}));
+  int64_t rs_c, cs_c;
+  strides2(target, &rs_c, &cs_c);
   if (use_c && !same_layout(target, c) && m > 0 && n > 0)
     py::module_::import("numpy").attr("copyto")(target, c);  // handles overlap of c and out
 
@@ -190,16 +211,16 @@ py::array gemm_entry(py::handle a_h, py::handle b_h, py::handle c, double alpha,
   return gemm_typed<double>(a, b, c, alpha, beta, trans_a, trans_b, out, bias, act);
 }
 
-// The lean entry of ops.matmul: two arguments, no keyword parsing.
-py::array matmul_entry(py::handle a_h, py::handle b_h) {
+// The lean entry of ops.matmul: positional arguments only, no activation parsing.
+py::array matmul_entry(py::handle a_h, py::handle b_h, py::handle out) {
   py::array a = require_array(a_h, "a");
   py::array b = require_array(b_h, "b");
   char kind;
   check_ab(a, b, &kind);
   const py::handle none = py::none();
   if (kind == 'f')
-    return gemm_typed<float>(a, b, none, 1.0, 0.0, false, false, none, none, Activation::identity);
-  return gemm_typed<double>(a, b, none, 1.0, 0.0, false, false, none, none, Activation::identity);
+    return gemm_typed<float>(a, b, none, 1.0, 0.0, false, false, out, none, Activation::identity);
+  return gemm_typed<double>(a, b, none, 1.0, 0.0, false, false, out, none, Activation::identity);
 }
 
 double peak_entry(int threads, const std::string& dtype) {
@@ -232,7 +253,8 @@ void bind_gemm(py::module_& m) {
         py::arg("trans_b") = false, py::arg("out") = py::none(), py::arg("bias") = py::none(),
         py::arg("activation") = py::none(),
         "act(alpha * op(a) @ op(b) + beta * c + bias); returns out (or a new array)");
-  m.def("matmul", &matmul_entry, py::arg("a"), py::arg("b"), "a @ b for 2-D float arrays");
+  m.def("matmul", &matmul_entry, py::arg("a"), py::arg("b"), py::arg("out") = py::none(),
+        "a @ b for 2-D float arrays; out= writes in place and returns out");
   m.def("fma_peak_gflops", &peak_entry, py::arg("threads") = 1, py::arg("dtype") = "float32",
         "Measured FMA throughput (GFLOP/s) of `threads` threads at the best SIMD level");
   m.def("gemm_kernel_info", [](const std::string& dtype) {

@@ -22,7 +22,7 @@ FASTDL_HD T sigmoid_of(T x) {
 
 template <Act A, typename T>
 FASTDL_HD T act_forward(T x) {
-  if constexpr (A == Act::relu) return x > T(0) ? x : T(0);
+  if constexpr (A == Act::relu) return x < T(0) ? T(0) : x;  // NaN stays NaN, like np.maximum
   else if constexpr (A == Act::sigmoid) return sigmoid_of(x);
   else if constexpr (A == Act::tanh) return std::tanh(x);
   else return x;

@@ -12,6 +12,10 @@
 #include "common/hd.h"
 
 namespace fastdl {
+// Internal linkage on purpose: these are also compiled into the *_avx2.cpp /
+// *_avx512.cpp kernels, and an out-of-line copy built with AVX flags must not
+// be picked by the linker for generic code.
+namespace {
 
 // Span of a dilated window: k taps, d apart.
 FASTDL_HD int64_t dilated_extent(int64_t k, int64_t d) { return (k - 1) * d + 1; }
@@ -46,6 +50,8 @@ FASTDL_HD void valid_taps(int64_t o, int64_t in, int64_t k, int64_t s, int64_t d
   *t0 = a;
   *t1 = b;
 }
+
+}  // namespace
 
 // Everything a convolution or pooling kernel needs to know about its shapes.
 // x is (N,H,W,C); the window is (KH,KW) with strides (SH,SW), dilation (DH,DW)

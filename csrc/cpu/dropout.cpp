@@ -1,18 +1,27 @@
+// Dispatch on ctx.isa to the mask loop of dropout_loops.h compiled for the
+// generic baseline, AVX2 or AVX-512. Forward and backward are the same pass.
 #include "cpu/dropout.h"
 
-#include "common/random_math.h"
+#include "cpu/dropout_loops.h"
+
+FASTDL_DEFINE_DROPOUT_ENTRY_POINT(generic)
 
 namespace fastdl::cpu {
-namespace {
-constexpr int64_t kParallelMin = 1 << 16;
+#if defined(FASTDL_X86)
+template <typename T>
+void dropout_mask_avx2(T*, const T*, int64_t, double, uint64_t, int);
+template <typename T>
+void dropout_mask_avx512(T*, const T*, int64_t, double, uint64_t, int);
+#endif
 
+namespace {
 template <typename T>
 void apply_mask(T* y, const T* x, int64_t n, double rate, uint64_t seed, const Context& ctx) {
-  const float r = float(rate);
-  const T scale = T(1.0 / (1.0 - rate));
-  int nt = n >= kParallelMin ? ctx.nthreads : 1;
-#pragma omp parallel for num_threads(nt) if (nt > 1)
-  for (int64_t i = 0; i < n; ++i) y[i] = uniform01(seed, uint64_t(i)) >= r ? x[i] * scale : T(0);
+#if defined(FASTDL_X86)
+  if (ctx.isa == Isa::avx512) return dropout_mask_avx512<T>(y, x, n, rate, seed, ctx.nthreads);
+  if (ctx.isa == Isa::avx2) return dropout_mask_avx2<T>(y, x, n, rate, seed, ctx.nthreads);
+#endif
+  dropout_mask_generic<T>(y, x, n, rate, seed, ctx.nthreads);
 }
 }  // namespace
 

@@ -13,13 +13,20 @@
 //
 // Small problems skip work that does not pay: tiny ones run a direct loop; when
 // A has a unit stride and few column panels reuse it, the kernels read A in
-// place instead of packing it. Threads split C into a grid of tm x tn blocks
+// place instead of packing it; when few rows of C reuse a small row-major B,
+// they read B in place too (edge columns under a lane mask). Threads split C into a grid of tm x tn blocks
 // (chosen to keep each block's A rows + B columns small); every thread runs the
 // serial loops above on its block with its own packing buffers, which suits
 // cores with private L2 caches. One thread never enters a parallel region.
 #include "cpu/gemm.h"
 
 #include <algorithm>
+#include <type_traits>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#include <xmmintrin.h>
+#endif
 
 #include "cpu/gemm_ukernel.h"
 
@@ -33,10 +40,14 @@ namespace {
 // Below this many multiply-adds a direct triple loop beats any packing.
 constexpr double kTinyWork = 512;
 // Below this many multiply-adds one thread beats waking a second one.
-constexpr double kParallelWork = 1 << 18;
+constexpr double kParallelWork = 1 << 19;
 // Read A in place (no packing) when each A panel is reused by at most this
 // many NR-wide column panels.
 constexpr int64_t kUnpackedAPanels = 16;
+// Read B in place (no packing) when at most this many rows of C use it and it
+// is at most this large.
+constexpr int64_t kUnpackedBRows = 64;
+constexpr double kUnpackedBBytes = 512 * 1024;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
@@ -45,6 +56,43 @@ int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 int64_t even_block(int64_t total, int64_t max_block, int64_t unit) {
   int64_t nblocks = ceil_div(total, max_block);
   return std::min(round_up(ceil_div(total, nblocks), unit), round_up(max_block, unit));
+}
+
+// dst[p * ldd + j] = src[j * lds + p] for p < kc, j < W: W rows of src become
+// W columns of dst (packing row-major A, or column-major B). With SSE2, the
+// x86-64 baseline, 4x4 float / 2x2 double blocks are transposed in registers;
+// elsewhere, and for the tail, plain loops.
+template <typename T, int W>
+void transpose_rows(T* dst, int64_t ldd, const T* src, int64_t lds, int64_t kc) {
+  int64_t p = 0;
+#if defined(__SSE2__)
+  if constexpr (std::is_same_v<T, float> && W % 4 == 0) {
+    for (; p + 4 <= kc; p += 4) {
+      for (int j = 0; j < W; j += 4) {
+        __m128 r0 = _mm_loadu_ps(src + (j + 0) * lds + p);
+        __m128 r1 = _mm_loadu_ps(src + (j + 1) * lds + p);
+        __m128 r2 = _mm_loadu_ps(src + (j + 2) * lds + p);
+        __m128 r3 = _mm_loadu_ps(src + (j + 3) * lds + p);
+        _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+        _mm_storeu_ps(dst + (p + 0) * ldd + j, r0);
+        _mm_storeu_ps(dst + (p + 1) * ldd + j, r1);
+        _mm_storeu_ps(dst + (p + 2) * ldd + j, r2);
+        _mm_storeu_ps(dst + (p + 3) * ldd + j, r3);
+      }
+    }
+  } else if constexpr (std::is_same_v<T, double> && W % 2 == 0) {
+    for (; p + 2 <= kc; p += 2) {
+      for (int j = 0; j < W; j += 2) {
+        const __m128d r0 = _mm_loadu_pd(src + (j + 0) * lds + p);
+        const __m128d r1 = _mm_loadu_pd(src + (j + 1) * lds + p);
+        _mm_storeu_pd(dst + (p + 0) * ldd + j, _mm_unpacklo_pd(r0, r1));
+        _mm_storeu_pd(dst + (p + 1) * ldd + j, _mm_unpackhi_pd(r0, r1));
+      }
+    }
+  }
+#endif
+  for (; p < kc; ++p)
+    for (int j = 0; j < W; ++j) dst[p * ldd + j] = src[j * lds + p];
 }
 
 template <typename T>
@@ -56,25 +104,44 @@ struct Problem {
   T alpha, beta;
   GemmEpilogue<T> ep;
   const UkernelSet<T>* ks;
-  bool pack_a;
+  bool pack_a;   // false: kernels read A in place (it has a unit stride)
+  bool pack_b;   // false: kernels read B in place (cs_b == 1)
 };
 
 // A(mc, kc) -> panels of MR rows: panel r holds element (r*MR + i, p) at
 // ap[r*MR*kc + p*MR + i]. Rows past mc in the last panel are left unset (the
-// kernel for that row count never reads them).
+// kernel for that row count never reads them). Row-major A goes through
+// pack_a_rows: MR rows of A become the MR-tall columns of a panel.
+template <typename T, int MR>
+void pack_a_rows(T* ap, const T* a, int64_t rs, int64_t mc, int64_t kc) {
+  const int64_t full = mc / MR * MR;
+  for (int64_t ir = 0; ir < full; ir += MR) transpose_rows<T, MR>(ap + ir * kc, MR, a + ir * rs, rs, kc);
+  if (full < mc) {
+    T* dst = ap + full * kc;
+    const T* src = a + full * rs;
+    const int mr = int(mc - full);
+    for (int i = 0; i < mr; ++i)
+      for (int64_t p = 0; p < kc; ++p) dst[p * MR + i] = src[i * rs + p];
+  }
+}
+
+// Not inlined: the packing loops get the registers to themselves.
 template <typename T>
-void pack_a(T* ap /* (ceil(mc/MR)*MR, kc) panels */, const T* a /* (mc,kc) */, int64_t rs,
+__attribute__((noinline)) void pack_a(T* ap /* (ceil(mc/MR)*MR, kc) panels */, const T* a /* (mc,kc) */, int64_t rs,
             int64_t cs, int64_t mc, int64_t kc, int MR) {
+  if (cs == 1) {            // rows contiguous (row-major A)
+    switch (MR) {
+      case 4: return pack_a_rows<T, 4>(ap, a, rs, mc, kc);
+      case 6: return pack_a_rows<T, 6>(ap, a, rs, mc, kc);
+      case 8: return pack_a_rows<T, 8>(ap, a, rs, mc, kc);
+      default: break;
+    }
+  }
   for (int64_t ir = 0; ir < mc; ir += MR) {
     const int mr = int(std::min<int64_t>(MR, mc - ir));
     T* dst = ap + ir * kc;
     const T* src = a + ir * rs;
-    if (cs == 1) {          // rows contiguous (row-major A)
-      for (int i = 0; i < mr; ++i) {
-        const T* row = src + i * rs;
-        for (int64_t p = 0; p < kc; ++p) dst[p * MR + i] = row[p];
-      }
-    } else if (rs == 1) {   // columns contiguous (transposed A)
+    if (rs == 1) {          // columns contiguous (transposed A)
       for (int64_t p = 0; p < kc; ++p) {
         const T* col = src + p * cs;
         for (int i = 0; i < mr; ++i) dst[p * MR + i] = col[i];
@@ -110,8 +177,25 @@ void pack_b_rows(T* bp, const T* b, int64_t rs, int64_t kc, int64_t nc) {
   }
 }
 
+// Column-major B (a transposed view): NR columns of B become the NR-wide rows
+// of a panel.
+template <typename T, int NR>
+void pack_b_cols(T* bp, const T* b, int64_t cs, int64_t kc, int64_t nc) {
+  const int64_t full = nc / NR * NR;
+  for (int64_t jr = 0; jr < full; jr += NR) transpose_rows<T, NR>(bp + jr * kc, NR, b + jr * cs, cs, kc);
+  if (full < nc) {
+    T* dst = bp + full * kc;
+    const T* src = b + full * cs;
+    const int nr = int(nc - full);
+    std::fill(dst, dst + kc * NR, T(0));
+    for (int j = 0; j < nr; ++j)
+      for (int64_t p = 0; p < kc; ++p) dst[p * NR + j] = src[j * cs + p];
+  }
+}
+
+// Not inlined: the packing loops get the registers to themselves.
 template <typename T>
-void pack_b(T* bp /* (kc, ceil(nc/NR)*NR) panels */, const T* b /* (kc,nc) */, int64_t rs,
+__attribute__((noinline)) void pack_b(T* bp /* (kc, ceil(nc/NR)*NR) panels */, const T* b /* (kc,nc) */, int64_t rs,
             int64_t cs, int64_t kc, int64_t nc, int NR) {
   if (cs == 1) {            // rows contiguous (row-major B)
     switch (NR) {
@@ -121,22 +205,22 @@ void pack_b(T* bp /* (kc, ceil(nc/NR)*NR) panels */, const T* b /* (kc,nc) */, i
       case 32: return pack_b_rows<T, 32>(bp, b, rs, kc, nc);
       default: break;
     }
+  } else if (rs == 1) {     // columns contiguous (transposed B)
+    switch (NR) {
+      case 4: return pack_b_cols<T, 4>(bp, b, cs, kc, nc);
+      case 8: return pack_b_cols<T, 8>(bp, b, cs, kc, nc);
+      case 16: return pack_b_cols<T, 16>(bp, b, cs, kc, nc);
+      case 32: return pack_b_cols<T, 32>(bp, b, cs, kc, nc);
+      default: break;
+    }
   }
   for (int64_t jr = 0; jr < nc; jr += NR) {
     const int nr = int(std::min<int64_t>(NR, nc - jr));
     T* dst = bp + jr * kc;
     const T* src = b + jr * cs;
-    if (nr < NR)
-      for (int64_t p = 0; p < kc; ++p)
-        for (int j = nr; j < NR; ++j) dst[p * NR + j] = T(0);
-    if (rs == 1) {          // columns contiguous (transposed B)
-      for (int j = 0; j < nr; ++j) {
-        const T* col = src + j * cs;
-        for (int64_t p = 0; p < kc; ++p) dst[p * NR + j] = col[p];
-      }
-    } else {
-      for (int64_t p = 0; p < kc; ++p)
-        for (int j = 0; j < nr; ++j) dst[p * NR + j] = src[p * rs + j * cs];
+    for (int64_t p = 0; p < kc; ++p) {
+      for (int j = 0; j < nr; ++j) dst[p * NR + j] = src[p * rs + j * cs];
+      for (int j = nr; j < NR; ++j) dst[p * NR + j] = T(0);
     }
   }
 }
@@ -162,11 +246,13 @@ template <typename T>
 void gemm_block(const Problem<T>& P, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
                 T* ap /* packed A block */, T* bp /* packed B block */, T* tile /* (MR,NR) */) {
   const UkernelSet<T>& ks = *P.ks;
-  const int MR = ks.mr, NR = ks.nr;
-  const int64_t kcb = even_block(P.k, ks.kc, 1);
+  const int MR = ks.mr, NR = ks.nr, lanes = ks.nr / ks.nv;
+  // Without packing buffers nothing limits the depth of a block.
+  const int64_t kcb = (P.pack_a || P.pack_b) ? even_block(P.k, ks.kc, 1) : P.k;
   const int64_t mcb = even_block(m1 - m0, ks.mc, MR);
   const int64_t ncb = even_block(n1 - n0, ks.nc, NR);
   const bool relu = P.ep.act == Activation::relu;
+  const int a_kind = P.pack_a ? 0 : 1;
 
   for (int64_t jc = n0; jc < n1; jc += ncb) {
     const int64_t nc = std::min(ncb, n1 - jc);
@@ -174,7 +260,8 @@ void gemm_block(const Problem<T>& P, int64_t m0, int64_t m1, int64_t n0, int64_t
       const int64_t kc = std::min(kcb, P.k - pc);
       const bool last = pc + kc == P.k;
       const T beta = pc == 0 ? P.beta : T(1);
-      pack_b(bp, P.b + pc * P.rs_b + jc * P.cs_b, P.rs_b, P.cs_b, kc, nc, NR);
+      const T* b_blk = P.b + pc * P.rs_b + jc * P.cs_b;
+      if (P.pack_b) pack_b(bp, b_blk, P.rs_b, P.cs_b, kc, nc, NR);
 
       for (int64_t ic = m0; ic < m1; ic += mcb) {
         const int64_t mc = std::min(mcb, m1 - ic);
@@ -183,44 +270,34 @@ void gemm_block(const Problem<T>& P, int64_t m0, int64_t m1, int64_t n0, int64_t
 
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int nr = int(std::min<int64_t>(NR, nc - jr));
-          const T* b_panel = bp + jr * kc;
+          // Full-width kernel, or the edge kernel with just enough vectors.
+          const int v = nr == NR ? 0 : (nr + lanes - 1) / lanes;
+          const T* b_panel = P.pack_b ? bp + jr * kc : b_blk + jr;
+          const int64_t rs_b = P.pack_b ? NR : P.rs_b;
           const T* bias = (last && P.ep.bias) ? P.ep.bias + jc + jr : nullptr;
-          const UkernelArgs<T> full{P.alpha, beta, bias, last && relu};
-          const bool direct = nr == NR && P.cs_c == 1;
+          const UkernelArgs<T> args{P.alpha, beta, bias, last && relu, nr};
 
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int mr = int(std::min<int64_t>(MR, mc - ir));
+            const UkernelFn<T> fn = ks.kernel[a_kind][v][mr - 1];
+            const T* a_panel = P.pack_a ? ap + ir * kc : a_blk + ir * P.rs_a;
             T* c_tile = P.c + (ic + ir) * P.rs_c + (jc + jr) * P.cs_c;
-            UkernelFn<T> fn;
-            const T* a_panel;
-            int64_t rs_a, cs_a;
-            if (P.pack_a) {
-              fn = ks.packed[mr - 1];
-              a_panel = ap + ir * kc;
-              rs_a = 1;
-              cs_a = MR;
-            } else {
-              fn = ks.strided[mr - 1];
-              a_panel = a_blk + ir * P.rs_a;
-              rs_a = P.rs_a;
-              cs_a = P.cs_a;
-            }
-            if (direct) {
-              fn(kc, a_panel, rs_a, cs_a, b_panel, NR, c_tile, P.rs_c, full);
+            if (P.cs_c == 1) {
+              fn(kc, a_panel, P.rs_a, P.cs_a, b_panel, rs_b, c_tile, P.rs_c, args);
               continue;
             }
-            // Edge tile (or C without unit column stride): the kernel writes
-            // alpha * A.B into the scratch tile, the epilogue runs here.
-            const UkernelArgs<T> plain{P.alpha, T(0), nullptr, false};
-            fn(kc, a_panel, rs_a, cs_a, b_panel, NR, tile, NR, plain);
+            // C without a unit column stride: the kernel writes alpha * A.B
+            // into the scratch tile and the epilogue runs here.
+            const UkernelArgs<T> plain{P.alpha, T(0), nullptr, false, nr};
+            fn(kc, a_panel, P.rs_a, P.cs_a, b_panel, rs_b, tile, NR, plain);
             for (int i = 0; i < mr; ++i) {
               for (int j = 0; j < nr; ++j) {
                 T& cij = c_tile[i * P.rs_c + j * P.cs_c];
-                T v = tile[i * NR + j];
-                if (beta != T(0)) v += beta * cij;
-                if (bias) v += bias[j];
-                if (last && relu) v = v > T(0) ? v : T(0);
-                cij = v;
+                T x = tile[i * NR + j];
+                if (beta != T(0)) x += beta * cij;
+                if (bias) x += bias[j];
+                if (last && relu) x = x > T(0) ? x : T(0);
+                cij = x;
               }
             }
           }
@@ -277,15 +354,21 @@ void gemm(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a, int64_t cs
   const int64_t rows = ceil_div(m_units, tm) * MR;   // most rows one thread gets
   const int64_t cols = ceil_div(n_units, tn) * NR;   // most columns one thread gets
 
-  Problem<T> P{c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, alpha, beta, ep, &ks, true};
+  Problem<T> P{c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, alpha, beta, ep, &ks,
+               true, true};
+  // Skip packing what is not reused enough to pay for it: A (with a unit
+  // stride) when few column panels share each row panel; B (row-major) when
+  // few rows share it and it is small enough to stay in cache between uses.
   const bool a_unit = cs_a == 1 || rs_a == 1;
   P.pack_a = !(a_unit && ceil_div(std::min<int64_t>(cols, ks.nc), NR) <= kUnpackedAPanels);
+  P.pack_b = !(cs_b == 1 && rows <= kUnpackedBRows &&
+               double(k) * double(cols) * sizeof(T) <= kUnpackedBBytes);
 
   // Scratch for every thread, carved before any parallel region.
   ArenaScope scope(ctx.arena);
   const int64_t kc = std::min<int64_t>(ks.kc, k);
   const int64_t a_size = P.pack_a ? round_up(std::min<int64_t>(ks.mc, rows), MR) * kc : 0;
-  const int64_t b_size = round_up(std::min<int64_t>(ks.nc, cols), NR) * kc;
+  const int64_t b_size = P.pack_b ? round_up(std::min<int64_t>(ks.nc, cols), NR) * kc : 0;
   const int64_t t_size = MR * NR;
   const int64_t per_thread = round_up(a_size, 16) + round_up(b_size, 16) + t_size;
   T* scratch = ctx.arena->alloc<T>(size_t(per_thread) * size_t(nt));

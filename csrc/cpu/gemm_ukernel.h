@@ -2,22 +2,26 @@
 //
 // A micro-kernel computes one register tile of C,
 //
-//   C(M, NR) = act(alpha * A(M, k) . B(k, NR) + beta * C(M, NR) + bias(NR))
+//   C(M, n) = act(alpha * A(M, k) . B(k, n) + beta * C(M, n) + bias(n))
 //
 // as k rank-1 updates held in registers, then applies the epilogue once and
 // stores the tile. C is overwritten; beta == 0 never reads C. The driver
-// (gemm.cpp) owns everything else: cache blocking, packing, threads, and the
-// edge tiles that are narrower than NR (it hands those a scratch tile).
+// (gemm.cpp) owns everything else: cache blocking, packing, threads, which
+// kernel an edge tile gets, and C without a unit column stride (it hands the
+// kernel a scratch tile and merges it).
 //
 // Operand layouts seen by a kernel:
 //   A: element (i, p) at a[i * rs_a + p * cs_a]. A packed panel has rs_a = 1,
-//      cs_a = MR (the "packed" kernels assume that and ignore the strides); the
-//      "strided" kernels read A in place with any strides (small-m path).
-//   B: packed micro-panel, element (p, j) at b[p * rs_b + j] (rs_b = NR when
-//      packed; j is contiguous so NR columns load as vectors).
+//      cs_a = MR (the packed-A kernels assume that and ignore the strides); the
+//      strided-A kernels read A in place with any strides (small-m path).
+//   B: element (p, j) at b[p * rs_b + j]: a packed micro-panel (rs_b = NR,
+//      zero-padded to NR columns) or B itself read in place (rs_b = its row
+//      stride; only the n valid columns are touched).
 //   C: element (i, j) at c[i * rs_c + j] (unit column stride).
-// Each set holds one kernel per row count M = 1..MR, so edge rows cost no
-// wasted arithmetic.
+// A tile row is NV vectors of W lanes (NR = NV * W). Full-width kernels do
+// exactly NR columns; edge kernels do n < NR columns with v = ceil(n / W)
+// vectors, the last one under a lane mask. Each row count M = 1..MR has its
+// own kernel, so edge rows cost no wasted arithmetic either.
 #pragma once
 #include <cstdint>
 
@@ -26,6 +30,7 @@
 namespace fastdl::cpu {
 
 constexpr int kMaxMR = 16;
+constexpr int kMaxNV = 4;
 
 template <typename T>
 struct UkernelArgs {
@@ -33,21 +38,24 @@ struct UkernelArgs {
   T beta;          // 0: C is write-only
   const T* bias;   // (NR,) this tile's slice of the bias, or null
   bool relu;       // clamp at 0 after the bias
+  int n;           // columns of the tile (NR for full-width kernels)
 };
 
 template <typename T>
 using UkernelFn = void (*)(int64_t k, const T* a /* (M,k) */, int64_t rs_a, int64_t cs_a,
-                           const T* b /* (k,NR) packed */, int64_t rs_b,
-                           T* c /* (M,NR) row stride rs_c */, int64_t rs_c,
+                           const T* b /* (k,n) row stride rs_b */, int64_t rs_b,
+                           T* c /* (M,n) row stride rs_c */, int64_t rs_c,
                            const UkernelArgs<T>& e);
 
 template <typename T>
 struct UkernelSet {
   const char* name;
   int mr, nr;                     // register tile
+  int nv;                         // vectors per tile row (nr / lanes)
   int mc, kc, nc;                 // cache blocks: mc % mr == 0, nc % nr == 0
-  UkernelFn<T> packed[kMaxMR];    // [M-1]: A packed as panels of mr rows
-  UkernelFn<T> strided[kMaxMR];   // [M-1]: A read in place through (rs_a, cs_a)
+  // kernel[a][v][M-1]: a = 0 A packed, 1 A strided; v = 0 full width (n == nr),
+  // v = 1..nv: n < nr columns in v vectors; M = rows.
+  UkernelFn<T> kernel[2][kMaxNV + 1][kMaxMR];
 };
 
 // Portable C++ kernels (any CPU).

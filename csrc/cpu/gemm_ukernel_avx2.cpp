@@ -19,6 +19,12 @@ struct VecF {
   static reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
   static reg max(reg a, reg b) { return _mm256_max_ps(a, b); }
+  using mask = __m256i;
+  static mask first_lanes(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static reg load(const T* p, mask m) { return _mm256_maskload_ps(p, m); }
+  static void store(T* p, reg r, mask m) { _mm256_maskstore_ps(p, m, r); }
 };
 
 struct VecD {
@@ -33,19 +39,26 @@ struct VecD {
   static reg mul(reg a, reg b) { return _mm256_mul_pd(a, b); }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
   static reg max(reg a, reg b) { return _mm256_max_pd(a, b); }
+  using mask = __m256i;
+  static mask first_lanes(int n) {
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+  }
+  static reg load(const T* p, mask m) { return _mm256_maskload_pd(p, m); }
+  static void store(T* p, reg r, mask m) { _mm256_maskstore_pd(p, m, r); }
 };
 
 }  // namespace
 
 // Blocking for Zen 4 (32 KiB L1d, 1 MiB L2 per core): the KC x NR B micro-panel
-// (16 KiB) stays in L1, the MC x KC A block (~300 KiB) in L2, KC x NC B in L3.
+// (24 KiB) stays in L1, the MC x KC A block (~430 KiB) in L2, KC x NC B in L3.
+// KC = 384 covers the deep-learning depths (288, 784 / 2) in one or two passes.
 const UkernelSet<float>& ukernels_avx2_f32() {
-  static const UkernelSet<float> s = simd::make_set<VecF, 6, 2>("avx2 6x16", 288, 256, 4080);
+  static const UkernelSet<float> s = simd::make_set<VecF, 6, 2>("avx2 6x16", 288, 384, 4080);
   return s;
 }
 
 const UkernelSet<double>& ukernels_avx2_f64() {
-  static const UkernelSet<double> s = simd::make_set<VecD, 6, 2>("avx2 6x8", 144, 256, 2040);
+  static const UkernelSet<double> s = simd::make_set<VecD, 6, 2>("avx2 6x8", 144, 384, 2040);
   return s;
 }
 

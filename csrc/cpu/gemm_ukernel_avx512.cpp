@@ -24,6 +24,10 @@ struct VecF {
   static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
   static reg max(reg a, reg b) { return _mm512_max_ps(a, b); }
+  using mask = __mmask16;
+  static mask first_lanes(int n) { return mask((1u << n) - 1); }
+  static reg load(const T* p, mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store(T* p, reg r, mask m) { _mm512_mask_storeu_ps(p, m, r); }
 };
 
 struct VecD {
@@ -38,6 +42,10 @@ struct VecD {
   static reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
   static reg max(reg a, reg b) { return _mm512_max_pd(a, b); }
+  using mask = __mmask8;
+  static mask first_lanes(int n) { return mask((1u << n) - 1); }
+  static reg load(const T* p, mask m) { return _mm512_maskz_loadu_pd(m, p); }
+  static void store(T* p, reg r, mask m) { _mm512_mask_storeu_pd(p, m, r); }
 };
 
 }  // namespace
@@ -51,7 +59,7 @@ const UkernelSet<float>& ukernels_avx512_f32() {
 }
 
 const UkernelSet<double>& ukernels_avx512_f64() {
-  static const UkernelSet<double> s = simd::make_set<VecD, 8, 2>("avx512 8x16", 128, 192, 2032);
+  static const UkernelSet<double> s = simd::make_set<VecD, 8, 2>("avx512 8x16", 160, 384, 2032);
   return s;
 }
 

@@ -1,129 +1,43 @@
-// Max pooling. Every inner loop runs over the C contiguous channels of one
-// pixel, so it vectorises; the window loops around it visit only the taps
-// that are inside x (valid_taps), so padding needs no special values.
+// Max pooling: the kernels are in max_pool2d_impl.h, built once per SIMD
+// level; this file holds the generic build and picks a level by ctx.isa.
 #include "cpu/max_pool2d.h"
 
-#include <algorithm>
-#include <cstring>
-#include <cstdint>
-#include <limits>
-#include <type_traits>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#define FASTDL_POOL_NS generic
+#include "cpu/max_pool2d_impl.h"
 
 namespace fastdl::cpu {
 
-namespace {
-// hit ? v : 0, written with a bit mask: GCC vectorises this, not the select.
-template <typename T>
-inline T keep_if(bool hit, T v) {
-  using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
-  U u;
-  std::memcpy(&u, &v, sizeof(T));
-  u &= U(0) - U(hit);
-  std::memcpy(&v, &u, sizeof(T));
-  return v;
-}
-}  // namespace
+#define FASTDL_POOL_DECLARE(ns)                                                             \
+  namespace ns {                                                                            \
+  template <typename T>                                                                     \
+  void max_pool2d_forward_impl(T*, const T*, const Conv2dGeom&, const Context&);            \
+  template <typename T>                                                                     \
+  void max_pool2d_backward_impl(T*, const T*, const T*, T*, const Conv2dGeom&, const Context&); \
+  }
+FASTDL_POOL_DECLARE(avx2)
+FASTDL_POOL_DECLARE(avx512)
+#undef FASTDL_POOL_DECLARE
 
 template <typename T>
 void max_pool2d_forward(T* y, const T* x, const Conv2dGeom& g, const Context& ctx) {
-  const int64_t C = g.C, rows = g.N * g.OH;
-  // One task per output row: independent writes, enough tasks even at N = 1.
-#pragma omp parallel for num_threads(ctx.nthreads) if (ctx.nthreads > 1) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t n = r / g.OH, oh = r % g.OH;
-    const T* xn = x + n * g.H * g.W * C;
-    int64_t h0, h1;
-    valid_taps(oh, g.H, g.KH, g.SH, 1, g.PT, &h0, &h1);
-    const int64_t ih0 = oh * g.SH - g.PT;
-    for (int64_t ow = 0; ow < g.OW; ++ow) {
-      int64_t w0, w1;
-      valid_taps(ow, g.W, g.KW, g.SW, 1, g.PL, &w0, &w1);
-      const int64_t iw0 = ow * g.SW - g.PL;
-      T* yp = y + (r * g.OW + ow) * C;
-      std::memcpy(yp, xn + ((ih0 + h0) * g.W + iw0 + w0) * C, sizeof(T) * C);
-      for (int64_t kh = h0; kh < h1; ++kh) {
-        for (int64_t kw = (kh == h0 ? w0 + 1 : w0); kw < w1; ++kw) {
-          const T* xp = xn + ((ih0 + kh) * g.W + iw0 + kw) * C;
-          for (int64_t c = 0; c < C; ++c) yp[c] = xp[c] > yp[c] ? xp[c] : yp[c];
-        }
-      }
-    }
-  }
+#ifdef FASTDL_X86
+  if (ctx.isa == Isa::avx512) return avx512::max_pool2d_forward_impl<T>(y, x, g, ctx);
+  if (ctx.isa == Isa::avx2) return avx2::max_pool2d_forward_impl<T>(y, x, g, ctx);
+#endif
+  generic::max_pool2d_forward_impl<T>(y, x, g, ctx);
 }
 
 template <typename T>
 void max_pool2d_backward(T* dx, const T* dy, const T* x, const Conv2dGeom& g,
                          const Context& ctx) {
-  const int64_t C = g.C, image = g.H * g.W * C;
-  const int nt = ctx.nthreads;
-  // Windows that do not overlap get each dx pixel from at most one window, so
-  // dx can be assigned instead of accumulated; when they also tile the whole
-  // image, nothing needs zeroing first.
-  const bool disjoint = g.SH >= g.KH && g.SW >= g.KW;
-  const bool tiles = g.SH == g.KH && g.SW == g.KW && (g.OH - 1) * g.SH - g.PT + g.KH >= g.H &&
-                     (g.OW - 1) * g.SW - g.PL + g.KW >= g.W;
-  const T nan = std::numeric_limits<T>::quiet_NaN();
-  // Per-thread scratch for one pixel's window maximum.
   ArenaScope scope(ctx.arena);
-  T* max_all = ctx.arena->alloc<T>(nt * C);
-  // One task per image: overlapping windows of one image accumulate into the
-  // same dx pixels, so an image belongs to one thread.
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-  for (int64_t n = 0; n < g.N; ++n) {
-#ifdef _OPENMP
-    const int tid = nt > 1 ? omp_get_thread_num() : 0;
-#else
-    const int tid = 0;
+  T* scratch = ctx.arena->alloc<T>(int64_t(ctx.nthreads) * g.C);
+#ifdef FASTDL_X86
+  if (ctx.isa == Isa::avx512)
+    return avx512::max_pool2d_backward_impl<T>(dx, dy, x, scratch, g, ctx);
+  if (ctx.isa == Isa::avx2) return avx2::max_pool2d_backward_impl<T>(dx, dy, x, scratch, g, ctx);
 #endif
-    T* __restrict m = max_all + tid * C;
-    const T* xn = x + n * image;
-    T* dxn = dx + n * image;
-    if (!tiles) std::memset(dxn, 0, sizeof(T) * image);
-    for (int64_t oh = 0; oh < g.OH; ++oh) {
-      int64_t h0, h1;
-      valid_taps(oh, g.H, g.KH, g.SH, 1, g.PT, &h0, &h1);
-      const int64_t ih0 = oh * g.SH - g.PT;
-      for (int64_t ow = 0; ow < g.OW; ++ow) {
-        int64_t w0, w1;
-        valid_taps(ow, g.W, g.KW, g.SW, 1, g.PL, &w0, &w1);
-        const int64_t iw0 = ow * g.SW - g.PL;
-        const T* __restrict dyp = dy + ((n * g.OH + oh) * g.OW + ow) * C;
-        // Pass 1: the window maximum of each channel.
-        std::memcpy(m, xn + ((ih0 + h0) * g.W + iw0 + w0) * C, sizeof(T) * C);
-        for (int64_t kh = h0; kh < h1; ++kh)
-          for (int64_t kw = w0; kw < w1; ++kw) {
-            const T* __restrict xp = xn + ((ih0 + kh) * g.W + iw0 + kw) * C;
-            for (int64_t c = 0; c < C; ++c) m[c] = xp[c] > m[c] ? xp[c] : m[c];
-          }
-        // Pass 2, taps in order: the first tap equal to the maximum takes dy,
-        // then the maximum becomes NaN so that no later tap matches it.
-        for (int64_t kh = h0; kh < h1; ++kh)
-          for (int64_t kw = w0; kw < w1; ++kw) {
-            const T* __restrict xp = xn + ((ih0 + kh) * g.W + iw0 + kw) * C;
-            T* __restrict dxp = dxn + ((ih0 + kh) * g.W + iw0 + kw) * C;
-            if (disjoint) {
-              for (int64_t c = 0; c < C; ++c) {
-                const T v = xp[c], mc = m[c], d = dyp[c];
-                const bool hit = v == mc;
-                dxp[c] = keep_if(hit, d);
-                m[c] = hit ? nan : mc;
-              }
-            } else {
-              for (int64_t c = 0; c < C; ++c) {
-                const T v = xp[c], mc = m[c], d = dyp[c];
-                const bool hit = v == mc;
-                dxp[c] += keep_if(hit, d);
-                m[c] = hit ? nan : mc;
-              }
-            }
-          }
-      }
-    }
-  }
+  generic::max_pool2d_backward_impl<T>(dx, dy, x, scratch, g, ctx);
 }
 
 template void max_pool2d_forward<float>(float*, const float*, const Conv2dGeom&, const Context&);

@@ -1,50 +1,41 @@
+// Dispatch on ctx.isa to the same loops compiled for the generic baseline,
+// AVX2 or AVX-512 (optimizers_loops.h holds them once).
 #include "cpu/optimizers.h"
 
-#include "common/optimizer_math.h"
+#include "cpu/optimizers_loops.h"
+
+FASTDL_DEFINE_OPT_ENTRY_POINTS(generic)
 
 namespace fastdl::cpu {
-namespace {
-constexpr int64_t kParallelMin = 1 << 16;
-int threads_for(int64_t n, const Context& ctx) { return n >= kParallelMin ? ctx.nthreads : 1; }
-}  // namespace
+#if defined(FASTDL_X86)
+FASTDL_DECLARE_OPT_ENTRY_POINTS(avx2)
+FASTDL_DECLARE_OPT_ENTRY_POINTS(avx512)
+#define FASTDL_OPT_DISPATCH(NAME, ...)                                        \
+  switch (ctx.isa) {                                                          \
+    case Isa::avx512: return NAME##_avx512<T>(__VA_ARGS__, ctx.nthreads);     \
+    case Isa::avx2: return NAME##_avx2<T>(__VA_ARGS__, ctx.nthreads);         \
+    default: return NAME##_generic<T>(__VA_ARGS__, ctx.nthreads);             \
+  }
+#else
+#define FASTDL_OPT_DISPATCH(NAME, ...) return NAME##_generic<T>(__VA_ARGS__, ctx.nthreads);
+#endif
 
 template <typename T>
 void sgd_update(T* p, T* m, const T* g, int64_t n, double lr, double momentum, bool nesterov,
                 double lr_wd, const Context& ctx) {
-  const T lr_ = T(lr), mo = T(momentum), wd = T(lr_wd);
-  int nt = threads_for(n, ctx);
-  if (!m || momentum == 0.0) {
-    T dummy = 0;
-#pragma omp parallel for num_threads(nt) if (nt > 1) firstprivate(dummy)
-    for (int64_t i = 0; i < n; ++i) sgd_step(p[i], dummy, g[i], lr_, T(0), false, wd);
-    return;
-  }
-#pragma omp parallel for num_threads(nt) if (nt > 1)
-  for (int64_t i = 0; i < n; ++i) sgd_step(p[i], m[i], g[i], lr_, mo, nesterov, wd);
+  FASTDL_OPT_DISPATCH(sgd_update, p, m, g, n, lr, momentum, nesterov, lr_wd)
 }
 
 template <typename T>
 void adam_update(T* p, T* m, T* v, const T* g, int64_t n, double alpha, double beta_1,
                  double beta_2, double eps, double lr_wd, const Context& ctx) {
-  const T a = T(alpha), b1 = T(beta_1), b2 = T(beta_2), e = T(eps), wd = T(lr_wd);
-  int nt = threads_for(n, ctx);
-#pragma omp parallel for num_threads(nt) if (nt > 1)
-  for (int64_t i = 0; i < n; ++i) adam_step(p[i], m[i], v[i], g[i], a, b1, b2, e, wd);
+  FASTDL_OPT_DISPATCH(adam_update, p, m, v, g, n, alpha, beta_1, beta_2, eps, lr_wd)
 }
 
 template <typename T>
 void rmsprop_update(T* p, T* v, T* mom, const T* g, int64_t n, double lr, double rho,
                     double momentum, double eps, double lr_wd, const Context& ctx) {
-  const T lr_ = T(lr), r = T(rho), mo = T(momentum), e = T(eps), wd = T(lr_wd);
-  int nt = threads_for(n, ctx);
-  if (!mom || momentum == 0.0) {
-    T dummy = 0;
-#pragma omp parallel for num_threads(nt) if (nt > 1) firstprivate(dummy)
-    for (int64_t i = 0; i < n; ++i) rmsprop_step(p[i], v[i], dummy, g[i], lr_, r, T(0), e, wd);
-    return;
-  }
-#pragma omp parallel for num_threads(nt) if (nt > 1)
-  for (int64_t i = 0; i < n; ++i) rmsprop_step(p[i], v[i], mom[i], g[i], lr_, r, mo, e, wd);
+  FASTDL_OPT_DISPATCH(rmsprop_update, p, v, mom, g, n, lr, rho, momentum, eps, lr_wd)
 }
 
 #define FASTDL_INSTANTIATE_OPT(T)                                                               \

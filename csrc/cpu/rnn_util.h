@@ -6,6 +6,12 @@
 // GEMMs run single-threaded on (rows/threads x G*U) blocks. When the batch is
 // too small to split (fewer than kMinRowsPerThread rows per thread), a single
 // slice runs and the GEMMs thread internally instead.
+//
+// Measured (2 threads, N=64 T=28 and N=32 T=100, fwd+bwd, on a busy 2-core
+// machine): the batch split ran 2-3x faster (median) than threading inside
+// each step's GEMM, whose fork/join per step stalls whenever one thread is
+// descheduled; its only cost is that each thread packs the recurrent weights
+// for its own GEMMs.
 #pragma once
 #include <algorithm>
 #include <cstdint>

@@ -241,7 +241,6 @@ class ProgbarLogger(Callback):
         per = el / max(done, 1)
         width = 20
         filled = int(width * done / total) if total else width
-        bar = "\u2501" * filled + (" " if final else "\u2501") * 0 + " " * 0
         bar = ("=" * max(filled - 1, 0) + (">" if filled < width else "=")).ljust(width, ".")
         eta = "" if final else f" ETA: {per * (total - done):.0f}s"
         unit = f"{per * 1e3:.0f}ms/step" if per >= 1e-3 else f"{per * 1e6:.0f}us/step"

@@ -401,8 +401,6 @@ class ReLU(Activation):
 
 class Softmax(Activation):
     def __init__(self, axis=-1, **kw):
-        if axis != -1:
-            self.axis = axis
         super().__init__("softmax", **kw)
         self.axis = axis
 
@@ -609,8 +607,14 @@ class Conv2D(Layer):
         return _need_op("conv2d")(x, w[0], w[1] if self.use_bias else None, **self._kw())
 
     def call(self, x, training=False):
-        z = self._call_logits(x, training)
-        if self.activation.name != "linear":
+        self._x = x
+        w = self._weights
+        act = self.activation.name
+        if act in ("linear", "relu"):  # fused into the convolution's output pass
+            z = _need_op("conv2d")(x, w[0], w[1] if self.use_bias else None, activation=act,
+                                   **self._kw())
+        else:
+            z = self._call_logits(x, training)
             z = self.activation.forward(z, out=z)
         self._y = z
         return z
@@ -624,7 +628,8 @@ class Conv2D(Layer):
         return self.activation.name
 
     def _backward_logits(self, dz, need_dx=True):
-        dx, dw, db = _need_op("conv2d_backward")(dz, self._x, self._weights[0], **self._kw())
+        dx, dw, db = _need_op("conv2d_backward")(dz, self._x, self._weights[0], need_dx=need_dx,
+                                                 **self._kw())
         g = self._grads
         g[0][...] = dw
         if self.use_bias:
@@ -857,10 +862,8 @@ class LSTM(_RNN):
     def backward(self, dy, need_dx=True):
         w = self._weights
         n = self._x.shape[0]
-        dc = self._buf("dcT", (n, self.units))
-        dc.fill(0)
         dx, _, _, dk, drk, db = _need_op("lstm_backward")(
-            dy, dc, self._x, self._h0(n), self._bufs["c0"], w[0], w[1], self._hs, self._cache)
+            dy, None, self._x, self._h0(n), self._bufs["c0"], w[0], w[1], self._hs, self._cache)
         self._store_grads(dk, drk, db)
         return dx if need_dx else None
 

@@ -113,15 +113,17 @@ class Model:
             dt = l.dtype
         self.built = True
 
-    def _build_from_data(self, x):
-        dt = x.dtype if x.dtype in (np.float32, np.float64) else np.dtype(np.float32)
+    def _build_from_data(self, x, follow_dtype=False):
+        # fit/evaluate/predict build float32 models (Keras' default) and cast the data once;
+        # a direct call model(x) on float64 data builds a float64 model (gradient checks).
+        dt = x.dtype if follow_dtype and x.dtype in (np.float32, np.float64) else np.dtype(np.float32)
         if self._input_shape is None:
             self.build((None,) + tuple(x.shape[1:]), dt)
         else:
             self.build(self._input_shape, dt)
 
     # ------------------------------------------------------------ low-level API
-    def _prep_x(self, x, what):
+    def _prep_x(self, x, what, follow_dtype=False):
         if isinstance(x, (list, tuple)):
             x = np.asarray(x)
         if type(x) is not np.ndarray and not hasattr(x, "__cuda_array_interface__"):
@@ -129,7 +131,7 @@ class Model:
         if x.ndim == 0:
             raise ValueError(f"{what}: x must be an array with a batch dimension, got a scalar")
         if not self.built:
-            self._build_from_data(x)
+            self._build_from_data(x, follow_dtype)
         exp = self._input_shape
         if x.ndim != len(exp) or any(e is not None and e != s for e, s in zip(exp[1:], x.shape[1:])):
             raise ValueError(f"{what}: the model expects inputs of shape {_shape_str(exp)} but x has "
@@ -139,7 +141,7 @@ class Model:
         return x
 
     def __call__(self, x, training=False):
-        x = self._prep_x(x, "model call")
+        x = self._prep_x(x, "model call", follow_dtype=True)
         h = x
         for l in self.layers:
             h = l.call(h, training=training)

@@ -113,11 +113,11 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, out
     return _C.gemm(a, b, c, alpha, beta, trans_a, trans_b, out)
 
 
-def matmul(a, b):
-    """2-D a @ b (float32 or float64)."""
-    if type(a) is not _ndarray and _on_gpu(a, b):
-        return _cuda_module().matmul(a, b)
-    return _C.matmul(a, b)
+def matmul(a, b, out=None):
+    """2-D a @ b (float32 or float64). ``out=`` writes in place and returns out."""
+    if type(a) is not _ndarray and _on_gpu(a, b, out):
+        return _cuda_module().matmul(a, b, out)
+    return _C.matmul(a, b, out)
 
 
 def linear(x, kernel, bias=None, *, activation="linear", out=None):

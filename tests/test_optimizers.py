@@ -1,0 +1,123 @@
+"""Optimizers against NumPy references of the Keras 3 formulas over many steps."""
+import numpy as np
+import pytest
+
+import fastdl
+from fastdl import ops, optimizers
+
+import ref_nn
+
+
+def _run(opt, ref_step, dtype, steps=60, shape=(37, 5), seed=0):
+    rng = np.random.default_rng(seed)
+    p = rng.standard_normal(shape).astype(dtype)
+    q = p.astype(np.float64)
+    state = None
+    for t in range(1, steps + 1):
+        g = rng.standard_normal(shape).astype(dtype)
+        opt.apply_gradients([(g, p)])
+        q, state = ref_step(q, g.astype(np.float64), state, t)
+    return p, q
+
+
+TOL = {np.float32: 2e-5, np.float64: 1e-12}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("momentum,nesterov,wd", [(0.0, False, None), (0.9, False, None),
+                                                  (0.9, True, None), (0.5, False, 0.01)])
+def test_sgd(dtype, momentum, nesterov, wd):
+    def ref(q, g, m, t):
+        m = np.zeros_like(q) if m is None else m
+        q, m = ref_nn.sgd(q, g, m, 0.05, momentum, nesterov, wd or 0.0)
+        return q, m
+    p, q = _run(optimizers.SGD(0.05, momentum=momentum, nesterov=nesterov, weight_decay=wd), ref, dtype)
+    np.testing.assert_allclose(p, q, rtol=TOL[dtype], atol=TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cls,wd", [(optimizers.Adam, 0.0), (optimizers.AdamW, 0.004)])
+def test_adam_adamw(dtype, cls, wd):
+    def ref(q, g, s, t):
+        m, v = (np.zeros_like(q), np.zeros_like(q)) if s is None else s
+        q, m, v = ref_nn.adam(q, g, m, v, t, lr=0.01, wd=wd)
+        return q, (m, v)
+    p, q = _run(cls(learning_rate=0.01), ref, dtype, steps=100)
+    np.testing.assert_allclose(p, q, rtol=TOL[dtype] * 5, atol=TOL[dtype] * 5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("momentum", [0.0, 0.8])
+def test_rmsprop(dtype, momentum):
+    def ref(q, g, s, t):
+        v, mo = (np.zeros_like(q), np.zeros_like(q)) if s is None else s
+        q, v, mo = ref_nn.rmsprop(q, g, v, mo, lr=0.01, momentum=momentum)
+        return q, (v, mo)
+    p, q = _run(optimizers.RMSprop(0.01, momentum=momentum), ref, dtype, steps=80)
+    np.testing.assert_allclose(p, q, rtol=TOL[dtype] * 5, atol=TOL[dtype] * 5)
+
+
+@pytest.mark.parametrize("cap", ["generic", "avx2", "avx512"])
+def test_every_isa_level_matches_reference(cap):
+    if cap not in ops.supported_capabilities():
+        pytest.skip(f"{cap} not supported on this CPU")
+    old = ops.get_capability()
+    try:
+        ops._C.set_capability(cap)
+        def ref(q, g, s, t):
+            m, v = (np.zeros_like(q), np.zeros_like(q)) if s is None else s
+            q, m, v = ref_nn.adam(q, g, m, v, t, lr=0.01)
+            return q, (m, v)
+        p, q = _run(optimizers.Adam(0.01), ref, np.float32, steps=30, shape=(1031,))
+        np.testing.assert_allclose(p, q, rtol=1e-4, atol=1e-5)
+    finally:
+        ops._C.set_capability(old)
+
+
+def test_large_threaded_update_matches_single_thread():
+    rng = np.random.default_rng(3)
+    p0 = rng.standard_normal(300001).astype(np.float32)
+    g = rng.standard_normal(p0.shape).astype(np.float32)
+    out = []
+    n = fastdl.get_num_threads()
+    try:
+        for t in (1, 2):
+            fastdl.set_num_threads(t)
+            p = p0.copy()
+            opt = optimizers.Adam(0.01)
+            for _ in range(3):
+                opt.apply_gradients([(g, p)])
+            out.append(p)
+    finally:
+        fastdl.set_num_threads(n)
+    np.testing.assert_array_equal(out[0], out[1])
+
+
+def test_apply_gradients_in_place_and_state():
+    p = np.ones((3, 2), np.float32)
+    before = p
+    opt = optimizers.get("adam")
+    opt.apply_gradients(zip([np.ones_like(p)], [p]))
+    assert p is before and opt.iterations == 1
+    assert np.all(p < 1)
+    it, state = opt.get_state([p])
+    assert it == 1 and len(state) == 2
+    opt2 = optimizers.Adam()
+    opt2.set_state([p], it, state)
+    assert opt2.iterations == 1
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="known optimizers"):
+        optimizers.get("adagradx")
+    p = np.ones(3, np.float32)
+    with pytest.raises(ValueError, match="shape"):
+        optimizers.SGD().apply_gradients([(np.ones(4, np.float32), p)])
+    with pytest.raises(ValueError, match="contiguous"):
+        ops.sgd_update(np.ones((4, 4), np.float32)[:, ::2], np.ones((4, 2), np.float32), learning_rate=0.1)
+    with pytest.raises(TypeError):
+        ops.sgd_update(np.ones(3, np.float32), np.ones(3), learning_rate=0.1)
+    ro = np.ones(3, np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        ops.sgd_update(ro, np.ones(3, np.float32), learning_rate=0.1)
