@@ -120,5 +120,7 @@ def test_ctrl_c_stops_benchmark_runner():
     args = [sys.executable, "-u", "-m", "fastdl.bench", "gemm", "--threads", "1"]
     # no READY line from the runner: interrupt once it has printed its header
     rc, out, err, _ = _run_and_interrupt(args, ready="", delay=3.0)
-    assert rc == 130, f"exit {rc}\nstdout:\n{out[-2000:]}\nstderr:\n{err[-3000:]}"
+    # 130 is the runner's own status; once in a while (seen only with the whole test suite
+    # running) the interpreter ends by SIGINT after the runner's summary: still a prompt stop
+    assert rc in (130, -signal.SIGINT), f"exit {rc}\nstdout:\n{out[-2000:]}\nstderr:\n{err[-3000:]}"
     assert "interrupted" in err
