@@ -234,3 +234,29 @@ def test_recurrent_batch_times_steps_past_2_31_is_computed():
     hs, cT = ops.lstm(x, h0, h0, k, r, b)
     assert hs.shape == (N, T, U)
     assert np.all(hs == hs[:1])     # every sequence is the same
+
+
+@pytest.mark.parametrize("C", [1, 3, 8])
+@pytest.mark.parametrize("kw", [dict(dilation_rate=2**40, padding="same"),
+                                dict(dilation_rate=2**62, padding="same"),
+                                dict(padding=((0, 0), (2**40, 2**40)), strides=(1, 2**41)),
+                                dict(strides=(2**40, 1), padding="same")])
+def test_conv_huge_dilation_and_padding_computed_without_huge_buffers(C, kw):
+    """Legal but huge dilations/paddings: the taps land in padding, the output is the bias (or
+    the few taps inside x); the few-channel path must not size a padded buffer by them (it
+    used to, and overflowed: a segfault)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 5, 6, C))
+    w = rng.standard_normal((2, 2, C, 3))
+    b = np.array([0.5, -1.0, 2.0])
+    y = ops.conv2d(x, w, b, **kw)
+    dy = rng.standard_normal(y.shape)
+    dx, dw, db = ops.conv2d_backward(dy, x, w, **kw)
+    _, dw2, _ = ops.conv2d_backward(dy, x, w, need_dx=False, **kw)
+    if kw.get("strides") == (2**40, 1):       # one output row: the top-left taps of rows 0..1 (same padding 0)
+        want = ref_conv.conv2d(x[:, :2], w, b, 1, ((0, 0), (0, 1)))
+        np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
+        return
+    assert np.all(y == b)                  # every tap reads padding
+    assert not dx.any() and not dw.any() and not dw2.any()
+    np.testing.assert_allclose(db, dy.sum(axis=(0, 1, 2)))

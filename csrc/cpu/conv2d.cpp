@@ -67,7 +67,21 @@ int batch_groups(int64_t N, int nthreads) {
 // pixel (oh, ow) sits at a fixed offset from the pixel's first tap.
 constexpr int64_t kSmallKMax = 64;
 constexpr int64_t kSmallKBand = 128;
-bool use_small_k(const Conv2dGeom& g) { return g.C <= 4 && g.KH * g.KW * g.C <= kSmallKMax; }
+// The band buffer holds whole zero-padded input rows: huge paddings, strides or
+// dilations (legal, they just read zeros) would make it enormous, so those
+// layers take the im2col path, which only touches the taps inside x.
+constexpr int64_t kSmallKMaxBand = int64_t(1) << 24;  // elements of one band buffer
+bool small_band(const Conv2dGeom& g) {
+  const int64_t lim = kSmallKMaxBand;
+  if (g.SH > lim || g.DH > lim || g.KH > lim || g.W > lim || g.PL > lim || g.PR > lim) return false;
+  const int64_t band_rows = std::min<int64_t>(std::max<int64_t>((kSmallKBand + g.OW - 1) / g.OW, 1), g.OH);
+  const int64_t in_rows = (band_rows - 1) * g.SH + (g.KH - 1) * g.DH + 1;  // < 2^56 here
+  const int64_t row = (g.W + g.PL + g.PR) * g.C;
+  return in_rows <= lim && row <= lim && in_rows * row <= lim;
+}
+bool use_small_k(const Conv2dGeom& g) {
+  return g.C <= 4 && g.KH * g.KW * g.C <= kSmallKMax && small_band(g);
+}
 
 struct SmallKPlan {
   int64_t band_rows;  // output rows per band
