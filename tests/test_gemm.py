@@ -179,8 +179,9 @@ def test_linear_bias_relu_epilogue(rng, dtype, m, k, n):
 def test_linear_relu_with_large_k_splits(rng):
     # k spans several KC blocks: relu and bias must apply only after the last one
     kc = ops.gemm_kernel_info("float32")["kc"]
-    x, w = operands(rng, 9, 2 * kc + 5, 40, np.float32)
-    bias = rng.standard_normal(40).astype(np.float32)
+    # (and, with few rows, the columns span several L2-sized B blocks)
+    x, w = operands(rng, 9, 2 * kc + 5, 300, np.float32)
+    bias = rng.standard_normal(300).astype(np.float32)
     check(ops.linear(x, w, bias, activation="relu"), x, w, bias=bias, activation="relu")
 
 

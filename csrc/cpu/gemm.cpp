@@ -14,10 +14,11 @@
 // Small problems skip work that does not pay: tiny ones run a direct loop; when
 // A has a unit stride and few column panels reuse it, the kernels read A in
 // place instead of packing it; when few rows of C reuse a small row-major B,
-// they read B in place too (edge columns under a lane mask). Threads split C into a grid of tm x tn blocks
-// (chosen to keep each block's A rows + B columns small); every thread runs the
-// serial loops above on its block with its own packing buffers, which suits
-// cores with private L2 caches. One thread never enters a parallel region.
+// they read B in place too (edge columns under a lane mask). Threads split C
+// into a grid of tm x tn blocks (chosen to keep each block's A rows + B columns
+// small); every thread runs the serial loops above on its block with its own
+// packing buffers, which suits cores with private L2 caches. One thread never
+// enters a parallel region.
 #include "cpu/gemm.h"
 
 #include <algorithm>
@@ -48,6 +49,9 @@ constexpr int64_t kUnpackedAPanels = 16;
 // is at most this large.
 constexpr int64_t kUnpackedBRows = 64;
 constexpr double kUnpackedBBytes = 512 * 1024;
+// Blocks of at most this many rows pack B in blocks of at most this many bytes.
+constexpr int64_t kSmallRows = 64;
+constexpr double kSmallRowsBBytes = 256 * 1024;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
@@ -63,7 +67,8 @@ int64_t even_block(int64_t total, int64_t max_block, int64_t unit) {
 // x86-64 baseline, 4x4 float / 2x2 double blocks are transposed in registers;
 // elsewhere, and for the tail, plain loops.
 template <typename T, int W>
-void transpose_rows(T* dst, int64_t ldd, const T* src, int64_t lds, int64_t kc) {
+void transpose_rows(T* dst /* (kc, W) row stride ldd */, int64_t ldd,
+                    const T* src /* (W, kc) row stride lds */, int64_t lds, int64_t kc) {
   int64_t p = 0;
 #if defined(__SSE2__)
   if constexpr (std::is_same_v<T, float> && W % 4 == 0) {
@@ -106,6 +111,7 @@ struct Problem {
   const UkernelSet<T>* ks;
   bool pack_a;   // false: kernels read A in place (it has a unit stride)
   bool pack_b;   // false: kernels read B in place (cs_b == 1)
+  int64_t nc;    // most columns in a block (a multiple of NR)
 };
 
 // A(mc, kc) -> panels of MR rows: panel r holds element (r*MR + i, p) at
@@ -113,9 +119,11 @@ struct Problem {
 // kernel for that row count never reads them). Row-major A goes through
 // pack_a_rows: MR rows of A become the MR-tall columns of a panel.
 template <typename T, int MR>
-void pack_a_rows(T* ap, const T* a, int64_t rs, int64_t mc, int64_t kc) {
+void pack_a_rows(T* ap /* panels */, const T* a /* (mc,kc) row stride rs */, int64_t rs,
+                 int64_t mc, int64_t kc) {
   const int64_t full = mc / MR * MR;
-  for (int64_t ir = 0; ir < full; ir += MR) transpose_rows<T, MR>(ap + ir * kc, MR, a + ir * rs, rs, kc);
+  for (int64_t ir = 0; ir < full; ir += MR)
+    transpose_rows<T, MR>(ap + ir * kc, MR, a + ir * rs, rs, kc);
   if (full < mc) {
     T* dst = ap + full * kc;
     const T* src = a + full * rs;
@@ -127,8 +135,9 @@ void pack_a_rows(T* ap, const T* a, int64_t rs, int64_t mc, int64_t kc) {
 
 // Not inlined: the packing loops get the registers to themselves.
 template <typename T>
-__attribute__((noinline)) void pack_a(T* ap /* (ceil(mc/MR)*MR, kc) panels */, const T* a /* (mc,kc) */, int64_t rs,
-            int64_t cs, int64_t mc, int64_t kc, int MR) {
+__attribute__((noinline)) void pack_a(T* ap /* (ceil(mc/MR)*MR, kc) panels */,
+                                      const T* a /* (mc,kc) */, int64_t rs, int64_t cs,
+                                      int64_t mc, int64_t kc, int MR) {
   if (cs == 1) {            // rows contiguous (row-major A)
     switch (MR) {
       case 4: return pack_a_rows<T, 4>(ap, a, rs, mc, kc);
@@ -159,7 +168,8 @@ __attribute__((noinline)) void pack_a(T* ap /* (ceil(mc/MR)*MR, kc) panels */, c
 // prefetcher follows) and scattered into the panels; NR is a template argument
 // so each panel row is a few vector moves.
 template <typename T, int NR>
-void pack_b_rows(T* bp, const T* b, int64_t rs, int64_t kc, int64_t nc) {
+void pack_b_rows(T* bp /* panels */, const T* b /* (kc,nc) row stride rs */, int64_t rs,
+                 int64_t kc, int64_t nc) {
   const int64_t full = nc / NR * NR;
   const int nr = int(nc - full);  // width of a last, partial panel
   if (nr) std::fill(bp + full * kc, bp + full * kc + kc * NR, T(0));
@@ -180,9 +190,11 @@ void pack_b_rows(T* bp, const T* b, int64_t rs, int64_t kc, int64_t nc) {
 // Column-major B (a transposed view): NR columns of B become the NR-wide rows
 // of a panel.
 template <typename T, int NR>
-void pack_b_cols(T* bp, const T* b, int64_t cs, int64_t kc, int64_t nc) {
+void pack_b_cols(T* bp /* panels */, const T* b /* (kc,nc) column stride cs */, int64_t cs,
+                 int64_t kc, int64_t nc) {
   const int64_t full = nc / NR * NR;
-  for (int64_t jr = 0; jr < full; jr += NR) transpose_rows<T, NR>(bp + jr * kc, NR, b + jr * cs, cs, kc);
+  for (int64_t jr = 0; jr < full; jr += NR)
+    transpose_rows<T, NR>(bp + jr * kc, NR, b + jr * cs, cs, kc);
   if (full < nc) {
     T* dst = bp + full * kc;
     const T* src = b + full * cs;
@@ -195,8 +207,9 @@ void pack_b_cols(T* bp, const T* b, int64_t cs, int64_t kc, int64_t nc) {
 
 // Not inlined: the packing loops get the registers to themselves.
 template <typename T>
-__attribute__((noinline)) void pack_b(T* bp /* (kc, ceil(nc/NR)*NR) panels */, const T* b /* (kc,nc) */, int64_t rs,
-            int64_t cs, int64_t kc, int64_t nc, int NR) {
+__attribute__((noinline)) void pack_b(T* bp /* (kc, ceil(nc/NR)*NR) panels */,
+                                      const T* b /* (kc,nc) */, int64_t rs, int64_t cs,
+                                      int64_t kc, int64_t nc, int NR) {
   if (cs == 1) {            // rows contiguous (row-major B)
     switch (NR) {
       case 4: return pack_b_rows<T, 4>(bp, b, rs, kc, nc);
@@ -228,7 +241,7 @@ __attribute__((noinline)) void pack_b(T* bp /* (kc, ceil(nc/NR)*NR) panels */, c
 // C = act(beta * C + bias): what is left when k == 0 or alpha == 0 (A and B are
 // then not read at all, as BLAS does).
 template <typename T>
-void scale_c(T* c, int64_t rs_c, int64_t cs_c, int64_t m, int64_t n, T beta,
+void scale_c(T* c /* (m,n) */, int64_t rs_c, int64_t cs_c, int64_t m, int64_t n, T beta,
              const GemmEpilogue<T>& ep) {
   for (int64_t i = 0; i < m; ++i) {
     for (int64_t j = 0; j < n; ++j) {
@@ -250,7 +263,7 @@ void gemm_block(const Problem<T>& P, int64_t m0, int64_t m1, int64_t n0, int64_t
   // Without packing buffers nothing limits the depth of a block.
   const int64_t kcb = (P.pack_a || P.pack_b) ? even_block(P.k, ks.kc, 1) : P.k;
   const int64_t mcb = even_block(m1 - m0, ks.mc, MR);
-  const int64_t ncb = even_block(n1 - n0, ks.nc, NR);
+  const int64_t ncb = even_block(n1 - n0, P.nc, NR);
   const bool relu = P.ep.act == Activation::relu;
   const int a_kind = P.pack_a ? 0 : 1;
 
@@ -355,12 +368,19 @@ void gemm(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a, int64_t cs
   const int64_t cols = ceil_div(n_units, tn) * NR;   // most columns one thread gets
 
   Problem<T> P{c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, alpha, beta, ep, &ks,
-               true, true};
+               true, true, ks.nc};
+  // Few rows: each packed B panel is used by few tiles, right after packing;
+  // a B block small enough for L2 never makes the round trip to L3.
+  if (rows <= kSmallRows) {
+    const double kc_max = double(std::min<int64_t>(ks.kc, k));
+    const int64_t fit = int64_t(kSmallRowsBBytes / (kc_max * sizeof(T))) / NR * NR;
+    P.nc = std::max<int64_t>(NR, std::min<int64_t>(ks.nc, fit));
+  }
   // Skip packing what is not reused enough to pay for it: A (with a unit
   // stride) when few column panels share each row panel; B (row-major) when
   // few rows share it and it is small enough to stay in cache between uses.
   const bool a_unit = cs_a == 1 || rs_a == 1;
-  P.pack_a = !(a_unit && ceil_div(std::min<int64_t>(cols, ks.nc), NR) <= kUnpackedAPanels);
+  P.pack_a = !(a_unit && ceil_div(std::min<int64_t>(cols, P.nc), NR) <= kUnpackedAPanels);
   P.pack_b = !(cs_b == 1 && rows <= kUnpackedBRows &&
                double(k) * double(cols) * sizeof(T) <= kUnpackedBBytes);
 
@@ -368,7 +388,7 @@ void gemm(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a, int64_t cs
   ArenaScope scope(ctx.arena);
   const int64_t kc = std::min<int64_t>(ks.kc, k);
   const int64_t a_size = P.pack_a ? round_up(std::min<int64_t>(ks.mc, rows), MR) * kc : 0;
-  const int64_t b_size = P.pack_b ? round_up(std::min<int64_t>(ks.nc, cols), NR) * kc : 0;
+  const int64_t b_size = P.pack_b ? round_up(std::min<int64_t>(P.nc, cols), NR) * kc : 0;
   const int64_t t_size = MR * NR;
   const int64_t per_thread = round_up(a_size, 16) + round_up(b_size, 16) + t_size;
   T* scratch = ctx.arena->alloc<T>(size_t(per_thread) * size_t(nt));
