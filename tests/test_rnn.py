@@ -248,6 +248,25 @@ def test_gradients_match_reference_larger(cell, all_steps, threads):
         np.testing.assert_allclose(got32[name], want[name], rtol=1e-4, atol=1e-4, err_msg=name)
 
 
+@pytest.mark.parametrize("cell", CELLS)
+def test_wide_layers(cell, threads):
+    # U = 300 in float64: the per-step products run in several column chunks
+    # (each at most 512 KiB of weights), forward and backward, with the GRU's
+    # recurrent bias split along.
+    N, T, I, U = 3, 2, 3, 300
+    p = make(cell, N, T, I, U, seed=17, scale=0.1)
+    dhs = np.random.default_rng(4).standard_normal((N, T, U))
+    dc_T = np.random.default_rng(5).standard_normal((N, U)) if cell == "lstm" else None
+    fastdl.set_num_threads(1)
+    out = forward(cell, p)
+    want = forward_ref(cell, p)
+    for a, b in zip(*((out, want) if cell == "lstm" else ((out,), (want,)))):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    got, ref_g = grads(cell, p, dhs, dc_T), grads_ref(cell, p, dhs, dc_T)
+    for name in got:
+        np.testing.assert_allclose(got[name], ref_g[name], rtol=1e-9, atol=1e-11, err_msg=name)
+
+
 def test_lstm_dc_T_none_is_zero():
     p = make("lstm", 3, 4, 2, 5, seed=8)
     dhs = np.random.default_rng(0).standard_normal((3, 4, 5))

@@ -22,6 +22,7 @@ namespace fastdl::cpu {
 using rnn_detail::column_sums;
 using rnn_detail::for_batch_slices;
 using rnn_detail::shift_states;
+using rnn_detail::step_gemm;
 using rnn_detail::transpose;
 
 template <typename T>
@@ -48,7 +49,7 @@ void gru_forward(T* hs, T* cache, const T* x, const T* h0, const T* kernel, cons
     for (int64_t t = 0; t < L; ++t) {
       const T* hprev = t == 0 ? h0 + n0 * U : hs_s + (t - 1) * U;
       const int64_t rs_h = t == 0 ? U : LU;
-      gemm<T>(hp, G, 1, hprev, rs_h, 1, recurrent, G, 1, nb, G, U, T(1), T(0), ep_rec, cx);
+      step_gemm<T>(hp, G, hprev, rs_h, recurrent, G, nb, G, U, T(0), ep_rec, cx);
       for (int64_t n = 0; n < nb; ++n)
         pass.gru_forward(cache_s + n * LC + t * C, hp + n * G, hprev + n * rs_h,
                          hs_s + n * LU + t * U, U);
@@ -82,8 +83,7 @@ void gru_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, const T* d
     std::fill(dh, dh + nb * U, T(0));
     for (int64_t t = L - 1; t >= 0; --t) {
       if (t < L - 1)  // dh += dgh_{t+1} R^T (dh holds the direct part dh_{t+1} z)
-        gemm<T>(dh, U, 1, dgh_s + (t + 1) * G, LG, 1, rec_t, U, 1, nb, U, G, T(1), T(1),
-                none, cx);
+        step_gemm<T>(dh, U, dgh_s + (t + 1) * G, LG, rec_t, U, nb, U, G, T(1), none, cx);
       const T* dout = dhs_all_steps ? dhs + n0 * LU + t * U : (t == L - 1 ? dhs + n0 * U : nullptr);
       const int64_t rs_d = dhs_all_steps ? LU : U;
       if (dout)  // dh += dhs_t

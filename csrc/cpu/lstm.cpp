@@ -21,6 +21,7 @@ namespace fastdl::cpu {
 using rnn_detail::column_sums;
 using rnn_detail::for_batch_slices;
 using rnn_detail::shift_states;
+using rnn_detail::step_gemm;
 using rnn_detail::transpose;
 
 template <typename T>
@@ -47,7 +48,7 @@ void lstm_forward(T* hs, T* cT, T* cache, const T* x, const T* h0, const T* c0, 
       const int64_t rs_h = t == 0 ? U : LU;
       const T* cprev = t == 0 ? c0 + n0 * U : gt - C + G;
       const int64_t rs_c = t == 0 ? U : LC;
-      gemm<T>(gt, LC, 1, hprev, rs_h, 1, recurrent, G, 1, nb, G, U, T(1), T(1), none, cx);
+      step_gemm<T>(gt, LC, hprev, rs_h, recurrent, G, nb, G, U, T(1), none, cx);
       for (int64_t n = 0; n < nb; ++n)
         pass.lstm_forward(gt + n * LC, cprev + n * rs_c, hs_s + n * LU + t * U, U);
     }
@@ -89,8 +90,7 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dkernel, T* drecurrent, T* dbias, c
       if (dout)
         for (int64_t n = 0; n < nb; ++n) std::memcpy(dh + n * U, dout + n * rs_d, sizeof(T) * U);
       if (t < L - 1)
-        gemm<T>(dh, U, 1, dgt + G, LG, 1, rec_t, U, 1, nb, U, G, T(1), dout ? T(1) : T(0), none,
-                cx);
+        step_gemm<T>(dh, U, dgt + G, LG, rec_t, U, nb, U, G, dout ? T(1) : T(0), none, cx);
       for (int64_t n = 0; n < nb; ++n) {
         const T* g = cache_s + n * LC + t * C;
         const T* cp = t == 0 ? c0 + (n0 + n) * U : g - C + G;

@@ -18,6 +18,7 @@
 #include <cstring>
 
 #include "cpu/context.h"
+#include "cpu/gemm.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -50,6 +51,28 @@ void for_batch_slices(int64_t N, const Context& ctx, Body&& body) {
   }
 #endif
   body(int64_t(0), N, ctx);  // one slice; its GEMMs may still use ctx.nthreads
+}
+
+// The per-step product C (m,n) = h (m,k) . W (k,n) + beta C, with W row-major
+// (the recurrent weights, or their transpose in backward), called in column
+// chunks whose slice of W is at most kStepChunkBytes. A step reads its weights
+// once, for a few batch rows, so cpu::gemm reads slices this size in place
+// rather than packing them (packing all of W every step costs ~15% for U=256).
+constexpr int64_t kStepChunkBytes = 512 * 1024;
+
+template <typename T>
+void step_gemm(T* c /* (m,n) row stride rs_c */, int64_t rs_c, const T* a /* (m,k) */,
+               int64_t rs_a, const T* w /* (k,n) row stride rs_w */, int64_t rs_w, int64_t m,
+               int64_t n, int64_t k, T beta, const GemmEpilogue<T>& ep, const Context& ctx) {
+  int64_t chunk = std::max<int64_t>(kStepChunkBytes / (int64_t(sizeof(T)) * std::max<int64_t>(k, 1)), 1);
+  const int64_t nchunks = (n + chunk - 1) / chunk;
+  chunk = ((n + nchunks - 1) / nchunks + 31) / 32 * 32;  // equal chunks, whole 32-wide panels
+  for (int64_t j0 = 0; j0 < n; j0 += chunk) {
+    GemmEpilogue<T> e = ep;
+    if (e.bias) e.bias += j0;
+    gemm<T>(c + j0, rs_c, 1, a, rs_a, 1, w + j0, rs_w, 1, m, std::min(chunk, n - j0), k, T(1),
+            beta, e, ctx);
+  }
 }
 
 // h_prev (N,L,U) = [h0, hs[:, :L-1]] row by row: the left operand of

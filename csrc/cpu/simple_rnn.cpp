@@ -21,6 +21,7 @@ namespace {
 using rnn_detail::column_sums;
 using rnn_detail::for_batch_slices;
 using rnn_detail::shift_states;
+using rnn_detail::step_gemm;
 using rnn_detail::transpose;
 
 // dz *= act'(h) over one row (act' read from the output h).
@@ -58,7 +59,7 @@ void simple_rnn_forward(T* hs, const T* x, const T* h0, const T* kernel, const T
       const T* hprev = t == 0 ? h0 + n0 * U : hs_s + (t - 1) * U;
       const int64_t rs_prev = t == 0 ? U : LU;
       T* ht = hs_s + t * U;
-      gemm<T>(ht, LU, 1, hprev, rs_prev, 1, recurrent, U, 1, nb, U, U, T(1), T(1), step_ep, c);
+      step_gemm<T>(ht, LU, hprev, rs_prev, recurrent, U, nb, U, U, T(1), step_ep, c);
       if (act == RnnActivation::tanh)
         for (int64_t n = 0; n < nb; ++n) pass.tanh_row(ht + n * LU, U);
     }
@@ -90,8 +91,7 @@ void simple_rnn_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, con
       if (dout)
         for (int64_t n = 0; n < nb; ++n) std::memcpy(dzt + n * LU, dout + n * rs_d, sizeof(T) * U);
       if (t < L - 1)
-        gemm<T>(dzt, LU, 1, dzt + U, LU, 1, rec_t, U, 1, nb, U, U, T(1), dout ? T(1) : T(0),
-                none, c);
+        step_gemm<T>(dzt, LU, dzt + U, LU, rec_t, U, nb, U, U, dout ? T(1) : T(0), none, c);
       for (int64_t n = 0; n < nb; ++n) grad_row(dzt + n * LU, hs_s + t * U + n * LU, U, act);
     }
     // dh0 = dz_0 R^T, dx = dz W^T (all steps of the slice at once).
