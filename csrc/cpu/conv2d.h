@@ -1,12 +1,14 @@
 // 2-D convolution, channels-last: x (N,H,W,C), w (KH,KW,C,F) (Keras layout),
-// y (N,OH,OW,F). Forward and backward by im2col + the GEMM engine.
+// y (N,OH,OW,F).
 //
-// Viewed as matrices, w is (K, F) with K = KH*KW*C in (kh, kw, c) order, which
-// is exactly the order im2col lays one output pixel's receptive field in, so
-//     y (M, F)   = patches (M, K) . w (K, F) + b,        M = N*OH*OW
-//     dw (K, F)  = patches^T . dy
-//     dpatches   = dy . w^T, scattered back into dx by col2im
-//     db (F,)    = sum of dy over M.
+// Viewed as matrices, w is (K, F) with K = KH*KW*C in (kh, kw, c) order: row
+// m of the patch matrix (M, K), M = N*OH*OW, is output pixel m's receptive
+// field in that order (zeros where it reads padding), and
+//     y (M, F)   = patches . w + b
+//     dw (K, F)  = patches^T . dy,          db (F,) = sum of dy over M
+//     dx         = col2im(dy . w^T).
+// conv2d.cpp evaluates these without materialising the patch matrix where
+// that is faster (see its header comment for the routes).
 #pragma once
 #include <cstdint>
 
@@ -30,14 +32,9 @@ void conv2d_backward(T* dx /* (N,H,W,C) or null */, T* dw /* (KH,KW,C,F) */,
                      const T* x /* (N,H,W,C) */, const T* w /* (KH,KW,C,F) */,
                      const Conv2dGeom& g, const Context& ctx);
 
-// im2col for output pixels [m0, m1) of the flat (N*OH*OW) order: row m - m0 of
-// col (overwritten) is the receptive field of pixel m, zeros where it reads padding.
-template <typename T>
-void im2col(T* col /* (m1-m0, KH*KW*C) */, const T* x /* (N,H,W,C) */, const Conv2dGeom& g,
-            int64_t m0, int64_t m1);
-
-// The adjoint of im2col: adds row m - m0 of col into the pixels of dx it was
-// read from (dx is accumulated; padding taps are dropped).
+// The adjoint of the patch matrix: adds row m - m0 of col (the gradient of
+// pixel m's receptive field) into the pixels of dx it was read from (dx is
+// accumulated; padding taps are dropped).
 template <typename T>
 void col2im(T* dx /* (N,H,W,C) */, const T* col /* (m1-m0, KH*KW*C) */, const Conv2dGeom& g,
             int64_t m0, int64_t m1);

@@ -27,21 +27,23 @@ LAYERS = [
 ASSUMED_PEAK_PER_CORE = 100.0  # GFLOP/s, float32, when no measured peak is exposed
 
 
-_peaks = {}
+_peak_one = []
 
 
 def peak_gflops(threads):
     """(float32 GFLOP/s of `threads` cores, where the number comes from).
 
-    ops.fma_peak_gflops (from the GEMM engine) when it exists: the best of three
-    runs, since a shared machine only ever makes the loop slower. Otherwise an
-    assumed 100 GFLOP/s per core."""
+    ops.fma_peak_gflops (from the GEMM engine) when it exists: one thread's
+    best of three runs (a shared machine only ever makes the loop slower),
+    times the thread count. Otherwise an assumed 100 GFLOP/s per core."""
     f = getattr(ops, "fma_peak_gflops", None)
     if not callable(f):
         return ASSUMED_PEAK_PER_CORE * threads, f"assumed {ASSUMED_PEAK_PER_CORE:.0f} GFLOP/s per core"
-    if threads not in _peaks:
-        _peaks[threads] = max(float(f(threads)) for _ in range(3))
-    return _peaks[threads], "measured FMA peak (ops.fma_peak_gflops, best of 3)"
+    if not _peak_one:
+        _peak_one.append(max(float(f(1)) for _ in range(3)))
+    return (_peak_one[0] * threads,
+            f"measured one-thread FMA peak {_peak_one[0]:.0f} GFLOP/s (ops.fma_peak_gflops, best "
+            f"of 3) times the threads")
 
 
 def side_by_side(fns, *, repeat=7, min_time=0.05, warmup=2):

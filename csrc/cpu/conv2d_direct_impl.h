@@ -1,14 +1,14 @@
-// Body of the small-K convolution kernels (see conv2d_smallk.h). Included by
-// conv2d_smallk{,_avx2,_avx512}.cpp with FASTDL_SMALLK_NS set to the level's
-// namespace. Accumulators are small arrays of 64-byte GCC vectors (4 pixels or
-// 4 patch rows by one filter block), kept in registers; the independent ones
-// hide the FMA latency. No std:: templates here: an inline
+// Body of the direct convolution kernels (see conv2d_direct.h). Included by
+// conv2d_direct{,_avx2,_avx512}.cpp with FASTDL_DIRECT_NS set to the level's
+// namespace. Accumulators are small arrays of 64-byte GCC vectors (PB pixels
+// or KB taps by up to two vectors of filters), kept in registers; the
+// independent ones hide the FMA latency. No std:: templates here: an inline
 // instantiation compiled with AVX flags must never be shared with generic code.
 #include <cstdint>
 
-#include "cpu/conv2d_smallk.h"
+#include "cpu/conv2d_direct.h"
 
-namespace fastdl::cpu::FASTDL_SMALLK_NS {
+namespace fastdl::cpu::FASTDL_DIRECT_NS {
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -29,8 +29,14 @@ inline typename VecOf<T>::type vload(const T* p) {
 template <typename T>
 inline void vstore(T* p, typename VecOf<T>::type v) { __builtin_memcpy(p, &v, sizeof(v)); }
 
-constexpr int kPB = 4;   // pixels per forward block
-constexpr int kKB = 4;   // patch rows per dw block
+#ifndef FASTDL_DIRECT_PB
+#define FASTDL_DIRECT_PB 4
+#endif
+constexpr int kPB = FASTDL_DIRECT_PB;   // pixels per forward block
+#ifndef FASTDL_DIRECT_KB
+#define FASTDL_DIRECT_KB 4
+#endif
+constexpr int kKB = FASTDL_DIRECT_KB;   // patch rows per dw block
 #define FASTDL_INLINE inline __attribute__((always_inline))
 
 // Pixels [p, p + NP) x NV filter vectors at f0 of y = act(patches . w + b).
@@ -108,7 +114,7 @@ void dw_columns(T* dw, const T* const* base, const int64_t* off, const T* dy, in
 
 // Filters go in blocks of two vectors (32 floats), then one, then a plain tail.
 template <typename T>
-void smallk_forward(T* y, const T* const* base, const int64_t* off, const T* w, const T* b,
+void direct_forward(T* y, const T* const* base, const int64_t* off, const T* w, const T* b,
                     int64_t np, int64_t K, int64_t F, bool relu) {
   constexpr int L = int(64 / sizeof(T));
   int64_t f0 = 0;
@@ -123,7 +129,7 @@ void smallk_forward(T* y, const T* const* base, const int64_t* off, const T* w, 
 }
 
 template <typename T>
-void smallk_dw(T* dw, const T* const* base, const int64_t* off, const T* dy, int64_t np,
+void direct_dw(T* dw, const T* const* base, const int64_t* off, const T* dy, int64_t np,
                int64_t K, int64_t F) {
   constexpr int L = int(64 / sizeof(T));
   int64_t f0 = 0;
@@ -137,17 +143,17 @@ void smallk_dw(T* dw, const T* const* base, const int64_t* off, const T* dy, int
     }
 }
 
-template void smallk_forward<float>(float*, const float* const*, const int64_t*, const float*,
+template void direct_forward<float>(float*, const float* const*, const int64_t*, const float*,
                                     const float*, int64_t, int64_t, int64_t, bool);
-template void smallk_forward<double>(double*, const double* const*, const int64_t*,
+template void direct_forward<double>(double*, const double* const*, const int64_t*,
                                      const double*, const double*, int64_t, int64_t, int64_t,
                                      bool);
-template void smallk_dw<float>(float*, const float* const*, const int64_t*, const float*, int64_t,
+template void direct_dw<float>(float*, const float* const*, const int64_t*, const float*, int64_t,
                                int64_t, int64_t);
-template void smallk_dw<double>(double*, const double* const*, const int64_t*, const double*,
+template void direct_dw<double>(double*, const double* const*, const int64_t*, const double*,
                                 int64_t, int64_t, int64_t);
 
 #undef FASTDL_INLINE
 #pragma GCC diagnostic pop
 
-}  // namespace fastdl::cpu::FASTDL_SMALLK_NS
+}  // namespace fastdl::cpu::FASTDL_DIRECT_NS
