@@ -75,8 +75,12 @@ except KeyboardInterrupt:
 
 
 def _run_and_interrupt(args, ready="READY", delay=0.3, env=None):
+    # The child gets the default SIGINT disposition, as under a terminal: a test run started
+    # in the background (nohup, `cmd &`) inherits SIG_IGN, and Python then installs no
+    # KeyboardInterrupt handler at all.
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env=dict(os.environ, **(env or {})))
+                         env=dict(os.environ, **(env or {})),
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         out = []
         deadline = time.monotonic() + 300
