@@ -42,7 +42,7 @@ def boundary_sizes():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m,k,n", [(1, 1, 1), (2, 2, 2), (1, 7, 1), (3, 1, 5), (7, 13, 17),
                                    (31, 37, 41), (64, 64, 64), (97, 101, 89), (5, 300, 3),
-                                   (300, 3, 5), (129, 257, 65)])
+                                   (300, 3, 5), (129, 257, 65), (19, 37, 600), (83, 13, 700)])
 def test_matmul_sizes(rng, dtype, m, k, n):
     a, b = operands(rng, m, k, n, dtype)
     got = ops.matmul(a, b)
@@ -66,7 +66,8 @@ def test_wide_n_crosses_nc(rng):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("trans_a,trans_b", list(itertools.product([False, True], repeat=2)))
-@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (6, 8, 16), (13, 29, 23), (70, 130, 50)])
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (6, 8, 16), (13, 29, 23), (70, 130, 50),
+                                   (21, 7, 600)])
 def test_transposes(rng, dtype, trans_a, trans_b, m, k, n):
     a, b = operands(rng, m, k, n, dtype, trans_a, trans_b)
     c = rng.standard_normal((m, n)).astype(dtype)
@@ -117,15 +118,18 @@ def test_byteswapped_and_misaligned_arrays(rng, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_alpha_beta(rng, dtype):
-    m, k, n = 17, 33, 19
-    a, b = operands(rng, m, k, n, dtype)
+@pytest.mark.parametrize("deep", [False, True])
+def test_alpha_beta(rng, dtype, deep):
+    # deep: k spans several KC blocks (beta applies to the first one only); a
+    # transposed b makes the driver pack B, and so block k, at any thread count
+    m, k, n = (70, 2 * ops.gemm_kernel_info()["kc"] + 5, 45) if deep else (17, 33, 19)
+    a, b = operands(rng, m, k, n, dtype, trans_b=deep)
     c = rng.standard_normal((m, n)).astype(dtype)
     for alpha, beta in [(1.0, 0.0), (2.0, 1.0), (-0.5, 0.25), (0.0, 3.0), (0.0, 0.0), (1.0, -1.0)]:
         c0 = c.copy()
-        got = ops.gemm(a, b, c, alpha=alpha, beta=beta)
+        got = ops.gemm(a, b, c, alpha=alpha, beta=beta, trans_b=deep)
         np.testing.assert_array_equal(c, c0)  # inputs are never modified
-        check(got, a, b, c, alpha, beta)
+        check(got, a, b, c, alpha, beta, trans_b=deep)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -176,13 +180,24 @@ def test_linear_bias_relu_epilogue(rng, dtype, m, k, n):
     check(out, x, w, bias=bias, activation="relu")
 
 
-def test_linear_relu_with_large_k_splits(rng):
-    # k spans several KC blocks: relu and bias must apply only after the last one
+@pytest.mark.parametrize("m,transposed_w", [(9, True), (70, False), (70, True)])
+def test_linear_relu_with_large_k_splits(rng, m, transposed_w):
+    # k spans several KC blocks of packed operands: relu and bias must apply
+    # only after the last one (a transposed kernel view, or many rows, makes
+    # the driver pack B and so block k)
     kc = ops.gemm_kernel_info("float32")["kc"]
-    # (and, with few rows, the columns span several L2-sized B blocks)
-    x, w = operands(rng, 9, 2 * kc + 5, 300, np.float32)
-    bias = rng.standard_normal(300).astype(np.float32)
-    check(ops.linear(x, w, bias, activation="relu"), x, w, bias=bias, activation="relu")
+    k, n = 2 * kc + 5, 300
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    w = rng.standard_normal((n, k)).astype(np.float32).T if transposed_w else \
+        rng.standard_normal((k, n)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    for threads in (1, 2):
+        saved = ops.get_num_threads()
+        try:
+            ops.set_num_threads(threads)
+            check(ops.linear(x, w, bias, activation="relu"), x, w, bias=bias, activation="relu")
+        finally:
+            ops.set_num_threads(saved)
 
 
 # ----------------------------------------------------------------- out=
