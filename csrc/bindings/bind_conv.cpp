@@ -31,10 +31,29 @@ void require_positive(const Pair& p, const char* op, const char* name) {
                           pair_str(p[0], p[1]));
 }
 
+// a + b for non-negative sizes, ValueError when it overflows int64.
+int64_t checked_add(int64_t a, int64_t b, const char* op) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r))
+    throw py::value_error(std::string(op) + ": window, stride or padding too large "
+                          "(the geometry overflows 64-bit arithmetic)");
+  return r;
+}
+
 // Fills padding and output size of g (whose N,H,W,C,KH,KW,SH,SW,DH,DW are set);
 // ValueError when the (dilated) window does not fit in the padded input.
 void resolve_geometry(Conv2dGeom& g, bool same, const Pads& pads, const char* op,
                       const char* window, const py::array& x, bool pool) {
+  // Huge strides, dilations, windows or paddings must not overflow the int64
+  // arithmetic below (or in same_padding / conv_out_size): refuse them here.
+  checked_add(checked_mul(g.KH - 1, g.DH, op), 1, op);
+  checked_add(checked_mul(g.KW - 1, g.DW, op), 1, op);
+  checked_add(g.H, checked_add(g.SH, dilated_extent(g.KH, g.DH), op), op);
+  checked_add(g.W, checked_add(g.SW, dilated_extent(g.KW, g.DW), op), op);
+  if (!same && pads[0] >= 0 && pads[1] >= 0 && pads[2] >= 0 && pads[3] >= 0) {
+    checked_add(checked_add(g.H, pads[0], op), pads[1], op);
+    checked_add(checked_add(g.W, pads[2], op), pads[3], op);
+  }
   if (same) {
     same_padding(g.H, g.KH, g.SH, g.DH, &g.PT, &g.PB);
     same_padding(g.W, g.KW, g.SW, g.DW, &g.PL, &g.PR);

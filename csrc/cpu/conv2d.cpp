@@ -32,6 +32,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <new>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -88,6 +89,19 @@ DirectPlan direct_plan(const Conv2dGeom& g) {
   p.in_rows = (p.band_rows - 1) * g.SH + (g.KH - 1) * g.DH + 1;
   p.Wp = g.W + g.PL + g.PR;
   return p;
+}
+
+// Elements of one band buffer (in_rows, Wp, C). Huge (legal) strides,
+// dilations or paddings would make it overflow or exceed any memory: that is
+// a std::bad_alloc (MemoryError in Python), thrown before any parallel region.
+int64_t direct_buf_size(const DirectPlan& p, const Conv2dGeom& g) {
+  int64_t rows, size;
+  if (__builtin_mul_overflow(p.band_rows - 1, g.SH, &rows) ||
+      __builtin_add_overflow(rows, (g.KH - 1) * g.DH + 1, &rows) ||
+      __builtin_mul_overflow(rows, p.Wp, &size) || __builtin_mul_overflow(size, g.C, &size) ||
+      size > (int64_t(1) << 31))
+    throw std::bad_alloc();
+  return size;
 }
 
 // off[k]: where tap k = (kh, kw, c) is, relative to the window's first tap,
@@ -164,7 +178,7 @@ void direct_conv_forward(T* y, const T* x, const T* w, const T* b, const Conv2dG
                          bool relu, const Context& ctx) {
   const int64_t K = g.KH * g.KW * g.C, F = g.F;
   const DirectPlan plan = direct_plan(g);
-  const int64_t items = g.N * plan.bands, buf_size = plan.in_rows * plan.Wp * g.C;
+  const int64_t items = g.N * plan.bands, buf_size = direct_buf_size(plan, g);
   const int nt = int(std::min<int64_t>(ctx.nthreads, items));
   ArenaScope scope(ctx.arena);
   T* bufs = ctx.arena->alloc<T>(nt * buf_size);
@@ -199,7 +213,7 @@ void direct_conv_dw(T* dw, T* db, const T* dy, const T* x, const Conv2dGeom& g,
                     const Context& ctx) {
   const int64_t K = g.KH * g.KW * g.C, F = g.F;
   const DirectPlan plan = direct_plan(g);
-  const int64_t items = g.N * plan.bands, buf_size = plan.in_rows * plan.Wp * g.C;
+  const int64_t items = g.N * plan.bands, buf_size = direct_buf_size(plan, g);
   const int nt = int(std::min<int64_t>(ctx.nthreads, items));
   ArenaScope scope(ctx.arena);
   T* bufs = ctx.arena->alloc<T>(nt * buf_size);
