@@ -80,7 +80,7 @@ __global__ void softmax_backward_rows_kernel(T* dx, const T* dy, const T* y, int
     for (int64_t j = lane; j < len; j += 32) s += log ? dyr[j] : dyr[j] * yr[j];
     s = warp_sum(s);
     for (int64_t j = lane; j < len; j += 32)
-      dxr[j] = log ? dyr[j] - std::exp(yr[j]) * s : yr[j] * (dyr[j] - s);
+      dxr[j] = log ? log_softmax_grad(dyr[j], yr[j], s) : softmax_grad(dyr[j], yr[j], s);
   }
 }
 
@@ -96,7 +96,7 @@ __global__ void softmax_backward_cols_kernel(T* dx, const T* dy, const T* y, int
     }
     for (int64_t j = 0; j < len; ++j) {
       int64_t e = base + j * inner;
-      dx[e] = log ? dy[e] - std::exp(y[e]) * s : y[e] * (dy[e] - s);
+      dx[e] = log ? log_softmax_grad(dy[e], y[e], s) : softmax_grad(dy[e], y[e], s);
     }
   }
 }

@@ -28,13 +28,12 @@ __device__ bool window_argmax(const T* x, const Conv2dGeom& g, int64_t n, int64_
   return found;
 }
 
-// Number of window taps of (oh, ow) inside the image.
+// Number of window taps of (oh, ow) inside the image (valid_taps, shared with the CPU).
 __device__ __forceinline__ int64_t window_count(const Conv2dGeom& g, int64_t oh, int64_t ow) {
-  int64_t h0 = tap_input(oh, 0, g.SH, 1, g.PT), w0 = tap_input(ow, 0, g.SW, 1, g.PL);
-  int64_t h1 = h0 + g.KH, w1 = w0 + g.KW;
-  h0 = h0 < 0 ? 0 : h0; w0 = w0 < 0 ? 0 : w0;
-  h1 = h1 > g.H ? g.H : h1; w1 = w1 > g.W ? g.W : w1;
-  return (h1 > h0 ? h1 - h0 : 0) * (w1 > w0 ? w1 - w0 : 0);
+  int64_t h0, h1, w0, w1;
+  valid_taps(oh, g.H, g.KH, g.SH, 1, g.PT, &h0, &h1);
+  valid_taps(ow, g.W, g.KW, g.SW, 1, g.PL, &w0, &w1);
+  return (h1 - h0) * (w1 - w0);
 }
 
 // Range [lo, hi) of outputs along one axis whose window covers input i:
