@@ -157,26 +157,6 @@ def sparse_softmax_cross_entropy(logits, labels):
     return loss, (d / n).astype(logits.dtype)
 
 
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-
-def splitmix64(x):
-    """SplitMix64 finaliser of state x (uint64 arrays), as common/cuda_random.h."""
-    with np.errstate(over="ignore"):
-        x = (x + np.uint64(0x9E3779B97F4A7C15)) & _M64
-        x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _M64
-        x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _M64
-        return x ^ (x >> np.uint64(31))
-
-
-def dropout(x, rate, seed):
-    i = np.arange(x.size, dtype=np.uint64)
-    u = (splitmix64(np.uint64(seed) ^ i) >> np.uint64(40)).astype(np.float64) / 2.0**24
-    keep = (u >= rate).reshape(x.shape)
-    scale = x.dtype.type(1.0 / (1.0 - rate)) if rate < 1 else 0
-    return np.where(keep, x * scale, 0).astype(x.dtype)
-
-
 # ----------------------------------------------------------------- optimizers (Keras 3)
 def sgd(p, g, m, lr, momentum=0.0, nesterov=False, weight_decay=None):
     p = p - p * (weight_decay or 0.0) * lr

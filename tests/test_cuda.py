@@ -227,11 +227,17 @@ def test_activations_forward_backward(cp, cu, rng, dtype):
     close(cp, cu.relu(X), np.maximum(x, 0), dtype)
     close(cp, cu.sigmoid(X), ref.sigmoid(x), dtype)
     close(cp, cu.tanh(X), np.tanh(x), dtype)
-    close(cp, cu.relu_backward(DY, X), dy * (x > 0), dtype)
+    close(cp, cu.activation_backward(DY, cu.relu(X), "relu"), dy * (x > 0), dtype)
     s = ref.sigmoid(x)
-    close(cp, cu.sigmoid_backward(DY, cp.asarray(s)), dy * s * (1 - s), dtype)
+    close(cp, cu.activation_backward(DY, cp.asarray(s), "sigmoid"), dy * s * (1 - s), dtype)
     t = np.tanh(x)
-    close(cp, cu.tanh_backward(DY, cp.asarray(t)), dy * (1 - t * t), dtype)
+    close(cp, cu.activation_backward(DY, cp.asarray(t), "tanh"), dy * (1 - t * t), dtype)
+    close(cp, cu.activation_backward(DY, cp.asarray(t), "linear"), dy, dtype)
+    out = cp.empty(x.shape, dtype)
+    assert cu.tanh(X, out=out) is out
+    close(cp, out, np.tanh(x), dtype)
+    with pytest.raises(ValueError, match="activation"):
+        cu.activation_backward(DY, X, "gelu")
     # large |x|: no overflow in sigmoid
     big = cp.asarray(np.array([-1000, -50, 0, 50, 1000], dtype))
     np.testing.assert_allclose(cp.asnumpy(cu.sigmoid(big)), [0, ref.sigmoid(-50.0), 0.5,
@@ -267,42 +273,38 @@ def test_sparse_softmax_cross_entropy(cp, cu, rng, dtype, N, C, label_dtype):
     labels = rng.integers(0, C, N).astype(label_dtype)
     loss, d = cu.sparse_softmax_cross_entropy(cp.asarray(logits), cp.asarray(labels))
     want_loss, want_d = ref.sparse_softmax_cross_entropy(logits, labels)
-    assert loss.shape == ()
-    np.testing.assert_allclose(float(loss), want_loss, **tol(dtype))
+    assert isinstance(loss, float)  # a Python float, as on the CPU
+    np.testing.assert_allclose(loss, want_loss, **tol(dtype))
     close(cp, d, want_d, dtype)
+    loss2, none, correct = cu.sparse_xent(cp.asarray(logits), cp.asarray(labels), None, False)
+    assert none is None and loss2 == pytest.approx(loss, rel=1e-12)
+    assert correct == int((logits.argmax(axis=1) == labels).sum())
 
 
 @pytest.mark.cuda
 def test_sparse_softmax_cross_entropy_bad_labels(cp, cu):
     logits = cp.zeros((3, 4), np.float32)
-    loss, d = cu.sparse_softmax_cross_entropy(logits, cp.asarray(np.array([0, 4, 1], np.int64)))
-    assert np.isnan(float(loss))
-    dn = cp.asnumpy(d)
-    assert np.isnan(dn[1]).all() and not np.isnan(dn[[0, 2]]).any()
+    # Out-of-range labels raise the CPU's ValueError (naming the first bad one).
+    with pytest.raises(ValueError, match=r"labels\[1\] = 4 is out of range"):
+        cu.sparse_softmax_cross_entropy(logits, cp.asarray(np.array([0, 4, 1], np.int64)))
+    with pytest.raises(ValueError, match=r"labels\[0\] = -1"):
+        cu.sparse_softmax_cross_entropy(logits, cp.asarray(np.array([-1, 0, 1], np.int32)))
     with pytest.raises(TypeError):
         cu.sparse_softmax_cross_entropy(logits, cp.zeros(3, np.float32))
     with pytest.raises(ValueError):
         cu.sparse_softmax_cross_entropy(logits, cp.zeros(4, np.int32))
 
 
-@pytest.mark.cuda
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_bias_grad(cp, cu, rng, dtype):
-    for shape in [(1, 3), (1000, 7), (2, 5, 6, 33), (0, 4)]:
-        dy = rng.standard_normal(shape).astype(dtype)
-        want = dy.reshape(-1, shape[-1]).sum(axis=0)
-        close(cp, cu.bias_grad(cp.asarray(dy)), want, dtype, scale=10)
-
-
 # ================================================================= dropout
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("rate", [0.0, 0.2, 0.5, 1.0])
-def test_dropout_matches_counter_hash(cp, cu, rng, dtype, rate):
+@pytest.mark.parametrize("rate", [0.0, 0.2, 0.5, 0.99])
+def test_dropout_matches_cpu_mask(cp, cu, rng, dtype, rate):
     x = rng.standard_normal((13, 77)).astype(dtype)
     seed = 0x1234_5678_9ABC
     y = cp.asnumpy(cu.dropout(cp.asarray(x), rate, seed))
-    np.testing.assert_array_equal(y, ref.dropout(x, rate, seed))
+    # The same mask and scale as the CPU kernel, bit for bit.
+    np.testing.assert_array_equal(y, fastdl.ops.dropout(x, rate, seed))
     dx = cp.asnumpy(cu.dropout_backward(cp.asarray(x), rate, seed))
     np.testing.assert_array_equal(dx, y)
     if 0 < rate < 1:
@@ -311,6 +313,11 @@ def test_dropout_matches_counter_hash(cp, cu, rng, dtype, rate):
         assert not np.array_equal(y, cp.asnumpy(cu.dropout(cp.asarray(x), rate, seed + 1)))
     with pytest.raises(ValueError):
         cu.dropout(cp.asarray(x), 1.5, seed)
+    with pytest.raises(ValueError):
+        cu.dropout(cp.asarray(x), 1.0, seed)  # [0, 1), as on the CPU
+    # Negative seeds wrap modulo 2^64, as on the CPU.
+    np.testing.assert_array_equal(cp.asnumpy(cu.dropout(cp.asarray(x), 0.5, -3)),
+                                  fastdl.ops.dropout(x, 0.5, -3))
 
 
 # ================================================================= optimizers
@@ -325,7 +332,8 @@ def test_sgd_update(cp, cu, rng, dtype, momentum, nesterov, wd):
     for _ in range(3):
         g = rng.standard_normal(p.shape).astype(dtype)
         p, m = ref.sgd(p, g, m, 0.1, momentum, nesterov, wd)
-        cu.sgd_update(P, cp.asarray(g), M if momentum else None, 0.1, momentum, nesterov, wd)
+        fastdl.ops.sgd_update(P, cp.asarray(g), M if momentum else None, learning_rate=0.1,
+                              momentum=momentum, nesterov=nesterov, weight_decay=wd)
     close(cp, P, p, dtype)
 
 
@@ -339,7 +347,8 @@ def test_adam_adamw_update(cp, cu, rng, dtype, wd):
     for step in range(1, 5):
         g = rng.standard_normal(p.shape).astype(dtype)
         p, m, v = ref.adam(p, g, m, v, 1e-2, 0.9, 0.999, 1e-7, step, wd)
-        cu.adam_update(P, cp.asarray(g), M, V, 1e-2, 0.9, 0.999, 1e-7, step, wd)
+        fastdl.ops.adam_update(P, cp.asarray(g), M, V, step=step, learning_rate=1e-2,
+                               weight_decay=wd)
     close(cp, P, p, dtype, scale=10)
     close(cp, V, v, dtype)
 
@@ -354,8 +363,8 @@ def test_rmsprop_update(cp, cu, rng, momentum):
     for _ in range(3):
         g = rng.standard_normal(p.shape).astype(dtype)
         p, v, mom = ref.rmsprop(p, g, v, mom, 1e-3, 0.9, momentum, 1e-7)
-        cu.rmsprop_update(P, cp.asarray(g), V, MOM if momentum else None, 1e-3, 0.9, momentum,
-                          1e-7, None)
+        fastdl.ops.rmsprop_update(P, cp.asarray(g), V, MOM if momentum else None,
+                                  learning_rate=1e-3, rho=0.9, momentum=momentum)
     close(cp, P, p, dtype)
 
 
@@ -363,13 +372,13 @@ def test_rmsprop_update(cp, cu, rng, momentum):
 def test_optimizer_bad_arguments(cp, cu):
     p = cp.zeros((3, 4), np.float32)
     with pytest.raises(ValueError):
-        cu.sgd_update(p, cp.zeros((4, 3), np.float32), None, 0.1, 0.0, False, None)
+        cu.sgd_update(p, cp.zeros((4, 3), np.float32), None, 0.1, 0.0, False, 0.0)
     with pytest.raises(ValueError, match="momentum"):
-        cu.sgd_update(p, cp.zeros((3, 4), np.float32), None, 0.1, 0.9, False, None)
+        cu.sgd_update(p, cp.zeros((3, 4), np.float32), None, 0.1, 0.9, False, 0.0)
     with pytest.raises(ValueError, match="contiguous"):
-        cu.sgd_update(cp.zeros((4, 3), np.float32).T, p, None, 0.1, 0.0, False, None)
+        cu.sgd_update(cp.zeros((4, 3), np.float32).T, p, None, 0.1, 0.0, False, 0.0)
     with pytest.raises(TypeError):
-        cu.adam_update(p, p.astype(np.float64), p, p, 0.1, 0.9, 0.999, 1e-7, 1, None)
+        cu.adam_update(p, p.astype(np.float64), p, p, 0.1, 0.9, 0.999, 1e-7, 0.0)
 
 
 # ================================================================= convolution and pooling
@@ -547,7 +556,7 @@ def test_lstm_forward(cp, cu, rng, dtype):
     close(cp, c, want_c, dtype, scale=10)
     hs2, c2, cache = cu.lstm(*map(cp.asarray, (x, h0, c0, k, rk, b)), True)
     close(cp, hs2, want_hs, dtype, scale=10)
-    assert cache[0].shape == (N, T, 4 * U) and cache[1].shape == (N, T, U)
+    assert cache.shape == (N, T, 5 * U)  # the CPU's layout: gates i, f, g, o, then c
 
 
 @pytest.mark.cuda
@@ -628,3 +637,235 @@ def test_rnn_edge_shapes_and_bad_arguments(cp, cu, rng):
         cu.gru(cp.zeros((2, 3, 3)), None, cp.ones((3, 6)), cp.ones((3, 6)), None, False)
     with pytest.raises(ValueError, match="activation"):
         cu.simple_rnn(cp.zeros((2, 3, 3)), None, cp.ones((3, 2)), cp.ones((2, 2)), None, "gelu")
+
+
+# ================================================================= every ops.* dispatch vs the CPU op
+# Each case calls the public op once with NumPy arrays (the C++ kernels) and once
+# with CuPy arrays (the CUDA kernels, through ops.py's dispatch line) and
+# compares everything returned: arrays, Python floats and ints, None.
+def _ops_dispatch_names():
+    import inspect
+    import re
+    src = inspect.getsource(fastdl.ops)
+    return sorted(set(re.findall(r"_cuda_module\(\)\.(\w+)\(", src)))
+
+
+@pytest.mark.cuda
+def test_cuda_module_has_every_dispatched_name(cu):
+    names = _ops_dispatch_names()
+    assert len(names) >= 30
+    missing = [n for n in names if not hasattr(cu, n)]
+    assert not missing, f"ops.py dispatches to names fastdl._cuda lacks: {missing}"
+
+
+def _compare(cp, got, want, dtype, scale, what):
+    if want is None:
+        assert got is None, what
+    elif isinstance(want, tuple):
+        assert isinstance(got, tuple) and len(got) == len(want), what
+        for i, (g, w) in enumerate(zip(got, want)):
+            _compare(cp, g, w, dtype, scale, f"{what}[{i}]")
+    elif isinstance(want, (bool, int)):
+        assert type(got) is type(want) and got == want, what
+    elif isinstance(want, float):
+        assert isinstance(got, float), what
+        np.testing.assert_allclose(got, want, **tol(dtype, scale), err_msg=what)
+    else:
+        assert type(got).__module__.split(".")[0] == "cupy", what
+        assert got.shape == want.shape and got.dtype == want.dtype, what
+        np.testing.assert_allclose(cp.asnumpy(got), want, **tol(dtype, scale), err_msg=what)
+
+
+def _run_both(cp, fn, arrays, dtype, scale=1.0, exact=False):
+    """fn(ops, arrays) on NumPy copies and on CuPy copies; compares the results
+    and the arrays afterwards (in-place updates)."""
+    cpu = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in arrays.items()}
+    gpu = {k: (cp.asarray(v) if isinstance(v, np.ndarray) else v) for k, v in arrays.items()}
+    want = fn(fastdl.ops, cpu)
+    got = fn(fastdl.ops, gpu)
+    if exact:
+        np.testing.assert_array_equal(cp.asnumpy(got), want)
+    else:
+        _compare(cp, got, want, dtype, scale, "result")
+    for k in arrays:
+        if isinstance(cpu[k], np.ndarray):
+            np.testing.assert_allclose(cp.asnumpy(gpu[k]), cpu[k], **tol(dtype, scale),
+                                       err_msg=f"array {k} after the call")
+    return got, want
+
+
+def _r(rng, shape, dtype, s=1.0):
+    return (rng.standard_normal(shape) * s).astype(dtype)
+
+
+DTYPES = [np.float32, np.float64]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_vs_cpu_gemm_matmul_linear(cp, rng, dtype):
+    A = {"a": _r(rng, (9, 7), dtype), "b": _r(rng, (11, 7), dtype), "c": _r(rng, (9, 11), dtype),
+         "k": _r(rng, (7, 11), dtype), "bias": _r(rng, 11, dtype), "out": np.zeros((9, 11), dtype)}
+    _run_both(cp, lambda o, d: o.gemm(d["a"], d["b"], d["c"], alpha=0.5, beta=0.3, trans_b=True),
+              A, dtype)
+    _run_both(cp, lambda o, d: o.gemm(d["k"], d["a"], trans_a=True, trans_b=True), A,
+              dtype)
+    _run_both(cp, lambda o, d: o.matmul(d["a"], d["k"]), A, dtype)
+    _run_both(cp, lambda o, d: o.matmul(d["a"], d["k"], out=d["out"]), A, dtype)
+    for act in ("relu", "linear", None):
+        _run_both(cp, lambda o, d: o.linear(d["a"], d["k"], d["bias"], activation=act), A, dtype)
+    _run_both(cp, lambda o, d: o.linear(d["a"], d["k"]), A, dtype)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("strides,padding,dil,act", [(1, "valid", 1, "linear"),
+                                                     (2, "same", 1, "relu"),
+                                                     ((1, 2), ((1, 0), (2, 1)), (2, 1), "relu"),
+                                                     (1, "same", 1, "linear")])
+def test_vs_cpu_conv2d(cp, rng, dtype, strides, padding, dil, act):
+    A = {"x": _r(rng, (2, 7, 8, 3), dtype), "w": _r(rng, (3, 2, 3, 5), dtype),
+         "b": _r(rng, 5, dtype)}
+    kw = dict(strides=strides, padding=padding, dilation_rate=dil)
+    y, _ = _run_both(cp, lambda o, d: o.conv2d(d["x"], d["w"], d["b"], activation=act, **kw), A,
+                     dtype, 10)
+    _run_both(cp, lambda o, d: o.conv2d(d["x"], d["w"], **kw), A, dtype, 10)
+    A["dy"] = _r(rng, y.shape, dtype)
+    for need_dx in (True, False):
+        _run_both(cp, lambda o, d: o.conv2d_backward(d["dy"], d["x"], d["w"], need_dx=need_dx,
+                                                     **kw), A, dtype, 10)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("pool,strides,padding", [(2, None, "valid"), (3, 2, "same"),
+                                                  ((3, 2), 1, 1)])
+def test_vs_cpu_pooling(cp, rng, dtype, pool, strides, padding):
+    A = {"x": _r(rng, (2, 7, 6, 3), dtype)}
+    kw = dict(pool_size=pool, strides=strides, padding=padding)
+    for fwd, bwd in (("max_pool2d", "max_pool2d_backward"), ("avg_pool2d", "avg_pool2d_backward")):
+        y, _ = _run_both(cp, lambda o, d: getattr(o, fwd)(d["x"], **kw), A, dtype)
+        A["dy"] = _r(rng, y.shape, dtype)
+        _run_both(cp, lambda o, d: getattr(o, bwd)(d["dy"], d["x"], **kw), A, dtype)
+    A["g"] = _r(rng, (2, 3), dtype)
+    _run_both(cp, lambda o, d: o.global_avg_pool2d(d["x"]), A, dtype)
+    _run_both(cp, lambda o, d: o.global_avg_pool2d_backward(d["g"], d["x"]), A, dtype)
+    with pytest.raises(ValueError, match="smaller than pool_size"):
+        fastdl.ops.max_pool2d(cp.asarray(A["x"]), 2, 1, 2)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("seq", [True, False])
+def test_vs_cpu_recurrent(cp, rng, dtype, seq):
+    N, T, I, U = 3, 4, 5, 6
+    A = {"x": _r(rng, (N, T, I), dtype), "h0": _r(rng, (N, U), dtype),
+         "c0": _r(rng, (N, U), dtype), "dc": _r(rng, (N, U), dtype),
+         "dhs": _r(rng, (N, T, U) if seq else (N, U), dtype)}
+    for G, name in ((1, "s"), (4, "l"), (3, "g")):
+        A["k" + name] = _r(rng, (I, G * U), dtype, 0.5)
+        A["rk" + name] = _r(rng, (U, G * U), dtype, 0.5)
+    A["bs"], A["bl"], A["bg"] = _r(rng, U, dtype), _r(rng, 4 * U, dtype), _r(rng, (2, 3 * U), dtype)
+    for act in ("tanh", "relu"):
+        hs, _ = _run_both(cp, lambda o, d: o.simple_rnn(d["x"], d["h0"], d["ks"], d["rks"], d["bs"],
+                                                        activation=act), A, dtype, 10)
+        A["hs"] = cp.asnumpy(hs)
+        _run_both(cp, lambda o, d: o.simple_rnn_backward(d["dhs"], d["x"], d["h0"], d["ks"],
+                                                         d["rks"], d["hs"], activation=act),
+                  A, dtype, 10)
+    (hs, _, cache), (_, _, cache_cpu) = _run_both(
+        cp, lambda o, d: o.lstm(d["x"], d["h0"], d["c0"], d["kl"], d["rkl"], d["bl"],
+                                return_cache=True), A, dtype, 10)
+    _run_both(cp, lambda o, d: o.lstm(d["x"], d["h0"], d["c0"], d["kl"], d["rkl"], d["bl"]),
+              A, dtype, 10)
+    A["hs"], A["cache"] = cp.asnumpy(hs), cache_cpu  # the CPU's cache drives both backward passes
+    for dc in ("dc", None):
+        _run_both(cp, lambda o, d: o.lstm_backward(d["dhs"], d[dc] if dc else None, d["x"],
+                                                   d["h0"], d["c0"], d["kl"], d["rkl"], d["hs"],
+                                                   d["cache"]), A, dtype, 10)
+    (hs, cache), (_, cache_cpu) = _run_both(
+        cp, lambda o, d: o.gru(d["x"], d["h0"], d["kg"], d["rkg"], d["bg"], return_cache=True),
+        A, dtype, 10)
+    _run_both(cp, lambda o, d: o.gru(d["x"], d["h0"], d["kg"], d["rkg"], d["bg"]), A, dtype, 10)
+    A["hs"], A["cache"] = cp.asnumpy(hs), cache_cpu
+    _run_both(cp, lambda o, d: o.gru_backward(d["dhs"], d["x"], d["h0"], d["kg"], d["rkg"],
+                                              d["bg"], d["hs"], d["cache"]), A, dtype, 10)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_vs_cpu_activations_softmax(cp, rng, dtype):
+    A = {"x": _r(rng, (4, 5, 9), dtype, 3), "dy": _r(rng, (4, 5, 9), dtype),
+         "out": np.zeros((4, 5, 9), dtype)}
+    for f in ("relu", "sigmoid", "tanh"):
+        y, _ = _run_both(cp, lambda o, d: getattr(o, f)(d["x"]), A, dtype)
+        _run_both(cp, lambda o, d: getattr(o, f)(d["x"], out=d["out"]), A, dtype)
+        A["y"] = cp.asnumpy(y)
+        _run_both(cp, lambda o, d: getattr(o, f + "_backward")(d["dy"], d["y"]), A, dtype)
+        _run_both(cp, lambda o, d: o.activation_backward(d["dy"], d["y"], f, out=d["out"]), A,
+                  dtype)
+    _run_both(cp, lambda o, d: o.activation_backward(d["dy"], d["x"], "linear"), A, dtype)
+    for f in ("softmax", "log_softmax"):
+        for axis in (-1, 1):
+            y, _ = _run_both(cp, lambda o, d: getattr(o, f)(d["x"], axis), A, dtype)
+            A["y"] = cp.asnumpy(y)
+            _run_both(cp, lambda o, d: getattr(o, f + "_backward")(d["dy"], d["y"], axis), A, dtype)
+        _run_both(cp, lambda o, d: getattr(o, f)(d["x"], out=d["out"]), A, dtype)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rate,seed", [(0.3, 7), (0.5, 2**40 + 3), (0.0, 1), (0.9, -5)])
+def test_vs_cpu_dropout_same_mask(cp, rng, dtype, rate, seed):
+    A = {"x": _r(rng, (17, 33), dtype), "out": np.zeros((17, 33), dtype)}
+    _run_both(cp, lambda o, d: o.dropout(d["x"], rate, seed), A, dtype, exact=True)
+    _run_both(cp, lambda o, d: o.dropout_backward(d["x"], rate, seed), A, dtype, exact=True)
+    _run_both(cp, lambda o, d: o.dropout(d["x"], rate, seed, out=d["out"]), A, dtype, exact=True)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_vs_cpu_losses(cp, rng, dtype):
+    N, C = 6, 5
+    p = rng.uniform(0.01, 1, (N, C)).astype(dtype)
+    t = rng.uniform(0, 1, (N, C)).astype(dtype)
+    A = {"z": _r(rng, (N, C), dtype, 3), "p": p, "t": t, "t01": (t > 0.5).astype(dtype),
+         "lab": rng.integers(0, C, N), "lab32": rng.integers(0, C, (N, 1)).astype(np.int32),
+         "out": np.zeros((N, C), dtype)}
+    A["p"][0, 0] = 1e-9  # clipped entries
+    _run_both(cp, lambda o, d: o.sparse_softmax_cross_entropy(d["z"], d["lab"]), A, dtype)
+    _run_both(cp, lambda o, d: o.sparse_softmax_cross_entropy(d["z"], d["lab32"], out=d["out"]),
+              A, dtype)
+    for want_grad in (True, False):
+        _run_both(cp, lambda o, d: o._sparse_xent(d["z"], d["lab"], None, want_grad), A, dtype)
+    _run_both(cp, lambda o, d: o.softmax_cross_entropy(d["z"], d["t"]), A, dtype)
+    _run_both(cp, lambda o, d: o.sigmoid_cross_entropy(d["z"], d["t01"], out=d["out"]), A, dtype)
+    _run_both(cp, lambda o, d: o.categorical_crossentropy(d["p"], d["t"]), A, dtype)
+    _run_both(cp, lambda o, d: o.binary_crossentropy(d["p"], d["t01"], epsilon=1e-3), A, dtype)
+    _run_both(cp, lambda o, d: o.mean_squared_error(d["z"], d["t"]), A, dtype)
+    _run_both(cp, lambda o, d: o.mean_absolute_error(d["z"], d["t"]), A, dtype)
+    for kind in ("softmax_xent", "mse"):
+        _run_both(cp, lambda o, d: o._loss_kernel(kind, d["z"], d["t"], None, False), A, dtype)
+    with pytest.raises(ValueError, match="out of range"):
+        fastdl.ops.sparse_softmax_cross_entropy(cp.asarray(A["z"]), cp.asarray(A["lab"] + C))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_vs_cpu_optimizer_updates(cp, rng, dtype):
+    A = {k: _r(rng, (5, 7), dtype) for k in ("p", "g")}
+    A.update({k: np.zeros((5, 7), dtype) for k in ("m", "v")})
+    A["v"] += 0.1
+    for _ in range(2):
+        _run_both(cp, lambda o, d: o.sgd_update(d["p"], d["g"], learning_rate=0.1), A, dtype)
+        _run_both(cp, lambda o, d: o.sgd_update(d["p"], d["g"], d["m"], learning_rate=0.1,
+                                                momentum=0.9, nesterov=True, weight_decay=0.01),
+                  A, dtype)
+    for step in (1, 2, 3):
+        _run_both(cp, lambda o, d: o.adam_update(d["p"], d["g"], d["m"], d["v"], step=step,
+                                                 learning_rate=0.01, weight_decay=0.004),
+                  A, dtype, 10)
+    for mom in (0.0, 0.9):
+        _run_both(cp, lambda o, d: o.rmsprop_update(d["p"], d["g"], d["v"],
+                                                    d["m"] if mom else None, momentum=mom,
+                                                    weight_decay=0.01), A, dtype, 10)

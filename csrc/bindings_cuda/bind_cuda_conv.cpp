@@ -11,7 +11,6 @@
 namespace fastdl::bind_cuda {
 namespace {
 
-using hd::Geom2d;
 
 // col scratch budget per chunk of images (elements); at least one image.
 constexpr int64_t kColBudget = int64_t(1) << 26;
@@ -43,7 +42,7 @@ Pair int_pair(py::handle v, const char* name, const char* op) {
 
 // Fills g.PT, g.PL, g.OH, g.OW from padding ("valid", "same", int, (ph, pw),
 // ((t, b), (l, r))) and the window/stride/dilation already in g.
-void resolve_padding(Geom2d& g, py::handle padding, const char* op) {
+void resolve_padding(Conv2dGeom& g, py::handle padding, const char* op, bool pool) {
   int64_t pt = 0, pb = 0, pl = 0, pr = 0;
   auto bad = [&]() {
     return py::value_error(std::string(op) +
@@ -61,8 +60,8 @@ void resolve_padding(Geom2d& g, py::handle padding, const char* op) {
     std::string s = padding.cast<std::string>();
     std::transform(s.begin(), s.end(), s.begin(), [](unsigned char ch) { return std::tolower(ch); });
     if (s == "same") {
-      hd::same_padding(g.H, g.KH, g.SH, g.DH, &pt, &pb);
-      hd::same_padding(g.W, g.KW, g.SW, g.DW, &pl, &pr);
+      same_padding(g.H, g.KH, g.SH, g.DH, &pt, &pb);
+      same_padding(g.W, g.KW, g.SW, g.DW, &pl, &pr);
     } else if (s != "valid") {
       throw bad();
     }
@@ -86,10 +85,18 @@ void resolve_padding(Geom2d& g, py::handle padding, const char* op) {
   } else {
     throw bad();
   }
+  if (pool && (pt >= g.KH || pb >= g.KH || pl >= g.KW || pr >= g.KW))
+    throw py::value_error(std::string(op) + ": padding ((" + std::to_string(pt) + ", " +
+                          std::to_string(pb) + "), (" + std::to_string(pl) + ", " +
+                          std::to_string(pr) + ")) must be smaller than pool_size (" +
+                          std::to_string(g.KH) + ", " + std::to_string(g.KW) +
+                          ") so that every window sees part of x");
   g.PT = pt;
+  g.PB = pb;
   g.PL = pl;
-  g.OH = hd::conv_out_size(g.H, g.KH, g.SH, g.DH, pt, pb);
-  g.OW = hd::conv_out_size(g.W, g.KW, g.SW, g.DW, pl, pr);
+  g.PR = pr;
+  g.OH = conv_out_size(g.H, g.KH, g.SH, g.DH, pt, pb);
+  g.OW = conv_out_size(g.W, g.KW, g.SW, g.DW, pl, pr);
   if (g.OH < 1 || g.OW < 1)
     throw py::value_error(std::string(op) + ": the window (" + std::to_string(g.KH) + ", " +
                           std::to_string(g.KW) + ") with dilation (" + std::to_string(g.DH) +
@@ -105,35 +112,45 @@ DevArray image(py::handle h, const char* name) {
   return x;
 }
 
-void set_input(Geom2d& g, const DevArray& x) {
+void set_input(Conv2dGeom& g, const DevArray& x) {
   g.N = x.shape[0]; g.H = x.shape[1]; g.W = x.shape[2]; g.C = x.shape[3];
 }
 
-int64_t conv_chunk(const Geom2d& g) {
+int64_t conv_chunk(const Conv2dGeom& g) {
   int64_t per_image = checked_mul(checked_mul(g.OH * g.OW, g.KH * g.KW, "conv2d"), g.C, "conv2d");
   int64_t chunk = per_image > 0 ? kColBudget / per_image : g.N;
   chunk = std::max<int64_t>(1, std::min<int64_t>(chunk, std::max<int64_t>(g.N, 1)));
   return chunk;
 }
 
-Geom2d conv_geometry(const DevArray& x, const DevArray& w, py::handle strides, py::handle padding,
+Conv2dGeom conv_geometry(const DevArray& x, const DevArray& w, py::handle strides, py::handle padding,
                      py::handle dilation, const char* op) {
-  Geom2d g{};
+  Conv2dGeom g{};
   set_input(g, x);
   g.KH = w.shape[0];
   g.KW = w.shape[1];
+  g.F = w.shape[3];
   if (w.shape[2] != g.C)
     throw py::value_error(std::string(op) + ": w " + shape_str(w) + " expects " +
                           std::to_string(w.shape[2]) + " input channels but x " + shape_str(x) +
                           " has " + std::to_string(g.C));
   Pair s = int_pair(strides, "strides", op), d = int_pair(dilation, "dilation_rate", op);
   g.SH = s.h; g.SW = s.w; g.DH = d.h; g.DW = d.w;
-  resolve_padding(g, padding, op);
+  resolve_padding(g, padding, op, false);
   return g;
 }
 
+cuda::Activation parse_activation(py::handle h) {
+  if (h.is_none()) return cuda::Activation::identity;
+  const std::string s = py::str(h).cast<std::string>();
+  if (s == "linear" || s == "identity" || s.empty()) return cuda::Activation::identity;
+  if (s == "relu") return cuda::Activation::relu;
+  throw py::value_error("conv2d: activation must be 'linear' or 'relu', got '" + s + "'");
+}
+
 py::object conv2d_entry(py::handle x_h, py::handle w_h, py::object b_h, py::handle strides,
-                        py::handle padding, py::handle dilation) {
+                        py::handle padding, py::handle dilation, py::handle activation) {
+  const cuda::Activation act = parse_activation(activation);
   DevArray x = image(x_h, "x");
   DevArray w = contiguous_array(w_h, "w");
   char code = x.float_code();
@@ -146,7 +163,7 @@ py::object conv2d_entry(py::handle x_h, py::handle w_h, py::object b_h, py::hand
     require_same_dtype(b, "b", x, "x");
     require_shape(b, {F}, "b");
   }
-  Geom2d g = conv_geometry(x, w, strides, padding, dilation, "conv2d");
+  Conv2dGeom g = conv_geometry(x, w, strides, padding, dilation, "conv2d");
   checked_mul(checked_mul(g.N * g.OH, g.OW, "conv2d output"), F, "conv2d output");
   DevArray y = empty({g.N, g.OH, g.OW, F}, code);
   const int64_t chunk = conv_chunk(g);
@@ -159,17 +176,20 @@ py::object conv2d_entry(py::handle x_h, py::handle w_h, py::object b_h, py::hand
     py::gil_scoped_release nogil;
     err = code == 'f'
               ? cuda::conv2d<float>(y.data<float>(), x.data<const float>(), w.data<const float>(),
-                                    b.data<const float>(), col.data<float>(), g, F, chunk, tf32, s)
+                                    b.data<const float>(), col.data<float>(), g, F, chunk, act, tf32,
+                                    s)
               : cuda::conv2d<double>(y.data<double>(), x.data<const double>(),
                                      w.data<const double>(), b.data<const double>(),
-                                     col.data<double>(), g, F, chunk, tf32, s);
+                                     col.data<double>(), g, F, chunk, act, tf32, s);
   }
   check_cuda(err, "conv2d");
   return y.obj;
 }
 
+// (dx or None, dw, db); need_dx=False skips dx (and its GEMM and col2im).
 py::tuple conv2d_backward_entry(py::handle dy_h, py::handle x_h, py::handle w_h,
-                                py::handle strides, py::handle padding, py::handle dilation) {
+                                py::handle strides, py::handle padding, py::handle dilation,
+                                bool need_dx) {
   DevArray x = image(x_h, "x");
   DevArray w = contiguous_array(w_h, "w");
   DevArray dy = contiguous_array(dy_h, "dy");
@@ -178,13 +198,14 @@ py::tuple conv2d_backward_entry(py::handle dy_h, py::handle x_h, py::handle w_h,
   require_same_dtype(dy, "dy", x, "x");
   require_ndim(w, 4, "w");
   const int64_t F = w.shape[3];
-  Geom2d g = conv_geometry(x, w, strides, padding, dilation, "conv2d_backward");
+  Conv2dGeom g = conv_geometry(x, w, strides, padding, dilation, "conv2d_backward");
   require_shape(dy, {g.N, g.OH, g.OW, F}, "dy");
-  DevArray dx = empty(x.shape, code), dw = empty(w.shape, code), db = empty({F}, code);
+  DevArray dx, dw = empty(w.shape, code), db = empty({F}, code);
+  if (need_dx) dx = empty(x.shape, code);
   const int64_t chunk = conv_chunk(g);
   const bool pointwise = cuda::conv_is_pointwise(g);
   const int64_t col_elems = pointwise ? 0 : chunk * g.OH * g.OW * g.KH * g.KW * g.C;
-  DevArray col = empty({col_elems}, code), dcol = empty({col_elems}, code);
+  DevArray col = empty({col_elems}, code), dcol = empty({need_dx ? col_elems : 0}, code);
   DevArray partial = empty({cuda::sum_rows_partials(g.N * g.OH * g.OW), F}, code);
   cudaStream_t s = current_stream();
   const bool tf32 = tf32_enabled();
@@ -204,18 +225,18 @@ py::tuple conv2d_backward_entry(py::handle dy_h, py::handle x_h, py::handle w_h,
                                               partial.data<double>(), g, F, chunk, tf32, s);
   }
   check_cuda(err, "conv2d_backward");
-  return py::make_tuple(dx.obj, dw.obj, db.obj);
+  return py::make_tuple(need_dx ? dx.obj : py::object(py::none()), dw.obj, db.obj);
 }
 
 // ------------------------------------------------------------ pooling
-Geom2d pool_geometry(const DevArray& x, py::handle pool_size, py::object strides,
+Conv2dGeom pool_geometry(const DevArray& x, py::handle pool_size, py::object strides,
                      py::handle padding, const char* op) {
-  Geom2d g{};
+  Conv2dGeom g{};
   set_input(g, x);
   Pair k = int_pair(pool_size, "pool_size", op);
   Pair s = strides.is_none() ? k : int_pair(strides, "strides", op);
   g.KH = k.h; g.KW = k.w; g.SH = s.h; g.SW = s.w; g.DH = g.DW = 1;
-  resolve_padding(g, padding, op);
+  resolve_padding(g, padding, op, true);
   return g;
 }
 
@@ -226,7 +247,7 @@ py::object pool_entry(py::handle x_h, py::handle pool_size, py::object strides,
   const char* op = kind == PoolKind::max ? "max_pool2d" : "avg_pool2d";
   DevArray x = image(x_h, "x");
   char code = x.float_code();
-  Geom2d g = pool_geometry(x, pool_size, strides, padding, op);
+  Conv2dGeom g = pool_geometry(x, pool_size, strides, padding, op);
   DevArray y = empty({g.N, g.OH, g.OW, g.C}, code);
   cudaStream_t s = current_stream();
   cudaError_t err;
@@ -251,7 +272,7 @@ py::object pool_backward_entry(py::handle dy_h, py::handle x_h, py::handle pool_
   DevArray dy = contiguous_array(dy_h, "dy");
   char code = x.float_code();
   require_same_dtype(dy, "dy", x, "x");
-  Geom2d g = pool_geometry(x, pool_size, strides, padding, op);
+  Conv2dGeom g = pool_geometry(x, pool_size, strides, padding, op);
   require_shape(dy, {g.N, g.OH, g.OW, g.C}, "dy");
   DevArray dx = empty(x.shape, code);
   cudaStream_t s = current_stream();
@@ -320,10 +341,11 @@ py::object global_avg_backward_entry(py::handle dy_h, py::handle x_h) {
 void bind_cuda_conv(py::module_& m) {
   m.def("conv2d", &conv2d_entry, py::arg("x"), py::arg("w"), py::arg("b") = py::none(),
         py::arg("strides") = 1, py::arg("padding") = "valid", py::arg("dilation_rate") = 1,
-        "x (N,H,W,C), w (KH,KW,C,F), b (F,) -> y (N,OH,OW,F)");
+        py::arg("activation") = "linear",
+        "act(conv(x, w) + b): x (N,H,W,C), w (KH,KW,C,F), b (F,) -> y (N,OH,OW,F)");
   m.def("conv2d_backward", &conv2d_backward_entry, py::arg("dy"), py::arg("x"), py::arg("w"),
         py::arg("strides") = 1, py::arg("padding") = "valid", py::arg("dilation_rate") = 1,
-        "-> (dx, dw, db)");
+        py::arg("need_dx") = true, "-> (dx or None, dw, db)");
   m.def("max_pool2d",
         [](py::handle x, py::handle pool_size, py::object strides, py::handle padding) {
           return pool_entry(x, pool_size, strides, padding, PoolKind::max);

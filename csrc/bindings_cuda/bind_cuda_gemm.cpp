@@ -11,7 +11,12 @@ namespace {
 
 using cuda::Activation;
 
-Activation parse_activation(const std::string& s) {
+Activation parse_activation(py::handle h) {
+  if (h.is_none()) return Activation::identity;
+  if (!py::isinstance<py::str>(h))
+    throw py::type_error("activation must be a string ('linear' or 'relu'), got " +
+                         py::repr(h).cast<std::string>());
+  const std::string s = h.cast<std::string>();
   if (s == "linear" || s == "identity" || s.empty()) return Activation::identity;
   if (s == "relu") return Activation::relu;
   throw py::value_error("activation must be 'linear' or 'relu', got '" + s + "'");
@@ -87,7 +92,7 @@ py::object gemm_typed(const DevArray& a, const DevArray& b, py::object c_obj, do
 
 py::object gemm_entry(py::handle a_h, py::handle b_h, py::object c, double alpha, double beta,
                       bool trans_a, bool trans_b, py::object out, py::object bias,
-                      const std::string& activation, bool reference) {
+                      py::handle activation, bool reference) {
   DevArray a = device_array(a_h, "a");
   DevArray b = device_array(b_h, "b");
   char code = float_code(a, "a");
@@ -106,7 +111,7 @@ void bind_cuda_gemm(py::module_& m) {
   m.def("gemm",
         [](py::handle a, py::handle b, py::object c, double alpha, double beta, bool trans_a,
            bool trans_b, py::object out) {
-          return gemm_entry(a, b, c, alpha, beta, trans_a, trans_b, out, py::none(), "linear",
+          return gemm_entry(a, b, c, alpha, beta, trans_a, trans_b, out, py::none(), py::none(),
                             false);
         },
         py::arg("a"), py::arg("b"), py::arg("c") = py::none(), py::arg("alpha") = 1.0,
@@ -114,7 +119,7 @@ void bind_cuda_gemm(py::module_& m) {
         py::arg("out") = py::none(),
         "alpha * op(a) @ op(b) + beta * c on CuPy arrays; returns out (or a new array)");
   m.def("linear",
-        [](py::handle x, py::handle kernel, py::object bias, const std::string& activation,
+        [](py::handle x, py::handle kernel, py::object bias, py::handle activation,
            py::object out) {
           return gemm_entry(x, kernel, py::none(), 1.0, 0.0, false, false, out, bias, activation,
                             false);
@@ -122,9 +127,16 @@ void bind_cuda_gemm(py::module_& m) {
         py::arg("x"), py::arg("kernel"), py::arg("bias") = py::none(),
         py::arg("activation") = "linear", py::arg("out") = py::none(),
         "act(x @ kernel + bias) in one pass (Dense's forward)");
+  m.def("matmul",
+        [](py::handle a, py::handle b, py::object out) {
+          return gemm_entry(a, b, py::none(), 1.0, 0.0, false, false, out, py::none(), py::none(),
+                            false);
+        },
+        py::arg("a"), py::arg("b"), py::arg("out") = py::none(),
+        "2-D a @ b; returns out (or a new array)");
   m.def("gemm_reference",
         [](py::handle a, py::handle b, py::object c, double alpha, double beta, bool trans_a,
-           bool trans_b, py::object bias, const std::string& activation) {
+           bool trans_b, py::object bias, py::handle activation) {
           return gemm_entry(a, b, c, alpha, beta, trans_a, trans_b, py::none(), bias, activation,
                             true);
         },

@@ -1,8 +1,13 @@
-// _cuda activations, softmax, loss, dropout and optimizer updates.
+// _cuda activations, softmax, losses, dropout and optimizer updates, with the
+// names, argument orders and results of the CPU ops (python/fastdl/ops.py calls
+// both the same way).
+#include <pybind11/numpy.h>
+
+#include <limits>
 #include <string>
+#include <vector>
 
 #include "bindings_cuda/cuda_array.h"
-#include "common/cuda_optimizer.h"
 #include "cuda/nn.h"
 
 namespace fastdl::bind_cuda {
@@ -10,11 +15,32 @@ namespace {
 
 using cuda::Act;
 
+Act parse_act(const std::string& s) {
+  if (s == "relu") return Act::relu;
+  if (s == "sigmoid") return Act::sigmoid;
+  if (s == "tanh") return Act::tanh;
+  if (s == "linear") return Act::linear;
+  throw py::value_error("activation must be one of 'relu', 'sigmoid', 'tanh', 'linear'; got '" +
+                        s + "'");
+}
+
+// The array an op writes: `out` when given (same shape and dtype as ref,
+// C-contiguous, writeable), else a new one shaped like ref.
+DevArray output_like(const DevArray& ref, py::handle out_h, const char* name) {
+  if (out_h.is_none()) return empty(ref.shape, ref.float_code());
+  DevArray out = device_array(out_h, name);
+  require_same_dtype(out, name, ref, "the input");
+  require_shape(out, ref.shape, name);
+  require_writeable(out, name);
+  if (!out.c_contiguous()) throw py::value_error(std::string(name) + " must be C-contiguous");
+  return out;
+}
+
 // ------------------------------------------------------------ activations
-py::object activation_fwd(py::handle x_h, Act act, const char* op) {
+py::object activation_fwd(py::handle x_h, Act act, py::handle out_h, const char* op) {
   DevArray x = contiguous_array(x_h, "x");
   char code = float_code(x, "x");
-  DevArray y = empty(x.shape, code);
+  DevArray y = output_like(x, out_h, "out");
   cudaStream_t s = current_stream();
   cudaError_t err;
   {
@@ -28,15 +54,16 @@ py::object activation_fwd(py::handle x_h, Act act, const char* op) {
   return y.obj;
 }
 
-// y_name: "x" for relu (x > 0 iff relu(x) > 0), "y" for sigmoid and tanh.
-py::object activation_bwd(py::handle dy_h, py::handle y_h, Act act, const char* y_name,
-                          const char* op) {
+// dx from dy and the forward output y (relu: y > 0, sigmoid: y(1-y), tanh: 1-y^2).
+py::object activation_bwd(py::handle dy_h, py::handle y_h, const std::string& name,
+                          py::handle out_h) {
   DevArray dy = contiguous_array(dy_h, "dy");
-  DevArray y = contiguous_array(y_h, y_name);
+  DevArray y = contiguous_array(y_h, "y");
   char code = float_code(dy, "dy");
-  require_same_dtype(y, y_name, dy, "dy");
-  require_shape(y, dy.shape, y_name);
-  DevArray dx = empty(dy.shape, code);
+  require_same_dtype(y, "y", dy, "dy");
+  require_shape(y, dy.shape, "y");
+  Act act = parse_act(name);
+  DevArray dx = output_like(dy, out_h, "out");
   cudaStream_t s = current_stream();
   cudaError_t err;
   {
@@ -47,7 +74,7 @@ py::object activation_bwd(py::handle dy_h, py::handle y_h, Act act, const char* 
               : cuda::activation_backward<double>(dx.data<double>(), dy.data<const double>(),
                                                   y.data<const double>(), dy.numel(), act, s);
   }
-  check_cuda(err, op);
+  check_cuda(err, "activation_backward");
   return dx.obj;
 }
 
@@ -68,12 +95,12 @@ AxisView split_axis(const DevArray& x, int axis, const char* op) {
   return v;
 }
 
-py::object softmax_fwd(py::handle x_h, int axis, bool log) {
+py::object softmax_fwd(py::handle x_h, int axis, bool log, py::handle out_h) {
   const char* op = log ? "log_softmax" : "softmax";
   DevArray x = contiguous_array(x_h, "x");
   char code = float_code(x, "x");
   AxisView v = split_axis(x, axis, op);
-  DevArray y = empty(x.shape, code);
+  DevArray y = output_like(x, out_h, "out");
   cudaStream_t s = current_stream();
   cudaError_t err;
   {
@@ -87,7 +114,8 @@ py::object softmax_fwd(py::handle x_h, int axis, bool log) {
   return y.obj;
 }
 
-py::object softmax_bwd(py::handle dy_h, py::handle y_h, int axis, bool log) {
+py::object softmax_bwd(py::handle dy_h, py::handle y_h, int axis, bool log,
+                       py::handle out_h) {
   const char* op = log ? "log_softmax_backward" : "softmax_backward";
   DevArray dy = contiguous_array(dy_h, "dy");
   DevArray y = contiguous_array(y_h, "y");
@@ -95,7 +123,7 @@ py::object softmax_bwd(py::handle dy_h, py::handle y_h, int axis, bool log) {
   require_same_dtype(y, "y", dy, "dy");
   require_shape(y, dy.shape, "y");
   AxisView v = split_axis(dy, axis, op);
-  DevArray dx = empty(dy.shape, code);
+  DevArray dx = output_like(dy, out_h, "out");
   cudaStream_t s = current_stream();
   cudaError_t err;
   {
@@ -111,76 +139,156 @@ py::object softmax_bwd(py::handle dy_h, py::handle y_h, int axis, bool log) {
   return dx.obj;
 }
 
-// Sum over every axis but the last: the bias gradient of Dense / Conv2D.
-py::object bias_grad(py::handle dy_h) {
-  DevArray dy = contiguous_array(dy_h, "dy");
-  char code = float_code(dy, "dy");
-  if (dy.ndim() < 1) throw py::value_error("bias_grad: dy must have at least 1 dimension");
-  int64_t n = dy.shape.back(), m = 1;
-  for (int i = 0; i + 1 < dy.ndim(); ++i) m = checked_mul(m, dy.shape[i], "bias_grad");
-  DevArray out = empty({n}, code);
-  DevArray partial = empty({cuda::sum_rows_partials(m), n}, code);
-  cudaStream_t s = current_stream();
-  cudaError_t err;
-  {
-    py::gil_scoped_release nogil;
-    err = code == 'f' ? cuda::sum_rows<float>(out.data<float>(), dy.data<const float>(),
-                                              partial.data<float>(), m, n, false, s)
-                      : cuda::sum_rows<double>(out.data<double>(), dy.data<const double>(),
-                                               partial.data<double>(), m, n, false, s);
-  }
-  check_cuda(err, "bias_grad");
-  return out.obj;
+// ------------------------------------------------------------ losses
+py::module_ cupy_module() { return py::module_::import("cupy"); }
+
+// A few doubles of a device array, on the host (cupy.asnumpy waits for the stream).
+std::vector<double> to_host(const DevArray& a) {
+  py::array_t<double> h = cupy_module().attr("asnumpy")(a.obj);
+  auto r = h.unchecked<1>();
+  std::vector<double> v(size_t(r.shape(0)));
+  for (py::ssize_t i = 0; i < r.shape(0); ++i) v[size_t(i)] = r(i);
+  return v;
 }
 
-// ------------------------------------------------------------ loss
-py::tuple sparse_xent(py::handle logits_h, py::handle labels_h) {
+// labels as the CPU takes them: any integer dtype, (N,) or (N, 1).
+DevArray labels_of(py::handle labels_h, int64_t rows) {
+  DevArray lab = device_array(labels_h, "labels");
+  if (lab.kind != 'i' && lab.kind != 'u')
+    throw py::type_error("labels must be an integer array (class indices), got dtype " +
+                         py::str(lab.obj.attr("dtype")).cast<std::string>() +
+                         "; for one-hot or probability targets use categorical cross-entropy");
+  py::object obj = lab.obj;
+  if (lab.ndim() == 2 && lab.shape[1] == 1) obj = obj.attr("reshape")(-1);
+  if (!((lab.kind == 'i' && (lab.itemsize == 4 || lab.itemsize == 8))))
+    obj = obj.attr("astype")("int64");
+  lab = contiguous_array(obj, "labels");
+  if (lab.ndim() != 1 || lab.shape[0] != rows)
+    throw py::value_error("labels must have shape (" + std::to_string(rows) +
+                          ",) to match logits rows, got " + shape_str(lab));
+  return lab;
+}
+
+// The CPU's message for the first out-of-range label (only built on that error).
+[[noreturn]] void bad_label(const DevArray& lab, int64_t cols) {
+  py::array_t<int64_t> h = py::array_t<int64_t>::ensure(
+      cupy_module().attr("asnumpy")(lab.obj).attr("astype")("int64"));
+  auto r = h.unchecked<1>();
+  for (py::ssize_t i = 0; i < r.shape(0); ++i)
+    if (r(i) < 0 || r(i) >= cols)
+      throw py::value_error("labels[" + std::to_string(i) + "] = " + std::to_string(r(i)) +
+                            " is out of range for " + std::to_string(cols) +
+                            " classes (expected 0.." + std::to_string(cols - 1) + ")");
+  throw py::value_error("labels are out of range for " + std::to_string(cols) + " classes");
+}
+
+// (mean_loss, dlogits or None, n_correct), as the CPU's sparse_softmax_cross_entropy.
+py::tuple sparse_xent(py::handle logits_h, py::handle labels_h, py::handle out_h,
+                      bool want_grad) {
   DevArray logits = contiguous_array(logits_h, "logits");
-  DevArray labels = contiguous_array(labels_h, "labels");
   char code = float_code(logits, "logits");
   require_ndim(logits, 2, "logits");
-  if ((labels.kind != 'i' && labels.kind != 'u') || (labels.itemsize != 4 && labels.itemsize != 8))
-    throw py::type_error("labels must be int32 or int64, got " +
-                         py::str(labels.obj.attr("dtype")).cast<std::string>());
-  if (labels.kind == 'u' && labels.itemsize == 8)
-    throw py::type_error("labels must be int32 or int64, got uint64");
-  int64_t N = logits.shape[0], C = logits.shape[1];
-  require_shape(labels, {N}, "labels");
-  DevArray loss = empty({}, code);
-  DevArray dlogits = empty({N, C}, code);
-  DevArray rows = empty({N}, code);
+  const int64_t N = logits.shape[0], C = logits.shape[1];
+  DevArray lab = labels_of(labels_h, N);
+  DevArray d;
+  if (want_grad) d = output_like(logits, out_h, "out");
+  DevArray stats = empty({3}, 'd'), rows = empty({3 * N}, 'd');
+  const double scale = N ? 1.0 / double(N) : 0.0;
   cudaStream_t s = current_stream();
   cudaError_t err;
   {
     py::gil_scoped_release nogil;
-    bool l32 = labels.itemsize == 4;  // uint32 labels < 2^31 read the same as int32 for C < 2^31
+    const bool l32 = lab.itemsize == 4;
     if (code == 'f')
-      err = l32 ? cuda::sparse_softmax_cross_entropy<float, int32_t>(
-                      loss.data<float>(), dlogits.data<float>(), rows.data<float>(),
-                      logits.data<const float>(), labels.data<const int32_t>(), N, C, s)
-                : cuda::sparse_softmax_cross_entropy<float, int64_t>(
-                      loss.data<float>(), dlogits.data<float>(), rows.data<float>(),
-                      logits.data<const float>(), labels.data<const int64_t>(), N, C, s);
+      err = l32 ? cuda::sparse_softmax_xent<float, int32_t>(
+                      d.data<float>(), stats.data<double>(), rows.data<double>(),
+                      logits.data<const float>(), lab.data<const int32_t>(), N, C, scale, s)
+                : cuda::sparse_softmax_xent<float, int64_t>(
+                      d.data<float>(), stats.data<double>(), rows.data<double>(),
+                      logits.data<const float>(), lab.data<const int64_t>(), N, C, scale, s);
     else
-      err = l32 ? cuda::sparse_softmax_cross_entropy<double, int32_t>(
-                      loss.data<double>(), dlogits.data<double>(), rows.data<double>(),
-                      logits.data<const double>(), labels.data<const int32_t>(), N, C, s)
-                : cuda::sparse_softmax_cross_entropy<double, int64_t>(
-                      loss.data<double>(), dlogits.data<double>(), rows.data<double>(),
-                      logits.data<const double>(), labels.data<const int64_t>(), N, C, s);
+      err = l32 ? cuda::sparse_softmax_xent<double, int32_t>(
+                      d.data<double>(), stats.data<double>(), rows.data<double>(),
+                      logits.data<const double>(), lab.data<const int32_t>(), N, C, scale, s)
+                : cuda::sparse_softmax_xent<double, int64_t>(
+                      d.data<double>(), stats.data<double>(), rows.data<double>(),
+                      logits.data<const double>(), lab.data<const int64_t>(), N, C, scale, s);
   }
   check_cuda(err, "sparse_softmax_cross_entropy");
-  return py::make_tuple(loss.obj, dlogits.obj);
+  std::vector<double> st = to_host(stats);
+  if (st[2] > 0) bad_label(lab, C);
+  double mean = N ? st[0] / double(N) : std::numeric_limits<double>::quiet_NaN();
+  return py::make_tuple(mean, want_grad ? d.obj : py::object(py::none()), int64_t(st[1]));
+}
+
+cuda::LossKind parse_loss(const std::string& s) {
+  using K = cuda::LossKind;
+  if (s == "softmax_xent") return K::softmax_xent;
+  if (s == "sigmoid_xent") return K::sigmoid_xent;
+  if (s == "categorical_xent") return K::categorical_xent;
+  if (s == "binary_xent") return K::binary_xent;
+  if (s == "mse") return K::mse;
+  if (s == "mae") return K::mae;
+  throw py::value_error("unknown loss kernel '" + s + "'");
+}
+
+// (mean_loss, dy_pred or None), as the CPU's loss(kind, ...).
+py::tuple loss_entry(const std::string& name, py::handle pred_h, py::handle target_h,
+                     py::handle out_h, bool want_grad, double eps) {
+  cuda::LossKind kind = parse_loss(name);
+  DevArray pred = contiguous_array(pred_h, "y_pred");
+  DevArray target = contiguous_array(target_h, "y_true");
+  char code = float_code(pred, "y_pred");
+  require_same_dtype(target, "y_true", pred, "y_pred");
+  if (target.shape != pred.shape)
+    throw py::value_error("y_true has shape " + shape_str(target) + " but y_pred has shape " +
+                          shape_str(pred) + "; they must match");
+  const int64_t n = pred.numel();
+  const bool rowwise =
+      kind == cuda::LossKind::softmax_xent || kind == cuda::LossKind::categorical_xent;
+  const int64_t cols = pred.ndim() ? pred.shape.back() : 1;
+  const int64_t rows = cols ? n / cols : 0;
+  const int64_t count = rowwise ? rows : n;
+  DevArray d;
+  if (want_grad) d = output_like(pred, out_h, "out");
+  DevArray sum = empty({1}, 'd'), terms = empty({rowwise ? rows : n}, 'd');
+  const double scale = count ? 1.0 / double(count) : 0.0;
+  cudaStream_t s = current_stream();
+  cudaError_t err;
+  {
+    py::gil_scoped_release nogil;
+    err = code == 'f'
+              ? cuda::loss<float>(kind, d.data<float>(), sum.data<double>(), terms.data<double>(),
+                                  pred.data<const float>(), target.data<const float>(), rows, cols,
+                                  eps, scale, s)
+              : cuda::loss<double>(kind, d.data<double>(), sum.data<double>(),
+                                   terms.data<double>(), pred.data<const double>(),
+                                   target.data<const double>(), rows, cols, eps, scale, s);
+  }
+  check_cuda(err, "loss");
+  double total = to_host(sum)[0];
+  double mean = count ? total / double(count) : std::numeric_limits<double>::quiet_NaN();
+  return py::make_tuple(mean, want_grad ? d.obj : py::object(py::none()));
 }
 
 // ------------------------------------------------------------ dropout
-py::object dropout_entry(py::handle x_h, double rate, uint64_t seed, const char* op,
-                         const char* xname) {
+// seed: any Python int, taken modulo 2^64 like the CPU op.
+uint64_t seed_of(py::handle seed) {
+  py::int_ v = py::reinterpret_borrow<py::object>(seed).attr("__index__")();
+  py::int_ masked = v.attr("__and__")(py::int_(py::reinterpret_steal<py::object>(
+      PyLong_FromUnsignedLongLong(0xFFFFFFFFFFFFFFFFull))));
+  return masked.cast<uint64_t>();
+}
+
+py::object dropout_entry(py::handle x_h, double rate, py::handle seed_h, py::handle out_h,
+                         bool backward) {
+  const char* xname = backward ? "dy" : "x";
   DevArray x = contiguous_array(x_h, xname);
   char code = float_code(x, xname);
-  if (!(rate >= 0.0 && rate <= 1.0))
-    throw py::value_error(std::string(op) + ": rate must be in [0, 1], got " + std::to_string(rate));
-  DevArray y = empty(x.shape, code);
+  if (!(rate >= 0.0 && rate < 1.0))
+    throw py::value_error("dropout rate must be in [0, 1), got " + std::to_string(rate));
+  uint64_t seed = seed_of(seed_h);
+  DevArray y = output_like(x, out_h, "out");
   cudaStream_t s = current_stream();
   cudaError_t err;
   {
@@ -190,91 +298,86 @@ py::object dropout_entry(py::handle x_h, double rate, uint64_t seed, const char*
                       : cuda::dropout<double>(y.data<double>(), x.data<const double>(), x.numel(),
                                               rate, seed, s);
   }
-  check_cuda(err, op);
+  check_cuda(err, backward ? "dropout_backward" : "dropout");
   return y.obj;
 }
 
 // ------------------------------------------------------------ optimizers
-// The parameter and its slots are updated in place, so they must be contiguous,
-// writeable and of the parameter's dtype and shape; the gradient may be any layout.
-DevArray slot(py::handle h, const char* name, const DevArray& p) {
+// Parameters and slots are updated in place, so they must be contiguous and
+// writeable, of the parameter's dtype and shape; the gradient may be any layout.
+DevArray state_of(py::handle h, const char* name, const DevArray& p) {
   DevArray a = device_array(h, name);
   require_same_dtype(a, name, p, "param");
   require_shape(a, p.shape, name);
   require_writeable(a, name);
-  if (!a.c_contiguous()) throw py::value_error(std::string(name) + " must be C-contiguous");
+  if (!a.c_contiguous())
+    throw py::value_error(std::string(name) + " must be C-contiguous (it is updated in place)");
   return a;
 }
 
 DevArray param_of(py::handle h) {
   DevArray p = device_array(h, "param");
   float_code(p, "param");
-  require_writeable(p, "param");
-  if (!p.c_contiguous()) throw py::value_error("param must be C-contiguous");
-  return p;
+  return state_of(h, "param", p);
 }
 
 DevArray grad_of(py::handle h, const DevArray& p) {
-  DevArray g = contiguous_array(h, "grad");
+  DevArray g = device_array(h, "grad");
   require_same_dtype(g, "grad", p, "param");
   require_shape(g, p.shape, "grad");
-  return g;
+  return contiguous(g, "grad");
 }
 
-double decay(py::object wd) { return wd.is_none() ? 0.0 : wd.cast<double>(); }
-
-void sgd_entry(py::handle p_h, py::handle g_h, py::object m_h, double lr, double momentum,
-               bool nesterov, py::object weight_decay) {
+void sgd_entry(py::handle p_h, py::handle g_h, py::handle m_h, double lr, double momentum,
+               bool nesterov, double lr_wd) {
   DevArray p = param_of(p_h), g = grad_of(g_h, p);
   DevArray m;
-  if (!m_h.is_none()) m = slot(m_h, "momentum_buffer", p);
-  else if (momentum != 0.0) throw py::value_error("sgd_update: momentum != 0 needs momentum_buffer");
-  double wd_lr = decay(weight_decay) * lr;
+  if (momentum != 0.0) {
+    if (m_h.is_none()) throw py::value_error("momentum > 0 needs a momentum slot m");
+    m = state_of(m_h, "m", p);
+  }
   cudaStream_t s = current_stream();
   cudaError_t err;
   {
     py::gil_scoped_release nogil;
     err = p.float_code() == 'f'
               ? cuda::sgd_update<float>(p.data<float>(), m.data<float>(), g.data<const float>(),
-                                        p.numel(), lr, momentum, nesterov, wd_lr, s)
+                                        p.numel(), lr, momentum, nesterov, lr_wd, s)
               : cuda::sgd_update<double>(p.data<double>(), m.data<double>(),
                                          g.data<const double>(), p.numel(), lr, momentum,
-                                         nesterov, wd_lr, s);
+                                         nesterov, lr_wd, s);
   }
   check_cuda(err, "sgd_update");
 }
 
-void adam_entry(py::handle p_h, py::handle g_h, py::handle m_h, py::handle v_h, double lr,
-                double beta_1, double beta_2, double epsilon, long long step,
-                py::object weight_decay) {
-  if (step < 1) throw py::value_error("adam_update: step must be >= 1 (1 for the first update)");
+void adam_entry(py::handle p_h, py::handle g_h, py::handle m_h, py::handle v_h, double alpha,
+                double beta_1, double beta_2, double epsilon, double lr_wd) {
   DevArray p = param_of(p_h), g = grad_of(g_h, p);
-  DevArray m = slot(m_h, "m", p), v = slot(v_h, "v", p);
-  double lr_t = hd::adam_lr_t(lr, beta_1, beta_2, step);
-  double wd_lr = decay(weight_decay) * lr;
+  DevArray m = state_of(m_h, "m", p), v = state_of(v_h, "v", p);
   cudaStream_t s = current_stream();
   cudaError_t err;
   {
     py::gil_scoped_release nogil;
     err = p.float_code() == 'f'
               ? cuda::adam_update<float>(p.data<float>(), m.data<float>(), v.data<float>(),
-                                         g.data<const float>(), p.numel(), lr_t, beta_1, beta_2,
-                                         epsilon, wd_lr, s)
+                                         g.data<const float>(), p.numel(), alpha, beta_1, beta_2,
+                                         epsilon, lr_wd, s)
               : cuda::adam_update<double>(p.data<double>(), m.data<double>(), v.data<double>(),
-                                          g.data<const double>(), p.numel(), lr_t, beta_1, beta_2,
-                                          epsilon, wd_lr, s);
+                                          g.data<const double>(), p.numel(), alpha, beta_1,
+                                          beta_2, epsilon, lr_wd, s);
   }
   check_cuda(err, "adam_update");
 }
 
-void rmsprop_entry(py::handle p_h, py::handle g_h, py::handle v_h, py::object mom_h, double lr,
-                   double rho, double momentum, double epsilon, py::object weight_decay) {
+void rmsprop_entry(py::handle p_h, py::handle g_h, py::handle v_h, py::handle mom_h, double lr,
+                   double rho, double momentum, double epsilon, double lr_wd) {
   DevArray p = param_of(p_h), g = grad_of(g_h, p);
-  DevArray v = slot(v_h, "velocity", p);
+  DevArray v = state_of(v_h, "v", p);
   DevArray mom;
-  if (!mom_h.is_none()) mom = slot(mom_h, "momentum_buffer", p);
-  else if (momentum > 0.0) throw py::value_error("rmsprop_update: momentum > 0 needs momentum_buffer");
-  double wd_lr = decay(weight_decay) * lr;
+  if (momentum != 0.0) {
+    if (mom_h.is_none()) throw py::value_error("momentum > 0 needs a momentum slot");
+    mom = state_of(mom_h, "momentum_slot", p);
+  }
   cudaStream_t s = current_stream();
   cudaError_t err;
   {
@@ -282,67 +385,77 @@ void rmsprop_entry(py::handle p_h, py::handle g_h, py::handle v_h, py::object mo
     err = p.float_code() == 'f'
               ? cuda::rmsprop_update<float>(p.data<float>(), v.data<float>(), mom.data<float>(),
                                             g.data<const float>(), p.numel(), lr, rho, momentum,
-                                            epsilon, wd_lr, s)
+                                            epsilon, lr_wd, s)
               : cuda::rmsprop_update<double>(p.data<double>(), v.data<double>(),
                                              mom.data<double>(), g.data<const double>(), p.numel(),
-                                             lr, rho, momentum, epsilon, wd_lr, s);
+                                             lr, rho, momentum, epsilon, lr_wd, s);
   }
   check_cuda(err, "rmsprop_update");
 }
 
 }  // namespace
 
+// Names, argument orders and results as ops.py calls them (the same as the CPU ops).
 void bind_cuda_nn(py::module_& m) {
-  m.def("relu", [](py::handle x) { return activation_fwd(x, Act::relu, "relu"); }, py::arg("x"));
-  m.def("sigmoid", [](py::handle x) { return activation_fwd(x, Act::sigmoid, "sigmoid"); },
-        py::arg("x"));
-  m.def("tanh", [](py::handle x) { return activation_fwd(x, Act::tanh, "tanh"); }, py::arg("x"));
-  m.def("relu_backward",
-        [](py::handle dy, py::handle x) { return activation_bwd(dy, x, Act::relu, "x", "relu_backward"); },
-        py::arg("dy"), py::arg("x"), "dy * (x > 0)");
-  m.def("sigmoid_backward",
-        [](py::handle dy, py::handle y) {
-          return activation_bwd(dy, y, Act::sigmoid, "y", "sigmoid_backward");
-        },
-        py::arg("dy"), py::arg("y"), "dy * y * (1 - y), y = sigmoid(x)");
-  m.def("tanh_backward",
-        [](py::handle dy, py::handle y) { return activation_bwd(dy, y, Act::tanh, "y", "tanh_backward"); },
-        py::arg("dy"), py::arg("y"), "dy * (1 - y^2), y = tanh(x)");
-  m.def("softmax", [](py::handle x, int axis) { return softmax_fwd(x, axis, false); },
-        py::arg("x"), py::arg("axis") = -1);
-  m.def("log_softmax", [](py::handle x, int axis) { return softmax_fwd(x, axis, true); },
-        py::arg("x"), py::arg("axis") = -1);
+  auto none = py::none();
+  m.def("relu", [](py::handle x, py::handle out) { return activation_fwd(x, Act::relu, out, "relu"); },
+        py::arg("x"), py::kw_only(), py::arg("out") = none);
+  m.def("sigmoid",
+        [](py::handle x, py::handle out) { return activation_fwd(x, Act::sigmoid, out, "sigmoid"); },
+        py::arg("x"), py::kw_only(), py::arg("out") = none);
+  m.def("tanh", [](py::handle x, py::handle out) { return activation_fwd(x, Act::tanh, out, "tanh"); },
+        py::arg("x"), py::kw_only(), py::arg("out") = none);
+  m.def("activation_backward", &activation_bwd, py::arg("dy"), py::arg("y"), py::arg("activation"),
+        py::kw_only(), py::arg("out") = none, "dL/dx from dy and the forward output y");
+  m.def("softmax",
+        [](py::handle x, int axis, py::handle out) { return softmax_fwd(x, axis, false, out); },
+        py::arg("x"), py::arg("axis") = -1, py::kw_only(), py::arg("out") = none);
+  m.def("log_softmax",
+        [](py::handle x, int axis, py::handle out) { return softmax_fwd(x, axis, true, out); },
+        py::arg("x"), py::arg("axis") = -1, py::kw_only(), py::arg("out") = none);
   m.def("softmax_backward",
-        [](py::handle dy, py::handle y, int axis) { return softmax_bwd(dy, y, axis, false); },
-        py::arg("dy"), py::arg("y"), py::arg("axis") = -1, "y = softmax(x, axis)");
+        [](py::handle dy, py::handle y, int axis, py::handle out) {
+          return softmax_bwd(dy, y, axis, false, out);
+        },
+        py::arg("dy"), py::arg("y"), py::arg("axis") = -1, py::kw_only(), py::arg("out") = none);
   m.def("log_softmax_backward",
-        [](py::handle dy, py::handle y, int axis) { return softmax_bwd(dy, y, axis, true); },
-        py::arg("dy"), py::arg("y"), py::arg("axis") = -1, "y = log_softmax(x, axis)");
-  m.def("bias_grad", &bias_grad, py::arg("dy"), "Sum of dy over every axis but the last");
-  m.def("sparse_softmax_cross_entropy", &sparse_xent, py::arg("logits"), py::arg("labels"),
-        "(mean_loss as a 0-d array, dlogits); an out-of-range label gives NaN");
+        [](py::handle dy, py::handle y, int axis, py::handle out) {
+          return softmax_bwd(dy, y, axis, true, out);
+        },
+        py::arg("dy"), py::arg("y"), py::arg("axis") = -1, py::kw_only(), py::arg("out") = none);
   m.def("dropout",
-        [](py::handle x, double rate, uint64_t seed) {
-          return dropout_entry(x, rate, seed, "dropout", "x");
+        [](py::handle x, double rate, py::handle seed, py::handle out) {
+          return dropout_entry(x, rate, seed, out, false);
         },
-        py::arg("x"), py::arg("rate"), py::arg("seed"),
-        "x / (1 - rate) where splitmix64(seed ^ i) >> 40 >= rate * 2^24, else 0");
+        py::arg("x"), py::arg("rate"), py::arg("seed"), py::kw_only(), py::arg("out") = none,
+        "x / (1 - rate) where the CPU's counter hash of (seed, i) keeps it, else 0");
   m.def("dropout_backward",
-        [](py::handle dy, double rate, uint64_t seed) {
-          return dropout_entry(dy, rate, seed, "dropout_backward", "dy");
+        [](py::handle dy, double rate, py::handle seed, py::handle out) {
+          return dropout_entry(dy, rate, seed, out, true);
         },
-        py::arg("dy"), py::arg("rate"), py::arg("seed"), "The same mask applied to dy");
-  m.def("sgd_update", &sgd_entry, py::arg("param"), py::arg("grad"), py::arg("momentum_buffer"),
-        py::arg("learning_rate"), py::arg("momentum") = 0.0, py::arg("nesterov") = false,
-        py::arg("weight_decay") = py::none(), "Keras 3 SGD step, in place");
+        py::arg("dy"), py::arg("rate"), py::arg("seed"), py::kw_only(), py::arg("out") = none,
+        "The same mask applied to dy");
+  m.def("sparse_softmax_cross_entropy",
+        [](py::handle logits, py::handle labels, py::handle out) {
+          py::tuple r = sparse_xent(logits, labels, out, true);
+          return py::make_tuple(r[0], r[1]);
+        },
+        py::arg("logits"), py::arg("labels"), py::kw_only(), py::arg("out") = none,
+        "(mean_loss, dlogits)");
+  m.def("sparse_xent", &sparse_xent, py::arg("logits"), py::arg("labels"),
+        py::arg("out") = none, py::arg("want_grad") = true,
+        "(mean_loss, dlogits or None, n_correct)");
+  m.def("loss", &loss_entry, py::arg("kind"), py::arg("y_pred"), py::arg("y_true"),
+        py::arg("out") = none, py::arg("want_grad") = true, py::arg("eps") = 1e-7,
+        "(mean_loss, dy_pred or None)");
+  m.def("sgd_update", &sgd_entry, py::arg("param"), py::arg("grad"), py::arg("m"), py::arg("lr"),
+        py::arg("momentum"), py::arg("nesterov"), py::arg("lr_wd"));
   m.def("adam_update", &adam_entry, py::arg("param"), py::arg("grad"), py::arg("m"), py::arg("v"),
-        py::arg("learning_rate"), py::arg("beta_1") = 0.9, py::arg("beta_2") = 0.999,
-        py::arg("epsilon") = 1e-7, py::arg("step") = 1, py::arg("weight_decay") = py::none(),
-        "Keras 3 Adam step (AdamW with weight_decay), in place; step is 1-based");
-  m.def("rmsprop_update", &rmsprop_entry, py::arg("param"), py::arg("grad"), py::arg("velocity"),
-        py::arg("momentum_buffer"), py::arg("learning_rate"), py::arg("rho") = 0.9,
-        py::arg("momentum") = 0.0, py::arg("epsilon") = 1e-7, py::arg("weight_decay") = py::none(),
-        "Keras 3 RMSprop step (not centered), in place");
+        py::arg("alpha"), py::arg("beta_1"), py::arg("beta_2"), py::arg("epsilon"),
+        py::arg("lr_wd"));
+  m.def("rmsprop_update", &rmsprop_entry, py::arg("param"), py::arg("grad"), py::arg("v"),
+        py::arg("momentum_slot"), py::arg("lr"), py::arg("rho"), py::arg("momentum"),
+        py::arg("epsilon"), py::arg("lr_wd"));
 }
 
 }  // namespace fastdl::bind_cuda

@@ -2,8 +2,8 @@
 // from CuPy, then the launchers in cuda/rnn.h.
 //
 // Caches (what the forward pass keeps for the backward pass of the same backend):
-//   lstm: (gates (N,T,4U) activated i,f,g,o, cs (N,T,U) cell states)
-//   gru:  (N,T,4U) z, r, hh and the recurrent candidate part rh
+//   lstm: (N,T,5U) activated gates i,f,g,o and the cell state c (the CPU's layout)
+//   gru:  (N,T,4U) z, r, hh and the recurrent candidate part rh (the CPU's layout)
 #include <algorithm>
 #include <string>
 
@@ -16,12 +16,10 @@ namespace {
 
 struct Dims { int64_t N, T, I, U; char code; };
 
-hd::Act parse_act(const std::string& s) {
-  if (s == "tanh") return hd::Act::tanh;
-  if (s == "relu") return hd::Act::relu;
-  if (s == "sigmoid") return hd::Act::sigmoid;
-  if (s == "linear" || s.empty()) return hd::Act::linear;
-  throw py::value_error("activation must be 'tanh', 'relu', 'sigmoid' or 'linear', got '" + s + "'");
+Act parse_act(const std::string& s) {
+  if (s == "tanh") return Act::tanh;
+  if (s == "relu") return Act::relu;
+  throw py::value_error("simple_rnn: activation must be 'tanh' or 'relu', got '" + s + "'");
 }
 
 // x (N,T,I), kernel (I, G*U), recurrent_kernel (U, G*U).
@@ -85,7 +83,7 @@ py::object simple_rnn_entry(py::handle x_h, py::object h0_h, py::handle k_h, py:
   DevArray x = contiguous_array(x_h, "x"), k = contiguous_array(k_h, "kernel"),
            rk = contiguous_array(rk_h, "recurrent_kernel");
   Dims d = rnn_dims(x, k, rk, 1, "simple_rnn");
-  hd::Act act = parse_act(activation);
+  Act act = parse_act(activation);
   DevArray h0 = state(h0_h, "h0", d, x), b = opt_bias(b_h, {d.U}, x);
   DevArray hs = empty({d.N, d.T, d.U}, d.code);
   cudaStream_t s = current_stream();
@@ -108,7 +106,7 @@ py::tuple simple_rnn_backward_entry(py::handle dhs_h, py::handle x_h, py::object
   DevArray x = contiguous_array(x_h, "x"), k = contiguous_array(k_h, "kernel"),
            rk = contiguous_array(rk_h, "recurrent_kernel");
   Dims d = rnn_dims(x, k, rk, 1, "simple_rnn_backward");
-  hd::Act act = parse_act(activation);
+  Act act = parse_act(activation);
   DevArray h0 = state(h0_h, "h0", d, x);
   DevArray hs = same_as(hs_h, "hs", {d.N, d.T, d.U}, x);
   DevArray dhs = contiguous_array(dhs_h, "dhs");
@@ -142,20 +140,19 @@ py::tuple lstm_entry(py::handle x_h, py::object h0_h, py::object c0_h, py::handl
   DevArray h0 = state(h0_h, "h0", d, x), c0 = state(c0_h, "c0", d, x);
   DevArray b = opt_bias(b_h, {4 * d.U}, x);
   DevArray hs = empty({d.N, d.T, d.U}, d.code), c_last = empty({d.N, d.U}, d.code);
-  DevArray gates = empty({d.N, d.T, 4 * d.U}, d.code), cs = empty({d.N, d.T, d.U}, d.code);
+  DevArray cache = empty({d.N, d.T, 5 * d.U}, d.code);
   cudaStream_t s = current_stream();
   bool tf32 = tf32_enabled();
   cudaError_t err;
   {
     py::gil_scoped_release nogil;
     err = FASTDL_DISPATCH(
-        d.code, cuda::lstm<T>(hs.data<T>(), c_last.data<T>(), gates.data<T>(), cs.data<T>(),
-                              x.data<const T>(), h0.data<const T>(), c0.data<const T>(),
+        d.code, cuda::lstm<T>(hs.data<T>(), c_last.data<T>(), cache.data<T>(), x.data<const T>(), h0.data<const T>(), c0.data<const T>(),
                               k.data<const T>(), rk.data<const T>(), b.data<const T>(), d.N, d.T,
                               d.I, d.U, tf32, s));
   }
   check_cuda(err, "lstm");
-  if (return_cache) return py::make_tuple(hs.obj, c_last.obj, py::make_tuple(gates.obj, cs.obj));
+  if (return_cache) return py::make_tuple(hs.obj, c_last.obj, cache.obj);
   return py::make_tuple(hs.obj, c_last.obj);
 }
 
@@ -167,11 +164,7 @@ py::tuple lstm_backward_entry(py::handle dhs_h, py::object dc_h, py::handle x_h,
   Dims d = rnn_dims(x, k, rk, 4, "lstm_backward");
   DevArray h0 = state(h0_h, "h0", d, x), c0 = state(c0_h, "c0", d, x);
   DevArray hs = same_as(hs_h, "hs", {d.N, d.T, d.U}, x);
-  if (!py::isinstance<py::tuple>(cache_h) || py::len(cache_h) != 2)
-    throw py::type_error("lstm_backward: cache must be the (gates, cs) tuple lstm returned");
-  py::tuple cache = py::reinterpret_borrow<py::tuple>(cache_h);
-  DevArray gates = same_as(cache[0], "cache[0] (gates)", {d.N, d.T, 4 * d.U}, x);
-  DevArray cs = same_as(cache[1], "cache[1] (cell states)", {d.N, d.T, d.U}, x);
+  DevArray cache = same_as(cache_h, "cache", {d.N, d.T, 5 * d.U}, x);
   DevArray dhs = contiguous_array(dhs_h, "dhs");
   bool seq = check_dhs(dhs, d, x);
   DevArray dc_last;
@@ -193,7 +186,7 @@ py::tuple lstm_backward_entry(py::handle dhs_h, py::object dc_h, py::handle x_h,
                                drk.data<T>(), db.data<T>(), dhs.data<const T>(), seq,
                                dc_last.data<const T>(), x.data<const T>(), h0.data<const T>(),
                                c0.data<const T>(), k.data<const T>(), rk.data<const T>(),
-                               hs.data<const T>(), gates.data<const T>(), cs.data<const T>(),
+                               hs.data<const T>(), cache.data<const T>(),
                                dz.data<T>(), hprev.data<T>(), partial.data<T>(), d.N, d.T, d.I,
                                d.U, tf32, s));
   }

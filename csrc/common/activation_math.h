@@ -37,4 +37,12 @@ FASTDL_HD T act_backward(T dy, T y) {
   else return dy;
 }
 
+// Softmax backward along one row, from dy and the forward output y:
+//   softmax:      dx = y (dy - s),        s = sum(dy * y)
+//   log-softmax:  dx = dy - exp(y) s,     s = sum(dy)
+template <typename T>
+FASTDL_HD T softmax_grad(T dy, T y, T s) { return y * (dy - s); }
+template <typename T>
+FASTDL_HD T log_softmax_grad(T dy, T y, T s) { return dy - std::exp(y) * s; }
+
 }  // namespace fastdl

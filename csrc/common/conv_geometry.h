@@ -1,5 +1,5 @@
 // Output size and padding arithmetic of 2-D convolution and pooling, shared by
-// the CPU kernels and their future CUDA twins.
+// the CPU kernels and their CUDA twins (host/device).
 //
 // Along one axis, an input of length `in`, padded with `lo` zeros before and
 // `hi` after, is covered by windows of `k` taps spaced `d` apart (dilation),
@@ -36,6 +36,12 @@ FASTDL_HD void same_padding(int64_t in, int64_t k, int64_t s, int64_t d, int64_t
   if (total < 0) total = 0;
   *lo = total / 2;
   *hi = total - *lo;
+}
+
+// Input row (or column) that tap t of output o reads: o*s - lo + t*d (outside
+// [0, in) it reads padding).
+FASTDL_HD int64_t tap_input(int64_t o, int64_t t, int64_t s, int64_t d, int64_t lo) {
+  return o * s - lo + t * d;
 }
 
 // First and one-past-last tap t of output o whose input row o*s - lo + t*d is

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "common/loss_math.h"
+
 namespace fastdl::cpu {
 namespace {
 constexpr int64_t kParallelMin = 1 << 15;  // elements
@@ -33,12 +35,12 @@ double sparse_softmax_xent(T* dlogits, int64_t* correct, const T* logits, const 
     T sum = 0;
     for (int64_t j = 0; j < cols; ++j) sum += std::exp(z[j] - mx);
     const int64_t lab = labels[r];
-    row_loss[r] = double(std::log(sum) - (z[lab] - mx));
+    row_loss[r] = sparse_xent_loss(z[lab], mx, sum);
     row_ok[r] = arg == lab;
     if (dlogits) {
       T* d = dlogits + r * cols;
       const T scale = g / sum;
-      for (int64_t j = 0; j < cols; ++j) d[j] = std::exp(z[j] - mx) * scale;
+      for (int64_t j = 0; j < cols; ++j) d[j] = sparse_xent_grad(z[j], mx, scale, false, g);
       d[lab] -= g;
     }
   }
@@ -67,12 +69,12 @@ double softmax_xent(T* dlogits, const T* logits, const T* targets, int64_t rows,
     for (int64_t j = 0; j < cols; ++j) { sum += std::exp(z[j] - mx); tsum += t[j]; }
     const T lse = mx + std::log(sum);
     double l = 0;
-    for (int64_t j = 0; j < cols; ++j) l += double(t[j]) * double(lse - z[j]);
+    for (int64_t j = 0; j < cols; ++j) l += softmax_xent_loss(z[j], t[j], lse);
     row_loss[r] = l;
     if (dlogits) {
       // d/dz of sum_j t_j (lse - z_j) = tsum * softmax(z) - t
       T* d = dlogits + r * cols;
-      for (int64_t j = 0; j < cols; ++j) d[j] = (tsum * std::exp(z[j] - lse) - t[j]) * g;
+      for (int64_t j = 0; j < cols; ++j) d[j] = softmax_xent_grad(z[j], t[j], lse, tsum, g);
     }
   }
   return sum_fixed_order(row_loss, rows);
@@ -84,12 +86,8 @@ double sigmoid_xent(T* dlogits, const T* logits, const T* targets, int64_t n, do
   double s = 0;
   for (int64_t i = 0; i < n; ++i) {
     const T z = logits[i], t = targets[i];
-    const T az = z < T(0) ? -z : z;
-    s += double((z > T(0) ? z : T(0)) - z * t + std::log1p(std::exp(-az)));
-    if (dlogits) {
-      T sg = z >= T(0) ? T(1) / (T(1) + std::exp(-z)) : std::exp(z) / (T(1) + std::exp(z));
-      dlogits[i] = (sg - t) * g;
-    }
+    s += sigmoid_xent_loss(z, t);
+    if (dlogits) dlogits[i] = sigmoid_xent_grad(z, t, g);
   }
   return s;
 }
@@ -112,17 +110,17 @@ double categorical_xent(T* dp, const T* p, const T* targets, int64_t rows, int64
     T dot = 0;
     for (int64_t j = 0; j < cols; ++j) {
       T q = pr[j] / S;
-      T qc = q < lo ? lo : (q > hi ? hi : q);
-      l -= double(t[j]) * std::log(double(qc));
+      T qc = clip_prob(q, lo, hi);
+      l += categorical_xent_loss(t[j], qc);
       if (dp) {
-        T dq = (q < lo || q > hi) ? T(0) : -t[j] / qc;
+        T dq = categorical_xent_dq(q, t[j], qc, lo, hi);
         dp[r * cols + j] = dq;
         dot += dq * q;
       }
     }
     row_loss[r] = l;
     if (dp)
-      for (int64_t j = 0; j < cols; ++j) dp[r * cols + j] = (dp[r * cols + j] - dot) / S * g;
+      for (int64_t j = 0; j < cols; ++j) dp[r * cols + j] = categorical_xent_grad(dp[r * cols + j], dot, S, g);
   }
   return sum_fixed_order(row_loss, rows);
 }
@@ -133,9 +131,8 @@ double binary_xent(T* dp, const T* p, const T* targets, int64_t n, double eps, d
   double s = 0;
   for (int64_t i = 0; i < n; ++i) {
     const T q = p[i], t = targets[i];
-    const T qc = q < lo ? lo : (q > hi ? hi : q);
-    s -= double(t) * std::log(double(qc)) + double(T(1) - t) * std::log(double(T(1) - qc));
-    if (dp) dp[i] = (q < lo || q > hi) ? T(0) : (-t / qc + (T(1) - t) / (T(1) - qc)) * g;
+    s += binary_xent_loss(q, t, lo, hi);
+    if (dp) dp[i] = binary_xent_grad(q, t, lo, hi, g);
   }
   return s;
 }
@@ -146,8 +143,8 @@ double squared_error(T* dp, const T* p, const T* targets, int64_t n, double grad
   double s = 0;
   for (int64_t i = 0; i < n; ++i) {
     const T d = p[i] - targets[i];
-    s += double(d) * double(d);
-    if (dp) dp[i] = d * g;
+    s += squared_error_loss(d);
+    if (dp) dp[i] = squared_error_grad(d, g);
   }
   return s;
 }
@@ -158,8 +155,8 @@ double absolute_error(T* dp, const T* p, const T* targets, int64_t n, double gra
   double s = 0;
   for (int64_t i = 0; i < n; ++i) {
     const T d = p[i] - targets[i];
-    s += std::fabs(double(d));
-    if (dp) dp[i] = d > T(0) ? g : (d < T(0) ? -g : T(0));
+    s += absolute_error_loss(d);
+    if (dp) dp[i] = absolute_error_grad(d, g);
   }
   return s;
 }

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "common/activation_math.h"
+
 namespace fastdl::cpu {
 namespace {
 constexpr int64_t kParallelMin = 1 << 15;  // elements
@@ -27,10 +29,10 @@ void softmax_backward_row(T* dx, const T* dy, const T* y, int64_t c, bool log) {
   T s = 0;
   if (log) {
     for (int64_t j = 0; j < c; ++j) s += dy[j];
-    for (int64_t j = 0; j < c; ++j) dx[j] = dy[j] - std::exp(y[j]) * s;
+    for (int64_t j = 0; j < c; ++j) dx[j] = log_softmax_grad(dy[j], y[j], s);
   } else {
     for (int64_t j = 0; j < c; ++j) s += dy[j] * y[j];
-    for (int64_t j = 0; j < c; ++j) dx[j] = y[j] * (dy[j] - s);
+    for (int64_t j = 0; j < c; ++j) dx[j] = softmax_grad(dy[j], y[j], s);
   }
 }
 }  // namespace

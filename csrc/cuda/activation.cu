@@ -6,18 +6,16 @@
 namespace fastdl::cuda {
 namespace {
 
-using hd::exp_;
-using hd::log_;
-
 // ------------------------------------------------------------ element-wise
-template <typename T>
-__global__ void activation_forward_kernel(T* y, const T* x, int64_t n, Act act) {
-  FASTDL_GRID_LOOP(i, n) y[i] = hd::activate(act, x[i]);
+// The per-element math is common/activation_math.h, shared with the CPU kernels.
+template <Act A, typename T>
+__global__ void activation_forward_kernel(T* y, const T* x, int64_t n) {
+  FASTDL_GRID_LOOP(i, n) y[i] = act_forward<A>(x[i]);
 }
 
-template <typename T>
-__global__ void activation_backward_kernel(T* dx, const T* dy, const T* y, int64_t n, Act act) {
-  FASTDL_GRID_LOOP(i, n) dx[i] = dy[i] * hd::activate_grad_from_y(act, y[i]);
+template <Act A, typename T>
+__global__ void activation_backward_kernel(T* dx, const T* dy, const T* y, int64_t n) {
+  FASTDL_GRID_LOOP(i, n) dx[i] = act_backward<A>(dy[i], y[i]);
 }
 
 // ------------------------------------------------------------ softmax
@@ -33,14 +31,14 @@ __global__ void softmax_rows_kernel(T* y, const T* x, int64_t rows, int64_t len,
     for (int64_t j = lane; j < len; j += 32) mx = xr[j] > mx ? xr[j] : mx;
     mx = warp_max(mx);
     T s = T(0);
-    for (int64_t j = lane; j < len; j += 32) s += exp_(xr[j] - mx);
+    for (int64_t j = lane; j < len; j += 32) s += std::exp(xr[j] - mx);
     s = warp_sum(s);
     if (log) {
-      T lse = mx + log_(s);
+      T lse = mx + std::log(s);
       for (int64_t j = lane; j < len; j += 32) yr[j] = xr[j] - lse;
     } else {
       T inv = T(1) / s;
-      for (int64_t j = lane; j < len; j += 32) yr[j] = exp_(xr[j] - mx) * inv;
+      for (int64_t j = lane; j < len; j += 32) yr[j] = std::exp(xr[j] - mx) * inv;
     }
   }
 }
@@ -57,13 +55,13 @@ __global__ void softmax_cols_kernel(T* y, const T* x, int64_t outer, int64_t len
     T mx = -INFINITY;
     for (int64_t j = 0; j < len; ++j) mx = xc[j * inner] > mx ? xc[j * inner] : mx;
     T s = T(0);
-    for (int64_t j = 0; j < len; ++j) s += exp_(xc[j * inner] - mx);
+    for (int64_t j = 0; j < len; ++j) s += std::exp(xc[j * inner] - mx);
     if (log) {
-      T lse = mx + log_(s);
+      T lse = mx + std::log(s);
       for (int64_t j = 0; j < len; ++j) yc[j * inner] = xc[j * inner] - lse;
     } else {
       T inv = T(1) / s;
-      for (int64_t j = 0; j < len; ++j) yc[j * inner] = exp_(xc[j * inner] - mx) * inv;
+      for (int64_t j = 0; j < len; ++j) yc[j * inner] = std::exp(xc[j * inner] - mx) * inv;
     }
   }
 }
@@ -82,7 +80,7 @@ __global__ void softmax_backward_rows_kernel(T* dx, const T* dy, const T* y, int
     for (int64_t j = lane; j < len; j += 32) s += log ? dyr[j] : dyr[j] * yr[j];
     s = warp_sum(s);
     for (int64_t j = lane; j < len; j += 32)
-      dxr[j] = log ? dyr[j] - exp_(yr[j]) * s : yr[j] * (dyr[j] - s);
+      dxr[j] = log ? log_softmax_grad(dyr[j], yr[j], s) : softmax_grad(dyr[j], yr[j], s);
   }
 }
 
@@ -98,7 +96,7 @@ __global__ void softmax_backward_cols_kernel(T* dx, const T* dy, const T* y, int
     }
     for (int64_t j = 0; j < len; ++j) {
       int64_t e = base + j * inner;
-      dx[e] = log ? dy[e] - exp_(y[e]) * s : y[e] * (dy[e] - s);
+      dx[e] = log ? log_softmax_grad(dy[e], y[e], s) : softmax_grad(dy[e], y[e], s);
     }
   }
 }
@@ -142,7 +140,13 @@ __global__ void sum_rows_final_kernel(T* out, const T* partial, int64_t parts, i
 template <typename T>
 cudaError_t activation_forward(T* y, const T* x, int64_t n, Act act, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
-  activation_forward_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(y, x, n, act);
+  const unsigned b = blocks_for(n);
+  switch (act) {
+    case Act::relu: activation_forward_kernel<Act::relu, T><<<b, kThreads, 0, stream>>>(y, x, n); break;
+    case Act::sigmoid: activation_forward_kernel<Act::sigmoid, T><<<b, kThreads, 0, stream>>>(y, x, n); break;
+    case Act::tanh: activation_forward_kernel<Act::tanh, T><<<b, kThreads, 0, stream>>>(y, x, n); break;
+    default: activation_forward_kernel<Act::linear, T><<<b, kThreads, 0, stream>>>(y, x, n); break;
+  }
   return launch_status();
 }
 
@@ -150,7 +154,13 @@ template <typename T>
 cudaError_t activation_backward(T* dx, const T* dy, const T* y, int64_t n, Act act,
                                 cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
-  activation_backward_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(dx, dy, y, n, act);
+  const unsigned b = blocks_for(n);
+  switch (act) {
+    case Act::relu: activation_backward_kernel<Act::relu, T><<<b, kThreads, 0, stream>>>(dx, dy, y, n); break;
+    case Act::sigmoid: activation_backward_kernel<Act::sigmoid, T><<<b, kThreads, 0, stream>>>(dx, dy, y, n); break;
+    case Act::tanh: activation_backward_kernel<Act::tanh, T><<<b, kThreads, 0, stream>>>(dx, dy, y, n); break;
+    default: activation_backward_kernel<Act::linear, T><<<b, kThreads, 0, stream>>>(dx, dy, y, n); break;
+  }
   return launch_status();
 }
 

@@ -12,10 +12,9 @@
 namespace fastdl::cuda {
 namespace {
 
-using hd::tap_input;
 
 template <typename T>
-__global__ void im2col_kernel(T* col, const T* x, Geom2d g, int64_t nb) {
+__global__ void im2col_kernel(T* col, const T* x, Conv2dGeom g, int64_t nb) {
   const int64_t K = g.KH * g.KW * g.C;
   FASTDL_GRID_LOOP(idx, nb * g.OH * g.OW * K) {
     int64_t q = idx % K, r = idx / K;
@@ -32,7 +31,7 @@ __global__ void im2col_kernel(T* col, const T* x, Geom2d g, int64_t nb) {
 // dx(n, ih, iw, c) = sum over taps (kh, kw) and outputs (oh, ow) with
 // tap_input(oh, kh) == ih and tap_input(ow, kw) == iw of dcol((n,oh,ow), (kh,kw,c)).
 template <typename T>
-__global__ void col2im_kernel(T* dx, const T* col, Geom2d g, int64_t nb) {
+__global__ void col2im_kernel(T* dx, const T* col, Conv2dGeom g, int64_t nb) {
   const int64_t K = g.KH * g.KW * g.C;
   FASTDL_GRID_LOOP(idx, nb * g.H * g.W * g.C) {
     int64_t c = idx % g.C, iw = (idx / g.C) % g.W, ih = (idx / (g.C * g.W)) % g.H;
@@ -58,7 +57,7 @@ __global__ void col2im_kernel(T* dx, const T* col, Geom2d g, int64_t nb) {
 }  // namespace
 
 template <typename T>
-cudaError_t im2col(T* col, const T* x, const Geom2d& g, int64_t nb, cudaStream_t stream) {
+cudaError_t im2col(T* col, const T* x, const Conv2dGeom& g, int64_t nb, cudaStream_t stream) {
   int64_t total = nb * g.OH * g.OW * g.KH * g.KW * g.C;
   if (total <= 0) return cudaSuccess;
   im2col_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(col, x, g, nb);
@@ -66,7 +65,7 @@ cudaError_t im2col(T* col, const T* x, const Geom2d& g, int64_t nb, cudaStream_t
 }
 
 template <typename T>
-cudaError_t col2im(T* dx, const T* col, const Geom2d& g, int64_t nb, cudaStream_t stream) {
+cudaError_t col2im(T* dx, const T* col, const Conv2dGeom& g, int64_t nb, cudaStream_t stream) {
   int64_t total = nb * g.H * g.W * g.C;
   if (total <= 0) return cudaSuccess;
   col2im_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(dx, col, g, nb);
@@ -74,12 +73,12 @@ cudaError_t col2im(T* dx, const T* col, const Geom2d& g, int64_t nb, cudaStream_
 }
 
 template <typename T>
-cudaError_t conv2d(T* y, const T* x, const T* w, const T* b, T* col, const Geom2d& g, int64_t F,
-                   int64_t chunk, bool tf32, cudaStream_t stream) {
+cudaError_t conv2d(T* y, const T* x, const T* w, const T* b, T* col, const Conv2dGeom& g, int64_t F,
+                   int64_t chunk, Activation act, bool tf32, cudaStream_t stream) {
   const int64_t K = g.KH * g.KW * g.C, P = g.OH * g.OW;
   const bool pointwise = conv_is_pointwise(g);
   if (chunk < 1) chunk = 1;
-  GemmEpilogue<T> ep{b, Activation::identity};
+  GemmEpilogue<T> ep{b, act};
   for (int64_t n0 = 0; n0 < g.N; n0 += chunk) {
     const int64_t nb = g.N - n0 < chunk ? g.N - n0 : chunk;
     const T* xin = x + n0 * g.H * g.W * g.C;
@@ -98,7 +97,7 @@ cudaError_t conv2d(T* y, const T* x, const T* w, const T* b, T* col, const Geom2
 
 template <typename T>
 cudaError_t conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w, T* col,
-                            T* dcol, T* partial, const Geom2d& g, int64_t F, int64_t chunk,
+                            T* dcol, T* partial, const Conv2dGeom& g, int64_t F, int64_t chunk,
                             bool tf32, cudaStream_t stream) {
   const int64_t K = g.KH * g.KW * g.C, P = g.OH * g.OW;
   const bool pointwise = conv_is_pointwise(g);
@@ -108,13 +107,13 @@ cudaError_t conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const 
   if (g.N == 0 || P == 0) {  // no output pixels: dw = 0, dx = 0
     if (K * F > 0 && (e = cudaMemsetAsync(dw, 0, size_t(K * F) * sizeof(T), stream))) return e;
     int64_t nx = g.N * g.H * g.W * g.C;
-    if (nx > 0 && (e = cudaMemsetAsync(dx, 0, size_t(nx) * sizeof(T), stream))) return e;
+    if (dx && nx > 0 && (e = cudaMemsetAsync(dx, 0, size_t(nx) * sizeof(T), stream))) return e;
   }
   for (int64_t n0 = 0; n0 < g.N && P > 0; n0 += chunk) {
     const int64_t nb = g.N - n0 < chunk ? g.N - n0 : chunk;
     const T* xin = x + n0 * g.H * g.W * g.C;
     const T* dyc = dy + n0 * P * F;
-    T* dxc = dx + n0 * g.H * g.W * g.C;
+    T* dxc = dx ? dx + n0 * g.H * g.W * g.C : nullptr;
     const T* a = xin;
     if (!pointwise) {
       if ((e = im2col<T>(col, xin, g, nb, stream))) return e;
@@ -124,6 +123,7 @@ cudaError_t conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const 
     if ((e = gemm_rm<T>(dw, a, true, dyc, false, K, F, nb * P, n0 == 0 ? T(0) : T(1), none, tf32,
                         stream)))
       return e;
+    if (!dx) continue;
     // dcol (nb*P, K) = dy (nb*P, F) . W^T (F, K); pointwise: that is dx itself
     T* target = pointwise ? dxc : dcol;
     if ((e = gemm_rm<T>(target, dyc, false, w, true, nb * P, K, F, T(0), none, tf32, stream)))
@@ -134,12 +134,12 @@ cudaError_t conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const 
 }
 
 #define FASTDL_INSTANTIATE(T)                                                                   \
-  template cudaError_t im2col<T>(T*, const T*, const Geom2d&, int64_t, cudaStream_t);           \
-  template cudaError_t col2im<T>(T*, const T*, const Geom2d&, int64_t, cudaStream_t);           \
-  template cudaError_t conv2d<T>(T*, const T*, const T*, const T*, T*, const Geom2d&, int64_t,  \
-                                 int64_t, bool, cudaStream_t);                                  \
+  template cudaError_t im2col<T>(T*, const T*, const Conv2dGeom&, int64_t, cudaStream_t);           \
+  template cudaError_t col2im<T>(T*, const T*, const Conv2dGeom&, int64_t, cudaStream_t);           \
+  template cudaError_t conv2d<T>(T*, const T*, const T*, const T*, T*, const Conv2dGeom&, int64_t,  \
+                                 int64_t, Activation, bool, cudaStream_t);                                  \
   template cudaError_t conv2d_backward<T>(T*, T*, T*, const T*, const T*, const T*, T*, T*, T*, \
-                                          const Geom2d&, int64_t, int64_t, bool, cudaStream_t);
+                                          const Conv2dGeom&, int64_t, int64_t, bool, cudaStream_t);
 FASTDL_INSTANTIATE(float)
 FASTDL_INSTANTIATE(double)
 #undef FASTDL_INSTANTIATE

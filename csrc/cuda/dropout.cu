@@ -1,15 +1,22 @@
-// Dropout with a counter-based mask (common/cuda_random.h): nothing is stored,
-// the backward pass recomputes the mask from (seed, index). See nn.h.
-#include "common/cuda_random.h"
+// Dropout with the CPU's counter-based mask (common/random_math.h): nothing is
+// stored, the backward pass recomputes the mask from (seed, index). See nn.h.
+#include "common/random_math.h"
 #include "cuda/nn.h"
 #include "cuda/util.cuh"
 
 namespace fastdl::cuda {
 namespace {
 
+// The same arithmetic as cpu/dropout_loops.h: 24 random bits compared with an
+// integer threshold, and x times scale-or-zero (so NaN inputs stay NaN).
 template <typename T>
-__global__ void dropout_kernel(T* y, const T* x, int64_t n, double rate, T scale, uint64_t seed) {
-  FASTDL_GRID_LOOP(i, n) y[i] = hd::dropout_keep(seed, uint64_t(i), rate) ? x[i] * scale : T(0);
+__global__ void dropout_kernel(T* y, const T* x, int64_t n, int32_t threshold, T scale,
+                               uint64_t seed) {
+  FASTDL_GRID_LOOP(i, n) {
+    const uint64_t u = uint64_t(i);
+    const int32_t bits = int32_t(random_bits24(chunk_key(seed, uint32_t(u >> 32)), uint32_t(u)));
+    y[i] = x[i] * (bits >= threshold ? scale : T(0));
+  }
 }
 
 }  // namespace
@@ -17,8 +24,9 @@ __global__ void dropout_kernel(T* y, const T* x, int64_t n, double rate, T scale
 template <typename T>
 cudaError_t dropout(T* y, const T* x, int64_t n, double rate, uint64_t seed, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
-  const T scale = rate < 1.0 ? T(1.0 / (1.0 - rate)) : T(0);
-  dropout_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(y, x, n, rate, scale, seed);
+  const T scale = T(1.0 / (1.0 - rate));
+  dropout_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(y, x, n, keep_threshold(rate), scale,
+                                                            seed);
   return launch_status();
 }
 

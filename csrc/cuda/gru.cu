@@ -1,5 +1,5 @@
 // GRU (Keras reset_after=True) over a whole sequence, forward and backward.
-// See rnn.h and common/cuda_rnn_cell.h for the cell.
+// See rnn.h; the cell math is common/rnn_cell.h, shared with the CPU kernels.
 //
 // Forward:   xz = x K + b[0]                      (N,T,3U), one GEMM for all steps
 //            per step: rec = h_{t-1} RK + b[1]    (N,3U)
@@ -8,7 +8,7 @@
 //            (recurrent part) and dh = direct part; dh += dzr_t RK^T
 //            then dx = dzx K^T, dK = x^T dzx, dRK = hprev^T dzr,
 //            db[0] = sum dzx, db[1] = sum dzr.
-#include "common/cuda_rnn_cell.h"
+#include "common/rnn_cell.h"
 #include "cuda/gemm.h"
 #include "cuda/nn.h"
 #include "cuda/rnn.h"
@@ -27,11 +27,12 @@ __global__ void gru_step_kernel(T* hs, T* cache, const T* xz, const T* rec, cons
     const T* zx = xz + (n * Tn + t) * 3 * U + u;
     const T* zr = rec + n * 3 * U + u;
     const T h_prev = t == 0 ? h0[idx] : hs[(n * Tn + t - 1) * U + u];
-    hd::GruGates<T> a = hd::gru_gates(zx[0], zx[U], zx[2 * U], zr[0], zr[U], zr[2 * U]);
-    hs[(n * Tn + t) * U + u] = hd::gru_output(a.z, h_prev, a.hh);
+    T z, r, hh, h;
+    rnn::gru_cell_forward(zx[0], zx[U], zx[2 * U], zr[0], zr[U], zr[2 * U], h_prev, z, r, hh, h);
+    hs[(n * Tn + t) * U + u] = h;
     if (cache) {
       T* c = cache + (n * Tn + t) * 4 * U + u;
-      c[0] = a.z; c[U] = a.r; c[2 * U] = a.hh; c[3 * U] = zr[2 * U];
+      c[0] = z; c[U] = r; c[2 * U] = hh; c[3 * U] = zr[2 * U];
     }
   }
 }
@@ -45,11 +46,12 @@ __global__ void gru_step_backward_kernel(T* dzx, T* dzr, T* dh, const T* dhs, bo
   FASTDL_GRID_LOOP(idx, N * U) {
     int64_t n = idx / U, u = idx % U;
     const T* c = cache + (n * Tn + t) * 4 * U + u;
-    hd::GruGates<T> a{c[0], c[U], c[2 * U]};
     const T h_prev = t == 0 ? h0[idx] : hs[(n * Tn + t - 1) * U + u];
     const T dh_total = dh_upstream(dhs, seq, n, t, u, Tn, U) + dh[idx];
-    T dxz, dxr, dxh, drh;
-    dh[idx] = hd::gru_cell_backward(a, c[3 * U], h_prev, dh_total, &dxz, &dxr, &dxh, &drh);
+    T dxz, dxr, dxh, drh, dh_direct;
+    rnn::gru_cell_backward(c[0], c[U], c[2 * U], c[3 * U], h_prev, dh_total, dxz, dxr, dxh, drh,
+                           dh_direct);
+    dh[idx] = dh_direct;
     const int64_t g3 = (n * Tn + t) * 3 * U + u;
     dzx[g3] = dxz; dzx[g3 + U] = dxr; dzx[g3 + 2 * U] = dxh;
     dzr[g3] = dxz; dzr[g3 + U] = dxr; dzr[g3 + 2 * U] = drh;

@@ -7,11 +7,11 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
-#include "common/cuda_activation.h"
+#include "common/activation_math.h"
 
 namespace fastdl::cuda {
 
-using hd::Act;
+using fastdl::Act;
 
 // ---------------------------------------------------------------- activation.cu
 // y = act(x), n elements.
@@ -44,39 +44,57 @@ cudaError_t sum_rows(T* out /* (n,) */, const T* x /* (m,n) */, T* partial /* (P
                      int64_t m, int64_t n, bool accumulate, cudaStream_t stream);
 
 // ---------------------------------------------------------------- loss.cu
-// Fused, stable sparse softmax cross-entropy over logits (N,C), labels (N,) int:
-//   loss_i = logsumexp(logits_i) - logits_i[label_i];  mean_loss = mean_i loss_i
-//   dlogits = (softmax(logits) - onehot(labels)) / N
-// A label outside [0, C) makes its row's loss and gradient NaN (no host sync to
-// raise). row_loss is scratch (N,). N == 0 gives a NaN mean.
+// The loss kernels of cpu/losses.h with the same per-element math
+// (common/loss_math.h). Sums come back in double on the device, so the binding
+// copies a few numbers to the host, as the CPU binding returns Python floats.
+enum class LossKind { softmax_xent, sigmoid_xent, categorical_xent, binary_xent, mse, mae };
+
+// Fused sparse softmax cross-entropy over logits (N,C), labels (N,) int:
+//   loss_r = logsumexp(z_r) - z_r[label_r];  dlogits = (softmax(z) - onehot) * grad_scale
+// (dlogits may be null: no gradient). stats (3,) receives the sum of the row
+// losses, the number of rows whose (first) argmax is the label, and the number of
+// labels outside [0, C) (their rows add nothing; the binding raises). rows is
+// (3, N) scratch.
 template <typename T, typename L>
-cudaError_t sparse_softmax_cross_entropy(T* mean_loss /* (1,) */, T* dlogits /* (N,C) */,
-                                         T* row_loss /* (N,) scratch */, const T* logits /* (N,C) */,
-                                         const L* labels /* (N,) */, int64_t N, int64_t C,
-                                         cudaStream_t stream);
+cudaError_t sparse_softmax_xent(T* dlogits /* (N,C) or null */, double* stats /* (3,) */,
+                                double* rows /* (3,N) scratch */, const T* logits /* (N,C) */,
+                                const L* labels /* (N,) */, int64_t N, int64_t C,
+                                double grad_scale, cudaStream_t stream);
+
+// The other losses (see cpu/losses.h for each formula). pred and target are
+// (rows, cols) (element-wise kinds use rows*cols elements). sum (1,) receives
+// the summed loss; terms is scratch of rows (row-wise kinds) or rows*cols
+// doubles. d (same shape as pred) receives the gradient of sum * grad_scale, or
+// is null.
+template <typename T>
+cudaError_t loss(LossKind kind, T* d /* (rows,cols) or null */, double* sum /* (1,) */,
+                 double* terms /* scratch */, const T* pred /* (rows,cols) */,
+                 const T* target /* (rows,cols) */, int64_t rows, int64_t cols, double eps,
+                 double grad_scale, cudaStream_t stream);
 
 // ---------------------------------------------------------------- dropout.cu
-// y = keep(seed, i) ? x / (1 - rate) : 0 with keep from common/cuda_random.h
-// (element i of the flat C-order index). The backward pass is the same call on
-// dy with the same seed and rate.
+// y = x * (keep(seed, i) ? 1 / (1 - rate) : 0), keep from common/random_math.h,
+// the CPU's mask bit for bit (i is the flat C-order index). The backward pass is
+// the same call on dy with the same seed and rate. In place (y == x) is fine.
 template <typename T>
 cudaError_t dropout(T* y /* (n,) */, const T* x /* (n,) */, int64_t n, double rate, uint64_t seed,
                     cudaStream_t stream);
 
 // ---------------------------------------------------------------- optimizer.cu
-// In-place updates of a parameter and its slots (common/cuda_optimizer.h);
-// wd_lr = weight_decay * learning_rate (0 for none).
+// In-place updates of a parameter and its slots with the CPU's per-element
+// steps (common/optimizer_math.h); lr_wd = learning_rate * weight_decay (0 for
+// none); Adam takes its bias-corrected step size alpha from the caller.
 template <typename T>
 cudaError_t sgd_update(T* p /* (n,) */, T* m /* (n,) momentum, may be null when momentum == 0 */,
                        const T* g /* (n,) */, int64_t n, double lr, double momentum,
-                       bool nesterov, double wd_lr, cudaStream_t stream);
+                       bool nesterov, double lr_wd, cudaStream_t stream);
 template <typename T>
 cudaError_t adam_update(T* p /* (n,) */, T* m /* (n,) */, T* v /* (n,) */, const T* g /* (n,) */,
-                        int64_t n, double lr_t, double beta_1, double beta_2, double epsilon,
-                        double wd_lr, cudaStream_t stream);
+                        int64_t n, double alpha, double beta_1, double beta_2, double epsilon,
+                        double lr_wd, cudaStream_t stream);
 template <typename T>
 cudaError_t rmsprop_update(T* p /* (n,) */, T* v /* (n,) */, T* mom /* (n,) or null */,
                            const T* g /* (n,) */, int64_t n, double lr, double rho,
-                           double momentum, double epsilon, double wd_lr, cudaStream_t stream);
+                           double momentum, double epsilon, double lr_wd, cudaStream_t stream);
 
 }  // namespace fastdl::cuda

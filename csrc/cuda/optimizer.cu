@@ -1,6 +1,6 @@
-// Optimizer updates, one thread per parameter element, the formulas in
-// common/cuda_optimizer.h. See nn.h.
-#include "common/cuda_optimizer.h"
+// Optimizer updates, one thread per parameter element, with the CPU's
+// per-element steps (common/optimizer_math.h). See nn.h.
+#include "common/optimizer_math.h"
 #include "cuda/nn.h"
 #include "cuda/util.cuh"
 
@@ -12,7 +12,7 @@ __global__ void sgd_kernel(T* p, T* m, const T* g, int64_t n, T lr, T momentum, 
                            T wd_lr) {
   FASTDL_GRID_LOOP(i, n) {
     T mi = m ? m[i] : T(0);
-    hd::sgd_update(p[i], g[i], mi, lr, momentum, nesterov, wd_lr);
+    sgd_step(p[i], mi, g[i], lr, momentum, nesterov, wd_lr);
     if (m) m[i] = mi;
   }
 }
@@ -20,7 +20,7 @@ __global__ void sgd_kernel(T* p, T* m, const T* g, int64_t n, T lr, T momentum, 
 template <typename T>
 __global__ void adam_kernel(T* p, T* m, T* v, const T* g, int64_t n, T lr_t, T beta_1, T beta_2,
                             T epsilon, T wd_lr) {
-  FASTDL_GRID_LOOP(i, n) hd::adam_update(p[i], g[i], m[i], v[i], lr_t, beta_1, beta_2, epsilon, wd_lr);
+  FASTDL_GRID_LOOP(i, n) adam_step(p[i], m[i], v[i], g[i], lr_t, beta_1, beta_2, epsilon, wd_lr);
 }
 
 template <typename T>
@@ -28,7 +28,7 @@ __global__ void rmsprop_kernel(T* p, T* v, T* mom, const T* g, int64_t n, T lr, 
                                T epsilon, T wd_lr) {
   FASTDL_GRID_LOOP(i, n) {
     T mi = mom ? mom[i] : T(0);
-    hd::rmsprop_update(p[i], g[i], v[i], mi, lr, rho, momentum, epsilon, wd_lr);
+    rmsprop_step(p[i], v[i], mi, g[i], lr, rho, momentum, epsilon, wd_lr);
     if (mom) mom[i] = mi;
   }
 }

@@ -7,13 +7,12 @@
 namespace fastdl::cuda {
 namespace {
 
-using hd::tap_input;
 
 // Position of the first maximum of window (oh, ow) of channel c of image n
 // (padding skipped); false when the window lies entirely in the padding. The
 // forward and backward passes both use it, so they agree on ties.
 template <typename T>
-__device__ bool window_argmax(const T* x, const Geom2d& g, int64_t n, int64_t oh, int64_t ow,
+__device__ bool window_argmax(const T* x, const Conv2dGeom& g, int64_t n, int64_t oh, int64_t ow,
                               int64_t c, int64_t* bh, int64_t* bw, T* best) {
   bool found = false;
   for (int64_t kh = 0; kh < g.KH; ++kh) {
@@ -29,13 +28,12 @@ __device__ bool window_argmax(const T* x, const Geom2d& g, int64_t n, int64_t oh
   return found;
 }
 
-// Number of window taps of (oh, ow) inside the image.
-__device__ __forceinline__ int64_t window_count(const Geom2d& g, int64_t oh, int64_t ow) {
-  int64_t h0 = tap_input(oh, 0, g.SH, 1, g.PT), w0 = tap_input(ow, 0, g.SW, 1, g.PL);
-  int64_t h1 = h0 + g.KH, w1 = w0 + g.KW;
-  h0 = h0 < 0 ? 0 : h0; w0 = w0 < 0 ? 0 : w0;
-  h1 = h1 > g.H ? g.H : h1; w1 = w1 > g.W ? g.W : w1;
-  return (h1 > h0 ? h1 - h0 : 0) * (w1 > w0 ? w1 - w0 : 0);
+// Number of window taps of (oh, ow) inside the image (valid_taps, shared with the CPU).
+__device__ __forceinline__ int64_t window_count(const Conv2dGeom& g, int64_t oh, int64_t ow) {
+  int64_t h0, h1, w0, w1;
+  valid_taps(oh, g.H, g.KH, g.SH, 1, g.PT, &h0, &h1);
+  valid_taps(ow, g.W, g.KW, g.SW, 1, g.PL, &w0, &w1);
+  return (h1 - h0) * (w1 - w0);
 }
 
 // Range [lo, hi) of outputs along one axis whose window covers input i:
@@ -50,7 +48,7 @@ __device__ __forceinline__ void covering(int64_t i, int64_t K, int64_t S, int64_
 }
 
 template <typename T>
-__global__ void max_pool_kernel(T* y, const T* x, Geom2d g) {
+__global__ void max_pool_kernel(T* y, const T* x, Conv2dGeom g) {
   FASTDL_GRID_LOOP(idx, g.N * g.OH * g.OW * g.C) {
     int64_t c = idx % g.C, ow = (idx / g.C) % g.OW, oh = (idx / (g.C * g.OW)) % g.OH;
     int64_t n = idx / (g.C * g.OW * g.OH);
@@ -61,7 +59,7 @@ __global__ void max_pool_kernel(T* y, const T* x, Geom2d g) {
 }
 
 template <typename T>
-__global__ void max_pool_backward_kernel(T* dx, const T* dy, const T* x, Geom2d g) {
+__global__ void max_pool_backward_kernel(T* dx, const T* dy, const T* x, Conv2dGeom g) {
   FASTDL_GRID_LOOP(idx, g.N * g.H * g.W * g.C) {
     int64_t c = idx % g.C, iw = (idx / g.C) % g.W, ih = (idx / (g.C * g.W)) % g.H;
     int64_t n = idx / (g.C * g.W * g.H);
@@ -81,7 +79,7 @@ __global__ void max_pool_backward_kernel(T* dx, const T* dy, const T* x, Geom2d 
 }
 
 template <typename T>
-__global__ void avg_pool_kernel(T* y, const T* x, Geom2d g) {
+__global__ void avg_pool_kernel(T* y, const T* x, Conv2dGeom g) {
   FASTDL_GRID_LOOP(idx, g.N * g.OH * g.OW * g.C) {
     int64_t c = idx % g.C, ow = (idx / g.C) % g.OW, oh = (idx / (g.C * g.OW)) % g.OH;
     int64_t n = idx / (g.C * g.OW * g.OH);
@@ -100,7 +98,7 @@ __global__ void avg_pool_kernel(T* y, const T* x, Geom2d g) {
 }
 
 template <typename T>
-__global__ void avg_pool_backward_kernel(T* dx, const T* dy, Geom2d g) {
+__global__ void avg_pool_backward_kernel(T* dx, const T* dy, Conv2dGeom g) {
   FASTDL_GRID_LOOP(idx, g.N * g.H * g.W * g.C) {
     int64_t c = idx % g.C, iw = (idx / g.C) % g.W, ih = (idx / (g.C * g.W)) % g.H;
     int64_t n = idx / (g.C * g.W * g.H);
@@ -137,7 +135,7 @@ __global__ void global_avg_backward_kernel(T* dx, const T* dy, int64_t N, int64_
 }  // namespace
 
 template <typename T>
-cudaError_t max_pool2d(T* y, const T* x, const Geom2d& g, cudaStream_t stream) {
+cudaError_t max_pool2d(T* y, const T* x, const Conv2dGeom& g, cudaStream_t stream) {
   int64_t total = g.N * g.OH * g.OW * g.C;
   if (total <= 0) return cudaSuccess;
   max_pool_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(y, x, g);
@@ -145,7 +143,7 @@ cudaError_t max_pool2d(T* y, const T* x, const Geom2d& g, cudaStream_t stream) {
 }
 
 template <typename T>
-cudaError_t max_pool2d_backward(T* dx, const T* dy, const T* x, const Geom2d& g,
+cudaError_t max_pool2d_backward(T* dx, const T* dy, const T* x, const Conv2dGeom& g,
                                 cudaStream_t stream) {
   int64_t total = g.N * g.H * g.W * g.C;
   if (total <= 0) return cudaSuccess;
@@ -154,7 +152,7 @@ cudaError_t max_pool2d_backward(T* dx, const T* dy, const T* x, const Geom2d& g,
 }
 
 template <typename T>
-cudaError_t avg_pool2d(T* y, const T* x, const Geom2d& g, cudaStream_t stream) {
+cudaError_t avg_pool2d(T* y, const T* x, const Conv2dGeom& g, cudaStream_t stream) {
   int64_t total = g.N * g.OH * g.OW * g.C;
   if (total <= 0) return cudaSuccess;
   avg_pool_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(y, x, g);
@@ -162,7 +160,7 @@ cudaError_t avg_pool2d(T* y, const T* x, const Geom2d& g, cudaStream_t stream) {
 }
 
 template <typename T>
-cudaError_t avg_pool2d_backward(T* dx, const T* dy, const Geom2d& g, cudaStream_t stream) {
+cudaError_t avg_pool2d_backward(T* dx, const T* dy, const Conv2dGeom& g, cudaStream_t stream) {
   int64_t total = g.N * g.H * g.W * g.C;
   if (total <= 0) return cudaSuccess;
   avg_pool_backward_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(dx, dy, g);
@@ -186,11 +184,11 @@ cudaError_t global_avg_pool2d_backward(T* dx, const T* dy, int64_t N, int64_t HW
 }
 
 #define FASTDL_INSTANTIATE(T)                                                                  \
-  template cudaError_t max_pool2d<T>(T*, const T*, const Geom2d&, cudaStream_t);               \
-  template cudaError_t max_pool2d_backward<T>(T*, const T*, const T*, const Geom2d&,           \
+  template cudaError_t max_pool2d<T>(T*, const T*, const Conv2dGeom&, cudaStream_t);               \
+  template cudaError_t max_pool2d_backward<T>(T*, const T*, const T*, const Conv2dGeom&,           \
                                               cudaStream_t);                                   \
-  template cudaError_t avg_pool2d<T>(T*, const T*, const Geom2d&, cudaStream_t);               \
-  template cudaError_t avg_pool2d_backward<T>(T*, const T*, const Geom2d&, cudaStream_t);      \
+  template cudaError_t avg_pool2d<T>(T*, const T*, const Conv2dGeom&, cudaStream_t);               \
+  template cudaError_t avg_pool2d_backward<T>(T*, const T*, const Conv2dGeom&, cudaStream_t);      \
   template cudaError_t global_avg_pool2d<T>(T*, const T*, int64_t, int64_t, int64_t,           \
                                             cudaStream_t);                                     \
   template cudaError_t global_avg_pool2d_backward<T>(T*, const T*, int64_t, int64_t, int64_t,  \

@@ -1,6 +1,6 @@
 // GPU recurrent layers over whole sequences: one GEMM for the input projection
 // of all steps, then per step a recurrent GEMM and a fused gate kernel
-// (common/cuda_rnn_cell.h). Keras weight layouts: kernel (I, G*U), recurrent
+// (common/rnn_cell.h, shared with the CPU kernels). Keras weight layouts: kernel (I, G*U), recurrent
 // kernel (U, G*U), gate blocks side by side (LSTM i,f,c,o; GRU z,r,h).
 // Sizes: N batch, T steps (Tn in code), I inputs, U units. All arrays are
 // contiguous device arrays; outputs are overwritten. dhs is (N,T,U) when
@@ -9,17 +9,17 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
-#include "common/cuda_activation.h"
+#include "common/activation_math.h"
 
 namespace fastdl::cuda {
 
 // ---------------------------------------------------------------- simple_rnn.cu
-// h_t = act(x_t K + h_{t-1} RK + b)
+// h_t = act(x_t K + h_{t-1} RK + b), act tanh or relu
 template <typename T>
 cudaError_t simple_rnn(T* hs /* (N,T,U) */, const T* x /* (N,T,I) */, const T* h0 /* (N,U) */,
                        const T* kernel /* (I,U) */, const T* recurrent_kernel /* (U,U) */,
                        const T* bias /* (U,) or null */, int64_t N, int64_t Tn, int64_t I,
-                       int64_t U, hd::Act act, bool tf32, cudaStream_t stream);
+                       int64_t U, Act act, bool tf32, cudaStream_t stream);
 // Scratch: dz and hprev (N,T,U), partial (sum_rows_partials(N*T), U).
 template <typename T>
 cudaError_t simple_rnn_backward(T* dx /* (N,T,I) */, T* dh0 /* (N,U) */, T* dk /* (I,U) */,
@@ -27,15 +27,15 @@ cudaError_t simple_rnn_backward(T* dx /* (N,T,I) */, T* dh0 /* (N,U) */, T* dk /
                                 const T* x /* (N,T,I) */, const T* h0 /* (N,U) */,
                                 const T* kernel /* (I,U) */, const T* recurrent_kernel /* (U,U) */,
                                 const T* hs /* (N,T,U) */, T* dz, T* hprev, T* partial, int64_t N,
-                                int64_t Tn, int64_t I, int64_t U, hd::Act act, bool tf32,
+                                int64_t Tn, int64_t I, int64_t U, Act act, bool tf32,
                                 cudaStream_t stream);
 
 // ---------------------------------------------------------------- lstm.cu
-// gates (N,T,4U) receives the activated gates i,f,g,o of every step and cs
-// (N,T,U) the cell states: together the cache of the backward pass.
+// cache (N,T,5U) receives, per step, the activated gates i,f,g,o and the cell
+// state c: the CPU's cache layout (cpu/lstm.h), what the backward pass needs.
 template <typename T>
-cudaError_t lstm(T* hs /* (N,T,U) */, T* c_last /* (N,U) */, T* gates /* (N,T,4U) */,
-                 T* cs /* (N,T,U) */, const T* x /* (N,T,I) */, const T* h0 /* (N,U) */,
+cudaError_t lstm(T* hs /* (N,T,U) */, T* c_last /* (N,U) */, T* cache /* (N,T,5U) */,
+                 const T* x /* (N,T,I) */, const T* h0 /* (N,U) */,
                  const T* c0 /* (N,U) */, const T* kernel /* (I,4U) */,
                  const T* recurrent_kernel /* (U,4U) */, const T* bias /* (4U,) or null */,
                  int64_t N, int64_t Tn, int64_t I, int64_t U, bool tf32, cudaStream_t stream);
@@ -45,8 +45,8 @@ cudaError_t lstm_backward(T* dx /* (N,T,I) */, T* dh0 /* (N,U) */, T* dc0 /* (N,
                           T* dk /* (I,4U) */, T* drk /* (U,4U) */, T* db /* (4U,) */,
                           const T* dhs, bool dhs_seq, const T* dc_last /* (N,U) or null */,
                           const T* x, const T* h0, const T* c0, const T* kernel,
-                          const T* recurrent_kernel, const T* hs, const T* gates /* (N,T,4U) */,
-                          const T* cs /* (N,T,U) */, T* dz, T* hprev, T* partial, int64_t N,
+                          const T* recurrent_kernel, const T* hs, const T* cache /* (N,T,5U) */,
+                          T* dz, T* hprev, T* partial, int64_t N,
                           int64_t Tn, int64_t I, int64_t U, bool tf32, cudaStream_t stream);
 
 // ---------------------------------------------------------------- gru.cu

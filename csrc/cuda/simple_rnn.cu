@@ -5,6 +5,7 @@
 // Backward:  per step, last to first:
 //              dz_t = (dhs_t + dh) * act'(hs_t);   dh = dz_t RK^T
 //            then dx = dz K^T, dK = x^T dz, dRK = hprev^T dz, db = sum dz, dh0 = dh.
+#include "common/rnn_cell.h"
 #include "cuda/gemm.h"
 #include "cuda/nn.h"
 #include "cuda/rnn.h"
@@ -15,14 +16,14 @@ namespace {
 
 using namespace rnn_detail;
 
-// hs(n,t,:) = act(hs(n,t,:)) in place.
+// hs(n,t,:) = act(hs(n,t,:)) in place, with the CPU's per-element functions
+// (common/rnn_cell.h for tanh, common/activation_math.h for relu).
 template <typename T>
-__global__ void rnn_activate_kernel(T* hs, int64_t N, int64_t Tn, int64_t U, int64_t t,
-                                    hd::Act act) {
+__global__ void rnn_activate_kernel(T* hs, int64_t N, int64_t Tn, int64_t U, int64_t t, Act act) {
   FASTDL_GRID_LOOP(idx, N * U) {
     int64_t n = idx / U, u = idx % U;
     T* p = hs + (n * Tn + t) * U + u;
-    *p = hd::activate(act, *p);
+    *p = act == Act::tanh ? rnn::tanh_act(*p) : act_forward<Act::relu>(*p);
   }
 }
 
@@ -30,12 +31,12 @@ __global__ void rnn_activate_kernel(T* hs, int64_t N, int64_t Tn, int64_t U, int
 template <typename T>
 __global__ void rnn_step_backward_kernel(T* dz, const T* dh, const T* dhs, bool seq, const T* hs,
                                          int64_t N, int64_t Tn, int64_t U, int64_t t,
-                                         hd::Act act) {
+                                         Act act) {
   FASTDL_GRID_LOOP(idx, N * U) {
     int64_t n = idx / U, u = idx % U;
     int64_t e = (n * Tn + t) * U + u;
     T g = dh_upstream(dhs, seq, n, t, u, Tn, U) + dh[idx];
-    dz[e] = g * hd::activate_grad_from_y(act, hs[e]);
+    dz[e] = g * (act == Act::tanh ? rnn::tanh_grad_from_out(hs[e]) : rnn::relu_grad_from_out(hs[e]));
   }
 }
 
@@ -43,7 +44,7 @@ __global__ void rnn_step_backward_kernel(T* dz, const T* dh, const T* dhs, bool 
 
 template <typename T>
 cudaError_t simple_rnn(T* hs, const T* x, const T* h0, const T* kernel, const T* rk,
-                       const T* bias, int64_t N, int64_t Tn, int64_t I, int64_t U, hd::Act act,
+                       const T* bias, int64_t N, int64_t Tn, int64_t I, int64_t U, Act act,
                        bool tf32, cudaStream_t stream) {
   if (N * Tn * U <= 0) return cudaSuccess;
   cudaError_t e;
@@ -66,7 +67,7 @@ template <typename T>
 cudaError_t simple_rnn_backward(T* dx, T* dh0, T* dk, T* drk, T* db, const T* dhs, bool dhs_seq,
                                 const T* x, const T* h0, const T* kernel, const T* rk,
                                 const T* hs, T* dz, T* hprev, T* partial, int64_t N, int64_t Tn,
-                                int64_t I, int64_t U, hd::Act act, bool tf32,
+                                int64_t I, int64_t U, Act act, bool tf32,
                                 cudaStream_t stream) {
   cudaError_t e;
   if ((e = zero(dh0, N * U, sizeof(T), stream))) return e;
@@ -90,11 +91,11 @@ cudaError_t simple_rnn_backward(T* dx, T* dh0, T* dk, T* drk, T* db, const T* dh
 
 #define FASTDL_INSTANTIATE(T)                                                                   \
   template cudaError_t simple_rnn<T>(T*, const T*, const T*, const T*, const T*, const T*,       \
-                                     int64_t, int64_t, int64_t, int64_t, hd::Act, bool,          \
+                                     int64_t, int64_t, int64_t, int64_t, Act, bool,          \
                                      cudaStream_t);                                              \
   template cudaError_t simple_rnn_backward<T>(T*, T*, T*, T*, T*, const T*, bool, const T*,      \
                                               const T*, const T*, const T*, const T*, T*, T*, T*, \
-                                              int64_t, int64_t, int64_t, int64_t, hd::Act, bool,  \
+                                              int64_t, int64_t, int64_t, int64_t, Act, bool,  \
                                               cudaStream_t);
 FASTDL_INSTANTIATE(float)
 FASTDL_INSTANTIATE(double)
