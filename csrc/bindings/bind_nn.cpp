@@ -37,6 +37,17 @@ py::array output_like(const py::array& ref, const py::object& out_obj, const cha
   return out;
 }
 
+// dy and y of a backward pass: float arrays of one dtype and one shape.
+// Returns the dtype kind ('f' or 'd').
+char require_dy_y(py::handle dy_h, py::handle y_h, py::array* dy, py::array* y) {
+  *dy = require_array(dy_h, "dy");
+  *y = require_array(y_h, "y");
+  char k = float_kind(*dy, "dy");
+  require_same_dtype(*y, "y", *dy, "dy");
+  require_shape(*y, shape_vec(*dy), "y");
+  return k;
+}
+
 template <typename T>
 const T* cptr(const py::array& a) { return static_cast<const T*>(a.data()); }
 template <typename T>
@@ -83,11 +94,8 @@ py::array activation_backward_t(py::array dy, py::array y, Act act, py::object o
 
 py::array activation_backward(py::handle dy_h, py::handle y_h, const std::string& name,
                               py::object out) {
-  py::array dy = require_array(dy_h, "dy");
-  py::array y = require_array(y_h, "y");
-  char k = float_kind(dy, "dy");
-  require_same_dtype(y, "y", dy, "dy");
-  require_shape(y, shape_vec(dy), "y");
+  py::array dy, y;
+  char k = require_dy_y(dy_h, y_h, &dy, &y);
   Act act = parse_act(name);
   return k == 'f' ? activation_backward_t<float>(dy, y, act, out)
                   : activation_backward_t<double>(dy, y, act, out);
@@ -134,11 +142,8 @@ py::array softmax_backward_t(py::array dy, py::array y, bool log, py::object out
 }
 
 py::array softmax_backward(py::handle dy_h, py::handle y_h, bool log, py::object out) {
-  py::array dy = require_array(dy_h, "dy");
-  py::array y = require_array(y_h, "y");
-  char k = float_kind(dy, "dy");
-  require_same_dtype(y, "y", dy, "dy");
-  require_shape(y, shape_vec(dy), "y");
+  py::array dy, y;
+  char k = require_dy_y(dy_h, y_h, &dy, &y);
   return k == 'f' ? softmax_backward_t<float>(dy, y, log, out)
                   : softmax_backward_t<double>(dy, y, log, out);
 }
@@ -291,27 +296,38 @@ void require_state(const py::array& a, const char* name, const py::array& ref) {
     throw py::value_error(std::string(name) + " must be C-contiguous (it is updated in place)");
 }
 
-py::array check_param_grad(py::handle p_h, py::handle g_h, char* kind) {
-  py::array p = require_array(p_h, "param");
-  *kind = float_kind(p, "param");
-  require_state(p, "param", p);
+// param (updated in place) and its grad; returns grad, sets *p and the dtype kind.
+py::array check_param_grad(py::handle p_h, py::handle g_h, py::array* p, char* kind) {
+  *p = require_array(p_h, "param");
+  *kind = float_kind(*p, "param");
+  require_state(*p, "param", *p);
   py::array g = require_array(g_h, "grad");
-  require_same_dtype(g, "grad", p, "param");
-  require_shape(g, shape_vec(p), "grad");
+  require_same_dtype(g, "grad", *p, "param");
+  require_shape(g, shape_vec(*p), "grad");
   return g;
+}
+
+// A slot of the optimizer (m, v, ...), checked by require_state.
+py::array state_array(py::handle h, const char* name, const py::array& p) {
+  py::array a = require_array(h, name);
+  require_state(a, name, p);
+  return a;
+}
+
+// A momentum slot: needed only when momentum != 0 (else an unused empty array).
+py::array momentum_state(const py::object& obj, const char* name, const py::array& p,
+                         double momentum, const char* missing) {
+  if (momentum == 0.0) return py::array();
+  if (obj.is_none()) throw py::value_error(missing);
+  return state_array(obj, name, p);
 }
 
 void sgd_update(py::handle p_h, py::handle g_h, py::object m_obj, double lr, double momentum,
                 bool nesterov, double lr_wd) {
   char k;
-  py::array g = check_param_grad(p_h, g_h, &k);
-  py::array p = py::reinterpret_borrow<py::array>(p_h);
-  py::array m;
-  if (momentum != 0.0) {
-    if (m_obj.is_none()) throw py::value_error("momentum > 0 needs a momentum slot m");
-    m = require_array(m_obj, "m");
-    require_state(m, "m", p);
-  }
+  py::array p;
+  py::array g = check_param_grad(p_h, g_h, &p, &k);
+  py::array m = momentum_state(m_obj, "m", p, momentum, "momentum > 0 needs a momentum slot m");
   auto run = [&](auto tag) {
     using T = decltype(tag);
     auto gc = contiguous<T>(g);
@@ -329,11 +345,9 @@ void sgd_update(py::handle p_h, py::handle g_h, py::object m_obj, double lr, dou
 void adam_update(py::handle p_h, py::handle g_h, py::handle m_h, py::handle v_h, double alpha,
                  double b1, double b2, double eps, double lr_wd) {
   char k;
-  py::array g = check_param_grad(p_h, g_h, &k);
-  py::array p = py::reinterpret_borrow<py::array>(p_h);
-  py::array m = require_array(m_h, "m"), v = require_array(v_h, "v");
-  require_state(m, "m", p);
-  require_state(v, "v", p);
+  py::array p;
+  py::array g = check_param_grad(p_h, g_h, &p, &k);
+  py::array m = state_array(m_h, "m", p), v = state_array(v_h, "v", p);
   auto run = [&](auto tag) {
     using T = decltype(tag);
     auto gc = contiguous<T>(g);
@@ -350,16 +364,11 @@ void adam_update(py::handle p_h, py::handle g_h, py::handle m_h, py::handle v_h,
 void rmsprop_update(py::handle p_h, py::handle g_h, py::handle v_h, py::object mom_obj, double lr,
                     double rho, double momentum, double eps, double lr_wd) {
   char k;
-  py::array g = check_param_grad(p_h, g_h, &k);
-  py::array p = py::reinterpret_borrow<py::array>(p_h);
-  py::array v = require_array(v_h, "v");
-  require_state(v, "v", p);
-  py::array mom;
-  if (momentum != 0.0) {
-    if (mom_obj.is_none()) throw py::value_error("momentum > 0 needs a momentum slot");
-    mom = require_array(mom_obj, "momentum_slot");
-    require_state(mom, "momentum_slot", p);
-  }
+  py::array p;
+  py::array g = check_param_grad(p_h, g_h, &p, &k);
+  py::array v = state_array(v_h, "v", p);
+  py::array mom = momentum_state(mom_obj, "momentum_slot", p, momentum,
+                                 "momentum > 0 needs a momentum slot");
   auto run = [&](auto tag) {
     using T = decltype(tag);
     auto gc = contiguous<T>(g);
