@@ -18,17 +18,7 @@
 
 namespace fastdl::cpu {
 
-using rnn_detail::column_sums;
-using rnn_detail::for_batch_slices;
-using rnn_detail::input_gradient;
-using rnn_detail::input_projection;
-using rnn_detail::prev_state;
-using rnn_detail::shift_states;
-using rnn_detail::StateRows;
-using rnn_detail::step_dhs;
-using rnn_detail::step_gemm;
-using rnn_detail::transpose;
-using rnn_detail::weight_gradients;
+using namespace rnn_detail;  // the shared plumbing in rnn_util.h
 
 template <typename T>
 void lstm_forward(T* hs, T* cT, T* cache, const T* x, const T* h0, const T* c0, const T* kernel,
