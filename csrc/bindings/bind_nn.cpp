@@ -53,20 +53,54 @@ const T* cptr(const py::array& a) { return static_cast<const T*>(a.data()); }
 template <typename T>
 T* mptr(py::array& a) { return static_cast<T*>(a.mutable_data()); }
 
-// ------------------------------------------------------------ activations
-template <typename T>
-py::array activation_t(py::array x, Act act, py::object out_obj) {
+// y = kernel(x) for an op whose output is shaped like its input: x made
+// contiguous, y from output_like, then kernel(y, x, ctx) without the GIL.
+template <typename T, typename Kernel>
+py::array map_unary(const py::array& x, const py::object& out_obj, Kernel&& kernel) {
   auto xc = contiguous<T>(x);
   py::array y = output_like<T>(x, out_obj, "out");
-  int64_t n = xc.size();
   const T* px = cptr<T>(xc);
   T* py_ = mptr<T>(y);
   {
     py::gil_scoped_release nogil;
     cpu::Context ctx = make_context();
-    cpu::activation_forward<T>(py_, px, n, act, ctx);
+    kernel(py_, px, ctx);
   }
   return y;
+}
+
+// dx = kernel(dy, y) for a backward pass through an op of that kind:
+// kernel(dx, dy, y, ctx) without the GIL.
+template <typename T, typename Kernel>
+py::array map_backward(const py::array& dy, const py::array& y, const py::object& out_obj,
+                       Kernel&& kernel) {
+  auto dyc = contiguous<T>(dy);
+  auto yc = contiguous<T>(y);
+  py::array dx = output_like<T>(dy, out_obj, "out");
+  const T *pdy = cptr<T>(dyc), *pyv = cptr<T>(yc);
+  T* pdx = mptr<T>(dx);
+  {
+    py::gil_scoped_release nogil;
+    cpu::Context ctx = make_context();
+    kernel(pdx, pdy, pyv, ctx);
+  }
+  return dx;
+}
+
+// Rows and columns of an array seen as a matrix over its last axis.
+int64_t last_axis(const py::array& a) { return a.ndim() ? a.shape(a.ndim() - 1) : 1; }
+int64_t rows_over_last_axis(const py::array& a) {
+  const int64_t cols = last_axis(a);
+  return cols ? int64_t(a.size()) / cols : 0;
+}
+
+// ------------------------------------------------------------ activations
+template <typename T>
+py::array activation_t(py::array x, Act act, py::object out_obj) {
+  const int64_t n = x.size();
+  return map_unary<T>(x, out_obj, [&](T* y, const T* px, const cpu::Context& ctx) {
+    cpu::activation_forward<T>(y, px, n, act, ctx);
+  });
 }
 
 py::array activation(py::handle x_h, const std::string& name, py::object out) {
@@ -78,18 +112,11 @@ py::array activation(py::handle x_h, const std::string& name, py::object out) {
 
 template <typename T>
 py::array activation_backward_t(py::array dy, py::array y, Act act, py::object out_obj) {
-  auto dyc = contiguous<T>(dy);
-  auto yc = contiguous<T>(y);
-  py::array dx = output_like<T>(dy, out_obj, "out");
-  int64_t n = dyc.size();
-  const T *pdy = cptr<T>(dyc), *pyv = cptr<T>(yc);
-  T* pdx = mptr<T>(dx);
-  {
-    py::gil_scoped_release nogil;
-    cpu::Context ctx = make_context();
-    cpu::activation_backward<T>(pdx, pdy, pyv, n, act, ctx);
-  }
-  return dx;
+  const int64_t n = dy.size();
+  return map_backward<T>(dy, y, out_obj,
+                         [&](T* pdx, const T* pdy, const T* pyv, const cpu::Context& ctx) {
+                           cpu::activation_backward<T>(pdx, pdy, pyv, n, act, ctx);
+                         });
 }
 
 py::array activation_backward(py::handle dy_h, py::handle y_h, const std::string& name,
@@ -104,18 +131,10 @@ py::array activation_backward(py::handle dy_h, py::handle y_h, const std::string
 // ------------------------------------------------------------ softmax (last axis)
 template <typename T>
 py::array softmax_t(py::array x, bool log, py::object out_obj) {
-  auto xc = contiguous<T>(x);
-  py::array y = output_like<T>(x, out_obj, "out");
-  int64_t cols = x.ndim() ? x.shape(x.ndim() - 1) : 1;
-  int64_t rows = cols ? int64_t(xc.size()) / cols : 0;
-  const T* px = cptr<T>(xc);
-  T* py_ = mptr<T>(y);
-  {
-    py::gil_scoped_release nogil;
-    cpu::Context ctx = make_context();
-    cpu::softmax_forward<T>(py_, px, rows, cols, log, ctx);
-  }
-  return y;
+  const int64_t rows = rows_over_last_axis(x), cols = last_axis(x);
+  return map_unary<T>(x, out_obj, [&](T* y, const T* px, const cpu::Context& ctx) {
+    cpu::softmax_forward<T>(y, px, rows, cols, log, ctx);
+  });
 }
 
 py::array softmax(py::handle x_h, bool log, py::object out) {
@@ -126,19 +145,11 @@ py::array softmax(py::handle x_h, bool log, py::object out) {
 
 template <typename T>
 py::array softmax_backward_t(py::array dy, py::array y, bool log, py::object out_obj) {
-  auto dyc = contiguous<T>(dy);
-  auto yc = contiguous<T>(y);
-  py::array dx = output_like<T>(dy, out_obj, "out");
-  int64_t cols = dy.ndim() ? dy.shape(dy.ndim() - 1) : 1;
-  int64_t rows = cols ? int64_t(dyc.size()) / cols : 0;
-  const T *pdy = cptr<T>(dyc), *pyv = cptr<T>(yc);
-  T* pdx = mptr<T>(dx);
-  {
-    py::gil_scoped_release nogil;
-    cpu::Context ctx = make_context();
-    cpu::softmax_backward<T>(pdx, pdy, pyv, rows, cols, log, ctx);
-  }
-  return dx;
+  const int64_t rows = rows_over_last_axis(dy), cols = last_axis(dy);
+  return map_backward<T>(dy, y, out_obj,
+                         [&](T* pdx, const T* pdy, const T* pyv, const cpu::Context& ctx) {
+                           cpu::softmax_backward<T>(pdx, pdy, pyv, rows, cols, log, ctx);
+                         });
 }
 
 py::array softmax_backward(py::handle dy_h, py::handle y_h, bool log, py::object out) {
@@ -151,18 +162,11 @@ py::array softmax_backward(py::handle dy_h, py::handle y_h, bool log, py::object
 // ------------------------------------------------------------ dropout
 template <typename T>
 py::array dropout_t(py::array x, double rate, uint64_t seed, bool backward, py::object out_obj) {
-  auto xc = contiguous<T>(x);
-  py::array y = output_like<T>(x, out_obj, "out");
-  int64_t n = xc.size();
-  const T* px = cptr<T>(xc);
-  T* py_ = mptr<T>(y);
-  {
-    py::gil_scoped_release nogil;
-    cpu::Context ctx = make_context();
-    if (backward) cpu::dropout_backward<T>(py_, px, n, rate, seed, ctx);
-    else cpu::dropout_forward<T>(py_, px, n, rate, seed, ctx);
-  }
-  return y;
+  const int64_t n = x.size();
+  return map_unary<T>(x, out_obj, [&](T* y, const T* px, const cpu::Context& ctx) {
+    if (backward) cpu::dropout_backward<T>(y, px, n, rate, seed, ctx);
+    else cpu::dropout_forward<T>(y, px, n, rate, seed, ctx);
+  });
 }
 
 py::array dropout(py::handle x_h, double rate, uint64_t seed, bool backward, py::object out) {
@@ -249,8 +253,7 @@ py::tuple loss_t(LossKind kind, py::array pred, py::array target, py::object out
   const T *pp = cptr<T>(pc), *pt = cptr<T>(tc);
   const int64_t n = pc.size();
   const bool rowwise = kind == LossKind::softmax_xent || kind == LossKind::categorical_xent;
-  const int64_t cols = pred.ndim() ? pred.shape(pred.ndim() - 1) : 1;
-  const int64_t rows = cols ? n / cols : 0;
+  const int64_t cols = last_axis(pred), rows = rows_over_last_axis(pred);
   const int64_t count = rowwise ? rows : n;  // the mean is over samples (rows) or elements
   double sum = 0;
   {
