@@ -4,6 +4,7 @@ import pytest
 import fastdl
 from fastdl import ops
 import ref_conv as ref
+from helpers import numeric_gradient, run_at_simd_levels
 
 # (x shape, w shape (KH, KW, C, F), strides, padding, dilation)
 CASES = [
@@ -134,21 +135,6 @@ def test_empty_batch(need_dx):
     assert db.shape == (4,) and not db.any()
 
 
-def _numeric_grad(f, a, eps=1e-6):
-    g = np.zeros_like(a)
-    it = np.nditer(a, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = a[i]
-        a[i] = old + eps
-        fp = f()
-        a[i] = old - eps
-        fm = f()
-        a[i] = old
-        g[i] = (fp - fm) / (2 * eps)
-    return g
-
-
 @pytest.mark.parametrize("case", [
     ((2, 5, 6, 3), (3, 2, 3, 4), 1, "same", 1),
     ((1, 7, 6, 2), (3, 3, 2, 3), 2, ((1, 0), (2, 1)), 1),
@@ -166,9 +152,9 @@ def test_gradients_finite_differences(case, rng):
         return float((ops.conv2d(x, w, b, **kw(s, p, d)) * r).sum())
 
     dx, dw, db = ops.conv2d_backward(r, x, w, **kw(s, p, d))
-    np.testing.assert_allclose(dx, _numeric_grad(loss, x), rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(dw, _numeric_grad(loss, w), rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(db, _numeric_grad(loss, b), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(dx, numeric_gradient(loss, x), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(dw, numeric_gradient(loss, w), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(db, numeric_gradient(loss, b), rtol=1e-6, atol=1e-7)
 
 
 # ----------------------------------------------------------------- bad input
@@ -274,16 +260,7 @@ np.savez(sys.argv[1], **out)
 
 
 def test_simd_levels_match_generic(tmp_path):
-    from conftest import run_python
-    script = tmp_path / "levels.py"
-    script.write_text(_LEVEL_SCRIPT)
-    results = {}
-    for level in ops.supported_capabilities():
-        path = tmp_path / f"{level}.npz"
-        r = run_python(f"import runpy, sys; sys.argv = ['x', {str(path)!r}]; "
-                       f"runpy.run_path({str(script)!r})", {"FASTDL_CPU_CAPABILITY": level})
-        assert r.returncode == 0, r.stderr
-        results[level] = dict(np.load(path))
+    results = run_at_simd_levels(tmp_path, _LEVEL_SCRIPT)
     base = results["generic"]
     for level, res in results.items():
         for k, v in res.items():

@@ -4,6 +4,7 @@ import pytest
 import fastdl
 from fastdl import ops
 import ref_conv as ref
+from helpers import numeric_gradient, run_at_simd_levels
 
 # (x shape, pool_size, strides, padding)
 CASES = [
@@ -111,19 +112,6 @@ def test_non_contiguous_input(rng):
     np.testing.assert_array_equal(x, xc)
 
 
-def _numeric_grad(f, a, eps=1e-6):
-    g = np.zeros_like(a)
-    for i in np.ndindex(a.shape):
-        old = a[i]
-        a[i] = old + eps
-        fp = f()
-        a[i] = old - eps
-        fm = f()
-        a[i] = old
-        g[i] = (fp - fm) / (2 * eps)
-    return g
-
-
 @pytest.mark.parametrize("op", ["max", "avg"])
 @pytest.mark.parametrize("args", [(2, None, "valid"), (3, 2, "same"), (2, 1, ((1, 0), (0, 1)))])
 def test_pool_gradients_finite_differences(op, args, rng):
@@ -137,7 +125,7 @@ def test_pool_gradients_finite_differences(op, args, rng):
     def loss():
         return float((fwd(x, pool, s, p) * r).sum())
 
-    np.testing.assert_allclose(bwd(r, x, **kw(pool, s, p)), _numeric_grad(loss, x),
+    np.testing.assert_allclose(bwd(r, x, **kw(pool, s, p)), numeric_gradient(loss, x),
                                rtol=1e-6, atol=1e-7)
 
 
@@ -153,7 +141,7 @@ def test_global_avg_pool(rng):
                                    **TOL[dtype])
     x = rng.standard_normal((2, 3, 4, 5))
     r = rng.standard_normal((2, 5))
-    num = _numeric_grad(lambda: float((ops.global_avg_pool2d(x) * r).sum()), x)
+    num = numeric_gradient(lambda: float((ops.global_avg_pool2d(x) * r).sum()), x)
     np.testing.assert_allclose(ops.global_avg_pool2d_backward(r, x), num, rtol=1e-6, atol=1e-7)
     e = np.zeros((0, 3, 3, 2), np.float32)
     assert ops.global_avg_pool2d(e).shape == (0, 2)
@@ -212,16 +200,7 @@ np.savez(sys.argv[1], **out)
 
 
 def test_simd_levels_match_generic(tmp_path):
-    from conftest import run_python
-    script = tmp_path / "levels.py"
-    script.write_text(_LEVEL_SCRIPT)
-    results = {}
-    for level in ops.supported_capabilities():
-        path = tmp_path / f"{level}.npz"
-        r = run_python(f"import runpy, sys; sys.argv = ['x', {str(path)!r}]; "
-                       f"runpy.run_path({str(script)!r})", {"FASTDL_CPU_CAPABILITY": level})
-        assert r.returncode == 0, r.stderr
-        results[level] = dict(np.load(path))
+    results = run_at_simd_levels(tmp_path, _LEVEL_SCRIPT)
     for level, res in results.items():
         for k, v in res.items():
             np.testing.assert_array_equal(v, results["generic"][k], err_msg=f"{level} {k}")

@@ -12,6 +12,7 @@ import pytest
 
 import fastdl
 from conftest import run_python
+from helpers import numeric_gradient
 from fastdl import ops
 
 import ref_rnn as ref
@@ -188,19 +189,7 @@ def _numeric_grads(cell, p, dhs, dc_T, activation, eps=1e-6):
             l += float(np.sum(dc_T * out[1]))
         return l
 
-    num = {}
-    for name, a in p.items():
-        g = np.zeros_like(a)
-        for idx in np.ndindex(a.shape):
-            old = a[idx]
-            a[idx] = old + eps
-            lp = loss()
-            a[idx] = old - eps
-            lm = loss()
-            a[idx] = old
-            g[idx] = (lp - lm) / (2 * eps)
-        num[name] = g
-    return num
+    return {name: numeric_gradient(loss, a, eps) for name, a in p.items()}
 
 
 @pytest.mark.parametrize("cell,activation", [("simple_rnn", "tanh"), ("simple_rnn", "relu"),

@@ -37,25 +37,70 @@ py::array output_like(const py::array& ref, const py::object& out_obj, const cha
   return out;
 }
 
+// dy and y of a backward pass: float arrays of one dtype and one shape.
+// Returns the dtype kind ('f' or 'd').
+char require_dy_y(py::handle dy_h, py::handle y_h, py::array* dy, py::array* y) {
+  *dy = require_array(dy_h, "dy");
+  *y = require_array(y_h, "y");
+  char k = float_kind(*dy, "dy");
+  require_same_dtype(*y, "y", *dy, "dy");
+  require_shape(*y, shape_vec(*dy), "y");
+  return k;
+}
+
 template <typename T>
 const T* cptr(const py::array& a) { return static_cast<const T*>(a.data()); }
 template <typename T>
 T* mptr(py::array& a) { return static_cast<T*>(a.mutable_data()); }
 
-// ------------------------------------------------------------ activations
-template <typename T>
-py::array activation_t(py::array x, Act act, py::object out_obj) {
+// y = kernel(x) for an op whose output is shaped like its input: x made
+// contiguous, y from output_like, then kernel(y, x, ctx) without the GIL.
+template <typename T, typename Kernel>
+py::array map_unary(const py::array& x, const py::object& out_obj, Kernel&& kernel) {
   auto xc = contiguous<T>(x);
   py::array y = output_like<T>(x, out_obj, "out");
-  int64_t n = xc.size();
   const T* px = cptr<T>(xc);
   T* py_ = mptr<T>(y);
   {
     py::gil_scoped_release nogil;
     cpu::Context ctx = make_context();
-    cpu::activation_forward<T>(py_, px, n, act, ctx);
+    kernel(py_, px, ctx);
   }
   return y;
+}
+
+// dx = kernel(dy, y) for a backward pass through an op of that kind:
+// kernel(dx, dy, y, ctx) without the GIL.
+template <typename T, typename Kernel>
+py::array map_backward(const py::array& dy, const py::array& y, const py::object& out_obj,
+                       Kernel&& kernel) {
+  auto dyc = contiguous<T>(dy);
+  auto yc = contiguous<T>(y);
+  py::array dx = output_like<T>(dy, out_obj, "out");
+  const T *pdy = cptr<T>(dyc), *pyv = cptr<T>(yc);
+  T* pdx = mptr<T>(dx);
+  {
+    py::gil_scoped_release nogil;
+    cpu::Context ctx = make_context();
+    kernel(pdx, pdy, pyv, ctx);
+  }
+  return dx;
+}
+
+// Rows and columns of an array seen as a matrix over its last axis.
+int64_t last_axis(const py::array& a) { return a.ndim() ? a.shape(a.ndim() - 1) : 1; }
+int64_t rows_over_last_axis(const py::array& a) {
+  const int64_t cols = last_axis(a);
+  return cols ? int64_t(a.size()) / cols : 0;
+}
+
+// ------------------------------------------------------------ activations
+template <typename T>
+py::array activation_t(py::array x, Act act, py::object out_obj) {
+  const int64_t n = x.size();
+  return map_unary<T>(x, out_obj, [&](T* y, const T* px, const cpu::Context& ctx) {
+    cpu::activation_forward<T>(y, px, n, act, ctx);
+  });
 }
 
 py::array activation(py::handle x_h, const std::string& name, py::object out) {
@@ -67,27 +112,17 @@ py::array activation(py::handle x_h, const std::string& name, py::object out) {
 
 template <typename T>
 py::array activation_backward_t(py::array dy, py::array y, Act act, py::object out_obj) {
-  auto dyc = contiguous<T>(dy);
-  auto yc = contiguous<T>(y);
-  py::array dx = output_like<T>(dy, out_obj, "out");
-  int64_t n = dyc.size();
-  const T *pdy = cptr<T>(dyc), *pyv = cptr<T>(yc);
-  T* pdx = mptr<T>(dx);
-  {
-    py::gil_scoped_release nogil;
-    cpu::Context ctx = make_context();
-    cpu::activation_backward<T>(pdx, pdy, pyv, n, act, ctx);
-  }
-  return dx;
+  const int64_t n = dy.size();
+  return map_backward<T>(dy, y, out_obj,
+                         [&](T* pdx, const T* pdy, const T* pyv, const cpu::Context& ctx) {
+                           cpu::activation_backward<T>(pdx, pdy, pyv, n, act, ctx);
+                         });
 }
 
 py::array activation_backward(py::handle dy_h, py::handle y_h, const std::string& name,
                               py::object out) {
-  py::array dy = require_array(dy_h, "dy");
-  py::array y = require_array(y_h, "y");
-  char k = float_kind(dy, "dy");
-  require_same_dtype(y, "y", dy, "dy");
-  require_shape(y, shape_vec(dy), "y");
+  py::array dy, y;
+  char k = require_dy_y(dy_h, y_h, &dy, &y);
   Act act = parse_act(name);
   return k == 'f' ? activation_backward_t<float>(dy, y, act, out)
                   : activation_backward_t<double>(dy, y, act, out);
@@ -96,18 +131,10 @@ py::array activation_backward(py::handle dy_h, py::handle y_h, const std::string
 // ------------------------------------------------------------ softmax (last axis)
 template <typename T>
 py::array softmax_t(py::array x, bool log, py::object out_obj) {
-  auto xc = contiguous<T>(x);
-  py::array y = output_like<T>(x, out_obj, "out");
-  int64_t cols = x.ndim() ? x.shape(x.ndim() - 1) : 1;
-  int64_t rows = cols ? int64_t(xc.size()) / cols : 0;
-  const T* px = cptr<T>(xc);
-  T* py_ = mptr<T>(y);
-  {
-    py::gil_scoped_release nogil;
-    cpu::Context ctx = make_context();
-    cpu::softmax_forward<T>(py_, px, rows, cols, log, ctx);
-  }
-  return y;
+  const int64_t rows = rows_over_last_axis(x), cols = last_axis(x);
+  return map_unary<T>(x, out_obj, [&](T* y, const T* px, const cpu::Context& ctx) {
+    cpu::softmax_forward<T>(y, px, rows, cols, log, ctx);
+  });
 }
 
 py::array softmax(py::handle x_h, bool log, py::object out) {
@@ -118,27 +145,16 @@ py::array softmax(py::handle x_h, bool log, py::object out) {
 
 template <typename T>
 py::array softmax_backward_t(py::array dy, py::array y, bool log, py::object out_obj) {
-  auto dyc = contiguous<T>(dy);
-  auto yc = contiguous<T>(y);
-  py::array dx = output_like<T>(dy, out_obj, "out");
-  int64_t cols = dy.ndim() ? dy.shape(dy.ndim() - 1) : 1;
-  int64_t rows = cols ? int64_t(dyc.size()) / cols : 0;
-  const T *pdy = cptr<T>(dyc), *pyv = cptr<T>(yc);
-  T* pdx = mptr<T>(dx);
-  {
-    py::gil_scoped_release nogil;
-    cpu::Context ctx = make_context();
-    cpu::softmax_backward<T>(pdx, pdy, pyv, rows, cols, log, ctx);
-  }
-  return dx;
+  const int64_t rows = rows_over_last_axis(dy), cols = last_axis(dy);
+  return map_backward<T>(dy, y, out_obj,
+                         [&](T* pdx, const T* pdy, const T* pyv, const cpu::Context& ctx) {
+                           cpu::softmax_backward<T>(pdx, pdy, pyv, rows, cols, log, ctx);
+                         });
 }
 
 py::array softmax_backward(py::handle dy_h, py::handle y_h, bool log, py::object out) {
-  py::array dy = require_array(dy_h, "dy");
-  py::array y = require_array(y_h, "y");
-  char k = float_kind(dy, "dy");
-  require_same_dtype(y, "y", dy, "dy");
-  require_shape(y, shape_vec(dy), "y");
+  py::array dy, y;
+  char k = require_dy_y(dy_h, y_h, &dy, &y);
   return k == 'f' ? softmax_backward_t<float>(dy, y, log, out)
                   : softmax_backward_t<double>(dy, y, log, out);
 }
@@ -146,18 +162,11 @@ py::array softmax_backward(py::handle dy_h, py::handle y_h, bool log, py::object
 // ------------------------------------------------------------ dropout
 template <typename T>
 py::array dropout_t(py::array x, double rate, uint64_t seed, bool backward, py::object out_obj) {
-  auto xc = contiguous<T>(x);
-  py::array y = output_like<T>(x, out_obj, "out");
-  int64_t n = xc.size();
-  const T* px = cptr<T>(xc);
-  T* py_ = mptr<T>(y);
-  {
-    py::gil_scoped_release nogil;
-    cpu::Context ctx = make_context();
-    if (backward) cpu::dropout_backward<T>(py_, px, n, rate, seed, ctx);
-    else cpu::dropout_forward<T>(py_, px, n, rate, seed, ctx);
-  }
-  return y;
+  const int64_t n = x.size();
+  return map_unary<T>(x, out_obj, [&](T* y, const T* px, const cpu::Context& ctx) {
+    if (backward) cpu::dropout_backward<T>(y, px, n, rate, seed, ctx);
+    else cpu::dropout_forward<T>(y, px, n, rate, seed, ctx);
+  });
 }
 
 py::array dropout(py::handle x_h, double rate, uint64_t seed, bool backward, py::object out) {
@@ -244,8 +253,7 @@ py::tuple loss_t(LossKind kind, py::array pred, py::array target, py::object out
   const T *pp = cptr<T>(pc), *pt = cptr<T>(tc);
   const int64_t n = pc.size();
   const bool rowwise = kind == LossKind::softmax_xent || kind == LossKind::categorical_xent;
-  const int64_t cols = pred.ndim() ? pred.shape(pred.ndim() - 1) : 1;
-  const int64_t rows = cols ? n / cols : 0;
+  const int64_t cols = last_axis(pred), rows = rows_over_last_axis(pred);
   const int64_t count = rowwise ? rows : n;  // the mean is over samples (rows) or elements
   double sum = 0;
   {
@@ -291,27 +299,38 @@ void require_state(const py::array& a, const char* name, const py::array& ref) {
     throw py::value_error(std::string(name) + " must be C-contiguous (it is updated in place)");
 }
 
-py::array check_param_grad(py::handle p_h, py::handle g_h, char* kind) {
-  py::array p = require_array(p_h, "param");
-  *kind = float_kind(p, "param");
-  require_state(p, "param", p);
+// param (updated in place) and its grad; returns grad, sets *p and the dtype kind.
+py::array check_param_grad(py::handle p_h, py::handle g_h, py::array* p, char* kind) {
+  *p = require_array(p_h, "param");
+  *kind = float_kind(*p, "param");
+  require_state(*p, "param", *p);
   py::array g = require_array(g_h, "grad");
-  require_same_dtype(g, "grad", p, "param");
-  require_shape(g, shape_vec(p), "grad");
+  require_same_dtype(g, "grad", *p, "param");
+  require_shape(g, shape_vec(*p), "grad");
   return g;
+}
+
+// A slot of the optimizer (m, v, ...), checked by require_state.
+py::array state_array(py::handle h, const char* name, const py::array& p) {
+  py::array a = require_array(h, name);
+  require_state(a, name, p);
+  return a;
+}
+
+// A momentum slot: needed only when momentum != 0 (else an unused empty array).
+py::array momentum_state(const py::object& obj, const char* name, const py::array& p,
+                         double momentum, const char* missing) {
+  if (momentum == 0.0) return py::array();
+  if (obj.is_none()) throw py::value_error(missing);
+  return state_array(obj, name, p);
 }
 
 void sgd_update(py::handle p_h, py::handle g_h, py::object m_obj, double lr, double momentum,
                 bool nesterov, double lr_wd) {
   char k;
-  py::array g = check_param_grad(p_h, g_h, &k);
-  py::array p = py::reinterpret_borrow<py::array>(p_h);
-  py::array m;
-  if (momentum != 0.0) {
-    if (m_obj.is_none()) throw py::value_error("momentum > 0 needs a momentum slot m");
-    m = require_array(m_obj, "m");
-    require_state(m, "m", p);
-  }
+  py::array p;
+  py::array g = check_param_grad(p_h, g_h, &p, &k);
+  py::array m = momentum_state(m_obj, "m", p, momentum, "momentum > 0 needs a momentum slot m");
   auto run = [&](auto tag) {
     using T = decltype(tag);
     auto gc = contiguous<T>(g);
@@ -329,11 +348,9 @@ void sgd_update(py::handle p_h, py::handle g_h, py::object m_obj, double lr, dou
 void adam_update(py::handle p_h, py::handle g_h, py::handle m_h, py::handle v_h, double alpha,
                  double b1, double b2, double eps, double lr_wd) {
   char k;
-  py::array g = check_param_grad(p_h, g_h, &k);
-  py::array p = py::reinterpret_borrow<py::array>(p_h);
-  py::array m = require_array(m_h, "m"), v = require_array(v_h, "v");
-  require_state(m, "m", p);
-  require_state(v, "v", p);
+  py::array p;
+  py::array g = check_param_grad(p_h, g_h, &p, &k);
+  py::array m = state_array(m_h, "m", p), v = state_array(v_h, "v", p);
   auto run = [&](auto tag) {
     using T = decltype(tag);
     auto gc = contiguous<T>(g);
@@ -350,16 +367,11 @@ void adam_update(py::handle p_h, py::handle g_h, py::handle m_h, py::handle v_h,
 void rmsprop_update(py::handle p_h, py::handle g_h, py::handle v_h, py::object mom_obj, double lr,
                     double rho, double momentum, double eps, double lr_wd) {
   char k;
-  py::array g = check_param_grad(p_h, g_h, &k);
-  py::array p = py::reinterpret_borrow<py::array>(p_h);
-  py::array v = require_array(v_h, "v");
-  require_state(v, "v", p);
-  py::array mom;
-  if (momentum != 0.0) {
-    if (mom_obj.is_none()) throw py::value_error("momentum > 0 needs a momentum slot");
-    mom = require_array(mom_obj, "momentum_slot");
-    require_state(mom, "momentum_slot", p);
-  }
+  py::array p;
+  py::array g = check_param_grad(p_h, g_h, &p, &k);
+  py::array v = state_array(v_h, "v", p);
+  py::array mom = momentum_state(mom_obj, "momentum_slot", p, momentum,
+                                 "momentum > 0 needs a momentum slot");
   auto run = [&](auto tag) {
     using T = decltype(tag);
     auto gc = contiguous<T>(g);

@@ -111,6 +111,38 @@ bool check_dhs(const char* op, const py::array& dhs, const Dims& d) {
                         shape_str(dhs));
 }
 
+// x and the arguments every recurrent op takes, their dtypes checked (all as x's).
+struct RnnArgs {
+  py::array x, h0, k, r;  // x, h0, kernel, recurrent_kernel
+  char kind;              // 'f' or 'd'
+};
+
+RnnArgs rnn_args(py::handle x_h, py::handle h0_h, py::handle k_h, py::handle r_h) {
+  RnnArgs a;
+  a.x = require_array(x_h, "x");
+  a.kind = float_kind(a.x, "x");
+  a.h0 = arg(h0_h, "h0", a.x);
+  a.k = arg(k_h, "kernel", a.x);
+  a.r = arg(r_h, "recurrent_kernel", a.x);
+  return a;
+}
+
+// The shapes of x, kernel, recurrent_kernel (check_weights) and h0; N, T, I, U.
+Dims check_rnn_args(const char* op, const RnnArgs& a, int gates) {
+  Dims d = check_weights(op, a.x, a.k, a.r, gates);
+  check_state(op, a.h0, "h0", d);
+  return d;
+}
+
+// A backward op's saved forward outputs, hs (N,T,U) and cache (N,T,cache_cols)
+// unless it is null, then dhs; returns whether dhs holds every step.
+bool check_saved(const char* op, const py::array& dhs, const py::array& hs,
+                 const py::array* cache, int64_t cache_cols, const Dims& d) {
+  check_seq(op, hs, "hs", d, d.U);
+  if (cache) check_seq(op, *cache, "cache", d, cache_cols);
+  return check_dhs(op, dhs, d);
+}
+
 template <typename T>
 const T* ptr(const py::array& a) {
   return static_cast<const T*>(a.data());
@@ -154,16 +186,13 @@ py::array simple_rnn_typed(py::array x, py::array h0, py::array k, py::array r, 
 py::array simple_rnn_entry(py::handle x_h, py::handle h0_h, py::handle k_h, py::handle r_h,
                            py::object b_h, const std::string& activation) {
   const char* op = "simple_rnn";
-  py::array x = require_array(x_h, "x");
-  char kind = float_kind(x, "x");
-  py::array h0 = arg(h0_h, "h0", x), k = arg(k_h, "kernel", x), r = arg(r_h, "recurrent_kernel", x);
-  py::object b = opt_arg(b_h, "bias", x);
+  RnnArgs a = rnn_args(x_h, h0_h, k_h, r_h);
+  py::object b = opt_arg(b_h, "bias", a.x);
   RnnActivation act = parse_rnn_activation(activation);
-  Dims d = check_weights(op, x, k, r, 1);
-  check_state(op, h0, "h0", d);
+  Dims d = check_rnn_args(op, a, 1);
   check_bias(op, b, d, 1, false);
-  if (kind == 'f') return simple_rnn_typed<float>(x, h0, k, r, b, d, act);
-  return simple_rnn_typed<double>(x, h0, k, r, b, d, act);
+  if (a.kind == 'f') return simple_rnn_typed<float>(a.x, a.h0, a.k, a.r, b, d, act);
+  return simple_rnn_typed<double>(a.x, a.h0, a.k, a.r, b, d, act);
 }
 
 template <typename T>
@@ -188,17 +217,14 @@ py::tuple simple_rnn_backward_entry(py::handle dhs_h, py::handle x_h, py::handle
                                     py::handle k_h, py::handle r_h, py::handle hs_h,
                                     const std::string& activation) {
   const char* op = "simple_rnn_backward";
-  py::array x = require_array(x_h, "x");
-  char kind = float_kind(x, "x");
-  py::array dhs = arg(dhs_h, "dhs", x), h0 = arg(h0_h, "h0", x), k = arg(k_h, "kernel", x);
-  py::array r = arg(r_h, "recurrent_kernel", x), hs = arg(hs_h, "hs", x);
+  RnnArgs a = rnn_args(x_h, h0_h, k_h, r_h);
+  py::array dhs = arg(dhs_h, "dhs", a.x), hs = arg(hs_h, "hs", a.x);
   RnnActivation act = parse_rnn_activation(activation);
-  Dims d = check_weights(op, x, k, r, 1);
-  check_state(op, h0, "h0", d);
-  check_seq(op, hs, "hs", d, d.U);
-  bool all_steps = check_dhs(op, dhs, d);
-  if (kind == 'f') return simple_rnn_backward_typed<float>(dhs, all_steps, x, h0, k, r, hs, d, act);
-  return simple_rnn_backward_typed<double>(dhs, all_steps, x, h0, k, r, hs, d, act);
+  Dims d = check_rnn_args(op, a, 1);
+  bool all_steps = check_saved(op, dhs, hs, nullptr, 0, d);
+  if (a.kind == 'f')
+    return simple_rnn_backward_typed<float>(dhs, all_steps, a.x, a.h0, a.k, a.r, hs, d, act);
+  return simple_rnn_backward_typed<double>(dhs, all_steps, a.x, a.h0, a.k, a.r, hs, d, act);
 }
 
 // ------------------------------------------------------------ LSTM
@@ -226,17 +252,14 @@ py::tuple lstm_typed(py::array x, py::array h0, py::array c0, py::array k, py::a
 py::tuple lstm_entry(py::handle x_h, py::handle h0_h, py::handle c0_h, py::handle k_h,
                      py::handle r_h, py::object b_h, bool return_cache) {
   const char* op = "lstm";
-  py::array x = require_array(x_h, "x");
-  char kind = float_kind(x, "x");
-  py::array h0 = arg(h0_h, "h0", x), c0 = arg(c0_h, "c0", x), k = arg(k_h, "kernel", x);
-  py::array r = arg(r_h, "recurrent_kernel", x);
-  py::object b = opt_arg(b_h, "bias", x);
-  Dims d = check_weights(op, x, k, r, 4);
-  check_state(op, h0, "h0", d);
+  RnnArgs a = rnn_args(x_h, h0_h, k_h, r_h);
+  py::array c0 = arg(c0_h, "c0", a.x);
+  py::object b = opt_arg(b_h, "bias", a.x);
+  Dims d = check_rnn_args(op, a, 4);
   check_state(op, c0, "c0", d);
   check_bias(op, b, d, 4, false);
-  if (kind == 'f') return lstm_typed<float>(x, h0, c0, k, r, b, d, return_cache);
-  return lstm_typed<double>(x, h0, c0, k, r, b, d, return_cache);
+  if (a.kind == 'f') return lstm_typed<float>(a.x, a.h0, c0, a.k, a.r, b, d, return_cache);
+  return lstm_typed<double>(a.x, a.h0, c0, a.k, a.r, b, d, return_cache);
 }
 
 template <typename T>
@@ -263,23 +286,18 @@ py::tuple lstm_backward_entry(py::handle dhs_h, py::object dcT_h, py::handle x_h
                               py::handle c0_h, py::handle k_h, py::handle r_h, py::handle hs_h,
                               py::handle cache_h) {
   const char* op = "lstm_backward";
-  py::array x = require_array(x_h, "x");
-  char kind = float_kind(x, "x");
-  py::array dhs = arg(dhs_h, "dhs", x);
-  py::object dcT = opt_arg(dcT_h, "dc_T", x);
-  py::array h0 = arg(h0_h, "h0", x), c0 = arg(c0_h, "c0", x), k = arg(k_h, "kernel", x);
-  py::array r = arg(r_h, "recurrent_kernel", x), hs = arg(hs_h, "hs", x);
-  py::array cache = arg(cache_h, "cache", x);
-  Dims d = check_weights(op, x, k, r, 4);
-  check_state(op, h0, "h0", d);
+  RnnArgs a = rnn_args(x_h, h0_h, k_h, r_h);
+  py::array dhs = arg(dhs_h, "dhs", a.x);
+  py::object dcT = opt_arg(dcT_h, "dc_T", a.x);
+  py::array c0 = arg(c0_h, "c0", a.x), hs = arg(hs_h, "hs", a.x);
+  py::array cache = arg(cache_h, "cache", a.x);
+  Dims d = check_rnn_args(op, a, 4);
   check_state(op, c0, "c0", d);
   if (!dcT.is_none()) check_state(op, py::reinterpret_borrow<py::array>(dcT), "dc_T", d);
-  check_seq(op, hs, "hs", d, d.U);
-  check_seq(op, cache, "cache", d, 5 * d.U);
-  bool all_steps = check_dhs(op, dhs, d);
-  if (kind == 'f')
-    return lstm_backward_typed<float>(dhs, all_steps, dcT, x, h0, c0, k, r, hs, cache, d);
-  return lstm_backward_typed<double>(dhs, all_steps, dcT, x, h0, c0, k, r, hs, cache, d);
+  bool all_steps = check_saved(op, dhs, hs, &cache, 5 * d.U, d);
+  if (a.kind == 'f')
+    return lstm_backward_typed<float>(dhs, all_steps, dcT, a.x, a.h0, c0, a.k, a.r, hs, cache, d);
+  return lstm_backward_typed<double>(dhs, all_steps, dcT, a.x, a.h0, c0, a.k, a.r, hs, cache, d);
 }
 
 // ------------------------------------------------------------ GRU
@@ -307,16 +325,12 @@ py::object gru_typed(py::array x, py::array h0, py::array k, py::array r, py::ob
 py::object gru_entry(py::handle x_h, py::handle h0_h, py::handle k_h, py::handle r_h,
                      py::object b_h, bool return_cache) {
   const char* op = "gru";
-  py::array x = require_array(x_h, "x");
-  char kind = float_kind(x, "x");
-  py::array h0 = arg(h0_h, "h0", x), k = arg(k_h, "kernel", x);
-  py::array r = arg(r_h, "recurrent_kernel", x);
-  py::object b = opt_arg(b_h, "bias", x);
-  Dims d = check_weights(op, x, k, r, 3);
-  check_state(op, h0, "h0", d);
+  RnnArgs a = rnn_args(x_h, h0_h, k_h, r_h);
+  py::object b = opt_arg(b_h, "bias", a.x);
+  Dims d = check_rnn_args(op, a, 3);
   check_bias(op, b, d, 3, true);
-  if (kind == 'f') return gru_typed<float>(x, h0, k, r, b, d, return_cache);
-  return gru_typed<double>(x, h0, k, r, b, d, return_cache);
+  if (a.kind == 'f') return gru_typed<float>(a.x, a.h0, a.k, a.r, b, d, return_cache);
+  return gru_typed<double>(a.x, a.h0, a.k, a.r, b, d, return_cache);
 }
 
 template <typename T>
@@ -342,20 +356,16 @@ py::tuple gru_backward_entry(py::handle dhs_h, py::handle x_h, py::handle h0_h, 
                              py::handle r_h, py::object b_h, py::handle hs_h,
                              py::handle cache_h) {
   const char* op = "gru_backward";
-  py::array x = require_array(x_h, "x");
-  char kind = float_kind(x, "x");
-  py::array dhs = arg(dhs_h, "dhs", x), h0 = arg(h0_h, "h0", x), k = arg(k_h, "kernel", x);
-  py::array r = arg(r_h, "recurrent_kernel", x);
-  py::object b = opt_arg(b_h, "bias", x);
-  py::array hs = arg(hs_h, "hs", x), cache = arg(cache_h, "cache", x);
-  Dims d = check_weights(op, x, k, r, 3);
-  check_state(op, h0, "h0", d);
+  RnnArgs a = rnn_args(x_h, h0_h, k_h, r_h);
+  py::array dhs = arg(dhs_h, "dhs", a.x);
+  py::object b = opt_arg(b_h, "bias", a.x);
+  py::array hs = arg(hs_h, "hs", a.x), cache = arg(cache_h, "cache", a.x);
+  Dims d = check_rnn_args(op, a, 3);
   check_bias(op, b, d, 3, true);
-  check_seq(op, hs, "hs", d, d.U);
-  check_seq(op, cache, "cache", d, 4 * d.U);
-  bool all_steps = check_dhs(op, dhs, d);
-  if (kind == 'f') return gru_backward_typed<float>(dhs, all_steps, x, h0, k, r, hs, cache, d);
-  return gru_backward_typed<double>(dhs, all_steps, x, h0, k, r, hs, cache, d);
+  bool all_steps = check_saved(op, dhs, hs, &cache, 4 * d.U, d);
+  if (a.kind == 'f')
+    return gru_backward_typed<float>(dhs, all_steps, a.x, a.h0, a.k, a.r, hs, cache, d);
+  return gru_backward_typed<double>(dhs, all_steps, a.x, a.h0, a.k, a.r, hs, cache, d);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Average pooling; loops as in max_pool2d.cpp (inner loop over channels).
 #include "cpu/avg_pool2d.h"
+#include "cpu/pool_window.h"
 
 #include <cstring>
 
@@ -12,13 +13,9 @@ void avg_pool2d_forward(T* y, const T* x, const Conv2dGeom& g, const Context& ct
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t n = r / g.OH, oh = r % g.OH;
     const T* xn = x + n * g.H * g.W * C;
-    int64_t h0, h1;
-    valid_taps(oh, g.H, g.KH, g.SH, 1, g.PT, &h0, &h1);
-    const int64_t ih0 = oh * g.SH - g.PT;
+    const auto [h0, h1, ih0] = pool_rows(g, oh);
     for (int64_t ow = 0; ow < g.OW; ++ow) {
-      int64_t w0, w1;
-      valid_taps(ow, g.W, g.KW, g.SW, 1, g.PL, &w0, &w1);
-      const int64_t iw0 = ow * g.SW - g.PL;
+      const auto [w0, w1, iw0] = pool_cols(g, ow);
       T* yp = y + (r * g.OW + ow) * C;
       std::memset(yp, 0, sizeof(T) * C);
       for (int64_t kh = h0; kh < h1; ++kh)
@@ -41,13 +38,9 @@ void avg_pool2d_backward(T* dx, const T* dy, const Conv2dGeom& g, const Context&
     T* dxn = dx + n * image;
     std::memset(dxn, 0, sizeof(T) * image);
     for (int64_t oh = 0; oh < g.OH; ++oh) {
-      int64_t h0, h1;
-      valid_taps(oh, g.H, g.KH, g.SH, 1, g.PT, &h0, &h1);
-      const int64_t ih0 = oh * g.SH - g.PT;
+      const auto [h0, h1, ih0] = pool_rows(g, oh);
       for (int64_t ow = 0; ow < g.OW; ++ow) {
-        int64_t w0, w1;
-        valid_taps(ow, g.W, g.KW, g.SW, 1, g.PL, &w0, &w1);
-        const int64_t iw0 = ow * g.SW - g.PL;
+        const auto [w0, w1, iw0] = pool_cols(g, ow);
         const T* dyp = dy + ((n * g.OH + oh) * g.OW + ow) * C;
         const T scale = T(1) / T((h1 - h0) * (w1 - w0));
         for (int64_t kh = h0; kh < h1; ++kh)

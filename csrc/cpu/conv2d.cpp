@@ -171,20 +171,21 @@ int thread_id() {
 #endif
 }
 
-// y = act(conv(x, w) + b) by the direct kernels; threads take contiguous
-// ranges of bands (their writes are independent).
-template <typename T>
-void direct_conv_forward(T* y, const T* x, const T* w, const T* b, const Conv2dGeom& g,
-                         bool relu, const Context& ctx) {
-  const int64_t K = g.KH * g.KW * g.C, F = g.F;
-  const DirectPlan plan = direct_plan(g);
+// How many threads share the direct kernels' N * bands items: at most one per item.
+int band_threads(const Conv2dGeom& g, const DirectPlan& plan, const Context& ctx) {
+  return int(std::min<int64_t>(ctx.nthreads, g.N * plan.bands));
+}
+
+// Runs body(tid, base, m0, m1) for every band of every image: output pixels
+// [m0, m1), base[p] pointing at the first tap of pixel m0 + p (direct_band).
+// nt threads take contiguous ranges of bands; tid is the thread's number.
+// The band buffers come from ctx.arena (the caller's ArenaScope).
+template <typename T, typename Body>
+void for_each_band(const T* x, const Conv2dGeom& g, const DirectPlan& plan, int nt,
+                   const Context& ctx, Body&& body) {
   const int64_t items = g.N * plan.bands, buf_size = direct_buf_size(plan, g);
-  const int nt = int(std::min<int64_t>(ctx.nthreads, items));
-  ArenaScope scope(ctx.arena);
   T* bufs = ctx.arena->alloc<T>(nt * buf_size);
   const T** bases = ctx.arena->alloc<const T*>(nt * plan.band_rows * g.OW);
-  int64_t* off = ctx.arena->alloc<int64_t>(K);
-  tap_offsets(off, g, plan.Wp);
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
   for (int64_t item = 0; item < items; ++item) {
     const int tid = nt > 1 ? thread_id() : 0;
@@ -192,9 +193,33 @@ void direct_conv_forward(T* y, const T* x, const T* w, const T* b, const Conv2dG
     const int64_t n = item / plan.bands, oh0 = item % plan.bands * plan.band_rows;
     const int64_t oh1 = std::min(oh0 + plan.band_rows, g.OH);
     direct_band(bufs + tid * buf_size, base, x, g, plan.Wp, n, oh0, oh1);
-    const int64_t m0 = (n * g.OH + oh0) * g.OW;
-    direct_forward<T>(ctx.isa, y + m0 * F, base, off, w, b, (oh1 - oh0) * g.OW, K, F, relu);
+    body(tid, base, (n * g.OH + oh0) * g.OW, (n * g.OH + oh1) * g.OW);
   }
+}
+
+// out (len,) = the sum of the count partial results parts (count,len), added
+// in order (so results do not depend on timing). Overwrites out.
+template <typename T>
+void sum_parts(T* out, const T* parts, int count, int64_t len) {
+  std::copy(parts, parts + len, out);
+  for (int t = 1; t < count; ++t)
+    for (int64_t i = 0; i < len; ++i) out[i] += parts[t * len + i];
+}
+
+// y = act(conv(x, w) + b) by the direct kernels; threads take contiguous
+// ranges of bands (their writes are independent).
+template <typename T>
+void direct_conv_forward(T* y, const T* x, const T* w, const T* b, const Conv2dGeom& g,
+                         bool relu, const Context& ctx) {
+  const int64_t K = g.KH * g.KW * g.C, F = g.F;
+  const DirectPlan plan = direct_plan(g);
+  const int nt = band_threads(g, plan, ctx);
+  ArenaScope scope(ctx.arena);
+  int64_t* off = ctx.arena->alloc<int64_t>(K);
+  tap_offsets(off, g, plan.Wp);
+  for_each_band(x, g, plan, nt, ctx, [&](int, const T* const* base, int64_t m0, int64_t m1) {
+    direct_forward<T>(ctx.isa, y + m0 * F, base, off, w, b, m1 - m0, K, F, relu);
+  });
 }
 
 // acc (F,) += column sums of dy rows [m0, m1).
@@ -213,36 +238,20 @@ void direct_conv_dw(T* dw, T* db, const T* dy, const T* x, const Conv2dGeom& g,
                     const Context& ctx) {
   const int64_t K = g.KH * g.KW * g.C, F = g.F;
   const DirectPlan plan = direct_plan(g);
-  const int64_t items = g.N * plan.bands, buf_size = direct_buf_size(plan, g);
-  const int nt = int(std::min<int64_t>(ctx.nthreads, items));
+  const int nt = band_threads(g, plan, ctx);
   ArenaScope scope(ctx.arena);
-  T* bufs = ctx.arena->alloc<T>(nt * buf_size);
-  const T** bases = ctx.arena->alloc<const T*>(nt * plan.band_rows * g.OW);
   T* dw_all = ctx.arena->alloc<T>(nt * K * F);
   T* db_all = ctx.arena->alloc<T>(nt * F);
   std::fill(dw_all, dw_all + nt * K * F, T(0));
   std::fill(db_all, db_all + nt * F, T(0));
   int64_t* off = ctx.arena->alloc<int64_t>(K);
   tap_offsets(off, g, plan.Wp);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-  for (int64_t item = 0; item < items; ++item) {
-    const int tid = nt > 1 ? thread_id() : 0;
-    const T** base = bases + tid * plan.band_rows * g.OW;
-    const int64_t n = item / plan.bands, oh0 = item % plan.bands * plan.band_rows;
-    const int64_t oh1 = std::min(oh0 + plan.band_rows, g.OH);
-    direct_band(bufs + tid * buf_size, base, x, g, plan.Wp, n, oh0, oh1);
-    const int64_t m0 = (n * g.OH + oh0) * g.OW, m1 = (n * g.OH + oh1) * g.OW;
+  for_each_band(x, g, plan, nt, ctx, [&](int tid, const T* const* base, int64_t m0, int64_t m1) {
     direct_dw<T>(ctx.isa, dw_all + tid * K * F, base, off, dy + m0 * F, m1 - m0, K, F);
     if (db) add_column_sums(db_all + tid * F, dy, F, m0, m1);
-  }
-  std::copy(dw_all, dw_all + K * F, dw);
-  for (int t = 1; t < nt; ++t)
-    for (int64_t i = 0; i < K * F; ++i) dw[i] += dw_all[t * K * F + i];
-  if (db) {
-    std::copy(db_all, db_all + F, db);
-    for (int t = 1; t < nt; ++t)
-      for (int64_t f = 0; f < F; ++f) db[f] += db_all[t * F + f];
-  }
+  });
+  sum_parts(dw, dw_all, nt, K * F);
+  if (db) sum_parts(db, db_all, nt, F);
 }
 
 // With stride 1, dx is itself a convolution: of dy, padded by the window
@@ -430,11 +439,7 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
     const T* p = dw_part + (t - 1) * K * F;
     for (int64_t i = 0; i < K * F; ++i) dw[i] += p[i];
   }
-  if (db) {
-    std::copy(db_part, db_part + F, db);
-    for (int t = 1; t < groups; ++t)
-      for (int64_t f = 0; f < F; ++f) db[f] += db_part[t * F + f];
-  }
+  if (db) sum_parts(db, db_part, groups, F);
 }
 
 #define FASTDL_INSTANTIATE(T)                                                                   \

@@ -114,24 +114,31 @@ struct Problem {
   int64_t nc;    // most columns in a block (a multiple of NR)
 };
 
-// A(mc, kc) -> panels of MR rows: panel r holds element (r*MR + i, p) at
-// ap[r*MR*kc + p*MR + i]. Rows past mc in the last panel are left unset (the
-// kernel for that row count never reads them). Row-major A goes through
-// pack_a_rows: MR rows of A become the MR-tall columns of a panel.
-template <typename T, int MR>
-void pack_a_rows(T* ap /* panels */, const T* a /* (mc,kc) row stride rs */, int64_t rs,
-                 int64_t mc, int64_t kc) {
-  const int64_t full = mc / MR * MR;
-  for (int64_t ir = 0; ir < full; ir += MR)
-    transpose_rows<T, MR>(ap + ir * kc, MR, a + ir * rs, rs, kc);
-  if (full < mc) {
-    T* dst = ap + full * kc;
-    const T* src = a + full * rs;
-    const int mr = int(mc - full);
-    for (int i = 0; i < mr; ++i)
-      for (int64_t p = 0; p < kc; ++p) dst[p * MR + i] = src[i * rs + p];
+// count rows of src (kc long each, row stride lds) -> panels of W: W rows of
+// src become the W-wide rows of a panel, so panel r holds element p of src row
+// r*W + j at dst[r*W*kc + p*W + j]. Packs row-major A (rows of A) and
+// column-major B (columns of B). The missing rows of a last, partial panel are
+// zero when zero_tail (B: full-width loads are safe), else left unset (A: the
+// kernel for that row count never reads them).
+template <typename T, int W>
+void pack_transposed(T* dst /* panels */, const T* src /* (count,kc) row stride lds */,
+                     int64_t lds, int64_t count, int64_t kc, bool zero_tail) {
+  const int64_t full = count / W * W;
+  for (int64_t r = 0; r < full; r += W)
+    transpose_rows<T, W>(dst + r * kc, W, src + r * lds, lds, kc);
+  if (full < count) {
+    T* d = dst + full * kc;
+    const T* s = src + full * lds;
+    const int w = int(count - full);
+    if (zero_tail) std::fill(d, d + kc * W, T(0));
+    for (int j = 0; j < w; ++j)
+      for (int64_t p = 0; p < kc; ++p) d[p * W + j] = s[j * lds + p];
   }
 }
+
+// A(mc, kc) -> panels of MR rows: panel r holds element (r*MR + i, p) at
+// ap[r*MR*kc + p*MR + i]. Rows past mc in the last panel are left unset (the
+// kernel for that row count never reads them).
 
 // Not inlined: the packing loops get the registers to themselves.
 template <typename T>
@@ -140,9 +147,9 @@ __attribute__((noinline)) void pack_a(T* ap /* (ceil(mc/MR)*MR, kc) panels */,
                                       int64_t mc, int64_t kc, int MR) {
   if (cs == 1) {            // rows contiguous (row-major A)
     switch (MR) {
-      case 4: return pack_a_rows<T, 4>(ap, a, rs, mc, kc);
-      case 6: return pack_a_rows<T, 6>(ap, a, rs, mc, kc);
-      case 8: return pack_a_rows<T, 8>(ap, a, rs, mc, kc);
+      case 4: return pack_transposed<T, 4>(ap, a, rs, mc, kc, false);
+      case 6: return pack_transposed<T, 6>(ap, a, rs, mc, kc, false);
+      case 8: return pack_transposed<T, 8>(ap, a, rs, mc, kc, false);
       default: break;
     }
   }
@@ -187,24 +194,6 @@ void pack_b_rows(T* bp /* panels */, const T* b /* (kc,nc) row stride rs */, int
   }
 }
 
-// Column-major B (a transposed view): NR columns of B become the NR-wide rows
-// of a panel.
-template <typename T, int NR>
-void pack_b_cols(T* bp /* panels */, const T* b /* (kc,nc) column stride cs */, int64_t cs,
-                 int64_t kc, int64_t nc) {
-  const int64_t full = nc / NR * NR;
-  for (int64_t jr = 0; jr < full; jr += NR)
-    transpose_rows<T, NR>(bp + jr * kc, NR, b + jr * cs, cs, kc);
-  if (full < nc) {
-    T* dst = bp + full * kc;
-    const T* src = b + full * cs;
-    const int nr = int(nc - full);
-    std::fill(dst, dst + kc * NR, T(0));
-    for (int j = 0; j < nr; ++j)
-      for (int64_t p = 0; p < kc; ++p) dst[p * NR + j] = src[j * cs + p];
-  }
-}
-
 // Not inlined: the packing loops get the registers to themselves.
 template <typename T>
 __attribute__((noinline)) void pack_b(T* bp /* (kc, ceil(nc/NR)*NR) panels */,
@@ -220,10 +209,10 @@ __attribute__((noinline)) void pack_b(T* bp /* (kc, ceil(nc/NR)*NR) panels */,
     }
   } else if (rs == 1) {     // columns contiguous (transposed B)
     switch (NR) {
-      case 4: return pack_b_cols<T, 4>(bp, b, cs, kc, nc);
-      case 8: return pack_b_cols<T, 8>(bp, b, cs, kc, nc);
-      case 16: return pack_b_cols<T, 16>(bp, b, cs, kc, nc);
-      case 32: return pack_b_cols<T, 32>(bp, b, cs, kc, nc);
+      case 4: return pack_transposed<T, 4>(bp, b, cs, nc, kc, true);
+      case 8: return pack_transposed<T, 8>(bp, b, cs, nc, kc, true);
+      case 16: return pack_transposed<T, 16>(bp, b, cs, nc, kc, true);
+      case 32: return pack_transposed<T, 32>(bp, b, cs, nc, kc, true);
       default: break;
     }
   }

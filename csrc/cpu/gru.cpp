@@ -19,11 +19,7 @@
 
 namespace fastdl::cpu {
 
-using rnn_detail::column_sums;
-using rnn_detail::for_batch_slices;
-using rnn_detail::shift_states;
-using rnn_detail::step_gemm;
-using rnn_detail::transpose;
+using namespace rnn_detail;  // the shared plumbing in rnn_util.h
 
 template <typename T>
 void gru_forward(T* hs, T* cache, const T* x, const T* h0, const T* kernel, const T* recurrent,
@@ -35,23 +31,19 @@ void gru_forward(T* hs, T* cache, const T* x, const T* h0, const T* kernel, cons
   const RnnRows<T>& pass = rnn_rows<T>(ctx.isa);  // gate math for this ISA
   for_batch_slices(N, ctx, [&](int64_t n0, int64_t n1, const Context& cx) {
     const int64_t nb = n1 - n0;
-    if (nb == 0) return;
     ArenaScope scope(cx.arena);
     T* hp = cx.arena->alloc<T>(nb * G);  // (nb,3U) h_{t-1} R + b_rec of one step
     T* cache_s = cache + n0 * LC;
     T* hs_s = hs + n0 * LU;
-    GemmEpilogue<T> ep_in, ep_rec;
-    ep_in.bias = bias_in;
+    GemmEpilogue<T> ep_rec;
     ep_rec.bias = bias_rec;
     // Input projection of every step of the slice, b_in fused, into the gate columns.
-    gemm<T>(cache_s, C, 1, x + n0 * L * I, I, 1, kernel, G, 1, nb * L, G, I, T(1), T(0), ep_in,
-            cx);
+    input_projection<T>(cache_s, C, x + n0 * L * I, kernel, bias_in, nb * L, I, G, cx);
     for (int64_t t = 0; t < L; ++t) {
-      const T* hprev = t == 0 ? h0 + n0 * U : hs_s + (t - 1) * U;
-      const int64_t rs_h = t == 0 ? U : LU;
-      step_gemm<T>(hp, G, hprev, rs_h, recurrent, G, nb, G, U, T(0), ep_rec, cx);
+      const StateRows<T> hprev = prev_state(h0, hs_s, n0, t, L, U);
+      step_gemm<T>(hp, G, hprev.p, hprev.rs, recurrent, G, nb, G, U, T(0), ep_rec, cx);
       for (int64_t n = 0; n < nb; ++n)
-        pass.gru_forward(cache_s + n * LC + t * C, hp + n * G, hprev + n * rs_h,
+        pass.gru_forward(cache_s + n * LC + t * C, hp + n * G, hprev.p + n * hprev.rs,
                          hs_s + n * LU + t * U, U);
     }
   });
@@ -74,7 +66,6 @@ void gru_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, const T* d
   const RnnRows<T>& pass = rnn_rows<T>(ctx.isa);  // gate math for this ISA
   for_batch_slices(N, ctx, [&](int64_t n0, int64_t n1, const Context& cx) {
     const int64_t nb = n1 - n0;
-    if (nb == 0) return;
     T* dgx_s = dgx + n0 * LG;
     T* dgh_s = dgh + n0 * LG;
     const T* cache_s = cache + n0 * LC;
@@ -84,34 +75,24 @@ void gru_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, const T* d
     for (int64_t t = L - 1; t >= 0; --t) {
       if (t < L - 1)  // dh += dgh_{t+1} R^T (dh holds the direct part dh_{t+1} z)
         step_gemm<T>(dh, U, dgh_s + (t + 1) * G, LG, rec_t, U, nb, U, G, T(1), none, cx);
-      const T* dout = dhs_all_steps ? dhs + n0 * LU + t * U : (t == L - 1 ? dhs + n0 * U : nullptr);
-      const int64_t rs_d = dhs_all_steps ? LU : U;
-      if (dout)  // dh += dhs_t
+      const StateRows<T> dout = step_dhs(dhs, dhs_all_steps, n0, t, L, U);
+      if (dout.p)  // dh += dhs_t
         for (int64_t n = 0; n < nb; ++n)
-          for (int64_t u = 0; u < U; ++u) dh[n * U + u] += dout[n * rs_d + u];
-      const T* hprev_t = t == 0 ? h0 + n0 * U : hs_s + (t - 1) * U;
-      const int64_t rs_h = t == 0 ? U : LU;
+          for (int64_t u = 0; u < U; ++u) dh[n * U + u] += dout.p[n * dout.rs + u];
+      const StateRows<T> hprev_t = prev_state(h0, hs_s, n0, t, L, U);
       for (int64_t n = 0; n < nb; ++n)
         pass.gru_backward(dgx_s + n * LG + t * G, dgh_s + n * LG + t * G, dh + n * U,
-                          cache_s + n * LC + t * C, hprev_t + n * rs_h, U);
+                          cache_s + n * LC + t * C, hprev_t.p + n * hprev_t.rs, U);
     }
     // dh0 = direct part + dgh_0 R^T; dx = dgx W^T (all steps of the slice at once).
     gemm<T>(dh, U, 1, dgh_s, LG, 1, rec_t, U, 1, nb, U, G, T(1), T(1), none, cx);
-    gemm<T>(dx + n0 * L * I, I, 1, dgx_s, G, 1, kernel, 1, G, nb * L, I, G, T(1), T(0), none, cx);
+    input_gradient<T>(dx + n0 * L * I, dgx_s, kernel, nb * L, I, G, cx);
     shift_states(hprev, h0, hs, n0, n1, L, U);
   });
-  // Weight gradients: one GEMM each over all N*L rows (threaded inside gemm).
-  const int64_t rows = N * L;
-  if (rows == 0) {  // empty batch: nothing to sum
-    std::fill(dkernel, dkernel + I * G, T(0));
-    std::fill(drecurrent, drecurrent + U * G, T(0));
-    std::fill(dbias, dbias + 2 * G, T(0));
-    return;
-  }
-  gemm<T>(dkernel, G, 1, x, 1, I, dgx, G, 1, I, G, rows, T(1), T(0), none, ctx);
-  gemm<T>(drecurrent, G, 1, hprev, 1, U, dgh, G, 1, U, G, rows, T(1), T(0), none, ctx);
-  column_sums(dbias, dgx, rows, G, G);
-  column_sums(dbias + G, dgh, rows, G, G);
+  // Weight gradients over all N*L rows at once.
+  weight_gradients<T>(dkernel, drecurrent, x, hprev, dgx, dgh, N * L, I, U, G, ctx);
+  column_sums(dbias, dgx, N * L, G, G);
+  column_sums(dbias + G, dgh, N * L, G, G);
 }
 
 #define FASTDL_INSTANTIATE(T)                                                                     \

@@ -18,11 +18,7 @@
 
 namespace fastdl::cpu {
 
-using rnn_detail::column_sums;
-using rnn_detail::for_batch_slices;
-using rnn_detail::shift_states;
-using rnn_detail::step_gemm;
-using rnn_detail::transpose;
+using namespace rnn_detail;  // the shared plumbing in rnn_util.h
 
 template <typename T>
 void lstm_forward(T* hs, T* cT, T* cache, const T* x, const T* h0, const T* c0, const T* kernel,
@@ -35,20 +31,16 @@ void lstm_forward(T* hs, T* cT, T* cache, const T* x, const T* h0, const T* c0, 
   const RnnRows<T>& pass = rnn_rows<T>(ctx.isa);  // gate math for this ISA
   for_batch_slices(N, ctx, [&](int64_t n0, int64_t n1, const Context& cx) {
     const int64_t nb = n1 - n0;
-    if (nb == 0) return;
     T* cache_s = cache + n0 * LC;
     T* hs_s = hs + n0 * LU;
     // Input projection of every step of the slice, bias fused, into the gate columns.
-    GemmEpilogue<T> ep;
-    ep.bias = bias;
-    gemm<T>(cache_s, C, 1, x + n0 * L * I, I, 1, kernel, G, 1, nb * L, G, I, T(1), T(0), ep, cx);
+    input_projection<T>(cache_s, C, x + n0 * L * I, kernel, bias, nb * L, I, G, cx);
     for (int64_t t = 0; t < L; ++t) {
       T* gt = cache_s + t * C;  // row n of this step at gt + n * LC
-      const T* hprev = t == 0 ? h0 + n0 * U : hs_s + (t - 1) * U;
-      const int64_t rs_h = t == 0 ? U : LU;
+      const StateRows<T> hprev = prev_state(h0, hs_s, n0, t, L, U);
       const T* cprev = t == 0 ? c0 + n0 * U : gt - C + G;
       const int64_t rs_c = t == 0 ? U : LC;
-      step_gemm<T>(gt, LC, hprev, rs_h, recurrent, G, nb, G, U, T(1), none, cx);
+      step_gemm<T>(gt, LC, hprev.p, hprev.rs, recurrent, G, nb, G, U, T(1), none, cx);
       for (int64_t n = 0; n < nb; ++n)
         pass.lstm_forward(gt + n * LC, cprev + n * rs_c, hs_s + n * LU + t * U, U);
     }
@@ -73,7 +65,6 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dkernel, T* drecurrent, T* dbias, c
   const RnnRows<T>& pass = rnn_rows<T>(ctx.isa);  // gate math for this ISA
   for_batch_slices(N, ctx, [&](int64_t n0, int64_t n1, const Context& cx) {
     const int64_t nb = n1 - n0;
-    if (nb == 0) return;
     T* dg_s = dg + n0 * LG;
     const T* cache_s = cache + n0 * LC;
     T* dh = dh0 + n0 * U;  // (nb,U) dh_t from the recurrence; ends as dh0
@@ -85,12 +76,12 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dkernel, T* drecurrent, T* dbias, c
     for (int64_t t = L - 1; t >= 0; --t) {
       T* dgt = dg_s + t * G;  // row n at dgt + n * LG
       // dh = dhs_t + dgates_{t+1} R^T: the loss's part first, then the GEMM adds.
-      const T* dout = dhs_all_steps ? dhs + n0 * LU + t * U : (t == L - 1 ? dhs + n0 * U : nullptr);
-      const int64_t rs_d = dhs_all_steps ? LU : U;
-      if (dout)
-        for (int64_t n = 0; n < nb; ++n) std::memcpy(dh + n * U, dout + n * rs_d, sizeof(T) * U);
+      const StateRows<T> dout = step_dhs(dhs, dhs_all_steps, n0, t, L, U);
+      if (dout.p)
+        for (int64_t n = 0; n < nb; ++n)
+          std::memcpy(dh + n * U, dout.p + n * dout.rs, sizeof(T) * U);
       if (t < L - 1)
-        step_gemm<T>(dh, U, dgt + G, LG, rec_t, U, nb, U, G, dout ? T(1) : T(0), none, cx);
+        step_gemm<T>(dh, U, dgt + G, LG, rec_t, U, nb, U, G, dout.p ? T(1) : T(0), none, cx);
       for (int64_t n = 0; n < nb; ++n) {
         const T* g = cache_s + n * LC + t * C;
         const T* cp = t == 0 ? c0 + (n0 + n) * U : g - C + G;
@@ -99,20 +90,12 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dkernel, T* drecurrent, T* dbias, c
     }
     // dh0 = dgates_0 R^T, dx = dgates W^T (all steps of the slice at once).
     gemm<T>(dh, U, 1, dg_s, LG, 1, rec_t, U, 1, nb, U, G, T(1), T(0), none, cx);
-    gemm<T>(dx + n0 * L * I, I, 1, dg_s, G, 1, kernel, 1, G, nb * L, I, G, T(1), T(0), none, cx);
+    input_gradient<T>(dx + n0 * L * I, dg_s, kernel, nb * L, I, G, cx);
     shift_states(hprev, h0, hs, n0, n1, L, U);
   });
-  // Weight gradients: one GEMM each over all N*L rows (threaded inside gemm).
-  const int64_t rows = N * L;
-  if (rows == 0) {  // empty batch: nothing to sum
-    std::fill(dkernel, dkernel + I * G, T(0));
-    std::fill(drecurrent, drecurrent + U * G, T(0));
-    std::fill(dbias, dbias + G, T(0));
-    return;
-  }
-  gemm<T>(dkernel, G, 1, x, 1, I, dg, G, 1, I, G, rows, T(1), T(0), none, ctx);
-  gemm<T>(drecurrent, G, 1, hprev, 1, U, dg, G, 1, U, G, rows, T(1), T(0), none, ctx);
-  column_sums(dbias, dg, rows, G, G);
+  // Weight gradients over all N*L rows at once.
+  weight_gradients<T>(dkernel, drecurrent, x, hprev, dg, dg, N * L, I, U, G, ctx);
+  column_sums(dbias, dg, N * L, G, G);
 }
 
 #define FASTDL_INSTANTIATE(T)                                                                    \

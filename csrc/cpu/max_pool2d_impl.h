@@ -3,7 +3,7 @@
 // with FASTDL_POOL_NS set to the level's namespace; max_pool2d.cpp dispatches.
 // Every inner loop runs over the C contiguous channels of one pixel, so it
 // vectorises at the file's width; the window loops around it visit only the
-// taps inside x (valid_taps), so padding needs no special values. Nothing
+// taps inside x (pool_window.h), so padding needs no special values. Nothing
 // here may instantiate an inline function shared with generic code (such as
 // the Arena's), so scratch memory comes from the dispatcher.
 #include <cstdint>
@@ -13,6 +13,7 @@
 
 #include "common/conv_geometry.h"
 #include "cpu/context.h"  // Context, read only
+#include "cpu/pool_window.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -41,13 +42,9 @@ void max_pool2d_forward_impl(T* y, const T* x, const Conv2dGeom& g, const Contex
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t n = r / g.OH, oh = r % g.OH;
     const T* xn = x + n * g.H * g.W * C;
-    int64_t h0, h1;
-    valid_taps(oh, g.H, g.KH, g.SH, 1, g.PT, &h0, &h1);
-    const int64_t ih0 = oh * g.SH - g.PT;
+    const auto [h0, h1, ih0] = pool_rows(g, oh);
     for (int64_t ow = 0; ow < g.OW; ++ow) {
-      int64_t w0, w1;
-      valid_taps(ow, g.W, g.KW, g.SW, 1, g.PL, &w0, &w1);
-      const int64_t iw0 = ow * g.SW - g.PL;
+      const auto [w0, w1, iw0] = pool_cols(g, ow);
       T* yp = y + (r * g.OW + ow) * C;
       std::memcpy(yp, xn + ((ih0 + h0) * g.W + iw0 + w0) * C, sizeof(T) * C);
       for (int64_t kh = h0; kh < h1; ++kh) {
@@ -87,13 +84,9 @@ void max_pool2d_backward_impl(T* dx, const T* dy, const T* x, T* scratch, const 
     T* dxn = dx + n * image;
     if (!tiles) std::memset(dxn, 0, sizeof(T) * image);
     for (int64_t oh = 0; oh < g.OH; ++oh) {
-      int64_t h0, h1;
-      valid_taps(oh, g.H, g.KH, g.SH, 1, g.PT, &h0, &h1);
-      const int64_t ih0 = oh * g.SH - g.PT;
+      const auto [h0, h1, ih0] = pool_rows(g, oh);
       for (int64_t ow = 0; ow < g.OW; ++ow) {
-        int64_t w0, w1;
-        valid_taps(ow, g.W, g.KW, g.SW, 1, g.PL, &w0, &w1);
-        const int64_t iw0 = ow * g.SW - g.PL;
+        const auto [w0, w1, iw0] = pool_cols(g, ow);
         const T* __restrict dyp = dy + ((n * g.OH + oh) * g.OW + ow) * C;
         // Pass 1: the window maximum of each channel.
         std::memcpy(m, xn + ((ih0 + h0) * g.W + iw0 + w0) * C, sizeof(T) * C);

@@ -28,10 +28,10 @@ namespace fastdl::cpu::rnn_detail {
 
 constexpr int64_t kMinRowsPerThread = 4;
 
-// Runs body(n0, n1, ctx1) over slices [n0, n1) covering [0, N). With several
-// threads each slice runs on its own OpenMP thread with a single-threaded
-// Context and its own arena (thread 0 keeps ctx.arena); with one thread there
-// is no parallel region at all.
+// Runs body(n0, n1, ctx1) over slices [n0, n1) covering [0, N); never with an
+// empty slice (nothing runs when N = 0). With several threads each slice runs
+// on its own OpenMP thread with a single-threaded Context and its own arena
+// (thread 0 keeps ctx.arena); with one thread there is no parallel region.
 template <typename Body>
 void for_batch_slices(int64_t N, const Context& ctx, Body&& body) {
   int64_t nt = std::min<int64_t>(ctx.nthreads, N / kMinRowsPerThread);
@@ -50,7 +50,70 @@ void for_batch_slices(int64_t N, const Context& ctx, Body&& body) {
     return;
   }
 #endif
-  body(int64_t(0), N, ctx);  // one slice; its GEMMs may still use ctx.nthreads
+  if (N > 0) body(int64_t(0), N, ctx);  // one slice; its GEMMs may still use ctx.nthreads
+}
+
+// A (nb,U) block of states with its row stride, e.g. h_{t-1} of one slice.
+template <typename T>
+struct StateRows {
+  const T* p;
+  int64_t rs;
+};
+
+// h_{t-1} of the slice starting at batch row n0: h0 (row stride U) at t = 0,
+// else step t-1 of the slice's hs_s (N,L,U) (row stride L*U).
+template <typename T>
+StateRows<T> prev_state(const T* h0 /* (N,U) */, const T* hs_s /* (nb,L,U) */, int64_t n0,
+                        int64_t t, int64_t L, int64_t U) {
+  if (t == 0) return {h0 + n0 * U, U};
+  return {hs_s + (t - 1) * U, L * U};
+}
+
+// The loss's gradient for step t of the slice starting at n0: dhs is (N,L,U)
+// when dhs_all_steps, else (N,U) for the last step only ({nullptr, 0} at the
+// other steps).
+template <typename T>
+StateRows<T> step_dhs(const T* dhs, bool dhs_all_steps, int64_t n0, int64_t t, int64_t L,
+                      int64_t U) {
+  if (dhs_all_steps) return {dhs + n0 * L * U + t * U, L * U};
+  if (t == L - 1) return {dhs + n0 * U, U};
+  return {nullptr, 0};
+}
+
+// out (rows,G) row stride rs_out = x (rows,I) kernel (I,G) + bias: the input
+// side of every step of a slice in one GEMM. Overwrites out.
+template <typename T>
+void input_projection(T* out, int64_t rs_out, const T* x /* (rows,I) */,
+                      const T* kernel /* (I,G) */, const T* bias /* (G) */, int64_t rows,
+                      int64_t I, int64_t G, const Context& ctx) {
+  GemmEpilogue<T> ep;
+  ep.bias = bias;
+  gemm<T>(out, rs_out, 1, x, I, 1, kernel, G, 1, rows, G, I, T(1), T(0), ep, ctx);
+}
+
+// dx (rows,I) = dg (rows,G) kernel^T: the input gradient of every step of a
+// slice in one GEMM. Overwrites dx.
+template <typename T>
+void input_gradient(T* dx /* (rows,I) */, const T* dg /* (rows,G) */,
+                    const T* kernel /* (I,G) */, int64_t rows, int64_t I, int64_t G, const Context& ctx) {
+  gemm<T>(dx, I, 1, dg, G, 1, kernel, 1, G, rows, I, G, T(1), T(0), GemmEpilogue<T>(), ctx);
+}
+
+// dkernel (I,G) = x^T dgx and drecurrent (U,G) = hprev^T dgh over all rows =
+// N*L rows (zeros when there are none), threaded inside gemm. Overwrites both.
+template <typename T>
+void weight_gradients(T* dkernel /* (I,G) */, T* drecurrent /* (U,G) */,
+                      const T* x /* (rows,I) */, const T* hprev /* (rows,U) */,
+                      const T* dgx /* (rows,G) */, const T* dgh /* (rows,G) */, int64_t rows,
+                      int64_t I, int64_t U, int64_t G, const Context& ctx) {
+  if (rows == 0) {  // empty batch: nothing to sum
+    std::fill(dkernel, dkernel + I * G, T(0));
+    std::fill(drecurrent, drecurrent + U * G, T(0));
+    return;
+  }
+  const GemmEpilogue<T> none;
+  gemm<T>(dkernel, G, 1, x, 1, I, dgx, G, 1, I, G, rows, T(1), T(0), none, ctx);
+  gemm<T>(drecurrent, G, 1, hprev, 1, U, dgh, G, 1, U, G, rows, T(1), T(0), none, ctx);
 }
 
 // The per-step product C (m,n) = h (m,k) . W (k,n) + beta C, with W row-major
@@ -100,7 +163,7 @@ void transpose(T* dst /* (cols,rows) */, const T* src /* (rows,cols) */, int64_t
 }
 
 // out[j] = sum over rows of a[r, j]; a has rows rows of width cols, row stride rs.
-// Overwrites out (cols,).
+// Overwrites out (cols,), with zeros when rows = 0.
 template <typename T>
 void column_sums(T* out /* (cols,) */, const T* a /* (rows,cols) stride rs */, int64_t rows,
                  int64_t cols, int64_t rs) {

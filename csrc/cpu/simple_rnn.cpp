@@ -18,11 +18,7 @@
 namespace fastdl::cpu {
 namespace {
 
-using rnn_detail::column_sums;
-using rnn_detail::for_batch_slices;
-using rnn_detail::shift_states;
-using rnn_detail::step_gemm;
-using rnn_detail::transpose;
+using namespace rnn_detail;  // the shared plumbing in rnn_util.h
 
 // dz *= act'(h) over one row (act' read from the output h).
 template <typename T>
@@ -49,17 +45,13 @@ void simple_rnn_forward(T* hs, const T* x, const T* h0, const T* kernel, const T
   const RnnRows<T>& pass = rnn_rows<T>(ctx.isa);  // gate math for this ISA
   for_batch_slices(N, ctx, [&](int64_t n0, int64_t n1, const Context& c) {
     const int64_t nb = n1 - n0;
-    if (nb == 0) return;
     T* hs_s = hs + n0 * LU;
     // Input projection of every step of the slice, bias fused.
-    GemmEpilogue<T> ep;
-    ep.bias = bias;
-    gemm<T>(hs_s, U, 1, x + n0 * L * I, I, 1, kernel, U, 1, nb * L, U, I, T(1), T(0), ep, c);
+    input_projection<T>(hs_s, U, x + n0 * L * I, kernel, bias, nb * L, I, U, c);
     for (int64_t t = 0; t < L; ++t) {
-      const T* hprev = t == 0 ? h0 + n0 * U : hs_s + (t - 1) * U;
-      const int64_t rs_prev = t == 0 ? U : LU;
+      const StateRows<T> hprev = prev_state(h0, hs_s, n0, t, L, U);
       T* ht = hs_s + t * U;
-      step_gemm<T>(ht, LU, hprev, rs_prev, recurrent, U, nb, U, U, T(1), step_ep, c);
+      step_gemm<T>(ht, LU, hprev.p, hprev.rs, recurrent, U, nb, U, U, T(1), step_ep, c);
       if (act == RnnActivation::tanh)
         for (int64_t n = 0; n < nb; ++n) pass.tanh_row(ht + n * LU, U);
     }
@@ -80,36 +72,27 @@ void simple_rnn_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, con
   const GemmEpilogue<T> none;
   for_batch_slices(N, ctx, [&](int64_t n0, int64_t n1, const Context& c) {
     const int64_t nb = n1 - n0;
-    if (nb == 0) return;
     T* dz_s = dz + n0 * LU;
     const T* hs_s = hs + n0 * LU;
     for (int64_t t = L - 1; t >= 0; --t) {
       T* dzt = dz_s + t * U;  // row n at dzt + n * LU
       // dz_t = (dhs_t + dz_{t+1} R^T) * act'(h_t): the loss's part first, the GEMM adds.
-      const T* dout = dhs_all_steps ? dhs + n0 * LU + t * U : (t == L - 1 ? dhs + n0 * U : nullptr);
-      const int64_t rs_d = dhs_all_steps ? LU : U;
-      if (dout)
-        for (int64_t n = 0; n < nb; ++n) std::memcpy(dzt + n * LU, dout + n * rs_d, sizeof(T) * U);
+      const StateRows<T> dout = step_dhs(dhs, dhs_all_steps, n0, t, L, U);
+      if (dout.p)
+        for (int64_t n = 0; n < nb; ++n)
+          std::memcpy(dzt + n * LU, dout.p + n * dout.rs, sizeof(T) * U);
       if (t < L - 1)
-        step_gemm<T>(dzt, LU, dzt + U, LU, rec_t, U, nb, U, U, dout ? T(1) : T(0), none, c);
+        step_gemm<T>(dzt, LU, dzt + U, LU, rec_t, U, nb, U, U, dout.p ? T(1) : T(0), none, c);
       for (int64_t n = 0; n < nb; ++n) grad_row(dzt + n * LU, hs_s + t * U + n * LU, U, act);
     }
     // dh0 = dz_0 R^T, dx = dz W^T (all steps of the slice at once).
     gemm<T>(dh0 + n0 * U, U, 1, dz_s, LU, 1, rec_t, U, 1, nb, U, U, T(1), T(0), none, c);
-    gemm<T>(dx + n0 * L * I, I, 1, dz_s, U, 1, kernel, 1, U, nb * L, I, U, T(1), T(0), none, c);
+    input_gradient<T>(dx + n0 * L * I, dz_s, kernel, nb * L, I, U, c);
     shift_states(hprev, h0, hs, n0, n1, L, U);
   });
-  // Weight gradients: one GEMM each over all N*L rows (threaded inside gemm).
-  const int64_t rows = N * L;
-  if (rows == 0) {  // empty batch: nothing to sum
-    std::fill(dkernel, dkernel + I * U, T(0));
-    std::fill(drecurrent, drecurrent + U * U, T(0));
-    std::fill(dbias, dbias + U, T(0));
-    return;
-  }
-  gemm<T>(dkernel, U, 1, x, 1, I, dz, U, 1, I, U, rows, T(1), T(0), none, ctx);
-  gemm<T>(drecurrent, U, 1, hprev, 1, U, dz, U, 1, U, U, rows, T(1), T(0), none, ctx);
-  column_sums(dbias, dz, rows, U, U);
+  // Weight gradients over all N*L rows at once.
+  weight_gradients<T>(dkernel, drecurrent, x, hprev, dz, dz, N * L, I, U, U, ctx);
+  column_sums(dbias, dz, N * L, U, U);
 }
 
 #define FASTDL_INSTANTIATE(T)                                                                   \

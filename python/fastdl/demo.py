@@ -9,7 +9,6 @@ also offline. It says which data it used, shows the training progress and prints
     python -m fastdl.demo --dataset fashion_mnist --epochs 3 --plot demo.png
 """
 import argparse
-import os
 import sys
 import time
 
@@ -95,16 +94,8 @@ def plot(path, history, x_test, y_test, predicted, class_names, title):
         a.axis("off")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    d, base = os.path.split(os.path.abspath(path))
-    stem, ext = os.path.splitext(base)
-    tmp = os.path.join(d, f".{stem}.tmp{ext or '.png'}")
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    from ._fileio import save_figure
+    save_figure(fig, path, dpi=100)
     return True
 
 

@@ -26,8 +26,14 @@ def _fans(shape):
 
 
 class Initializer:
+    seed = None
+
     def __call__(self, shape, dtype="float32"):
         raise NotImplementedError
+
+    def _rng(self):
+        """A generator seeded by self.seed, or fastdl's global one (set_seed) without a seed."""
+        return np.random.default_rng(self.seed) if self.seed is not None else _random.generator()
 
     def get_config(self):
         return {}
@@ -62,9 +68,6 @@ class RandomNormal(Initializer):
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         self.mean, self.stddev, self.seed = mean, stddev, seed
 
-    def _rng(self):
-        return np.random.default_rng(self.seed) if self.seed is not None else _random.generator()
-
     def __call__(self, shape, dtype="float32"):
         return self._rng().normal(self.mean, self.stddev, size=shape).astype(dtype)
 
@@ -75,9 +78,6 @@ class RandomNormal(Initializer):
 class RandomUniform(Initializer):
     def __init__(self, minval=-0.05, maxval=0.05, seed=None):
         self.minval, self.maxval, self.seed = minval, maxval, seed
-
-    def _rng(self):
-        return np.random.default_rng(self.seed) if self.seed is not None else _random.generator()
 
     def __call__(self, shape, dtype="float32"):
         return self._rng().uniform(self.minval, self.maxval, size=shape).astype(dtype)
@@ -97,7 +97,7 @@ class _VarianceScaling(Initializer):
         fan_in, fan_out = _fans(shape)
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
         var = self.scale / max(1.0, n)
-        rng = np.random.default_rng(self.seed) if self.seed is not None else _random.generator()
+        rng = self._rng()
         if self.distribution == "uniform":
             lim = math.sqrt(3.0 * var)
             return rng.uniform(-lim, lim, size=shape).astype(dtype)
@@ -140,7 +140,7 @@ class Orthogonal(Initializer):
         shape = tuple(shape)
         rows = math.prod(shape[:-1]) if len(shape) > 1 else 1
         cols = shape[-1]
-        rng = np.random.default_rng(self.seed) if self.seed is not None else _random.generator()
+        rng = self._rng()
         a = rng.normal(0.0, 1.0, size=(max(rows, cols), min(rows, cols)))
         q, r = np.linalg.qr(a)
         q *= np.sign(np.diag(r))

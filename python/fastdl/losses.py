@@ -16,6 +16,12 @@ __all__ = ["Loss", "SparseCategoricalCrossentropy", "CategoricalCrossentropy",
            "mean_squared_error", "mean_absolute_error", "mse", "mae"]
 
 
+def _float_array(y):
+    """y as an array of float32 or float64 (other dtypes become float32)."""
+    y = np.asarray(y)
+    return y if y.dtype in (np.float32, np.float64) else y.astype(np.float32)
+
+
 class Loss:
     name = "loss"
     sparse = False         # targets are integer class indices
@@ -27,9 +33,7 @@ class Loss:
             self.name = name
 
     def __call__(self, y_true, y_pred):
-        y_pred = np.asarray(y_pred)
-        if y_pred.dtype not in (np.float32, np.float64):
-            y_pred = y_pred.astype(np.float32)
+        y_pred = _float_array(y_pred)
         return float(self._value_and_grad(self._prepare_targets(y_true, y_pred.dtype), y_pred,
                                           None, want_grad=False)[0])
 
@@ -71,57 +75,57 @@ class SparseCategoricalCrossentropy(Loss):
         return ops._loss_kernel("categorical_xent", y_pred, onehot, out, want_grad)
 
 
-class CategoricalCrossentropy(Loss):
+class _KernelLoss(Loss):
+    """A cross-entropy computed by one C++ loss kernel: _kernel on probabilities,
+    _logits_kernel when from_logits; _logits_kernel also serves the fused path."""
+    _kernel = None
+    _logits_kernel = None
+
+    def _fused(self, logits, y_true, out, want_grad=True):
+        loss, d = ops._loss_kernel(self._logits_kernel, logits, y_true, out, want_grad)
+        return loss, d, None
+
+    def _value_and_grad(self, y_true, y_pred, out, want_grad=True):
+        kind = self._logits_kernel if self.from_logits else self._kernel
+        return ops._loss_kernel(kind, y_pred, y_true, out, want_grad)
+
+
+class CategoricalCrossentropy(_KernelLoss):
     name = "categorical_crossentropy"
     fuses_with = "softmax"
-
-    def _fused(self, logits, y_true, out, want_grad=True):
-        loss, d = ops._loss_kernel("softmax_xent", logits, y_true, out, want_grad)
-        return loss, d, None
-
-    def _value_and_grad(self, y_true, y_pred, out, want_grad=True):
-        kind = "softmax_xent" if self.from_logits else "categorical_xent"
-        return ops._loss_kernel(kind, y_pred, y_true, out, want_grad)
+    _kernel, _logits_kernel = "categorical_xent", "softmax_xent"
 
 
-class BinaryCrossentropy(Loss):
+class BinaryCrossentropy(_KernelLoss):
     name = "binary_crossentropy"
     fuses_with = "sigmoid"
+    _kernel, _logits_kernel = "binary_xent", "sigmoid_xent"
 
-    def _fused(self, logits, y_true, out, want_grad=True):
-        loss, d = ops._loss_kernel("sigmoid_xent", logits, y_true, out, want_grad)
-        return loss, d, None
+
+class _RegressionLoss(Loss):
+    """A regression loss of one C++ kernel; from_logits is ignored and not in the config."""
+    _kernel = None
 
     def _value_and_grad(self, y_true, y_pred, out, want_grad=True):
-        kind = "sigmoid_xent" if self.from_logits else "binary_xent"
-        return ops._loss_kernel(kind, y_pred, y_true, out, want_grad)
+        return ops._loss_kernel(self._kernel, y_pred, y_true, out, want_grad)
+
+    def get_config(self):
+        return {"name": self.name}
 
 
-class MeanSquaredError(Loss):
+class MeanSquaredError(_RegressionLoss):
     name = "mean_squared_error"
-
-    def _value_and_grad(self, y_true, y_pred, out, want_grad=True):
-        return ops._loss_kernel("mse", y_pred, y_true, out, want_grad)
-
-    def get_config(self):
-        return {"name": self.name}
+    _kernel = "mse"
 
 
-class MeanAbsoluteError(Loss):
+class MeanAbsoluteError(_RegressionLoss):
     name = "mean_absolute_error"
-
-    def _value_and_grad(self, y_true, y_pred, out, want_grad=True):
-        return ops._loss_kernel("mae", y_pred, y_true, out, want_grad)
-
-    def get_config(self):
-        return {"name": self.name}
+    _kernel = "mae"
 
 
 # Keras' functional forms: per-sample losses.
 def _per_sample(cls, y_true, y_pred, **kw):
-    y_pred = np.asarray(y_pred)
-    if y_pred.dtype not in (np.float32, np.float64):
-        y_pred = y_pred.astype(np.float32)
+    y_pred = _float_array(y_pred)
     loss = cls(**kw)
     y_true = loss._prepare_targets(y_true, y_pred.dtype)
     return np.array([loss._value_and_grad(y_true[i:i + 1], y_pred[i:i + 1], None, False)[0]

@@ -13,7 +13,6 @@ import math
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 
@@ -21,6 +20,7 @@ import numpy as np
 
 from . import _random, callbacks as callbacks_mod, layers as layers_mod, losses as losses_mod
 from . import metrics as metrics_mod, ops, optimizers as optimizers_mod
+from ._fileio import atomic_file
 from .layers import _shape_str
 
 __all__ = ["Model", "Sequential", "load_model"]
@@ -663,19 +663,9 @@ def _bytes(n):
 
 def _write_npz(path, header, arrays):
     """Write to a temporary file in the same folder, then rename over path."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            meta = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
-            np.savez(f, __fastdl__=meta, **{k: np.asarray(layers_mod._to_numpy(v)) for k, v in arrays.items()})
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_file(path, "wb") as f:
+        meta = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+        np.savez(f, __fastdl__=meta, **{k: np.asarray(layers_mod._to_numpy(v)) for k, v in arrays.items()})
 
 
 def _read_npz(path):

@@ -217,39 +217,35 @@ def conv2d_backward(dy, x, w, *, strides=1, padding="valid", dilation_rate=1, ne
                               _pair(dilation_rate, "dilation_rate"), same, pads, bool(need_dx))
 
 
-def _pool_args(pool_size, strides, padding):
+def _pool(name, arrays, pool_size, strides, padding):
+    """Run pooling op ``name`` on ``arrays`` (x, or dy and x): on the GPU when they live there."""
+    x = arrays[-1]
+    if type(x) is not _ndarray and _on_gpu(*arrays):
+        return getattr(_cuda_module(), name)(*arrays, pool_size, strides, padding)
     pool = _pair(pool_size, "pool_size")
     st = pool if strides is None else _pair(strides, "strides")
     same, pads = _padding(padding)
-    return pool, st, same, pads
+    return getattr(_C, name)(*arrays, pool, st, same, pads)
 
 
 def max_pool2d(x, pool_size=2, strides=None, padding="valid"):
     """Max pooling, channels-last (N,H,W,C) -> (N,OH,OW,C); strides None = pool_size."""
-    if type(x) is not _ndarray and _on_gpu(x):
-        return _cuda_module().max_pool2d(x, pool_size, strides, padding)
-    return _C.max_pool2d(x, *_pool_args(pool_size, strides, padding))
+    return _pool("max_pool2d", (x,), pool_size, strides, padding)
 
 
 def max_pool2d_backward(dy, x, *, pool_size=2, strides=None, padding="valid"):
     """dx of max_pool2d: dy goes to the first maximum of each window (TensorFlow's ties)."""
-    if type(x) is not _ndarray and _on_gpu(dy, x):
-        return _cuda_module().max_pool2d_backward(dy, x, pool_size, strides, padding)
-    return _C.max_pool2d_backward(dy, x, *_pool_args(pool_size, strides, padding))
+    return _pool("max_pool2d_backward", (dy, x), pool_size, strides, padding)
 
 
 def avg_pool2d(x, pool_size=2, strides=None, padding="valid"):
     """Average pooling, channels-last; padding is not counted in the average."""
-    if type(x) is not _ndarray and _on_gpu(x):
-        return _cuda_module().avg_pool2d(x, pool_size, strides, padding)
-    return _C.avg_pool2d(x, *_pool_args(pool_size, strides, padding))
+    return _pool("avg_pool2d", (x,), pool_size, strides, padding)
 
 
 def avg_pool2d_backward(dy, x, *, pool_size=2, strides=None, padding="valid"):
     """dx of avg_pool2d."""
-    if type(x) is not _ndarray and _on_gpu(dy, x):
-        return _cuda_module().avg_pool2d_backward(dy, x, pool_size, strides, padding)
-    return _C.avg_pool2d_backward(dy, x, *_pool_args(pool_size, strides, padding))
+    return _pool("avg_pool2d_backward", (dy, x), pool_size, strides, padding)
 
 
 def global_avg_pool2d(x):

@@ -9,13 +9,12 @@ import argparse
 import datetime
 import importlib
 import json
-import os
 import sys
-import tempfile
 import time
 import traceback
 
 from . import _common
+from .._fileio import atomic_file
 
 SUITES = ["gemm", "conv", "pool", "rnn", "train"]
 
@@ -42,18 +41,8 @@ def _jsonable(v):
 
 def write_atomic(path, text):
     """Write text to path through a temporary file in the same folder and os.replace."""
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".bench-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_file(path, "w", prefix=".bench-") as f:
+        f.write(text)
 
 
 def parse_args(argv=None):

@@ -9,6 +9,7 @@ Column names: a throughput column carries its unit, e.g. ``"fastdl GFLOP/s"``, `
 whose name ends in a rate unit (see ``rate_columns``), one group of bars per row, the row labelled
 by its text columns (shape, threads, ...). Ratio columns ("fastdl/PyTorch") are not drawn.
 """
+import contextlib
 import os
 import platform
 import statistics
@@ -95,6 +96,56 @@ def timeit(fn, *, warmup=2, repeat=7, min_time=0.05):
             fn()
         samples.append((time.perf_counter() - t0) / inner)
     return statistics.median(samples)
+
+
+def side_by_side(fns, *, repeat=7, min_time=0.05, warmup=2):
+    """Median seconds per call of each fn, samples interleaved so that machine
+    noise hits all of them alike."""
+    inner = []
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+        t0 = time.perf_counter()
+        fn()
+        inner.append(max(1, int(min_time / max(time.perf_counter() - t0, 1e-9))))
+    samples = [[] for _ in fns]
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            for _ in range(inner[i]):
+                fn()
+            samples[i].append((time.perf_counter() - t0) / inner[i])
+    return [statistics.median(s) for s in samples]
+
+
+def time_passes(passes, *, repeat):
+    """Time each (name, fastdl fn, torch fn or None, work) of ``passes`` side by side;
+    yield (name, fastdl seconds, torch seconds or None, work)."""
+    for name, ffn, tfn, work in passes:
+        times = side_by_side([ffn] + ([tfn] if tfn else []), repeat=repeat)
+        yield name, times[0], (times[1] if tfn else None), work
+
+
+@contextlib.contextmanager
+def threads_restored(torch):
+    """Give fastdl's (and torch's, when not None) thread counts back on exit."""
+    import fastdl
+    old = fastdl.get_num_threads()
+    old_torch = torch.get_num_threads() if torch else None
+    try:
+        yield
+    finally:
+        fastdl.set_num_threads(old)
+        if torch:
+            torch.set_num_threads(old_torch)
+
+
+def set_threads(n, torch):
+    """Run fastdl (and torch, when not None) on n threads."""
+    import fastdl
+    fastdl.set_num_threads(n)
+    if torch:
+        torch.set_num_threads(n)
 
 
 def torch_or_none():

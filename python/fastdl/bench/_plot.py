@@ -1,8 +1,8 @@
 """--plot: bar charts of the throughput columns (fastdl against NumPy and PyTorch), one per table."""
-import os
 import sys
 
 from ._common import rate_columns
+from .._fileio import save_figure
 
 MATPLOTLIB_MISSING = ("--plot needs matplotlib, which is not installed: pip install matplotlib "
                       "(or pip install 'fastdl[plot]'); the tables above are complete without it")
@@ -71,14 +71,5 @@ def plot(tables, path, title=None):
     if title:
         fig.suptitle(title, fontsize=8)
     fig.tight_layout()
-    d = os.path.dirname(os.path.abspath(path))
-    base, ext = os.path.splitext(os.path.basename(path))
-    tmp = os.path.join(d, f".{base}.tmp{ext or '.png'}")
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    save_figure(fig, path, dpi=110)
     return True

@@ -11,10 +11,9 @@ does not require grad; fastdl gets need_dx=False).
 """
 import numpy as np
 
-import fastdl
 from fastdl import ops
 
-from ._common import Table, torch_or_none
+from ._common import Table, set_threads, threads_restored, time_passes, torch_or_none
 
 # name, batch, (H, W, C), filters, kernel, padding, first layer
 LAYERS = [
@@ -44,28 +43,6 @@ def peak_gflops(threads):
     return (_peak_one[0] * threads,
             f"measured one-thread FMA peak {_peak_one[0]:.0f} GFLOP/s (ops.fma_peak_gflops, best "
             f"of 3) times the threads")
-
-
-def side_by_side(fns, *, repeat=7, min_time=0.05, warmup=2):
-    """Median seconds per call of each fn, samples interleaved so that machine
-    noise hits all of them alike."""
-    import time
-    import statistics
-    inner = []
-    for fn in fns:
-        for _ in range(warmup):
-            fn()
-        t0 = time.perf_counter()
-        fn()
-        inner.append(max(1, int(min_time / max(time.perf_counter() - t0, 1e-9))))
-    samples = [[] for _ in fns]
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            for _ in range(inner[i]):
-                fn()
-            samples[i].append((time.perf_counter() - t0) / inner[i])
-    return [statistics.median(s) for s in samples]
 
 
 def _torch_case(torch, x, w, b, dy, pad, first):
@@ -107,10 +84,8 @@ def run(opts):
     table = Table("conv2d float32, fastdl vs PyTorch (channels_last, oneDNN)",
                   ["layer", "threads", "pass", "fastdl ms", "torch ms", "fastdl GFLOP/s",
                    "torch GFLOP/s", "fastdl % peak", "speedup vs torch"])
-    old = fastdl.get_num_threads()
-    old_torch = torch.get_num_threads() if torch else None
     peak_note = None
-    try:
+    with threads_restored(torch):
         for name, n, (h, w_, c), f, k, padding, first in LAYERS:
             x = rng.standard_normal((n, h, w_, c)).astype(np.float32)
             w = (rng.standard_normal((k, k, c, f)) / np.sqrt(k * k * c)).astype(np.float32)
@@ -134,17 +109,11 @@ def run(opts):
 
             tcase = _torch_case(torch, x, w, b, dy, pad, first) if torch else (None,) * 3
             for t in opts.thread_list:
-                fastdl.set_num_threads(t)
-                if torch:
-                    torch.set_num_threads(t)
+                set_threads(t, torch)
                 peak, peak_note = peak_gflops(t)
-                for pname, ffn, tfn, flop in (("fwd", ffwd, tcase[0], flop_f),
-                                             ("bwd", fbwd, tcase[1], flop_b),
-                                             ("fwd+bwd", fboth, tcase[2], flop_f + flop_b)):
-                    fns = [ffn] + ([tfn] if tfn else [])
-                    times = side_by_side(fns, repeat=repeat)
-                    tf = times[0]
-                    tt = times[1] if tfn else None
+                passes = (("fwd", ffwd, tcase[0], flop_f), ("bwd", fbwd, tcase[1], flop_b),
+                          ("fwd+bwd", fboth, tcase[2], flop_f + flop_b))
+                for pname, tf, tt, flop in time_passes(passes, repeat=repeat):
                     table.rows.append({
                         "layer": name, "threads": t, "pass": pname,
                         "fastdl ms": tf * 1e3, "torch ms": tt * 1e3 if tt else None,
@@ -153,10 +122,6 @@ def run(opts):
                         "fastdl % peak": 100.0 * flop / tf / 1e9 / peak,
                         "speedup vs torch": tt / tf if tt else None,
                     })
-    finally:
-        fastdl.set_num_threads(old)
-        if torch:
-            torch.set_num_threads(old_torch)
     table.notes.append(f"Peak: {peak_note}. speedup = torch time / fastdl time (> 1: fastdl "
                        f"faster). Backward FLOPs: dw + dx (dw only for the first layer, whose "
                        f"input needs no gradient: need_dx=False / requires_grad=False).")

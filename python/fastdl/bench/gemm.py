@@ -53,18 +53,14 @@ def _gemm_table(opts, torch):
     cols = ["shape (m, k, n)", "threads", "fastdl GFLOP/s", "NumPy GFLOP/s", "PyTorch GFLOP/s",
             "fastdl / NumPy", "fastdl / PyTorch", "fastdl % peak", "NumPy % peak"]
     t = _common.Table("sgemm (float32, C = A @ B into a preallocated C)", cols)
-    saved = ops.get_num_threads()
-    saved_torch = torch.get_num_threads() if torch else None
     # Peak of n threads: n times the one-thread FMA loop (all n cores at once
     # cannot be had reliably on a busy shared machine; the n-thread loop is
     # measured too and reported as a check).
     peak1 = ops.fma_peak_gflops(1)
     peaks, measured = {}, {}
-    try:
+    with _common.threads_restored(torch):
         for nt in opts.thread_list:
-            ops.set_num_threads(nt)
-            if torch:
-                torch.set_num_threads(nt)
+            _common.set_threads(nt, torch)
             measured[nt] = peak1 if nt == 1 else ops.fma_peak_gflops(nt)
             peaks[nt] = max(nt * peak1, measured[nt])
             with _common.blas_threads(nt):
@@ -88,10 +84,6 @@ def _gemm_table(opts, torch):
                                    "fastdl / PyTorch": _ratio(f, pt),
                                    "fastdl % peak": 100 * f / peaks[nt],
                                    "NumPy % peak": 100 * npy / peaks[nt]})
-    finally:
-        ops.set_num_threads(saved)
-        if torch:
-            torch.set_num_threads(saved_torch)
     info = ops.gemm_kernel_info("float32")
     peak_txt = ", ".join(
         f"{nt} thread{'s' if nt > 1 else ''}: {peaks[nt]:.0f} GFLOP/s"

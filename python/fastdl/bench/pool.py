@@ -11,11 +11,9 @@ forward reads x and writes y; backward reads x and dy and writes dx.
 """
 import numpy as np
 
-import fastdl
 from fastdl import ops
 
-from ._common import Table, torch_or_none
-from .conv import side_by_side
+from ._common import Table, set_threads, threads_restored, time_passes, torch_or_none
 
 SHAPES = [(128, 26, 26, 32), (128, 11, 11, 64)]
 
@@ -28,9 +26,7 @@ def run(opts):
     table = Table("max_pool2d 2x2 float32, fastdl vs PyTorch (channels_last)",
                   ["input", "threads", "pass", "fastdl ms", "torch ms", "fastdl GB/s",
                    "torch GB/s", "speedup vs torch"])
-    old = fastdl.get_num_threads()
-    old_torch = torch.get_num_threads() if torch else None
-    try:
+    with threads_restored(torch):
         for shape in SHAPES:
             x = rng.standard_normal(shape).astype(np.float32)
             y = ops.max_pool2d(x, 2)
@@ -71,15 +67,10 @@ def run(opts):
 
                 tfns = (tfwd, tbwd, tboth)
             for t in opts.thread_list:
-                fastdl.set_num_threads(t)
-                if torch:
-                    torch.set_num_threads(t)
-                for pname, ffn, tfn, nbytes in (("fwd", ffwd, tfns[0], bytes_f),
-                                               ("bwd", fbwd, tfns[1], bytes_b),
-                                               ("fwd+bwd", fboth, tfns[2], bytes_f + bytes_b)):
-                    times = side_by_side([ffn] + ([tfn] if tfn else []), repeat=repeat)
-                    tf = times[0]
-                    tt = times[1] if tfn else None
+                set_threads(t, torch)
+                passes = (("fwd", ffwd, tfns[0], bytes_f), ("bwd", fbwd, tfns[1], bytes_b),
+                          ("fwd+bwd", fboth, tfns[2], bytes_f + bytes_b))
+                for pname, tf, tt, nbytes in time_passes(passes, repeat=repeat):
                     table.rows.append({
                         "input": "x".join(map(str, shape)), "threads": t, "pass": pname,
                         "fastdl ms": tf * 1e3, "torch ms": tt * 1e3 if tt else None,
@@ -87,10 +78,6 @@ def run(opts):
                         "torch GB/s": nbytes / tt / 1e9 if tt else None,
                         "speedup vs torch": tt / tf if tt else None,
                     })
-    finally:
-        fastdl.set_num_threads(old)
-        if torch:
-            torch.set_num_threads(old_torch)
     table.notes.append("speedup = torch time / fastdl time (> 1: fastdl faster). Torch's forward "
                        "alone runs without grad (no indices); in fwd+bwd it saves indices.")
     if not torch:

@@ -74,9 +74,7 @@ def run(opts):
             "fastdl fwd+bwd ms", "torch fwd+bwd ms", "fwd+bwd x", "fastdl fwd+bwd GFLOP/s"]
     table = _common.Table("Recurrent layers, whole sequences, float32 (x = torch time / fastdl time)",
                           cols)
-    old_threads = fastdl.get_num_threads()
-    old_torch_threads = torch.get_num_threads() if torch else None
-    try:
+    with _common.threads_restored(torch):
         for cell, G in CELLS:
             for (N, T, I, U) in shapes:
                 rng = np.random.default_rng(0)
@@ -110,10 +108,6 @@ def run(opts):
                         "fwd+bwd x": None if t_train_t is None else t_train_t / t_train,
                         "fastdl fwd+bwd GFLOP/s": flops / t_train / 1e9,
                     })
-    finally:
-        fastdl.set_num_threads(old_threads)
-        if torch is not None:
-            torch.set_num_threads(old_torch_threads)
     table.notes.append("torch: " + (f"{torch.__version__}, its own CPU RNN kernels (oneDNN for the "
                                     "float32 LSTM where available)" if torch else "not installed"))
     table.notes.append("Targets with 2 threads: SimpleRNN fwd+bwd >= 2x, LSTM and GRU >= 1.3x.")

@@ -348,3 +348,40 @@ def reachable(url, timeout=3.0):
     t.start()
     t.join(timeout)
     return bool(ok)
+
+
+_LOAD_DATA_DOC = """Load {title} as ``(x_train, y_train), (x_test, y_test)``.
+
+    x_train: uint8 (60000, 28, 28), y_train: uint8 (60000,), x_test: uint8 (10000, 28, 28),
+    y_test: uint8 (10000,); pixels 0..255 (0 = background), labels 0..9{labels}.
+
+    path: a folder holding the four IDX files (``.gz`` or not){npz}; looked at first. download:
+    fetch into ``~/.fastdl/datasets/{name}`` when the data is nowhere on disk (checked by
+    SHA-256). mirror: base URL(s) to download from instead of the default mirrors (also
+    ``$FASTDL_DATA_MIRROR``). timeout: seconds per network operation. verbose: progress on
+    stderr while downloading.
+
+    Raises FileNotFoundError, listing every place looked at, when the data is not on disk and
+    cannot be downloaded; ValueError naming the file when a file is corrupt.
+    """
+
+
+def public_functions(spec, module, labels=""):
+    """The ``load_data`` and ``locate`` functions of the data set module ``module`` for ``spec``
+    (the same for every MNIST-shaped data set); ``labels`` is added to the labels' description."""
+
+    def public_load_data(path=None, *, download=True, mirror=None, timeout=30, verbose=True):
+        return load_data(spec, path, download_ok=download, mirror=mirror, timeout=timeout,
+                         verbose=verbose)
+
+    def public_locate(path=None):
+        return locate(spec, path)
+
+    npz = f" or a Keras ``{spec.keras_npz}``" if spec.keras_npz else ""
+    public_load_data.__doc__ = _LOAD_DATA_DOC.format(title=spec.title, name=spec.name,
+                                                     labels=labels, npz=npz)
+    public_locate.__doc__ = (f"The folder{' or .npz file' if spec.keras_npz else ''} load_data "
+                             f"would read, or None if {spec.title} is not on disk.")
+    for f, name in ((public_load_data, "load_data"), (public_locate, "locate")):
+        f.__module__, f.__name__, f.__qualname__ = module, name, name
+    return public_load_data, public_locate

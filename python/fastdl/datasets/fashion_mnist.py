@@ -32,25 +32,4 @@ SPEC = _fetch.DatasetSpec(
 )
 
 
-def load_data(path=None, *, download=True, mirror=None, timeout=30, verbose=True):
-    """Load Fashion-MNIST as ``(x_train, y_train), (x_test, y_test)``.
-
-    x_train: uint8 (60000, 28, 28), y_train: uint8 (60000,), x_test: uint8 (10000, 28, 28),
-    y_test: uint8 (10000,); pixels 0..255 (0 = background), labels 0..9 (CLASS_NAMES).
-
-    path: a folder holding the four IDX files (``.gz`` or not); looked at first. download:
-    fetch into ``~/.fastdl/datasets/fashion-mnist`` when the data is nowhere on disk (checked by
-    SHA-256). mirror: base URL(s) to download from instead of the default mirrors (also
-    ``$FASTDL_DATA_MIRROR``). timeout: seconds per network operation. verbose: progress on
-    stderr while downloading.
-
-    Raises FileNotFoundError, listing every place looked at, when the data is not on disk and
-    cannot be downloaded; ValueError naming the file when a file is corrupt.
-    """
-    return _fetch.load_data(SPEC, path, download_ok=download, mirror=mirror, timeout=timeout,
-                            verbose=verbose)
-
-
-def locate(path=None):
-    """The folder load_data would read, or None if Fashion-MNIST is not on disk."""
-    return _fetch.locate(SPEC, path)
+load_data, locate = _fetch.public_functions(SPEC, __name__, labels=' (CLASS_NAMES)')
