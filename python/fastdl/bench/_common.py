@@ -80,9 +80,21 @@ def ratio(a, b):
     return a / b
 
 
+# Thread pools of the libraries compared here (fastdl's and PyTorch's OpenMP, NumPy's
+# OpenBLAS) keep spinning for a while after each call. On a machine with few cores the
+# spinning workers of one library starve the next library's threads, so every sample
+# starts after a pause long enough for the previous library's workers to go to sleep.
+SETTLE_S = 0.12
+
+
+def settle():
+    time.sleep(SETTLE_S)
+
+
 def timeit(fn, *, warmup=2, repeat=7, min_time=0.05):
     """Median seconds per call of fn(): warm up, then `repeat` samples of enough calls
     to last at least `min_time` each."""
+    settle()
     for _ in range(warmup):
         fn()
     t0 = time.perf_counter()
@@ -111,6 +123,8 @@ def side_by_side(fns, *, repeat=7, min_time=0.05, warmup=2):
     samples = [[] for _ in fns]
     for _ in range(repeat):
         for i, fn in enumerate(fns):
+            settle()
+            fn()
             t0 = time.perf_counter()
             for _ in range(inner[i]):
                 fn()

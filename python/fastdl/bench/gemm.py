@@ -35,6 +35,8 @@ def _race(fns, quick):
     samples = [[] for _ in fns]
     for _ in range(rounds):
         for i, f in enumerate(fns):
+            _common.settle()  # let the previous library's spinning workers go idle
+            f()
             t0 = time.perf_counter()
             for _ in range(inner):
                 f()
@@ -96,7 +98,8 @@ def _gemm_table(opts, torch):
                    f"MC={info['mc']} KC={info['kc']} NC={info['nc']}. "
                    f"NumPy BLAS: {_common.numpy_blas()}. "
                    f"PyTorch: {torch.__version__ if torch else 'not installed'}.")
-    t.notes.append("Median of interleaved rounds; on a shared machine, compare the ratios "
+    t.notes.append("Median of interleaved rounds, each sample after a pause that lets the previous "
+                   "library's spinning thread pool go idle; on a shared machine, compare the ratios "
                    "(measured side by side) rather than absolute GFLOP/s.")
     return t
 
