@@ -93,12 +93,12 @@ def test_smoke_run_auto(tmp_path):
 
 @needs_model
 def test_plot_without_matplotlib_says_so(tmp_path):
-    try:
-        import matplotlib  # noqa: F401
-        pytest.skip("matplotlib is installed here")
-    except ImportError:
-        pass
-    r = run_demo("--dataset", "digits", "--smoke", "--plot", str(tmp_path / "p.png"), home=tmp_path)
+    # Hide matplotlib (installed or not) behind a package that fails to import.
+    hide = tmp_path / "hide"
+    (hide / "matplotlib").mkdir(parents=True)
+    (hide / "matplotlib" / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
+    r = run_demo("--dataset", "digits", "--smoke", "--plot", str(tmp_path / "p.png"), home=tmp_path,
+                 env_extra={"PYTHONPATH": str(hide) + os.pathsep + PKG_PARENT})
     assert r.returncode == 0, r.stderr[-3000:]
     assert "--plot needs matplotlib" in r.stderr
     assert not (tmp_path / "p.png").exists()
