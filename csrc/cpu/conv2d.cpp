@@ -181,9 +181,9 @@ int band_threads(const Conv2dGeom& g, const DirectPlan& plan, const Context& ctx
 // nt threads take contiguous ranges of bands; tid is the thread's number.
 // The band buffers come from ctx.arena (the caller's ArenaScope).
 template <typename T, typename Body>
-void for_each_band(const T* x, const Conv2dGeom& g, const DirectPlan& plan, int nt,
-                   const Context& ctx, Body&& body) {
-  const int64_t items = g.N * plan.bands, buf_size = direct_buf_size(plan, g);
+void for_each_band(const T* x, const Conv2dGeom& g, const DirectPlan& plan, int64_t buf_size,
+                   int nt, const Context& ctx, Body&& body) {
+  const int64_t items = g.N * plan.bands;
   T* bufs = ctx.arena->alloc<T>(nt * buf_size);
   const T** bases = ctx.arena->alloc<const T*>(nt * plan.band_rows * g.OW);
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
@@ -213,11 +213,13 @@ void direct_conv_forward(T* y, const T* x, const T* w, const T* b, const Conv2dG
                          bool relu, const Context& ctx) {
   const int64_t K = g.KH * g.KW * g.C, F = g.F;
   const DirectPlan plan = direct_plan(g);
+  const int64_t buf_size = direct_buf_size(plan, g);  // throws before any offset math overflows
   const int nt = band_threads(g, plan, ctx);
   ArenaScope scope(ctx.arena);
   int64_t* off = ctx.arena->alloc<int64_t>(K);
   tap_offsets(off, g, plan.Wp);
-  for_each_band(x, g, plan, nt, ctx, [&](int, const T* const* base, int64_t m0, int64_t m1) {
+  for_each_band(x, g, plan, buf_size, nt, ctx,
+                [&](int, const T* const* base, int64_t m0, int64_t m1) {
     direct_forward<T>(ctx.isa, y + m0 * F, base, off, w, b, m1 - m0, K, F, relu);
   });
 }
@@ -238,6 +240,7 @@ void direct_conv_dw(T* dw, T* db, const T* dy, const T* x, const Conv2dGeom& g,
                     const Context& ctx) {
   const int64_t K = g.KH * g.KW * g.C, F = g.F;
   const DirectPlan plan = direct_plan(g);
+  const int64_t buf_size = direct_buf_size(plan, g);  // throws before any offset math overflows
   const int nt = band_threads(g, plan, ctx);
   ArenaScope scope(ctx.arena);
   T* dw_all = ctx.arena->alloc<T>(nt * K * F);
@@ -246,7 +249,8 @@ void direct_conv_dw(T* dw, T* db, const T* dy, const T* x, const Conv2dGeom& g,
   std::fill(db_all, db_all + nt * F, T(0));
   int64_t* off = ctx.arena->alloc<int64_t>(K);
   tap_offsets(off, g, plan.Wp);
-  for_each_band(x, g, plan, nt, ctx, [&](int tid, const T* const* base, int64_t m0, int64_t m1) {
+  for_each_band(x, g, plan, buf_size, nt, ctx,
+                [&](int tid, const T* const* base, int64_t m0, int64_t m1) {
     direct_dw<T>(ctx.isa, dw_all + tid * K * F, base, off, dy + m0 * F, m1 - m0, K, F);
     if (db) add_column_sums(db_all + tid * F, dy, F, m0, m1);
   });
