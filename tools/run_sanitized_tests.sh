@@ -85,7 +85,9 @@ export FASTDL_SANITIZED=1
 "$PYTHON" -c "import fastdl, sys; p = fastdl.ops._C.__file__; sys.exit(0 if p.startswith('$PKG') else 'wrong module: ' + p)"
 
 status=0
-"$PYTHON" -m pytest -q -p no:cacheprovider "${ARGS[@]}" || status=$?
+# --capture=sys: reports the runtimes write straight to file descriptor 2 (UBSan ignores
+# log_path when it runs inside ASan's runtime) reach the log even when they halt pytest.
+"$PYTHON" -m pytest -q -p no:cacheprovider --capture=sys "${ARGS[@]}" || status=$?
 end=$(date +%s)
 
 reports=$(ls "$REPORT_DIR" 2>/dev/null | wc -l)
