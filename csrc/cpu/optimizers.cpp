@@ -1,5 +1,8 @@
-// Dispatch on ctx.isa to the same loops compiled for the generic baseline,
-// AVX2 or AVX-512 (optimizers_loops.h holds them once).
+// Dispatch on ctx.isa to the same loops compiled for the generic baseline or
+// AVX2 (optimizers_loops.h holds them once). The AVX-512 level runs the AVX2
+// loops: these updates stream 3-4 arrays per element, and on Zen 4 the 512-bit
+// build was never faster (aligned arrays: equal; NumPy's 16-byte alignment:
+// Adam 66 us against 43 us, SGD 58 us against 23 us for 100,352 floats).
 #include "cpu/optimizers.h"
 
 #include "cpu/optimizers_loops.h"
@@ -9,10 +12,9 @@ FASTDL_DEFINE_OPT_ENTRY_POINTS(generic)
 namespace fastdl::cpu {
 #if defined(FASTDL_X86)
 FASTDL_DECLARE_OPT_ENTRY_POINTS(avx2)
-FASTDL_DECLARE_OPT_ENTRY_POINTS(avx512)
 #define FASTDL_OPT_DISPATCH(NAME, ...)                                        \
   switch (ctx.isa) {                                                          \
-    case Isa::avx512: return NAME##_avx512<T>(__VA_ARGS__, ctx.nthreads);     \
+    case Isa::avx512:                                                         \
     case Isa::avx2: return NAME##_avx2<T>(__VA_ARGS__, ctx.nthreads);         \
     default: return NAME##_generic<T>(__VA_ARGS__, ctx.nthreads);             \
   }

@@ -18,7 +18,7 @@ import re
 
 import numpy as np
 
-from . import _random, activations, initializers, ops
+from . import _memory, _random, activations, initializers, ops
 
 __all__ = ["Layer", "InputLayer", "Input", "Dense", "Conv2D", "MaxPooling2D", "MaxPool2D",
            "AveragePooling2D", "AvgPool2D", "GlobalAveragePooling2D", "GlobalAvgPool2D",
@@ -93,9 +93,9 @@ class Layer:
     # ------------------------------------------------------------ weights
     def add_weight(self, shape, initializer="zeros", name="weight"):
         init = initializers.get(initializer)
-        w = np.ascontiguousarray(init(tuple(shape), self.dtype))
+        w = _memory.copy(np.asarray(init(tuple(shape), self.dtype)))
         self._weights.append(w)
-        self._grads.append(np.zeros_like(w))
+        self._grads.append(_memory.zeros(w.shape, w.dtype))
         self._weight_names.append(name)
         return w
 
@@ -185,7 +185,7 @@ class Layer:
         """A reusable array: the same one while the shape stays the same."""
         b = self._bufs.get(key)
         if b is None or b.shape != shape:
-            b = np.empty(shape, dtype=dtype or self.dtype)
+            b = _memory.empty(shape, dtype or self.dtype)
             self._bufs[key] = b
         return b
 

@@ -18,7 +18,8 @@ import time
 
 import numpy as np
 
-from . import _random, callbacks as callbacks_mod, layers as layers_mod, losses as losses_mod
+from . import _memory, _random, callbacks as callbacks_mod, layers as layers_mod
+from . import losses as losses_mod
 from . import metrics as metrics_mod, ops, optimizers as optimizers_mod
 from ._fileio import atomic_file
 from .layers import _shape_str
@@ -263,7 +264,7 @@ class Model:
         def dbuf(shape, dtype):
             b = bufs.get(shape)
             if b is None:
-                b = bufs[shape] = np.empty(shape, dtype)
+                b = bufs[shape] = _memory.empty(shape, dtype)
             return b
 
         if fused:
@@ -367,7 +368,7 @@ class Model:
         step = self._step_fn(training=True)
         metrics = self._make_metrics()
         rng = _random.generator()
-        xbuf = np.empty((bs,) + x.shape[1:], x.dtype)
+        xbuf = _memory.empty((bs,) + x.shape[1:], x.dtype)
         ybuf = np.empty((bs,) + y.shape[1:], y.dtype)
         self.stop_training = False
         self.history = history

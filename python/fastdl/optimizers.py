@@ -7,7 +7,7 @@ updates the arrays in place.
 """
 import numpy as np
 
-from . import ops
+from . import _memory, ops
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "get", "KNOWN"]
 
@@ -97,7 +97,7 @@ class Optimizer:
 
 def _zeros_like(p):
     if type(p) is np.ndarray:
-        return np.zeros(p.shape, p.dtype)
+        return _memory.zeros(p.shape, p.dtype)
     import cupy
     return cupy.zeros(p.shape, p.dtype)
 
