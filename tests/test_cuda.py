@@ -770,26 +770,29 @@ def test_vs_cpu_recurrent(cp, rng, dtype, seq):
         hs, _ = _run_both(cp, lambda o, d: o.simple_rnn(d["x"], d["h0"], d["ks"], d["rks"], d["bs"],
                                                         activation=act), A, dtype, 10)
         A["hs"] = cp.asnumpy(hs)
-        _run_both(cp, lambda o, d: o.simple_rnn_backward(d["dhs"], d["x"], d["h0"], d["ks"],
-                                                         d["rks"], d["hs"], activation=act),
-                  A, dtype, 10)
+        for nd in (True, False):  # need_dx=False: dx is None, the rest unchanged
+            _run_both(cp, lambda o, d: o.simple_rnn_backward(d["dhs"], d["x"], d["h0"], d["ks"],
+                                                             d["rks"], d["hs"], activation=act,
+                                                             need_dx=nd), A, dtype, 10)
     (hs, _, cache), (_, _, cache_cpu) = _run_both(
         cp, lambda o, d: o.lstm(d["x"], d["h0"], d["c0"], d["kl"], d["rkl"], d["bl"],
                                 return_cache=True), A, dtype, 10)
     _run_both(cp, lambda o, d: o.lstm(d["x"], d["h0"], d["c0"], d["kl"], d["rkl"], d["bl"]),
               A, dtype, 10)
     A["hs"], A["cache"] = cp.asnumpy(hs), cache_cpu  # the CPU's cache drives both backward passes
-    for dc in ("dc", None):
+    for dc, nd in (("dc", True), (None, True), ("dc", False)):
         _run_both(cp, lambda o, d: o.lstm_backward(d["dhs"], d[dc] if dc else None, d["x"],
                                                    d["h0"], d["c0"], d["kl"], d["rkl"], d["hs"],
-                                                   d["cache"]), A, dtype, 10)
+                                                   d["cache"], need_dx=nd), A, dtype, 10)
     (hs, cache), (_, cache_cpu) = _run_both(
         cp, lambda o, d: o.gru(d["x"], d["h0"], d["kg"], d["rkg"], d["bg"], return_cache=True),
         A, dtype, 10)
     _run_both(cp, lambda o, d: o.gru(d["x"], d["h0"], d["kg"], d["rkg"], d["bg"]), A, dtype, 10)
     A["hs"], A["cache"] = cp.asnumpy(hs), cache_cpu
-    _run_both(cp, lambda o, d: o.gru_backward(d["dhs"], d["x"], d["h0"], d["kg"], d["rkg"],
-                                              d["bg"], d["hs"], d["cache"]), A, dtype, 10)
+    for nd in (True, False):
+        _run_both(cp, lambda o, d: o.gru_backward(d["dhs"], d["x"], d["h0"], d["kg"], d["rkg"],
+                                                  d["bg"], d["hs"], d["cache"], need_dx=nd),
+                  A, dtype, 10)
 
 
 @pytest.mark.cuda

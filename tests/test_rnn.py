@@ -53,25 +53,25 @@ def forward_ref(cell, p, activation="tanh"):
     return ref.gru(p["x"], p["h0"], p["kernel"], p["recurrent_kernel"], p["bias"])
 
 
-def grads(cell, p, dhs, dc_T=None, activation="tanh"):
-    """fastdl's gradients as a dict keyed like p."""
+def grads(cell, p, dhs, dc_T=None, activation="tanh", **kw):
+    """fastdl's gradients as a dict keyed like p (kw: need_dx)."""
     if cell == "simple_rnn":
         hs = ops.simple_rnn(p["x"], p["h0"], p["kernel"], p["recurrent_kernel"], p["bias"],
                             activation=activation)
         g = ops.simple_rnn_backward(dhs, p["x"], p["h0"], p["kernel"], p["recurrent_kernel"], hs,
-                                    activation=activation)
+                                    activation=activation, **kw)
         names = ["x", "h0", "kernel", "recurrent_kernel", "bias"]
     elif cell == "lstm":
         hs, _, cache = ops.lstm(p["x"], p["h0"], p["c0"], p["kernel"], p["recurrent_kernel"],
                                 p["bias"], return_cache=True)
         g = ops.lstm_backward(dhs, dc_T, p["x"], p["h0"], p["c0"], p["kernel"],
-                              p["recurrent_kernel"], hs, cache)
+                              p["recurrent_kernel"], hs, cache, **kw)
         names = ["x", "h0", "c0", "kernel", "recurrent_kernel", "bias"]
     else:
         hs, cache = ops.gru(p["x"], p["h0"], p["kernel"], p["recurrent_kernel"], p["bias"],
                             return_cache=True)
         g = ops.gru_backward(dhs, p["x"], p["h0"], p["kernel"], p["recurrent_kernel"], p["bias"],
-                             hs, cache)
+                             hs, cache, **kw)
         names = ["x", "h0", "kernel", "recurrent_kernel", "bias"]
     assert len(g) == len(names)
     return dict(zip(names, g))
@@ -235,6 +235,26 @@ def test_gradients_match_reference_larger(cell, all_steps, threads):
     for name in got32:
         assert got32[name].dtype == np.float32
         np.testing.assert_allclose(got32[name], want[name], rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("all_steps", [True, False], ids=["dhs_all", "dhs_last"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_need_dx_false_skips_dx_only(cell, all_steps, dtype, threads):
+    # need_dx=False (a first layer) returns dx as None and every other gradient
+    # bit for bit as with need_dx=True, on one thread and on two.
+    N, T, I, U = 10, 5, 6, 9
+    p = {k: v.astype(dtype) for k, v in make(cell, N, T, I, U, seed=21).items()}
+    rng = np.random.default_rng(4)
+    dhs = rng.standard_normal((N, T, U) if all_steps else (N, U)).astype(dtype)
+    for nt in (1, 2):
+        fastdl.set_num_threads(nt)
+        full = grads(cell, p, dhs)
+        part = grads(cell, p, dhs, need_dx=False)
+        assert part["x"] is None and full["x"] is not None
+        for name in full:
+            if name != "x":
+                np.testing.assert_array_equal(part[name], full[name], err_msg=f"{name}, {nt} threads")
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -162,9 +162,16 @@ py::object cont(const py::object& a) {
   if (a.is_none()) return a;
   return contiguous<T>(py::reinterpret_borrow<py::array>(a));
 }
+// An optional array's data, or null for None. Called with the GIL released,
+// so it reads the array struct directly instead of making a new reference.
 template <typename T>
 const T* ptr_or_null(const py::object& a) {
-  return a.is_none() ? nullptr : static_cast<const T*>(py::reinterpret_borrow<py::array>(a).data());
+  return a.is_none() ? nullptr : reinterpret_cast<const T*>(py::detail::array_proxy(a.ptr())->data);
+}
+// The same for an output made by the binding (writeable by construction).
+template <typename T>
+T* mptr_or_null(const py::object& a) {
+  return a.is_none() ? nullptr : reinterpret_cast<T*>(py::detail::array_proxy(a.ptr())->data);
 }
 
 // ------------------------------------------------------------ SimpleRNN
@@ -198,15 +205,16 @@ py::array simple_rnn_entry(py::handle x_h, py::handle h0_h, py::handle k_h, py::
 template <typename T>
 py::tuple simple_rnn_backward_typed(py::array dhs, bool all_steps, py::array x, py::array h0,
                                     py::array k, py::array r, py::array hs, const Dims& d,
-                                    RnnActivation act) {
+                                    RnnActivation act, bool need_dx) {
   dhs = cont<T>(dhs), x = cont<T>(x), h0 = cont<T>(h0), k = cont<T>(k), r = cont<T>(r),
   hs = cont<T>(hs);
-  py::array dx = empty<T>({d.N, d.L, d.I}), dh0 = empty<T>({d.N, d.U});
+  py::object dx = need_dx ? py::object(empty<T>({d.N, d.L, d.I})) : py::none();
+  py::array dh0 = empty<T>({d.N, d.U});
   py::array dk = empty<T>({d.I, d.U}), dr = empty<T>({d.U, d.U}), db = empty<T>({d.U});
   {
     py::gil_scoped_release nogil;
     cpu::Context ctx = make_context();
-    cpu::simple_rnn_backward<T>(mptr<T>(dx), mptr<T>(dh0), mptr<T>(dk), mptr<T>(dr), mptr<T>(db),
+    cpu::simple_rnn_backward<T>(mptr_or_null<T>(dx), mptr<T>(dh0), mptr<T>(dk), mptr<T>(dr), mptr<T>(db),
                                 ptr<T>(dhs), all_steps, ptr<T>(x), ptr<T>(h0), ptr<T>(k),
                                 ptr<T>(r), ptr<T>(hs), d.N, d.L, d.I, d.U, act, ctx);
   }
@@ -215,7 +223,7 @@ py::tuple simple_rnn_backward_typed(py::array dhs, bool all_steps, py::array x, 
 
 py::tuple simple_rnn_backward_entry(py::handle dhs_h, py::handle x_h, py::handle h0_h,
                                     py::handle k_h, py::handle r_h, py::handle hs_h,
-                                    const std::string& activation) {
+                                    const std::string& activation, bool need_dx) {
   const char* op = "simple_rnn_backward";
   RnnArgs a = rnn_args(x_h, h0_h, k_h, r_h);
   py::array dhs = arg(dhs_h, "dhs", a.x), hs = arg(hs_h, "hs", a.x);
@@ -223,8 +231,9 @@ py::tuple simple_rnn_backward_entry(py::handle dhs_h, py::handle x_h, py::handle
   Dims d = check_rnn_args(op, a, 1);
   bool all_steps = check_saved(op, dhs, hs, nullptr, 0, d);
   if (a.kind == 'f')
-    return simple_rnn_backward_typed<float>(dhs, all_steps, a.x, a.h0, a.k, a.r, hs, d, act);
-  return simple_rnn_backward_typed<double>(dhs, all_steps, a.x, a.h0, a.k, a.r, hs, d, act);
+    return simple_rnn_backward_typed<float>(dhs, all_steps, a.x, a.h0, a.k, a.r, hs, d, act,
+                                            need_dx);
+  return simple_rnn_backward_typed<double>(dhs, all_steps, a.x, a.h0, a.k, a.r, hs, d, act, need_dx);
 }
 
 // ------------------------------------------------------------ LSTM
@@ -265,16 +274,17 @@ py::tuple lstm_entry(py::handle x_h, py::handle h0_h, py::handle c0_h, py::handl
 template <typename T>
 py::tuple lstm_backward_typed(py::array dhs, bool all_steps, py::object dcT, py::array x,
                               py::array h0, py::array c0, py::array k, py::array r, py::array hs,
-                              py::array cache, const Dims& d) {
+                              py::array cache, const Dims& d, bool need_dx) {
   dhs = cont<T>(dhs), dcT = cont<T>(dcT), x = cont<T>(x), h0 = cont<T>(h0), c0 = cont<T>(c0);
   k = cont<T>(k), r = cont<T>(r), hs = cont<T>(hs), cache = cont<T>(cache);
   const int64_t G = 4 * d.U;
-  py::array dx = empty<T>({d.N, d.L, d.I}), dh0 = empty<T>({d.N, d.U}), dc0 = empty<T>({d.N, d.U});
+  py::object dx = need_dx ? py::object(empty<T>({d.N, d.L, d.I})) : py::none();
+  py::array dh0 = empty<T>({d.N, d.U}), dc0 = empty<T>({d.N, d.U});
   py::array dk = empty<T>({d.I, G}), dr = empty<T>({d.U, G}), db = empty<T>({G});
   {
     py::gil_scoped_release nogil;
     cpu::Context ctx = make_context();
-    cpu::lstm_backward<T>(mptr<T>(dx), mptr<T>(dh0), mptr<T>(dc0), mptr<T>(dk), mptr<T>(dr),
+    cpu::lstm_backward<T>(mptr_or_null<T>(dx), mptr<T>(dh0), mptr<T>(dc0), mptr<T>(dk), mptr<T>(dr),
                           mptr<T>(db), ptr<T>(dhs), all_steps, ptr_or_null<T>(dcT), ptr<T>(x),
                           ptr<T>(h0), ptr<T>(c0), ptr<T>(k), ptr<T>(r), ptr<T>(hs),
                           ptr<T>(cache), d.N, d.L, d.I, d.U, ctx);
@@ -284,7 +294,7 @@ py::tuple lstm_backward_typed(py::array dhs, bool all_steps, py::object dcT, py:
 
 py::tuple lstm_backward_entry(py::handle dhs_h, py::object dcT_h, py::handle x_h, py::handle h0_h,
                               py::handle c0_h, py::handle k_h, py::handle r_h, py::handle hs_h,
-                              py::handle cache_h) {
+                              py::handle cache_h, bool need_dx) {
   const char* op = "lstm_backward";
   RnnArgs a = rnn_args(x_h, h0_h, k_h, r_h);
   py::array dhs = arg(dhs_h, "dhs", a.x);
@@ -296,8 +306,10 @@ py::tuple lstm_backward_entry(py::handle dhs_h, py::object dcT_h, py::handle x_h
   if (!dcT.is_none()) check_state(op, py::reinterpret_borrow<py::array>(dcT), "dc_T", d);
   bool all_steps = check_saved(op, dhs, hs, &cache, 5 * d.U, d);
   if (a.kind == 'f')
-    return lstm_backward_typed<float>(dhs, all_steps, dcT, a.x, a.h0, c0, a.k, a.r, hs, cache, d);
-  return lstm_backward_typed<double>(dhs, all_steps, dcT, a.x, a.h0, c0, a.k, a.r, hs, cache, d);
+    return lstm_backward_typed<float>(dhs, all_steps, dcT, a.x, a.h0, c0, a.k, a.r, hs, cache, d,
+                                      need_dx);
+  return lstm_backward_typed<double>(dhs, all_steps, dcT, a.x, a.h0, c0, a.k, a.r, hs, cache, d,
+                                     need_dx);
 }
 
 // ------------------------------------------------------------ GRU
@@ -336,16 +348,17 @@ py::object gru_entry(py::handle x_h, py::handle h0_h, py::handle k_h, py::handle
 template <typename T>
 py::tuple gru_backward_typed(py::array dhs, bool all_steps, py::array x, py::array h0,
                              py::array k, py::array r, py::array hs, py::array cache,
-                             const Dims& d) {
+                             const Dims& d, bool need_dx) {
   dhs = cont<T>(dhs), x = cont<T>(x), h0 = cont<T>(h0), k = cont<T>(k), r = cont<T>(r);
   hs = cont<T>(hs), cache = cont<T>(cache);
   const int64_t G = 3 * d.U;
-  py::array dx = empty<T>({d.N, d.L, d.I}), dh0 = empty<T>({d.N, d.U});
+  py::object dx = need_dx ? py::object(empty<T>({d.N, d.L, d.I})) : py::none();
+  py::array dh0 = empty<T>({d.N, d.U});
   py::array dk = empty<T>({d.I, G}), dr = empty<T>({d.U, G}), db = empty<T>({2, G});
   {
     py::gil_scoped_release nogil;
     cpu::Context ctx = make_context();
-    cpu::gru_backward<T>(mptr<T>(dx), mptr<T>(dh0), mptr<T>(dk), mptr<T>(dr), mptr<T>(db),
+    cpu::gru_backward<T>(mptr_or_null<T>(dx), mptr<T>(dh0), mptr<T>(dk), mptr<T>(dr), mptr<T>(db),
                          ptr<T>(dhs), all_steps, ptr<T>(x), ptr<T>(h0), ptr<T>(k), ptr<T>(r),
                          ptr<T>(hs), ptr<T>(cache), d.N, d.L, d.I, d.U, ctx);
   }
@@ -354,7 +367,7 @@ py::tuple gru_backward_typed(py::array dhs, bool all_steps, py::array x, py::arr
 
 py::tuple gru_backward_entry(py::handle dhs_h, py::handle x_h, py::handle h0_h, py::handle k_h,
                              py::handle r_h, py::object b_h, py::handle hs_h,
-                             py::handle cache_h) {
+                             py::handle cache_h, bool need_dx) {
   const char* op = "gru_backward";
   RnnArgs a = rnn_args(x_h, h0_h, k_h, r_h);
   py::array dhs = arg(dhs_h, "dhs", a.x);
@@ -364,8 +377,8 @@ py::tuple gru_backward_entry(py::handle dhs_h, py::handle x_h, py::handle h0_h, 
   check_bias(op, b, d, 3, true);
   bool all_steps = check_saved(op, dhs, hs, &cache, 4 * d.U, d);
   if (a.kind == 'f')
-    return gru_backward_typed<float>(dhs, all_steps, a.x, a.h0, a.k, a.r, hs, cache, d);
-  return gru_backward_typed<double>(dhs, all_steps, a.x, a.h0, a.k, a.r, hs, cache, d);
+    return gru_backward_typed<float>(dhs, all_steps, a.x, a.h0, a.k, a.r, hs, cache, d, need_dx);
+  return gru_backward_typed<double>(dhs, all_steps, a.x, a.h0, a.k, a.r, hs, cache, d, need_dx);
 }
 
 }  // namespace
@@ -376,20 +389,22 @@ void bind_rnn(py::module_& m) {
         "SimpleRNN over a whole sequence: hs (N,T,U)");
   m.def("simple_rnn_backward", &simple_rnn_backward_entry, py::arg("dhs"), py::arg("x"),
         py::arg("h0"), py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("hs"),
-        py::arg("activation") = "tanh", "(dx, dh0, dkernel, drecurrent_kernel, dbias)");
+        py::arg("activation") = "tanh", py::arg("need_dx") = true,
+        "(dx, dh0, dkernel, drecurrent_kernel, dbias); dx is None without need_dx");
   m.def("lstm", &lstm_entry, py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("kernel"),
         py::arg("recurrent_kernel"), py::arg("bias"), py::arg("return_cache") = false,
         "LSTM over a whole sequence: (hs, c_T) or (hs, c_T, cache)");
   m.def("lstm_backward", &lstm_backward_entry, py::arg("dhs"), py::arg("dc_T"), py::arg("x"),
         py::arg("h0"), py::arg("c0"), py::arg("kernel"), py::arg("recurrent_kernel"),
-        py::arg("hs"), py::arg("cache"),
-        "(dx, dh0, dc0, dkernel, drecurrent_kernel, dbias)");
+        py::arg("hs"), py::arg("cache"), py::arg("need_dx") = true,
+        "(dx, dh0, dc0, dkernel, drecurrent_kernel, dbias); dx is None without need_dx");
   m.def("gru", &gru_entry, py::arg("x"), py::arg("h0"), py::arg("kernel"),
         py::arg("recurrent_kernel"), py::arg("bias"), py::arg("return_cache") = false,
         "GRU (reset_after=True) over a whole sequence: hs or (hs, cache)");
   m.def("gru_backward", &gru_backward_entry, py::arg("dhs"), py::arg("x"), py::arg("h0"),
         py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("hs"),
-        py::arg("cache"), "(dx, dh0, dkernel, drecurrent_kernel, dbias)");
+        py::arg("cache"), py::arg("need_dx") = true,
+        "(dx, dh0, dkernel, drecurrent_kernel, dbias); dx is None without need_dx");
 }
 
 }  // namespace fastdl::bind

@@ -100,9 +100,14 @@ py::object simple_rnn_entry(py::handle x_h, py::object h0_h, py::handle k_h, py:
   return hs.obj;
 }
 
+// A gradient the caller did not ask for (need_dx=False) comes back as None.
+py::object dx_or_none(const DevArray& dx) {
+  return dx.obj ? dx.obj : py::none();
+}
+
 py::tuple simple_rnn_backward_entry(py::handle dhs_h, py::handle x_h, py::object h0_h,
                                     py::handle k_h, py::handle rk_h, py::handle hs_h,
-                                    const std::string& activation) {
+                                    const std::string& activation, bool need_dx) {
   DevArray x = contiguous_array(x_h, "x"), k = contiguous_array(k_h, "kernel"),
            rk = contiguous_array(rk_h, "recurrent_kernel");
   Dims d = rnn_dims(x, k, rk, 1, "simple_rnn_backward");
@@ -111,7 +116,8 @@ py::tuple simple_rnn_backward_entry(py::handle dhs_h, py::handle x_h, py::object
   DevArray hs = same_as(hs_h, "hs", {d.N, d.T, d.U}, x);
   DevArray dhs = contiguous_array(dhs_h, "dhs");
   bool seq = check_dhs(dhs, d, x);
-  DevArray dx = empty(x.shape, d.code), dh0 = empty({d.N, d.U}, d.code), dk = empty(k.shape, d.code),
+  DevArray dx = need_dx ? empty(x.shape, d.code) : DevArray();
+  DevArray dh0 = empty({d.N, d.U}, d.code), dk = empty(k.shape, d.code),
            drk = empty(rk.shape, d.code), db = empty({d.U}, d.code);
   DevArray dz = empty({d.N, d.T, d.U}, d.code), hprev = empty({d.N, d.T, d.U}, d.code);
   DevArray partial = empty({cuda::sum_rows_partials(d.N * d.T), d.U}, d.code);
@@ -128,7 +134,7 @@ py::tuple simple_rnn_backward_entry(py::handle dhs_h, py::handle x_h, py::object
                     hprev.data<T>(), partial.data<T>(), d.N, d.T, d.I, d.U, act, tf32, s));
   }
   check_cuda(err, "simple_rnn_backward");
-  return py::make_tuple(dx.obj, dh0.obj, dk.obj, drk.obj, db.obj);
+  return py::make_tuple(dx_or_none(dx), dh0.obj, dk.obj, drk.obj, db.obj);
 }
 
 // ------------------------------------------------------------ LSTM
@@ -158,7 +164,7 @@ py::tuple lstm_entry(py::handle x_h, py::object h0_h, py::object c0_h, py::handl
 
 py::tuple lstm_backward_entry(py::handle dhs_h, py::object dc_h, py::handle x_h, py::object h0_h,
                               py::object c0_h, py::handle k_h, py::handle rk_h, py::handle hs_h,
-                              py::handle cache_h) {
+                              py::handle cache_h, bool need_dx) {
   DevArray x = contiguous_array(x_h, "x"), k = contiguous_array(k_h, "kernel"),
            rk = contiguous_array(rk_h, "recurrent_kernel");
   Dims d = rnn_dims(x, k, rk, 4, "lstm_backward");
@@ -170,8 +176,9 @@ py::tuple lstm_backward_entry(py::handle dhs_h, py::object dc_h, py::handle x_h,
   DevArray dc_last;
   if (!dc_h.is_none()) dc_last = same_as(dc_h, "dc_T", {d.N, d.U}, x);
   const int64_t G = 4 * d.U;
-  DevArray dx = empty(x.shape, d.code), dh0 = empty({d.N, d.U}, d.code),
-           dc0 = empty({d.N, d.U}, d.code), dk = empty(k.shape, d.code),
+  DevArray dx = need_dx ? empty(x.shape, d.code) : DevArray();
+  DevArray dh0 = empty({d.N, d.U}, d.code), dc0 = empty({d.N, d.U}, d.code),
+           dk = empty(k.shape, d.code),
            drk = empty(rk.shape, d.code), db = empty({G}, d.code);
   DevArray dz = empty({d.N, d.T, G}, d.code), hprev = empty({d.N, d.T, d.U}, d.code);
   DevArray partial = empty({cuda::sum_rows_partials(d.N * d.T), G}, d.code);
@@ -191,7 +198,7 @@ py::tuple lstm_backward_entry(py::handle dhs_h, py::object dc_h, py::handle x_h,
                                d.U, tf32, s));
   }
   check_cuda(err, "lstm_backward");
-  return py::make_tuple(dx.obj, dh0.obj, dc0.obj, dk.obj, drk.obj, db.obj);
+  return py::make_tuple(dx_or_none(dx), dh0.obj, dc0.obj, dk.obj, drk.obj, db.obj);
 }
 
 // ------------------------------------------------------------ GRU
@@ -221,7 +228,8 @@ py::object gru_entry(py::handle x_h, py::object h0_h, py::handle k_h, py::handle
 }
 
 py::tuple gru_backward_entry(py::handle dhs_h, py::handle x_h, py::object h0_h, py::handle k_h,
-                             py::handle rk_h, py::object b_h, py::handle hs_h, py::handle cache_h) {
+                             py::handle rk_h, py::object b_h, py::handle hs_h, py::handle cache_h,
+                             bool need_dx) {
   DevArray x = contiguous_array(x_h, "x"), k = contiguous_array(k_h, "kernel"),
            rk = contiguous_array(rk_h, "recurrent_kernel");
   Dims d = rnn_dims(x, k, rk, 3, "gru_backward");
@@ -232,7 +240,8 @@ py::tuple gru_backward_entry(py::handle dhs_h, py::handle x_h, py::object h0_h, 
   DevArray dhs = contiguous_array(dhs_h, "dhs");
   bool seq = check_dhs(dhs, d, x);
   const int64_t G = 3 * d.U;
-  DevArray dx = empty(x.shape, d.code), dh0 = empty({d.N, d.U}, d.code), dk = empty(k.shape, d.code),
+  DevArray dx = need_dx ? empty(x.shape, d.code) : DevArray();
+  DevArray dh0 = empty({d.N, d.U}, d.code), dk = empty(k.shape, d.code),
            drk = empty(rk.shape, d.code), db = empty({2, G}, d.code);
   DevArray dzx = empty({d.N, d.T, G}, d.code), dzr = empty({d.N, d.T, G}, d.code),
            hprev = empty({d.N, d.T, d.U}, d.code);
@@ -251,7 +260,7 @@ py::tuple gru_backward_entry(py::handle dhs_h, py::handle x_h, py::object h0_h, 
                                       d.I, d.U, tf32, s));
   }
   check_cuda(err, "gru_backward");
-  return py::make_tuple(dx.obj, dh0.obj, dk.obj, drk.obj, db.obj);
+  return py::make_tuple(dx_or_none(dx), dh0.obj, dk.obj, drk.obj, db.obj);
 }
 
 }  // namespace
@@ -262,20 +271,22 @@ void bind_cuda_rnn(py::module_& m) {
         "x (N,T,I) -> hs (N,T,U); h0 None means zeros");
   m.def("simple_rnn_backward", &simple_rnn_backward_entry, py::arg("dhs"), py::arg("x"),
         py::arg("h0"), py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("hs"),
-        py::arg("activation") = "tanh", "-> (dx, dh0, dkernel, drecurrent_kernel, dbias)");
+        py::arg("activation") = "tanh", py::arg("need_dx") = true,
+        "-> (dx, dh0, dkernel, drecurrent_kernel, dbias); dx is None without need_dx");
   m.def("lstm", &lstm_entry, py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("kernel"),
         py::arg("recurrent_kernel"), py::arg("bias") = py::none(), py::arg("return_cache") = false,
         "-> (hs, c_T) or (hs, c_T, cache)");
   m.def("lstm_backward", &lstm_backward_entry, py::arg("dhs"), py::arg("dc_T"), py::arg("x"),
         py::arg("h0"), py::arg("c0"), py::arg("kernel"), py::arg("recurrent_kernel"),
-        py::arg("hs"), py::arg("cache"),
-        "-> (dx, dh0, dc0, dkernel, drecurrent_kernel, dbias)");
+        py::arg("hs"), py::arg("cache"), py::arg("need_dx") = true,
+        "-> (dx, dh0, dc0, dkernel, drecurrent_kernel, dbias); dx is None without need_dx");
   m.def("gru", &gru_entry, py::arg("x"), py::arg("h0"), py::arg("kernel"),
         py::arg("recurrent_kernel"), py::arg("bias") = py::none(), py::arg("return_cache") = false,
         "Keras GRU (reset_after=True) -> hs or (hs, cache)");
   m.def("gru_backward", &gru_backward_entry, py::arg("dhs"), py::arg("x"), py::arg("h0"),
         py::arg("kernel"), py::arg("recurrent_kernel"), py::arg("bias"), py::arg("hs"),
-        py::arg("cache"), "-> (dx, dh0, dkernel, drecurrent_kernel, dbias (2, 3U))");
+        py::arg("cache"), py::arg("need_dx") = true,
+        "-> (dx, dh0, dkernel, drecurrent_kernel, dbias (2, 3U)); dx is None without need_dx");
 }
 
 }  // namespace fastdl::bind_cuda

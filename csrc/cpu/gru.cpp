@@ -86,7 +86,7 @@ void gru_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, const T* d
     }
     // dh0 = direct part + dgh_0 R^T; dx = dgx W^T (all steps of the slice at once).
     gemm<T>(dh, U, 1, dgh_s, LG, 1, rec_t, U, 1, nb, U, G, T(1), T(1), none, cx);
-    input_gradient<T>(dx + n0 * L * I, dgx_s, kernel, nb * L, I, G, cx);
+    if (dx) input_gradient<T>(dx + n0 * L * I, dgx_s, kernel, nb * L, I, G, cx);
     shift_states(hprev, h0, hs, n0, n1, L, U);
   });
   // Weight gradients over all N*L rows at once.

@@ -25,8 +25,9 @@ void gru_forward(T* hs /* (N,L,U) */, T* cache /* (N,L,4U) */, const T* x /* (N,
                  const T* bias_rec /* (3U,) or null */, int64_t N, int64_t L, int64_t I,
                  int64_t U, const Context& ctx);
 
-// Every gradient is overwritten; dbias is (2,3U) like the bias. dhs is (N,L,U)
-// when dhs_all_steps, else (N,U) (the gradient of the last step only).
+// Every gradient is overwritten; dx may be null (not computed). dbias is (2,3U)
+// like the bias. dhs is (N,L,U) when dhs_all_steps, else (N,U) (the gradient
+// of the last step only).
 template <typename T>
 void gru_backward(T* dx /* (N,L,I) */, T* dh0 /* (N,U) */, T* dkernel /* (I,3U) */,
                   T* drecurrent /* (U,3U) */, T* dbias /* (2,3U) */,

@@ -90,7 +90,7 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dkernel, T* drecurrent, T* dbias, c
     }
     // dh0 = dgates_0 R^T, dx = dgates W^T (all steps of the slice at once).
     gemm<T>(dh, U, 1, dg_s, LG, 1, rec_t, U, 1, nb, U, G, T(1), T(0), none, cx);
-    input_gradient<T>(dx + n0 * L * I, dg_s, kernel, nb * L, I, G, cx);
+    if (dx) input_gradient<T>(dx + n0 * L * I, dg_s, kernel, nb * L, I, G, cx);
     shift_states(hprev, h0, hs, n0, n1, L, U);
   });
   // Weight gradients over all N*L rows at once.

@@ -25,7 +25,8 @@ void lstm_forward(T* hs /* (N,L,U) */, T* cT /* (N,U) */, T* cache /* (N,L,5U) *
                   const T* bias /* (4U,) or null */, int64_t N, int64_t L, int64_t I, int64_t U,
                   const Context& ctx);
 
-// Every gradient is overwritten. dhs is (N,L,U) when dhs_all_steps, else (N,U)
+// Every gradient is overwritten; dx may be null (not computed, e.g. for a first
+// layer). dhs is (N,L,U) when dhs_all_steps, else (N,U)
 // (the gradient of the last step only). dcT may be null (zero).
 template <typename T>
 void lstm_backward(T* dx /* (N,L,I) */, T* dh0 /* (N,U) */, T* dc0 /* (N,U) */,

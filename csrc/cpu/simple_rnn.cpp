@@ -87,7 +87,7 @@ void simple_rnn_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, con
     }
     // dh0 = dz_0 R^T, dx = dz W^T (all steps of the slice at once).
     gemm<T>(dh0 + n0 * U, U, 1, dz_s, LU, 1, rec_t, U, 1, nb, U, U, T(1), T(0), none, c);
-    input_gradient<T>(dx + n0 * L * I, dz_s, kernel, nb * L, I, U, c);
+    if (dx) input_gradient<T>(dx + n0 * L * I, dz_s, kernel, nb * L, I, U, c);
     shift_states(hprev, h0, hs, n0, n1, L, U);
   });
   // Weight gradients over all N*L rows at once.

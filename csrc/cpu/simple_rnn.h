@@ -22,8 +22,9 @@ void simple_rnn_forward(T* hs /* (N,L,U) */, const T* x /* (N,L,I) */, const T* 
                         const T* bias /* (U,) or null */, int64_t N, int64_t L, int64_t I,
                         int64_t U, RnnActivation act, const Context& ctx);
 
-// Every gradient is overwritten. dhs is (N,L,U) when dhs_all_steps (a gradient
-// for every step), else (N,U): the gradient of the last step only.
+// Every gradient is overwritten; dx may be null (not computed). dhs is (N,L,U)
+// when dhs_all_steps (a gradient for every step), else (N,U): the gradient of
+// the last step only.
 template <typename T>
 void simple_rnn_backward(T* dx /* (N,L,I) */, T* dh0 /* (N,U) */, T* dkernel /* (I,U) */,
                          T* drecurrent /* (U,U) */, T* dbias /* (U,) */,

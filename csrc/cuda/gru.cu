@@ -104,7 +104,7 @@ cudaError_t gru_backward(T* dx, T* dh0, T* dk, T* drk, T* db, const T* dhs, bool
   }
   const int64_t rows = N * Tn;
   GemmEpilogue<T> none{};
-  if ((e = gemm_rm<T>(dx, dzx, false, kernel, true, rows, I, G, T(0), none, tf32, stream))) return e;
+  if (dx && (e = gemm_rm<T>(dx, dzx, false, kernel, true, rows, I, G, T(0), none, tf32, stream))) return e;
   if ((e = gemm_rm<T>(dk, x, true, dzx, false, I, G, rows, T(0), none, tf32, stream))) return e;
   if ((e = shift_hidden<T>(hprev, h0, hs, N, Tn, U, stream))) return e;
   if ((e = gemm_rm<T>(drk, hprev, true, dzr, false, U, G, rows, T(0), none, tf32, stream))) return e;

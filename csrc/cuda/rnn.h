@@ -3,8 +3,9 @@
 // (common/rnn_cell.h, shared with the CPU kernels). Keras weight layouts: kernel (I, G*U), recurrent
 // kernel (U, G*U), gate blocks side by side (LSTM i,f,c,o; GRU z,r,h).
 // Sizes: N batch, T steps (Tn in code), I inputs, U units. All arrays are
-// contiguous device arrays; outputs are overwritten. dhs is (N,T,U) when
-// dhs_seq, else (N,U): the gradient of the last step only.
+// contiguous device arrays; outputs are overwritten. A backward pass's dx may be
+// null (not computed). dhs is (N,T,U) when dhs_seq, else (N,U): the gradient of
+// the last step only.
 #pragma once
 #include <cuda_runtime.h>
 #include <stdint.h>

@@ -82,7 +82,7 @@ cudaError_t simple_rnn_backward(T* dx, T* dh0, T* dk, T* drk, T* db, const T* dh
   }
   const int64_t rows = N * Tn;
   GemmEpilogue<T> none{};
-  if ((e = gemm_rm<T>(dx, dz, false, kernel, true, rows, I, U, T(0), none, tf32, stream))) return e;
+  if (dx && (e = gemm_rm<T>(dx, dz, false, kernel, true, rows, I, U, T(0), none, tf32, stream))) return e;
   if ((e = gemm_rm<T>(dk, x, true, dz, false, I, U, rows, T(0), none, tf32, stream))) return e;
   if ((e = shift_hidden<T>(hprev, h0, hs, N, Tn, U, stream))) return e;
   if ((e = gemm_rm<T>(drk, hprev, true, dz, false, U, U, rows, T(0), none, tf32, stream))) return e;

@@ -823,9 +823,9 @@ class SimpleRNN(_RNN):
         w = self._weights
         dx, _, dk, drk, db = _need_op("simple_rnn_backward")(
             dy, self._x, self._h0(self._x.shape[0]), w[0], w[1], self._hs,
-            activation=self.activation.name)
+            activation=self.activation.name, need_dx=need_dx)
         self._store_grads(dk, drk, db)
-        return dx if need_dx else None
+        return dx
 
 
 class LSTM(_RNN):
@@ -863,9 +863,10 @@ class LSTM(_RNN):
         w = self._weights
         n = self._x.shape[0]
         dx, _, _, dk, drk, db = _need_op("lstm_backward")(
-            dy, None, self._x, self._h0(n), self._bufs["c0"], w[0], w[1], self._hs, self._cache)
+            dy, None, self._x, self._h0(n), self._bufs["c0"], w[0], w[1], self._hs, self._cache,
+            need_dx=need_dx)
         self._store_grads(dk, drk, db)
-        return dx if need_dx else None
+        return dx
 
     def get_config(self):
         return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
@@ -902,9 +903,10 @@ class GRU(_RNN):
     def backward(self, dy, need_dx=True):
         w = self._weights
         dx, _, dk, drk, db = _need_op("gru_backward")(
-            dy, self._x, self._h0(self._x.shape[0]), w[0], w[1], self._b, self._hs, self._cache)
+            dy, self._x, self._h0(self._x.shape[0]), w[0], w[1], self._b, self._hs, self._cache,
+            need_dx=need_dx)
         self._store_grads(dk, drk, db)
-        return dx if need_dx else None
+        return dx
 
 
 # ================================================================ registry

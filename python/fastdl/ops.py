@@ -279,12 +279,17 @@ def simple_rnn(x, h0, kernel, recurrent_kernel, bias, *, activation="tanh"):
     return _C.simple_rnn(x, h0, kernel, recurrent_kernel, bias, activation)
 
 
-def simple_rnn_backward(dhs, x, h0, kernel, recurrent_kernel, hs, *, activation="tanh"):
-    """(dx, dh0, dkernel, drecurrent_kernel, dbias) from dhs and the forward's hs."""
+def simple_rnn_backward(dhs, x, h0, kernel, recurrent_kernel, hs, *, activation="tanh",
+                        need_dx=True):
+    """(dx, dh0, dkernel, drecurrent_kernel, dbias) from dhs and the forward's hs.
+
+    ``need_dx=False`` skips dx (returned as None), e.g. for a first layer.
+    """
     if type(x) is not _ndarray and _on_gpu(dhs, x, h0, kernel, recurrent_kernel, hs):
         return _cuda_module().simple_rnn_backward(dhs, x, h0, kernel, recurrent_kernel, hs,
-                                                  activation)
-    return _C.simple_rnn_backward(dhs, x, h0, kernel, recurrent_kernel, hs, activation)
+                                                  activation, bool(need_dx))
+    return _C.simple_rnn_backward(dhs, x, h0, kernel, recurrent_kernel, hs, activation,
+                                  bool(need_dx))
 
 
 def lstm(x, h0, c0, kernel, recurrent_kernel, bias, *, return_cache=False):
@@ -298,13 +303,15 @@ def lstm(x, h0, c0, kernel, recurrent_kernel, bias, *, return_cache=False):
     return _C.lstm(x, h0, c0, kernel, recurrent_kernel, bias, return_cache)
 
 
-def lstm_backward(dhs, dc_T, x, h0, c0, kernel, recurrent_kernel, hs, cache):
-    """(dx, dh0, dc0, dkernel, drecurrent_kernel, dbias); dc_T may be None (zero)."""
+def lstm_backward(dhs, dc_T, x, h0, c0, kernel, recurrent_kernel, hs, cache, *, need_dx=True):
+    """(dx, dh0, dc0, dkernel, drecurrent_kernel, dbias); dc_T may be None (zero).
+    ``need_dx=False`` skips dx (returned as None)."""
     if type(x) is not _ndarray and _on_gpu(dhs, dc_T, x, h0, c0, kernel, recurrent_kernel, hs,
                                            cache):
         return _cuda_module().lstm_backward(dhs, dc_T, x, h0, c0, kernel, recurrent_kernel, hs,
-                                            cache)
-    return _C.lstm_backward(dhs, dc_T, x, h0, c0, kernel, recurrent_kernel, hs, cache)
+                                            cache, bool(need_dx))
+    return _C.lstm_backward(dhs, dc_T, x, h0, c0, kernel, recurrent_kernel, hs, cache,
+                            bool(need_dx))
 
 
 def gru(x, h0, kernel, recurrent_kernel, bias, *, return_cache=False):
@@ -319,11 +326,13 @@ def gru(x, h0, kernel, recurrent_kernel, bias, *, return_cache=False):
     return _C.gru(x, h0, kernel, recurrent_kernel, bias, return_cache)
 
 
-def gru_backward(dhs, x, h0, kernel, recurrent_kernel, bias, hs, cache):
-    """(dx, dh0, dkernel, drecurrent_kernel, dbias); dbias is (2, 3U) like bias."""
+def gru_backward(dhs, x, h0, kernel, recurrent_kernel, bias, hs, cache, *, need_dx=True):
+    """(dx, dh0, dkernel, drecurrent_kernel, dbias); dbias is (2, 3U) like bias.
+    ``need_dx=False`` skips dx (returned as None)."""
     if type(x) is not _ndarray and _on_gpu(dhs, x, h0, kernel, recurrent_kernel, bias, hs, cache):
-        return _cuda_module().gru_backward(dhs, x, h0, kernel, recurrent_kernel, bias, hs, cache)
-    return _C.gru_backward(dhs, x, h0, kernel, recurrent_kernel, bias, hs, cache)
+        return _cuda_module().gru_backward(dhs, x, h0, kernel, recurrent_kernel, bias, hs, cache,
+                                           bool(need_dx))
+    return _C.gru_backward(dhs, x, h0, kernel, recurrent_kernel, bias, hs, cache, bool(need_dx))
 
 
 # ----------------------------------------------------------------- end recurrent
