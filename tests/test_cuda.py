@@ -747,6 +747,10 @@ def test_vs_cpu_pooling(cp, rng, dtype, pool, strides, padding):
         y, _ = _run_both(cp, lambda o, d: getattr(o, fwd)(d["x"], **kw), A, dtype)
         A["dy"] = _r(rng, y.shape, dtype)
         _run_both(cp, lambda o, d: getattr(o, bwd)(d["dy"], d["x"], **kw), A, dtype)
+    A["xr"] = np.maximum(np.round(A["x"] * 2), 0).astype(dtype)  # a ReLU's output, ties at 0
+    y, _ = _run_both(cp, lambda o, d: o.max_pool2d(d["xr"], **kw), A, dtype)
+    A["dy"] = _r(rng, y.shape, dtype)
+    _run_both(cp, lambda o, d: o.max_pool2d_backward(d["dy"], d["xr"], relu=True, **kw), A, dtype)
     A["g"] = _r(rng, (2, 3), dtype)
     _run_both(cp, lambda o, d: o.global_avg_pool2d(d["x"]), A, dtype)
     _run_both(cp, lambda o, d: o.global_avg_pool2d_backward(d["g"], d["x"]), A, dtype)

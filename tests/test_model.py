@@ -123,6 +123,56 @@ def test_fused_softmax_gradient_matches_logits_model():
         np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
 
 
+def _small_convnet(act="relu", dtype="float32"):
+    d = dict(dtype=dtype)
+    return models.Sequential([layers.Input(shape=(9, 9, 2), **d),
+                              layers.Conv2D(4, 3, activation=act, **d), layers.MaxPooling2D(**d),
+                              layers.Conv2D(5, 2, padding="same", activation=act, **d),
+                              layers.MaxPooling2D(pool_size=3, strides=2, padding="same", **d),
+                              layers.Flatten(**d), layers.Dense(3, activation="softmax", **d)])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_pool_fusion_matches_layer_by_layer_backward(dtype):
+    # Conv2D(relu) -> MaxPooling2D runs backward as one fused pooling pass; the
+    # gradients must equal calling each layer's backward in turn, bit for bit.
+    rng = np.random.default_rng(8)
+    fastdl.set_seed(3)
+    m = _small_convnet(dtype=np.dtype(dtype).name)
+    x = rng.standard_normal((6, 9, 9, 2)).astype(dtype)
+    y = m(x, training=True)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx_fused = m.backward(dy)
+    fused = [g.copy() for g in m.gradients]
+    h = dy
+    for l in reversed(m.layers):
+        h = l.backward(h)
+    plain = [g.copy() for g in m.gradients]
+    np.testing.assert_array_equal(dx_fused, h)
+    assert len(fused) == 6
+    for a, b in zip(fused, plain):
+        np.testing.assert_array_equal(a, b)
+    # And the fused plan is what the model uses: two pooling layers fused.
+    plan = models._backward_plan([(l, True) for l in m.layers])
+    assert len(plan) == len(m.layers) - 2
+
+
+def test_relu_pool_fusion_only_after_relu():
+    # A linear or tanh convolution before the pooling is not fused.
+    for act in ("linear", "tanh"):
+        m = _small_convnet(act)
+        assert len(models._backward_plan([(l, True) for l in m.layers])) == len(m.layers)
+    # The first layer's need_dx=False carries through the fused pair.
+    m = _small_convnet()
+    x = np.random.default_rng(1).standard_normal((2, 9, 9, 2)).astype(np.float32)
+    y = m(x, training=True)
+    plan = models._backward_plan([(l, i > 0) for i, l in enumerate(m.layers)])
+    h = np.ones_like(y)
+    for bw in plan:
+        h = bw(h)
+    assert h is None
+
+
 def test_low_level_loop_matches_finite_differences():
     rng = np.random.default_rng(0)
     m = models.Sequential([layers.Dense(5, activation="tanh"), layers.Dense(3)])

@@ -43,6 +43,40 @@ def test_max_pool_matches_reference(case, dtype, rng):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CASES, ids=IDS)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_max_pool_backward_through_relu(case, dtype, threads, rng):
+    # relu=True: x is a ReLU's output (many zeros, windows of only zeros, ties at
+    # zero); the result equals the plain backward masked by x > 0, bit for bit.
+    xs, pool, s, p = case
+    x = np.maximum(np.round(rng.standard_normal(xs) * 2), 0).astype(dtype)
+    y = ops.max_pool2d(x, pool, s, p)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    old = fastdl.get_num_threads()
+    fastdl.set_num_threads(threads)
+    try:
+        got = ops.max_pool2d_backward(dy, x, **kw(pool, s, p), relu=True)
+        plain = ops.max_pool2d_backward(dy, x, **kw(pool, s, p))
+    finally:
+        fastdl.set_num_threads(old)
+    want = ref.max_pool2d_backward(dy, x, pool, s, p) * (x > 0)
+    assert got.dtype == dtype and got.shape == x.shape
+    np.testing.assert_array_equal(got, plain * (x > 0))
+    np.testing.assert_allclose(got, want, **TOL[dtype])
+
+
+def test_max_pool_backward_through_relu_zero_window():
+    # A window of zeros (a ReLU that was off everywhere) passes nothing with
+    # relu=True; without it the first zero takes dy.
+    x = np.array([[0, 0, 3, 1], [0, 0, 2, 0]], np.float32).reshape(1, 2, 4, 1)
+    dy = np.array([5, 7], np.float32).reshape(1, 1, 2, 1)
+    plain = ops.max_pool2d_backward(dy, x)
+    got = ops.max_pool2d_backward(dy, x, relu=True)
+    np.testing.assert_array_equal(plain.ravel(), [5, 0, 7, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(got.ravel(), [0, 0, 7, 0, 0, 0, 0, 0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_avg_pool_matches_reference(case, dtype, rng):
     xs, pool, s, p = case
     x = rng.standard_normal(xs).astype(dtype)
@@ -195,6 +229,9 @@ for i, (xs, pool, s, p) in enumerate([((2, 8, 8, 37), 2, None, "valid"),
         dy = rng.standard_normal(y.shape).astype(dt)
         out[f"y{i}{dt.__name__}"] = y
         out[f"dx{i}{dt.__name__}"] = ops.max_pool2d_backward(dy, x, pool_size=pool, strides=s, padding=p)
+        xr = np.maximum(x, 0)  # a ReLU's output: whole windows of zeros
+        out[f"dxr{i}{dt.__name__}"] = ops.max_pool2d_backward(dy, xr, pool_size=pool, strides=s,
+                                                              padding=p, relu=True)
 np.savez(sys.argv[1], **out)
 """
 

@@ -272,7 +272,8 @@ py::array pool_forward_typed(const PoolArgs& a, PoolKind kind) {
 }
 
 template <typename T>
-py::array pool_backward_typed(const PoolArgs& a, const py::array& dy_in, PoolKind kind) {
+py::array pool_backward_typed(const PoolArgs& a, const py::array& dy_in, PoolKind kind,
+                              bool relu) {
   const Conv2dGeom& g = a.g;
   auto x = contiguous<T>(a.x);
   auto dy = contiguous<T>(dy_in);
@@ -283,7 +284,7 @@ py::array pool_backward_typed(const PoolArgs& a, const py::array& dy_in, PoolKin
     py::gil_scoped_release nogil;
     cpu::Context ctx = make_context();
     if (kind == PoolKind::max)
-      cpu::max_pool2d_backward<T>(pdx, pdy, px, g, ctx);
+      cpu::max_pool2d_backward<T>(pdx, pdy, px, g, relu, ctx);
     else
       cpu::avg_pool2d_backward<T>(pdx, pdy, g, ctx);
   }
@@ -300,12 +301,18 @@ py::array pool_forward_entry(py::handle x, Pair pool, Pair strides, bool same, P
 
 template <PoolKind K>
 py::array pool_backward_entry(py::handle dy, py::handle x, Pair pool, Pair strides, bool same,
-                              Pads pads) {
+                              Pads pads, bool relu) {
   const char* op = K == PoolKind::max ? "max_pool2d_backward" : "avg_pool2d_backward";
   PoolArgs a = pool_args(op, x, pool, strides, same, pads);
   py::array d = check_pool_dy(op, dy, a);
-  if (a.kind == 'f') return pool_backward_typed<float>(a, d, K);
-  return pool_backward_typed<double>(a, d, K);
+  if (a.kind == 'f') return pool_backward_typed<float>(a, d, K, relu);
+  return pool_backward_typed<double>(a, d, K, relu);
+}
+
+// avg_pool2d_backward has no relu option.
+py::array avg_pool_backward_entry(py::handle dy, py::handle x, Pair pool, Pair strides, bool same,
+                                  Pads pads) {
+  return pool_backward_entry<PoolKind::avg>(dy, x, pool, strides, same, pads, false);
 }
 
 // ------------------------------------------------------------ global average pooling
@@ -384,10 +391,12 @@ void bind_conv(py::module_& m) {
   m.def("max_pool2d", &pool_forward_entry<PoolKind::max>, py::arg("x"), py::arg("pool_size"),
         py::arg("strides"), py::arg("same"), py::arg("pads"));
   m.def("max_pool2d_backward", &pool_backward_entry<PoolKind::max>, py::arg("dy"), py::arg("x"),
-        py::arg("pool_size"), py::arg("strides"), py::arg("same"), py::arg("pads"));
+        py::arg("pool_size"), py::arg("strides"), py::arg("same"), py::arg("pads"),
+        py::arg("relu") = false,
+        "dx of max pooling; relu=True: x is a ReLU's output, dx is for the ReLU's input");
   m.def("avg_pool2d", &pool_forward_entry<PoolKind::avg>, py::arg("x"), py::arg("pool_size"),
         py::arg("strides"), py::arg("same"), py::arg("pads"));
-  m.def("avg_pool2d_backward", &pool_backward_entry<PoolKind::avg>, py::arg("dy"), py::arg("x"),
+  m.def("avg_pool2d_backward", &avg_pool_backward_entry, py::arg("dy"), py::arg("x"),
         py::arg("pool_size"), py::arg("strides"), py::arg("same"), py::arg("pads"));
   m.def("global_avg_pool2d", &gap_forward_entry, py::arg("x"));
   m.def("global_avg_pool2d_backward", &gap_backward_entry, py::arg("dy"), py::arg("x"));

@@ -266,7 +266,8 @@ py::object pool_entry(py::handle x_h, py::handle pool_size, py::object strides,
 }
 
 py::object pool_backward_entry(py::handle dy_h, py::handle x_h, py::handle pool_size,
-                               py::object strides, py::handle padding, PoolKind kind) {
+                               py::object strides, py::handle padding, PoolKind kind,
+                               bool relu) {
   const char* op = kind == PoolKind::max ? "max_pool2d_backward" : "avg_pool2d_backward";
   DevArray x = image(x_h, "x");
   DevArray dy = contiguous_array(dy_h, "dy");
@@ -282,12 +283,12 @@ py::object pool_backward_entry(py::handle dy_h, py::handle x_h, py::handle pool_
     if (code == 'f')
       err = kind == PoolKind::max
                 ? cuda::max_pool2d_backward<float>(dx.data<float>(), dy.data<const float>(),
-                                                   x.data<const float>(), g, s)
+                                                   x.data<const float>(), g, relu, s)
                 : cuda::avg_pool2d_backward<float>(dx.data<float>(), dy.data<const float>(), g, s);
     else
       err = kind == PoolKind::max
                 ? cuda::max_pool2d_backward<double>(dx.data<double>(), dy.data<const double>(),
-                                                    x.data<const double>(), g, s)
+                                                    x.data<const double>(), g, relu, s)
                 : cuda::avg_pool2d_backward<double>(dx.data<double>(), dy.data<const double>(), g,
                                                     s);
   }
@@ -354,11 +355,11 @@ void bind_cuda_conv(py::module_& m) {
         py::arg("padding") = "valid");
   m.def("max_pool2d_backward",
         [](py::handle dy, py::handle x, py::handle pool_size, py::object strides,
-           py::handle padding) {
-          return pool_backward_entry(dy, x, pool_size, strides, padding, PoolKind::max);
+           py::handle padding, bool relu) {
+          return pool_backward_entry(dy, x, pool_size, strides, padding, PoolKind::max, relu);
         },
         py::arg("dy"), py::arg("x"), py::arg("pool_size") = 2, py::arg("strides") = py::none(),
-        py::arg("padding") = "valid");
+        py::arg("padding") = "valid", py::arg("relu") = false);
   m.def("avg_pool2d",
         [](py::handle x, py::handle pool_size, py::object strides, py::handle padding) {
           return pool_entry(x, pool_size, strides, padding, PoolKind::avg);
@@ -368,7 +369,7 @@ void bind_cuda_conv(py::module_& m) {
   m.def("avg_pool2d_backward",
         [](py::handle dy, py::handle x, py::handle pool_size, py::object strides,
            py::handle padding) {
-          return pool_backward_entry(dy, x, pool_size, strides, padding, PoolKind::avg);
+          return pool_backward_entry(dy, x, pool_size, strides, padding, PoolKind::avg, false);
         },
         py::arg("dy"), py::arg("x"), py::arg("pool_size") = 2, py::arg("strides") = py::none(),
         py::arg("padding") = "valid");

@@ -12,7 +12,8 @@ namespace fastdl::cpu {
   template <typename T>                                                                     \
   void max_pool2d_forward_impl(T*, const T*, const Conv2dGeom&, const Context&);            \
   template <typename T>                                                                     \
-  void max_pool2d_backward_impl(T*, const T*, const T*, T*, const Conv2dGeom&, const Context&); \
+  void max_pool2d_backward_impl(T*, const T*, const T*, T*, const Conv2dGeom&, bool,          \
+                                const Context&);                                            \
   }
 FASTDL_POOL_DECLARE(avx2)
 FASTDL_POOL_DECLARE(avx512)
@@ -28,24 +29,25 @@ void max_pool2d_forward(T* y, const T* x, const Conv2dGeom& g, const Context& ct
 }
 
 template <typename T>
-void max_pool2d_backward(T* dx, const T* dy, const T* x, const Conv2dGeom& g,
+void max_pool2d_backward(T* dx, const T* dy, const T* x, const Conv2dGeom& g, bool relu,
                          const Context& ctx) {
   ArenaScope scope(ctx.arena);
   T* scratch = ctx.arena->alloc<T>(int64_t(ctx.nthreads) * g.C);
 #ifdef FASTDL_X86
   if (ctx.isa == Isa::avx512)
-    return avx512::max_pool2d_backward_impl<T>(dx, dy, x, scratch, g, ctx);
-  if (ctx.isa == Isa::avx2) return avx2::max_pool2d_backward_impl<T>(dx, dy, x, scratch, g, ctx);
+    return avx512::max_pool2d_backward_impl<T>(dx, dy, x, scratch, g, relu, ctx);
+  if (ctx.isa == Isa::avx2)
+    return avx2::max_pool2d_backward_impl<T>(dx, dy, x, scratch, g, relu, ctx);
 #endif
-  generic::max_pool2d_backward_impl<T>(dx, dy, x, scratch, g, ctx);
+  generic::max_pool2d_backward_impl<T>(dx, dy, x, scratch, g, relu, ctx);
 }
 
 template void max_pool2d_forward<float>(float*, const float*, const Conv2dGeom&, const Context&);
 template void max_pool2d_forward<double>(double*, const double*, const Conv2dGeom&,
                                          const Context&);
 template void max_pool2d_backward<float>(float*, const float*, const float*, const Conv2dGeom&,
-                                         const Context&);
+                                         bool, const Context&);
 template void max_pool2d_backward<double>(double*, const double*, const double*,
-                                          const Conv2dGeom&, const Context&);
+                                          const Conv2dGeom&, bool, const Context&);
 
 }  // namespace fastdl::cpu

@@ -16,8 +16,11 @@ void max_pool2d_forward(T* y /* (N,OH,OW,C) */, const T* x /* (N,H,W,C) */, cons
 // dx is overwritten: each dy goes to the first maximum of its window (row-major
 // tap order, as TensorFlow breaks ties); overlapping windows accumulate. The
 // argmax is recomputed from x rather than saved by the forward pass.
+// relu: x is the output of a ReLU and dx becomes the gradient of the ReLU's
+// input, dx * (x > 0), in the same pass (a window whose maximum is 0 passes nothing).
 template <typename T>
 void max_pool2d_backward(T* dx /* (N,H,W,C) */, const T* dy /* (N,OH,OW,C) */,
-                         const T* x /* (N,H,W,C) */, const Conv2dGeom& g, const Context& ctx);
+                         const T* x /* (N,H,W,C) */, const Conv2dGeom& g, bool relu,
+                         const Context& ctx);
 
 }  // namespace fastdl::cpu

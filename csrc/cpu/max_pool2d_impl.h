@@ -58,8 +58,10 @@ void max_pool2d_forward_impl(T* y, const T* x, const Conv2dGeom& g, const Contex
 }
 
 // scratch: nthreads * C values, one pixel's window maxima per thread.
-template <typename T>
-void max_pool2d_backward_impl(T* dx, const T* dy, const T* x, T* scratch, const Conv2dGeom& g,
+// Relu: x is a ReLU's output and dx the gradient of its input, so a window
+// whose maximum is not positive passes nothing on.
+template <bool Relu, typename T>
+void max_pool2d_backward_loop(T* dx, const T* dy, const T* x, T* scratch, const Conv2dGeom& g,
                               const Context& ctx) {
   const int64_t C = g.C, image = g.H * g.W * C;
   const int nt = ctx.nthreads;
@@ -104,16 +106,16 @@ void max_pool2d_backward_impl(T* dx, const T* dy, const T* x, T* scratch, const 
             if (disjoint) {
               for (int64_t c = 0; c < C; ++c) {
                 const T v = xp[c], mc = m[c], d = dyp[c];
-                const bool hit = v == mc;
+                const bool hit = Relu ? (v == mc) & (v > T(0)) : v == mc;
                 dxp[c] = keep_if(hit, d);
-                m[c] = hit ? nan : mc;
+                m[c] = v == mc ? nan : mc;
               }
             } else {
               for (int64_t c = 0; c < C; ++c) {
                 const T v = xp[c], mc = m[c], d = dyp[c];
-                const bool hit = v == mc;
+                const bool hit = Relu ? (v == mc) & (v > T(0)) : v == mc;
                 dxp[c] += keep_if(hit, d);
-                m[c] = hit ? nan : mc;
+                m[c] = v == mc ? nan : mc;
               }
             }
           }
@@ -122,13 +124,20 @@ void max_pool2d_backward_impl(T* dx, const T* dy, const T* x, T* scratch, const 
   }
 }
 
+template <typename T>
+void max_pool2d_backward_impl(T* dx, const T* dy, const T* x, T* scratch, const Conv2dGeom& g,
+                              bool relu, const Context& ctx) {
+  if (relu) max_pool2d_backward_loop<true>(dx, dy, x, scratch, g, ctx);
+  else max_pool2d_backward_loop<false>(dx, dy, x, scratch, g, ctx);
+}
+
 template void max_pool2d_forward_impl<float>(float*, const float*, const Conv2dGeom&,
                                             const Context&);
 template void max_pool2d_forward_impl<double>(double*, const double*, const Conv2dGeom&,
                                              const Context&);
 template void max_pool2d_backward_impl<float>(float*, const float*, const float*, float*,
-                                             const Conv2dGeom&, const Context&);
+                                             const Conv2dGeom&, bool, const Context&);
 template void max_pool2d_backward_impl<double>(double*, const double*, const double*, double*,
-                                              const Conv2dGeom&, const Context&);
+                                              const Conv2dGeom&, bool, const Context&);
 
 }  // namespace fastdl::cpu::FASTDL_POOL_NS

@@ -58,7 +58,9 @@ cudaError_t max_pool2d(T* y /* (N,OH,OW,C) */, const T* x /* (N,H,W,C) */, const
                        cudaStream_t stream);
 template <typename T>
 cudaError_t max_pool2d_backward(T* dx /* (N,H,W,C) */, const T* dy /* (N,OH,OW,C) */,
-                                const T* x /* (N,H,W,C) */, const Conv2dGeom& g, cudaStream_t stream);
+                                const T* x /* (N,H,W,C) */, const Conv2dGeom& g,
+                                bool relu /* x is a ReLU's output: dx * (x > 0) */,
+                                cudaStream_t stream);
 template <typename T>
 cudaError_t avg_pool2d(T* y /* (N,OH,OW,C) */, const T* x /* (N,H,W,C) */, const Conv2dGeom& g,
                        cudaStream_t stream);

@@ -59,7 +59,7 @@ __global__ void max_pool_kernel(T* y, const T* x, Conv2dGeom g) {
 }
 
 template <typename T>
-__global__ void max_pool_backward_kernel(T* dx, const T* dy, const T* x, Conv2dGeom g) {
+__global__ void max_pool_backward_kernel(T* dx, const T* dy, const T* x, Conv2dGeom g, bool relu) {
   FASTDL_GRID_LOOP(idx, g.N * g.H * g.W * g.C) {
     int64_t c = idx % g.C, iw = (idx / g.C) % g.W, ih = (idx / (g.C * g.W)) % g.H;
     int64_t n = idx / (g.C * g.W * g.H);
@@ -74,7 +74,7 @@ __global__ void max_pool_backward_kernel(T* dx, const T* dy, const T* x, Conv2dG
         if (window_argmax(x, g, n, oh, ow, c, &bh, &bw, &best) && bh == ih && bw == iw)
           s += dy[((n * g.OH + oh) * g.OW + ow) * g.C + c];
       }
-    dx[idx] = s;
+    dx[idx] = relu && !(x[idx] > T(0)) ? T(0) : s;  // relu: the gradient of the ReLU's input
   }
 }
 
@@ -143,11 +143,11 @@ cudaError_t max_pool2d(T* y, const T* x, const Conv2dGeom& g, cudaStream_t strea
 }
 
 template <typename T>
-cudaError_t max_pool2d_backward(T* dx, const T* dy, const T* x, const Conv2dGeom& g,
+cudaError_t max_pool2d_backward(T* dx, const T* dy, const T* x, const Conv2dGeom& g, bool relu,
                                 cudaStream_t stream) {
   int64_t total = g.N * g.H * g.W * g.C;
   if (total <= 0) return cudaSuccess;
-  max_pool_backward_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(dx, dy, x, g);
+  max_pool_backward_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(dx, dy, x, g, relu);
   return launch_status();
 }
 
@@ -185,7 +185,7 @@ cudaError_t global_avg_pool2d_backward(T* dx, const T* dy, int64_t N, int64_t HW
 
 #define FASTDL_INSTANTIATE(T)                                                                  \
   template cudaError_t max_pool2d<T>(T*, const T*, const Conv2dGeom&, cudaStream_t);               \
-  template cudaError_t max_pool2d_backward<T>(T*, const T*, const T*, const Conv2dGeom&,           \
+  template cudaError_t max_pool2d_backward<T>(T*, const T*, const T*, const Conv2dGeom&, bool,     \
                                               cudaStream_t);                                   \
   template cudaError_t avg_pool2d<T>(T*, const T*, const Conv2dGeom&, cudaStream_t);               \
   template cudaError_t avg_pool2d_backward<T>(T*, const T*, const Conv2dGeom&, cudaStream_t);      \

@@ -697,6 +697,10 @@ class _Pool2D(Layer):
 class MaxPooling2D(_Pool2D):
     _op = "max_pool2d"
 
+    def _backward_relu(self, dy):
+        """The gradient of the pre-activation of the ReLU whose output this layer pooled."""
+        return _need_op("max_pool2d_backward")(dy, self._x, relu=True, **self._kw())
+
 
 class AveragePooling2D(_Pool2D):
     _op = "avg_pool2d"

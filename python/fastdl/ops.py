@@ -217,15 +217,15 @@ def conv2d_backward(dy, x, w, *, strides=1, padding="valid", dilation_rate=1, ne
                               _pair(dilation_rate, "dilation_rate"), same, pads, bool(need_dx))
 
 
-def _pool(name, arrays, pool_size, strides, padding):
+def _pool(name, arrays, pool_size, strides, padding, **kw):
     """Run pooling op ``name`` on ``arrays`` (x, or dy and x): on the GPU when they live there."""
     x = arrays[-1]
     if type(x) is not _ndarray and _on_gpu(*arrays):
-        return getattr(_cuda_module(), name)(*arrays, pool_size, strides, padding)
+        return getattr(_cuda_module(), name)(*arrays, pool_size, strides, padding, **kw)
     pool = _pair(pool_size, "pool_size")
     st = pool if strides is None else _pair(strides, "strides")
     same, pads = _padding(padding)
-    return getattr(_C, name)(*arrays, pool, st, same, pads)
+    return getattr(_C, name)(*arrays, pool, st, same, pads, **kw)
 
 
 def max_pool2d(x, pool_size=2, strides=None, padding="valid"):
@@ -233,8 +233,14 @@ def max_pool2d(x, pool_size=2, strides=None, padding="valid"):
     return _pool("max_pool2d", (x,), pool_size, strides, padding)
 
 
-def max_pool2d_backward(dy, x, *, pool_size=2, strides=None, padding="valid"):
-    """dx of max_pool2d: dy goes to the first maximum of each window (TensorFlow's ties)."""
+def max_pool2d_backward(dy, x, *, pool_size=2, strides=None, padding="valid", relu=False):
+    """dx of max_pool2d: dy goes to the first maximum of each window (TensorFlow's ties).
+
+    ``relu=True`` (an extension): x is the output of a ReLU, and the result is the
+    gradient of the ReLU's input, ``dx * (x > 0)``, in the same pass.
+    """
+    if relu:
+        return _pool("max_pool2d_backward", (dy, x), pool_size, strides, padding, relu=True)
     return _pool("max_pool2d_backward", (dy, x), pool_size, strides, padding)
 
 
