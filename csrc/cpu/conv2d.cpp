@@ -154,13 +154,13 @@ void direct_forward(Isa isa, T* y, const T* const* base, const int64_t* off, con
 }
 
 template <typename T>
-void direct_dw(Isa isa, T* dw, const T* const* base, const int64_t* off, const T* dy,
+void direct_dw(Isa isa, T* dw, T* db, const T* const* base, const int64_t* off, const T* dy,
                int64_t np, int64_t K, int64_t F) {
 #ifdef FASTDL_X86
-  if (isa == Isa::avx512) return avx512::direct_dw<T>(dw, base, off, dy, np, K, F);
-  if (isa == Isa::avx2) return avx2::direct_dw<T>(dw, base, off, dy, np, K, F);
+  if (isa == Isa::avx512) return avx512::direct_dw<T>(dw, db, base, off, dy, np, K, F);
+  if (isa == Isa::avx2) return avx2::direct_dw<T>(dw, db, base, off, dy, np, K, F);
 #endif
-  generic::direct_dw<T>(dw, base, off, dy, np, K, F);
+  generic::direct_dw<T>(dw, db, base, off, dy, np, K, F);
 }
 
 int thread_id() {
@@ -251,8 +251,8 @@ void direct_conv_dw(T* dw, T* db, const T* dy, const T* x, const Conv2dGeom& g,
   tap_offsets(off, g, plan.Wp);
   for_each_band(x, g, plan, buf_size, nt, ctx,
                 [&](int tid, const T* const* base, int64_t m0, int64_t m1) {
-    direct_dw<T>(ctx.isa, dw_all + tid * K * F, base, off, dy + m0 * F, m1 - m0, K, F);
-    if (db) add_column_sums(db_all + tid * F, dy, F, m0, m1);
+    direct_dw<T>(ctx.isa, dw_all + tid * K * F, db ? db_all + tid * F : nullptr, base, off,
+                 dy + m0 * F, m1 - m0, K, F);
   });
   sum_parts(dw, dw_all, nt, K * F);
   if (db) sum_parts(db, db_all, nt, F);

@@ -19,10 +19,10 @@ namespace fastdl::cpu {
   template <typename T>                                                                        \
   void direct_forward(T* y, const T* const* base, const int64_t* off, const T* w, const T* b,  \
                       int64_t np, int64_t K, int64_t F, bool relu);                            \
-  /* dw (K,F) += patches^T (K,np) . dy (np,F) */                                               \
+  /* dw (K,F) += patches^T (K,np) . dy (np,F); db (F,) += column sums of dy, unless null */    \
   template <typename T>                                                                        \
-  void direct_dw(T* dw, const T* const* base, const int64_t* off, const T* dy, int64_t np,     \
-                 int64_t K, int64_t F);                                                        \
+  void direct_dw(T* dw, T* db, const T* const* base, const int64_t* off, const T* dy,          \
+                 int64_t np, int64_t K, int64_t F);                                            \
   }
 FASTDL_DIRECT_DECLARE(generic)
 FASTDL_DIRECT_DECLARE(avx2)

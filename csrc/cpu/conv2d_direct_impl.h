@@ -104,11 +104,20 @@ void forward_columns(T* y, const T* const* base, const int64_t* off, const T* w,
 }
 
 template <typename T, int NV>
-void dw_columns(T* dw, const T* const* base, const int64_t* off, const T* dy, int64_t np,
+void dw_columns(T* dw, T* db, const T* const* base, const int64_t* off, const T* dy, int64_t np,
                 int64_t f0, int64_t K, int64_t F) {
   int64_t k = 0;
   for (; k + kKB <= K; k += kKB) dw_block<T, kKB, NV>(dw, base, off, dy, np, k, f0, F);
   for (; k < K; ++k) dw_block<T, 1, NV>(dw, base, off, dy, np, k, f0, F);
+  if (!db) return;
+  // db += column sums of the same dy rows (still in cache), at this file's width.
+  using V = typename VecOf<T>::type;
+  constexpr int L = int(sizeof(V) / sizeof(T));
+  V acc[NV];
+  for (int v = 0; v < NV; ++v) acc[v] = vload(db + f0 + v * L);
+  for (int64_t p = 0; p < np; ++p)
+    for (int v = 0; v < NV; ++v) acc[v] += vload(dy + p * F + f0 + v * L);
+  for (int v = 0; v < NV; ++v) vstore(db + f0 + v * L, acc[v]);
 }
 }  // namespace
 
@@ -129,17 +138,23 @@ void direct_forward(T* y, const T* const* base, const int64_t* off, const T* w, 
 }
 
 template <typename T>
-void direct_dw(T* dw, const T* const* base, const int64_t* off, const T* dy, int64_t np,
+void direct_dw(T* dw, T* db, const T* const* base, const int64_t* off, const T* dy, int64_t np,
                int64_t K, int64_t F) {
   constexpr int L = int(64 / sizeof(T));
   int64_t f0 = 0;
-  for (; f0 + 2 * L <= F; f0 += 2 * L) dw_columns<T, 2>(dw, base, off, dy, np, f0, K, F);
-  for (; f0 + L <= F; f0 += L) dw_columns<T, 1>(dw, base, off, dy, np, f0, K, F);
+  for (; f0 + 2 * L <= F; f0 += 2 * L) dw_columns<T, 2>(dw, db, base, off, dy, np, f0, K, F);
+  for (; f0 + L <= F; f0 += L) dw_columns<T, 1>(dw, db, base, off, dy, np, f0, K, F);
   for (int64_t k = 0; k < K; ++k)
     for (int64_t f = f0; f < F; ++f) {
       T acc = dw[k * F + f];
       for (int64_t p = 0; p < np; ++p) acc += base[p][off[k]] * dy[p * F + f];
       dw[k * F + f] = acc;
+    }
+  if (db)
+    for (int64_t f = f0; f < F; ++f) {
+      T acc = db[f];
+      for (int64_t p = 0; p < np; ++p) acc += dy[p * F + f];
+      db[f] = acc;
     }
 }
 
@@ -148,10 +163,10 @@ template void direct_forward<float>(float*, const float* const*, const int64_t*,
 template void direct_forward<double>(double*, const double* const*, const int64_t*,
                                      const double*, const double*, int64_t, int64_t, int64_t,
                                      bool);
-template void direct_dw<float>(float*, const float* const*, const int64_t*, const float*, int64_t,
-                               int64_t, int64_t);
-template void direct_dw<double>(double*, const double* const*, const int64_t*, const double*,
-                                int64_t, int64_t, int64_t);
+template void direct_dw<float>(float*, float*, const float* const*, const int64_t*, const float*,
+                               int64_t, int64_t, int64_t);
+template void direct_dw<double>(double*, double*, const double* const*, const int64_t*,
+                                const double*, int64_t, int64_t, int64_t);
 
 #undef FASTDL_INLINE
 #pragma GCC diagnostic pop
