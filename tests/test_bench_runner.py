@@ -165,3 +165,62 @@ def test_plot_with_matplotlib(tmp_path):
 def test_plot_nothing_to_draw(tmp_path, capsys):
     assert not _plot.plot([Table("empty", ["a", "b"])], str(tmp_path / "p.png"))
     assert "no table with throughput" in capsys.readouterr().err
+
+
+def test_train_options_are_checked(capsys):
+    opts = runner.parse_args(["train", "--train-repeats", "2", "--train-models", "mlp, lstm"])
+    assert opts.train_repeats == 2 and opts.train_models == ["mlp", "lstm"]
+    for bad in (["--train-repeats", "0"], ["--train-models", "mlp,resnet"], ["--train-models", ","]):
+        with pytest.raises(SystemExit):
+            runner.parse_args(["train"] + bad)
+    err = capsys.readouterr().err
+    assert "at least 1" in err and "resnet" in err
+
+
+def test_train_rounds_alternate_and_report_medians(monkeypatch):
+    # Three rounds: the frameworks alternate within each round and the table
+    # shows each framework's median fit time, with the range of the rounds.
+    from fastdl.bench import train
+    calls = []
+    times = {"fastdl": [3.0, 1.0, 2.0], "Keras": [9.0, 7.0, 8.0], "PyTorch": [5.0, 4.0, 6.0]}
+
+    def fake(fw):
+        def run(*a, **k):
+            calls.append(fw)
+            t = times[fw][sum(c == fw for c in calls) - 1]
+            return {"fit_s": t, "acc": 0.9, "version": "x"}, None
+        return run
+
+    monkeypatch.setattr(train, "_run_fastdl", fake("fastdl"))
+    monkeypatch.setattr(train, "_run_keras", fake("Keras"))
+    monkeypatch.setattr(train, "_run_torch", fake("PyTorch"))
+    monkeypatch.setattr(train, "_datasets", lambda quick: {"mlp": {}})
+    opts = types.SimpleNamespace(quick=False, thread_list=[1], train_models=["mlp"],
+                                 train_repeats=3)
+    (table,) = train.run(opts)
+    assert calls == ["fastdl", "Keras", "PyTorch"] * 3
+    rows = {r["framework"]: r for r in table.rows}
+    assert rows["fastdl"]["fit s"] == 2.0 and rows["Keras"]["fit s"] == 8.0
+    assert rows["PyTorch"]["fit s"] == 5.0 and rows["fastdl"]["fit s range"] == "1.00-3.00 (3)"
+    assert rows["Keras"]["fastdl / this"] == 0.25 and "met" in rows["Keras"]["target"]
+    assert rows["PyTorch"]["fastdl / this"] == 0.4 and "missed" in rows["PyTorch"]["target"]
+
+
+def test_train_framework_missing_is_not_retried(monkeypatch):
+    from fastdl.bench import train
+    n = {"keras": 0}
+
+    def keras(*a, **k):
+        n["keras"] += 1
+        return None, "not installed"
+
+    monkeypatch.setattr(train, "_run_fastdl", lambda *a: ({"fit_s": 1.0, "acc": 0.9, "version": "x"}, None))
+    monkeypatch.setattr(train, "_run_keras", keras)
+    monkeypatch.setattr(train, "_run_torch", lambda *a: ({"fit_s": 2.0, "acc": 0.9, "version": "y"}, None))
+    monkeypatch.setattr(train, "_datasets", lambda quick: {"lstm": {}})
+    opts = types.SimpleNamespace(quick=False, thread_list=[1], train_models=["lstm"],
+                                 train_repeats=2)
+    (table,) = train.run(opts)
+    rows = {r["framework"]: r for r in table.rows}
+    assert n["keras"] == 1 and rows["Keras"]["version"] == "not installed"
+    assert "fit s" not in rows["Keras"] and rows["PyTorch"]["fastdl / this"] == 0.5

@@ -56,7 +56,19 @@ def parse_args(argv=None):
     p.add_argument("--plot", metavar="FILE", help="bar charts of fastdl against NumPy/PyTorch (needs matplotlib)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--list", action="store_true", help="list the suites and whether this build has them")
+    p.add_argument("--train-repeats", type=int, default=None, metavar="N",
+                   help="train suite: rounds of fits per framework, alternating, medians "
+                        "reported (default 3, 1 with --quick)")
+    p.add_argument("--train-models", default=None, metavar="LIST",
+                   help="train suite: comma-separated subset of mlp,convnet,simple_rnn,lstm")
     opts = p.parse_args(argv)
+    if opts.train_repeats is not None and opts.train_repeats < 1:
+        p.error(f"--train-repeats must be at least 1, got {opts.train_repeats}")
+    if opts.train_models is not None:
+        opts.train_models = [m.strip() for m in opts.train_models.split(",") if m.strip()]
+        bad = [m for m in opts.train_models if m not in ("mlp", "convnet", "simple_rnn", "lstm")]
+        if bad or not opts.train_models:
+            p.error(f"--train-models takes a subset of mlp,convnet,simple_rnn,lstm, got {bad or 'nothing'}")
     suites = list(SUITES) if "all" in opts.suites else list(opts.suites)
     for s in suites:
         if s not in SUITES:

@@ -8,8 +8,10 @@ Rows, side by side in one run, with the same architecture, batch size, optimizer
   * SimpleRNN(128) and LSTM(128) over image rows (28 steps of 28), batch 32;
     the last three for one epoch (--quick: on the first 10,000 training images).
 Pixels are scaled to [0, 1] for every row and framework.
-"fit s" is the wall time of fit only (no data loading, no evaluation); ratios are
-fastdl's time over the other framework's (below 1: fastdl is faster).
+"fit s" is the wall time of fit only (no data loading, no evaluation): the median of
+--train-repeats rounds (3; 1 with --quick), the frameworks alternating within each
+round so that a slow spell of a shared machine lands on all of them. Ratios are
+fastdl's median over the other framework's (below 1: fastdl is faster).
 
 Keras runs in a subprocess with the interpreter named by $FASTDL_BENCH_KERAS_PYTHON (a
 separate virtual environment with tensorflow-cpu, so TensorFlow never changes the NumPy
@@ -191,6 +193,13 @@ TARGETS = {  # fastdl time / other time must stay at or below these
 MIN_ACC = {"mlp": 0.86, "convnet": 0.85}
 
 
+def _median_run(runs):
+    """The run with the median fit time (the upper middle one for an even count)."""
+    if not runs:
+        return None
+    return sorted(runs, key=lambda r: r["fit_s"])[len(runs) // 2]
+
+
 def _datasets(quick):
     from .. import datasets
     (xtr, ytr), (xte, yte) = datasets.fashion_mnist.load_data(verbose=False)
@@ -222,29 +231,46 @@ def run(opts):
     kinds = getattr(opts, "train_models", None)
     if kinds:
         plan = [p for p in plan if p[0] in kinds]
-    cols = ["model", "framework", "epochs", "batch", "fit s", "test acc", "fastdl / this",
-            "target", "version"]
+    repeats = getattr(opts, "train_repeats", None) or (1 if quick else 3)
+    cols = ["model", "framework", "epochs", "batch", "fit s", "fit s range", "test acc",
+            "fastdl / this", "target", "version"]
     table = _common.Table(f"End-to-end training on Fashion-MNIST, {threads} thread(s)", cols)
     tmp = tempfile.mkdtemp(prefix="fastdl-bench-train-")
     try:
         for kind, epochs, bs in plan:
             d = data[kind]
-            results = {}
-            for fw, fn in (("fastdl", lambda: _run_fastdl(kind, d, epochs, bs)),
-                           ("Keras", lambda: _run_keras(kind, d, epochs, bs, tmp)),
-                           ("PyTorch", lambda: _run_torch(kind, d, epochs, bs, threads))):
-                try:
-                    res, why = fn()
-                except Exception as e:  # keep the other rows
-                    res, why = None, f"failed: {type(e).__name__}: {e}"
-                results[fw] = (res, why)
+            runs = {"fastdl": [], "Keras": [], "PyTorch": []}
+            why = {}
+            # Rounds alternate the frameworks, so a slow spell of a shared machine
+            # lands on all of them; each reports the median of its rounds.
+            for r in range(repeats):
+                for fw, fn in (("fastdl", lambda: _run_fastdl(kind, d, epochs, bs)),
+                               ("Keras", lambda: _run_keras(kind, d, epochs, bs, tmp)),
+                               ("PyTorch", lambda: _run_torch(kind, d, epochs, bs, threads))):
+                    if fw in why:
+                        continue  # not installed or failed: not retried
+                    try:
+                        res, w = fn()
+                    except Exception as e:  # keep the other rows
+                        res, w = None, f"failed: {type(e).__name__}: {e}"
+                    if res is None:
+                        why[fw] = w
+                    else:
+                        runs[fw].append(res)
+                    print(f"  {kind:>10} {fw:>8} round {r + 1}/{repeats}: "
+                          + (f"fit {res['fit_s']:.2f}s acc {res['acc']:.4f}" if res else w),
+                          file=sys.stderr)
+            results = {fw: (_median_run(rs), why.get(fw)) for fw, rs in runs.items()}
             mine = results["fastdl"][0]
-            for fw, (res, why) in results.items():
+            for fw, (res, w) in results.items():
                 row = {"model": kind, "framework": fw, "epochs": epochs, "batch": bs}
                 if res is None:
-                    row["version"] = why
+                    row["version"] = w
                 else:
-                    row.update({"fit s": res["fit_s"], "test acc": res["acc"], "version": res["version"]})
+                    times = [x["fit_s"] for x in runs[fw]]
+                    row.update({"fit s": res["fit_s"], "test acc": res["acc"],
+                                "version": res["version"],
+                                "fit s range": f"{min(times):.2f}-{max(times):.2f} ({len(times)})"})
                     if fw != "fastdl" and mine is not None:
                         row["fastdl / this"] = mine["fit_s"] / res["fit_s"]
                         tgt = TARGETS.get(kind, {}).get(fw)
@@ -255,12 +281,12 @@ def run(opts):
                         ok = res["acc"] >= MIN_ACC[kind]
                         row["target"] = f"acc >= {MIN_ACC[kind]} ({'met' if ok else 'missed'})"
                 table.rows.append(row)
-                print(f"  {kind:>10} {fw:>8}: " + (f"fit {res['fit_s']:.2f}s acc {res['acc']:.4f}"
-                                                   if res else why), file=sys.stderr)
     finally:
         fastdl.set_num_threads(old)
         import shutil
         shutil.rmtree(tmp, ignore_errors=True)
+    table.notes.append(f"fit s: the median of {repeats} round(s) per framework, the frameworks "
+                       "alternating within each round; test acc is from that median run.")
     table.notes.append("Pixels / 255 everywhere (as the TensorFlow tutorial the seed program comes from; "
                        "on raw 0..255 pixels every framework stalls near 0.75). mlp: all 60,000 "
                        "training images; convnet/RNN rows: "
