@@ -647,13 +647,15 @@ def _ops_dispatch_names():
     import inspect
     import re
     src = inspect.getsource(fastdl.ops)
-    return sorted(set(re.findall(r"_cuda_module\(\)\.(\w+)\(", src)))
+    # direct calls, and the pooling ops that _pool looks up by name
+    return sorted(set(re.findall(r"_cuda_module\(\)\.(\w+)\(", src))
+                  | set(re.findall(r"_pool\(\"(\w+)\"", src)))
 
 
 @pytest.mark.cuda
 def test_cuda_module_has_every_dispatched_name(cu):
     names = _ops_dispatch_names()
-    assert len(names) >= 30
+    assert len(names) >= 33 and "max_pool2d_backward" in names
     missing = [n for n in names if not hasattr(cu, n)]
     assert not missing, f"ops.py dispatches to names fastdl._cuda lacks: {missing}"
 
@@ -876,3 +878,72 @@ def test_vs_cpu_optimizer_updates(cp, rng, dtype):
         _run_both(cp, lambda o, d: o.rmsprop_update(d["p"], d["g"], d["v"],
                                                     d["m"] if mom else None, momentum=mom,
                                                     weight_decay=0.01), A, dtype, 10)
+
+
+# ================================================================= models on the GPU
+def _gpu_model(kind, dtype):
+    from fastdl import layers as L, models
+    d = dict(dtype=np.dtype(dtype).name)
+    if kind == "mlp":
+        ls = [L.Input((6, 6, 1), **d), L.Flatten(**d), L.Dense(12, activation="relu", **d),
+              L.Dropout(0.25, **d), L.Dense(3, activation="softmax", **d)]
+    elif kind == "convnet":
+        ls = [L.Input((6, 6, 1), **d), L.Conv2D(4, 3, activation="relu", **d),
+              L.MaxPooling2D(**d), L.Flatten(**d), L.Dense(3, activation="softmax", **d)]
+    else:
+        cell = {"simple_rnn": L.SimpleRNN, "lstm": L.LSTM, "gru": L.GRU}[kind]
+        ls = [L.Input((6, 6), **d), cell(5, **d), L.Dense(3, activation="softmax", **d)]
+    m = models.Sequential(ls)
+    m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("kind", ["mlp", "convnet", "simple_rnn", "lstm", "gru"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_model_to_cuda_fits_like_cpu(cp, rng, kind, dtype):
+    # model.to("cuda"): weights move, fit/evaluate/predict move each batch; the
+    # same seed gives the same training as on the CPU (dropout masks included).
+    x = rng.standard_normal((40, 6, 6, 1) if kind in ("mlp", "convnet") else (40, 6, 6)).astype(dtype)
+    y = rng.integers(0, 3, 40)
+    runs = []
+    for device in ("cpu", "cuda"):
+        fastdl.set_seed(11)
+        m = _gpu_model(kind, dtype)
+        m.to(device)
+        assert m.device == device
+        if device == "cuda":
+            assert all(type(w).__module__.split(".")[0] == "cupy" for w in m.trainable_weights)
+        h = m.fit(x, y, batch_size=16, epochs=2, verbose=0)
+        ev = m.evaluate(x, y, verbose=0)
+        p = m.predict(x, verbose=0)
+        assert type(p) is np.ndarray and p.shape == (40, 3)
+        m.to("cpu")
+        assert all(type(w) is np.ndarray for w in m.trainable_weights)
+        runs.append((h.history, ev, p, m.get_weights()))
+    (h0, e0, p0, w0), (h1, e1, p1, w1) = runs
+    t = tol(dtype, 10)
+    for k in h0:
+        np.testing.assert_allclose(h1[k], h0[k], **t, err_msg=k)
+    np.testing.assert_allclose(e1, e0, **t)
+    np.testing.assert_allclose(p1, p0, **t)
+    for a, b in zip(w1, w0):
+        np.testing.assert_allclose(a, b, **t)
+
+
+@pytest.mark.cuda
+def test_model_low_level_loop_on_cuda(cp, rng):
+    # model(x, training=True) on a GPU model takes host or device input and
+    # returns a device array; backward and apply_gradients stay on the device.
+    from fastdl import optimizers
+    m = _gpu_model("convnet", np.float32)
+    x = rng.standard_normal((5, 6, 6, 1)).astype(np.float32)
+    m(x)  # builds on the CPU
+    m.to("cuda")
+    y = m(x, training=True)
+    assert type(y).__module__.split(".")[0] == "cupy" and y.shape == (5, 3)
+    dx = m.backward(cp.ones(y.shape, cp.float32))
+    assert type(dx).__module__.split(".")[0] == "cupy" and dx.shape == x.shape
+    before = [cp.asnumpy(w).copy() for w in m.trainable_weights]
+    optimizers.SGD(0.1).apply_gradients(zip(m.gradients, m.trainable_weights))
+    assert any(not np.array_equal(cp.asnumpy(w), b) for w, b in zip(m.trainable_weights, before))

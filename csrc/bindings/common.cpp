@@ -52,6 +52,16 @@ std::string dtype_str(const py::handle& a) {
 }
 
 py::array require_array(const py::handle& h, const char* name) {
+  // Exactly numpy.ndarray: the common case, one pointer compare.
+  if (Py_TYPE(h.ptr()) == reinterpret_cast<PyTypeObject*>(py::detail::npy_api::get().PyArray_Type_))
+    return py::reinterpret_borrow<py::array>(h);
+  // A device array (CuPy, or anything exposing __cuda_array_interface__) never
+  // runs here, even when it is also an ndarray subclass.
+  if (py::hasattr(h, "__cuda_array_interface__"))
+    throw py::type_error(std::string(name) + " is a GPU array (" +
+                         std::string(py::str(py::type::of(h).attr("__name__"))) +
+                         ") but this call runs on the CPU: the other arrays are NumPy arrays; "
+                         "move them to one device first");
   if (!py::isinstance<py::array>(h))
     throw py::type_error(std::string(name) + " must be a NumPy array, got " +
                          std::string(py::str(py::type::of(h).attr("__name__"))));

@@ -15,6 +15,7 @@ on the next call with the same batch size, so a training step allocates
 """
 import math
 import re
+import sys
 
 import numpy as np
 
@@ -89,6 +90,7 @@ class Layer:
         self._grads = []         # one gradient buffer per weight
         self._weight_names = []
         self._bufs = {}
+        self._empty = _memory.empty  # allocates this layer's buffers (cupy.empty once on the GPU)
 
     # ------------------------------------------------------------ weights
     def add_weight(self, shape, initializer="zeros", name="weight"):
@@ -185,7 +187,16 @@ class Layer:
         """A reusable array: the same one while the shape stays the same."""
         b = self._bufs.get(key)
         if b is None or b.shape != shape:
-            b = _memory.empty(shape, dtype or self.dtype)
+            b = self._empty(shape, dtype or self.dtype)
+            self._bufs[key] = b
+        return b
+
+    def _zeros(self, key, shape):
+        """A reusable array of zeros (a state nothing writes to)."""
+        b = self._bufs.get(key)
+        if b is None or b.shape != shape:
+            b = self._empty(shape, self.dtype)
+            b.fill(0)
             self._bufs[key] = b
         return b
 
@@ -205,10 +216,20 @@ class Layer:
         return f"<{type(self).__name__} name={self.name!r}, built={self.built}>"
 
     def _move(self, to_array):
-        """Replace every weight and gradient array by to_array(a) (device moves)."""
+        """Replace every weight and gradient array by to_array(a) (device moves);
+        later buffers are allocated where to_array puts arrays."""
         self._weights = [to_array(w) for w in self._weights]
         self._grads = [to_array(g) for g in self._grads]
         self._bufs = {}
+        self._empty = _empty_like_module(to_array(np.zeros(0, np.float32)))
+
+
+def _empty_like_module(probe):
+    """An allocator (shape, dtype) -> array on the device of ``probe``."""
+    if type(probe) is np.ndarray:
+        return _memory.empty
+    xp = sys.modules[type(probe).__module__.split(".", 1)[0]]  # cupy
+    return lambda shape, dtype: xp.empty(shape, dtype)
 
 
 def _to_numpy(a):
@@ -772,18 +793,10 @@ class _RNN(Layer):
         return (s[0], s[1], self.units) if self.return_sequences else (s[0], self.units)
 
     def _h0(self, n):
-        h0 = self._bufs.get("h0")
-        if h0 is None or h0.shape != (n, self.units):
-            h0 = np.zeros((n, self.units), self.dtype)
-            self._bufs["h0"] = h0
-        return h0
+        return self._zeros("h0", (n, self.units))
 
     def _zero_bias(self):
-        b = self._bufs.get("zero_bias")
-        if b is None:
-            b = np.zeros(self._bias_shape(), self.dtype)
-            self._bufs["zero_bias"] = b
-        return b
+        return self._zeros("zero_bias", self._bias_shape())
 
     def _output(self, hs):
         self._hs = hs

@@ -49,6 +49,8 @@ class Model:
         self.stop_training = False
         self.history = None
         self.device = "cpu"
+        self._dev = _on_host         # moves a batch to the model's device (identity on the CPU)
+        self._empty = _memory.empty  # allocates step buffers on the model's device
         self._input_shape = None
         self._metric_ids = []
         self._dtype = None
@@ -142,7 +144,7 @@ class Model:
         return x
 
     def __call__(self, x, training=False):
-        x = self._prep_x(x, "model call", follow_dtype=True)
+        x = self._dev(self._prep_x(x, "model call", follow_dtype=True))
         h = x
         for l in self.layers:
             h = l.call(h, training=training)
@@ -150,7 +152,7 @@ class Model:
 
     def backward(self, dy):
         """dL/dx for dL/dy of the last call; fills model.gradients."""
-        h = dy
+        h = self._dev(dy)
         for bw in _backward_plan([(l, True) for l in self.layers]):
             h = bw(h)
         return np.array(h) if type(h) is np.ndarray else h
@@ -263,7 +265,7 @@ class Model:
         def dbuf(shape, dtype):
             b = bufs.get(shape)
             if b is None:
-                b = bufs[shape] = _memory.empty(shape, dtype)
+                b = bufs[shape] = self._empty(shape, dtype)
             return b
 
         if fused:
@@ -298,12 +300,15 @@ class Model:
 
     @staticmethod
     def _update_metrics(metrics, yb, correct, ypred):
+        """yb: the batch's targets on the host; ypred: predictions (or a thunk), any device."""
         for m in metrics:
             if correct is not None and type(m) is metrics_mod.SparseCategoricalAccuracy:
-                m._add(correct, len(yb))
+                m._add(int(correct), len(yb))
             else:
                 if callable(ypred):
                     ypred = ypred()
+                if type(ypred) is not np.ndarray:
+                    ypred = layers_mod._to_numpy(ypred)
                 m.update_state(yb, ypred)
         return ypred
 
@@ -365,6 +370,7 @@ class Model:
         per_batch = bool(cbl.per_batch)
 
         step = self._step_fn(training=True)
+        dev = self._dev
         metrics = self._make_metrics()
         rng = _random.generator()
         xbuf = _memory.empty((bs,) + x.shape[1:], x.dtype)
@@ -407,7 +413,7 @@ class Model:
                     else:
                         idx = perm[lo:hi]
                         xb, yb = x[idx], y[idx]
-                    lv, correct, ypred = step(xb, yb)
+                    lv, correct, ypred = step(dev(xb), dev(yb))
                     nb = hi - lo
                     loss_sum += lv * nb
                     seen += nb
@@ -449,7 +455,7 @@ class Model:
             hi = min(lo + bs, n)
             if cbl:
                 cbl.call("on_test_batch_begin", s, None)
-            lv, correct, ypred = step(x[lo:hi], y[lo:hi])
+            lv, correct, ypred = step(self._dev(x[lo:hi]), self._dev(y[lo:hi]))
             loss_sum += lv * (hi - lo)
             if metrics:
                 self._update_metrics(metrics, y[lo:hi], correct, ypred)
@@ -494,9 +500,11 @@ class Model:
         n = len(x)
         out = None
         for lo in range(0, n, bs):
-            h = x[lo:lo + bs]
+            h = self._dev(x[lo:lo + bs])
             for l in self.layers:
                 h = l.call(h, False)
+            if type(h) is not np.ndarray:
+                h = layers_mod._to_numpy(h)
             if out is None:
                 out = np.empty((n,) + h.shape[1:], h.dtype)
             out[lo:lo + len(h)] = h
@@ -510,7 +518,7 @@ class Model:
         x = self._prep_x(x, "train_on_batch")
         y = self._prep_y(y, len(x), "train_on_batch")
         metrics = self._make_metrics()
-        lv, correct, ypred = self._step_fn(training=True)(x, y)
+        lv, correct, ypred = self._step_fn(training=True)(self._dev(x), self._dev(y))
         self._update_metrics(metrics, y, correct, ypred)
         logs = self._logs(lv, 1, metrics)
         return logs if return_dict else (lv if not metrics else list(logs.values()))
@@ -588,10 +596,14 @@ class Model:
             for l in self.layers:
                 l._move(cupy.asarray)
             self.device = "cuda"
+            self._dev = _to_device(cupy)
+            self._empty = layers_mod._empty_like_module(cupy.asarray(np.zeros(0, np.float32)))
         elif d == "cpu":
             for l in self.layers:
                 l._move(layers_mod._to_numpy)
             self.device = "cpu"
+            self._dev = _on_host
+            self._empty = _memory.empty
         else:
             raise ValueError(f"model.to: device must be 'cpu' or 'cuda', got {device!r}")
         if self.optimizer is not None:
@@ -683,6 +695,17 @@ def _read_npz(path):
     if not isinstance(header, dict) or header.get("format") != _FORMAT:
         raise ValueError(f"{path!r} is not a fastdl model/weights file")
     return header, arrays
+
+
+def _on_host(a):
+    return a
+
+
+def _to_device(xp):
+    """Moves a host batch to the GPU (device arrays pass through)."""
+    def dev(a):
+        return a if hasattr(a, "__cuda_array_interface__") else xp.asarray(a)
+    return dev
 
 
 def _backward_plan(layers):
