@@ -92,6 +92,7 @@ struct Context {
   Isa isa = Isa::generic;  // micro-kernel level to use
   int nthreads = 1;        // OpenMP threads a kernel may use (1: no parallel region at all)
   Arena* arena = nullptr;  // scratch for this call (never null when a kernel is called)
+  double gemm_serial_below = 0;  // GEMMs of fewer multiply-adds run on one thread (0: default)
 };
 
 }  // namespace fastdl::cpu

@@ -339,7 +339,7 @@ void gemm(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a, int64_t cs
   // Thread grid tm x tn: the split with the smallest block perimeter (A rows
   // plus B columns each thread packs); ties go to splitting columns.
   int nt = ctx.nthreads;
-  if (work < kParallelWork || m_units * n_units < 2) nt = 1;
+  if (work < std::max(kParallelWork, ctx.gemm_serial_below) || m_units * n_units < 2) nt = 1;
   int tm = 1, tn = nt;
   if (nt > 1) {
     int64_t best = -1;
