@@ -263,9 +263,7 @@ def max_pool2d_backward(dy, x, *, pool_size=2, strides=None, padding="valid", re
     ``relu=True`` (an extension): x is the output of a ReLU, and the result is the
     gradient of the ReLU's input, ``dx * (x > 0)``, in the same pass.
     """
-    if relu:
-        return _pool("max_pool2d_backward", (dy, x), pool_size, strides, padding, relu=True)
-    return _pool("max_pool2d_backward", (dy, x), pool_size, strides, padding)
+    return _pool("max_pool2d_backward", (dy, x), pool_size, strides, padding, relu=bool(relu))
 
 
 def avg_pool2d(x, pool_size=2, strides=None, padding="valid"):
