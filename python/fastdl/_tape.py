@@ -1,0 +1,517 @@
+"""Reverse-mode automatic differentiation: the tape behind ``GradientTape`` and ``fit``.
+
+The design, in the spirit of PyTorch's autograd and TensorFlow's tape:
+
+* While a ``GradientTape`` records, every differentiable operation whose inputs
+  depend on something the tape watches returns a :class:`Tensor`: the value (a
+  NumPy or CuPy array) plus a ``Node`` that knows its parents and its
+  vector-Jacobian product (vjp). Operations on values that depend on nothing
+  watched return plain arrays, at plain NumPy cost.
+* What a tape watches: the trainable weights of layers (every array that
+  ``Layer.add_weight`` created trainable is registered as a *variable*) and
+  whatever ``tape.watch(x)`` names. A watched raw array that reaches an
+  operation becomes a leaf Tensor, one per array and recording.
+* Primitive operations are written once with :func:`primitive`: a forward on raw
+  arrays and a vjp. Built-in layers record themselves as a single node whose vjp
+  is their fused C++ backward pass (``Layer.__call__`` does it), so a model made
+  of built-in layers costs one node per layer.
+* Anything the tape cannot follow is an error, never a silent zero gradient:
+  NumPy functions and ufuncs applied to a Tensor while it is being recorded
+  (``__array_function__``/``__array_ufunc__``), converting it to a NumPy array
+  (``__array__``), and in-place writes (``__setitem__``).
+"""
+import threading
+
+import numpy as np
+
+__all__ = ["Tensor", "GradientTape", "primitive", "record", "recording", "value", "is_tensor",
+           "register_variable", "stop_gradient"]
+
+_state = threading.local()
+
+
+def _tapes():
+    t = getattr(_state, "tapes", None)
+    if t is None:
+        t = _state.tapes = []
+    return t
+
+
+def recording():
+    """True while a GradientTape records on this thread."""
+    t = getattr(_state, "tapes", None)
+    return bool(t) and any(tp._recording for tp in t)
+
+
+# ------------------------------------------------------------------ variables
+# id(array) -> array for every trainable weight: TensorFlow's tape watches the
+# trainable variables a computation reads; ours watches these arrays. Layers
+# register their weights when they create or move them and drop them when replaced.
+_variables = {}
+
+
+def register_variable(a):
+    _variables[id(a)] = a
+    return a
+
+
+def unregister_variable(a):
+    if _variables.get(id(a)) is a:
+        del _variables[id(a)]
+
+
+# ------------------------------------------------------------------ tensors
+class Node:
+    __slots__ = ("parents", "vjp", "name")
+
+    def __init__(self, parents, vjp, name):
+        self.parents = parents  # tuple of Tensor or None (constants)
+        self.vjp = vjp          # g -> tuple of gradients (or None), one per parent
+        self.name = name
+
+
+class Tensor:
+    """A value computed under a GradientTape, with the node that computed it.
+
+    It behaves like the array it holds for shapes, dtypes and Python operators;
+    ``fastdl.ops`` functions accept it. ``.numpy()`` gives the value."""
+    __slots__ = ("value", "node", "_tapes", "__weakref__")
+    __array_priority__ = 1000
+
+    def __init__(self, value, node, tapes):
+        self.value = value
+        self.node = node      # None for a leaf
+        self._tapes = tapes   # the tapes that were recording when it was made
+
+    # ---------------------------------------------------------- array-like
+    shape = property(lambda self: self.value.shape)
+    dtype = property(lambda self: self.value.dtype)
+    ndim = property(lambda self: self.value.ndim)
+    size = property(lambda self: self.value.size)
+
+    def __len__(self):
+        return len(self.value)
+
+    def numpy(self):
+        return _host(self.value)
+
+    def __repr__(self):
+        return f"<fastdl.Tensor shape={self.shape} dtype={self.dtype} value=\n{self.value!r}>"
+
+    def __float__(self):
+        return float(self.value)
+
+    def __int__(self):
+        return int(self.value)
+
+    def __bool__(self):
+        return bool(self.value)
+
+    def __format__(self, spec):
+        return format(self.value.item() if self.value.size == 1 else self.value, spec)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def _live(self):
+        return any(t._recording for t in self._tapes)
+
+    # Outside its recording a Tensor is just its value; inside, NumPy would
+    # compute past the tape, so that is refused with the name of the function.
+    def __array__(self, dtype=None, copy=None):
+        if self._live():
+            raise TypeError(
+                "a traced fastdl.Tensor cannot be converted to a NumPy array while its "
+                "GradientTape is recording: the gradient would be lost there. Use fastdl.ops "
+                "functions on it (or fastdl.ops.stop_gradient / .numpy() for a constant)")
+        v = _host(self.value)
+        return v if dtype is None else v.astype(dtype)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        from . import ops
+        if method == "__call__" and not kwargs:
+            fn = _UFUNC_OPS.get(ufunc.__name__)
+            if fn is not None:
+                return getattr(ops, fn)(*inputs)
+        if any(isinstance(a, Tensor) and a._live() for a in inputs):
+            raise TypeError(
+                f"numpy.{ufunc.__name__} cannot be traced by fastdl's autodiff: the gradient would "
+                f"be lost. Use the fastdl.ops function of the same name (fastdl.ops."
+                f"{_UFUNC_OPS.get(ufunc.__name__, ufunc.__name__)}) inside a traced call")
+        inputs = tuple(value(a) for a in inputs)
+        return getattr(ufunc, method)(*inputs, **kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        if any(isinstance(a, Tensor) and a._live() for a in _flat(args) + _flat(kwargs)):
+            raise TypeError(
+                f"numpy.{func.__name__} cannot be traced by fastdl's autodiff: the gradient would "
+                f"be lost. Use fastdl.ops.{func.__name__} (or another fastdl.ops function) on "
+                f"traced values")
+        return func(*_unwrap(args), **_unwrap(kwargs))
+
+    def __setitem__(self, key, val):
+        raise TypeError("a traced fastdl.Tensor cannot be written in place (x[...] = v): the "
+                        "autodiff cannot follow in-place writes. Build a new value instead, e.g. "
+                        "with fastdl.ops.where or fastdl.ops.concatenate")
+
+    # ---------------------------------------------------------- operators
+    def __add__(self, o): return _ops().add(self, o)
+    def __radd__(self, o): return _ops().add(o, self)
+    def __sub__(self, o): return _ops().subtract(self, o)
+    def __rsub__(self, o): return _ops().subtract(o, self)
+    def __mul__(self, o): return _ops().multiply(self, o)
+    def __rmul__(self, o): return _ops().multiply(o, self)
+    def __truediv__(self, o): return _ops().divide(self, o)
+    def __rtruediv__(self, o): return _ops().divide(o, self)
+    def __matmul__(self, o): return _ops().matmul(self, o)
+    def __rmatmul__(self, o): return _ops().matmul(o, self)
+    def __pow__(self, o): return _ops().power(self, o)
+    def __rpow__(self, o): return _ops().power(o, self)
+    def __neg__(self): return _ops().negative(self)
+    def __pos__(self): return self
+    def __abs__(self): return _ops().abs(self)
+    def __getitem__(self, key): return _ops().get_item(self, key)
+    # comparisons have no gradient: they give plain boolean arrays
+    def __lt__(self, o): return self.value < value(o)
+    def __le__(self, o): return self.value <= value(o)
+    def __gt__(self, o): return self.value > value(o)
+    def __ge__(self, o): return self.value >= value(o)
+
+    @property
+    def T(self):
+        return _ops().transpose(self)
+
+    def reshape(self, *shape):
+        return _ops().reshape(self, shape[0] if len(shape) == 1 else shape)
+
+    def sum(self, axis=None, keepdims=False):
+        return _ops().sum(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return _ops().mean(self, axis=axis, keepdims=keepdims)
+
+    def astype(self, dtype):
+        return _ops().cast(self, dtype)
+
+
+_UFUNC_OPS = {"add": "add", "subtract": "subtract", "multiply": "multiply",
+              "true_divide": "divide", "divide": "divide", "matmul": "matmul", "power": "power",
+              "negative": "negative"}
+
+
+def _ops():
+    from . import ops
+    return ops
+
+
+def _flat(x):
+    if isinstance(x, dict):
+        return [b for v in x.values() for b in _flat(v)]
+    if isinstance(x, (list, tuple)):
+        return [b for v in x for b in _flat(v)]
+    return [x]
+
+
+def _unwrap(x):
+    if isinstance(x, Tensor):
+        return x.value
+    if isinstance(x, dict):
+        return {k: _unwrap(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_unwrap(v) for v in x)
+    return x
+
+
+def _host(a):
+    if type(a) is np.ndarray:
+        return a
+    get = getattr(a, "get", None)
+    return get() if callable(get) else np.asarray(a)
+
+
+def value(x):
+    """The raw array of a Tensor; anything else unchanged."""
+    return x.value if isinstance(x, Tensor) else x
+
+
+def is_tensor(x):
+    return isinstance(x, Tensor)
+
+
+# ------------------------------------------------------------------ recording
+def _active():
+    return [t for t in getattr(_state, "tapes", ()) if t._recording]
+
+
+def _track(x, tapes):
+    """x as a participant of the recording: a Tensor, a leaf for a watched array, or None
+    (a constant: nothing under the tape depends on it)."""
+    if isinstance(x, Tensor):
+        return x if x._live() else None
+    key = id(x)
+    leaf = None
+    for t in tapes:
+        hit = t._leaves.get(key)
+        if hit is not None:
+            return hit[1]
+    watchers = [t for t in tapes if key in t._watched or
+                (t._auto and _variables.get(key) is x)]
+    if not watchers:
+        return None
+    leaf = Tensor(x, None, tuple(tapes))
+    for t in watchers:
+        t._leaves[key] = (x, leaf)
+    return leaf
+
+
+def record(name, out_values, inputs, vjp):
+    """Record one operation computed outside the tape.
+
+    out_values: the raw output array, or a tuple of them; inputs: the operation's
+    differentiable inputs (Tensors, raw arrays, anything); vjp(gs) -> one gradient
+    (or None) per input, where gs is the output gradient (a tuple for a tuple of
+    outputs, None entries for outputs that got none). Returns the outputs as
+    Tensors when some input depends on a watched value, else the raw outputs."""
+    tapes = _active()
+    if not tapes:
+        return out_values
+    tracked = tuple(_track(x, tapes) for x in inputs)
+    if not any(t is not None for t in tracked):
+        return out_values
+    tapes = tuple(tapes)
+    if isinstance(out_values, tuple):
+        node = Node(tracked, vjp, name)
+        outs = tuple(Tensor(v, node, tapes) for v in out_values)
+        for i, o in enumerate(outs):
+            o.node = _Select(node, i, len(outs))
+        return outs
+    return Tensor(out_values, Node(tracked, vjp, name), tapes)
+
+
+class _Select:
+    """One output of a multi-output node: gradients of sibling outputs meet in the parent."""
+    __slots__ = ("node", "index", "count", "name")
+
+    def __init__(self, node, index, count):
+        self.node, self.index, self.count = node, index, count
+        self.name = node.name
+
+
+def primitive(name, forward, vjp):
+    """A differentiable operation from a forward on raw arrays and a vjp.
+
+    forward(*raw_args, **kwargs) -> raw output; vjp(g, out, *raw_args, **kwargs) ->
+    one gradient (or None) per positional argument. Positional arguments are the
+    differentiable ones; keyword arguments are static (axes, shapes, ...)."""
+    def op(*args, **kwargs):
+        raw = tuple(value(a) for a in args)
+        out = forward(*raw, **kwargs)
+        if not _active():
+            return out
+        return record(name, out, args, lambda g: vjp(g, out, *raw, **kwargs))
+    op.__name__ = name
+    op.__qualname__ = name
+    return op
+
+
+def stop_gradient(x):
+    """The value of x, treated as a constant by the tape."""
+    return value(x)
+
+
+# ------------------------------------------------------------------ backprop
+def _topo(roots):
+    order, seen = [], set()
+    stack = [(r, False) for r in roots]
+    while stack:
+        n, done = stack.pop()
+        if done:
+            order.append(n)
+            continue
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        stack.append((n, True))
+        for p in _parents(n):
+            if id(p) not in seen:
+                stack.append((p, False))
+    return order  # parents before children
+
+
+def _parents(n):
+    """Graph vertices are Tensors, and the Nodes of multi-output operations."""
+    if isinstance(n, Node):
+        return tuple(p for p in n.parents if p is not None)
+    node = n.node
+    if node is None:
+        return ()
+    if isinstance(node, _Select):
+        return (node.node,)
+    return tuple(p for p in node.parents if p is not None)
+
+
+def _accumulate(grads, key, g):
+    old = grads.get(key)
+    grads[key] = g if old is None else old + g
+
+
+def _sum_to(g, shape):
+    """Sum a broadcast gradient back to shape (NumPy broadcasting rules)."""
+    if g.shape == tuple(shape):
+        return g
+    lead = g.ndim - len(shape)
+    if lead:
+        g = g.sum(axis=tuple(range(lead)))
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape)
+
+
+def _run(node, g, grads):
+    gin = node.vjp(g)
+    if not isinstance(gin, (tuple, list)):
+        gin = (gin,)
+    for p, gp in zip(node.parents, gin):
+        if p is None or gp is None:
+            continue
+        _accumulate(grads, id(p), _sum_to(gp, p.shape) if hasattr(gp, "shape") else gp)
+
+
+def _backprop(target, seed):
+    grads = {id(target): seed}
+    order = _topo([target])
+    for v in reversed(order):
+        if isinstance(v, Node):
+            gs = grads.get(id(v))
+            if gs is not None and any(x is not None for x in gs):
+                _run(v, tuple(gs), grads)
+            continue
+        g = grads.get(id(v))
+        if g is None or v.node is None:
+            continue
+        node = v.node
+        if isinstance(node, _Select):
+            slot = grads.get(id(node.node))
+            if slot is None:
+                slot = grads[id(node.node)] = [None] * node.count
+            slot[node.index] = g if slot[node.index] is None else slot[node.index] + g
+            continue
+        _run(node, g, grads)
+    return grads
+
+
+# ------------------------------------------------------------------ the tape
+class GradientTape:
+    """TensorFlow's GradientTape over fastdl's operations.
+
+    ``with GradientTape() as tape:`` records the operations run inside it that
+    depend on trainable weights (``watch_accessed_variables=True``) or on
+    arrays given to ``tape.watch``. ``tape.gradient(target, sources)`` returns
+    d target / d source for each source (None where the target does not depend
+    on it). A non-persistent tape answers one ``gradient`` call."""
+
+    def __init__(self, persistent=False, watch_accessed_variables=True):
+        self._persistent = bool(persistent)
+        self._auto = bool(watch_accessed_variables)
+        self._recording = False
+        self._used = False
+        self._watched = {}   # id -> array (keeps it alive so the id stays its own)
+        self._leaves = {}    # id(array) -> (array, leaf Tensor)
+
+    def __enter__(self):
+        if self._used and not self._persistent:
+            raise RuntimeError("this GradientTape was already used; make a new one (or pass "
+                               "persistent=True to take several gradients)")
+        self._recording = True
+        _tapes().append(self)
+        return self
+
+    def __exit__(self, *exc):
+        self._recording = False
+        t = _tapes()
+        if self in t:
+            t.remove(self)
+        return False
+
+    def watch(self, x):
+        """Track x (an array, a Tensor, or a list/tuple of them) as a source."""
+        for a in _flat(x):
+            if isinstance(a, Tensor):
+                continue  # already traced
+            if not hasattr(a, "shape"):
+                raise TypeError(f"GradientTape.watch expects arrays, got {type(a).__name__}")
+            self._watched[id(a)] = a
+
+    def stop_recording(self):
+        tape = self
+
+        class _Pause:
+            def __enter__(self_):
+                tape._recording = False
+
+            def __exit__(self_, *exc):
+                tape._recording = True
+                return False
+        return _Pause()
+
+    def reset(self):
+        self._leaves = {}
+
+    def watched_variables(self):
+        return [a for a, _ in self._leaves.values()]
+
+    def gradient(self, target, sources, output_gradients=None, unconnected_gradients="none"):
+        if self._used and not self._persistent:
+            raise RuntimeError("GradientTape.gradient can be called only once on a non-persistent "
+                               "tape; use GradientTape(persistent=True) to take several gradients")
+        self._used = True
+        if unconnected_gradients not in ("none", "zero"):
+            raise ValueError(f"unconnected_gradients must be 'none' or 'zero', got "
+                             f"{unconnected_gradients!r}")
+        single = not isinstance(sources, (list, tuple, dict))
+        src_list = [sources] if single else (list(sources.values()) if isinstance(sources, dict)
+                                             else list(sources))
+        if not isinstance(target, Tensor) or self not in target._tapes:
+            raise ValueError(
+                "GradientTape.gradient: the target was not computed under this tape from anything "
+                "it watches (a trainable weight used inside the `with` block, or an array given to "
+                "tape.watch). Compute the loss inside `with GradientTape() as tape:`")
+        if output_gradients is None:
+            if target.size != 1:
+                raise ValueError(
+                    f"GradientTape.gradient: the target has shape {target.shape}; it must be a "
+                    f"scalar (reduce it, e.g. fastdl.ops.mean(loss)) or come with "
+                    f"output_gradients= of the same shape")
+            xp = _xp(target.value)
+            seed = xp.ones(target.shape, target.dtype)
+        else:
+            seed = value(output_gradients)
+            if tuple(seed.shape) != tuple(target.shape):
+                raise ValueError(f"GradientTape.gradient: output_gradients has shape {seed.shape}, "
+                                 f"the target {target.shape}")
+        grads = _backprop(target, seed)
+        out = []
+        for s in src_list:
+            if isinstance(s, Tensor):
+                g = grads.get(id(s))
+            else:
+                hit = self._leaves.get(id(s))
+                g = grads.get(id(hit[1])) if hit is not None and hit[0] is s else None
+            if g is None and unconnected_gradients == "zero":
+                g = _xp(value(s)).zeros(value(s).shape, value(s).dtype)
+            if g is not None and hasattr(g, "shape") and g.shape != value(s).shape:
+                g = _sum_to(g, value(s).shape)
+            out.append(g)
+        if single:
+            return out[0]
+        if isinstance(sources, dict):
+            return dict(zip(sources.keys(), out))
+        return out
+
+
+def _xp(a):
+    if type(a) is np.ndarray:
+        return np
+    import sys
+    return sys.modules[type(a).__module__.split(".", 1)[0]]
