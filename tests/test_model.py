@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import fastdl
+from fastdl.models.sequential import backward_plan
 from fastdl import layers, losses, models, optimizers
 
 
@@ -153,7 +154,7 @@ def test_relu_pool_fusion_matches_layer_by_layer_backward(dtype):
     for a, b in zip(fused, plain):
         np.testing.assert_array_equal(a, b)
     # And the fused plan is what the model uses: two pooling layers fused.
-    plan = models._backward_plan([(l, True) for l in m.layers])
+    plan = backward_plan([(l, True) for l in m.layers])
     assert len(plan) == len(m.layers) - 2
 
 
@@ -161,12 +162,12 @@ def test_relu_pool_fusion_only_after_relu():
     # A linear or tanh convolution before the pooling is not fused.
     for act in ("linear", "tanh"):
         m = _small_convnet(act)
-        assert len(models._backward_plan([(l, True) for l in m.layers])) == len(m.layers)
+        assert len(backward_plan([(l, True) for l in m.layers])) == len(m.layers)
     # The first layer's need_dx=False carries through the fused pair.
     m = _small_convnet()
     x = np.random.default_rng(1).standard_normal((2, 9, 9, 2)).astype(np.float32)
     y = m(x, training=True)
-    plan = models._backward_plan([(l, i > 0) for i, l in enumerate(m.layers)])
+    plan = backward_plan([(l, i > 0) for i, l in enumerate(m.layers)])
     h = np.ones_like(y)
     for bw in plan:
         h = bw(h)
@@ -316,12 +317,12 @@ def test_validation_split_takes_last_fraction(monkeypatch):
     x, y = _data(n=100)
     m = _mlp()
     seen = {}
-    orig = m._evaluate_arrays
+    orig = m._evaluate_data
 
-    def spy(vx, vy, bs, cbl=None):
-        seen["vx"] = vx
-        return orig(vx, vy, bs, cbl)
-    m._evaluate_arrays = spy
+    def spy(data, steps=None, cbl=None):
+        seen["vx"] = data.x
+        return orig(data, steps, cbl)
+    m._evaluate_data = spy
     m.fit(x, y, epochs=1, verbose=0, validation_split=0.25)
     np.testing.assert_array_equal(seen["vx"], x[75:].astype(np.float32))
 
@@ -355,32 +356,6 @@ def test_train_on_batch_and_get_set_weights():
     assert all(np.all(a == 0) for a in m.get_weights())
     with pytest.raises(ValueError, match="weight arrays"):
         m.set_weights(w[:1])
-
-
-def test_fit_runs_small_gemms_on_one_thread_and_restores(monkeypatch):
-    # fit keeps a step's small GEMMs on one thread (see ops._small_gemms_serial)
-    # and restores the setting afterwards, also when a callback raises.
-    from fastdl import ops, callbacks
-    seen = []
-
-    class Probe(callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            prev = ops._C._set_gemm_serial_below(0.0)
-            ops._C._set_gemm_serial_below(prev)
-            seen.append(prev)
-
-    class Boom(callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            raise RuntimeError("boom")
-
-    x, y = _data(n=64)
-    m = _mlp()
-    m.fit(x, y, epochs=1, verbose=0, callbacks=[Probe()])
-    assert seen and all(s == ops.STEP_GEMM_SERIAL_BELOW for s in seen)
-    assert ops._C._set_gemm_serial_below(0.0) == 0.0
-    with pytest.raises(RuntimeError, match="boom"):
-        m.fit(x, y, epochs=1, verbose=0, callbacks=[Boom()])
-    assert ops._C._set_gemm_serial_below(0.0) == 0.0
 
 
 def test_small_gemms_serial_gives_the_same_bits():

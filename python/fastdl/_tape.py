@@ -264,6 +264,18 @@ def _track(x, tapes):
     return leaf
 
 
+def needs_grad(x):
+    """True when x takes part in the current recording (a gradient may flow into it)."""
+    tapes = _active()
+    return bool(tapes) and _track(x, tapes) is not None
+
+
+def leaf(a):
+    """The traced value standing for a watched array in the current recording, or None."""
+    tapes = _active()
+    return _track(a, tapes) if tapes else None
+
+
 def record(name, out_values, inputs, vjp):
     """Record one operation computed outside the tape.
 
@@ -312,6 +324,18 @@ def primitive(name, forward, vjp):
     op.__name__ = name
     op.__qualname__ = name
     return op
+
+
+class paused:
+    """Nothing is recorded inside ``with paused():`` (building, shape inference)."""
+
+    def __enter__(self):
+        self._saved = getattr(_state, "tapes", [])
+        _state.tapes = []
+
+    def __exit__(self, *exc):
+        _state.tapes = self._saved
+        return False
 
 
 def stop_gradient(x):

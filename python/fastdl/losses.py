@@ -8,9 +8,9 @@ from logits, the numerically stable way (as Keras does).
 """
 import numpy as np
 
-from . import ops
+from . import _device, _tape, ops
 
-__all__ = ["Loss", "SparseCategoricalCrossentropy", "CategoricalCrossentropy",
+__all__ = ["Loss", "LossFunctionWrapper", "SparseCategoricalCrossentropy", "CategoricalCrossentropy",
            "BinaryCrossentropy", "MeanSquaredError", "MeanAbsoluteError", "get", "KNOWN",
            "sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy",
            "mean_squared_error", "mean_absolute_error", "mse", "mae"]
@@ -32,10 +32,25 @@ class Loss:
         if name:
             self.name = name
 
-    def __call__(self, y_true, y_pred):
-        y_pred = _float_array(y_pred)
-        return float(self._value_and_grad(self._prepare_targets(y_true, y_pred.dtype), y_pred,
-                                          None, want_grad=False)[0])
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """The mean loss over the batch: a float, or a traced scalar under a GradientTape
+        (differentiable in y_pred, through the same fused kernel)."""
+        if sample_weight is not None:
+            raise NotImplementedError(f"{type(self).__name__}: sample_weight is not supported")
+        if _tape.needs_grad(y_true):
+            raise NotImplementedError(f"{type(self).__name__}: gradients with respect to y_true "
+                                      f"are not supported; pass it through ops.stop_gradient")
+        raw = _tape.value(y_pred)
+        if not _device.is_device(raw):
+            raw = _float_array(raw)
+        targets = self._prepare_targets(_device.to_host(_tape.value(y_true)), raw.dtype)
+        if _device.is_device(raw):
+            targets = _device.mover("cuda")(targets)
+        if not _tape.needs_grad(y_pred):
+            return float(self._value_and_grad(targets, raw, None, want_grad=False)[0])
+        value, grad = self._value_and_grad(targets, raw, None, want_grad=True)[:2]
+        out = _device.xp(raw).asarray(value, dtype=raw.dtype)
+        return _tape.record(self.name, out, (y_pred,), lambda g: (grad * g,))
 
     def _prepare_targets(self, y_true, dtype):
         return np.ascontiguousarray(y_true, dtype=dtype)
@@ -121,6 +136,26 @@ class MeanSquaredError(_RegressionLoss):
 class MeanAbsoluteError(_RegressionLoss):
     name = "mean_absolute_error"
     _kernel = "mae"
+
+
+class LossFunctionWrapper(Loss):
+    """A loss from a function fn(y_true, y_pred) -> per-sample losses, averaged over the
+    batch (Keras' 'sum_over_batch_size'); written with fastdl.ops it is differentiable."""
+
+    def __init__(self, fn, name=None, **kwargs):
+        self.fn = fn
+        self.kwargs = kwargs
+        self.name = name or getattr(fn, "__name__", "loss")
+        self.from_logits = False
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None:
+            raise NotImplementedError(f"{self.name}: sample_weight is not supported")
+        v = self.fn(y_true, y_pred, **self.kwargs)
+        return ops.mean(v) if getattr(_tape.value(v), "ndim", 0) else v
+
+    def get_config(self):
+        return {"name": self.name, **self.kwargs}
 
 
 # Keras' functional forms: per-sample losses.

@@ -5,7 +5,7 @@
 """
 import numpy as np
 
-__all__ = ["Metric", "Accuracy", "SparseCategoricalAccuracy", "CategoricalAccuracy",
+__all__ = ["Metric", "Mean", "Sum", "Accuracy", "SparseCategoricalAccuracy", "CategoricalAccuracy",
            "BinaryAccuracy", "MeanSquaredError", "MeanAbsoluteError", "get", "KNOWN"]
 
 
@@ -25,8 +25,10 @@ class Metric:
         """(sum of per-sample values, number of samples)."""
         raise NotImplementedError
 
-    def update_state(self, y_true, y_pred):
-        s, n = self._batch(np.asarray(y_true), np.asarray(y_pred))
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None:
+            raise NotImplementedError(f"{type(self).__name__}: sample_weight is not supported")
+        s, n = self._batch(_host(y_true), _host(y_pred))
         self.total += float(s)
         self.count += int(n)
 
@@ -36,6 +38,51 @@ class Metric:
 
     def result(self):
         return self.total / self.count if self.count else 0.0
+
+    def __call__(self, *args, **kwargs):
+        self.update_state(*args, **kwargs)
+        return self.result()
+
+    def get_config(self):
+        return {"name": self.name}
+
+    @property
+    def variables(self):
+        return []
+
+
+def _host(a):
+    from . import _device, _tape
+    return np.asarray(_device.to_host(_tape.value(a)))
+
+
+class Mean(Metric):
+    """The (weighted) mean of the values given to update_state (Keras' metrics.Mean)."""
+    name = "mean"
+
+    def update_state(self, values, sample_weight=None):
+        v = _host(values).astype(np.float64)
+        if sample_weight is None:
+            self.total += float(v.sum())
+            self.count += v.size
+        else:
+            w = np.broadcast_to(_host(sample_weight).astype(np.float64), v.shape)
+            self.total += float((v * w).sum())
+            self.count += float(w.sum())
+
+
+class Sum(Metric):
+    """The running sum of the values given to update_state (Keras' metrics.Sum)."""
+    name = "sum"
+
+    def update_state(self, values, sample_weight=None):
+        v = _host(values).astype(np.float64)
+        if sample_weight is not None:
+            v = v * _host(sample_weight)
+        self.total += float(v.sum())
+
+    def result(self):
+        return self.total
 
 
 class SparseCategoricalAccuracy(Metric):

@@ -1,0 +1,112 @@
+"""Symbolic tensors for the functional API: what ``Input`` returns and what a
+layer returns when it is called on symbolic tensors.
+
+A ``KerasTensor`` has a shape (batch dimension first, ``None`` where unknown),
+a dtype, and the history that made it: the ``Node`` (one call of one layer on
+symbolic inputs) and which of that node's outputs it is. A functional
+``Model(inputs, outputs)`` walks these histories back from its outputs.
+"""
+import itertools
+
+import numpy as np
+
+_uid = itertools.count()
+
+
+class KerasTensor:
+    def __init__(self, shape, dtype="float32", name=None, node=None, index=0):
+        self.shape = tuple(None if d is None else int(d) for d in shape)
+        self.dtype = np.dtype(dtype)
+        self.name = name
+        self.node = node      # the Node whose output this is
+        self.index = index    # which output of that node
+        self._id = next(_uid)
+
+    ndim = property(lambda self: len(self.shape))
+
+    def __repr__(self):
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype.name}, name={self.name}>"
+
+    def __hash__(self):
+        return self._id
+
+    def __len__(self):
+        raise TypeError("a symbolic tensor has no len(); use its .shape")
+
+    def __bool__(self):
+        raise TypeError("a symbolic tensor (from keras.Input) has no truth value while the model "
+                        "is being built; use fastdl.ops.where or write a layer")
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError("a symbolic tensor (from keras.Input) holds no values: NumPy functions "
+                        "cannot run on it. Use fastdl.ops functions or layers on it")
+
+    # operators build graph nodes through fastdl.ops, like any op on symbolic tensors
+    def __add__(self, o): return _ops().add(self, o)
+    def __radd__(self, o): return _ops().add(o, self)
+    def __sub__(self, o): return _ops().subtract(self, o)
+    def __rsub__(self, o): return _ops().subtract(o, self)
+    def __mul__(self, o): return _ops().multiply(self, o)
+    def __rmul__(self, o): return _ops().multiply(o, self)
+    def __truediv__(self, o): return _ops().divide(self, o)
+    def __rtruediv__(self, o): return _ops().divide(o, self)
+    def __matmul__(self, o): return _ops().matmul(self, o)
+    def __rmatmul__(self, o): return _ops().matmul(o, self)
+    def __pow__(self, o): return _ops().power(self, o)
+    def __neg__(self): return _ops().negative(self)
+    def __abs__(self): return _ops().abs(self)
+    def __getitem__(self, key): return _ops().get_item(self, key)
+
+    @property
+    def T(self):
+        return _ops().transpose(self)
+
+    def reshape(self, *shape):
+        return _ops().reshape(self, shape[0] if len(shape) == 1 else shape)
+
+
+def _ops():
+    from . import ops
+    return ops
+
+
+class Node:
+    """One call of a layer on symbolic tensors: its inputs (the structure the
+    layer was called with, flattened) and its output KerasTensors."""
+
+    def __init__(self, layer, inputs, structure, outputs, kwargs):
+        self.layer = layer
+        self.inputs = inputs          # flat list of KerasTensor
+        self.structure = structure    # how to rebuild the call's first argument from values
+        self.outputs = outputs        # flat list of KerasTensor
+        self.kwargs = kwargs          # static keyword arguments of the call
+
+
+def flatten(x):
+    if isinstance(x, dict):
+        return [b for k in x for b in flatten(x[k])]
+    if isinstance(x, (list, tuple)):
+        return [b for v in x for b in flatten(v)]
+    return [x]
+
+
+def pack_like(structure, flat):
+    """Rebuild ``structure`` (nested lists/tuples/dicts) with the values of ``flat`` in order."""
+    it = iter(flat)
+
+    def rebuild(s):
+        if isinstance(s, dict):
+            return {k: rebuild(s[k]) for k in s}
+        if isinstance(s, (list, tuple)):
+            return type(s)(rebuild(v) for v in s)
+        return next(it)
+    return rebuild(structure)
+
+
+def any_symbolic(*xs):
+    for x in xs:
+        if isinstance(x, KerasTensor):
+            return True
+        if isinstance(x, (list, tuple, dict)) and any(isinstance(a, KerasTensor) for a in flatten(x)):
+            return True
+    return False

@@ -1,0 +1,42 @@
+"""Keras-compatible layers, by family as Keras 3 lays them out.
+
+``Layer`` (layer.py) is the base of all, built-in or written by a user; see its
+module docstring for how a layer is called eagerly, under a GradientTape and
+on symbolic tensors.
+"""
+from .activations import Activation, ReLU, Softmax
+from .convolutional import Conv2D
+from .core import Dense, Lambda
+from .layer import Input, InputLayer, Layer
+from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add,
+                      average, concatenate, maximum, minimum, multiply, subtract)
+from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D,
+                      MaxPool2D, MaxPooling2D)
+from .regularization import Dropout
+from .reshaping import Flatten, Reshape
+from .rnn import GRU, LSTM, SimpleRNN
+
+__all__ = ["Layer", "InputLayer", "Input", "Dense", "Lambda", "Conv2D", "MaxPooling2D",
+           "MaxPool2D", "AveragePooling2D", "AvgPool2D", "GlobalAveragePooling2D",
+           "GlobalAvgPool2D", "Flatten", "Reshape", "Dropout", "Activation", "ReLU", "Softmax",
+           "SimpleRNN", "LSTM", "GRU", "Add", "Subtract", "Multiply", "Average", "Maximum",
+           "Minimum", "Concatenate", "add", "subtract", "multiply", "average", "maximum",
+           "minimum", "concatenate", "get", "serialize", "deserialize"]
+
+_CLASSES = {c.__name__: c for c in (
+    InputLayer, Dense, Lambda, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
+    Flatten, Reshape, Dropout, Activation, ReLU, Softmax, SimpleRNN, LSTM, GRU, Add, Subtract,
+    Multiply, Average, Maximum, Minimum, Concatenate)}
+
+
+def serialize(layer):
+    from ..saving import serialize_object
+    return serialize_object(layer)
+
+
+def deserialize(config, custom_objects=None):
+    from ..saving import deserialize_object
+    return deserialize_object(config, custom_objects, kind="layer")
+
+
+get = deserialize

@@ -1,0 +1,146 @@
+"""Dense."""
+from .. import _device, activations, initializers, ops
+from .layer import Layer, shape_str
+
+
+class Dense(Layer):
+    """y = activation(x @ kernel + bias); bias and relu fused into the GEMM."""
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kw):
+        super().__init__(**kw)
+        if int(units) <= 0:
+            raise ValueError(f"Dense units must be a positive integer, got {units!r}")
+        self.units = int(units)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self._fused = self.activation.name in ("linear", "relu")
+
+    def build(self, input_shape):
+        if input_shape[-1] is None:
+            raise ValueError(f"Dense layer {self.name!r} needs a known last input dimension, got "
+                             f"{shape_str(input_shape)}")
+        self.add_weight((input_shape[-1], self.units), self.kernel_initializer, name="kernel")
+        if self.use_bias:
+            self.add_weight((self.units,), self.bias_initializer, name="bias")
+
+    @property
+    def kernel(self):
+        return self._weights[0]
+
+    @property
+    def bias(self):
+        return self._weights[1] if self.use_bias else None
+
+    def compute_output_shape(self, s):
+        return tuple(s[:-1]) + (self.units,)
+
+    def _linear(self, x, out_key, act):
+        w = self._weights
+        return ops.linear(x, w[0], w[1] if self.use_bias else None, activation=act,
+                          out=self._buf(out_key, (x.shape[0], self.units)))
+
+    def call(self, x, training=False):
+        self._xshape = x.shape
+        if x.ndim != 2:
+            x = x.reshape(-1, x.shape[-1])
+        self._x = x
+        if self._fused:
+            y = self._linear(x, "y", self.activation.name)
+        else:
+            z = self._linear(x, "z", "linear")
+            y = self.activation.forward(z, out=self._buf("y", z.shape))
+        self._y = y
+        return y if len(self._xshape) == 2 else y.reshape(self._xshape[:-1] + (self.units,))
+
+    def backward(self, dy, need_dx=True):
+        if dy.ndim != 2:
+            dy = dy.reshape(-1, self.units)
+        if self.activation.name != "linear":
+            dy = self.activation.backward(dy, self._y, out=self._buf("dz", dy.shape))
+        return self._backward_logits(dy, need_dx)
+
+    # the layer's pre-activation output, for fused softmax/sigmoid + cross-entropy
+    def _output_activation(self):
+        return self.activation.name
+
+    def _call_logits(self, x, training=False):
+        self._xshape = x.shape
+        self._x = x
+        return self._linear(x, "z", "linear")
+
+    def _backward_logits(self, dz, need_dx=True):
+        g = self._grads
+        x = self._x
+        ops.gemm(x, dz, trans_a=True, out=g[0])
+        if self.use_bias:
+            _device.xp(dz).sum(dz, axis=0, out=g[1])
+        if not need_dx:
+            return None
+        dx = ops.gemm(dz, self._weights[0], trans_b=True, out=self._buf("dx", x.shape))
+        return dx if len(self._xshape) == 2 else dx.reshape(self._xshape)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": self.activation.name,
+                "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for k in ("kernel_initializer", "bias_initializer"):
+            if k in config:
+                config[k] = initializers.get(config[k])
+        return cls(**config)
+
+
+class Lambda(Layer):
+    """A layer from a function of its inputs (written with fastdl.ops: it is traced, so
+    it trains like any layer)."""
+
+    def __init__(self, function, output_shape=None, mask=None, arguments=None, **kw):
+        super().__init__(**kw)
+        if mask is not None:
+            raise NotImplementedError("Lambda(mask=...) is not supported")
+        if not callable(function):
+            raise TypeError(f"Lambda needs a function, got {type(function).__name__}")
+        self.function = function
+        self._output_shape_arg = output_shape
+        self.arguments = dict(arguments or {})
+
+    def call(self, inputs, training=None):
+        return self.function(inputs, **self.arguments)
+
+    def compute_output_shape(self, input_shape):
+        s = self._output_shape_arg
+        if s is None:
+            return super().compute_output_shape(input_shape)
+        if callable(s):
+            return s(input_shape)
+        return (input_shape[0],) + tuple(s)
+
+    def get_config(self):
+        fn = self.function
+        name = getattr(fn, "__qualname__", "")
+        if "<lambda>" in name or "<locals>" in name:
+            raise NotImplementedError(
+                f"Lambda layer {self.name!r} wraps an anonymous or local function, which cannot be "
+                f"saved; use a module-level function (loaded through custom_objects) or write a "
+                f"Layer subclass")
+        return {**super().get_config(), "function": name,
+                "output_shape": self._output_shape_arg, "arguments": self.arguments}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from ..saving import _lookup
+        config = dict(config)
+        name = config["function"]
+        fn = _lookup(name, custom_objects)
+        if fn is None:
+            raise ValueError(f"Lambda: the function {name!r} is unknown here; pass "
+                             f"custom_objects={{'{name}': {name}}}")
+        config["function"] = fn
+        return cls(**config)

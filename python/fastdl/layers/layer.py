@@ -1,0 +1,734 @@
+"""The Layer base class: weights, building, calls (eager, traced, symbolic) and config.
+
+A layer is called three ways, all through ``layer(inputs, training=...)``:
+
+* **Eagerly** on arrays: builds itself from the input shape on first use and
+  runs ``call``.
+* **Under a GradientTape** (``fit`` runs each step under one): a built-in layer,
+  one that implements ``backward``, runs its fused kernels and is recorded as
+  a single node of the tape whose vector-Jacobian product is that ``backward``.
+  A layer written by a user (only ``call``) has its ``call`` traced: the
+  ``fastdl.ops`` functions and Python operators it uses are recorded, and its
+  weights are handed to it as traced values, so no backward pass is written.
+* **Symbolically** on ``KerasTensor`` s (``keras.Input``): builds itself from
+  the shapes, infers the output shape, and records a graph ``Node``; that is
+  how a functional ``Model(inputs, outputs)`` is made.
+
+Built-in layers keep what their ``backward`` needs as attributes that ``call``
+assigns (``self._x``, ...), and reuse output buffers between calls. A recorded
+call keeps a snapshot of those attributes (and its own buffers), so a layer
+shared by several calls in one step back-propagates each call with its own
+state, and gradients of its weights are summed by the tape.
+"""
+import inspect
+import math
+import re
+
+import numpy as np
+
+from .. import _device, _random, _symbolic, _tape, initializers
+from .._symbolic import KerasTensor
+
+__all__ = ["Layer", "InputLayer", "Input", "unique_name", "shape_str"]
+
+_name_counts = {}
+
+
+def _snake(name):
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s).lower()
+    s = re.sub(r"(\d)_d\b", r"\1d", s)                   # conv2_d -> conv2d
+    return {"simple_r_n_n": "simple_rnn", "l_s_t_m": "lstm", "g_r_u": "gru",
+            "re_l_u": "re_lu"}.get(s, s)
+
+
+def unique_name(base):
+    """Keras-style names: dense, dense_1, dense_2, ..."""
+    n = _name_counts.get(base, 0)
+    _name_counts[base] = n + 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+def shape_str(shape):
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + \
+        ("," if len(shape) == 1 else "") + ")"
+
+
+def float_dtype(dt):
+    dt = np.dtype(dt)
+    return dt if dt in (np.float32, np.float64) else np.dtype(np.float32)
+
+
+class Layer:
+    """Base class of every layer, built-in or written by a user (Keras' ``keras.layers.Layer``)."""
+
+    def __new__(cls, *args, **kwargs):
+        obj = object.__new__(cls)
+        if not cls.__module__.startswith("fastdl."):
+            # a user's layer or model: remember the constructor's arguments, so that
+            # get_config works without being written when they are plain values (Keras 3)
+            try:
+                bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+                cfg = {}
+                for k, v in list(bound.arguments.items())[1:]:
+                    p = inspect.signature(cls.__init__).parameters[k]
+                    if p.kind == inspect.Parameter.VAR_KEYWORD:
+                        cfg.update(v)
+                    elif p.kind != inspect.Parameter.VAR_POSITIONAL:
+                        cfg[k] = v
+                obj.__dict__["_auto_config"] = cfg
+            except TypeError:
+                pass
+        return obj
+
+    def __init__(self, *, name=None, input_shape=None, batch_input_shape=None, input_dim=None,
+                 dtype=None, trainable=True, activity_regularizer=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) "
+                            f"{', '.join(sorted(kwargs))}")
+        if activity_regularizer is not None:
+            raise NotImplementedError(f"{type(self).__name__}: activity_regularizer is not "
+                                      f"supported; call self.add_loss(...) in call instead")
+        object.__setattr__(self, "_layers", [])   # sub-layers, tracked by __setattr__
+        self.name = name or unique_name(_snake(type(self).__name__))
+        if batch_input_shape is not None:
+            input_shape = tuple(batch_input_shape)[1:]
+        if input_dim is not None:
+            input_shape = (int(input_dim),)
+        if input_shape is not None:
+            if isinstance(input_shape, (int, np.integer)):
+                input_shape = (int(input_shape),)
+            input_shape = tuple(None if d is None else int(d) for d in input_shape)
+        self._input_shape_arg = input_shape
+        self.dtype = np.dtype(dtype) if dtype is not None else None
+        self._trainable = bool(trainable)
+        self.built = False
+        self.input_shape = None
+        self.output_shape = None
+        self._weights = []        # own weights, Keras get_weights() order
+        self._grads = []          # one gradient buffer per own weight (built-in layers)
+        self._weight_names = []
+        self._weight_trainable = []
+        self._regularizers = []   # (weight, regularizer)
+        self._losses = []         # add_loss values of the last call
+        self._bufs = {}
+        self._empty = _device.allocator(np.zeros(0))
+        self._inbound = []        # symbolic Nodes this layer made (functional API)
+
+    # ------------------------------------------------------------ tracking
+    def __setattr__(self, key, value):
+        # Sub-layers assigned as attributes (or lists of them) are tracked: their
+        # weights are this layer's weights too, as in Keras.
+        if isinstance(value, Layer):
+            if value not in self.__dict__.get("_layers", ()):
+                self.__dict__.setdefault("_layers", []).append(value)
+        elif type(value) in (list, tuple) and value and all(isinstance(v, Layer) for v in value):
+            for v in value:
+                if v not in self.__dict__.get("_layers", ()):
+                    self.__dict__.setdefault("_layers", []).append(v)
+        object.__setattr__(self, key, value)
+
+    def _sublayers(self):
+        return self.__dict__.get("_layers", [])
+
+    def _flatten_layers(self):
+        """This layer and every layer under it, each once, depth first."""
+        seen, out, stack = set(), [], [self]
+        while stack:
+            l = stack.pop(0)
+            if id(l) in seen:
+                continue
+            seen.add(id(l))
+            out.append(l)
+            stack[0:0] = l._sublayers()
+        return out
+
+    @property
+    def layers(self):
+        return list(self._sublayers())
+
+    # ------------------------------------------------------------ weights
+    def add_weight(self, shape=None, initializer="glorot_uniform", dtype=None, trainable=True,
+                   regularizer=None, constraint=None, name=None, autocast=True, **kwargs):
+        """A new weight array (Keras' add_weight). Trainable weights are what the
+        optimizer updates and what GradientTape watches."""
+        if kwargs:
+            raise TypeError(f"add_weight: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
+        if constraint is not None:
+            raise NotImplementedError("add_weight: constraint= is not supported")
+        if isinstance(initializer, str) and initializer == "zeros" and shape is None:
+            shape = ()
+        shape = () if shape is None else tuple(int(s) for s in shape)
+        dt = float_dtype(dtype or self.dtype or np.float32)
+        if self.dtype is None:
+            self.dtype = dt
+        init = initializers.get(initializer)
+        w = _device.to_host(init(shape, dt)) if callable(init) else init
+        w = _memory_copy(np.asarray(w, dtype=dt))
+        if _device.is_device(self._empty(0, np.float32)):
+            w = _device.mover("cuda")(w)
+        self._weights.append(w)
+        g = self._empty(w.shape, w.dtype)
+        g.fill(0)
+        self._grads.append(g)
+        self._weight_names.append(name or f"weight_{len(self._weights) - 1}")
+        self._weight_trainable.append(bool(trainable))
+        if regularizer is not None:
+            from .. import regularizers
+            self._regularizers.append((len(self._weights) - 1, regularizers.get(regularizer)))
+        if trainable:
+            _tape.register_variable(w)
+        return w
+
+    def _grad_buf(self, i):
+        return self._grads[i]
+
+    def _own(self, trainable):
+        return [w for w, t in zip(self._weights, self._weight_trainable)
+                if (t and self._trainable) == trainable]
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        for l in self._flatten_layers():
+            l._trainable = bool(value)
+
+    @property
+    def weights(self):
+        return self.trainable_weights + self.non_trainable_weights
+
+    @property
+    def trainable_weights(self):
+        return _dedup([w for l in self._flatten_layers() for w in l._own(True)])
+
+    @property
+    def non_trainable_weights(self):
+        return _dedup([w for l in self._flatten_layers() for w in l._own(False)])
+
+    trainable_variables = trainable_weights
+    non_trainable_variables = non_trainable_weights
+    variables = weights
+
+    @property
+    def gradients(self):
+        """dL/dw of the last backward call, same order as trainable_weights."""
+        out = []
+        for l in self._flatten_layers():
+            for i, (w, t) in enumerate(zip(l._weights, l._weight_trainable)):
+                if t and l._trainable:
+                    out.append(l._grad_buf(i))
+        return out
+
+    def get_weights(self):
+        return [np.array(_device.to_host(w)) for w in self.weights]
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        mine = self.weights
+        if len(weights) != len(mine):
+            raise ValueError(f"layer {self.name!r} expects {len(mine)} weight arrays, "
+                             f"got {len(weights)}")
+        for i, (w, new) in enumerate(zip(mine, weights)):
+            new = np.asarray(_device.to_host(new))
+            if new.shape != w.shape:
+                raise ValueError(f"layer {self.name!r} weight {i} has shape {w.shape}, got an "
+                                 f"array of shape {new.shape}")
+            _device.assign(w, new)
+
+    def count_params(self):
+        return int(sum(w.size for w in self.weights))
+
+    # ------------------------------------------------------------ losses
+    def add_loss(self, loss):
+        """A value (computed in call, e.g. an activity penalty) added to the training loss."""
+        self._losses.append(loss)
+
+    @property
+    def losses(self):
+        """add_loss values of the last call and weight regularization penalties, of this
+        layer and the layers under it."""
+        out = []
+        for l in self._flatten_layers():
+            out.extend(l._losses)
+            for i, reg in l._regularizers:
+                out.append(reg(l._weights[i]))
+        return out
+
+    # ------------------------------------------------------------ build
+    def build(self, input_shape):
+        pass
+
+    def compute_output_shape(self, input_shape):
+        """Output shape for input_shape: a built-in layer keeps the shape unless it says
+        otherwise; a layer written with ops is run once on zeros to find out."""
+        if self._has_backward():
+            return input_shape
+        return _infer_shape(self, input_shape)
+
+    def _build_from(self, input_shape, dtype=None):
+        """Build for input_shape (batch dim included, may be None); a list of shapes for
+        layers with several inputs."""
+        if self.dtype is None:
+            self.dtype = float_dtype(dtype if dtype is not None else np.float32)
+        if not self.built:
+            self.build(input_shape)
+            self.input_shape = input_shape
+            self.built = True
+            self.output_shape = _shape_tuple(self.compute_output_shape(input_shape))
+        return self.output_shape
+
+    def _check_input(self, shape):
+        exp = self.input_shape
+        if exp is None or not isinstance(exp, tuple) or (exp and isinstance(exp[0], tuple)):
+            return
+        if len(shape) != len(exp) or any(e is not None and e != s for e, s in zip(exp[1:], shape[1:])):
+            raise ValueError(
+                f"layer {self.name!r} ({type(self).__name__}) was built for inputs of shape "
+                f"{shape_str(exp)} but got an input of shape {shape_str(tuple(shape))}; give it "
+                f"inputs of the shape it was built for (or make a new layer)")
+
+    # ------------------------------------------------------------ calls
+    def __call__(self, *args, **kwargs):
+        if not args:
+            if "inputs" not in kwargs:
+                raise TypeError(f"layer {self.name!r} was called without inputs")
+            args = (kwargs.pop("inputs"),)
+        if type(self).call is Layer.call:
+            raise NotImplementedError(f"layer {self.name!r} ({type(self).__name__}) has no call "
+                                      f"method: a Layer subclass must define call(self, inputs)")
+        if _symbolic.any_symbolic(*args, *kwargs.values()):
+            return self._symbolic_call(args, kwargs)
+        if self._has_backward():
+            training = kwargs.pop("training", False)
+            if len(args) > 1 or kwargs:
+                extra = list(kwargs) + [f"positional argument {i + 2}" for i in range(len(args) - 1)]
+                raise TypeError(f"layer {self.name!r} ({type(self).__name__}): unexpected "
+                                f"argument(s) {', '.join(extra)}")
+            return self._call_builtin(args[0], bool(training))
+        return self._call_traced(args, kwargs)
+
+    def _has_backward(self):
+        return type(self).backward is not Layer.backward
+
+    def call(self, inputs, *args, **kwargs):
+        raise NotImplementedError
+
+    def backward(self, dy, need_dx=True):
+        """dL/dx for dL/dy of the last call; writes dL/dw into self.gradients."""
+        rec = getattr(self, "_last_record", None)
+        if rec is None:
+            raise RuntimeError(f"layer {self.name!r}: backward needs a call with training=True "
+                               f"first")
+        return _backward_recorded(self, rec, dy)
+
+    # --- built-in layers: fused kernels, one tape node per call
+    def _prepare(self, x):
+        """Cast and check one input array; build on first use."""
+        if isinstance(x, (list, tuple)):
+            xs = [_device.as_batch(_tape.value(a), np.float32) for a in x]
+            if not self.built:
+                self._build_from([(None,) + tuple(a.shape[1:]) for a in xs], xs[0].dtype)
+            return [a if a.dtype == self.dtype else a.astype(self.dtype) for a in xs]
+        x = _device.as_batch(_tape.value(x), np.float32)
+        if not self.built:
+            self._build_from((None,) + tuple(x.shape[1:]), x.dtype)
+        self._check_input(x.shape)
+        if x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+        return x
+
+    def _call_builtin(self, inputs, training):
+        raw = self._prepare(inputs)
+        if not _tape.recording():
+            y = self.call(raw, training=training)
+            return y.copy() if any(y is b for b in self._bufs.values()) else y
+        ins = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        need = [_tape.needs_grad(a) for a in ins]
+        train_w = [w for w, t in zip(self._weights, self._weight_trainable) if t and self._trainable]
+        object.__setattr__(self, "_bufs", {})   # this call's own buffers
+        y = self.call(raw, training=training)
+        state = dict(self.__dict__)
+        multi = isinstance(inputs, (list, tuple))
+
+        def vjp(g):
+            current = dict(self.__dict__)
+            self.__dict__.update(state)
+            try:
+                dx = self.backward(g, need_dx=any(need)) if multi else self.backward(g, need[0])
+                grads = [self._grad_buf(i).copy() for i, (w, t) in
+                         enumerate(zip(self._weights, self._weight_trainable))
+                         if t and self._trainable]
+            finally:
+                self.__dict__.clear()
+                self.__dict__.update(current)
+            dxs = list(dx) if multi else [dx]
+            return (*dxs, *grads)
+        return _tape.record(self.name, y, (*ins, *train_w), vjp)
+
+    # --- layers written with ops: the call is traced
+    def _call_traced(self, args, kwargs):
+        inputs = args[0]
+        if not self.built:
+            shapes = _shapes_of(inputs)
+            dt = next((a.dtype for a in _symbolic.flatten(inputs) if hasattr(a, "dtype")
+                       and np.dtype(a.dtype).kind == "f"), None)
+            self._build_from(shapes, dt)
+        kwargs = self._call_kwargs(kwargs)
+        self._losses = []
+        args = (_as_floats(inputs, self.dtype),) + tuple(args[1:])
+        if not _tape.recording():
+            if kwargs.get("training"):
+                return self._call_recorded(args, kwargs)
+            return self.call(*args, **kwargs)
+        swapped = self._trace_weights()
+        try:
+            return self.call(*args, **kwargs)
+        finally:
+            for k, v in swapped:
+                object.__setattr__(self, k, v)
+
+    def _call_kwargs(self, kwargs):
+        accepts = _call_params(type(self))
+        if "training" in kwargs and "training" not in accepts and not accepts.get("**"):
+            kwargs = {k: v for k, v in kwargs.items() if k != "training"}
+        elif "training" in accepts and "training" not in kwargs:
+            pass
+        return kwargs
+
+    def _trace_weights(self):
+        """Hand call the traced leaves of this layer's weights in place of the raw arrays,
+        so that every use of them (NumPy included) is either traced or refused."""
+        own = {id(w) for w in self._weights}
+        swapped = []
+        for k, v in list(self.__dict__.items()):
+            if id(v) in own and not k.startswith("_"):
+                leaf = _tape.leaf(v)
+                if leaf is not None:
+                    swapped.append((k, v))
+                    object.__setattr__(self, k, leaf)
+        return swapped
+
+    def _call_recorded(self, args, kwargs):
+        """A training call outside any tape (the low-level loop): recorded on a private tape
+        so that layer.backward(dy) / model.backward(dy) can follow it."""
+        tape = _tape.GradientTape(persistent=True)
+        x = args[0]
+        with tape:
+            tape.watch([a for a in _symbolic.flatten(x) if hasattr(a, "shape")])
+            out = self._call_traced(args, kwargs)
+        object.__setattr__(self, "_last_record", (tape, x, out))
+        return _tape.value(out) if not isinstance(out, (list, tuple, dict)) else \
+            _symbolic.pack_like(out, [_tape.value(o) for o in _symbolic.flatten(out)])
+
+    # --- functional API
+    def _symbolic_call(self, args, kwargs):
+        from .._symbolic import Node
+        inputs = args[0]
+        flat = _symbolic.flatten(inputs)
+        for a in flat:
+            if not isinstance(a, KerasTensor):
+                raise TypeError(f"layer {self.name!r} was called on a mix of symbolic tensors "
+                                f"(keras.Input) and {type(a).__name__}; pass only symbolic "
+                                f"tensors while building a model")
+        shapes = _shapes_of(inputs)
+        if not self.built:
+            self._build_from(shapes, flat[0].dtype if flat[0].dtype.kind == "f" else None)
+            out_shape = self.output_shape
+        else:
+            self._check_symbolic(shapes)
+            out_shape = _shape_tuple(self.compute_output_shape(shapes))
+        static = {k: v for k, v in kwargs.items() if k != "training"}
+        if len(args) > 1:
+            raise TypeError(f"layer {self.name!r}: pass extra call arguments by keyword when "
+                            f"building a functional model")
+        dt = self.dtype or np.dtype(np.float32)
+        if _is_shape_list(out_shape):
+            outs = [KerasTensor(s, dt) for s in out_shape]
+        else:
+            outs = [KerasTensor(out_shape, dt)]
+        node = Node(self, flat, inputs, outs, static)
+        for i, o in enumerate(outs):
+            o.node, o.index = node, i
+            o.name = self.name if len(outs) == 1 else f"{self.name}_{i}"
+        self._inbound.append(node)
+        return outs if _is_shape_list(out_shape) else outs[0]
+
+    def _check_symbolic(self, shapes):
+        if isinstance(shapes, tuple) and (not shapes or not isinstance(shapes[0], (tuple, list))):
+            self._check_input(shapes)
+
+    @property
+    def input(self):
+        if not self._inbound:
+            raise AttributeError(f"layer {self.name!r} has never been called on a symbolic "
+                                 f"input, so it has no input tensor")
+        n = self._inbound[0]
+        return n.structure
+
+    @property
+    def output(self):
+        if not self._inbound:
+            raise AttributeError(f"layer {self.name!r} has never been called on a symbolic "
+                                 f"input, so it has no output tensor")
+        outs = self._inbound[0].outputs
+        return outs[0] if len(outs) == 1 else list(outs)
+
+    # ------------------------------------------------------------ fused output + loss
+    # A layer whose last step is an activation that a loss fuses with (softmax with
+    # categorical cross-entropy, sigmoid with binary cross-entropy) names it here, and
+    # gives its output before that activation and the backward pass from its gradient;
+    # the trainer then runs one stable fused loss kernel on the logits.
+    def _output_activation(self):
+        return None
+
+    def _call_logits(self, x, training=False):
+        raise NotImplementedError(f"{type(self).__name__} has no fused logits path")
+
+    def _backward_logits(self, dz, need_dx=True):
+        raise NotImplementedError(f"{type(self).__name__} has no fused logits path")
+
+    def _fuses_logits(self):
+        return type(self)._backward_logits is not Layer._backward_logits
+
+    # ------------------------------------------------------------ buffers
+    def _buf(self, key, shape, dtype=None):
+        """A reusable array: the same one while the shape stays the same."""
+        b = self._bufs.get(key)
+        if b is None or b.shape != shape:
+            b = self._empty(shape, dtype or self.dtype)
+            self._bufs[key] = b
+        return b
+
+    def _zeros(self, key, shape):
+        """A reusable array of zeros (a state nothing writes to)."""
+        b = self._bufs.get(key)
+        if b is None or b.shape != shape:
+            b = self._empty(shape, self.dtype)
+            b.fill(0)
+            self._bufs[key] = b
+        return b
+
+    # ------------------------------------------------------------ config
+    def get_config(self):
+        cfg = {"name": self.name, "trainable": self.trainable,
+               "dtype": None if self.dtype is None else self.dtype.name}
+        if self._input_shape_arg is not None:
+            cfg["input_shape"] = list(self._input_shape_arg)
+        auto = self.__dict__.get("_auto_config")
+        if auto is not None:
+            import json
+            try:
+                json.dumps(auto)
+            except TypeError:
+                raise NotImplementedError(
+                    f"{type(self).__name__}.get_config: its constructor took arguments that are "
+                    f"not plain values ({', '.join(sorted(auto))}); write get_config (and "
+                    f"from_config) for it to be saved") from None
+            cfg.update(auto)
+        return cfg
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r}, built={self.built}>"
+
+    def _move(self, to_array):
+        """Replace every weight and gradient array by to_array(a) (device moves);
+        later buffers are allocated where to_array puts arrays."""
+        new = []
+        for w, t in zip(self._weights, self._weight_trainable):
+            m = to_array(w)
+            if t:
+                _tape.unregister_variable(w)
+                _tape.register_variable(m)
+            new.append(m)
+        # attributes that named the old arrays (custom layers: self.w = add_weight(...))
+        old = {id(w): m for w, m in zip(self._weights, new)}
+        for k, v in list(self.__dict__.items()):
+            if id(v) in old and k != "_weights":
+                object.__setattr__(self, k, old[id(v)])
+        self._weights = new
+        self._grads = [to_array(g) for g in self._grads]
+        self._bufs = {}
+        self._empty = _device.allocator(to_array(np.zeros(0, np.float32)))
+
+
+# ------------------------------------------------------------------ helpers
+def _dedup(ws):
+    seen, out = set(), []
+    for w in ws:
+        if id(w) not in seen:
+            seen.add(id(w))
+            out.append(w)
+    return out
+
+
+def _memory_copy(a):
+    from .. import _memory
+    return _memory.copy(a)
+
+
+def _shape_tuple(s):
+    if _is_shape_list(s):
+        return [_shape_tuple(t) for t in s]
+    return tuple(None if d is None else int(d) for d in s)
+
+
+def _is_shape_list(s):
+    return isinstance(s, list) or (isinstance(s, tuple) and s and isinstance(s[0], (tuple, list)))
+
+
+def _shapes_of(inputs):
+    if isinstance(inputs, dict):
+        return {k: _shapes_of(v) for k, v in inputs.items()}
+    if isinstance(inputs, (list, tuple)):
+        return [_shapes_of(v) for v in inputs]
+    return (None,) + tuple(inputs.shape[1:]) if isinstance(inputs, KerasTensor) or \
+        hasattr(inputs, "shape") and len(inputs.shape) else tuple(np.shape(inputs))
+
+
+def _as_floats(inputs, dtype):
+    """Python lists / non-float arrays as arrays of the layer's dtype; Tensors as they are."""
+    if isinstance(inputs, (list, tuple)) and inputs and all(
+            isinstance(a, (_tape.Tensor, np.ndarray)) or _device.is_device(a) for a in inputs):
+        return type(inputs)(_as_floats(a, dtype) for a in inputs)
+    if isinstance(inputs, dict):
+        return {k: _as_floats(v, dtype) for k, v in inputs.items()}
+    if isinstance(inputs, _tape.Tensor) or _device.is_device(inputs):
+        return inputs
+    a = np.asarray(inputs)
+    if a.dtype.kind in "biu" or a.dtype.kind == "f":
+        return a if a.dtype.kind == "f" else a
+    return a.astype(dtype or np.float32)
+
+
+_PARAMS = {}
+
+
+def _call_params(cls):
+    p = _PARAMS.get(cls)
+    if p is None:
+        sig = inspect.signature(cls.call)
+        p = {k: True for k in sig.parameters}
+        p["**"] = any(v.kind == inspect.Parameter.VAR_KEYWORD for v in sig.parameters.values())
+        _PARAMS[cls] = p
+    return p
+
+
+def _infer_shape(layer, input_shape):
+    """Run the layer's call on zeros of input_shape (a batch of 2 where unknown) to learn
+    its output shape; unknown batch stays None."""
+    def zeros(s):
+        if isinstance(s, dict):
+            return {k: zeros(v) for k, v in s.items()}
+        if _is_shape_list(s):
+            return [zeros(t) for t in s]
+        return np.zeros(tuple(2 if d is None else d for d in s), layer.dtype or np.float32)
+    batch_unknown = all(s[0] is None for s in _flat_shapes(input_shape) if s)
+    kw = {"training": False} if "training" in _call_params(type(layer)) else {}
+    try:
+        with _tape.paused():
+            out = layer.call(zeros(input_shape), **kw)
+    except Exception as e:
+        raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}): calling it on an input "
+                         f"of shape {input_shape} failed ({type(e).__name__}: {e}); implement "
+                         f"compute_output_shape or check the input shape") from e
+
+    def shape_of(o):
+        o = _tape.value(o)
+        s = tuple(np.shape(o))
+        return ((None,) + s[1:]) if batch_unknown and s else s
+    if isinstance(out, (list, tuple)):
+        return [shape_of(o) for o in out]
+    return shape_of(out)
+
+
+def _flat_shapes(s):
+    if isinstance(s, dict):
+        return [t for v in s.values() for t in _flat_shapes(v)]
+    if _is_shape_list(s):
+        return [t for v in s for t in _flat_shapes(v)]
+    return [s]
+
+
+def _backward_recorded(layer, rec, dy):
+    """The low-level backward of a recorded training call: dL/dx, gradients into
+    layer.gradients (trainable_weights order)."""
+    tape, x, out = rec
+    ws = layer.trainable_weights
+    xs = [a for a in _symbolic.flatten(x) if hasattr(a, "shape")]
+    flat_out = _symbolic.flatten(out)
+    dys = _symbolic.flatten(dy) if isinstance(dy, (list, tuple, dict)) else [dy]
+    if len(dys) != len(flat_out):
+        raise ValueError(f"backward: the call had {len(flat_out)} outputs, got {len(dys)} "
+                         f"gradients")
+    total = None
+    for o, g in zip(flat_out, dys):
+        if not isinstance(o, _tape.Tensor):
+            continue
+        part = tape.gradient(o, xs + ws, output_gradients=g)
+        total = part if total is None else [a if b is None else (b if a is None else a + b)
+                                            for a, b in zip(total, part)]
+    if total is None:
+        total = [None] * (len(xs) + len(ws))
+    grads = total[len(xs):]
+    own = layer.gradients
+    for buf, g in zip(own, grads):
+        if g is None:
+            buf.fill(0)
+        else:
+            _device.assign(buf, g)
+    dx = [g if g is not None else _device.xp(a).zeros_like(a) for g, a in zip(total[:len(xs)], xs)]
+    return dx[0] if len(dx) == 1 and not isinstance(x, (list, tuple, dict)) else dx
+
+
+# ================================================================ inputs
+class InputLayer(Layer):
+    """The layer behind ``Input(shape)``; a Sequential model takes its shape from it."""
+
+    def __init__(self, shape=None, batch_size=None, name=None, dtype=None, input_shape=None,
+                 sparse=None, batch_shape=None, input_tensor=None, **kw):
+        if sparse:
+            raise NotImplementedError("Input(sparse=True) is not supported")
+        if input_tensor is not None:
+            raise NotImplementedError("Input(input_tensor=...) is not supported")
+        if batch_shape is not None:
+            batch_size, shape = batch_shape[0], tuple(batch_shape[1:])
+        if shape is None:
+            shape = input_shape
+        if shape is None:
+            raise ValueError("Input needs a shape, e.g. Input(shape=(28, 28))")
+        if isinstance(shape, (int, np.integer)):
+            shape = (int(shape),)
+        super().__init__(name=name or unique_name("input_layer"), input_shape=tuple(shape),
+                         dtype=dtype, **kw)
+        self.shape = (batch_size,) + tuple(self._input_shape_arg)
+        self.batch_size = batch_size
+        self.built = True
+        self.input_shape = self.output_shape = self.shape
+        out = KerasTensor(self.shape, np.dtype(dtype) if dtype is not None else "float32",
+                          name=self.name)
+        from .._symbolic import Node
+        out.node = Node(self, [], None, [out], {})
+        self._inbound.append(out.node)
+
+    def call(self, x, training=False):
+        return x
+
+    def get_config(self):
+        return {"batch_shape": [self.batch_size] + list(self._input_shape_arg),
+                "name": self.name, "dtype": None if self.dtype is None else self.dtype.name}
+
+
+def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None, name=None,
+          tensor=None, **kw):
+    """Keras' Input: a symbolic tensor of the given shape (batch dimension excluded)."""
+    if tensor is not None:
+        raise NotImplementedError("Input(tensor=...) is not supported")
+    return InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype, sparse=sparse,
+                      batch_shape=batch_shape, **kw).output

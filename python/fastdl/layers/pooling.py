@@ -1,0 +1,83 @@
+"""Pooling layers."""
+from ._conv_utils import conv_out, jsonable, need_op, norm_padding, padding_arg, pair
+from .layer import Layer, shape_str
+
+
+class _Pool2D(Layer):
+    _op = None
+
+    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, **kw):
+        super().__init__(**kw)
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"{type(self).__name__} supports data_format='channels_last' only")
+        self.pool_size = pair(pool_size, "pool_size")
+        self.strides = self.pool_size if strides is None else pair(strides, "strides")
+        self.padding = padding_arg(padding)
+        self._pads = norm_padding(padding)
+
+    def build(self, s):
+        if len(s) != 4:
+            raise ValueError(f"{type(self).__name__} {self.name!r} expects 4-D inputs "
+                             f"(batch, height, width, channels), got {shape_str(s)}")
+
+    def compute_output_shape(self, s):
+        oh = conv_out(s[1], self.pool_size[0], self.strides[0], 1, self._pads[0])
+        ow = conv_out(s[2], self.pool_size[1], self.strides[1], 1, self._pads[1])
+        return (s[0], oh, ow, s[3])
+
+    def _kw(self):
+        return dict(pool_size=self.pool_size, strides=self.strides, padding=self.padding)
+
+    def call(self, x, training=False):
+        self._x = x
+        return need_op(self._op)(x, **self._kw())
+
+    def backward(self, dy, need_dx=True):
+        if not need_dx:
+            return None
+        return need_op(self._op + "_backward")(dy, self._x, **self._kw())
+
+    def get_config(self):
+        pad = self.padding if isinstance(self.padding, str) else jsonable(self.padding)
+        return {**super().get_config(), "pool_size": list(self.pool_size),
+                "strides": list(self.strides), "padding": pad}
+
+
+class MaxPooling2D(_Pool2D):
+    _op = "max_pool2d"
+
+    def _backward_relu(self, dy):
+        """The gradient of the pre-activation of the ReLU whose output this layer pooled."""
+        return need_op("max_pool2d_backward")(dy, self._x, relu=True, **self._kw())
+
+
+class AveragePooling2D(_Pool2D):
+    _op = "avg_pool2d"
+
+
+MaxPool2D = MaxPooling2D
+AvgPool2D = AveragePooling2D
+
+
+class GlobalAveragePooling2D(Layer):
+    def __init__(self, data_format=None, keepdims=False, **kw):
+        super().__init__(**kw)
+        if keepdims:
+            raise NotImplementedError("GlobalAveragePooling2D(keepdims=True) is not supported")
+
+    def build(self, s):
+        if len(s) != 4:
+            raise ValueError(f"GlobalAveragePooling2D {self.name!r} expects 4-D inputs, got {shape_str(s)}")
+
+    def compute_output_shape(self, s):
+        return (s[0], s[3])
+
+    def call(self, x, training=False):
+        self._x = x
+        return need_op("global_avg_pool2d")(x)
+
+    def backward(self, dy, need_dx=True):
+        return need_op("global_avg_pool2d_backward")(dy, self._x) if need_dx else None
+
+
+GlobalAvgPool2D = GlobalAveragePooling2D

@@ -1,0 +1,213 @@
+"""Model: a Layer that trains (Keras 3's ``keras.Model``).
+
+``Model(inputs, outputs)`` makes a functional model (``Functional``);
+``class M(Model)`` with layers as attributes and a ``call`` makes a subclassed
+one; ``Sequential`` is a stack. All three share this class: structure
+(layers, weights), the trainer (compile/fit/...), device moves, summary and saving.
+"""
+import numpy as np
+
+from .. import _device
+from ..layers.layer import Layer, shape_str
+from ..trainers.trainer import Trainer
+
+
+class Model(Trainer, Layer):
+    def __new__(cls, *args, **kwargs):
+        if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
+            from .functional import Functional
+            return Layer.__new__(Functional)
+        return Layer.__new__(cls, *args, **kwargs)
+
+    def __init__(self, *args, name=None, trainable=True, dtype=None, **kwargs):
+        if args or kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected argument(s) "
+                            f"{', '.join([repr(a) for a in args] + sorted(kwargs))}; a functional "
+                            f"model is Model(inputs, outputs)")
+        Layer.__init__(self, name=name, trainable=trainable, dtype=dtype)
+        self._init_model_state()
+
+    def _init_model_state(self):
+        self.optimizer = None
+        self.loss = None
+        self.compiled = False
+        self.stop_training = False
+        self.history = None
+        self.device = "cpu"
+        self._dev = _identity     # moves a batch to the model's device (identity on the CPU)
+        self._last_record = None
+
+    # ------------------------------------------------------------ structure
+    def _has_backward(self):
+        return False
+
+    @property
+    def layers(self):
+        return list(self._sublayers())
+
+    def get_layer(self, name=None, index=None):
+        if index is not None:
+            return self.layers[index]
+        for l in self.layers:
+            if l.name == name:
+                return l
+        raise ValueError(f"no layer named {name!r}; layers: {[l.name for l in self.layers]}")
+
+    def _not_built_message(self, what):
+        return (f"{what}: the model {self.name!r} has not been built yet, so its shapes are "
+                f"unknown. Give the first layer an input_shape (e.g. layers.Flatten("
+                f"input_shape=(28, 28))), add layers.Input(shape=...) first, or call "
+                f"model.build((None, ...)) or fit/predict on data")
+
+    def build(self, input_shape):
+        """Create the weights by running the model once on zeros of input_shape."""
+        self._build_from(_norm_shape(input_shape))
+
+    def _build_from(self, input_shape, dtype=None):
+        if self.built:
+            return self.output_shape
+        if self.dtype is None:
+            self.dtype = np.dtype(dtype) if dtype is not None and np.dtype(dtype).kind == "f" \
+                else np.dtype(np.float32)
+        if type(self).build is not Model.build:
+            self.build(input_shape)       # a subclass's own build
+        self.built = True
+        self.input_shape = input_shape
+        self._build_input_shape = input_shape
+        from ..layers.layer import _infer_shape, _shape_tuple
+        self.output_shape = _shape_tuple(_infer_shape(self, input_shape))
+        return self.output_shape
+
+    def _ensure_built(self, xb):
+        if not self.built:
+            from ..layers.layer import _shapes_of
+            self._build_from(_shapes_of(xb))
+
+    @property
+    def output_names(self):
+        return ["output"]
+
+    # ------------------------------------------------------------ low-level loop
+    def backward(self, dy):
+        """dL/dx for dL/dy of the last training call; fills model.gradients."""
+        rec = self._last_record
+        if rec is None:
+            raise RuntimeError(f"model {self.name!r}: backward needs a call "
+                               f"model(x, training=True) first")
+        return _backward_of(self, rec, dy)
+
+    # ------------------------------------------------------------ devices
+    def to(self, device):
+        """Move the weights to 'cuda' or 'cpu' (fit/predict then move each batch)."""
+        d = _device.parse(device)
+        if d == "cuda":
+            from .. import cuda, ops
+            if not cuda.is_available():
+                raise RuntimeError(f"model.to({device!r}): CUDA is not available here "
+                                   f"({ops._cuda_reason()}); keep the model on the CPU "
+                                   f"(model.to('cpu')) or install CuPy with a CUDA build of fastdl")
+        move = _device.mover(d)
+        for l in self._flatten_layers():
+            l._move(move)
+        self.device = d
+        self._dev = move if d == "cuda" else _identity
+        if self.optimizer is not None:
+            self.optimizer._move(None)
+        return self
+
+    # ------------------------------------------------------------ summary
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
+                show_trainable=False, layer_range=None):
+        """Keras' table: layer (type), output shape, params (and what each layer is
+        connected to, for functional models); then the totals."""
+        if not self.built:
+            raise ValueError(self._not_built_message("summary"))
+        if expand_nested or show_trainable or layer_range is not None:
+            raise NotImplementedError("summary: expand_nested, show_trainable and layer_range "
+                                      "are not supported")
+        print_fn = print_fn or print
+        rows = self._summary_rows()
+        connected = any(len(r) == 4 for r in rows)
+        width = line_length or (98 if connected else 65)
+        pos = positions or ([0.33, 0.55, 0.67, 1.0] if connected else [0.45, 0.85, 1.0])
+        cols = [int(width * p) for p in pos]
+        header = ["Layer (type)", "Output Shape", "Param #"] + (["Connected to"] if connected else [])
+
+        def row(fields):
+            line = ""
+            for f, end in zip(fields, cols):
+                line += " " + str(f)
+                line = line[:end - 1].ljust(end)
+            return line.rstrip()
+        print_fn(f'Model: "{self.name}"')
+        print_fn("_" * width)
+        print_fn(row(header))
+        print_fn("=" * width)
+        for i, r in enumerate(rows):
+            extra = r[3] if len(r) == 4 else []
+            print_fn(row([r[0], r[1], r[2]] + ([extra[0] if extra else "-"] if connected else [])))
+            for more in extra[1:]:
+                print_fn(row(["", "", "", more]))
+            if i < len(rows) - 1:
+                print_fn("")
+        print_fn("=" * width)
+        trainable = sum(w.size for w in self.trainable_weights)
+        non = sum(w.size for w in self.non_trainable_weights)
+        item = (self.dtype or np.dtype(np.float32)).itemsize
+        print_fn(f"Total params: {trainable + non:,} ({_bytes(item * (trainable + non))})")
+        print_fn(f"Trainable params: {trainable:,} ({_bytes(item * trainable)})")
+        print_fn(f"Non-trainable params: {non:,} ({_bytes(item * non)})")
+        print_fn("_" * width)
+
+    def _summary_rows(self):
+        rows = []
+        for l in self.layers:
+            shape = l.output_shape
+            s = "?" if shape is None else (", ".join(shape_str(t) for t in shape)
+                                           if isinstance(shape, list) else shape_str(shape))
+            rows.append((f"{l.name} ({type(l).__name__})", s, f"{l.count_params():,}"))
+        return rows
+
+    # ------------------------------------------------------------ config and saving
+    def get_config(self):
+        return Layer.get_config(self)
+
+    def save(self, filepath, overwrite=True, include_optimizer=True, **kwargs):
+        from .. import saving
+        saving.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer,
+                          **kwargs)
+
+    def save_weights(self, filepath, overwrite=True):
+        from .. import saving
+        saving.save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath, skip_mismatch=False):
+        from .. import saving
+        if skip_mismatch:
+            raise NotImplementedError("load_weights: skip_mismatch=True is not supported")
+        saving.load_weights(self, filepath)
+
+
+def _identity(a):
+    return a
+
+
+def _norm_shape(s):
+    if isinstance(s, dict):
+        return {k: _norm_shape(v) for k, v in s.items()}
+    if isinstance(s, list) and s and isinstance(s[0], (list, tuple)):
+        return [_norm_shape(t) for t in s]
+    return tuple(None if d is None else int(d) for d in s)
+
+
+def _backward_of(model, rec, dy):
+    from ..layers.layer import _backward_recorded
+    return _backward_recorded(model, rec, dy)
+
+
+def _bytes(n):
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.2f} {unit}"
+        n /= 1024.0
+

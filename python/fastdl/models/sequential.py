@@ -1,0 +1,406 @@
+"""Sequential: a plain stack of layers (Keras' ``keras.Sequential``).
+
+A stack of built-in layers runs without the tape: ``model(x)`` calls each
+layer's fused kernels into reused buffers, ``model.backward(dy)`` runs a
+backward plan, and ``fit`` runs a fused step plan (trainers/trainer.py). A
+stack that holds a layer written by a user runs through the tape like any model.
+"""
+import numpy as np
+
+from .. import _memory, _symbolic, _tape
+from .. import layers as layers_mod
+from ..layers.layer import InputLayer, Layer, shape_str
+from ..trainers import data_adapter
+from .model import Model
+
+
+class Sequential(Model):
+    def __init__(self, layers=None, trainable=True, name=None):
+        Model.__init__(self, name=name, trainable=trainable)
+        self._build_input_shape = None
+        self._input_dtype = None
+        for l in layers or []:
+            self.add(l)
+
+    # ------------------------------------------------------------ structure
+    def add(self, layer):
+        if isinstance(layer, _symbolic.KerasTensor) and isinstance(getattr(layer.node, "layer", None),
+                                                                   InputLayer):
+            layer = layer.node.layer
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add expects a layer, got {type(layer).__name__}")
+        if isinstance(layer, InputLayer):
+            if self._layers:
+                raise ValueError("an Input must come first in a Sequential model")
+            self._build_input_shape = layer.shape
+            if layer.dtype is not None:
+                self._input_dtype = layer.dtype
+            return
+        if not self._layers and self._build_input_shape is None and layer._input_shape_arg is not None:
+            self._build_input_shape = (None,) + tuple(layer._input_shape_arg)
+            if layer.dtype is not None:
+                self._input_dtype = layer.dtype
+        if layer.built and self._layers and self.built:
+            layer._check_input(self._layers[-1].output_shape)
+        self._layers.append(layer)
+        self.built = False
+        if self._build_input_shape is not None:
+            self.build(self._build_input_shape)
+
+    def pop(self):
+        if not self._layers:
+            raise IndexError("pop from an empty model")
+        self.built = False
+        return self._layers.pop()
+
+    @property
+    def layers(self):
+        return self._layers
+
+    @property
+    def input_shape(self):
+        return self._build_input_shape
+
+    @input_shape.setter
+    def input_shape(self, value):
+        pass
+
+    @property
+    def output_shape(self):
+        if not self.built:
+            raise ValueError(self._not_built_message("output_shape"))
+        return self._layers[-1].output_shape if self._layers else self._build_input_shape
+
+    @output_shape.setter
+    def output_shape(self, value):
+        pass
+
+    @property
+    def output_names(self):
+        return [self._layers[-1].name] if self._layers else ["output"]
+
+    def build(self, input_shape=None, dtype=None):
+        """Create every layer's weights for inputs of input_shape (batch dim included)."""
+        if input_shape is None:
+            input_shape = self._build_input_shape
+        if input_shape is None:
+            raise ValueError(self._not_built_message("build"))
+        input_shape = tuple(None if d is None else int(d) for d in input_shape)
+        self._build_input_shape = input_shape
+        dt = np.dtype(dtype) if dtype is not None else (self._input_dtype or self.dtype or
+                                                        np.dtype(np.float32))
+        self.dtype = dt
+        shape = input_shape
+        for l in self._layers:
+            shape = l._build_from(shape, dt)
+            dt = l.dtype or dt
+        self.built = True
+
+    def _build_from(self, input_shape, dtype=None):
+        if not self.built:
+            self.build(input_shape, dtype)
+        return self.output_shape
+
+    def _ensure_built(self, xb):
+        if not self.built:
+            self._build_from_data(np.asarray(xb) if not hasattr(xb, "shape") else xb)
+
+    def _build_from_data(self, x, follow_dtype=False):
+        # fit/evaluate/predict build float32 models (Keras' default) and cast the data once;
+        # a direct call model(x) on float64 data builds a float64 model (gradient checks).
+        dt = x.dtype if follow_dtype and x.dtype in (np.float32, np.float64) else np.dtype(np.float32)
+        self.build(self._build_input_shape or (None,) + tuple(x.shape[1:]), dt)
+
+    def _all_builtin(self):
+        return all(l._has_backward() for l in self._layers)
+
+    # ------------------------------------------------------------ calls
+    def _prep_x(self, x, what, follow_dtype=False):
+        x = data_adapter.as_arrays(x)
+        if not hasattr(x, "shape"):
+            raise ValueError(f"{what}: a Sequential model takes one input array, got "
+                             f"{type(x).__name__}")
+        if x.ndim == 0:
+            raise ValueError(f"{what}: x must be an array with a batch dimension, got a scalar")
+        if not self.built:
+            self._build_from_data(x, follow_dtype)
+        exp = self._build_input_shape
+        if x.ndim != len(exp) or any(e is not None and e != s for e, s in zip(exp[1:], x.shape[1:])):
+            raise ValueError(f"{what}: the model expects inputs of shape {shape_str(exp)} but x has "
+                             f"shape {tuple(x.shape)}")
+        if x.dtype != self.dtype and x.dtype.kind in "fiub":
+            x = x.astype(self.dtype)
+        return x
+
+    def _call_traced(self, args, kwargs):
+        x = args[0]
+        training = bool(kwargs.get("training", False))
+        if not isinstance(x, _tape.Tensor):
+            x = self._dev(self._prep_x(x, "model call", follow_dtype=True))
+        if self._all_builtin() and not _tape.recording():
+            # the fast path: each layer's fused kernels, buffers reused between calls
+            h = x
+            for l in self._layers:
+                h = l.call(h, training=training)
+            self._last_record = None
+            return h.copy() if h is not x else h
+        return Model._call_traced(self, (x,) + tuple(args[1:]), kwargs)
+
+    def call(self, inputs, training=None):
+        h = inputs
+        for l in self._layers:
+            h = l(h, training=bool(training))
+        return h
+
+    def backward(self, dy):
+        """dL/dx for dL/dy of the last training call; fills model.gradients."""
+        if self._last_record is not None:
+            return Model.backward(self, dy)
+        h = self._dev(dy)
+        for bw in backward_plan([(l, True) for l in self._layers]):
+            h = bw(h)
+        return np.array(h) if type(h) is np.ndarray else h
+
+    def _summary_rows(self):
+        return [(f"{l.name} ({type(l).__name__})", shape_str(l.output_shape), f"{l.count_params():,}")
+                for l in self._layers]
+
+    # ------------------------------------------------------------ the fused step plan
+    def _plannable(self, data=None):
+        from ..trainers.trainer import Trainer
+        from .. import losses as losses_mod
+        cls = type(self)
+        return (self._all_builtin() and self._layers and
+                cls.train_step is Trainer.train_step and cls.test_step is Trainer.test_step and
+                cls.compute_loss is Trainer.compute_loss and
+                isinstance(data, data_adapter.ArrayData) and hasattr(data.x, "shape") and
+                (data.y is None or hasattr(data.y, "shape")) and data.sample_weight is None and
+                isinstance(self.loss, losses_mod.Loss) and
+                type(self.loss) is not losses_mod.LossFunctionWrapper and
+                self._loss_weights_arg in (None, 1, 1.0) and not self.losses)
+
+    def _epoch_runner(self, data, training):
+        if self._plannable(data):
+            return self._plan_step(data, training)
+        return Model._epoch_runner(self, data, training)
+
+    def _prep_y(self, y, n, what):
+        if y is None:
+            raise ValueError(f"{what}: targets y are missing")
+        y = np.asarray(y) if type(y) is not np.ndarray else y
+        if y.ndim == 0 or len(y) != n:
+            raise ValueError(f"{what}: x has {n} samples but y has "
+                             f"{len(y) if y.ndim else 'a scalar'}; they must have the same length")
+        out = self.output_shape
+        loss = self.loss
+        if loss.sparse:
+            if y.ndim == 2 and y.shape[1] > 1:
+                raise ValueError(f"{what}: y has shape {y.shape}, which looks like one-hot targets, "
+                                 f"but the loss {loss.name} expects integer class labels of shape "
+                                 f"({n},). Use loss='categorical_crossentropy' for one-hot targets, "
+                                 f"or pass y.argmax(axis=1)")
+            if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
+                raise ValueError(f"{what}: integer labels must have shape ({n},), got {y.shape}")
+            y = y.reshape(n)
+            if y.dtype.kind == "f":
+                if not np.all(np.floor(y) == y):
+                    raise ValueError(f"{what}: {loss.name} needs integer class labels; y holds "
+                                     f"non-integer values (use categorical_crossentropy for "
+                                     f"probability targets)")
+            elif y.dtype.kind not in "iub":
+                raise ValueError(f"{what}: labels must be integers, got dtype {y.dtype}")
+            y = np.ascontiguousarray(y, dtype=np.int64)
+            classes = out[-1]
+            if n and (y.min() < 0 or (classes is not None and y.max() >= classes)):
+                raise ValueError(f"{what}: labels must be in 0..{classes - 1} for a model with "
+                                 f"{classes} outputs; got values from {y.min()} to {y.max()}")
+            return y
+        if y.dtype.kind not in "fiub":
+            raise ValueError(f"{what}: targets must be numeric, got dtype {y.dtype}")
+        y = np.ascontiguousarray(y, dtype=self._layers[-1].dtype or self.dtype)
+        want = tuple(out[1:])
+        if y.ndim == 1 and want == (1,):
+            y = y.reshape(n, 1)
+        if tuple(y.shape[1:]) != want:
+            hint = ""
+            if y.ndim == 1 and loss.name == "categorical_crossentropy":
+                hint = (" These look like integer labels: use loss='sparse_categorical_crossentropy', "
+                        "or one-hot encode them")
+            raise ValueError(f"{what}: targets y have shape {y.shape} but the model's output has "
+                             f"shape {shape_str(out)}; they must match.{hint}")
+        return y
+
+    def _first_trainable(self):
+        for i, l in enumerate(self._layers):
+            if l.trainable_weights:
+                return i
+        return len(self._layers)
+
+    def _fused_loss(self):
+        last = self._layers[-1]
+        fw = self.loss.fuses_with
+        return (fw is not None and not self.loss.from_logits and
+                last._output_activation() == fw and last._fuses_logits())
+
+    def _step_fn(self, training):
+        """A closure running one batch: forward, loss (+ backward and update when training).
+        Returns (loss, n_correct or None, y_pred or a thunk computing it)."""
+        layers = self._layers
+        loss = self.loss
+        fused = self._fused_loss()
+        last = layers[-1]
+        body = layers[:-1] if fused else layers
+        first = self._first_trainable()
+        back = backward_plan([(l, i > first) for i, l in enumerate(body) if i >= first])
+        opt = self.optimizer
+        pairs = list(zip(self.gradients, self.trainable_weights))
+        bufs = {}
+        empty = self._layers[0]._empty
+
+        def dbuf(shape, dtype):
+            b = bufs.get(shape)
+            if b is None:
+                b = bufs[shape] = empty(shape, dtype)
+            return b
+
+        if fused:
+            last_need_dx = len(layers) - 1 > first
+
+            def step(xb, yb):
+                h = xb
+                for l in body:
+                    h = l.call(h, training)
+                z = last._call_logits(h, training)
+                lv, dz, correct = loss._fused(z, yb, dbuf(z.shape, z.dtype) if training else None,
+                                              training)
+                if training:
+                    dh = last._backward_logits(dz, last_need_dx)
+                    for bw in back:
+                        dh = bw(dh)
+                    opt.apply_gradients(pairs)
+                return lv, correct, lambda: last.activation.forward(z)
+        else:
+            def step(xb, yb):
+                h = xb
+                for l in body:
+                    h = l.call(h, training)
+                lv, dh = loss._value_and_grad(yb, h, dbuf(h.shape, h.dtype) if training else None,
+                                              training)
+                if training:
+                    for bw in back:
+                        dh = bw(dh)
+                    opt.apply_gradients(pairs)
+                return lv, None, h
+        return step
+
+    def _plan_step(self, data, training):
+        from .. import _device
+        from .. import metrics as metrics_mod
+        what = "fit" if training else "evaluate"
+        x = np.ascontiguousarray(self._prep_x(data.x, what))
+        n = len(x)
+        y = self._prep_y(data.y, n, what)
+        bs = data.batch_size
+        step = self._step_fn(training)
+        dev = self._dev
+        spec = self._compiled()
+        mets = spec[0][3]
+        self._loss_tracker.reset_state()
+        xbuf = _memory.empty((bs,) + x.shape[1:], x.dtype)
+        ybuf = np.empty((bs,) + y.shape[1:], y.dtype)
+
+        def logs_of(loss_sum, seen):
+            logs = {"loss": loss_sum / seen if seen else float("nan")}
+            for m in mets:
+                logs[m.name] = float(m.result())
+            return logs
+
+        def run(rng, steps, cbl, should_stop):
+            for m in mets:
+                m.reset_state()
+            loss_sum, seen, done = 0.0, 0, 0
+            total = -(-n // bs)
+            if steps is not None:
+                total = min(total, steps)
+            perm = rng.permutation(n) if (training and data.shuffle and rng is not None) else None
+            for s in range(total):
+                lo, hi = s * bs, min(s * bs + bs, n)
+                if cbl is not None:
+                    cbl.train_batch_begin(s, {}) if training else cbl.call("on_test_batch_begin", s, None)
+                if perm is None:
+                    xb, yb = x[lo:hi], y[lo:hi]
+                elif hi - lo == bs:
+                    idx = perm[lo:hi]
+                    xb = np.take(x, idx, axis=0, out=xbuf)
+                    yb = np.take(y, idx, axis=0, out=ybuf)
+                else:
+                    idx = perm[lo:hi]
+                    xb, yb = x[idx], y[idx]
+                lv, correct, ypred = step(dev(xb), dev(yb))
+                loss_sum += lv * (hi - lo)
+                seen += hi - lo
+                for m in mets:
+                    if correct is not None and type(m) is metrics_mod.SparseCategoricalAccuracy:
+                        m._add(int(correct), len(yb))
+                    else:
+                        if callable(ypred):
+                            ypred = ypred()
+                        m.update_state(yb, _device.to_host(ypred))
+                done = s + 1
+                if cbl is not None:
+                    if training:
+                        cbl.train_batch_end(s, logs_of(loss_sum, seen))
+                    else:
+                        cbl.call("on_test_batch_end", s, None)
+                if should_stop():
+                    break
+            self._loss_tracker.reset_state()
+            if seen:
+                self._loss_tracker.update_state(loss_sum / seen, sample_weight=seen)
+            return done, logs_of(loss_sum, seen)
+        return run
+
+    # ------------------------------------------------------------ config
+    def get_config(self):
+        from ..saving import serialize_object
+        return {"name": self.name, "trainable": self.trainable,
+                "layers": [serialize_object(l) for l in self._layers],
+                "build_input_shape": list(self._build_input_shape) if self._build_input_shape else None}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from ..saving import deserialize_object
+        m = cls(name=config.get("name"), trainable=config.get("trainable", True))
+        shape = config.get("build_input_shape")
+        layer_objs = [deserialize_object(d, custom_objects, kind="layer")
+                      for d in config.get("layers", [])]
+        if shape is not None:
+            m._build_input_shape = tuple(shape)
+        for l in layer_objs:
+            m.add(l)
+        return m
+
+
+def backward_plan(layers):
+    """The backward pass over ``layers`` [(layer, need_dx)] (forward order) as a list
+    of callables dh -> dh, last layer first.
+
+    A layer whose ReLU output feeds a MaxPooling2D is fused with it: the pooling
+    backward applies the ReLU's mask in its own pass (ops.max_pool2d_backward with
+    relu=True), and the layer continues from its pre-activation gradient. That
+    saves one full read and write of the layer's output per step.
+    """
+    plan = []
+    i = len(layers) - 1
+    while i >= 0:
+        layer, need_dx = layers[i]
+        prev, prev_need_dx = layers[i - 1] if i > 0 else (None, False)
+        if (need_dx and type(layer) is layers_mod.MaxPooling2D and prev is not None
+                and prev._output_activation() == "relu" and prev._fuses_logits()):
+            plan.append(lambda dh, pool=layer, p=prev, nd=prev_need_dx:
+                        p._backward_logits(pool._backward_relu(dh), nd))
+            i -= 2
+        else:
+            plan.append(lambda dh, l=layer, nd=need_dx: l.backward(dh, nd))
+            i -= 1
+    return plan

@@ -1,0 +1,527 @@
+"""compile / fit / evaluate / predict, as Keras 3's Trainer.
+
+Each batch goes through ``train_step(data)`` (``test_step``, ``predict_step``),
+which a Model subclass may override, exactly as in Keras. The default
+``train_step`` runs the forward pass and ``compute_loss`` under a
+``GradientTape`` and applies the gradients.
+
+Models made only of built-in layers in a ``Sequential`` stack skip the tape: a
+*step plan* (``_plan_step``) built once per fit runs every layer's fused kernels,
+the loss's fused forward+gradient kernel on the last layer's logits (softmax +
+cross-entropy in one stable pass), every layer's backward and the optimizer,
+with buffers reused between steps. It computes the same thing as the default
+train_step; tests check the two agree to the bit.
+"""
+import math
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+
+from .. import _device, _random, _tape
+from .. import callbacks as callbacks_mod
+from .. import losses as losses_mod
+from .. import metrics as metrics_mod
+from .. import optimizers as optimizers_mod
+from . import data_adapter
+
+
+class Trainer:
+    # ------------------------------------------------------------ compile
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
+                weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
+                jit_compile="auto", auto_scale_loss=True, **kwargs):
+        if kwargs:
+            raise TypeError(f"compile: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
+        if weighted_metrics is not None:
+            raise NotImplementedError("compile: weighted_metrics is not supported")
+        if jit_compile not in ("auto", False, None):
+            raise NotImplementedError("compile: jit_compile=True is not supported: fastdl runs "
+                                      "its own compiled kernels eagerly (use 'auto' or False)")
+        if int(steps_per_execution) != 1:
+            raise NotImplementedError("compile: steps_per_execution must be 1")
+        if metrics is None and _looks_like_metrics(loss_weights):
+            # compile(optimizer, loss, metrics) positionally, as SPEC and Keras 2 order them
+            metrics, loss_weights = loss_weights, None
+        self.run_eagerly = bool(run_eagerly)
+        self.optimizer = optimizers_mod.get(optimizer)
+        self._loss_arg, self._loss_weights_arg, self._metrics_arg = loss, loss_weights, metrics
+        self.loss = None
+        if loss is not None:
+            # validate names now (an unknown loss or metric fails at compile, as in Keras)
+            self._compile_structure(loss, loss_weights, metrics)
+            self.loss = _loss_of(loss) if not isinstance(loss, (list, tuple, dict)) else loss
+        elif loss_weights is not None or metrics:
+            self._compile_structure(None, loss_weights, metrics)
+        self.compiled = True
+        self._compiled_state = None
+        self._loss_tracker = metrics_mod.Mean(name="loss")
+
+    def _output_names(self):
+        return list(getattr(self, "output_names", None) or ["output"])
+
+    def _compile_structure(self, loss, loss_weights, metrics):
+        """Per output: (name, loss object or None, weight, [metric ids])."""
+        names = self._output_names()
+        n = len(names)
+
+        def per_output(arg, what, default, single_ok):
+            if arg is None:
+                return [default] * n
+            if isinstance(arg, dict):
+                unknown = [k for k in arg if k not in names]
+                if unknown:
+                    raise ValueError(f"compile: {what} has key(s) {unknown} that match no output "
+                                     f"of the model; its outputs are {names}")
+                return [arg.get(k, default) for k in names]
+            if isinstance(arg, (list, tuple)) and not single_ok(arg):
+                if len(arg) != n:
+                    raise ValueError(f"compile: {what} is a list of {len(arg)} entries but the "
+                                     f"model has {n} output(s) {names}")
+                return list(arg)
+            return [arg] * n
+
+        losses = per_output(loss, "loss", None, lambda a: False)
+        weights = per_output(loss_weights, "loss_weights", 1.0, lambda a: False)
+        if n == 1 and isinstance(metrics, (list, tuple)) and not any(
+                isinstance(m, (list, tuple, dict)) for m in metrics):
+            mets = [list(metrics)]
+        else:
+            mets = per_output(metrics, "metrics", [], lambda a: False)
+            mets = [list(m) if isinstance(m, (list, tuple)) else ([] if m is None else [m])
+                    for m in mets]
+        out = []
+        for name, l, w, m in zip(names, losses, weights, mets):
+            lo = _loss_of(l) if l is not None else None
+            for mid in m:
+                metrics_mod.get(mid, lo)  # unknown names fail here
+            out.append((name, lo, float(w), m))
+        return out
+
+    def _require_compiled(self, what):
+        if not getattr(self, "compiled", False):
+            raise RuntimeError(f"{what}: the model must be compiled first, e.g. "
+                               f"model.compile(optimizer='adam', loss='sparse_categorical_crossentropy', "
+                               f"metrics=['accuracy'])")
+
+    def _compiled(self):
+        """The compiled losses and metric objects, made once the outputs are known."""
+        st = self._compiled_state
+        if st is None:
+            spec = self._compile_structure(self._loss_arg, self._loss_weights_arg,
+                                           self._metrics_arg)
+            multi = len(spec) > 1
+            st = []
+            for name, lo, w, mids in spec:
+                shape = self._output_shape_of(name)
+                mets = [metrics_mod.get(mid, lo, shape) for mid in mids]
+                for m in mets:
+                    if multi:
+                        m.name = f"{name}_{m.name}"
+                tracker = metrics_mod.Mean(name=f"{name}_loss") if multi and lo is not None else None
+                st.append((name, lo, w, mets, tracker))
+            self._compiled_state = st
+        return st
+
+    def _output_shape_of(self, name):
+        try:
+            shapes = self.output_shape
+        except Exception:
+            return None
+        names = self._output_names()
+        if isinstance(shapes, list):
+            return shapes[names.index(name)] if name in names else None
+        return shapes
+
+    @property
+    def metrics(self):
+        """The metrics fit resets each epoch and reports: the loss, the per-output
+        losses and compiled metrics, and metric objects assigned as attributes."""
+        out = []
+        if getattr(self, "compiled", False):
+            out.append(self._loss_tracker)
+            if self._loss_arg is not None or self._metrics_arg:
+                for name, lo, w, mets, tracker in self._compiled():
+                    if tracker is not None:
+                        out.append(tracker)
+                    out.extend(mets)
+        for v in self.__dict__.values():
+            if isinstance(v, metrics_mod.Metric) and all(v is not m for m in out):
+                out.append(v)
+        return out
+
+    @property
+    def metrics_names(self):
+        return [m.name for m in self.metrics]
+
+    def reset_metrics(self):
+        for m in self.metrics:
+            m.reset_state()
+
+    # ------------------------------------------------------------ steps (Keras' API)
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled losses (weighted, summed over outputs) plus ``self.losses``."""
+        if sample_weight is not None:
+            raise NotImplementedError("sample_weight is not supported")
+        total = None
+        if self._loss_arg is not None:
+            ys = self._by_output(y, "y")
+            ps = self._by_output(y_pred, "y_pred")
+            for (name, lo, w, mets, tracker), yt, yp in zip(self._compiled(), ys, ps):
+                if lo is None:
+                    continue
+                if yt is None:
+                    raise ValueError(f"targets for output {name!r} are missing")
+                v = lo(yt, yp)
+                if tracker is not None:
+                    tracker.update_state(_tape.value(v), sample_weight=_batch_len(yp))
+                v = v * w if w != 1.0 else v
+                total = v if total is None else total + v
+        for extra in self.losses:
+            total = extra if total is None else total + _scalar(extra)
+        if total is None:
+            raise ValueError("compute_loss: the model has no loss: compile it with loss=..., or "
+                             "add_loss in a layer, or override train_step")
+        return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        if sample_weight is not None:
+            raise NotImplementedError("sample_weight is not supported")
+        if self._loss_arg is not None or self._metrics_arg:
+            ys = self._by_output(y, "y")
+            ps = self._by_output(y_pred, "y_pred")
+            for (name, lo, w, mets, tracker), yt, yp in zip(self._compiled(), ys, ps):
+                if mets and yt is not None:
+                    yp_h = _device.to_host(_tape.value(yp))
+                    yt_h = _device.to_host(_tape.value(yt))
+                    for m in mets:
+                        m.update_state(yt_h, yp_h)
+        return self.get_metrics_result()
+
+    def get_metrics_result(self):
+        return {m.name: _as_float(m.result()) for m in self.metrics}
+
+    def _by_output(self, v, what):
+        names = self._output_names()
+        if len(names) == 1:
+            if isinstance(v, dict) and len(v) == 1:
+                return list(v.values())
+            if isinstance(v, (list, tuple)) and len(v) == 1 and hasattr(v[0], "shape"):
+                return list(v)
+            return [v]
+        if isinstance(v, dict):
+            unknown = [k for k in v if k not in names]
+            if unknown:
+                raise ValueError(f"{what} has key(s) {unknown} that match no output of the model; "
+                                 f"its outputs are {names}")
+            return [v.get(k) for k in names]
+        if isinstance(v, (list, tuple)):
+            if len(v) != len(names):
+                raise ValueError(f"{what} holds {len(v)} arrays but the model has {len(names)} "
+                                 f"outputs {names}")
+            return list(v)
+        raise ValueError(f"the model has {len(names)} outputs {names}; pass {what} as a list or a "
+                         f"dict keyed by output name")
+
+    def train_step(self, data):
+        x, y, sample_weight = data_adapter.unpack_x_y_sample_weight(data)
+        with _tape.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
+        self._loss_tracker.update_state(_tape.value(loss), sample_weight=_batch_len(x))
+        ws = self.trainable_weights
+        grads = tape.gradient(loss, ws)
+        self.optimizer.apply_gradients([(g, w) for g, w in zip(grads, ws) if g is not None])
+        return self.compute_metrics(x, y, y_pred, sample_weight)
+
+    def test_step(self, data):
+        x, y, sample_weight = data_adapter.unpack_x_y_sample_weight(data)
+        y_pred = self(x, training=False)
+        loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                 training=False)
+        self._loss_tracker.update_state(_tape.value(loss), sample_weight=_batch_len(x))
+        return self.compute_metrics(x, y, y_pred, sample_weight)
+
+    def predict_step(self, data):
+        x, _, _ = data_adapter.unpack_x_y_sample_weight(data)
+        return self(x, training=False)
+
+    # ------------------------------------------------------------ the fused plan
+    def _plannable(self):
+        """The fused step plan applies (see the module docstring)."""
+        return False
+
+    # ------------------------------------------------------------ fit
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        """Train for ``epochs`` epochs; returns a History (history.history dict)."""
+        self._require_compiled("fit")
+        if class_weight is not None or sample_weight is not None:
+            raise NotImplementedError("fit: class_weight and sample_weight are not supported")
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
+        data = data_adapter.adapt(x, y, None, batch_size, shuffle, "fit")
+        val = None
+        if validation_split:
+            if not isinstance(data, data_adapter.ArrayData):
+                raise ValueError("fit: validation_split needs arrays; with a generator or a "
+                                 "PyDataset pass validation_data")
+            data, val = data.split(validation_split)
+            if validation_batch_size:
+                val.batch_size = int(validation_batch_size)
+        elif validation_data is not None:
+            if isinstance(validation_data, (list, tuple)):
+                vx, vy, vsw = data_adapter.unpack_x_y_sample_weight(tuple(validation_data))
+                if vsw is not None:
+                    raise NotImplementedError("fit: sample weights in validation_data are not "
+                                              "supported")
+                val = data_adapter.adapt(vx, vy, None, validation_batch_size or data.batch_size
+                                         if isinstance(data, data_adapter.ArrayData) else
+                                         validation_batch_size, False, "fit (validation_data)")
+            else:
+                val = data_adapter.adapt(validation_data, None, None, None, False,
+                                         "fit (validation_data)")
+        if isinstance(data, data_adapter.ArrayData) and data.n == 0:
+            raise ValueError("fit: no training samples")
+        steps = data.steps()
+        if steps_per_epoch:
+            steps = int(steps_per_epoch) if steps is None else min(steps, int(steps_per_epoch))
+        if verbose == "auto":
+            verbose = 1
+        history = callbacks_mod.History()
+        cbs = [history] + list(callbacks or [])
+        if verbose:
+            cbs.append(callbacks_mod.ProgbarLogger(verbose))
+        params = {"epochs": epochs, "steps": steps, "verbose": verbose,
+                  "batch_size": getattr(data, "batch_size", None), "samples": data.n}
+        cbl = callbacks_mod.CallbackList(cbs, self, params)
+        cbl.per_batch = [c for c in cbl.per_batch
+                         if not (isinstance(c, callbacks_mod.ProgbarLogger) and not c.live)]
+        per_batch = bool(cbl.per_batch)
+        self.stop_training = False
+        self.history = history
+        rng = _random.generator()
+        run = self._epoch_runner(data, training=True)
+        interrupted = [False]
+        old_handler = _catch_sigint(interrupted)
+        logs = {}
+        cbl.call("on_train_begin", None)
+        try:
+            for epoch in range(initial_epoch, epochs):
+                cbl.call("on_epoch_begin", epoch, None)
+                done, logs = run(rng, steps, cbl if per_batch else None,
+                                 lambda: self.stop_training or interrupted[0])
+                if done == 0 and isinstance(data, data_adapter.GeneratorData) and data.exhausted:
+                    print("fit: the generator ran out of data; stopping (give steps_per_epoch "
+                          "and a generator that repeats to train several epochs)", file=sys.stderr)
+                    break
+                data.on_epoch_end()
+                logs = dict(logs)
+                if val is not None and not interrupted[0] and (epoch + 1) % validation_freq == 0:
+                    vlogs = self._evaluate_data(val, validation_steps)
+                    logs.update({"val_" + k: v for k, v in vlogs.items()})
+                params["seen_steps"] = done
+                if interrupted[0]:
+                    break
+                cbl.call("on_epoch_end", epoch, logs)
+                if self.stop_training:
+                    break
+        except KeyboardInterrupt:
+            interrupted[0] = True
+        finally:
+            if old_handler is not None:
+                signal.signal(signal.SIGINT, old_handler)
+        if interrupted[0] and verbose:
+            print("\nTraining interrupted: stopped between batches; the weights so far are kept.",
+                  file=sys.stderr)
+        cbl.call("on_train_end", logs)
+        return history
+
+    def _epoch_runner(self, data, training):
+        """A function running one epoch over ``data``: (rng, steps, callbacks or None,
+        should_stop) -> (steps done, logs)."""
+        plan = self._plan_step(training) if self._plannable() else None
+        dev = self._dev
+
+        def run(rng, steps, cbl, should_stop):
+            if plan is not None:
+                return plan(data, rng, steps, cbl, should_stop)
+            self.reset_metrics()
+            done, logs = 0, {}
+            step_fn = self.train_step if training else self.test_step
+            for s, (xb, yb, swb) in enumerate(data.batches(rng)):
+                if steps is not None and s >= steps:
+                    break
+                if cbl is not None:
+                    cbl.train_batch_begin(s, {}) if training else cbl.call("on_test_batch_begin", s, None)
+                self._ensure_built(xb)
+                batch = data_adapter.pack_x_y_sample_weight(_map_dev(dev, xb), _map_dev(dev, yb),
+                                                            swb)
+                logs = {k: _as_float(v) for k, v in step_fn(batch).items()}
+                done = s + 1
+                if cbl is not None:
+                    cbl.train_batch_end(s, logs) if training else cbl.call("on_test_batch_end", s, None)
+                if should_stop():
+                    break
+            return done, logs
+        return run
+
+    def _ensure_built(self, xb):
+        pass
+
+    # ------------------------------------------------------------ evaluate / predict
+    def _evaluate_data(self, data, steps=None, cbl=None):
+        run = self._epoch_runner(data, training=False)
+        _, logs = run(None, steps, cbl, lambda: False)
+        return logs
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False):
+        """Mean loss (and metrics) over x: loss, or [loss, *metrics]; a dict with return_dict."""
+        self._require_compiled("evaluate")
+        if sample_weight is not None:
+            raise NotImplementedError("evaluate: sample_weight is not supported")
+        data = data_adapter.adapt(x, y, None, batch_size, False, "evaluate")
+        cbl = callbacks_mod.CallbackList(callbacks or [], self, {"verbose": verbose}) if callbacks else None
+        if cbl:
+            cbl.call("on_test_begin", None)
+        t0 = time.perf_counter()
+        logs = self._evaluate_data(data, steps, cbl)
+        if cbl:
+            cbl.call("on_test_end", logs)
+        if verbose == "auto":
+            verbose = 1
+        if verbose:
+            n_steps = data.steps() or 0
+            el = time.perf_counter() - t0
+            per = el / max(n_steps, 1)
+            unit = f"{per * 1e3:.0f}ms/step" if per >= 1e-3 else f"{per * 1e6:.0f}us/step"
+            print(f"{n_steps}/{n_steps} - {el:.0f}s - {unit}" +
+                  "".join(f" - {k}: {v:.4f}" for k, v in logs.items()))
+        if return_dict:
+            return logs
+        vals = list(logs.values())
+        return vals[0] if len(vals) == 1 else vals
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Outputs for x in batches (default 32), as one array (a list or dict of arrays
+        for several outputs)."""
+        data = data_adapter.adapt(x, None, None, batch_size, False, "predict")
+        chunks = []
+        dev = self._dev
+        for s, (xb, _, _) in enumerate(data.batches(None)):
+            if steps is not None and s >= steps:
+                break
+            self._ensure_built(xb)
+            out = self.predict_step((_map_dev(dev, xb),))
+            chunks.append(_map_host(out))
+        if not chunks:
+            return self._empty_prediction()
+        first = chunks[0]
+        if isinstance(first, dict):
+            return {k: np.concatenate([c[k] for c in chunks]) for k in first}
+        if isinstance(first, (list, tuple)):
+            return [np.concatenate([c[i] for c in chunks]) for i in range(len(first))]
+        return np.concatenate(chunks)
+
+    def _empty_prediction(self):
+        shape = self.output_shape
+        if isinstance(shape, list):
+            return [np.empty(tuple(0 if d is None else d for d in s), np.float32) for s in shape]
+        return np.empty(tuple(0 if d is None else d for d in shape), self.dtype or np.float32)
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        self._require_compiled("train_on_batch")
+        if sample_weight is not None or class_weight is not None:
+            raise NotImplementedError("train_on_batch: sample_weight and class_weight are not supported")
+        data = data_adapter.adapt(x, y, None, _n_samples(x), False, "train_on_batch")
+        _, logs = self._epoch_runner(data, training=True)(None, 1, None, lambda: False)
+        return logs if return_dict else (logs["loss"] if len(logs) == 1 else list(logs.values()))
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        self._require_compiled("test_on_batch")
+        if sample_weight is not None:
+            raise NotImplementedError("test_on_batch: sample_weight is not supported")
+        data = data_adapter.adapt(x, y, None, max(_n_samples(x), 1), False, "test_on_batch")
+        logs = self._evaluate_data(data, 1)
+        return logs if return_dict else (logs["loss"] if len(logs) == 1 else list(logs.values()))
+
+    def predict_on_batch(self, x):
+        return self.predict(x, batch_size=max(_n_samples(x), 1), verbose=0)
+
+
+# ------------------------------------------------------------------ helpers
+def _loss_of(identifier):
+    """A loss object: a built-in (by name, class or object) or a user function/Loss."""
+    if isinstance(identifier, losses_mod.Loss):
+        return identifier
+    try:
+        return losses_mod.get(identifier)
+    except ValueError:
+        if callable(identifier):
+            return losses_mod.LossFunctionWrapper(identifier)
+        raise
+
+
+def _looks_like_metrics(v):
+    vals = v.values() if isinstance(v, dict) else (v if isinstance(v, (list, tuple)) else [v])
+    return v is not None and any(isinstance(m, (str, list, tuple)) or isinstance(m, metrics_mod.Metric)
+                                 or (callable(m) and not isinstance(m, (int, float))) for m in vals)
+
+
+def _scalar(v):
+    from .. import ops
+    return ops.sum(v) if getattr(_tape.value(v), "ndim", 0) else v
+
+
+def _as_float(v):
+    v = _tape.value(v)
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return v
+
+
+def _batch_len(x):
+    for a in data_adapter._leaves(x):
+        if hasattr(a, "shape") and len(a.shape):
+            return a.shape[0]
+    return 1
+
+
+def _n_samples(x):
+    x = data_adapter.as_arrays(x)
+    return _batch_len(x)
+
+
+def _map_dev(dev, s):
+    if s is None:
+        return None
+    return data_adapter._map(lambda a: a if a is None else dev(a), s)
+
+
+def _map_host(s):
+    return data_adapter._map(lambda a: _device.to_host(_tape.value(a)), s)
+
+
+def _catch_sigint(flag):
+    """Ctrl-C stops fit between batches (a second one interrupts at once)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_sigint(signum, frame):
+        if flag[0]:
+            raise KeyboardInterrupt
+        flag[0] = True
+    try:
+        return signal.signal(signal.SIGINT, on_sigint)
+    except (ValueError, OSError):
+        return None
+
+
+__all__ = ["Trainer"]
+_ = math
