@@ -983,7 +983,7 @@ def _scatter_add(z, idx, g):
 
 def _basic_key(key):
     ks = key if isinstance(key, tuple) else (key,)
-    return builtins.all(k is None or k is Ellipsis or isinstance(k, (slice, int, np.integer))
+    return builtins.all(k is None or k is Ellipsis or isinstance(k, (builtins.slice, int, np.integer))
                         and not isinstance(k, bool) for k in ks)
 
 
