@@ -173,7 +173,7 @@ def gemm_family():
 
     def matmul(draw):
         m, n, k = small(draw), small(draw), small(draw)
-        return ops.matmul, (f32(draw, m, k), f32(draw, k, n)), {}, [0, 1], []
+        return ops.matmul_kernel, (f32(draw, m, k), f32(draw, k, n)), {}, [0, 1], []
 
     def linear(draw):
         m, n, k = small(draw), small(draw), small(draw)
@@ -279,7 +279,7 @@ def nn_family():
     def act(draw):
         x = f32(draw, small(draw, 0, 3), small(draw))
         name = draw(st.sampled_from(["relu", "sigmoid", "tanh", "softmax", "log_softmax"]))
-        fn = getattr(ops, name)
+        fn = getattr(ops, name + "_kernel")
         if name in ("softmax", "log_softmax"):
             return fn, (x,), {"axis": -1, "out": None}, [0, "out"], ["axis"]
         return fn, (x,), {"out": None}, [0, "out"], []
@@ -310,7 +310,7 @@ def nn_family():
                 labels[draw(st.integers(0, n - 1))] = draw(st.sampled_from([-1, c, 127, 0]))
             return ops.sparse_softmax_cross_entropy, (logits, labels), {"out": None}, \
                 [0, 1, "out"], []
-        fn = getattr(ops, name)
+        fn = getattr(ops, name + "_kernel" if name.endswith("crossentropy") else name)
         return fn, (logits, np.abs(logits.copy()) / 10), {"out": None}, [0, 1, "out"], []
 
     def optim(draw):

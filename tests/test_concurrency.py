@@ -64,13 +64,13 @@ def _workloads(seed):
         y = ops.conv2d(x, w, strides=1, padding="same")
         dy = np.ones_like(y)
         return [
-            ops.gemm(a, b), ops.gemm(b, a, trans_a=True, trans_b=True), ops.matmul(a[:3], b),
+            ops.gemm(a, b), ops.gemm(b, a, trans_a=True, trans_b=True), ops.matmul_kernel(a[:3], b),
             y, *ops.conv2d_backward(dy, x, w, padding="same"),
             ops.max_pool2d(x, 2), ops.avg_pool2d_backward(np.ones((6, 7, 7, 3), f), x),
             ops.simple_rnn(xs, h0, k4[:, :7], r4[:, :7], np.zeros(7, f)),
             *ops.lstm(xs, h0, h0, k4, r4, np.zeros(28, f)),
             ops.gru(xs, h0, k3, r3, np.zeros((2, 21), f)),
-            ops.softmax(logits), *ops.sparse_softmax_cross_entropy(logits, labels)[1:],
+            ops.softmax_kernel(logits), *ops.sparse_softmax_cross_entropy(logits, labels)[1:],
             ops.dropout(logits, 0.5, seed),
         ]
     return run

@@ -1,4 +1,4 @@
-"""ops.gemm / ops.matmul / ops.linear against a float64 NumPy reference."""
+"""ops.gemm / ops.matmul_kernel / ops.linear against a float64 NumPy reference."""
 import itertools
 import json
 import threading
@@ -45,7 +45,7 @@ def boundary_sizes():
                                    (300, 3, 5), (129, 257, 65), (19, 37, 600), (83, 13, 700)])
 def test_matmul_sizes(rng, dtype, m, k, n):
     a, b = operands(rng, m, k, n, dtype)
-    got = ops.matmul(a, b)
+    got = ops.matmul_kernel(a, b)
     assert got.dtype == dtype and got.flags.c_contiguous
     check(got, a, b)
 
@@ -54,14 +54,14 @@ def test_matmul_sizes(rng, dtype, m, k, n):
 def test_blocking_boundaries(rng, m, k, n):
     for dtype in DTYPES:
         a, b = operands(rng, m, k, n, dtype)
-        check(ops.matmul(a, b), a, b)
+        check(ops.matmul_kernel(a, b), a, b)
 
 
 def test_wide_n_crosses_nc(rng):
     nc = ops.gemm_kernel_info("float32")["nc"]
     for dtype in DTYPES:
         a, b = operands(rng, 3, 4, nc + 3, dtype)
-        check(ops.matmul(a, b), a, b)
+        check(ops.matmul_kernel(a, b), a, b)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -86,7 +86,7 @@ def test_strided_views_read_in_place(rng, dtype):
                big_b[1:k + 1, :n]]
     for a, b in itertools.product(views_a, views_b):
         a, b = a[:m, :k], b[:k, :n]
-        check(ops.matmul(a, b), a, b)
+        check(ops.matmul_kernel(a, b), a, b)
         # the same views through trans_*: op(a.T) with trans_a reads a's memory again
         check(ops.gemm(a.T, b.T, trans_a=True, trans_b=True), a, b)
 
@@ -105,8 +105,8 @@ def test_byteswapped_and_misaligned_arrays(rng, dtype):
     m, k, n = 11, 21, 19
     a, b = operands(rng, m, k, n, dtype)
     swapped = a.astype(a.dtype.newbyteorder())
-    check(ops.matmul(swapped, b), a, b)
-    check(ops.matmul(misaligned(a), misaligned(b)), a, b)
+    check(ops.matmul_kernel(swapped, b), a, b)
+    check(ops.matmul_kernel(misaligned(a), misaligned(b)), a, b)
     bias = rng.standard_normal(n).astype(dtype)
     check(ops.linear(a, b, misaligned(bias).astype(bias.dtype.newbyteorder())), a, b, bias=bias)
     out = misaligned(np.zeros((m, n), dtype))
@@ -155,12 +155,12 @@ def test_alpha_zero_does_not_read_a_and_b(rng):
 def test_empty_dimensions(rng, dtype):
     for m, k, n in [(0, 3, 4), (3, 4, 0), (0, 0, 0)]:
         a, b = operands(rng, m, k, n, dtype)
-        got = ops.matmul(a, b)
+        got = ops.matmul_kernel(a, b)
         assert got.shape == (m, n) and got.dtype == dtype
     # k = 0: the product is zero, beta * c and the bias remain
     a, b = operands(rng, 4, 0, 5, dtype)
     c = rng.standard_normal((4, 5)).astype(dtype)
-    np.testing.assert_array_equal(ops.matmul(a, b), np.zeros((4, 5), dtype))
+    np.testing.assert_array_equal(ops.matmul_kernel(a, b), np.zeros((4, 5), dtype))
     np.testing.assert_allclose(ops.gemm(a, b, c, beta=0.5), 0.5 * c, rtol=1e-6)
     bias = rng.standard_normal(5).astype(dtype)
     np.testing.assert_allclose(ops.linear(a, b, bias, activation="relu"),
@@ -209,7 +209,7 @@ def test_out_in_place_and_strided(rng, dtype):
     assert ops.gemm(a, b, out=out) is out
     check(out, a, b)
     out = np.empty((m, n), dtype)
-    assert ops.matmul(a, b, out=out) is out
+    assert ops.matmul_kernel(a, b, out=out) is out
     check(out, a, b)
     big = np.zeros((2 * m, 3 * n), dtype)
     view = big[::2, ::3]
@@ -315,7 +315,7 @@ def test_concurrent_calls_from_python_threads(rng):
         try:
             for it in range(20):
                 a, b, ref, tol = cases[(j + it) % len(cases)]
-                got = ops.matmul(a, b)
+                got = ops.matmul_kernel(a, b)
                 if not np.all(np.abs(got - ref) <= tol):
                     errors.append(f"thread {j} iteration {it}: wrong result")
         except Exception as e:  # pragma: no cover - reported below
@@ -334,9 +334,9 @@ def test_wrong_dtypes_are_type_errors():
     f32 = np.ones((2, 3), np.float32)
     for bad in [np.ones((2, 3), np.int64), np.ones((2, 3), np.float16), np.ones((2, 3), bool)]:
         with pytest.raises(TypeError, match="a must be float32 or float64"):
-            ops.matmul(bad, f32.T)
+            ops.matmul_kernel(bad, f32.T)
     with pytest.raises(TypeError, match="b has dtype float64 but a has dtype float32"):
-        ops.matmul(f32, np.ones((3, 2)))
+        ops.matmul_kernel(f32, np.ones((3, 2)))
     with pytest.raises(TypeError, match="c has dtype"):
         ops.gemm(f32, f32.T, np.ones((2, 2)), beta=1.0)
     with pytest.raises(TypeError, match="out has dtype"):
@@ -344,7 +344,7 @@ def test_wrong_dtypes_are_type_errors():
     with pytest.raises(TypeError, match="bias has dtype"):
         ops.linear(f32, f32.T, np.ones(2))
     with pytest.raises(TypeError, match="a must be a NumPy array, got list"):
-        ops.matmul([[1.0, 2.0]], f32)
+        ops.matmul_kernel([[1.0, 2.0]], f32)
     with pytest.raises(TypeError, match="b must be a NumPy array"):
         ops.gemm(f32, 3.0)
     with pytest.raises(TypeError, match="activation"):
@@ -355,17 +355,17 @@ def test_wrong_dtypes_are_type_errors():
         ops.gemm(f32, f32.T, [[0.0, 0.0], [0.0, 0.0]], beta=1.0)
     for bad in [np.ones((2, 3), complex), np.ones((2, 3), object)]:
         with pytest.raises(TypeError, match="a must be float32 or float64"):
-            ops.matmul(bad, f32.T)
+            ops.matmul_kernel(bad, f32.T)
 
 
 def test_wrong_shapes_are_value_errors():
     a = np.ones((2, 3), np.float32)
     with pytest.raises(ValueError, match=r"a must be 2-D, got shape \(3,\)"):
-        ops.matmul(np.ones(3, np.float32), a)
+        ops.matmul_kernel(np.ones(3, np.float32), a)
     with pytest.raises(ValueError, match=r"b must be 2-D, got shape \(1, 2, 3\)"):
-        ops.matmul(a, np.ones((1, 2, 3), np.float32))
+        ops.matmul_kernel(a, np.ones((1, 2, 3), np.float32))
     with pytest.raises(ValueError, match=r"inner dimensions differ.*\(2, 3\).*\(2, 3\)"):
-        ops.matmul(a, a)
+        ops.matmul_kernel(a, a)
     with pytest.raises(ValueError, match=r"inner dimensions"):
         ops.gemm(a, a, trans_a=True, trans_b=True)
     with pytest.raises(ValueError, match=r"c must have shape \(2, 2\), got \(2, 3\)"):
@@ -377,7 +377,7 @@ def test_wrong_shapes_are_value_errors():
     with pytest.raises(ValueError, match="activation must be 'linear' or 'relu'"):
         ops.linear(a, a.T, activation="gelu")
     with pytest.raises(ValueError, match=r"a must be 2-D, got shape \(\)"):
-        ops.matmul(np.ones((), np.float32), a)
+        ops.matmul_kernel(np.ones((), np.float32), a)
 
 
 def test_bad_out_is_value_error():

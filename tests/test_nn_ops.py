@@ -16,9 +16,9 @@ def test_elementwise_forward_backward(rng, dtype, shape):
     x = (rng.standard_normal(shape) * 3).astype(dtype)
     dy = rng.standard_normal(shape).astype(dtype)
     for name, fn, ref, dref in [
-        ("relu", ops.relu, lambda x: np.maximum(x, 0), lambda x, y: (x > 0)),
-        ("sigmoid", ops.sigmoid, sigmoid, lambda x, y: y * (1 - y)),
-        ("tanh", ops.tanh, np.tanh, lambda x, y: 1 - y * y),
+        ("relu", ops.relu_kernel, lambda x: np.maximum(x, 0), lambda x, y: (x > 0)),
+        ("sigmoid", ops.sigmoid_kernel, sigmoid, lambda x, y: y * (1 - y)),
+        ("tanh", ops.tanh_kernel, np.tanh, lambda x, y: 1 - y * y),
     ]:
         y = fn(x)
         assert y.dtype == dtype and y.shape == x.shape
@@ -29,40 +29,40 @@ def test_elementwise_forward_backward(rng, dtype, shape):
 
 def test_sigmoid_extremes_and_inplace():
     x = np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0], np.float32)
-    y = ops.sigmoid(x)
+    y = ops.sigmoid_kernel(x)
     assert np.all(np.isfinite(y)) and y[0] == 0 and y[-1] == 1 and y[2] == 0.5
-    assert np.isnan(ops.relu(np.array([np.nan], np.float32))[0])   # NaN propagates like np.maximum
+    assert np.isnan(ops.relu_kernel(np.array([np.nan], np.float32))[0])   # NaN propagates like np.maximum
     z = x.copy()
-    assert ops.relu(z, out=z) is z
+    assert ops.relu_kernel(z, out=z) is z
     np.testing.assert_array_equal(z, np.maximum(x, 0))
 
 
 def test_noncontiguous_input(rng):
     x = rng.standard_normal((8, 6)).astype(np.float32)
-    np.testing.assert_allclose(ops.tanh(x.T), np.tanh(x.T), rtol=1e-6)
-    np.testing.assert_allclose(ops.softmax(x[:, ::2]), softmax(x[:, ::2]), rtol=1e-6)
+    np.testing.assert_allclose(ops.tanh_kernel(x.T), np.tanh(x.T), rtol=1e-6)
+    np.testing.assert_allclose(ops.softmax_kernel(x[:, ::2]), softmax(x[:, ::2]), rtol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("axis", [-1, 0, 1])
 def test_softmax_log_softmax(rng, dtype, axis):
     x = (rng.standard_normal((5, 11, 3)) * 10).astype(dtype)
-    np.testing.assert_allclose(ops.softmax(x, axis), softmax(x.astype(np.float64), axis), **TOL[dtype])
-    np.testing.assert_allclose(ops.log_softmax(x, axis), log_softmax(x.astype(np.float64), axis),
+    np.testing.assert_allclose(ops.softmax_kernel(x, axis), softmax(x.astype(np.float64), axis), **TOL[dtype])
+    np.testing.assert_allclose(ops.log_softmax_kernel(x, axis), log_softmax(x.astype(np.float64), axis),
                                rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5 if dtype == np.float32 else 1e-12)
 
 
 def test_softmax_large_values_stable():
     x = np.array([[1000.0, 1000.0, -1000.0]], np.float32)
-    np.testing.assert_allclose(ops.softmax(x), [[0.5, 0.5, 0.0]])
-    assert np.all(np.isfinite(ops.log_softmax(x)))
+    np.testing.assert_allclose(ops.softmax_kernel(x), [[0.5, 0.5, 0.0]])
+    assert np.all(np.isfinite(ops.log_softmax_kernel(x)))
 
 
 @pytest.mark.parametrize("axis", [-1, 0])
 def test_softmax_backward_finite_differences(rng, axis):
     x = rng.standard_normal((4, 6))
     w = rng.standard_normal((4, 6))
-    for fwd, bwd in [(ops.softmax, ops.softmax_backward), (ops.log_softmax, ops.log_softmax_backward)]:
+    for fwd, bwd in [(ops.softmax_kernel, ops.softmax_backward), (ops.log_softmax_kernel, ops.log_softmax_backward)]:
         y = fwd(x, axis)
         dx = bwd(w, y, axis)
         num = numeric_grad(lambda: float((fwd(x, axis) * w).sum()), x, range(x.size))
@@ -155,7 +155,7 @@ def _ref_losses(kind, p, t):
 
 
 @pytest.mark.parametrize("kind,fn", [("mse", ops.mean_squared_error), ("mae", ops.mean_absolute_error),
-                                     ("bce", ops.binary_crossentropy), ("cce", ops.categorical_crossentropy),
+                                     ("bce", ops.binary_crossentropy_kernel), ("cce", ops.categorical_crossentropy_kernel),
                                      ("softmax_xent", ops.softmax_cross_entropy),
                                      ("sigmoid_xent", ops.sigmoid_cross_entropy)])
 def test_losses_value_and_gradient(rng, kind, fn):

@@ -399,7 +399,14 @@ def _run(node, g, grads):
     for p, gp in zip(node.parents, gin):
         if p is None or gp is None:
             continue
-        _accumulate(grads, id(p), _sum_to(gp, p.shape) if hasattr(gp, "shape") else gp)
+        if hasattr(gp, "shape"):
+            gp = _sum_to(gp, p.shape)
+            # a float32 value gets a float32 gradient even where a float64 constant or a
+            # Python scalar took part in the vjp
+            pd = p.dtype
+            if gp.dtype != pd and pd.kind in "fc":
+                gp = gp.astype(pd)
+        _accumulate(grads, id(p), gp)
 
 
 def _backprop(target, seed):

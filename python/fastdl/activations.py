@@ -60,7 +60,7 @@ class _Softmax(_Activation):
     name = "softmax"
 
     def forward(self, x, out=None):
-        return ops.softmax(x, -1, out=out)
+        return ops.softmax_kernel(x, -1, out=out)
 
     def backward(self, dy, y, out=None):
         return ops.softmax_backward(dy, y, -1, out=out)
@@ -68,9 +68,9 @@ class _Softmax(_Activation):
 
 _REGISTRY = {
     "linear": _Activation(),
-    "relu": _Elementwise("relu", ops.relu),
-    "sigmoid": _Elementwise("sigmoid", ops.sigmoid),
-    "tanh": _Elementwise("tanh", ops.tanh),
+    "relu": _Elementwise("relu", ops.relu_kernel),
+    "sigmoid": _Elementwise("sigmoid", ops.sigmoid_kernel),
+    "tanh": _Elementwise("tanh", ops.tanh_kernel),
     "softmax": _Softmax(),
 }
 KNOWN = tuple(_REGISTRY)

@@ -114,7 +114,7 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, out
     return _C.gemm(a, b, c, alpha, beta, trans_a, trans_b, out)
 
 
-def matmul(a, b, out=None):
+def matmul_kernel(a, b, out=None):
     """2-D a @ b (float32 or float64). ``out=`` writes in place and returns out."""
     if type(a) is not _ndarray and _on_gpu(a, b, out):
         return _cuda_module().matmul(a, b, out)
@@ -375,21 +375,21 @@ def gru_backward(dhs, x, h0, kernel, recurrent_kernel, bias, hs, cache, *, need_
 # Backward entry points take the forward OUTPUT y, which layers keep anyway.
 
 
-def relu(x, *, out=None):
+def relu_kernel(x, *, out=None):
     """max(x, 0), element-wise."""
     if type(x) is not _ndarray and _on_gpu(x, out):
         return _cuda_module().relu(x, out=out)
     return _C.activation(x, "relu", out)
 
 
-def sigmoid(x, *, out=None):
+def sigmoid_kernel(x, *, out=None):
     """1 / (1 + exp(-x)), element-wise and overflow-free."""
     if type(x) is not _ndarray and _on_gpu(x, out):
         return _cuda_module().sigmoid(x, out=out)
     return _C.activation(x, "sigmoid", out)
 
 
-def tanh(x, *, out=None):
+def tanh_kernel(x, *, out=None):
     if type(x) is not _ndarray and _on_gpu(x, out):
         return _cuda_module().tanh(x, out=out)
     return _C.activation(x, "tanh", out)
@@ -440,7 +440,7 @@ def _softmax_call(fn, x, axis, log, out, name):
 _np_moveaxis = np.moveaxis
 
 
-def softmax(x, axis=-1, *, out=None):
+def softmax_kernel(x, axis=-1, *, out=None):
     """exp(x - max) / sum(exp(x - max)) along axis (stable)."""
     if type(x) is not _ndarray and _on_gpu(x, out):
         return _cuda_module().softmax(x, axis, out=out)
@@ -449,7 +449,7 @@ def softmax(x, axis=-1, *, out=None):
     return _softmax_call(_C.softmax, x, axis, False, out, "softmax")
 
 
-def log_softmax(x, axis=-1, *, out=None):
+def log_softmax_kernel(x, axis=-1, *, out=None):
     """x - logsumexp(x) along axis (stable)."""
     if type(x) is not _ndarray and _on_gpu(x, out):
         return _cuda_module().log_softmax(x, axis, out=out)
@@ -539,13 +539,13 @@ def sigmoid_cross_entropy(logits, targets, *, out=None):
     return _loss_kernel("sigmoid_xent", logits, targets, out)
 
 
-def categorical_crossentropy(y_pred, y_true, *, out=None, epsilon=1e-7):
+def categorical_crossentropy_kernel(y_pred, y_true, *, out=None, epsilon=1e-7):
     """Keras' categorical cross-entropy on probabilities (renormalised, clipped).
     Returns (mean over rows, dy_pred)."""
     return _loss_kernel("categorical_xent", y_pred, y_true, out, True, epsilon)
 
 
-def binary_crossentropy(y_pred, y_true, *, out=None, epsilon=1e-7):
+def binary_crossentropy_kernel(y_pred, y_true, *, out=None, epsilon=1e-7):
     """Keras' binary cross-entropy on probabilities (clipped). Returns (mean, dy_pred)."""
     return _loss_kernel("binary_xent", y_pred, y_true, out, True, epsilon)
 
@@ -594,3 +594,5 @@ def rmsprop_update(param, grad, v, momentum_slot=None, *, learning_rate=0.001, r
 
 
 # ----------------------------------------------------------------- end activations, losses, optimizers
+
+from ._kops import *  # noqa: E402,F401,F403  the differentiable keras.ops functions

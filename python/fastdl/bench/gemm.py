@@ -1,6 +1,6 @@
 """GEMM benchmark: fastdl against NumPy's BLAS and PyTorch, in GFLOP/s and % of peak.
 
-Every library writes into a preallocated output (ops.matmul(a, b, out=c),
+Every library writes into a preallocated output (ops.matmul_kernel(a, b, out=c),
 numpy.matmul(a, b, out=c), torch.mm(a, b, out=c)), so the numbers measure the
 multiply, not the allocator. The libraries are timed in interleaved rounds
 (fastdl, NumPy, PyTorch, fastdl, ...) and each reports its median, so a burst of
@@ -71,7 +71,7 @@ def _gemm_table(opts, torch):
                     b = rng.standard_normal((k, n), dtype=np.float32)
                     out_f = np.empty((m, n), np.float32)
                     out_n = np.empty((m, n), np.float32)
-                    fns = [lambda: ops.matmul(a, b, out=out_f), lambda: np.matmul(a, b, out=out_n)]
+                    fns = [lambda: ops.matmul_kernel(a, b, out=out_f), lambda: np.matmul(a, b, out=out_n)]
                     if torch:
                         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
                         out_t = torch.empty((m, n), dtype=torch.float32)
@@ -120,7 +120,7 @@ def _overhead_table(opts, torch):
 
     t = _common.Table("Per-call overhead: 2x2 float32 matmul",
                       ["call", "µs per call", "vs numpy.matmul"])
-    rows = [("fastdl.ops.matmul(a, b)", per_call(lambda: ops.matmul(a, a))),
+    rows = [("fastdl.ops.matmul_kernel(a, b)", per_call(lambda: ops.matmul_kernel(a, a))),
             ("fastdl.ops.gemm(a, b)", per_call(lambda: ops.gemm(a, a))),
             ("numpy.matmul(a, b)", per_call(lambda: np.matmul(a, a)))]
     if torch:

@@ -1,0 +1,184 @@
+"""keras.ops' math, linalg and core functions, differentiable where Keras' are."""
+import numpy as np
+
+from .._tape import Tensor, primitive, value
+from . import numpy as knp
+from ._base import float_of, is_array, no_gradient_guard, standardize_dtype, \
+    to_array, xp_of
+from .nn import _erf
+
+
+# ------------------------------------------------------------------ math
+def _erf_vjp(g, out, x):
+    return g * (2 / np.sqrt(np.pi)) * xp_of(x).exp(-x * x)
+
+
+_erf_op = primitive("erf", _erf, _erf_vjp)
+
+
+def erf(x):
+    return _erf_op(x if isinstance(x, Tensor) else float_of(x))
+
+
+def top_k(x, k, sorted=True):
+    """(values, indices) of the k largest entries along the last axis; the values are
+    differentiable (the gradient goes back to the chosen entries)."""
+    x = x if isinstance(x, Tensor) else to_array(x)
+    v = value(x)
+    xp = xp_of(v)
+    idx = xp.argsort(-v, axis=-1, kind="stable")[..., :int(k)].astype(np.int32)
+    return knp.take_along_axis(x, idx, axis=-1), idx
+
+
+def in_top_k(targets, predictions, k):
+    """Whether each target class is among the k largest predictions of its row. No gradient."""
+    t = to_array(value(targets)).astype(np.int64)
+    p = to_array(value(predictions))
+    xp = xp_of(p)
+    tv = xp.take_along_axis(p, t[:, None], axis=-1)
+    # ties count in the target's favour, as TensorFlow does
+    return (xp.sum(p > tv, axis=-1) < int(k)) & xp.isfinite(tv[:, 0])
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    return knp.logsumexp(x, axis=axis, keepdims=keepdims)
+
+
+def rsqrt(x):
+    return knp.rsqrt(x)
+
+
+# ------------------------------------------------------------------ linalg
+def norm(x, ord=None, axis=None, keepdims=False):
+    """Vector or matrix norm (np.linalg.norm's semantics), built from differentiable ops.
+    The spectral (2, -2) and nuclear matrix norms have no gradient here."""
+    x = x if isinstance(x, Tensor) else float_of(x)
+    nd = x.ndim
+    if axis is None:
+        axes = tuple(range(nd))
+        if nd > 2 or (ord is not None and nd != (1 if ord != "fro" and ord != "nuc" else 2)):
+            if nd > 2 and ord is not None:
+                raise ValueError("norm: improper number of dimensions to norm")
+    else:
+        axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    axes = tuple(a % nd for a in axes) if nd else ()
+    if axis is None and ord is None:
+        # Frobenius / 2-norm of everything
+        r = knp.sqrt(knp.sum(knp.square(x), axis=None, keepdims=keepdims))
+        return r
+    if len(axes) == 1:
+        return _vector_norm(x, ord, axes[0], keepdims)
+    if len(axes) != 2:
+        raise ValueError(f"norm: axis must name one or two axes, got {axis!r}")
+    return _matrix_norm(x, ord, axes, keepdims)
+
+
+def _vector_norm(x, ord, ax, keepdims):
+    a = knp.abs(x)
+    if ord is None or ord == 2:
+        return knp.sqrt(knp.sum(knp.square(x), axis=ax, keepdims=keepdims))
+    if ord == np.inf or ord == "inf":
+        return knp.max(a, axis=ax, keepdims=keepdims)
+    if ord == -np.inf:
+        return knp.min(a, axis=ax, keepdims=keepdims)
+    if ord == 0:
+        v = value(x)
+        return knp.cast(xp_of(v).sum(v != 0, axis=ax, keepdims=keepdims), v.dtype)
+    if ord == 1:
+        return knp.sum(a, axis=ax, keepdims=keepdims)
+    if isinstance(ord, str):
+        raise ValueError(f"norm: invalid norm order {ord!r} for vectors")
+    p = float(ord)
+    return knp.power(knp.sum(knp.power(a, p), axis=ax, keepdims=keepdims), 1.0 / p)
+
+
+def _matrix_norm(x, ord, axes, keepdims):
+    r, c = axes
+    if ord is None or ord == "fro":
+        return knp.sqrt(knp.sum(knp.square(x), axis=axes, keepdims=keepdims))
+    a = knp.abs(x)
+    if ord in (1, -1, np.inf, -np.inf):
+        red_first, red_then = (r, c) if ord in (1, -1) else (c, r)
+        s = knp.sum(a, axis=red_first, keepdims=True)
+        f = knp.max if ord in (1, np.inf) else knp.min
+        out = f(s, axis=red_then, keepdims=True)
+        if not keepdims:
+            out = knp.squeeze(out, axis=axes)
+        return out
+    if ord in (2, -2, "nuc"):
+        no_gradient_guard("norm", x, why=f" (ord={ord!r})")
+        v = value(x)
+        return xp_of(v).linalg.norm(v, ord=ord, axis=axes, keepdims=keepdims)
+    raise ValueError(f"norm: invalid norm order {ord!r} for matrices")
+
+
+# ------------------------------------------------------------------ core
+def convert_to_tensor(x, dtype=None, sparse=None, ragged=None):
+    """The array for x (NumPy, or CuPy for CuPy input); a traced Tensor stays a Tensor.
+    Python floats become float32 and ints int32 (Keras' defaults)."""
+    if isinstance(x, Tensor):
+        return x if dtype is None else knp.cast(x, dtype)
+    return to_array(x, standardize_dtype(dtype))
+
+
+def convert_to_numpy(x):
+    """A NumPy array with x's value (copied from the GPU for CuPy arrays)."""
+    v = value(x)
+    if is_array(v) and type(v) is not np.ndarray:
+        get = getattr(v, "get", None)
+        if callable(get):
+            return get()
+    return np.asarray(v)
+
+
+def is_tensor(x):
+    return isinstance(x, Tensor) or (is_array(x) and not isinstance(x, np.generic))
+
+
+def dtype(x):
+    return np.dtype(value(x).dtype).name if hasattr(value(x), "dtype") else \
+        np.asarray(x).dtype.name
+
+
+def saturate_cast(x, dtype):
+    dt = standardize_dtype(dtype)
+    if dt.kind in "iu":
+        info = np.iinfo(dt)
+        x = knp.clip(x, info.min, info.max)
+    return knp.cast(x, dt)
+
+
+def cond(pred, true_fn, false_fn):
+    return true_fn() if bool(value(pred)) else false_fn()
+
+
+def fori_loop(lower, upper, body_fun, init_val):
+    val = init_val
+    for i in range(int(value(lower)), int(value(upper))):
+        val = body_fun(i, val)
+    return val
+
+
+def while_loop(cond, body, loop_vars, maximum_iterations=None):
+    single = not isinstance(loop_vars, (list, tuple))
+    vals = (loop_vars,) if single else tuple(loop_vars)
+    n = 0
+    while (maximum_iterations is None or n < maximum_iterations) and bool(value(cond(*vals))):
+        out = body(*vals)
+        vals = (out,) if single else tuple(out)
+        n += 1
+    return vals[0] if single else vals
+
+
+def vectorized_map(function, elements):
+    """function applied to each slice along the first axis, results stacked."""
+    if isinstance(elements, (list, tuple)):
+        n = len(elements[0])
+        outs = [function(type(elements)(e[i] for e in elements)) for i in range(n)]
+    else:
+        outs = [function(elements[i]) for i in range(len(elements))]
+    return knp.stack(outs, axis=0)
+
+
+def map(f, xs):
+    return vectorized_map(f, xs)
