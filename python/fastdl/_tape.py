@@ -62,12 +62,14 @@ def unregister_variable(a):
 
 # ------------------------------------------------------------------ tensors
 class Node:
-    __slots__ = ("parents", "vjp", "name")
+    __slots__ = ("parents", "vjp", "name", "logits")
 
     def __init__(self, parents, vjp, name):
         self.parents = parents  # tuple of Tensor or None (constants)
         self.vjp = vjp          # g -> tuple of gradients (or None), one per parent
         self.name = name
+        self.logits = None      # (activation name, logits Tensor) for a layer's output
+                                # activation: a loss may fuse with it (losses.Loss)
 
 
 class Tensor:

@@ -48,6 +48,13 @@ class Loss:
             targets = _device.mover("cuda")(targets)
         if not _tape.needs_grad(y_pred):
             return float(self._value_and_grad(targets, raw, None, want_grad=False)[0])
+        fused = getattr(y_pred.node, "logits", None)
+        if fused is not None and fused[0] == self.fuses_with and not self.from_logits:
+            # y_pred is a layer's softmax/sigmoid output: the fused kernel on its logits
+            z = fused[1]
+            value, grad = self._fused(z.value, targets, None, True)[:2]
+            out = _device.xp(raw).asarray(value, dtype=raw.dtype)
+            return _tape.record(self.name, out, (z,), lambda g: (grad * g,))
         value, grad = self._value_and_grad(targets, raw, None, want_grad=True)[:2]
         out = _device.xp(raw).asarray(value, dtype=raw.dtype)
         return _tape.record(self.name, out, (y_pred,), lambda g: (grad * g,))

@@ -349,15 +349,20 @@ class Layer:
         need = [_tape.needs_grad(a) for a in ins]
         train_w = [w for w, t in zip(self._weights, self._weight_trainable) if t and self._trainable]
         object.__setattr__(self, "_bufs", {})   # this call's own buffers
-        y = self.call(raw, training=training)
-        state = dict(self.__dict__)
         multi = isinstance(inputs, (list, tuple))
+        act = self._output_activation()
+        split = act in ("softmax", "sigmoid") and self._fuses_logits() and not multi
+        y = self._call_logits(raw, training) if split else self.call(raw, training=training)
+        state = dict(self.__dict__)
 
         def vjp(g):
             current = dict(self.__dict__)
             self.__dict__.update(state)
             try:
-                dx = self.backward(g, need_dx=any(need)) if multi else self.backward(g, need[0])
+                if split:
+                    dx = self._backward_logits(g, need[0])
+                else:
+                    dx = self.backward(g, need_dx=any(need)) if multi else self.backward(g, need[0])
                 grads = [self._grad_buf(i).copy() for i, (w, t) in
                          enumerate(zip(self._weights, self._weight_trainable))
                          if t and self._trainable]
@@ -366,7 +371,18 @@ class Layer:
                 self.__dict__.update(current)
             dxs = list(dx) if multi else [dx]
             return (*dxs, *grads)
-        return _tape.record(self.name, y, (*ins, *train_w), vjp)
+        out = _tape.record(self.name, y, (*ins, *train_w), vjp)
+        if not split or not isinstance(out, _tape.Tensor):
+            return out
+        # The output activation as a node of its own, marked so that a loss that fuses
+        # with it (softmax + categorical cross-entropy, sigmoid + binary) works on the
+        # logits in one stable kernel, exactly as Sequential's step plan does.
+        from .. import activations
+        a = activations.get(act)
+        p = a.forward(y)
+        prob = _tape.record(f"{self.name}/{act}", p, (out,), lambda g: (a.backward(g, p),))
+        prob.node.logits = (act, out)
+        return prob
 
     # --- layers written with ops: the call is traced
     def _call_traced(self, args, kwargs):
