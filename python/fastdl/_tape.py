@@ -39,8 +39,14 @@ def _tapes():
 
 def recording():
     """True while a GradientTape records on this thread."""
-    t = getattr(_state, "tapes", None)
-    return bool(t) and any(tp._recording for tp in t)
+    return bool(getattr(_state, "active", None))
+
+
+def _refresh():
+    """Recompute this thread's recording tapes (after a tape starts, stops or pauses)."""
+    tapes = tuple(t for t in _tapes() if t._recording)
+    _state.active = tapes
+    _state.auto = any(t._auto for t in tapes)
 
 
 # ------------------------------------------------------------------ variables
@@ -116,7 +122,10 @@ class Tensor:
         return (self[i] for i in range(len(self)))
 
     def _live(self):
-        return any(t._recording for t in self._tapes)
+        for t in self._tapes:
+            if t._recording:
+                return True
+        return False
 
     # Outside its recording a Tensor is just its value; inside, NumPy would
     # compute past the tape, so that is refused with the name of the function.
@@ -242,22 +251,21 @@ def is_tensor(x):
 
 # ------------------------------------------------------------------ recording
 def _active():
-    return [t for t in getattr(_state, "tapes", ()) if t._recording]
+    return getattr(_state, "active", ())
 
 
 def _track(x, tapes):
     """x as a participant of the recording: a Tensor, a leaf for a watched array, or None
     (a constant: nothing under the tape depends on it)."""
-    if isinstance(x, Tensor):
+    if type(x) is Tensor:
         return x if x._live() else None
     key = id(x)
-    leaf = None
     for t in tapes:
         hit = t._leaves.get(key)
         if hit is not None:
             return hit[1]
-    watchers = [t for t in tapes if key in t._watched or
-                (t._auto and _variables.get(key) is x)]
+    auto = getattr(_state, "auto", False) and _variables.get(key) is x
+    watchers = [t for t in tapes if key in t._watched or (auto and t._auto)]
     if not watchers:
         return None
     leaf = Tensor(x, None, tuple(tapes))
@@ -334,9 +342,11 @@ class paused:
     def __enter__(self):
         self._saved = getattr(_state, "tapes", [])
         _state.tapes = []
+        _refresh()
 
     def __exit__(self, *exc):
         _state.tapes = self._saved
+        _refresh()
         return False
 
 
@@ -458,6 +468,7 @@ class GradientTape:
                                "persistent=True to take several gradients)")
         self._recording = True
         _tapes().append(self)
+        _refresh()
         return self
 
     def __exit__(self, *exc):
@@ -465,6 +476,7 @@ class GradientTape:
         t = _tapes()
         if self in t:
             t.remove(self)
+        _refresh()
         return False
 
     def watch(self, x):
@@ -482,9 +494,11 @@ class GradientTape:
         class _Pause:
             def __enter__(self_):
                 tape._recording = False
+                _refresh()
 
             def __exit__(self_, *exc):
                 tape._recording = True
+                _refresh()
                 return False
         return _Pause()
 

@@ -61,6 +61,11 @@ class Mean(Metric):
     name = "mean"
 
     def update_state(self, values, sample_weight=None):
+        if isinstance(values, float) and (sample_weight is None or isinstance(sample_weight, int)):
+            w = 1 if sample_weight is None else sample_weight
+            self.total += values * w
+            self.count += w
+            return
         v = _host(values).astype(np.float64)
         if sample_weight is None:
             self.total += float(v.sum())

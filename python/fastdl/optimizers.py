@@ -7,7 +7,7 @@ updates the arrays in place.
 """
 import numpy as np
 
-from . import _memory, ops
+from . import _device, _tape, ops
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "get", "KNOWN"]
 
@@ -49,8 +49,11 @@ class Optimizer:
         for g, p in grads_and_vars:
             if g is None:
                 continue
+            g = _tape.value(g)
             if g.shape != p.shape:
                 raise ValueError(f"gradient of shape {g.shape} for a parameter of shape {p.shape}")
+            if g.dtype != p.dtype or not g.flags.c_contiguous:
+                g = _device.xp(g).ascontiguousarray(g, dtype=p.dtype)
             self._update(p, g, self._slots(p), lr, step, wd)
         return step
 
@@ -96,14 +99,12 @@ class Optimizer:
 
 
 def _zeros_like(p):
-    if type(p) is np.ndarray:
-        return _memory.zeros(p.shape, p.dtype)
-    import cupy
-    return cupy.zeros(p.shape, p.dtype)
+    z = _device.allocator(p)(p.shape, p.dtype)
+    z.fill(0)
+    return z
 
 
-def _host(a):
-    return a if type(a) is np.ndarray else a.get()
+_host = _device.to_host
 
 
 class SGD(Optimizer):

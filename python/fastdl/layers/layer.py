@@ -32,6 +32,11 @@ from .._symbolic import KerasTensor
 __all__ = ["Layer", "InputLayer", "Input", "unique_name", "shape_str"]
 
 _name_counts = {}
+_version = [0]   # bumped whenever any layer structure, weight list or trainable flag changes
+
+
+def structure_changed():
+    _version[0] += 1
 
 
 def _snake(name):
@@ -122,17 +127,23 @@ class Layer:
         if isinstance(value, Layer):
             if value not in self.__dict__.get("_layers", ()):
                 self.__dict__.setdefault("_layers", []).append(value)
+                structure_changed()
         elif type(value) in (list, tuple) and value and all(isinstance(v, Layer) for v in value):
             for v in value:
                 if v not in self.__dict__.get("_layers", ()):
                     self.__dict__.setdefault("_layers", []).append(v)
+            structure_changed()
         object.__setattr__(self, key, value)
 
     def _sublayers(self):
         return self.__dict__.get("_layers", [])
 
     def _flatten_layers(self):
-        """This layer and every layer under it, each once, depth first."""
+        """This layer and every layer under it, each once, depth first (cached until a
+        layer, a weight or a trainable flag changes anywhere)."""
+        hit = self.__dict__.get("_flat_cache")
+        if hit is not None and hit[0] == _version[0]:
+            return hit[1]
         seen, out, stack = set(), [], [self]
         while stack:
             l = stack.pop(0)
@@ -141,6 +152,7 @@ class Layer:
             seen.add(id(l))
             out.append(l)
             stack[0:0] = l._sublayers()
+        self.__dict__["_flat_cache"] = (_version[0], out)
         return out
 
     @property
@@ -178,6 +190,7 @@ class Layer:
             self._regularizers.append((len(self._weights) - 1, regularizers.get(regularizer)))
         if trainable:
             _tape.register_variable(w)
+        structure_changed()
         return w
 
     def _grad_buf(self, i):
@@ -195,6 +208,7 @@ class Layer:
     def trainable(self, value):
         for l in self._flatten_layers():
             l._trainable = bool(value)
+        structure_changed()
 
     @property
     def weights(self):
@@ -202,7 +216,12 @@ class Layer:
 
     @property
     def trainable_weights(self):
-        return _dedup([w for l in self._flatten_layers() for w in l._own(True)])
+        hit = self.__dict__.get("_tw_cache")
+        if hit is not None and hit[0] == _version[0]:
+            return list(hit[1])
+        ws = _dedup([w for l in self._flatten_layers() for w in l._own(True)])
+        self.__dict__["_tw_cache"] = (_version[0], ws)
+        return list(ws)
 
     @property
     def non_trainable_weights(self):
@@ -252,7 +271,8 @@ class Layer:
         layer and the layers under it."""
         out = []
         for l in self._flatten_layers():
-            out.extend(l._losses)
+            if l._losses:
+                out.extend(l._losses)
             for i, reg in l._regularizers:
                 out.append(reg(l._weights[i]))
         return out
@@ -358,12 +378,14 @@ class Layer:
         def vjp(g):
             current = dict(self.__dict__)
             self.__dict__.update(state)
+            # this call's weight gradients go to new arrays: the tape owns them
+            self._grads = [self._empty(w.shape, w.dtype) for w in self._weights]
             try:
                 if split:
                     dx = self._backward_logits(g, need[0])
                 else:
                     dx = self.backward(g, need_dx=any(need)) if multi else self.backward(g, need[0])
-                grads = [self._grad_buf(i).copy() for i, (w, t) in
+                grads = [self._grads[i] for i, (w, t) in
                          enumerate(zip(self._weights, self._weight_trainable))
                          if t and self._trainable]
             finally:
@@ -392,14 +414,16 @@ class Layer:
             dt = next((a.dtype for a in _symbolic.flatten(inputs) if hasattr(a, "dtype")
                        and np.dtype(a.dtype).kind == "f"), None)
             self._build_from(shapes, dt)
+        training = kwargs.get("training")
         kwargs = self._call_kwargs(kwargs)
         self._losses = []
         args = (_as_floats(inputs, self.dtype),) + tuple(args[1:])
         if not _tape.recording():
-            if kwargs.get("training"):
+            if training:
                 return self._call_recorded(args, kwargs)
             return self.call(*args, **kwargs)
         swapped = self._trace_weights()
+        args = (_traced_inputs(args[0]),) + tuple(args[1:])
         try:
             return self.call(*args, **kwargs)
         finally:
@@ -417,6 +441,8 @@ class Layer:
     def _trace_weights(self):
         """Hand call the traced leaves of this layer's weights in place of the raw arrays,
         so that every use of them (NumPy included) is either traced or refused."""
+        if not self._weights:
+            return ()
         own = {id(w) for w in self._weights}
         swapped = []
         for k, v in list(self.__dict__.items()):
@@ -569,6 +595,7 @@ class Layer:
             if id(v) in old and k != "_weights":
                 object.__setattr__(self, k, old[id(v)])
         self._weights = new
+        structure_changed()
         self._grads = [to_array(g) for g in self._grads]
         self._bufs = {}
         self._empty = _device.allocator(to_array(np.zeros(0, np.float32)))
@@ -621,6 +648,19 @@ def _as_floats(inputs, dtype):
     if a.dtype.kind in "biu" or a.dtype.kind == "f":
         return a if a.dtype.kind == "f" else a
     return a.astype(dtype or np.float32)
+
+
+def _traced_inputs(inputs):
+    """Watched raw input arrays as their traced leaves, so that every use of them inside
+    call (Python operators included) is recorded."""
+    if isinstance(inputs, dict):
+        return {k: _traced_inputs(v) for k, v in inputs.items()}
+    if isinstance(inputs, (list, tuple)):
+        return type(inputs)(_traced_inputs(v) for v in inputs)
+    if isinstance(inputs, _tape.Tensor) or not hasattr(inputs, "shape"):
+        return inputs
+    leaf = _tape.leaf(inputs)
+    return inputs if leaf is None else leaf
 
 
 _PARAMS = {}

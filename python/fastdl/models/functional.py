@@ -9,7 +9,7 @@ import numpy as np
 
 
 from .._symbolic import KerasTensor, flatten, pack_like
-from ..layers.layer import InputLayer, shape_str
+from ..layers.layer import InputLayer, shape_str, structure_changed
 from .model import Model
 
 
@@ -39,6 +39,7 @@ class Functional(Model):
             if all(node.layer is not l for l in ordered):
                 ordered.append(node.layer)
         object.__setattr__(self, "_layers", ordered)
+        structure_changed()
         self.dtype = flat_in[0].dtype if flat_in and flat_in[0].dtype.kind == "f" else np.dtype(np.float32)
         self.built = True
         self.input_shape = _shapes(inputs)

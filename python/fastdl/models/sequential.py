@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _memory, _symbolic, _tape
 from .. import layers as layers_mod
-from ..layers.layer import InputLayer, Layer, shape_str
+from ..layers.layer import InputLayer, Layer, shape_str, structure_changed
 from ..trainers import data_adapter
 from .model import Model
 
@@ -43,6 +43,7 @@ class Sequential(Model):
         if layer.built and self._layers and self.built:
             layer._check_input(self._layers[-1].output_shape)
         self._layers.append(layer)
+        structure_changed()
         self.built = False
         if self._build_input_shape is not None:
             self.build(self._build_input_shape)
@@ -51,6 +52,7 @@ class Sequential(Model):
         if not self._layers:
             raise IndexError("pop from an empty model")
         self.built = False
+        structure_changed()
         return self._layers.pop()
 
     @property
@@ -159,7 +161,7 @@ class Sequential(Model):
         h = self._dev(dy)
         for bw in backward_plan([(l, True) for l in self._layers]):
             h = bw(h)
-        return np.array(h) if type(h) is np.ndarray else h
+        return h.copy()
 
     def _summary_rows(self):
         return [(f"{l.name} ({type(l).__name__})", shape_str(l.output_shape), f"{l.count_params():,}")
@@ -187,7 +189,7 @@ class Sequential(Model):
     def _prep_y(self, y, n, what):
         if y is None:
             raise ValueError(f"{what}: targets y are missing")
-        y = np.asarray(y) if type(y) is not np.ndarray else y
+        y = np.asarray(y)
         if y.ndim == 0 or len(y) != n:
             raise ValueError(f"{what}: x has {n} samples but y has "
                              f"{len(y) if y.ndim else 'a scalar'}; they must have the same length")

@@ -176,7 +176,7 @@ class Trainer:
                     raise ValueError(f"targets for output {name!r} are missing")
                 v = lo(yt, yp)
                 if tracker is not None:
-                    tracker.update_state(_tape.value(v), sample_weight=_batch_len(yp))
+                    tracker.update_state(_as_float(v), sample_weight=_batch_len(yp))
                 v = v * w if w != 1.0 else v
                 total = v if total is None else total + v
         for extra in self.losses:
@@ -230,7 +230,7 @@ class Trainer:
         with _tape.GradientTape() as tape:
             y_pred = self(x, training=True)
             loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
-        self._loss_tracker.update_state(_tape.value(loss), sample_weight=_batch_len(x))
+        self._loss_tracker.update_state(_as_float(loss), sample_weight=_batch_len(x))
         ws = self.trainable_weights
         grads = tape.gradient(loss, ws)
         self.optimizer.apply_gradients([(g, w) for g, w in zip(grads, ws) if g is not None])
@@ -241,7 +241,7 @@ class Trainer:
         y_pred = self(x, training=False)
         loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
                                  training=False)
-        self._loss_tracker.update_state(_tape.value(loss), sample_weight=_batch_len(x))
+        self._loss_tracker.update_state(_as_float(loss), sample_weight=_batch_len(x))
         return self.compute_metrics(x, y, y_pred, sample_weight)
 
     def predict_step(self, data):
