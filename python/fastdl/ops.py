@@ -596,3 +596,32 @@ def rmsprop_update(param, grad, v, momentum_slot=None, *, learning_rate=0.001, r
 # ----------------------------------------------------------------- end activations, losses, optimizers
 
 from ._kops import *  # noqa: E402,F401,F403  the differentiable keras.ops functions
+
+
+def _symbolic_aware(name, fn):
+    """fn, or a graph node when it is called on symbolic tensors (functional API)."""
+    from ._symbolic import any_symbolic
+
+    def op(*args, **kwargs):
+        if any_symbolic(*args, *kwargs.values()):
+            from .layers.core import op_on_symbolic
+            return op_on_symbolic(name, args, kwargs)
+        return fn(*args, **kwargs)
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = fn.__doc__
+    op.__wrapped__ = fn
+    return op
+
+
+def _wrap_keras_ops():
+    from . import _kops
+    for name, fn in list(_kops._TABLE.items()):
+        if name in ("convert_to_numpy", "stop_gradient", "shape"):
+            continue
+        wrapped = _symbolic_aware(name, fn)
+        _kops._TABLE[name] = wrapped
+        if name not in _kops._BUILTIN_NAMED:
+            globals()[name] = wrapped
+
+
+_wrap_keras_ops()

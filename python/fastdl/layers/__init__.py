@@ -6,7 +6,7 @@ on symbolic tensors.
 """
 from .activations import Activation, ReLU, Softmax
 from .convolutional import Conv2D
-from .core import Dense, Lambda
+from .core import Dense, Lambda, OpLambda
 from .layer import Input, InputLayer, Layer
 from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add,
                       average, concatenate, maximum, minimum, multiply, subtract)
@@ -24,7 +24,7 @@ __all__ = ["Layer", "InputLayer", "Input", "Dense", "Lambda", "Conv2D", "MaxPool
            "minimum", "concatenate", "get", "serialize", "deserialize"]
 
 _CLASSES = {c.__name__: c for c in (
-    InputLayer, Dense, Lambda, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
+    InputLayer, Dense, Lambda, OpLambda, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
     Flatten, Reshape, Dropout, Activation, ReLU, Softmax, SimpleRNN, LSTM, GRU, Add, Subtract,
     Multiply, Average, Maximum, Minimum, Concatenate)}
 

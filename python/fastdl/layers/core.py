@@ -144,3 +144,85 @@ class Lambda(Layer):
                              f"custom_objects={{'{name}': {name}}}")
         config["function"] = fn
         return cls(**config)
+
+
+class OpLambda(Layer):
+    """One ``fastdl.ops`` call made on symbolic tensors while building a functional model
+    (``x = ops.relu(h) * 2``): the op with its constant arguments; the symbolic ones are
+    the layer's inputs."""
+
+    def __init__(self, op, args=(), kwargs=None, **kw):
+        kw.setdefault("name", None)
+        if kw["name"] is None:
+            from .layer import unique_name
+            kw["name"] = unique_name(op)
+        super().__init__(**kw)
+        self.op = op
+        self.template = (list(args), dict(kwargs or {}))
+
+    def call(self, inputs, training=None):
+        from .. import ops
+        vals = list(inputs)
+        args, kwargs = _fill(self.template, vals)
+        return getattr(ops, self.op)(*args, **kwargs)
+
+    def get_config(self):
+        return {**super().get_config(), "op": self.op,
+                "args": _jsonable_template(self.template[0]),
+                "kwargs": _jsonable_template(self.template[1])}
+
+
+class _Slot:
+    """Where the i-th symbolic input goes in an OpLambda's arguments."""
+
+    def __init__(self, i):
+        self.i = i
+
+
+def _fill(s, vals):
+    if isinstance(s, _Slot):
+        return vals[s.i]
+    if isinstance(s, dict):
+        if set(s) == {"__slot__"}:
+            return vals[s["__slot__"]]
+        return {k: _fill(v, vals) for k, v in s.items()}
+    if isinstance(s, (list, tuple)):
+        return type(s)(_fill(v, vals) for v in s)
+    return s
+
+
+def _jsonable_template(s):
+    import numpy as np
+    if isinstance(s, _Slot):
+        return {"__slot__": s.i}
+    if isinstance(s, dict):
+        return {k: _jsonable_template(v) for k, v in s.items()}
+    if isinstance(s, (list, tuple)):
+        return [_jsonable_template(v) for v in s]
+    if isinstance(s, np.ndarray):
+        return s.tolist()
+    if isinstance(s, np.generic):
+        return s.item()
+    if isinstance(s, np.dtype):
+        return s.name
+    return s
+
+
+def op_on_symbolic(name, args, kwargs):
+    """The symbolic result of ``fastdl.ops.<name>(*args, **kwargs)`` when some argument is
+    symbolic: a graph node of an OpLambda layer."""
+    from .._symbolic import KerasTensor
+    inputs = []
+
+    def cut(s):
+        if isinstance(s, KerasTensor):
+            inputs.append(s)
+            return _Slot(len(inputs) - 1)
+        if isinstance(s, dict):
+            return {k: cut(v) for k, v in s.items()}
+        if isinstance(s, (list, tuple)):
+            return type(s)(cut(v) for v in s)
+        return s
+    targs, tkwargs = cut(list(args)), cut(dict(kwargs))
+    layer = OpLambda(name, targs, tkwargs, dtype=inputs[0].dtype if inputs[0].dtype.kind == "f" else None)
+    return layer(inputs)

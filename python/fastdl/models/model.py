@@ -172,6 +172,13 @@ class Model(Trainer, Layer):
     def get_config(self):
         return Layer.get_config(self)
 
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        if cls is Model and "nodes" in config:   # a functional model's config
+            from .functional import Functional
+            return Functional.from_config(config, custom_objects=custom_objects)
+        return cls(**config)
+
     def save(self, filepath, overwrite=True, include_optimizer=True, **kwargs):
         from .. import saving
         saving.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer,
