@@ -547,6 +547,8 @@ class GradientTape:
                 g = grads.get(id(hit[1])) if hit is not None and hit[0] is s else None
             if g is None and unconnected_gradients == "zero":
                 g = _xp(value(s)).zeros(value(s).shape, value(s).dtype)
+            if isinstance(g, np.generic):
+                g = np.asarray(g)
             if g is not None and hasattr(g, "shape") and g.shape != value(s).shape:
                 g = _sum_to(g, value(s).shape)
             out.append(g)

@@ -50,6 +50,8 @@ class Optimizer:
             if g is None:
                 continue
             g = _tape.value(g)
+            if type(g) is not np.ndarray and not _device.is_device(g):
+                g = np.asarray(g)
             if g.shape != p.shape:
                 raise ValueError(f"gradient of shape {g.shape} for a parameter of shape {p.shape}")
             if g.dtype != p.dtype or not g.flags.c_contiguous:

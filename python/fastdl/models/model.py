@@ -61,9 +61,15 @@ class Model(Trainer, Layer):
 
     def build(self, input_shape):
         """Create the weights by running the model once on zeros of input_shape."""
-        self._build_from(_norm_shape(input_shape))
+        input_shape = _norm_shape(input_shape)
+        self._build_from(input_shape)
+        if type(self).call is not Layer.call:
+            from ..layers.layer import _infer_shape, _shape_tuple
+            self.output_shape = _shape_tuple(_infer_shape(self, input_shape))
 
     def _build_from(self, input_shape, dtype=None):
+        # A subclassed model builds its layers by calling them: its first real call does
+        # (model.build(shape) runs one call on zeros).
         if self.built:
             return self.output_shape
         if self.dtype is None:
@@ -74,14 +80,7 @@ class Model(Trainer, Layer):
         self.built = True
         self.input_shape = input_shape
         self._build_input_shape = input_shape
-        from ..layers.layer import _infer_shape, _shape_tuple
-        self.output_shape = _shape_tuple(_infer_shape(self, input_shape))
         return self.output_shape
-
-    def _ensure_built(self, xb):
-        if not self.built:
-            from ..layers.layer import _shapes_of
-            self._build_from(_shapes_of(xb))
 
     @property
     def output_names(self):

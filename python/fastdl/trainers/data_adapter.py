@@ -31,7 +31,8 @@ def unpack_x_y_sample_weight(data):
 
 def pack_x_y_sample_weight(x, y=None, sample_weight=None):
     if y is None:
-        return (x,)
+        # a single x is passed as it is (Keras 3): train_step(data) gets the batch itself
+        return x if not isinstance(x, (tuple, list)) else (x,)
     if sample_weight is None:
         return (x, y)
     return (x, y, sample_weight)
