@@ -196,7 +196,10 @@ class Tensor:
 
 _UFUNC_OPS = {"add": "add", "subtract": "subtract", "multiply": "multiply",
               "true_divide": "divide", "divide": "divide", "matmul": "matmul", "power": "power",
-              "negative": "negative"}
+              "negative": "negative",
+              # no gradient: `numpy_array < tensor` gives the boolean array `tensor > ...` gives
+              "less": "less", "less_equal": "less_equal", "greater": "greater",
+              "greater_equal": "greater_equal", "equal": "equal", "not_equal": "not_equal"}
 
 
 def _ops():
@@ -247,7 +250,9 @@ def _track(x, tapes):
     """x as a participant of the recording: a Tensor, a leaf for a watched array, or None
     (a constant: nothing under the tape depends on it)."""
     if isinstance(x, Tensor):
-        return x if x._live() else None
+        if x._live():
+            return x
+        x = x.value  # a Tensor of a finished recording is a constant (or a watched array)
     key = id(x)
     leaf = None
     for t in tapes:
@@ -445,7 +450,9 @@ class GradientTape:
         """Track x (an array, a Tensor, or a list/tuple of them) as a source."""
         for a in _flat(x):
             if isinstance(a, Tensor):
-                continue  # already traced
+                if a._live():
+                    continue  # already traced
+                a = a.value  # a Tensor of a finished recording: watch its value
             if not hasattr(a, "shape"):
                 raise TypeError(f"GradientTape.watch expects arrays, got {type(a).__name__}")
             self._watched[id(a)] = a
@@ -472,7 +479,6 @@ class GradientTape:
         if self._used and not self._persistent:
             raise RuntimeError("GradientTape.gradient can be called only once on a non-persistent "
                                "tape; use GradientTape(persistent=True) to take several gradients")
-        self._used = True
         if unconnected_gradients not in ("none", "zero"):
             raise ValueError(f"unconnected_gradients must be 'none' or 'zero', got "
                              f"{unconnected_gradients!r}")
@@ -494,15 +500,21 @@ class GradientTape:
             seed = xp.ones(target.shape, target.dtype)
         else:
             seed = value(output_gradients)
+            if not hasattr(seed, "shape"):
+                seed = np.asarray(seed, dtype=target.dtype)
             if tuple(seed.shape) != tuple(target.shape):
                 raise ValueError(f"GradientTape.gradient: output_gradients has shape {seed.shape}, "
                                  f"the target {target.shape}")
+        self._used = True  # a call rejected above leaves the tape usable
         grads = _backprop(target, seed)
         out = []
         for s in src_list:
+            g = None
             if isinstance(s, Tensor):
                 g = grads.get(id(s))
-            else:
+                if g is None and not s._live():
+                    s = s.value  # watched through its value (see watch)
+            if not isinstance(s, Tensor) and g is None:
                 hit = self._leaves.get(id(s))
                 g = grads.get(id(hit[1])) if hit is not None and hit[0] is s else None
             if g is None and unconnected_gradients == "zero":
