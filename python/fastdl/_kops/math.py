@@ -182,3 +182,74 @@ def vectorized_map(function, elements):
 
 def map(f, xs):
     return vectorized_map(f, xs)
+
+
+# ------------------------------------------------------------------ linalg (differentiable)
+def _inv_vjp(g, out, a):
+    xp = xp_of(a, g)
+    oT = xp.swapaxes(out, -1, -2)
+    return -(oT @ g @ oT)
+
+
+_inv = primitive("inv", lambda a: xp_of(a).linalg.inv(a), _inv_vjp)
+
+
+def inv(x):
+    return _inv(x if isinstance(x, Tensor) else float_of(x))
+
+
+def _det_vjp(g, out, a):
+    xp = xp_of(a, g)
+    return (g * out)[..., None, None] * xp.swapaxes(xp.linalg.inv(a), -1, -2)
+
+
+_det = primitive("det", lambda a: xp_of(a).linalg.det(a), _det_vjp)
+
+
+def det(x):
+    return _det(x if isinstance(x, Tensor) else float_of(x))
+
+
+def _solve_fwd(a, b):
+    xp = xp_of(a, b)
+    if b.ndim == a.ndim - 1:
+        return xp.linalg.solve(a, b[..., None])[..., 0]
+    return xp.linalg.solve(a, b)
+
+
+def _solve_vjp(g, out, a, b):
+    xp = xp_of(a, b, g)
+    vec = b.ndim == a.ndim - 1
+    g2 = g[..., None] if vec else g
+    x2 = out[..., None] if vec else out
+    gb = xp.linalg.solve(xp.swapaxes(a, -1, -2), g2)
+    ga = -gb @ xp.swapaxes(x2, -1, -2)
+    return ga, (gb[..., 0] if vec else gb)
+
+
+_solve = primitive("solve", _solve_fwd, _solve_vjp)
+
+
+def solve(a, b):
+    """x with a @ x = b (b a matrix, or a vector per matrix)."""
+    return _solve(a if isinstance(a, Tensor) else float_of(a),
+                  b if isinstance(b, Tensor) else float_of(b))
+
+
+def _forward_only(name, fn):
+    def op(x, *args, **kwargs):
+        no_gradient_guard(name, x)
+        v = value(x)
+        return fn(xp_of(v), float_of(v), *args, **kwargs)
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"{name}: forward only (no gradient under a tape)."
+    return op
+
+
+cholesky = _forward_only("cholesky", lambda xp, a: xp.linalg.cholesky(a))
+eigh = _forward_only("eigh", lambda xp, a: xp.linalg.eigh(a))
+eig = _forward_only("eig", lambda xp, a: xp.linalg.eig(a))
+qr = _forward_only("qr", lambda xp, a, mode="reduced": xp.linalg.qr(a, mode=mode))
+svd = _forward_only("svd", lambda xp, a, full_matrices=True, compute_uv=True:
+                    xp.linalg.svd(a, full_matrices=full_matrices, compute_uv=compute_uv))
+slogdet = _forward_only("slogdet", lambda xp, a: tuple(xp.linalg.slogdet(a)))

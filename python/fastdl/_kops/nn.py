@@ -370,3 +370,152 @@ def batch_normalization(x, mean, variance, axis, offset=None, scale=None, epsilo
         inv = knp.multiply(inv, b(scale))
     y = knp.multiply(knp.subtract(x, b(mean)), inv)
     return knp.add(y, b(offset)) if offset is not None else y
+
+
+# ------------------------------------------------------------------ more activations
+def hard_tanh(x):
+    return knp.clip(x, -1.0, 1.0)
+
+
+def celu(x, alpha=1.0):
+    a = float(alpha)
+    return knp.add(relu(x), knp.minimum(0.0, knp.multiply(a, knp.expm1(knp.divide(x, a)))))
+
+
+def squareplus(x, b=4):
+    x = x if isinstance(x, Tensor) else float_of(x)
+    return knp.divide(knp.add(x, knp.sqrt(knp.add(knp.square(x), float(b)))), 2.0)
+
+
+def tanh_shrink(x):
+    return knp.subtract(x, tanh(x))
+
+
+def soft_shrink(x, threshold=0.5):
+    x = x if isinstance(x, Tensor) else float_of(x)
+    t = float(threshold)
+    v = value(x)
+    return knp.where(v > t, knp.subtract(x, t), knp.where(v < -t, knp.add(x, t), 0.0))
+
+
+def hard_shrink(x, threshold=0.5):
+    x = x if isinstance(x, Tensor) else float_of(x)
+    return knp.where(xp_of(value(x)).abs(value(x)) > float(threshold), x, 0.0)
+
+
+def sparse_plus(x):
+    x = x if isinstance(x, Tensor) else float_of(x)
+    v = value(x)
+    return knp.where(v <= -1, 0.0, knp.where(v >= 1, x, knp.divide(knp.square(knp.add(x, 1.0)),
+                                                                    4.0)))
+
+
+def threshold(x, threshold, default_value):
+    x = x if isinstance(x, Tensor) else float_of(x)
+    return knp.where(value(x) > threshold, x, default_value)
+
+
+# ------------------------------------------------------------------ convolution and pooling
+# Keras' ops.conv / max_pool / average_pool for 1-D and 2-D inputs, on fastdl's C++ kernels
+# (a 1-D input is a 2-D one of height 1). data_format 'channels_last' (default) or
+# 'channels_first' (transposed around the kernel).
+def _to_2d(x, what):
+    v = value(x)
+    if v.ndim == 3:
+        return knp.expand_dims(x, 1), True
+    if v.ndim == 4:
+        return x, False
+    raise ValueError(f"{what}: fastdl supports 1-D and 2-D inputs (rank 3 or 4), got rank {v.ndim}")
+
+
+def _pair(v, one_d):
+    if v is None:
+        return None
+    if isinstance(v, (int, np.integer)):
+        return (1, int(v)) if one_d else int(v)
+    v = tuple(int(e) for e in v)
+    return (1,) + v if one_d and len(v) == 1 else v
+
+
+def _channels_first(x, data_format, nd):
+    if data_format in (None, "channels_last"):
+        return x, False
+    if data_format != "channels_first":
+        raise ValueError(f"data_format must be 'channels_last' or 'channels_first', got "
+                         f"{data_format!r}")
+    return knp.moveaxis(x, 1, -1), True
+
+
+def _contig(a, dtype=None):
+    return np.ascontiguousarray(a, dtype=dtype) if type(a) is np.ndarray else a
+
+
+def _conv_fwd(x, w, strides, padding, dilation_rate):
+    return _k().conv2d(_contig(x), _contig(w, x.dtype), strides=strides, padding=padding,
+                       dilation_rate=dilation_rate)
+
+
+def _conv_vjp(needs, g, out, x, w, strides, padding, dilation_rate):
+    dx, dw, _ = _k().conv2d_backward(_contig(g, x.dtype), _contig(x), _contig(w, x.dtype),
+                                     strides=strides, padding=padding,
+                                     dilation_rate=dilation_rate, need_dx=bool(needs[0]))
+    return (dx if needs[0] else None), (dw if needs[1] else None)
+
+
+from ._base import op_needs as _op_needs  # noqa: E402
+
+_conv = _op_needs("conv", _conv_fwd, _conv_vjp)
+
+
+def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+    """N-D convolution (1-D and 2-D here): inputs (N, [H,] W, C), kernel ([KH,] KW, C, F)."""
+    x = inputs if isinstance(inputs, Tensor) else float_of(inputs)
+    w = kernel if isinstance(kernel, Tensor) else float_of(kernel)
+    x, cf = _channels_first(x, data_format, 2)
+    x, one_d = _to_2d(x, "conv")
+    if one_d:
+        w = knp.expand_dims(w, 0)
+    if isinstance(padding, str):
+        padding = padding.lower()
+    y = _conv(x, w, strides=_pair(strides, one_d), padding=padding,
+              dilation_rate=_pair(dilation_rate, one_d))
+    if one_d:
+        y = knp.squeeze(y, 1)
+    return knp.moveaxis(y, -1, 1) if cf else y
+
+
+def _pool_op(name):
+    fwd_name, bwd_name = f"{name}_pool2d", f"{name}_pool2d_backward"
+
+    def fwd(x, pool_size, strides, padding):
+        return getattr(_k(), fwd_name)(_contig(x), pool_size, strides, padding)
+
+    def vjp(g, out, x, pool_size, strides, padding):
+        return getattr(_k(), bwd_name)(_contig(g, x.dtype), _contig(x), pool_size=pool_size,
+                                       strides=strides, padding=padding)
+    return primitive(name + "_pool", fwd, vjp)
+
+
+_max_pool = _pool_op("max")
+_avg_pool = _pool_op("avg")
+
+
+def _pool(raw, inputs, pool_size, strides, padding, data_format, what):
+    x = inputs if isinstance(inputs, Tensor) else float_of(inputs)
+    x, cf = _channels_first(x, data_format, 2)
+    x, one_d = _to_2d(x, what)
+    if isinstance(padding, str):
+        padding = padding.lower()
+    y = raw(x, pool_size=_pair(pool_size, one_d), strides=_pair(strides, one_d),
+            padding=padding)
+    if one_d:
+        y = knp.squeeze(y, 1)
+    return knp.moveaxis(y, -1, 1) if cf else y
+
+
+def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
+    return _pool(_max_pool, inputs, pool_size, strides, padding, data_format, "max_pool")
+
+
+def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
+    return _pool(_avg_pool, inputs, pool_size, strides, padding, data_format, "average_pool")

@@ -1303,3 +1303,137 @@ def size(x):
 
 def copy(x):
     return x if isinstance(x, Tensor) else to_array(x).copy()
+
+
+# ============================================================== scatter and segments
+def _scatter_nd_index(indices):
+    idx = to_array(value(indices))
+    return tuple(np.moveaxis(np.asarray(idx), -1, 0)) if type(idx) is np.ndarray else \
+        tuple(xp_of(idx).moveaxis(idx, -1, 0))
+
+
+def _scatter_fwd(values, key, shape):
+    xp = xp_of(values)
+    z = xp.zeros(shape, values.dtype)
+    _scatter_add(z, key, values)
+    return z
+
+
+_scatter = primitive("scatter", _scatter_fwd, lambda g, out, values, key, shape: g[key])
+
+
+def scatter(indices, values, shape):
+    """A zeros array of shape with values added at indices (shape (..., rank)); repeated
+    indices accumulate (TensorFlow's scatter_nd)."""
+    v = values if isinstance(values, Tensor) else to_array(values)
+    return _scatter(v, key=_scatter_nd_index(indices), shape=tuple(int(s) for s in shape))
+
+
+def _scatter_update_fwd(x, updates, key):
+    out = x.copy()
+    out[key] = updates
+    return out
+
+
+def _scatter_update_vjp(g, out, x, updates, key):
+    gx = g.copy()
+    gx[key] = 0
+    return gx, g[key]
+
+
+_scatter_update = primitive("scatter_update", _scatter_update_fwd, _scatter_update_vjp)
+
+
+def scatter_update(inputs, indices, updates):
+    """A copy of inputs with the entries at indices (shape (n, rank)) set to updates."""
+    x = inputs if isinstance(inputs, Tensor) else to_array(inputs)
+    u = updates if isinstance(updates, Tensor) else to_array(updates)
+    return _scatter_update(x, u, key=_scatter_nd_index(indices))
+
+
+def _segment_sum_fwd(data, ids, num_segments):
+    xp = xp_of(data)
+    z = xp.zeros((num_segments,) + data.shape[1:], data.dtype)
+    _scatter_add(z, ids, data)
+    return z
+
+
+_segment_sum = primitive("segment_sum", _segment_sum_fwd,
+                         lambda g, out, data, ids, num_segments: g[ids])
+
+
+def segment_sum(data, segment_ids, num_segments=None, sorted=False):
+    d = data if isinstance(data, Tensor) else to_array(data)
+    ids = to_array(value(segment_ids)).astype(np.int64)
+    n = int(ids.max()) + 1 if num_segments is None and ids.size else int(num_segments or 0)
+    return _segment_sum(d, ids=ids, num_segments=n)
+
+
+def segment_max(data, segment_ids, num_segments=None, sorted=False):
+    """Forward only (no gradient under a tape); empty segments hold the dtype's lowest value."""
+    no_gradient_guard("segment_max", data)
+    d = to_array(value(data))
+    ids = to_array(value(segment_ids)).astype(np.int64)
+    n = int(ids.max()) + 1 if num_segments is None and ids.size else int(num_segments or 0)
+    xp = xp_of(d)
+    low = np.finfo(d.dtype).min if d.dtype.kind == "f" else np.iinfo(d.dtype).min
+    z = xp.full((n,) + d.shape[1:], low, d.dtype)
+    if xp is np:
+        np.maximum.at(z, ids, d)
+    else:
+        import cupyx
+        cupyx.scatter_max(z, ids, d)
+    return z
+
+
+@constant
+def searchsorted(sorted_sequence, values, side="left"):
+    return xp_of(sorted_sequence).searchsorted(to_array(sorted_sequence), to_array(values),
+                                               side=side).astype(np.int32)
+
+
+@constant
+def digitize(x, bins):
+    return xp_of(x).digitize(to_array(x), to_array(bins)).astype(np.int32)
+
+
+@constant
+def bincount(x, weights=None, minlength=0, sparse=False):
+    return xp_of(x).bincount(to_array(x), None if weights is None else to_array(weights),
+                             minlength=minlength)
+
+
+def real(x):
+    return x if isinstance(x, Tensor) else xp_of(x).real(to_array(x))
+
+
+def imag(x):
+    return zeros_like(x)
+
+
+def conjugate(x):
+    return x if isinstance(x, Tensor) else to_array(x)
+
+
+conj = conjugate
+
+
+def median(x, axis=None, keepdims=False):
+    """Differentiable through the sorted values (the middle one, or the mean of two)."""
+    x = x if isinstance(x, Tensor) else float_of(x)
+    if axis is None:
+        xs, ax = sort(ravel(x), axis=0), 0
+    else:
+        if isinstance(axis, (tuple, list)):
+            raise ValueError("median: fastdl supports one axis or None")
+        ax = int(axis) % x.ndim
+        xs = sort(x, axis=ax)
+    n = xs.shape[ax]
+    lo, hi = (n - 1) // 2, n // 2
+    pick = take(xs, np.array([lo, hi]), axis=ax)
+    m = mean(pick, axis=ax, keepdims=True)
+    if keepdims:
+        if axis is None:
+            return reshape(m, (1,) * x.ndim)
+        return m
+    return squeeze(m, ax)
