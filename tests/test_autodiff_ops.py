@@ -745,3 +745,23 @@ def test_crossentropy_matches_keras_reference_values():
                                [-np.log(1 - 1e-7)], rtol=1e-6)
     np.testing.assert_allclose(ops.sparse_categorical_crossentropy(np.array([[1], [0]]), o),
                                [-np.log(0.8), -np.log(0.6)])
+
+
+def test_custom_gradient_keras_form():
+    @ops.custom_gradient
+    def log1pexp(x):
+        e = ops.exp(x)
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            return ops.multiply(upstream, 1.0 - 1.0 / ops.add(1, e))
+        return ops.log(1 + e), grad
+
+    x = np.array([0.5, 100.0, -3.0])
+    np.testing.assert_allclose(log1pexp(x)[[0, 2]], np.log1p(np.exp(x[[0, 2]])))
+    with GradientTape() as tape:
+        tape.watch(x)
+        y = ops.sum(ops.multiply(log1pexp(x), 2.0))
+        g = tape.gradient(y, x)        # inside the with-block, as TensorFlow allows
+    np.testing.assert_allclose(g, 2 / (1 + np.exp(-x)))

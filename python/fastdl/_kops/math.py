@@ -253,3 +253,47 @@ qr = _forward_only("qr", lambda xp, a, mode="reduced": xp.linalg.qr(a, mode=mode
 svd = _forward_only("svd", lambda xp, a, full_matrices=True, compute_uv=True:
                     xp.linalg.svd(a, full_matrices=full_matrices, compute_uv=compute_uv))
 slogdet = _forward_only("slogdet", lambda xp, a: tuple(xp.linalg.slogdet(a)))
+
+
+# ------------------------------------------------------------------ custom gradients
+class _Paused:
+    """Every recording tape of this thread paused (a custom forward/backward runs on
+    plain arrays)."""
+
+    def __enter__(self):
+        from .._tape import _active
+        self.tapes = _active()
+        for t in self.tapes:
+            t._recording = False
+
+    def __exit__(self, *exc):
+        for t in self.tapes:
+            t._recording = True
+        return False
+
+
+def custom_gradient(f):
+    """Decorator: ``f(*args)`` returns ``(output, grad_fn)``; ``grad_fn(upstream)`` returns the
+    gradient of each positional argument (one value, or a tuple). Keras' form
+    ``def grad(*args, upstream=None)`` works too. The forward and grad_fn run on plain
+    arrays; the tape records f as one operation."""
+    import functools
+
+    from .._tape import _active, record
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        raw = [value(a) for a in args]
+        with _Paused():
+            out, grad_fn = f(*raw, **kwargs)
+        out = value(out)
+        if not _active():
+            return out
+
+        def vjp(g):
+            with _Paused():
+                gs = grad_fn(g)
+            gs = gs if isinstance(gs, (tuple, list)) else (gs,)
+            return tuple(None if x is None else to_array(value(x)) for x in gs)
+        return record(getattr(f, "__name__", "custom_gradient"), out, args, vjp)
+    return wrapper

@@ -431,13 +431,13 @@ def var(x, axis=None, keepdims=False):
     x = x if isinstance(x, Tensor) else float_of(x)
     if isinstance(x, Tensor) and x.dtype.kind not in "fc":
         x = cast(x, FLOATX)
-    d = subtract(x, stop_gradient_keepdims(x, axis))
+    d = subtract(x, _mean_const(x, axis))
     # the mean's own gradient is zero for the variance (sum of deviations is 0),
     # so it is taken as a constant.
     return mean(square(d), axis=axis, keepdims=keepdims)
 
 
-def stop_gradient_keepdims(x, axis):
+def _mean_const(x, axis):
     v = value(x)
     return xp_of(v).mean(v, axis=_ax(axis), keepdims=True)
 
