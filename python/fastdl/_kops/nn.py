@@ -9,7 +9,7 @@ import numpy as np
 
 from .._tape import Tensor, primitive, value
 from . import numpy as knp
-from ._base import FLOATX, float_of, standardize_dtype, to_array, xp_of
+from ._base import FLOATX, float_of, standardize_dtype, to_array, to_device_of, xp_of
 
 
 def _k():
@@ -332,7 +332,8 @@ def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
         o = knp.divide(o, knp.sum(o, axis=axis, keepdims=True))
         o = knp.clip(o, _EPSILON, 1.0 - _EPSILON)
         log_prob = knp.log(o)
-    oh = one_hot(t.astype(np.int64), o.shape[axis], axis=axis, dtype=o.dtype)
+    oh = one_hot(to_device_of(value(o), t.astype(np.int64)), o.shape[axis], axis=axis,
+                 dtype=o.dtype)
     return knp.negative(knp.sum(knp.multiply(oh, log_prob), axis=axis))
 
 

@@ -17,7 +17,7 @@ from .. import _tape
 from .._tape import Tensor, primitive, value
 from ._base import (FLOATX, constant, expand_reduced, float_of, is_np_float, normalize_axis,
                     no_gradient_guard, op_needs, operand, standardize_dtype, sum_to, to_array,
-                    xp_of)
+                    to_device_of, xp_of)
 
 _sum = builtins.sum
 _abs = builtins.abs
@@ -34,9 +34,18 @@ def _binary(name, fwd, vjp):
     raw = op_needs(name, fwd, vjp)
 
     def op(x1, x2):
-        return raw(_operand(x1), _operand(x2))
+        a, b = _operand(x1), _operand(x2)
+        return raw(*_same_device(a, b))
     op.__name__ = op.__qualname__ = name
     return op
+
+
+def _same_device(*xs):
+    """Host NumPy operands join a CuPy operand's device (constants, like Keras' conversion)."""
+    for x in xs:
+        if xp_of(value(x)) is not np:
+            return to_device_of(value(x), *xs) if len(xs) > 1 else xs
+    return xs
 
 
 def _operand(x):
@@ -451,6 +460,7 @@ def average(x, axis=None, weights=None):
         return mean(x, axis=axis)
     w = weights if isinstance(weights, Tensor) else to_array(weights)
     x = x if isinstance(x, Tensor) else float_of(x)
+    w = w if isinstance(w, Tensor) else to_device_of(value(x), w)
     if axis is not None and w.ndim == 1 and x.ndim > 1:
         shape = [1] * x.ndim
         shape[int(axis) % x.ndim] = w.shape[0]
@@ -792,7 +802,7 @@ _repeat = primitive("repeat", _repeat_fwd, _repeat_vjp)
 
 def repeat(x, repeats, axis=None):
     r = value(repeats)
-    r = int(r) if np.ndim(r) == 0 else np.asarray(r)
+    r = int(r) if np.ndim(r) == 0 else [int(e) for e in np.asarray(_host(r)).reshape(-1)]
     return _repeat(x if isinstance(x, Tensor) else to_array(x), repeats=r, axis=axis)
 
 
@@ -827,9 +837,9 @@ def _concat_fwd(*xs, axis):
 def _concat_vjp(g, out, *xs, axis):
     xp = xp_of(g)
     if axis is None:
-        bounds = np.cumsum([x.size for x in xs])[:-1]
+        bounds = np.cumsum([x.size for x in xs])[:-1].tolist()
         return tuple(p.reshape(x.shape) for p, x in zip(xp.split(g, bounds), xs))
-    bounds = np.cumsum([x.shape[axis] for x in xs])[:-1]
+    bounds = np.cumsum([x.shape[axis] for x in xs])[:-1].tolist()
     return tuple(xp.split(g, bounds, axis=axis))
 
 
@@ -966,12 +976,17 @@ def diag(x, k=0):
     if x.ndim == 2:
         return diagonal(x, k)
     k = int(k)
-    m = multiply(expand_dims(x, 1), np.eye(x.shape[0], dtype=x.dtype))
+    m = multiply(expand_dims(x, 1), to_device_of(value(x), np.eye(x.shape[0], dtype=x.dtype)))
     return pad(m, ((builtins.max(-k, 0), builtins.max(k, 0)),
                    (builtins.max(k, 0), builtins.max(-k, 0))))
 
 
 # ============================================================== indexing
+def _host(a):
+    get = getattr(a, "get", None)
+    return get() if callable(get) and type(a) is not np.ndarray else a
+
+
 def _scatter_add(z, idx, g):
     """z[idx] += g with repeated indices accumulated (np.add.at; cupyx.scatter_add)."""
     if type(z) is np.ndarray:
@@ -1010,10 +1025,21 @@ def _key(key):
     return key
 
 
+def _on_device_of(x, idx):
+    """Index arrays moved to x's device (CuPy arrays index CuPy arrays)."""
+    xp = xp_of(value(x))
+    if xp is np:
+        return idx
+    if isinstance(idx, tuple):
+        return tuple(_on_device_of(x, k) for k in idx)
+    return xp.asarray(idx) if isinstance(idx, np.ndarray) else idx
+
+
 def get_item(x, key):
     """x[key] for basic and advanced (integer array, boolean mask) indexing; the gradient
     scatters back, accumulating repeated indices."""
-    return _get_item(x if isinstance(x, Tensor) else to_array(x), key=_key(key))
+    x = x if isinstance(x, Tensor) else to_array(x)
+    return _get_item(x, key=_on_device_of(x, _key(key)))
 
 
 def _take_fwd(x, indices, axis):
@@ -1036,8 +1062,8 @@ _take = primitive("take", _take_fwd, _take_vjp)
 
 
 def take(x, indices, axis=None):
-    idx = to_array(indices)
-    return _take(x if isinstance(x, Tensor) else to_array(x), indices=idx, axis=axis)
+    x = x if isinstance(x, Tensor) else to_array(x)
+    return _take(x, indices=_on_device_of(x, to_array(indices)), axis=axis)
 
 
 def _along_index(x_shape, indices, axis):
@@ -1080,8 +1106,8 @@ _take_along_axis = primitive("take_along_axis", _tal_fwd, _tal_vjp)
 
 
 def take_along_axis(x, indices, axis=None):
-    return _take_along_axis(x if isinstance(x, Tensor) else to_array(x),
-                            indices=to_array(indices), axis=axis)
+    x = x if isinstance(x, Tensor) else to_array(x)
+    return _take_along_axis(x, indices=_on_device_of(x, to_array(indices)), axis=axis)
 
 
 def slice(inputs, start_indices, shape):
@@ -1134,7 +1160,7 @@ def where(condition, x1=None, x2=None):
         return nonzero(c)
     if x1 is None or x2 is None:
         raise ValueError("where: give both x1 and x2, or neither")
-    return _where(c, _operand(x1), _operand(x2))
+    return _where(*_same_device(c, _operand(x1), _operand(x2)))
 
 
 def _clip_fwd(x, lo, hi):
@@ -1326,7 +1352,8 @@ def scatter(indices, values, shape):
     """A zeros array of shape with values added at indices (shape (..., rank)); repeated
     indices accumulate (TensorFlow's scatter_nd)."""
     v = values if isinstance(values, Tensor) else to_array(values)
-    return _scatter(v, key=_scatter_nd_index(indices), shape=tuple(int(s) for s in shape))
+    return _scatter(v, key=_on_device_of(v, _scatter_nd_index(indices)),
+                    shape=tuple(int(s) for s in shape))
 
 
 def _scatter_update_fwd(x, updates, key):
@@ -1348,7 +1375,7 @@ def scatter_update(inputs, indices, updates):
     """A copy of inputs with the entries at indices (shape (n, rank)) set to updates."""
     x = inputs if isinstance(inputs, Tensor) else to_array(inputs)
     u = updates if isinstance(updates, Tensor) else to_array(updates)
-    return _scatter_update(x, u, key=_scatter_nd_index(indices))
+    return _scatter_update(x, u, key=_on_device_of(x, _scatter_nd_index(indices)))
 
 
 def _segment_sum_fwd(data, ids, num_segments):
@@ -1366,7 +1393,7 @@ def segment_sum(data, segment_ids, num_segments=None, sorted=False):
     d = data if isinstance(data, Tensor) else to_array(data)
     ids = to_array(value(segment_ids)).astype(np.int64)
     n = int(ids.max()) + 1 if num_segments is None and ids.size else int(num_segments or 0)
-    return _segment_sum(d, ids=ids, num_segments=n)
+    return _segment_sum(d, ids=_on_device_of(d, ids), num_segments=n)
 
 
 def segment_max(data, segment_ids, num_segments=None, sorted=False):
