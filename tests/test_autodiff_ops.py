@@ -765,3 +765,27 @@ def test_custom_gradient_keras_form():
         y = ops.sum(ops.multiply(log1pexp(x), 2.0))
         g = tape.gradient(y, x)        # inside the with-block, as TensorFlow allows
     np.testing.assert_allclose(g, 2 / (1 + np.exp(-x)))
+
+
+def test_erfinv_and_control_flow():
+    y = np.array([-0.9, -0.2, 0.0, 0.5, 0.99])
+    np.testing.assert_allclose(table_erf(ops.erfinv(y)), y, rtol=1e-10, atol=1e-12)
+    with GradientTape() as tape:
+        tape.watch(y)
+        s = ops.sum(ops.erfinv(y))
+    x = ops.erfinv(y)
+    np.testing.assert_allclose(tape.gradient(s, y), np.sqrt(np.pi) / 2 * np.exp(x * x))
+    assert ops.switch(5, [lambda v: v + 1, lambda v: v * 10], 2) == 20
+    carry, ys = ops.scan(lambda c, v: (c + v, c * v), 0.0, np.array([1.0, 2.0, 3.0]))
+    assert carry == 6.0
+    np.testing.assert_array_equal(ys, [0.0, 2.0, 9.0])
+    w = np.array([2.0])
+    with GradientTape() as tape:
+        tape.watch(w)
+        c, _ = ops.scan(lambda c, v: (ops.multiply(c, w), None), np.array([1.0]), length=3)
+        total = ops.sum(c)
+    np.testing.assert_allclose(tape.gradient(total, w), [3 * 4.0])   # d w^3 / dw
+
+
+def table_erf(x):
+    return np_erf(x)

@@ -297,3 +297,57 @@ def custom_gradient(f):
             return tuple(None if x is None else to_array(value(x)) for x in gs)
         return record(getattr(f, "__name__", "custom_gradient"), out, args, vjp)
     return wrapper
+
+
+# ------------------------------------------------------------------ more math and control flow
+def _erfinv_np(y):
+    xp = xp_of(y)
+    if xp is not np:
+        import cupyx.scipy.special
+        return cupyx.scipy.special.erfinv(y)
+    try:
+        from scipy.special import erfinv as serfinv
+        return serfinv(y).astype(y.dtype, copy=False)
+    except ImportError:  # pragma: no cover - SciPy is optional: Newton on erf
+        a = 0.147
+        ln = np.log1p(-y * y)
+        t = 2 / (np.pi * a) + ln / 2
+        x = np.sign(y) * np.sqrt(np.sqrt(t * t - ln / a) - t)
+        for _ in range(3):
+            x = x - (_erf(x) - y) / (2 / np.sqrt(np.pi) * np.exp(-x * x))
+        return x.astype(y.dtype, copy=False)
+
+
+_erfinv_op = primitive("erfinv", _erfinv_np,
+                       lambda g, out, y: g * (np.sqrt(np.pi) / 2) * xp_of(y).exp(out * out))
+
+
+def erfinv(x):
+    return _erfinv_op(x if isinstance(x, Tensor) else float_of(x))
+
+
+def switch(index, branches, *operands):
+    """branches[index](*operands), index clipped to the valid range."""
+    i = int(np.clip(int(value(index)), 0, len(branches) - 1))
+    return branches[i](*operands)
+
+
+def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
+    """JAX's scan: carry, y = f(carry, x) over the leading axis of xs; returns
+    (final carry, ys stacked)."""
+    if xs is None:
+        n = int(length)
+        items = [None] * n
+    else:
+        flat = xs if isinstance(xs, (list, tuple)) else None
+        n = len(flat[0]) if flat is not None else len(xs)
+        items = [type(flat)(e[i] for e in flat) if flat is not None else xs[i] for i in range(n)]
+    order = range(n - 1, -1, -1) if reverse else range(n)
+    carry, ys = init, [None] * n
+    for i in order:
+        carry, ys[i] = f(carry, items[i])
+    if n == 0 or ys[0] is None:
+        return carry, None
+    if isinstance(ys[0], (list, tuple)):
+        return carry, type(ys[0])(knp.stack([y[j] for y in ys]) for j in range(len(ys[0])))
+    return carry, knp.stack(ys)
