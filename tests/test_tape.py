@@ -303,3 +303,29 @@ def test_gradient_keeps_float32():
 def test_top_level_gradient_tape_is_the_same_class():
     tape_cls = getattr(fastdl, "GradientTape", GradientTape)
     assert tape_cls is GradientTape
+
+
+def test_custom_training_loop_with_ops_learns():
+    """A two-layer MLP written with keras.ops only, trained by GradientTape + SGD."""
+    r = rng(11)
+    x = r.standard_normal((256, 2)).astype(np.float32)
+    y = (x[:, 0] * x[:, 1] > 0).astype(np.int64)           # XOR-like: needs the hidden layer
+    w1 = (r.standard_normal((2, 16)) * 0.5).astype(np.float32)
+    b1 = np.zeros(16, np.float32)
+    w2 = (r.standard_normal((16, 2)) * 0.5).astype(np.float32)
+    b2 = np.zeros(2, np.float32)
+    params = [w1, b1, w2, b2]
+    losses = []
+    for step in range(300):
+        with GradientTape() as tape:
+            tape.watch(params)
+            h = ops.tanh(ops.add(ops.matmul(x, w1), b1))
+            logits = h @ w2 + b2                       # Tensor operators
+            loss = ops.mean(ops.sparse_categorical_crossentropy(y, logits, from_logits=True))
+        grads = tape.gradient(loss, params)
+        for p, g in zip(params, grads):
+            assert g.dtype == np.float32 and g.shape == p.shape
+            p -= 0.5 * g                               # in place: the watched arrays stay
+        losses.append(float(loss))
+    acc = np.mean(np.argmax(ops.matmul(np.tanh(x @ w1 + b1), w2) + b2, axis=1) == y)
+    assert losses[-1] < 0.5 * losses[0] and acc > 0.9, (losses[0], losses[-1], acc)
