@@ -329,3 +329,17 @@ def test_custom_training_loop_with_ops_learns():
         losses.append(float(loss))
     acc = np.mean(np.argmax(ops.matmul(np.tanh(x @ w1 + b1), w2) + b2, axis=1) == y)
     assert losses[-1] < 0.5 * losses[0] and acc > 0.9, (losses[0], losses[-1], acc)
+
+
+def test_nested_tapes_share_the_leaf_of_an_array_both_watch():
+    x = np.array([3.0])
+    with GradientTape() as outer:
+        outer.watch(x)
+        a = ops.square(x)                       # the outer tape meets x first
+        with GradientTape() as inner:
+            inner.watch(x)
+            b = ops.sum(ops.multiply(a, x))     # x^3
+        # a was computed before the inner tape started: a constant for it (TensorFlow's rule)
+        np.testing.assert_allclose(inner.gradient(b, x), [9.0])
+        c = ops.sum(ops.multiply(b, 1.0))
+    np.testing.assert_allclose(outer.gradient(c, x), [27.0])   # d x^3 / dx

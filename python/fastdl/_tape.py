@@ -255,12 +255,16 @@ def _track(x, tapes):
         x = x.value  # a Tensor of a finished recording is a constant (or a watched array)
     key = id(x)
     leaf = None
+    watchers = [t for t in tapes if key in t._watched or
+                (t._auto and _variables.get(key) is x)]
     for t in tapes:
         hit = t._leaves.get(key)
         if hit is not None:
+            # one leaf per array: a tape that watches it too (an inner tape opened after an
+            # outer one first met the array) shares the leaf
+            for w in watchers:
+                w._leaves.setdefault(key, hit)
             return hit[1]
-    watchers = [t for t in tapes if key in t._watched or
-                (t._auto and _variables.get(key) is x)]
     if not watchers:
         return None
     leaf = Tensor(x, None, tuple(tapes))
@@ -325,7 +329,7 @@ def stop_gradient(x):
 
 
 # ------------------------------------------------------------------ backprop
-def _topo(roots):
+def _topo(roots, keep=None):
     order, seen = [], set()
     stack = [(r, False) for r in roots]
     while stack:
@@ -337,22 +341,36 @@ def _topo(roots):
             continue
         seen.add(id(n))
         stack.append((n, True))
-        for p in _parents(n):
+        for p in _parents(n, keep):
             if id(p) not in seen:
                 stack.append((p, False))
     return order  # parents before children
 
 
-def _parents(n):
-    """Graph vertices are Tensors, and the Nodes of multi-output operations."""
+def _parents(n, keep=None):
+    """Graph vertices are Tensors, and the Nodes of multi-output operations. keep(tensor)
+    says whether the tape being differentiated recorded it (else it is a constant there)."""
     if isinstance(n, Node):
-        return tuple(p for p in n.parents if p is not None)
+        return tuple(p for p in n.parents if p is not None and (keep is None or keep(p)))
     node = n.node
     if node is None:
         return ()
     if isinstance(node, _Select):
         return (node.node,)
-    return tuple(p for p in node.parents if p is not None)
+    return tuple(p for p in node.parents if p is not None and (keep is None or keep(p)))
+
+
+def _recorded_by(tape):
+    """keep() for tape: the Tensors computed while it recorded, and its own leaves. An
+    inner tape treats values computed before it started as constants (TensorFlow's rule)."""
+    leaves = tape._leaves
+
+    def keep(p):
+        if tape in p._tapes:
+            return True
+        hit = leaves.get(id(p.value)) if p.node is None else None
+        return hit is not None and hit[1] is p
+    return keep
 
 
 def _accumulate(grads, key, g):
@@ -373,12 +391,12 @@ def _sum_to(g, shape):
     return g.reshape(shape)
 
 
-def _run(node, g, grads):
+def _run(node, g, grads, keep=None):
     gin = node.vjp(g)
     if not isinstance(gin, (tuple, list)):
         gin = (gin,)
     for p, gp in zip(node.parents, gin):
-        if p is None or gp is None:
+        if p is None or gp is None or (keep is not None and not keep(p)):
             continue
         if hasattr(gp, "shape"):
             gp = _sum_to(gp, p.shape)
@@ -390,14 +408,14 @@ def _run(node, g, grads):
         _accumulate(grads, id(p), gp)
 
 
-def _backprop(target, seed):
+def _backprop(target, seed, keep=None):
     grads = {id(target): seed}
-    order = _topo([target])
+    order = _topo([target], keep)
     for v in reversed(order):
         if isinstance(v, Node):
             gs = grads.get(id(v))
             if gs is not None and any(x is not None for x in gs):
-                _run(v, tuple(gs), grads)
+                _run(v, tuple(gs), grads, keep)
             continue
         g = grads.get(id(v))
         if g is None or v.node is None:
@@ -409,7 +427,7 @@ def _backprop(target, seed):
                 slot = grads[id(node.node)] = [None] * node.count
             slot[node.index] = g if slot[node.index] is None else slot[node.index] + g
             continue
-        _run(node, g, grads)
+        _run(node, g, grads, keep)
     return grads
 
 
@@ -506,7 +524,7 @@ class GradientTape:
                 raise ValueError(f"GradientTape.gradient: output_gradients has shape {seed.shape}, "
                                  f"the target {target.shape}")
         self._used = True  # a call rejected above leaves the tape usable
-        grads = _backprop(target, seed)
+        grads = _backprop(target, seed, _recorded_by(self))
         out = []
         for s in src_list:
             g = None

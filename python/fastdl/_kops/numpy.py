@@ -929,6 +929,8 @@ def pad(x, pad_width, mode="constant", constant_values=None):
     pw = tuple((int(a), int(b)) for a, b in pw)
     if mode != "constant" and constant_values is not None:
         raise ValueError("pad: constant_values is only used with mode='constant'")
+    if mode not in ("constant", "edge", "reflect", "symmetric", "wrap"):
+        no_gradient_guard("pad", x, why=f" (mode={mode!r})")
     return _pad(x, pad_width=pw, mode=mode, constant_values=constant_values)
 
 
