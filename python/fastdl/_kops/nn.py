@@ -55,9 +55,27 @@ def _tanh_fwd(x):
     return xp_of(x).tanh(x)
 
 
-_relu = _unary("relu", _relu_fwd, lambda x, y: (x > 0).astype(x.dtype))
-_sigmoid = _unary("sigmoid", _sigmoid_fwd, lambda x, y: y * (1 - y))
-_tanh = _unary("tanh", _tanh_fwd, lambda x, y: 1 - y * y)
+def _act_vjp(name, dfdx):
+    """The C++ activation_backward kernel for float NumPy arrays, NumPy otherwise."""
+    def vjp(g, out, x):
+        if _kernel_ok(out) and type(g) is np.ndarray and g.dtype == out.dtype:
+            return _k().activation_backward(np.ascontiguousarray(g), out, name)
+        return g * dfdx(x, out)
+    return vjp
+
+
+def _act(name, fwd, dfdx):
+    raw = primitive(name, fwd, _act_vjp(name, dfdx))
+
+    def op(x):
+        return raw(x if isinstance(x, Tensor) else float_of(x))
+    op.__name__ = op.__qualname__ = name
+    return op
+
+
+_relu = _act("relu", _relu_fwd, lambda x, y: (x > 0).astype(x.dtype))
+_sigmoid = _act("sigmoid", _sigmoid_fwd, lambda x, y: y * (1 - y))
+_tanh = _act("tanh", _tanh_fwd, lambda x, y: 1 - y * y)
 
 
 def relu(x):
@@ -216,6 +234,8 @@ def _softmax_fwd(x, axis):
 
 
 def _softmax_vjp(g, out, x, axis):
+    if _kernel_ok(out) and type(g) is np.ndarray and g.dtype == out.dtype:
+        return _k().softmax_backward(np.ascontiguousarray(g), out, axis)
     return out * (g - (g * out).sum(axis=axis, keepdims=True))
 
 
@@ -228,6 +248,8 @@ def _log_softmax_fwd(x, axis):
 
 
 def _log_softmax_vjp(g, out, x, axis):
+    if _kernel_ok(out) and type(g) is np.ndarray and g.dtype == out.dtype:
+        return _k().log_softmax_backward(np.ascontiguousarray(g), out, axis)
     return g - xp_of(g).exp(out) * g.sum(axis=axis, keepdims=True)
 
 
