@@ -7,7 +7,7 @@ TensorFlow uses (relu'(0) = 0).
 """
 import numpy as np
 
-from .._tape import Tensor, primitive, value
+from .._tape import Tensor, primitive, recording as _recording, value
 from . import numpy as knp
 from ._base import FLOATX, float_of, standardize_dtype, to_array, to_device_of, xp_of
 
@@ -22,10 +22,20 @@ def _kernel_ok(x):
             and x.flags.c_contiguous)
 
 
+_nd = np.ndarray
+
+
+def _fast(x):
+    """A float NumPy array and no recording tape: the forward alone, at NumPy cost."""
+    return type(x) is _nd and x.dtype.kind == "f" and not _recording()
+
+
 def _unary(name, fwd, dfdx):
     raw = primitive(name, fwd, lambda g, out, x, **kw: g * dfdx(x, out, **kw))
 
     def op(x, **kw):
+        if _fast(x):
+            return fwd(x, **kw)
         return raw(x if isinstance(x, Tensor) else float_of(x), **kw)
     op.__name__ = op.__qualname__ = name
     return op
@@ -68,6 +78,8 @@ def _act(name, fwd, dfdx):
     raw = primitive(name, fwd, _act_vjp(name, dfdx))
 
     def op(x):
+        if _fast(x):
+            return fwd(x)
         return raw(x if isinstance(x, Tensor) else float_of(x))
     op.__name__ = op.__qualname__ = name
     return op
@@ -258,6 +270,8 @@ _log_softmax = primitive("log_softmax", _log_softmax_fwd, _log_softmax_vjp)
 
 
 def softmax(x, axis=-1):
+    if _fast(x) and isinstance(axis, int) and x.ndim:
+        return _softmax_fwd(x, axis % x.ndim)
     x = x if isinstance(x, Tensor) else float_of(x)
     if isinstance(axis, (tuple, list)):
         # several axes: exp(x - logsumexp over them)
@@ -266,6 +280,8 @@ def softmax(x, axis=-1):
 
 
 def log_softmax(x, axis=-1):
+    if _fast(x) and isinstance(axis, int) and x.ndim:
+        return _log_softmax_fwd(x, axis % x.ndim)
     x = x if isinstance(x, Tensor) else float_of(x)
     if isinstance(axis, (tuple, list)):
         return knp.subtract(x, knp.logsumexp(x, axis=tuple(axis), keepdims=True))

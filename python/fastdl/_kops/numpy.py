@@ -29,11 +29,21 @@ def _k():
 
 
 # ============================================================== element-wise binary
+_nd = np.ndarray
+_FAST_OPERANDS = (np.ndarray, float, int)
+_recording = _tape.recording
+
+
 def _binary(name, fwd, vjp):
     """A broadcasting binary op: Python scalars stay weakly typed."""
     raw = op_needs(name, fwd, vjp)
+    npfn = getattr(np, getattr(fwd, "np_name", ""), None)
 
     def op(x1, x2):
+        # the common case at plain NumPy cost: NumPy arrays and Python numbers, no tape
+        if (npfn is not None and type(x1) in _FAST_OPERANDS and type(x2) in _FAST_OPERANDS
+                and not _recording()):
+            return npfn(x1, x2)
         a, b = _operand(x1), _operand(x2)
         return raw(*_same_device(a, b))
     op.__name__ = op.__qualname__ = name
@@ -88,23 +98,22 @@ def _pow_vjp(needs, g, out, a, b):
     return ga, gb
 
 
-def _np_add(a, b):
-    return xp_of(a, b).add(a, b)
+def _bfx(fn):
+    """The forward xp.<fn>(a, b), with the NumPy name for the fast path."""
+    def fwd(a, b):
+        return getattr(xp_of(a, b), fn)(a, b)
+    fwd.np_name = fn
+    return fwd
 
 
-add = _binary("add", _np_add, _add_vjp)
-subtract = _binary("subtract", lambda a, b: xp_of(a, b).subtract(a, b), _sub_vjp)
-multiply = _binary("multiply", lambda a, b: xp_of(a, b).multiply(a, b), _mul_vjp)
-divide = _binary("divide", lambda a, b: xp_of(a, b).true_divide(a, b), _div_vjp)
+add = _binary("add", _bfx("add"), _add_vjp)
+subtract = _binary("subtract", _bfx("subtract"), _sub_vjp)
+multiply = _binary("multiply", _bfx("multiply"), _mul_vjp)
+divide = _binary("divide", _bfx("true_divide"), _div_vjp)
 true_divide = divide
 
 
-def _power_fwd(a, b):
-    xp = xp_of(a, b)
-    return xp.power(a, b)
-
-
-power = _binary("power", _power_fwd, _pow_vjp)
+power = _binary("power", _bfx("power"), _pow_vjp)
 
 
 def _maxmin_vjp(first_wins):
@@ -116,8 +125,8 @@ def _maxmin_vjp(first_wins):
     return vjp
 
 
-maximum = _binary("maximum", lambda a, b: xp_of(a, b).maximum(a, b), _maxmin_vjp(True))
-minimum = _binary("minimum", lambda a, b: xp_of(a, b).minimum(a, b), _maxmin_vjp(False))
+maximum = _binary("maximum", _bfx("maximum"), _maxmin_vjp(True))
+minimum = _binary("minimum", _bfx("minimum"), _maxmin_vjp(False))
 
 
 def _logaddexp_vjp(needs, g, out, a, b):
@@ -168,20 +177,30 @@ def _unary(name, fwd, dfdx):
     def vjp(g, out, x):
         return g * dfdx(x, out)
     raw = primitive(name, fwd, vjp)
+    npfn = getattr(np, getattr(fwd, "np_name", ""), None)
 
     def op(x):
+        if (npfn is not None and type(x) is _nd and x.dtype.kind == "f"
+                and not _recording()):
+            return npfn(x)
         return raw(x if isinstance(x, Tensor) else to_array(x))
     op.__name__ = op.__qualname__ = name
     return op
 
 
 def _fx(fn):
-    return lambda x: getattr(xp_of(x), fn)(x)
+    def fwd(x):
+        return getattr(xp_of(x), fn)(x)
+    fwd.np_name = fn
+    return fwd
 
 
 def _ffx(fn):
     """Float-producing: integer inputs become float32 first (Keras' dtype rule)."""
-    return lambda x: getattr(xp_of(x), fn)(float_of(x))
+    def fwd(x):
+        return getattr(xp_of(x), fn)(float_of(x))
+    fwd.np_name = fn
+    return fwd
 
 
 negative = _unary("negative", _fx("negative"), lambda x, y: -1)
@@ -354,6 +373,8 @@ def _reduction(name, fwd, vjp):
     raw = primitive(name, fwd, vjp)
 
     def op(x, axis=None, keepdims=False):
+        if type(x) is _nd and not _recording():
+            return fwd(x, axis=_ax(axis), keepdims=bool(keepdims))
         return raw(x if isinstance(x, Tensor) else to_array(x), axis=_ax(axis),
                    keepdims=bool(keepdims))
     op.__name__ = op.__qualname__ = name
@@ -567,6 +588,8 @@ _matmul = op_needs("matmul", _matmul_fwd, _matmul_vjp)
 def matmul(x1, x2):
     """np.matmul semantics (batching with broadcasting over leading axes, 1-D operands);
     2-D float32/float64 NumPy operands run fastdl's GEMM kernel."""
+    if type(x1) is _nd and type(x2) is _nd and x1.ndim and x2.ndim and not _recording():
+        return _matmul_fwd(x1, x2)
     a = x1 if isinstance(x1, Tensor) else to_array(x1)
     b = x2 if isinstance(x2, Tensor) else to_array(x2)
     if a.ndim == 0 or b.ndim == 0:
