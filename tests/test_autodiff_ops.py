@@ -789,3 +789,12 @@ def test_erfinv_and_control_flow():
 
 def table_erf(x):
     return np_erf(x)
+
+
+def test_crossentropy_shape_checks():
+    with pytest.raises(ValueError, match="same shape"):
+        ops.binary_crossentropy(np.ones((3, 1)), np.ones(3) * 0.5)
+    with pytest.raises(ValueError, match="same shape"):
+        ops.categorical_crossentropy(np.ones((3, 2)), np.ones((3, 3)))
+    with pytest.raises(ValueError, match="does not match"):
+        ops.sparse_categorical_crossentropy(np.ones((3, 2), int), np.ones((3, 4)))

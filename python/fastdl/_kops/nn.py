@@ -325,6 +325,9 @@ def binary_crossentropy(target, output, from_logits=False):
     probabilities clipped to [1e-7, 1 - 1e-7], or stably from logits."""
     t = target if isinstance(target, Tensor) else float_of(target)
     o = output if isinstance(output, Tensor) else float_of(output)
+    if tuple(t.shape) != tuple(o.shape):
+        raise ValueError(f"binary_crossentropy: arguments `target` and `output` must have the "
+                         f"same shape, got {tuple(t.shape)} and {tuple(o.shape)}")
     if from_logits:
         # max(o, 0) - o * t + log(1 + exp(-|o|))
         return knp.add(knp.subtract(relu(o), knp.multiply(o, t)),
