@@ -449,6 +449,12 @@ OPS = [
             ((normal(2, 7, 3, seed=5), normal(3, 3, 2, seed=6)), {"dilation_rate": 2}),
             ((normal(1, 2, 5, 5, seed=7), normal(2, 2, 2, 3, seed=8)),
              {"data_format": "channels_first"})]),
+    OpInfo("conv_transpose", ops.conv_transpose, None,
+           [((normal(2, 3, 4, 3, seed=1), normal(3, 2, 2, 3, seed=2)), {}),
+            ((normal(1, 3, 3, 2, seed=3), normal(3, 3, 4, 2, seed=4)),
+             {"strides": 2, "padding": "same"}),
+            ((normal(1, 3, 3, 2, seed=5), normal(2, 2, 1, 2, seed=6)), {"strides": 3}),
+            ((normal(2, 5, 3, seed=7), normal(3, 2, 3, seed=8)), {"dilation_rate": 2})]),
     OpInfo("max_pool", ops.max_pool, _ref_conv("max_pool2d"),
            [((normal(2, 4, 6, 3, seed=1), 2), {}),
             ((normal(1, 5, 5, 2, seed=2), 3), {"strides": 2, "padding": "same"}),
@@ -798,3 +804,16 @@ def test_crossentropy_shape_checks():
         ops.categorical_crossentropy(np.ones((3, 2)), np.ones((3, 3)))
     with pytest.raises(ValueError, match="does not match"):
         ops.sparse_categorical_crossentropy(np.ones((3, 2), int), np.ones((3, 4)))
+
+
+@pytest.mark.parametrize("kw", [{}, {"strides": 2, "padding": "same"}, {"strides": 3},
+                                {"strides": (2, 1), "padding": "same"}])
+def test_conv_transpose_is_the_adjoint_of_conv(kw):
+    """<conv_transpose(y, w), x> == <y, conv(x, w)> for every x of the output's shape."""
+    y = normal(2, 3, 4, 3, seed=1)
+    w = normal(3, 3, 2, 3, seed=2)
+    t = ops.conv_transpose(y, w, **kw)
+    x = normal(*t.shape, seed=3)
+    c = ops.conv(x, w, **kw)
+    assert c.shape == y.shape
+    np.testing.assert_allclose(np.sum(t * x), np.sum(y * c), rtol=1e-10)

@@ -17,7 +17,7 @@ from fastdl._tape import GradientTape
 
 import test_autodiff_ops as table
 
-KERNEL_OPS = {"conv", "max_pool", "average_pool"}
+KERNEL_OPS = {"conv", "conv_transpose", "max_pool", "average_pool"}
 
 
 def _make_fake_cupy():

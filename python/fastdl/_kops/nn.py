@@ -561,3 +561,68 @@ def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None)
 
 def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
     return _pool(_avg_pool, inputs, pool_size, strides, padding, data_format, "average_pool")
+
+
+def _deconv_len(n, k, s, d, padding):
+    keff = (k - 1) * d + 1
+    if padding == "valid":
+        return n * s + max(keff - s, 0)
+    if padding == "same":
+        return n * s
+    raise ValueError(f"conv_transpose: padding must be 'valid' or 'same', got {padding!r}")
+
+
+def _as_pair(v):
+    return (int(v), int(v)) if isinstance(v, (int, np.integer)) else tuple(int(e) for e in v)
+
+
+def _convt_fwd(x, w, strides, padding, dilation_rate):
+    xp = xp_of(x)
+    sh, sw = _as_pair(strides)
+    dh, dw = _as_pair(dilation_rate)
+    kh, kw = w.shape[0], w.shape[1]
+    shape = (x.shape[0], _deconv_len(x.shape[1], kh, sh, dh, padding),
+             _deconv_len(x.shape[2], kw, sw, dw, padding), w.shape[2])
+    # the transposed convolution is the input gradient of a convolution
+    dx, _, _ = _k().conv2d_backward(_contig(x), xp.zeros(shape, x.dtype), _contig(w, x.dtype),
+                                    strides=strides, padding=padding,
+                                    dilation_rate=dilation_rate, need_dx=True)
+    return dx
+
+
+def _convt_vjp(needs, g, out, x, w, strides, padding, dilation_rate):
+    g = _contig(g, x.dtype)
+    gx = gw = None
+    if needs[0]:
+        gx = _k().conv2d(g, _contig(w, x.dtype), strides=strides, padding=padding,
+                         dilation_rate=dilation_rate)
+    if needs[1]:
+        _, gw, _ = _k().conv2d_backward(_contig(x), g, _contig(w, x.dtype), strides=strides,
+                                        padding=padding, dilation_rate=dilation_rate,
+                                        need_dx=False)
+    return gx, gw
+
+
+_conv_transpose = _op_needs("conv_transpose", _convt_fwd, _convt_vjp)
+
+
+def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=None,
+                   data_format=None, dilation_rate=1):
+    """Transposed convolution (1-D and 2-D): inputs (N, [H,] W, C), kernel
+    ([KH,] KW, F, C) -> (N, [H',] W', F), the input gradient of conv with that kernel."""
+    if output_padding is not None:
+        raise NotImplementedError("conv_transpose: output_padding is not supported by fastdl")
+    x = inputs if isinstance(inputs, Tensor) else float_of(inputs)
+    w = kernel if isinstance(kernel, Tensor) else float_of(kernel)
+    x, cf = _channels_first(x, data_format, 2)
+    x, one_d = _to_2d(x, "conv_transpose")
+    if one_d:
+        w = knp.expand_dims(w, 0)
+    padding = padding.lower() if isinstance(padding, str) else padding
+    st = _pair(strides, one_d)
+    dl = _pair(dilation_rate, one_d)
+    y = _conv_transpose(x, w, strides=st if not isinstance(st, int) else (st, st),
+                        padding=padding, dilation_rate=dl if not isinstance(dl, int) else (dl, dl))
+    if one_d:
+        y = knp.squeeze(y, 1)
+    return knp.moveaxis(y, -1, 1) if cf else y
