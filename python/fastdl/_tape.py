@@ -207,7 +207,10 @@ class Tensor:
 
 _UFUNC_OPS = {"add": "add", "subtract": "subtract", "multiply": "multiply",
               "true_divide": "divide", "divide": "divide", "matmul": "matmul", "power": "power",
-              "negative": "negative"}
+              "negative": "negative",
+              # no gradient: `numpy_array < tensor` gives the boolean array `tensor > ...` gives
+              "less": "less", "less_equal": "less_equal", "greater": "greater",
+              "greater_equal": "greater_equal", "equal": "equal", "not_equal": "not_equal"}
 
 
 def _ops():
@@ -258,14 +261,25 @@ def _track(x, tapes):
     """x as a participant of the recording: a Tensor, a leaf for a watched array, or None
     (a constant: nothing under the tape depends on it)."""
     if type(x) is Tensor:
-        return x if x._live() else None
+        if x._live():
+            return x
+        x = x.value  # a Tensor of a finished recording is a constant (or a watched array)
     key = id(x)
+    hit = None
     for t in tapes:
         hit = t._leaves.get(key)
         if hit is not None:
-            return hit[1]
+            break
+    if hit is not None and len(tapes) == 1:
+        return hit[1]
     auto = getattr(_state, "auto", False) and _variables.get(key) is x
     watchers = [t for t in tapes if key in t._watched or (auto and t._auto)]
+    if hit is not None:
+        # one leaf per array: a tape that watches it too (an inner tape opened after an
+        # outer one first met the array) shares the leaf
+        for w in watchers:
+            w._leaves.setdefault(key, hit)
+        return hit[1]
     if not watchers:
         return None
     leaf = Tensor(x, None, tuple(tapes))
@@ -356,7 +370,7 @@ def stop_gradient(x):
 
 
 # ------------------------------------------------------------------ backprop
-def _topo(roots):
+def _topo(roots, keep=None):
     order, seen = [], set()
     stack = [(r, False) for r in roots]
     while stack:
@@ -368,22 +382,36 @@ def _topo(roots):
             continue
         seen.add(id(n))
         stack.append((n, True))
-        for p in _parents(n):
+        for p in _parents(n, keep):
             if id(p) not in seen:
                 stack.append((p, False))
     return order  # parents before children
 
 
-def _parents(n):
-    """Graph vertices are Tensors, and the Nodes of multi-output operations."""
+def _parents(n, keep=None):
+    """Graph vertices are Tensors, and the Nodes of multi-output operations. keep(tensor)
+    says whether the tape being differentiated recorded it (else it is a constant there)."""
     if isinstance(n, Node):
-        return tuple(p for p in n.parents if p is not None)
+        return tuple(p for p in n.parents if p is not None and (keep is None or keep(p)))
     node = n.node
     if node is None:
         return ()
     if isinstance(node, _Select):
         return (node.node,)
-    return tuple(p for p in node.parents if p is not None)
+    return tuple(p for p in node.parents if p is not None and (keep is None or keep(p)))
+
+
+def _recorded_by(tape):
+    """keep() for tape: the Tensors computed while it recorded, and its own leaves. An
+    inner tape treats values computed before it started as constants (TensorFlow's rule)."""
+    leaves = tape._leaves
+
+    def keep(p):
+        if tape in p._tapes:
+            return True
+        hit = leaves.get(id(p.value)) if p.node is None else None
+        return hit is not None and hit[1] is p
+    return keep
 
 
 def _accumulate(grads, key, g):
@@ -404,12 +432,12 @@ def _sum_to(g, shape):
     return g.reshape(shape)
 
 
-def _run(node, g, grads):
+def _run(node, g, grads, keep=None):
     gin = node.vjp(g)
     if not isinstance(gin, (tuple, list)):
         gin = (gin,)
     for p, gp in zip(node.parents, gin):
-        if p is None or gp is None:
+        if p is None or gp is None or (keep is not None and not keep(p)):
             continue
         if hasattr(gp, "shape"):
             gp = _sum_to(gp, p.shape)
@@ -421,14 +449,14 @@ def _run(node, g, grads):
         _accumulate(grads, id(p), gp)
 
 
-def _backprop(target, seed):
+def _backprop(target, seed, keep=None):
     grads = {id(target): seed}
-    order = _topo([target])
+    order = _topo([target], keep)
     for v in reversed(order):
         if isinstance(v, Node):
             gs = grads.get(id(v))
             if gs is not None and any(x is not None for x in gs):
-                _run(v, tuple(gs), grads)
+                _run(v, tuple(gs), grads, keep)
             continue
         g = grads.get(id(v))
         if g is None or v.node is None:
@@ -440,7 +468,7 @@ def _backprop(target, seed):
                 slot = grads[id(node.node)] = [None] * node.count
             slot[node.index] = g if slot[node.index] is None else slot[node.index] + g
             continue
-        _run(node, g, grads)
+        _run(node, g, grads, keep)
     return grads
 
 
@@ -483,7 +511,9 @@ class GradientTape:
         """Track x (an array, a Tensor, or a list/tuple of them) as a source."""
         for a in _flat(x):
             if isinstance(a, Tensor):
-                continue  # already traced
+                if a._live():
+                    continue  # already traced
+                a = a.value  # a Tensor of a finished recording: watch its value
             if not hasattr(a, "shape"):
                 raise TypeError(f"GradientTape.watch expects arrays, got {type(a).__name__}")
             self._watched[id(a)] = a
@@ -512,7 +542,6 @@ class GradientTape:
         if self._used and not self._persistent:
             raise RuntimeError("GradientTape.gradient can be called only once on a non-persistent "
                                "tape; use GradientTape(persistent=True) to take several gradients")
-        self._used = True
         if unconnected_gradients not in ("none", "zero"):
             raise ValueError(f"unconnected_gradients must be 'none' or 'zero', got "
                              f"{unconnected_gradients!r}")
@@ -534,15 +563,21 @@ class GradientTape:
             seed = xp.ones(target.shape, target.dtype)
         else:
             seed = value(output_gradients)
+            if not hasattr(seed, "shape"):
+                seed = np.asarray(seed, dtype=target.dtype)
             if tuple(seed.shape) != tuple(target.shape):
                 raise ValueError(f"GradientTape.gradient: output_gradients has shape {seed.shape}, "
                                  f"the target {target.shape}")
-        grads = _backprop(target, seed)
+        self._used = True  # a call rejected above leaves the tape usable
+        grads = _backprop(target, seed, _recorded_by(self))
         out = []
         for s in src_list:
+            g = None
             if isinstance(s, Tensor):
                 g = grads.get(id(s))
-            else:
+                if g is None and not s._live():
+                    s = s.value  # watched through its value (see watch)
+            if not isinstance(s, Tensor) and g is None:
                 hit = self._leaves.get(id(s))
                 g = grads.get(id(hit[1])) if hit is not None and hit[0] is s else None
             if g is None and unconnected_gradients == "zero":

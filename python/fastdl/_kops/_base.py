@@ -27,6 +27,16 @@ def xp_of(*arrays):
     return np
 
 
+def to_device_of(ref, *arrays):
+    """The NumPy arrays among arrays moved to ref's device when ref is a CuPy array (as
+    Keras' convert_to_tensor places constants); anything else unchanged."""
+    xp = xp_of(ref)
+    if xp is np:
+        return arrays if len(arrays) != 1 else arrays[0]
+    out = tuple(xp.asarray(a) if type(a) is np.ndarray else a for a in arrays)
+    return out if len(out) != 1 else out[0]
+
+
 def is_array(a):
     return hasattr(a, "shape") and hasattr(a, "dtype") and not isinstance(a, np.generic)
 

@@ -182,3 +182,172 @@ def vectorized_map(function, elements):
 
 def map(f, xs):
     return vectorized_map(f, xs)
+
+
+# ------------------------------------------------------------------ linalg (differentiable)
+def _inv_vjp(g, out, a):
+    xp = xp_of(a, g)
+    oT = xp.swapaxes(out, -1, -2)
+    return -(oT @ g @ oT)
+
+
+_inv = primitive("inv", lambda a: xp_of(a).linalg.inv(a), _inv_vjp)
+
+
+def inv(x):
+    return _inv(x if isinstance(x, Tensor) else float_of(x))
+
+
+def _det_vjp(g, out, a):
+    xp = xp_of(a, g)
+    return (g * out)[..., None, None] * xp.swapaxes(xp.linalg.inv(a), -1, -2)
+
+
+_det = primitive("det", lambda a: xp_of(a).linalg.det(a), _det_vjp)
+
+
+def det(x):
+    return _det(x if isinstance(x, Tensor) else float_of(x))
+
+
+def _solve_fwd(a, b):
+    xp = xp_of(a, b)
+    if b.ndim == a.ndim - 1:
+        return xp.linalg.solve(a, b[..., None])[..., 0]
+    return xp.linalg.solve(a, b)
+
+
+def _solve_vjp(g, out, a, b):
+    xp = xp_of(a, b, g)
+    vec = b.ndim == a.ndim - 1
+    g2 = g[..., None] if vec else g
+    x2 = out[..., None] if vec else out
+    gb = xp.linalg.solve(xp.swapaxes(a, -1, -2), g2)
+    ga = -gb @ xp.swapaxes(x2, -1, -2)
+    return ga, (gb[..., 0] if vec else gb)
+
+
+_solve = primitive("solve", _solve_fwd, _solve_vjp)
+
+
+def solve(a, b):
+    """x with a @ x = b (b a matrix, or a vector per matrix)."""
+    return _solve(a if isinstance(a, Tensor) else float_of(a),
+                  b if isinstance(b, Tensor) else float_of(b))
+
+
+def _forward_only(name, fn):
+    def op(x, *args, **kwargs):
+        no_gradient_guard(name, x)
+        v = value(x)
+        return fn(xp_of(v), float_of(v), *args, **kwargs)
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"{name}: forward only (no gradient under a tape)."
+    return op
+
+
+cholesky = _forward_only("cholesky", lambda xp, a: xp.linalg.cholesky(a))
+eigh = _forward_only("eigh", lambda xp, a: xp.linalg.eigh(a))
+eig = _forward_only("eig", lambda xp, a: xp.linalg.eig(a))
+qr = _forward_only("qr", lambda xp, a, mode="reduced": xp.linalg.qr(a, mode=mode))
+svd = _forward_only("svd", lambda xp, a, full_matrices=True, compute_uv=True:
+                    xp.linalg.svd(a, full_matrices=full_matrices, compute_uv=compute_uv))
+slogdet = _forward_only("slogdet", lambda xp, a: tuple(xp.linalg.slogdet(a)))
+
+
+# ------------------------------------------------------------------ custom gradients
+class _Paused:
+    """Every recording tape of this thread paused (a custom forward/backward runs on
+    plain arrays)."""
+
+    def __enter__(self):
+        from .._tape import _active
+        self.tapes = _active()
+        for t in self.tapes:
+            t._recording = False
+
+    def __exit__(self, *exc):
+        for t in self.tapes:
+            t._recording = True
+        return False
+
+
+def custom_gradient(f):
+    """Decorator: ``f(*args)`` returns ``(output, grad_fn)``; ``grad_fn(upstream)`` returns the
+    gradient of each positional argument (one value, or a tuple). Keras' form
+    ``def grad(*args, upstream=None)`` works too. The forward and grad_fn run on plain
+    arrays; the tape records f as one operation."""
+    import functools
+
+    from .._tape import _active, record
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        raw = [value(a) for a in args]
+        with _Paused():
+            out, grad_fn = f(*raw, **kwargs)
+        out = value(out)
+        if not _active():
+            return out
+
+        def vjp(g):
+            with _Paused():
+                gs = grad_fn(g)
+            gs = gs if isinstance(gs, (tuple, list)) else (gs,)
+            return tuple(None if x is None else to_array(value(x)) for x in gs)
+        return record(getattr(f, "__name__", "custom_gradient"), out, args, vjp)
+    return wrapper
+
+
+# ------------------------------------------------------------------ more math and control flow
+def _erfinv_np(y):
+    xp = xp_of(y)
+    if xp is not np:
+        import cupyx.scipy.special
+        return cupyx.scipy.special.erfinv(y)
+    try:
+        from scipy.special import erfinv as serfinv
+        return serfinv(y).astype(y.dtype, copy=False)
+    except ImportError:  # pragma: no cover - SciPy is optional: Newton on erf
+        a = 0.147
+        ln = np.log1p(-y * y)
+        t = 2 / (np.pi * a) + ln / 2
+        x = np.sign(y) * np.sqrt(np.sqrt(t * t - ln / a) - t)
+        for _ in range(3):
+            x = x - (_erf(x) - y) / (2 / np.sqrt(np.pi) * np.exp(-x * x))
+        return x.astype(y.dtype, copy=False)
+
+
+_erfinv_op = primitive("erfinv", _erfinv_np,
+                       lambda g, out, y: g * (np.sqrt(np.pi) / 2) * xp_of(y).exp(out * out))
+
+
+def erfinv(x):
+    return _erfinv_op(x if isinstance(x, Tensor) else float_of(x))
+
+
+def switch(index, branches, *operands):
+    """branches[index](*operands), index clipped to the valid range."""
+    i = int(np.clip(int(value(index)), 0, len(branches) - 1))
+    return branches[i](*operands)
+
+
+def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
+    """JAX's scan: carry, y = f(carry, x) over the leading axis of xs; returns
+    (final carry, ys stacked)."""
+    if xs is None:
+        n = int(length)
+        items = [None] * n
+    else:
+        flat = xs if isinstance(xs, (list, tuple)) else None
+        n = len(flat[0]) if flat is not None else len(xs)
+        items = [type(flat)(e[i] for e in flat) if flat is not None else xs[i] for i in range(n)]
+    order = range(n - 1, -1, -1) if reverse else range(n)
+    carry, ys = init, [None] * n
+    for i in order:
+        carry, ys[i] = f(carry, items[i])
+    if n == 0 or ys[0] is None:
+        return carry, None
+    if isinstance(ys[0], (list, tuple)):
+        return carry, type(ys[0])(knp.stack([y[j] for y in ys]) for j in range(len(ys[0])))
+    return carry, knp.stack(ys)

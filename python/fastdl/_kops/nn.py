@@ -7,9 +7,9 @@ TensorFlow uses (relu'(0) = 0).
 """
 import numpy as np
 
-from .._tape import Tensor, primitive, value
+from .._tape import Tensor, primitive, recording as _recording, value
 from . import numpy as knp
-from ._base import FLOATX, float_of, standardize_dtype, to_array, xp_of
+from ._base import FLOATX, float_of, standardize_dtype, to_array, to_device_of, xp_of
 
 
 def _k():
@@ -22,10 +22,20 @@ def _kernel_ok(x):
             and x.flags.c_contiguous)
 
 
+_nd = np.ndarray
+
+
+def _fast(x):
+    """A float NumPy array and no recording tape: the forward alone, at NumPy cost."""
+    return type(x) is _nd and x.dtype.kind == "f" and not _recording()
+
+
 def _unary(name, fwd, dfdx):
     raw = primitive(name, fwd, lambda g, out, x, **kw: g * dfdx(x, out, **kw))
 
     def op(x, **kw):
+        if _fast(x):
+            return fwd(x, **kw)
         return raw(x if isinstance(x, Tensor) else float_of(x), **kw)
     op.__name__ = op.__qualname__ = name
     return op
@@ -55,9 +65,29 @@ def _tanh_fwd(x):
     return xp_of(x).tanh(x)
 
 
-_relu = _unary("relu", _relu_fwd, lambda x, y: (x > 0).astype(x.dtype))
-_sigmoid = _unary("sigmoid", _sigmoid_fwd, lambda x, y: y * (1 - y))
-_tanh = _unary("tanh", _tanh_fwd, lambda x, y: 1 - y * y)
+def _act_vjp(name, dfdx):
+    """The C++ activation_backward kernel for float NumPy arrays, NumPy otherwise."""
+    def vjp(g, out, x):
+        if _kernel_ok(out) and type(g) is np.ndarray and g.dtype == out.dtype:
+            return _k().activation_backward(np.ascontiguousarray(g), out, name)
+        return g * dfdx(x, out)
+    return vjp
+
+
+def _act(name, fwd, dfdx):
+    raw = primitive(name, fwd, _act_vjp(name, dfdx))
+
+    def op(x):
+        if _fast(x):
+            return fwd(x)
+        return raw(x if isinstance(x, Tensor) else float_of(x))
+    op.__name__ = op.__qualname__ = name
+    return op
+
+
+_relu = _act("relu", _relu_fwd, lambda x, y: (x > 0).astype(x.dtype))
+_sigmoid = _act("sigmoid", _sigmoid_fwd, lambda x, y: y * (1 - y))
+_tanh = _act("tanh", _tanh_fwd, lambda x, y: 1 - y * y)
 
 
 def relu(x):
@@ -216,6 +246,8 @@ def _softmax_fwd(x, axis):
 
 
 def _softmax_vjp(g, out, x, axis):
+    if _kernel_ok(out) and type(g) is np.ndarray and g.dtype == out.dtype:
+        return _k().softmax_backward(np.ascontiguousarray(g), out, axis)
     return out * (g - (g * out).sum(axis=axis, keepdims=True))
 
 
@@ -228,6 +260,8 @@ def _log_softmax_fwd(x, axis):
 
 
 def _log_softmax_vjp(g, out, x, axis):
+    if _kernel_ok(out) and type(g) is np.ndarray and g.dtype == out.dtype:
+        return _k().log_softmax_backward(np.ascontiguousarray(g), out, axis)
     return g - xp_of(g).exp(out) * g.sum(axis=axis, keepdims=True)
 
 
@@ -236,6 +270,8 @@ _log_softmax = primitive("log_softmax", _log_softmax_fwd, _log_softmax_vjp)
 
 
 def softmax(x, axis=-1):
+    if _fast(x) and isinstance(axis, int) and x.ndim:
+        return _softmax_fwd(x, axis % x.ndim)
     x = x if isinstance(x, Tensor) else float_of(x)
     if isinstance(axis, (tuple, list)):
         # several axes: exp(x - logsumexp over them)
@@ -244,6 +280,8 @@ def softmax(x, axis=-1):
 
 
 def log_softmax(x, axis=-1):
+    if _fast(x) and isinstance(axis, int) and x.ndim:
+        return _log_softmax_fwd(x, axis % x.ndim)
     x = x if isinstance(x, Tensor) else float_of(x)
     if isinstance(axis, (tuple, list)):
         return knp.subtract(x, knp.logsumexp(x, axis=tuple(axis), keepdims=True))
@@ -287,6 +325,9 @@ def binary_crossentropy(target, output, from_logits=False):
     probabilities clipped to [1e-7, 1 - 1e-7], or stably from logits."""
     t = target if isinstance(target, Tensor) else float_of(target)
     o = output if isinstance(output, Tensor) else float_of(output)
+    if tuple(t.shape) != tuple(o.shape):
+        raise ValueError(f"binary_crossentropy: arguments `target` and `output` must have the "
+                         f"same shape, got {tuple(t.shape)} and {tuple(o.shape)}")
     if from_logits:
         # max(o, 0) - o * t + log(1 + exp(-|o|))
         return knp.add(knp.subtract(relu(o), knp.multiply(o, t)),
@@ -332,7 +373,8 @@ def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
         o = knp.divide(o, knp.sum(o, axis=axis, keepdims=True))
         o = knp.clip(o, _EPSILON, 1.0 - _EPSILON)
         log_prob = knp.log(o)
-    oh = one_hot(t.astype(np.int64), o.shape[axis], axis=axis, dtype=o.dtype)
+    oh = one_hot(to_device_of(value(o), t.astype(np.int64)), o.shape[axis], axis=axis,
+                 dtype=o.dtype)
     return knp.negative(knp.sum(knp.multiply(oh, log_prob), axis=axis))
 
 
@@ -370,3 +412,217 @@ def batch_normalization(x, mean, variance, axis, offset=None, scale=None, epsilo
         inv = knp.multiply(inv, b(scale))
     y = knp.multiply(knp.subtract(x, b(mean)), inv)
     return knp.add(y, b(offset)) if offset is not None else y
+
+
+# ------------------------------------------------------------------ more activations
+def hard_tanh(x):
+    return knp.clip(x, -1.0, 1.0)
+
+
+def celu(x, alpha=1.0):
+    a = float(alpha)
+    return knp.add(relu(x), knp.minimum(0.0, knp.multiply(a, knp.expm1(knp.divide(x, a)))))
+
+
+def squareplus(x, b=4):
+    x = x if isinstance(x, Tensor) else float_of(x)
+    return knp.divide(knp.add(x, knp.sqrt(knp.add(knp.square(x), float(b)))), 2.0)
+
+
+def tanh_shrink(x):
+    return knp.subtract(x, tanh(x))
+
+
+def soft_shrink(x, threshold=0.5):
+    x = x if isinstance(x, Tensor) else float_of(x)
+    t = float(threshold)
+    v = value(x)
+    return knp.where(v > t, knp.subtract(x, t), knp.where(v < -t, knp.add(x, t), 0.0))
+
+
+def hard_shrink(x, threshold=0.5):
+    x = x if isinstance(x, Tensor) else float_of(x)
+    return knp.where(xp_of(value(x)).abs(value(x)) > float(threshold), x, 0.0)
+
+
+def sparse_plus(x):
+    x = x if isinstance(x, Tensor) else float_of(x)
+    v = value(x)
+    return knp.where(v <= -1, 0.0, knp.where(v >= 1, x, knp.divide(knp.square(knp.add(x, 1.0)),
+                                                                    4.0)))
+
+
+def threshold(x, threshold, default_value):
+    x = x if isinstance(x, Tensor) else float_of(x)
+    return knp.where(value(x) > threshold, x, default_value)
+
+
+# ------------------------------------------------------------------ convolution and pooling
+# Keras' ops.conv / max_pool / average_pool for 1-D and 2-D inputs, on fastdl's C++ kernels
+# (a 1-D input is a 2-D one of height 1). data_format 'channels_last' (default) or
+# 'channels_first' (transposed around the kernel).
+def _to_2d(x, what):
+    v = value(x)
+    if v.ndim == 3:
+        return knp.expand_dims(x, 1), True
+    if v.ndim == 4:
+        return x, False
+    raise ValueError(f"{what}: fastdl supports 1-D and 2-D inputs (rank 3 or 4), got rank {v.ndim}")
+
+
+def _pair(v, one_d):
+    if v is None:
+        return None
+    if isinstance(v, (int, np.integer)):
+        return (1, int(v)) if one_d else int(v)
+    v = tuple(int(e) for e in v)
+    return (1,) + v if one_d and len(v) == 1 else v
+
+
+def _channels_first(x, data_format, nd):
+    if data_format in (None, "channels_last"):
+        return x, False
+    if data_format != "channels_first":
+        raise ValueError(f"data_format must be 'channels_last' or 'channels_first', got "
+                         f"{data_format!r}")
+    return knp.moveaxis(x, 1, -1), True
+
+
+def _contig(a, dtype=None):
+    return np.ascontiguousarray(a, dtype=dtype) if type(a) is np.ndarray else a
+
+
+def _conv_fwd(x, w, strides, padding, dilation_rate):
+    return _k().conv2d(_contig(x), _contig(w, x.dtype), strides=strides, padding=padding,
+                       dilation_rate=dilation_rate)
+
+
+def _conv_vjp(needs, g, out, x, w, strides, padding, dilation_rate):
+    dx, dw, _ = _k().conv2d_backward(_contig(g, x.dtype), _contig(x), _contig(w, x.dtype),
+                                     strides=strides, padding=padding,
+                                     dilation_rate=dilation_rate, need_dx=bool(needs[0]))
+    return (dx if needs[0] else None), (dw if needs[1] else None)
+
+
+from ._base import op_needs as _op_needs  # noqa: E402
+
+_conv = _op_needs("conv", _conv_fwd, _conv_vjp)
+
+
+def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+    """N-D convolution (1-D and 2-D here): inputs (N, [H,] W, C), kernel ([KH,] KW, C, F)."""
+    x = inputs if isinstance(inputs, Tensor) else float_of(inputs)
+    w = kernel if isinstance(kernel, Tensor) else float_of(kernel)
+    x, cf = _channels_first(x, data_format, 2)
+    x, one_d = _to_2d(x, "conv")
+    if one_d:
+        w = knp.expand_dims(w, 0)
+    if isinstance(padding, str):
+        padding = padding.lower()
+    y = _conv(x, w, strides=_pair(strides, one_d), padding=padding,
+              dilation_rate=_pair(dilation_rate, one_d))
+    if one_d:
+        y = knp.squeeze(y, 1)
+    return knp.moveaxis(y, -1, 1) if cf else y
+
+
+def _pool_op(name):
+    fwd_name, bwd_name = f"{name}_pool2d", f"{name}_pool2d_backward"
+
+    def fwd(x, pool_size, strides, padding):
+        return getattr(_k(), fwd_name)(_contig(x), pool_size, strides, padding)
+
+    def vjp(g, out, x, pool_size, strides, padding):
+        return getattr(_k(), bwd_name)(_contig(g, x.dtype), _contig(x), pool_size=pool_size,
+                                       strides=strides, padding=padding)
+    return primitive(name + "_pool", fwd, vjp)
+
+
+_max_pool = _pool_op("max")
+_avg_pool = _pool_op("avg")
+
+
+def _pool(raw, inputs, pool_size, strides, padding, data_format, what):
+    x = inputs if isinstance(inputs, Tensor) else float_of(inputs)
+    x, cf = _channels_first(x, data_format, 2)
+    x, one_d = _to_2d(x, what)
+    if isinstance(padding, str):
+        padding = padding.lower()
+    y = raw(x, pool_size=_pair(pool_size, one_d), strides=_pair(strides, one_d),
+            padding=padding)
+    if one_d:
+        y = knp.squeeze(y, 1)
+    return knp.moveaxis(y, -1, 1) if cf else y
+
+
+def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
+    return _pool(_max_pool, inputs, pool_size, strides, padding, data_format, "max_pool")
+
+
+def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
+    return _pool(_avg_pool, inputs, pool_size, strides, padding, data_format, "average_pool")
+
+
+def _deconv_len(n, k, s, d, padding):
+    keff = (k - 1) * d + 1
+    if padding == "valid":
+        return n * s + max(keff - s, 0)
+    if padding == "same":
+        return n * s
+    raise ValueError(f"conv_transpose: padding must be 'valid' or 'same', got {padding!r}")
+
+
+def _as_pair(v):
+    return (int(v), int(v)) if isinstance(v, (int, np.integer)) else tuple(int(e) for e in v)
+
+
+def _convt_fwd(x, w, strides, padding, dilation_rate):
+    xp = xp_of(x)
+    sh, sw = _as_pair(strides)
+    dh, dw = _as_pair(dilation_rate)
+    kh, kw = w.shape[0], w.shape[1]
+    shape = (x.shape[0], _deconv_len(x.shape[1], kh, sh, dh, padding),
+             _deconv_len(x.shape[2], kw, sw, dw, padding), w.shape[2])
+    # the transposed convolution is the input gradient of a convolution
+    dx, _, _ = _k().conv2d_backward(_contig(x), xp.zeros(shape, x.dtype), _contig(w, x.dtype),
+                                    strides=strides, padding=padding,
+                                    dilation_rate=dilation_rate, need_dx=True)
+    return dx
+
+
+def _convt_vjp(needs, g, out, x, w, strides, padding, dilation_rate):
+    g = _contig(g, x.dtype)
+    gx = gw = None
+    if needs[0]:
+        gx = _k().conv2d(g, _contig(w, x.dtype), strides=strides, padding=padding,
+                         dilation_rate=dilation_rate)
+    if needs[1]:
+        _, gw, _ = _k().conv2d_backward(_contig(x), g, _contig(w, x.dtype), strides=strides,
+                                        padding=padding, dilation_rate=dilation_rate,
+                                        need_dx=False)
+    return gx, gw
+
+
+_conv_transpose = _op_needs("conv_transpose", _convt_fwd, _convt_vjp)
+
+
+def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=None,
+                   data_format=None, dilation_rate=1):
+    """Transposed convolution (1-D and 2-D): inputs (N, [H,] W, C), kernel
+    ([KH,] KW, F, C) -> (N, [H',] W', F), the input gradient of conv with that kernel."""
+    if output_padding is not None:
+        raise NotImplementedError("conv_transpose: output_padding is not supported by fastdl")
+    x = inputs if isinstance(inputs, Tensor) else float_of(inputs)
+    w = kernel if isinstance(kernel, Tensor) else float_of(kernel)
+    x, cf = _channels_first(x, data_format, 2)
+    x, one_d = _to_2d(x, "conv_transpose")
+    if one_d:
+        w = knp.expand_dims(w, 0)
+    padding = padding.lower() if isinstance(padding, str) else padding
+    st = _pair(strides, one_d)
+    dl = _pair(dilation_rate, one_d)
+    y = _conv_transpose(x, w, strides=st if not isinstance(st, int) else (st, st),
+                        padding=padding, dilation_rate=dl if not isinstance(dl, int) else (dl, dl))
+    if one_d:
+        y = knp.squeeze(y, 1)
+    return knp.moveaxis(y, -1, 1) if cf else y

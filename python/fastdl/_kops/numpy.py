@@ -17,7 +17,7 @@ from .. import _tape
 from .._tape import Tensor, primitive, value
 from ._base import (FLOATX, constant, expand_reduced, float_of, is_np_float, normalize_axis,
                     no_gradient_guard, op_needs, operand, standardize_dtype, sum_to, to_array,
-                    xp_of)
+                    to_device_of, xp_of)
 
 _sum = builtins.sum
 _abs = builtins.abs
@@ -29,14 +29,33 @@ def _k():
 
 
 # ============================================================== element-wise binary
+_nd = np.ndarray
+_FAST_OPERANDS = (np.ndarray, float, int)
+_recording = _tape.recording
+
+
 def _binary(name, fwd, vjp):
     """A broadcasting binary op: Python scalars stay weakly typed."""
     raw = op_needs(name, fwd, vjp)
+    npfn = getattr(np, getattr(fwd, "np_name", ""), None)
 
     def op(x1, x2):
-        return raw(_operand(x1), _operand(x2))
+        # the common case at plain NumPy cost: NumPy arrays and Python numbers, no tape
+        if (npfn is not None and type(x1) in _FAST_OPERANDS and type(x2) in _FAST_OPERANDS
+                and not _recording()):
+            return npfn(x1, x2)
+        a, b = _operand(x1), _operand(x2)
+        return raw(*_same_device(a, b))
     op.__name__ = op.__qualname__ = name
     return op
+
+
+def _same_device(*xs):
+    """Host NumPy operands join a CuPy operand's device (constants, like Keras' conversion)."""
+    for x in xs:
+        if xp_of(value(x)) is not np:
+            return to_device_of(value(x), *xs) if len(xs) > 1 else xs
+    return xs
 
 
 def _operand(x):
@@ -79,23 +98,22 @@ def _pow_vjp(needs, g, out, a, b):
     return ga, gb
 
 
-def _np_add(a, b):
-    return xp_of(a, b).add(a, b)
+def _bfx(fn):
+    """The forward xp.<fn>(a, b), with the NumPy name for the fast path."""
+    def fwd(a, b):
+        return getattr(xp_of(a, b), fn)(a, b)
+    fwd.np_name = fn
+    return fwd
 
 
-add = _binary("add", _np_add, _add_vjp)
-subtract = _binary("subtract", lambda a, b: xp_of(a, b).subtract(a, b), _sub_vjp)
-multiply = _binary("multiply", lambda a, b: xp_of(a, b).multiply(a, b), _mul_vjp)
-divide = _binary("divide", lambda a, b: xp_of(a, b).true_divide(a, b), _div_vjp)
+add = _binary("add", _bfx("add"), _add_vjp)
+subtract = _binary("subtract", _bfx("subtract"), _sub_vjp)
+multiply = _binary("multiply", _bfx("multiply"), _mul_vjp)
+divide = _binary("divide", _bfx("true_divide"), _div_vjp)
 true_divide = divide
 
 
-def _power_fwd(a, b):
-    xp = xp_of(a, b)
-    return xp.power(a, b)
-
-
-power = _binary("power", _power_fwd, _pow_vjp)
+power = _binary("power", _bfx("power"), _pow_vjp)
 
 
 def _maxmin_vjp(first_wins):
@@ -107,8 +125,8 @@ def _maxmin_vjp(first_wins):
     return vjp
 
 
-maximum = _binary("maximum", lambda a, b: xp_of(a, b).maximum(a, b), _maxmin_vjp(True))
-minimum = _binary("minimum", lambda a, b: xp_of(a, b).minimum(a, b), _maxmin_vjp(False))
+maximum = _binary("maximum", _bfx("maximum"), _maxmin_vjp(True))
+minimum = _binary("minimum", _bfx("minimum"), _maxmin_vjp(False))
 
 
 def _logaddexp_vjp(needs, g, out, a, b):
@@ -159,20 +177,30 @@ def _unary(name, fwd, dfdx):
     def vjp(g, out, x):
         return g * dfdx(x, out)
     raw = primitive(name, fwd, vjp)
+    npfn = getattr(np, getattr(fwd, "np_name", ""), None)
 
     def op(x):
+        if (npfn is not None and type(x) is _nd and x.dtype.kind == "f"
+                and not _recording()):
+            return npfn(x)
         return raw(x if isinstance(x, Tensor) else to_array(x))
     op.__name__ = op.__qualname__ = name
     return op
 
 
 def _fx(fn):
-    return lambda x: getattr(xp_of(x), fn)(x)
+    def fwd(x):
+        return getattr(xp_of(x), fn)(x)
+    fwd.np_name = fn
+    return fwd
 
 
 def _ffx(fn):
     """Float-producing: integer inputs become float32 first (Keras' dtype rule)."""
-    return lambda x: getattr(xp_of(x), fn)(float_of(x))
+    def fwd(x):
+        return getattr(xp_of(x), fn)(float_of(x))
+    fwd.np_name = fn
+    return fwd
 
 
 negative = _unary("negative", _fx("negative"), lambda x, y: -1)
@@ -345,6 +373,8 @@ def _reduction(name, fwd, vjp):
     raw = primitive(name, fwd, vjp)
 
     def op(x, axis=None, keepdims=False):
+        if type(x) is _nd and not _recording():
+            return fwd(x, axis=_ax(axis), keepdims=bool(keepdims))
         return raw(x if isinstance(x, Tensor) else to_array(x), axis=_ax(axis),
                    keepdims=bool(keepdims))
     op.__name__ = op.__qualname__ = name
@@ -431,13 +461,13 @@ def var(x, axis=None, keepdims=False):
     x = x if isinstance(x, Tensor) else float_of(x)
     if isinstance(x, Tensor) and x.dtype.kind not in "fc":
         x = cast(x, FLOATX)
-    d = subtract(x, stop_gradient_keepdims(x, axis))
+    d = subtract(x, _mean_const(x, axis))
     # the mean's own gradient is zero for the variance (sum of deviations is 0),
     # so it is taken as a constant.
     return mean(square(d), axis=axis, keepdims=keepdims)
 
 
-def stop_gradient_keepdims(x, axis):
+def _mean_const(x, axis):
     v = value(x)
     return xp_of(v).mean(v, axis=_ax(axis), keepdims=True)
 
@@ -451,6 +481,7 @@ def average(x, axis=None, weights=None):
         return mean(x, axis=axis)
     w = weights if isinstance(weights, Tensor) else to_array(weights)
     x = x if isinstance(x, Tensor) else float_of(x)
+    w = w if isinstance(w, Tensor) else to_device_of(value(x), w)
     if axis is not None and w.ndim == 1 and x.ndim > 1:
         shape = [1] * x.ndim
         shape[int(axis) % x.ndim] = w.shape[0]
@@ -557,6 +588,8 @@ _matmul = op_needs("matmul", _matmul_fwd, _matmul_vjp)
 def matmul(x1, x2):
     """np.matmul semantics (batching with broadcasting over leading axes, 1-D operands);
     2-D float32/float64 NumPy operands run fastdl's GEMM kernel."""
+    if type(x1) is _nd and type(x2) is _nd and x1.ndim and x2.ndim and not _recording():
+        return _matmul_fwd(x1, x2)
     a = x1 if isinstance(x1, Tensor) else to_array(x1)
     b = x2 if isinstance(x2, Tensor) else to_array(x2)
     if a.ndim == 0 or b.ndim == 0:
@@ -792,7 +825,7 @@ _repeat = primitive("repeat", _repeat_fwd, _repeat_vjp)
 
 def repeat(x, repeats, axis=None):
     r = value(repeats)
-    r = int(r) if np.ndim(r) == 0 else np.asarray(r)
+    r = int(r) if np.ndim(r) == 0 else [int(e) for e in np.asarray(_host(r)).reshape(-1)]
     return _repeat(x if isinstance(x, Tensor) else to_array(x), repeats=r, axis=axis)
 
 
@@ -827,9 +860,9 @@ def _concat_fwd(*xs, axis):
 def _concat_vjp(g, out, *xs, axis):
     xp = xp_of(g)
     if axis is None:
-        bounds = np.cumsum([x.size for x in xs])[:-1]
+        bounds = np.cumsum([x.size for x in xs])[:-1].tolist()
         return tuple(p.reshape(x.shape) for p, x in zip(xp.split(g, bounds), xs))
-    bounds = np.cumsum([x.shape[axis] for x in xs])[:-1]
+    bounds = np.cumsum([x.shape[axis] for x in xs])[:-1].tolist()
     return tuple(xp.split(g, bounds, axis=axis))
 
 
@@ -919,6 +952,8 @@ def pad(x, pad_width, mode="constant", constant_values=None):
     pw = tuple((int(a), int(b)) for a, b in pw)
     if mode != "constant" and constant_values is not None:
         raise ValueError("pad: constant_values is only used with mode='constant'")
+    if mode not in ("constant", "edge", "reflect", "symmetric", "wrap"):
+        no_gradient_guard("pad", x, why=f" (mode={mode!r})")
     return _pad(x, pad_width=pw, mode=mode, constant_values=constant_values)
 
 
@@ -966,12 +1001,17 @@ def diag(x, k=0):
     if x.ndim == 2:
         return diagonal(x, k)
     k = int(k)
-    m = multiply(expand_dims(x, 1), np.eye(x.shape[0], dtype=x.dtype))
+    m = multiply(expand_dims(x, 1), to_device_of(value(x), np.eye(x.shape[0], dtype=x.dtype)))
     return pad(m, ((builtins.max(-k, 0), builtins.max(k, 0)),
                    (builtins.max(k, 0), builtins.max(-k, 0))))
 
 
 # ============================================================== indexing
+def _host(a):
+    get = getattr(a, "get", None)
+    return get() if callable(get) and type(a) is not np.ndarray else a
+
+
 def _scatter_add(z, idx, g):
     """z[idx] += g with repeated indices accumulated (np.add.at; cupyx.scatter_add)."""
     if type(z) is np.ndarray:
@@ -1010,10 +1050,21 @@ def _key(key):
     return key
 
 
+def _on_device_of(x, idx):
+    """Index arrays moved to x's device (CuPy arrays index CuPy arrays)."""
+    xp = xp_of(value(x))
+    if xp is np:
+        return idx
+    if isinstance(idx, tuple):
+        return tuple(_on_device_of(x, k) for k in idx)
+    return xp.asarray(idx) if isinstance(idx, np.ndarray) else idx
+
+
 def get_item(x, key):
     """x[key] for basic and advanced (integer array, boolean mask) indexing; the gradient
     scatters back, accumulating repeated indices."""
-    return _get_item(x if isinstance(x, Tensor) else to_array(x), key=_key(key))
+    x = x if isinstance(x, Tensor) else to_array(x)
+    return _get_item(x, key=_on_device_of(x, _key(key)))
 
 
 def _take_fwd(x, indices, axis):
@@ -1036,8 +1087,8 @@ _take = primitive("take", _take_fwd, _take_vjp)
 
 
 def take(x, indices, axis=None):
-    idx = to_array(indices)
-    return _take(x if isinstance(x, Tensor) else to_array(x), indices=idx, axis=axis)
+    x = x if isinstance(x, Tensor) else to_array(x)
+    return _take(x, indices=_on_device_of(x, to_array(indices)), axis=axis)
 
 
 def _along_index(x_shape, indices, axis):
@@ -1080,8 +1131,8 @@ _take_along_axis = primitive("take_along_axis", _tal_fwd, _tal_vjp)
 
 
 def take_along_axis(x, indices, axis=None):
-    return _take_along_axis(x if isinstance(x, Tensor) else to_array(x),
-                            indices=to_array(indices), axis=axis)
+    x = x if isinstance(x, Tensor) else to_array(x)
+    return _take_along_axis(x, indices=_on_device_of(x, to_array(indices)), axis=axis)
 
 
 def slice(inputs, start_indices, shape):
@@ -1134,7 +1185,7 @@ def where(condition, x1=None, x2=None):
         return nonzero(c)
     if x1 is None or x2 is None:
         raise ValueError("where: give both x1 and x2, or neither")
-    return _where(c, _operand(x1), _operand(x2))
+    return _where(*_same_device(c, _operand(x1), _operand(x2)))
 
 
 def _clip_fwd(x, lo, hi):
@@ -1303,3 +1354,138 @@ def size(x):
 
 def copy(x):
     return x if isinstance(x, Tensor) else to_array(x).copy()
+
+
+# ============================================================== scatter and segments
+def _scatter_nd_index(indices):
+    idx = to_array(value(indices))
+    return tuple(np.moveaxis(np.asarray(idx), -1, 0)) if type(idx) is np.ndarray else \
+        tuple(xp_of(idx).moveaxis(idx, -1, 0))
+
+
+def _scatter_fwd(values, key, shape):
+    xp = xp_of(values)
+    z = xp.zeros(shape, values.dtype)
+    _scatter_add(z, key, values)
+    return z
+
+
+_scatter = primitive("scatter", _scatter_fwd, lambda g, out, values, key, shape: g[key])
+
+
+def scatter(indices, values, shape):
+    """A zeros array of shape with values added at indices (shape (..., rank)); repeated
+    indices accumulate (TensorFlow's scatter_nd)."""
+    v = values if isinstance(values, Tensor) else to_array(values)
+    return _scatter(v, key=_on_device_of(v, _scatter_nd_index(indices)),
+                    shape=tuple(int(s) for s in shape))
+
+
+def _scatter_update_fwd(x, updates, key):
+    out = x.copy()
+    out[key] = updates
+    return out
+
+
+def _scatter_update_vjp(g, out, x, updates, key):
+    gx = g.copy()
+    gx[key] = 0
+    return gx, g[key]
+
+
+_scatter_update = primitive("scatter_update", _scatter_update_fwd, _scatter_update_vjp)
+
+
+def scatter_update(inputs, indices, updates):
+    """A copy of inputs with the entries at indices (shape (n, rank)) set to updates."""
+    x = inputs if isinstance(inputs, Tensor) else to_array(inputs)
+    u = updates if isinstance(updates, Tensor) else to_array(updates)
+    return _scatter_update(x, u, key=_on_device_of(x, _scatter_nd_index(indices)))
+
+
+def _segment_sum_fwd(data, ids, num_segments):
+    xp = xp_of(data)
+    z = xp.zeros((num_segments,) + data.shape[1:], data.dtype)
+    _scatter_add(z, ids, data)
+    return z
+
+
+_segment_sum = primitive("segment_sum", _segment_sum_fwd,
+                         lambda g, out, data, ids, num_segments: g[ids])
+
+
+def segment_sum(data, segment_ids, num_segments=None, sorted=False):
+    d = data if isinstance(data, Tensor) else to_array(data)
+    ids = to_array(value(segment_ids)).astype(np.int64)
+    n = int(ids.max()) + 1 if num_segments is None and ids.size else int(num_segments or 0)
+    return _segment_sum(d, ids=_on_device_of(d, ids), num_segments=n)
+
+
+def segment_max(data, segment_ids, num_segments=None, sorted=False):
+    """Forward only (no gradient under a tape); empty segments hold the dtype's lowest value."""
+    no_gradient_guard("segment_max", data)
+    d = to_array(value(data))
+    ids = to_array(value(segment_ids)).astype(np.int64)
+    n = int(ids.max()) + 1 if num_segments is None and ids.size else int(num_segments or 0)
+    xp = xp_of(d)
+    low = np.finfo(d.dtype).min if d.dtype.kind == "f" else np.iinfo(d.dtype).min
+    z = xp.full((n,) + d.shape[1:], low, d.dtype)
+    if xp is np:
+        np.maximum.at(z, ids, d)
+    else:
+        import cupyx
+        cupyx.scatter_max(z, ids, d)
+    return z
+
+
+@constant
+def searchsorted(sorted_sequence, values, side="left"):
+    return xp_of(sorted_sequence).searchsorted(to_array(sorted_sequence), to_array(values),
+                                               side=side).astype(np.int32)
+
+
+@constant
+def digitize(x, bins):
+    return xp_of(x).digitize(to_array(x), to_array(bins)).astype(np.int32)
+
+
+@constant
+def bincount(x, weights=None, minlength=0, sparse=False):
+    return xp_of(x).bincount(to_array(x), None if weights is None else to_array(weights),
+                             minlength=minlength)
+
+
+def real(x):
+    return x if isinstance(x, Tensor) else xp_of(x).real(to_array(x))
+
+
+def imag(x):
+    return zeros_like(x)
+
+
+def conjugate(x):
+    return x if isinstance(x, Tensor) else to_array(x)
+
+
+conj = conjugate
+
+
+def median(x, axis=None, keepdims=False):
+    """Differentiable through the sorted values (the middle one, or the mean of two)."""
+    x = x if isinstance(x, Tensor) else float_of(x)
+    if axis is None:
+        xs, ax = sort(ravel(x), axis=0), 0
+    else:
+        if isinstance(axis, (tuple, list)):
+            raise ValueError("median: fastdl supports one axis or None")
+        ax = int(axis) % x.ndim
+        xs = sort(x, axis=ax)
+    n = xs.shape[ax]
+    lo, hi = (n - 1) // 2, n // 2
+    pick = take(xs, np.array([lo, hi]), axis=ax)
+    m = mean(pick, axis=ax, keepdims=True)
+    if keepdims:
+        if axis is None:
+            return reshape(m, (1,) * x.ndim)
+        return m
+    return squeeze(m, ax)
