@@ -20,7 +20,7 @@ def empty(shape, dtype=np.float32):
         n *= int(s)
     nbytes = n * dtype.itemsize
     raw = np.empty(nbytes + ALIGN, np.uint8)
-    off = -raw.ctypes.data % ALIGN
+    off = -raw.__array_interface__["data"][0] % ALIGN
     return raw[off:off + nbytes].view(dtype).reshape(shape)
 
 

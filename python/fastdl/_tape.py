@@ -213,9 +213,14 @@ _UFUNC_OPS = {"add": "add", "subtract": "subtract", "multiply": "multiply",
               "greater_equal": "greater_equal", "equal": "equal", "not_equal": "not_equal"}
 
 
+_OPS = []
+
+
 def _ops():
-    from . import ops
-    return ops
+    if not _OPS:
+        from . import ops
+        _OPS.append(ops)
+    return _OPS[0]
 
 
 def _flat(x):
@@ -245,7 +250,7 @@ def _host(a):
 
 def value(x):
     """The raw array of a Tensor; anything else unchanged."""
-    return x.value if isinstance(x, Tensor) else x
+    return x.value if type(x) is Tensor else x
 
 
 def is_tensor(x):
@@ -311,7 +316,7 @@ def record(name, out_values, inputs, vjp):
     tapes = _active()
     if not tapes:
         return out_values
-    tracked = tuple(_track(x, tapes) for x in inputs)
+    tracked = tuple([_track(x, tapes) for x in inputs])
     if not any(t is not None for t in tracked):
         return out_values
     tapes = tuple(tapes)

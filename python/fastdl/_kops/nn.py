@@ -95,7 +95,7 @@ def relu(x):
 
 
 def sigmoid(x):
-    return _sigmoid(x)
+    return _marked("sigmoid", _sigmoid(x), x)
 
 
 def tanh(x):
@@ -276,7 +276,16 @@ def softmax(x, axis=-1):
     if isinstance(axis, (tuple, list)):
         # several axes: exp(x - logsumexp over them)
         return knp.exp(knp.subtract(x, knp.logsumexp(x, axis=tuple(axis), keepdims=True)))
-    return _softmax(x, axis=_ax(x, axis))
+    return _marked("softmax", _softmax(x, axis=_ax(x, axis)), x, _ax(x, axis) == x.ndim - 1)
+
+
+def _marked(act, out, x, last_axis=True):
+    """Mark a traced softmax (over the last axis) or sigmoid output with its logits, so a
+    cross-entropy loss on it runs the fused stable kernel on x (as for built-in layers)."""
+    if last_axis and isinstance(out, Tensor) and isinstance(x, Tensor) and \
+            getattr(out.node, "parents", None) is not None:
+        out.node.logits = (act, x)
+    return out
 
 
 def log_softmax(x, axis=-1):
