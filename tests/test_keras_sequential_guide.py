@@ -100,6 +100,7 @@ def test_debugging_workflow_add_then_summary():
     assert model.predict(x, verbose=0).shape == (2, 10)
 
 
+@pytest.mark.xfail(strict=True, reason="layers.GlobalMaxPooling2D is missing")
 def test_global_max_pooling_from_the_guide():
     model = keras.Sequential([keras.Input(shape=(6, 6, 3)), layers.Conv2D(4, 3),
                               layers.GlobalMaxPooling2D(), layers.Dense(2)])
@@ -107,6 +108,8 @@ def test_global_max_pooling_from_the_guide():
     assert model.predict(x, verbose=0).shape == (2, 2)
 
 
+@pytest.mark.xfail(strict=True, reason="Sequential has no .inputs/.outputs/.input/.output "
+                   "(AttributeError), so Model(inputs=seq.inputs, ...) fails")
 def test_feature_extraction_from_a_sequential_model():
     initial_model = keras.Sequential([
         keras.Input(shape=(16, 16, 3)),
@@ -140,18 +143,28 @@ def test_transfer_learning_freezes_all_but_last_layer():
         layer.trainable = False
     assert len(model.trainable_weights) == 2
     assert len(model.non_trainable_weights) == 4
-    before = model.get_weights()
+    before = [layer.get_weights() for layer in model.layers]
     rng = np.random.default_rng(0)
     x = rng.random((16, 6)).astype("float32")
     y = rng.integers(0, 3, 16)
     model.compile(optimizer="adam",
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x, y, epochs=2, verbose=0)
-    after = model.get_weights()
-    for a, b in zip(before[:4], after[:4]):
-        np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(before[4], after[4])
+    after = [layer.get_weights() for layer in model.layers]
+    for frozen_before, frozen_after in zip(before[:2], after[:2]):
+        for a, b in zip(frozen_before, frozen_after):
+            np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(before[2][0], after[2][0])
     assert "Non-trainable params" in _summary(model)
+
+
+@pytest.mark.xfail(strict=True, reason="freezing a layer moves its weights to the end of "
+                   "model.weights/get_weights() (Keras 2 order); Keras 3 keeps layer order")
+def test_freezing_does_not_reorder_get_weights():
+    model = keras.Sequential([keras.Input(shape=(3,)), layers.Dense(4), layers.Dense(1)])
+    shapes = [w.shape for w in model.get_weights()]
+    model.layers[0].trainable = False
+    assert [w.shape for w in model.get_weights()] == shapes == [(3, 4), (4,), (4, 1), (1,)]
 
 
 def test_fit_evaluate_predict_and_loss_decreases():
