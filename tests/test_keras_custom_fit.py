@@ -30,6 +30,22 @@ def _regression_data(n=64, d=8, seed=0):
     return x, y
 
 
+def _dense_model(cls, units=1):
+    """An instance of cls (a keras.Model subclass overriding steps) holding one Dense.
+
+    The guide builds these as ``cls(inputs, outputs)``, a functional model of a
+    subclass; see test_functional_construction_of_a_model_subclass."""
+    class WithDense(cls):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = layers.Dense(units)
+
+        def call(self, inputs):
+            return self.dense(inputs)
+
+    return WithDense()
+
+
 # ----------------------------------------------------------------- a first simple example
 class CustomModel(keras.Model):
     def train_step(self, data):
@@ -48,10 +64,21 @@ class CustomModel(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
 
-def test_train_step_override_on_a_functional_subclass():
+@pytest.mark.xfail(strict=True, reason="a keras.Model subclass cannot be built functionally: "
+                   "CustomModel(inputs, outputs) raises TypeError 'unexpected argument(s)'")
+def test_functional_construction_of_a_model_subclass():
     inputs = keras.Input(shape=(8,))
     outputs = layers.Dense(1)(inputs)
     model = CustomModel(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse", metrics=["mae"])
+    x, y = _regression_data()
+    h = model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    assert set(h.history) == {"loss", "mae"}
+    assert len(model.layers) == 2
+
+
+def test_train_step_override():
+    model = _dense_model(CustomModel)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse", metrics=["mae"])
     x, y = _regression_data()
     h = model.fit(x, y, epochs=5, batch_size=16, verbose=0)
@@ -68,8 +95,7 @@ def test_train_step_override_is_actually_used():
             calls.append(1)
             return super().train_step(data)
 
-    inputs = keras.Input(shape=(8,))
-    model = Counting(inputs, layers.Dense(1)(inputs))
+    model = _dense_model(Counting)
     model.compile(optimizer="sgd", loss="mse")
     x, y = _regression_data(32)
     model.fit(x, y, epochs=2, batch_size=8, verbose=0)
@@ -84,8 +110,7 @@ def test_train_step_may_return_extra_logs():
             logs["my_constant"] = 3.0
             return logs
 
-    inputs = keras.Input(shape=(8,))
-    model = Extra(inputs, layers.Dense(1)(inputs))
+    model = _dense_model(Extra)
     model.compile(optimizer="sgd", loss="mse")
     x, y = _regression_data(16)
     h = model.fit(x, y, epochs=2, verbose=0)
@@ -119,9 +144,7 @@ class LowLevelModel(keras.Model):
 
 
 def test_lower_level_train_step_with_own_trackers():
-    inputs = keras.Input(shape=(8,))
-    outputs = layers.Dense(1)(inputs)
-    model = LowLevelModel(inputs, outputs)
+    model = _dense_model(LowLevelModel)
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     x, y = _regression_data()
     h = model.fit(x, y, epochs=5, batch_size=16, verbose=0)
@@ -147,14 +170,15 @@ def test_trackers_are_reset_each_epoch():
         def metrics(self):
             return [self.seen]
 
-    inputs = keras.Input(shape=(8,))
-    model = Counter(inputs, layers.Dense(1)(inputs))
+    model = _dense_model(Counter)
     model.compile(optimizer="sgd")
     x, y = _regression_data(32)
     h = model.fit(x, y, epochs=3, batch_size=8, verbose=0)
     assert h.history["seen"] == [32.0, 32.0, 32.0]
 
 
+@pytest.mark.xfail(strict=True, reason="fit(sample_weight=...) raises NotImplementedError, so "
+                   "a train_step never sees (x, y, sample_weight)")
 def test_sample_weight_in_train_step():
     class SW(keras.Model):
         def train_step(self, data):
@@ -175,8 +199,7 @@ def test_sample_weight_in_train_step():
                     metric.update_state(y, y_pred, sample_weight=sample_weight)
             return {m.name: m.result() for m in self.metrics}
 
-    inputs = keras.Input(shape=(8,))
-    model = SW(inputs, layers.Dense(1)(inputs))
+    model = _dense_model(SW)
     model.compile(optimizer="adam", loss="mse", metrics=["mae"])
     x, y = _regression_data(16)
     sw = np.random.default_rng(0).random((16, 1)).astype("float32")
@@ -199,8 +222,7 @@ class EvalModel(keras.Model):
 
 
 def test_test_step_override_drives_evaluate():
-    inputs = keras.Input(shape=(8,))
-    model = EvalModel(inputs, layers.Dense(1)(inputs))
+    model = _dense_model(EvalModel)
     model.compile(loss="mse", metrics=["mae"])
     x, y = _regression_data(32)
     logs = model.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
@@ -215,8 +237,7 @@ def test_test_step_override_is_used_for_validation():
         def test_step(self, data):
             return {"special": 7.0}
 
-    inputs = keras.Input(shape=(8,))
-    model = Val(inputs, layers.Dense(1)(inputs))
+    model = _dense_model(Val)
     model.compile(optimizer="sgd", loss="mse")
     x, y = _regression_data(16)
     h = model.fit(x, y, epochs=1, validation_data=(x, y), verbose=0)
@@ -232,8 +253,7 @@ def test_compute_loss_override_is_used_by_fit_and_evaluate():
                                         training=training)
             return 2.0 * loss
 
-    inputs = keras.Input(shape=(8,))
-    model = Doubled(inputs, layers.Dense(1)(inputs))
+    model = _dense_model(Doubled)
     model.compile(optimizer="sgd", loss="mse")
     x, y = _regression_data(16)
     loss = model.evaluate(x, y, verbose=0)
@@ -330,6 +350,12 @@ class GAN(keras.Model):
         return {"d_loss": self.d_loss_tracker.result(), "g_loss": self.g_loss_tracker.result()}
 
 
+class GANWithCall(GAN):
+    # fastdl's fit calls the model once to build it; see test_gan_without_call_as_in_the_guide
+    def call(self, inputs):
+        return self.discriminator(inputs)
+
+
 def _real_images(n=32):
     # "real" images: a bright centre square on a dark background
     img = np.zeros((n, 6, 6, 1), "float32")
@@ -337,9 +363,21 @@ def _real_images(n=32):
     return img
 
 
-def test_gan_history_and_each_optimizer_moves_only_its_model():
+@pytest.mark.xfail(strict=True, reason="fit on a Model subclass with train_step but no call "
+                   "(the guide's GAN) fails: fit calls the model to build it -> NotImplementedError")
+def test_gan_without_call_as_in_the_guide():
     latent_dim = 4
     gan = GAN(_discriminator(), _generator(latent_dim), latent_dim)
+    gan.compile(d_optimizer=keras.optimizers.Adam(learning_rate=3e-3),
+                g_optimizer=keras.optimizers.Adam(learning_rate=3e-3),
+                loss_fn=keras.losses.BinaryCrossentropy(from_logits=True))
+    h = gan.fit(_real_images(16), epochs=1, batch_size=8, verbose=0)
+    assert set(h.history) == {"d_loss", "g_loss"}
+
+
+def test_gan_history_and_each_optimizer_moves_only_its_model():
+    latent_dim = 4
+    gan = GANWithCall(_discriminator(), _generator(latent_dim), latent_dim)
     gan.compile(d_optimizer=keras.optimizers.Adam(learning_rate=3e-3),
                 g_optimizer=keras.optimizers.Adam(learning_rate=3e-3),
                 loss_fn=keras.losses.BinaryCrossentropy(from_logits=True))
@@ -359,12 +397,12 @@ def test_gan_history_and_each_optimizer_moves_only_its_model():
 def test_gan_losses_move_as_expected():
     latent_dim = 4
     # discriminator alone (generator frozen by a zero learning rate): d_loss falls
-    gan = GAN(_discriminator(), _generator(latent_dim), latent_dim)
+    gan = GANWithCall(_discriminator(), _generator(latent_dim), latent_dim)
     gan.compile(d_optimizer=keras.optimizers.Adam(learning_rate=1e-2),
                 g_optimizer=keras.optimizers.SGD(learning_rate=0.0),
                 loss_fn=keras.losses.BinaryCrossentropy(from_logits=True))
     g_before = gan.generator.get_weights()
-    h = gan.fit(_real_images(), epochs=6, batch_size=8, verbose=0)
+    h = gan.fit(_real_images(16), epochs=5, batch_size=8, verbose=0)
     d = h.history["d_loss"]
     assert d[-1] < d[0] and d[-1] < 0.6
     for a, b in zip(g_before, gan.generator.get_weights()):
@@ -374,7 +412,7 @@ def test_gan_losses_move_as_expected():
                 g_optimizer=keras.optimizers.Adam(learning_rate=1e-2),
                 loss_fn=keras.losses.BinaryCrossentropy(from_logits=True))
     d_before = gan.discriminator.get_weights()
-    h = gan.fit(_real_images(), epochs=6, batch_size=8, verbose=0)
+    h = gan.fit(_real_images(16), epochs=5, batch_size=8, verbose=0)
     g = h.history["g_loss"]
     assert g[-1] < g[0]
     for a, b in zip(d_before, gan.discriminator.get_weights()):
@@ -383,7 +421,7 @@ def test_gan_losses_move_as_expected():
 
 @needs_random
 def test_gan_with_keras_random_as_in_the_guide():
-    class RandomGAN(GAN):
+    class RandomGAN(GANWithCall):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.seed_generator = keras.random.SeedGenerator(1337)
@@ -400,6 +438,7 @@ def test_gan_with_keras_random_as_in_the_guide():
     assert set(h.history) == {"d_loss", "g_loss"}
 
 
+@pytest.mark.xfail(strict=True, reason="layers.LeakyReLU and layers.Conv2DTranspose are missing")
 def test_dcgan_architecture_from_the_example():
     # keras-io "DCGAN to generate face images": LeakyReLU and Conv2DTranspose
     discriminator = keras.Sequential([
@@ -439,6 +478,10 @@ class VAE(keras.Model):
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
 
+    def reconstruction_fn(self, data, reconstruction):
+        # as in the example
+        return keras.losses.binary_crossentropy(data, reconstruction)
+
     @property
     def metrics(self):
         return [self.total_loss_tracker, self.reconstruction_loss_tracker, self.kl_loss_tracker]
@@ -448,7 +491,7 @@ class VAE(keras.Model):
             z_mean, z_log_var, z = self.encoder(data)
             reconstruction = self.decoder(z)
             reconstruction_loss = ops.mean(ops.sum(
-                keras.losses.binary_crossentropy(data, reconstruction), axis=(1, 2)))
+                self.reconstruction_fn(data, reconstruction), axis=(1, 2)))
             kl_loss = -0.5 * (1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var))
             kl_loss = ops.mean(ops.sum(kl_loss, axis=1))
             total_loss = reconstruction_loss + kl_loss
@@ -462,6 +505,18 @@ class VAE(keras.Model):
             "reconstruction_loss": self.reconstruction_loss_tracker.result(),
             "kl_loss": self.kl_loss_tracker.result(),
         }
+
+
+class VAEWithCall(VAE):
+    # fastdl's fit calls the model once to build it; see test_vae_without_call_as_in_the_example
+    def call(self, inputs):
+        return self.decoder(self.encoder(inputs)[2])
+
+    def reconstruction_fn(self, data, reconstruction):
+        # keras.losses.binary_crossentropy is not differentiable under the tape in fastdl
+        # (see test_vae_train_step_with_the_functional_loss); the one channel makes the
+        # element-wise form equal to it
+        return ops.binary_crossentropy(data, reconstruction)
 
 
 def _vae_parts(sampling_layer, latent_dim=2):
@@ -503,10 +558,37 @@ def _digits(n=64):
     return proto[rng.integers(0, 4, n)]
 
 
+@pytest.mark.xfail(strict=True, reason="fit on a Model subclass with train_step but no call "
+                   "(the example's VAE) fails: fit calls the model to build it -> NotImplementedError")
+def test_vae_without_call_as_in_the_example():
+    class NoCallVAE(VAE):
+        reconstruction_fn = VAEWithCall.reconstruction_fn
+
+    encoder, decoder = _vae_parts(NumpySampling())
+    vae = NoCallVAE(encoder, decoder)
+    vae.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-2))
+    h = vae.fit(_digits(16), epochs=1, batch_size=8, verbose=0)
+    assert set(h.history) == {"loss", "reconstruction_loss", "kl_loss"}
+
+
+@pytest.mark.xfail(strict=True, reason="keras.losses.binary_crossentropy (function form) on a "
+                   "traced value raises TypeError under GradientTape")
+def test_vae_train_step_with_the_functional_loss():
+    class ExampleVAE(VAE):
+        def call(self, inputs):
+            return self.decoder(self.encoder(inputs)[2])
+
+    encoder, decoder = _vae_parts(NumpySampling())
+    vae = ExampleVAE(encoder, decoder)
+    vae.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-2))
+    h = vae.fit(_digits(16), epochs=1, batch_size=8, verbose=0)
+    assert set(h.history) == {"loss", "reconstruction_loss", "kl_loss"}
+
+
 def test_vae_losses_move_as_expected():
     encoder, decoder = _vae_parts(NumpySampling())
     assert [tuple(o.shape) for o in encoder.outputs] == [(None, 2)] * 3
-    vae = VAE(encoder, decoder)
+    vae = VAEWithCall(encoder, decoder)
     vae.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-2))
     data = _digits()
     h = vae.fit(data, epochs=8, batch_size=16, verbose=0)
@@ -535,7 +617,7 @@ def test_vae_with_keras_random_sampling_as_in_the_example():
             return z_mean + ops.exp(0.5 * z_log_var) * epsilon
 
     encoder, decoder = _vae_parts(Sampling())
-    vae = VAE(encoder, decoder)
+    vae = VAEWithCall(encoder, decoder)
     vae.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-2))
     h = vae.fit(_digits(), epochs=6, batch_size=16, verbose=0)
     assert h.history["reconstruction_loss"][-1] < h.history["reconstruction_loss"][0]
