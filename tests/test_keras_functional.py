@@ -597,3 +597,179 @@ def test_duplicate_layer_names_are_rejected():
     with pytest.raises(ValueError) as e:
         keras.Model(inputs, out)
     assert "same" in str(e.value)
+
+
+# ----------------------------------------------------------------- history keys per output
+def test_history_keys_per_output_with_list_metrics():
+    inputs = keras.Input(shape=(6,))
+    h = layers.Dense(8, activation="relu")(inputs)
+    out_a = layers.Dense(3, activation="softmax", name="out_a")(h)
+    out_b = layers.Dense(1, name="out_b")(h)
+    model = keras.Model(inputs, [out_a, out_b])
+    model.compile(optimizer="adam", loss=["sparse_categorical_crossentropy", "mse"],
+                  metrics=[["accuracy"], ["mae"]])
+    rng = np.random.default_rng(0)
+    x = rng.random((20, 6)).astype("float32")
+    ya = rng.integers(0, 3, 20)
+    yb = rng.random((20, 1)).astype("float32")
+    hist = model.fit(x, [ya, yb], epochs=2, batch_size=10, validation_data=(x, [ya, yb]),
+                     verbose=0)
+    expected = {"loss", "out_a_loss", "out_b_loss", "out_a_accuracy", "out_b_mae"}
+    assert set(hist.history) == expected | {"val_" + k for k in expected}
+    logs = model.evaluate(x, [ya, yb], verbose=0, return_dict=True)
+    pa, pb = model.predict(x, verbose=0)
+    np.testing.assert_allclose(logs["out_a_accuracy"], np.mean(pa.argmax(1) == ya), rtol=1e-6)
+    np.testing.assert_allclose(logs["out_b_mae"], np.mean(np.abs(pb - yb)), rtol=1e-4)
+    np.testing.assert_allclose(logs["loss"], logs["out_a_loss"] + logs["out_b_loss"], rtol=1e-4)
+
+
+def test_history_keys_per_output_with_dict_metrics_and_targets():
+    inputs = keras.Input(shape=(6,))
+    out_a = layers.Dense(3, name="out_a")(inputs)
+    out_b = layers.Dense(1, name="out_b")(inputs)
+    model = keras.Model(inputs, {"out_a": out_a, "out_b": out_b})
+    model.compile(optimizer="adam",
+                  loss={"out_a": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                        "out_b": "mse"},
+                  metrics={"out_a": ["accuracy"]})
+    rng = np.random.default_rng(1)
+    x = rng.random((20, 6)).astype("float32")
+    hist = model.fit(x, {"out_a": rng.integers(0, 3, 20),
+                         "out_b": rng.random((20, 1)).astype("float32")},
+                     epochs=1, verbose=0)
+    assert set(hist.history) == {"loss", "out_a_loss", "out_b_loss", "out_a_accuracy"}
+
+
+def test_target_dict_key_matching_no_output():
+    inputs = keras.Input(shape=(6,))
+    out_a = layers.Dense(3, name="out_a")(inputs)
+    out_b = layers.Dense(1, name="out_b")(inputs)
+    model = keras.Model(inputs, [out_a, out_b])
+    model.compile(optimizer="adam", loss="mse")
+    x = np.ones((4, 6), "float32")
+    with pytest.raises(ValueError) as e:
+        model.fit(x, {"out_a": np.ones((4, 3), "float32"), "out_c": np.ones((4, 1), "float32")},
+                  verbose=0)
+    assert "out_c" in str(e.value)
+
+
+# ----------------------------------------------------------------- mix-and-match
+class _CustomRNN(layers.Layer):
+    def __init__(self, units, classifier):
+        super().__init__()
+        self.units = units
+        self.projection_1 = layers.Dense(units=units, activation="tanh")
+        self.projection_2 = layers.Dense(units=units, activation="tanh")
+        self.classifier = classifier
+
+    def call(self, inputs):
+        outputs = []
+        state = ops.zeros(shape=(inputs.shape[0], self.units))
+        for t in range(inputs.shape[1]):
+            x = inputs[:, t, :]
+            h = self.projection_1(x)
+            y = h + self.projection_2(state)
+            state = y
+            outputs.append(y)
+        features = ops.stack(outputs, axis=1)
+        return self.classifier(features)
+
+
+def test_subclassed_rnn_layer_around_a_functional_classifier_lambda_pooling():
+    units, timesteps, input_dim = 6, 4, 3
+    inputs = keras.Input((None, units))
+    x = layers.Lambda(lambda t: ops.mean(t, axis=1))(inputs)
+    model = keras.Model(inputs, layers.Dense(1)(x))
+    rnn_model = _CustomRNN(units, model)
+    data = np.random.default_rng(0).random((2, timesteps, input_dim)).astype("float32")
+    out = np.asarray(rnn_model(data))
+    assert out.shape == (2, 1)
+    # the same numbers by hand
+    w1, b1 = rnn_model.projection_1.get_weights()
+    w2, b2 = rnn_model.projection_2.get_weights()
+    state = np.zeros((2, units), "float32")
+    feats = []
+    for t in range(timesteps):
+        state = np.tanh(data[:, t, :] @ w1 + b1) + np.tanh(state @ w2 + b2)
+        feats.append(state)
+    wd, bd = model.layers[-1].get_weights()
+    np.testing.assert_allclose(out, np.stack(feats, 1).mean(1) @ wd + bd, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.xfail(strict=True, reason="layers.GlobalAveragePooling1D is missing")
+def test_subclassed_rnn_layer_around_a_functional_classifier():
+    units, timesteps, input_dim = 6, 4, 3
+    inputs = keras.Input((None, units))
+    x = layers.GlobalAveragePooling1D()(inputs)
+    outputs = layers.Dense(1)(x)
+    model = keras.Model(inputs, outputs)
+
+    class CustomRNN(layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.units = units
+            self.projection_1 = layers.Dense(units=units, activation="tanh")
+            self.projection_2 = layers.Dense(units=units, activation="tanh")
+            self.classifier = model
+
+        def call(self, inputs):
+            outputs = []
+            state = ops.zeros(shape=(inputs.shape[0], self.units))
+            for t in range(inputs.shape[1]):
+                x = inputs[:, t, :]
+                h = self.projection_1(x)
+                y = h + self.projection_2(state)
+                state = y
+                outputs.append(y)
+            features = ops.stack(outputs, axis=1)
+            return self.classifier(features)
+
+    rnn_model = CustomRNN()
+    out = rnn_model(ops.zeros((2, timesteps, input_dim)))
+    assert np.asarray(out).shape == (2, 1)
+
+
+@pytest.mark.xfail(strict=True, reason="symbolic outputs drop a static batch size: "
+                   "Dense(1)(Input(batch_shape=(2, 3))).shape is (None, 1), Keras gives (2, 1)")
+def test_static_batch_size_propagates():
+    inputs = keras.Input(batch_shape=(2, 3))
+    assert tuple(inputs.shape) == (2, 3)
+    assert tuple(layers.Dense(1)(inputs).shape) == (2, 1)
+
+
+@pytest.mark.xfail(strict=True, reason="layers.Conv1D is missing")
+def test_functional_model_with_static_batch_size_and_conv1d():
+    batch_size, timesteps, input_dim = 2, 6, 3
+    inputs = keras.Input(batch_shape=(batch_size, timesteps, input_dim))
+    assert tuple(inputs.shape) == (2, 6, 3)
+    x = layers.Conv1D(4, 3)(inputs)
+    outputs = layers.Dense(1)(layers.Flatten()(x))
+    model = keras.Model(inputs, outputs)
+    assert model.predict(np.ones((2, 6, 3), "float32"), verbose=0).shape == (2, 1)
+
+
+def test_layers_with_a_loop_over_time_in_a_functional_model():
+    # the guide's CustomRNN idea on symbolic inputs, with layers that exist everywhere
+    class StepSum(layers.Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+            self.proj = layers.Dense(units, activation="tanh")
+
+        def call(self, inputs):
+            state = None
+            for t in range(inputs.shape[1]):
+                h = self.proj(inputs[:, t, :])
+                state = h if state is None else state + h
+            return state
+
+    inputs = keras.Input((4, 3))
+    out = layers.Dense(1)(StepSum(5)(inputs))
+    assert tuple(out.shape) == (None, 1)
+    model = keras.Model(inputs, out)
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 4, 3)).astype("float32")
+    y = x.sum(axis=(1, 2))[:, None]
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    hist = model.fit(x, y, epochs=5, verbose=0)
+    assert hist.history["loss"][-1] < hist.history["loss"][0]
