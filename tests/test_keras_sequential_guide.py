@@ -208,3 +208,56 @@ def test_sequential_called_on_the_wrong_feature_size():
         model(np.ones((2, 5), "float32"))
     msg = str(e.value)
     assert "4" in msg and "5" in msg
+
+
+def test_build_then_summary():
+    model = keras.Sequential([layers.Dense(2, activation="relu"), layers.Dense(3)])
+    model.build((None, 4))
+    assert len(model.weights) == 4
+    text = _summary(model)
+    assert "Total params: 19" in text
+
+
+def test_sequential_inside_sequential():
+    inner = keras.Sequential([layers.Dense(3, activation="relu"), layers.Dense(2)], name="inner")
+    outer = keras.Sequential([keras.Input(shape=(4,)), inner, layers.Dense(1)])
+    x = np.random.default_rng(0).random((5, 4)).astype("float32")
+    assert outer.predict(x, verbose=0).shape == (5, 1)
+    assert len(outer.trainable_weights) == 6
+    np.testing.assert_allclose(outer.predict(x, verbose=0),
+                               outer.layers[-1](inner.predict(x, verbose=0)), rtol=1e-5, atol=1e-6)
+    outer.compile(optimizer="sgd", loss="mse")
+    before = inner.get_weights()
+    outer.fit(x, np.ones((5, 1), "float32"), epochs=1, verbose=0)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, inner.get_weights()))
+
+
+def test_fit_with_mismatched_sample_counts():
+    model = keras.Sequential([keras.Input(shape=(4,)), layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError) as e:
+        model.fit(np.ones((10, 4), "float32"), np.ones((9, 1), "float32"), verbose=0)
+    msg = str(e.value)
+    assert "10" in msg and "9" in msg
+
+
+@pytest.mark.xfail(strict=True, reason="fit before compile raises RuntimeError; Keras raises "
+                   "ValueError ('You must call compile() before ...')")
+def test_fit_before_compile():
+    model = keras.Sequential([keras.Input(shape=(4,)), layers.Dense(1)])
+    with pytest.raises(ValueError) as e:
+        model.fit(np.ones((4, 4), "float32"), np.ones((4, 1), "float32"), verbose=0)
+    assert "compile" in str(e.value)
+
+
+def test_unknown_loss_name():
+    model = keras.Sequential([keras.Input(shape=(4,)), layers.Dense(1)])
+    with pytest.raises(ValueError) as e:
+        model.compile(optimizer="sgd", loss="mean_sqared_error")
+    assert "mean_sqared_error" in str(e.value)
+
+
+def test_unknown_layer_activation():
+    with pytest.raises(ValueError) as e:
+        layers.Dense(2, activation="relux")
+    assert "relux" in str(e.value)

@@ -496,3 +496,87 @@ def test_add_weight_with_unknown_initializer():
     with pytest.raises(ValueError) as e:
         layer.add_weight(shape=(2,), initializer="no_such_initializer")
     assert "no_such_initializer" in str(e.value)
+
+
+# ----------------------------------------------------------------- weights as Keras variables
+def test_model_subclass_build_and_summary():
+    class TwoDense(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.d1 = layers.Dense(4, activation="relu")
+            self.d2 = layers.Dense(2)
+
+        def call(self, inputs):
+            return self.d2(self.d1(inputs))
+
+    model = TwoDense(name="two_dense")
+    model.build((None, 3))
+    assert len(model.weights) == 4
+    lines = []
+    model.summary(print_fn=lambda s, *a, **k: lines.append(s))
+    text = "\n".join(lines)
+    assert "two_dense" in text and "Total params: 26" in text
+
+
+@pytest.mark.xfail(strict=True, reason="weights are plain NumPy arrays, not Keras Variables: no "
+                   ".name/.path/.trainable/.numpy()/.assign()")
+def test_weights_are_variables_with_name_numpy_and_assign():
+    layer = layers.Dense(2)
+    layer.build((None, 3))
+    kernel = layer.kernel
+    assert kernel.name == "kernel"
+    assert kernel.trainable
+    assert kernel.numpy().shape == (3, 2)
+    kernel.assign(np.zeros((3, 2), "float32"))
+    np.testing.assert_array_equal(layer.get_weights()[0], np.zeros((3, 2)))
+    assert [w.path for w in layer.weights] == [f"{layer.name}/kernel", f"{layer.name}/bias"]
+
+
+def test_add_weight_named_weights_and_initializers():
+    class WithNames(keras.layers.Layer):
+        def build(self, input_shape):
+            self.scale = self.add_weight(shape=(input_shape[-1],), initializer="ones",
+                                         name="scale")
+            self.offset = self.add_weight(shape=(input_shape[-1],), initializer="zeros",
+                                          name="offset")
+
+        def call(self, inputs):
+            return inputs * self.scale + self.offset
+
+    layer = WithNames()
+    x = np.arange(6, dtype="float32").reshape(2, 3)
+    np.testing.assert_array_equal(np.asarray(layer(x)), x)
+    scale, offset = layer.get_weights()
+    np.testing.assert_array_equal(scale, np.ones(3))
+    np.testing.assert_array_equal(offset, np.zeros(3))
+    layer.set_weights([2 * np.ones(3, "float32"), np.ones(3, "float32")])
+    np.testing.assert_array_equal(np.asarray(layer(x)), 2 * x + 1)
+    with pytest.raises(ValueError):
+        layer.set_weights([np.ones(4, "float32"), np.ones(3, "float32")])
+
+
+def test_custom_layer_gradients_match_finite_differences_float64():
+    class Poly(keras.layers.Layer):
+        def build(self, input_shape):
+            self.a = self.add_weight(shape=(input_shape[-1],), initializer="ones", dtype="float64")
+
+        def call(self, inputs):
+            return ops.sum(ops.tanh(inputs * self.a) * self.a, axis=-1)
+
+    layer = Poly(dtype="float64")
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    layer(x)
+    with keras.GradientTape() as tape:
+        y = ops.sum(layer(x))
+    (g,) = tape.gradient(y, layer.trainable_weights)
+    a0 = layer.get_weights()[0]
+    eps = 1e-6
+    num = np.zeros(3)
+    for i in range(3):
+        for sign in (1, -1):
+            a = a0.copy()
+            a[i] += sign * eps
+            num[i] += sign * np.sum(np.tanh(x * a) * a)
+    num /= 2 * eps
+    assert np.asarray(g).dtype == np.float64
+    np.testing.assert_allclose(np.asarray(g), num, rtol=1e-7, atol=1e-9)
