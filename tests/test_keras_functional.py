@@ -773,3 +773,47 @@ def test_layers_with_a_loop_over_time_in_a_functional_model():
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
     hist = model.fit(x, y, epochs=5, verbose=0)
     assert hist.history["loss"][-1] < hist.history["loss"][0]
+
+
+# ----------------------------------------------------------------- more of the surface
+def test_saved_model_resumes_training_identically(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 4)).astype("float32")
+    y = rng.random((16, 1)).astype("float32")
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, layers.Dense(1)(layers.Dense(5, activation="relu")(inputs)))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    model.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+    path = str(tmp_path / "resume.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    # the optimizer state came back: one more epoch on each gives the same weights
+    model.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0)
+    loaded.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0)
+    for a, b in zip(model.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_inputs_as_a_dict():
+    a = keras.Input((3,), name="a")
+    b = keras.Input((2,), name="b")
+    out = layers.Dense(1)(layers.concatenate([a, b]))
+    model = keras.Model(inputs={"a": a, "b": b}, outputs=out)
+    xa = np.ones((4, 3), "float32")
+    xb = np.full((4, 2), 2.0, "float32")
+    w, bias = model.layers[-1].get_weights()
+    np.testing.assert_allclose(model.predict({"a": xa, "b": xb}, verbose=0),
+                               np.concatenate([xa, xb], 1) @ w + bias, rtol=1e-5)
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit({"a": xa, "b": xb}, np.ones((4, 1), "float32"), verbose=0)
+
+
+def test_dropout_is_active_only_in_training():
+    inputs = keras.Input((50,))
+    outputs = layers.Dropout(0.5)(inputs)
+    model = keras.Model(inputs, outputs)
+    x = np.ones((4, 50), "float32")
+    np.testing.assert_array_equal(model.predict(x, verbose=0), x)
+    y = np.asarray(model(x, training=True))
+    assert 0.2 < (y == 0).mean() < 0.8
+    np.testing.assert_allclose(y[y != 0], 2.0)
