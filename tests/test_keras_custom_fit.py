@@ -245,6 +245,32 @@ def test_test_step_override_is_used_for_validation():
     assert "loss" in h.history
 
 
+def test_predict_step_override():
+    class Doubling(keras.Model):
+        def predict_step(self, data):
+            x = data[0] if isinstance(data, tuple) else data
+            return self(x, training=False) * 2.0
+
+    model = _dense_model(Doubling)
+    x, _ = _regression_data(10)
+    out = model.predict(x, batch_size=4, verbose=0)
+    np.testing.assert_allclose(out, 2.0 * np.asarray(model(x)), rtol=1e-6)
+
+
+def test_custom_train_step_with_a_generator():
+    def gen():
+        x, y = _regression_data(64)
+        while True:
+            for i in range(0, 64, 16):
+                yield x[i:i + 16], y[i:i + 16]
+
+    model = _dense_model(CustomModel)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse", metrics=["mae"])
+    h = model.fit(gen(), steps_per_epoch=4, epochs=4, verbose=0)
+    assert set(h.history) == {"loss", "mae"}
+    assert h.history["loss"][-1] < h.history["loss"][0]
+
+
 # ----------------------------------------------------------------- compute_loss
 def test_compute_loss_override_is_used_by_fit_and_evaluate():
     class Doubled(keras.Model):

@@ -342,6 +342,42 @@ def test_function_form_losses_under_the_tape(name):
     np.testing.assert_allclose(np.asarray(g), np.asarray(tape.gradient(ref, w)), rtol=1e-6)
 
 
+def test_gradient_with_respect_to_the_model_input():
+    # saliency / adversarial-example style: watch the input, differentiate the output
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, layers.Dense(2)(layers.Dense(4, activation="tanh")(inputs)))
+    x = np.random.default_rng(0).random((2, 3)).astype("float32")
+    with keras.GradientTape() as tape:
+        tape.watch(x)
+        total = ops.sum(model(x))
+    g = np.asarray(tape.gradient(total, x))
+    w1, b1, w2, b2 = model.get_weights()
+    h = np.tanh(x @ w1 + b1)
+    ref = ((1 - h ** 2) * w2.sum(1)) @ w1.T
+    np.testing.assert_allclose(g, ref, rtol=1e-4, atol=1e-6)
+
+
+def test_watch_accessed_variables_false():
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, layers.Dense(2)(layers.Dense(4)(inputs)))
+    x = np.ones((2, 3), "float32")
+    with keras.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(model.trainable_weights[0])
+        total = ops.sum(model(x))
+    grads = tape.gradient(total, model.trainable_weights)
+    assert grads[0] is not None and np.asarray(grads[0]).shape == (3, 4)
+    assert grads[1:] == [None, None, None]
+
+
+def test_gradient_called_inside_the_with_block():
+    w = np.array([1.0, 2.0])
+    with keras.GradientTape() as tape:
+        tape.watch(w)
+        y = ops.sum(ops.square(w))
+        g = tape.gradient(y, w)
+    np.testing.assert_allclose(np.asarray(g), [2.0, 4.0])
+
+
 # ----------------------------------------------------------------- bad inputs
 def test_gradient_of_a_non_scalar_target():
     # TensorFlow sums a non-scalar target; fastdl asks for a scalar (or output_gradients)
