@@ -491,6 +491,33 @@ def test_numpy_function_on_a_traced_value_under_a_tape():
     assert "tanh" in str(e.value)
 
 
+def _model_with_a_detaching_layer(detach):
+    class Detach(keras.layers.Layer):
+        def call(self, inputs):
+            return detach(inputs)
+
+    inputs = keras.Input((3,))
+    first = layers.Dense(4)
+    model = keras.Model(inputs, layers.Dense(1)(Detach()(first(inputs))))
+    model.compile(optimizer="sgd", loss="mse")
+    return model
+
+
+def test_np_asarray_on_a_traced_value_during_fit():
+    model = _model_with_a_detaching_layer(np.asarray)
+    with pytest.raises(TypeError) as e:
+        model.fit(np.ones((4, 3), "float32"), np.zeros((4, 1), "float32"), verbose=0)
+    assert "gradient" in str(e.value)
+
+
+@pytest.mark.xfail(strict=True, reason="ops.convert_to_numpy on a traced value in call during fit "
+                   "silently cuts the gradient (the layers before it never train); no error")
+def test_convert_to_numpy_on_a_traced_value_during_fit():
+    model = _model_with_a_detaching_layer(ops.convert_to_numpy)
+    with pytest.raises((TypeError, ValueError, RuntimeError)):
+        model.fit(np.ones((4, 3), "float32"), np.zeros((4, 1), "float32"), verbose=0)
+
+
 def test_add_weight_with_unknown_initializer():
     layer = keras.layers.Layer()
     with pytest.raises(ValueError) as e:
