@@ -817,3 +817,36 @@ def test_dropout_is_active_only_in_training():
     y = np.asarray(model(x, training=True))
     assert 0.2 < (y == 0).mean() < 0.8
     np.testing.assert_allclose(y[y != 0], 2.0)
+
+
+# ----------------------------------------------------------------- keras.ops on symbolic tensors
+@pytest.mark.xfail(strict=True, reason="keras.ops on a KerasTensor raises TypeError ('holds no "
+                   "values ... Use fastdl.ops functions'), though the call is a fastdl.ops function")
+def test_ops_on_symbolic_tensors_build_a_model():
+    inputs = keras.Input((3,))
+    h = layers.Dense(4)(inputs)
+    outputs = ops.mean(ops.exp(h), axis=-1, keepdims=True)
+    assert tuple(outputs.shape) == (None, 1)
+    model = keras.Model(inputs, outputs)
+    x = np.ones((2, 3), "float32")
+    w, b = model.layers[1].get_weights()
+    np.testing.assert_allclose(model.predict(x, verbose=0),
+                               np.exp(x @ w + b).mean(-1, keepdims=True), rtol=1e-5)
+
+
+@pytest.mark.xfail(strict=True, reason="Python operators on a KerasTensor raise TypeError")
+def test_python_operators_on_symbolic_tensors():
+    inputs = keras.Input((3,))
+    outputs = layers.Dense(2)(inputs) * 2.0 + 1.0
+    assert tuple(outputs.shape) == (None, 2)
+    model = keras.Model(inputs, outputs)
+    assert model.predict(np.ones((2, 3), "float32"), verbose=0).shape == (2, 2)
+
+
+@pytest.mark.xfail(strict=True, reason="slicing a KerasTensor (inputs[:, :2]) raises RecursionError")
+def test_slicing_a_symbolic_tensor():
+    inputs = keras.Input((3,))
+    first_two = inputs[:, :2]
+    assert tuple(first_two.shape) == (None, 2)
+    model = keras.Model(inputs, layers.Dense(1)(first_two))
+    assert model.predict(np.ones((2, 3), "float32"), verbose=0).shape == (2, 1)
