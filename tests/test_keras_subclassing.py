@@ -153,6 +153,64 @@ def test_layers_are_recursively_composable():
     assert len(mlp.trainable_weights) == 6
 
 
+@pytest.mark.xfail(strict=True, reason="layers appended to a list attribute after it was assigned "
+                   "are not tracked: no weights, and fit silently leaves them untrained")
+def test_layers_appended_to_a_list_attribute_are_tracked():
+    class Stack(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.blocks = []
+            for _ in range(2):
+                self.blocks.append(layers.Dense(4, activation="relu"))
+            self.head = layers.Dense(1)
+
+        def call(self, inputs):
+            x = inputs
+            for block in self.blocks:
+                x = block(x)
+            return self.head(x)
+
+    model = Stack()
+    x = np.ones((4, 3), "float32")
+    model(x)
+    assert len(model.trainable_weights) == 6
+    before = model.blocks[0].get_weights()[0]
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, np.ones((4, 1), "float32"), verbose=0)
+    assert not np.array_equal(before, model.blocks[0].get_weights()[0])
+
+
+@pytest.mark.xfail(strict=True, reason="layers held in a dict attribute are not tracked (no weights)")
+def test_layers_in_a_dict_attribute_are_tracked():
+    class Heads(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.heads = {"a": layers.Dense(4), "b": layers.Dense(2)}
+
+        def call(self, inputs):
+            return self.heads["b"](self.heads["a"](inputs))
+
+    layer = Heads()
+    layer(np.ones((2, 3), "float32"))
+    assert len(layer.trainable_weights) == 4
+
+
+def test_layers_in_a_list_assigned_at_once_are_tracked():
+    class Stack(keras.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.blocks = [layers.Dense(4) for _ in range(3)]
+
+        def call(self, inputs):
+            for block in self.blocks:
+                inputs = block(inputs)
+            return inputs
+
+    layer = Stack()
+    layer(np.ones((2, 3), "float32"))
+    assert len(layer.trainable_weights) == 6
+
+
 def test_mlp_block_trains_in_a_model():
     inputs = keras.Input(shape=(4,))
     outputs = MLPBlock()(inputs)
