@@ -87,6 +87,18 @@ def test_train_step_override():
     assert h.history["mae"][-1] < h.history["mae"][0]
 
 
+def test_train_step_override_with_validation_uses_the_default_test_step():
+    model = _dense_model(CustomModel)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse", metrics=["mae"])
+    x, y = _regression_data()
+    h = model.fit(x[:48], y[:48], epochs=2, batch_size=16, validation_data=(x[48:], y[48:]),
+                  verbose=0)
+    assert set(h.history) == {"loss", "mae", "val_loss", "val_mae"}
+    pred = model.predict(x[48:], verbose=0)
+    np.testing.assert_allclose(h.history["val_loss"][-1], np.mean((pred - y[48:]) ** 2),
+                               rtol=1e-4)
+
+
 def test_train_step_override_is_actually_used():
     calls = []
 
