@@ -436,23 +436,23 @@ def test_gan_losses_move_as_expected():
     latent_dim = 4
     # discriminator alone (generator frozen by a zero learning rate): d_loss falls
     gan = GANWithCall(_discriminator(), _generator(latent_dim), latent_dim)
-    gan.compile(d_optimizer=keras.optimizers.Adam(learning_rate=1e-2),
+    gan.compile(d_optimizer=keras.optimizers.Adam(learning_rate=2e-2),
                 g_optimizer=keras.optimizers.SGD(learning_rate=0.0),
                 loss_fn=keras.losses.BinaryCrossentropy(from_logits=True))
     g_before = gan.generator.get_weights()
-    h = gan.fit(_real_images(16), epochs=5, batch_size=8, verbose=0)
+    h = gan.fit(_real_images(16), epochs=8, batch_size=8, verbose=0)
     d = h.history["d_loss"]
-    assert d[-1] < d[0] and d[-1] < 0.6
+    assert d[-1] < 0.6 * d[0] and d[-1] < 0.45
     for a, b in zip(g_before, gan.generator.get_weights()):
         np.testing.assert_array_equal(a, b)
     # then the generator alone against that fixed discriminator: g_loss falls
     gan.compile(d_optimizer=keras.optimizers.SGD(learning_rate=0.0),
-                g_optimizer=keras.optimizers.Adam(learning_rate=1e-2),
+                g_optimizer=keras.optimizers.Adam(learning_rate=2e-2),
                 loss_fn=keras.losses.BinaryCrossentropy(from_logits=True))
     d_before = gan.discriminator.get_weights()
-    h = gan.fit(_real_images(16), epochs=5, batch_size=8, verbose=0)
+    h = gan.fit(_real_images(16), epochs=8, batch_size=8, verbose=0)
     g = h.history["g_loss"]
-    assert g[-1] < g[0]
+    assert g[-1] < 0.5 * g[0]
     for a, b in zip(d_before, gan.discriminator.get_weights()):
         np.testing.assert_array_equal(a, b)
 
