@@ -394,6 +394,19 @@ class GANWithCall(GAN):
         return self.discriminator(inputs)
 
 
+def _seed_weights(model, seed):
+    """Fixed initial weights (scaled normal kernels, zero biases): a deterministic test."""
+    rng = np.random.default_rng(seed)
+    new = []
+    for w in model.get_weights():
+        if w.ndim == 1:
+            new.append(np.zeros_like(w))
+        else:
+            fan_in = int(np.prod(w.shape[:-1]))
+            new.append((rng.standard_normal(w.shape) / np.sqrt(fan_in)).astype(w.dtype))
+    model.set_weights(new)
+
+
 def _real_images(n=32):
     # "real" images: a bright centre square on a dark background
     img = np.zeros((n, 6, 6, 1), "float32")
@@ -436,6 +449,8 @@ def test_gan_losses_move_as_expected():
     latent_dim = 4
     # discriminator alone (generator frozen by a zero learning rate): d_loss falls
     gan = GANWithCall(_discriminator(), _generator(latent_dim), latent_dim)
+    _seed_weights(gan.discriminator, 0)
+    _seed_weights(gan.generator, 1)
     gan.compile(d_optimizer=keras.optimizers.Adam(learning_rate=2e-2),
                 g_optimizer=keras.optimizers.SGD(learning_rate=0.0),
                 loss_fn=keras.losses.BinaryCrossentropy(from_logits=True))
