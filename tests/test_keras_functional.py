@@ -295,7 +295,7 @@ def test_toy_resnet_trains_and_summary_is_non_linear():
         np.eye(10, dtype="float32")[rng.integers(0, 10, 16)]
     model.compile(optimizer=keras.optimizers.RMSprop(1e-3),
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["acc"])
-    h = model.fit(x, y, batch_size=8, epochs=2, validation_split=0.25, verbose=0)
+    h = model.fit(x, y, batch_size=8, epochs=1, validation_split=0.25, verbose=0)
     assert {"loss", "acc", "val_loss", "val_acc"} <= set(h.history)
     assert model.predict(x, verbose=0).shape == (16, 10)
 
