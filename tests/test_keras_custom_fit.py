@@ -64,8 +64,6 @@ class CustomModel(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
 
-@pytest.mark.xfail(strict=True, reason="a keras.Model subclass cannot be built functionally: "
-                   "CustomModel(inputs, outputs) raises TypeError 'unexpected argument(s)'")
 def test_functional_construction_of_a_model_subclass():
     inputs = keras.Input(shape=(8,))
     outputs = layers.Dense(1)(inputs)
@@ -414,8 +412,6 @@ def _real_images(n=32):
     return img
 
 
-@pytest.mark.xfail(strict=True, reason="fit on a Model subclass with train_step but no call "
-                   "(the guide's GAN) fails: fit calls the model to build it -> NotImplementedError")
 def test_gan_without_call_as_in_the_guide():
     latent_dim = 4
     gan = GAN(_discriminator(), _generator(latent_dim), latent_dim)
@@ -611,8 +607,6 @@ def _digits(n=64):
     return proto[rng.integers(0, 4, n)]
 
 
-@pytest.mark.xfail(strict=True, reason="fit on a Model subclass with train_step but no call "
-                   "(the example's VAE) fails: fit calls the model to build it -> NotImplementedError")
 def test_vae_without_call_as_in_the_example():
     class NoCallVAE(VAE):
         reconstruction_fn = VAEWithCall.reconstruction_fn
@@ -624,8 +618,6 @@ def test_vae_without_call_as_in_the_example():
     assert set(h.history) == {"loss", "reconstruction_loss", "kl_loss"}
 
 
-@pytest.mark.xfail(strict=True, reason="keras.losses.binary_crossentropy (function form) on a "
-                   "traced value raises TypeError under GradientTape")
 def test_vae_train_step_with_the_functional_loss():
     class ExampleVAE(VAE):
         def call(self, inputs):

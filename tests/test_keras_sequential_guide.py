@@ -165,8 +165,6 @@ def test_transfer_learning_freezes_all_but_last_layer():
     assert "Non-trainable params" in _summary(model)
 
 
-@pytest.mark.xfail(strict=True, reason="freezing a layer moves its weights to the end of "
-                   "model.weights/get_weights() (Keras 2 order); Keras 3 keeps layer order")
 def test_freezing_does_not_reorder_get_weights():
     model = keras.Sequential([keras.Input(shape=(3,)), layers.Dense(4), layers.Dense(1)])
     shapes = [w.shape for w in model.get_weights()]
@@ -248,8 +246,6 @@ def test_fit_with_mismatched_sample_counts():
     assert "10" in msg and "9" in msg
 
 
-@pytest.mark.xfail(strict=True, reason="fit before compile raises RuntimeError; Keras raises "
-                   "ValueError ('You must call compile() before ...')")
 def test_fit_before_compile():
     model = keras.Sequential([keras.Input(shape=(4,)), layers.Dense(1)])
     with pytest.raises(ValueError) as e:

@@ -115,8 +115,6 @@ def test_build_on_a_symbolic_input():
     assert linear_layer.w.shape == (7, 3)
 
 
-@pytest.mark.xfail(strict=True, reason="the first eager call of a user layer runs call twice "
-                   "(once on a zeros batch of 2 to infer the output shape); Keras runs it once")
 def test_first_eager_call_runs_call_once():
     seen = []
 
@@ -153,8 +151,6 @@ def test_layers_are_recursively_composable():
     assert len(mlp.trainable_weights) == 6
 
 
-@pytest.mark.xfail(strict=True, reason="layers appended to a list attribute after it was assigned "
-                   "are not tracked: no weights, and fit silently leaves them untrained")
 def test_layers_appended_to_a_list_attribute_are_tracked():
     class Stack(keras.Model):
         def __init__(self, **kwargs):
@@ -180,7 +176,6 @@ def test_layers_appended_to_a_list_attribute_are_tracked():
     assert not np.array_equal(before, model.blocks[0].get_weights()[0])
 
 
-@pytest.mark.xfail(strict=True, reason="layers held in a dict attribute are not tracked (no weights)")
 def test_layers_in_a_dict_attribute_are_tracked():
     class Heads(keras.layers.Layer):
         def __init__(self, **kwargs):
@@ -568,8 +563,6 @@ def test_np_asarray_on_a_traced_value_during_fit():
     assert "gradient" in str(e.value)
 
 
-@pytest.mark.xfail(strict=True, reason="ops.convert_to_numpy on a traced value in call during fit "
-                   "silently cuts the gradient (the layers before it never train); no error")
 def test_convert_to_numpy_on_a_traced_value_during_fit():
     model = _model_with_a_detaching_layer(ops.convert_to_numpy)
     with pytest.raises((TypeError, ValueError, RuntimeError)):

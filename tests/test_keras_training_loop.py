@@ -324,9 +324,6 @@ def test_l2_penalty_on_weights_in_a_custom_loop():
         np.testing.assert_allclose(np.asarray(g), np.asarray(p) + 2e-3 * w, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="the function forms keras.losses.binary_crossentropy, "
-                   "categorical_crossentropy, sparse_categorical_crossentropy, mean_squared_error, "
-                   "mean_absolute_error raise TypeError on a traced value under GradientTape")
 @pytest.mark.parametrize("name", ["binary_crossentropy", "categorical_crossentropy",
                                   "sparse_categorical_crossentropy", "mean_squared_error",
                                   "mean_absolute_error"])

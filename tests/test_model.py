@@ -275,7 +275,7 @@ def test_load_errors(tmp_path):
 def test_bad_inputs_have_helpful_messages():
     x, y = _data(n=50)
     m = models.Sequential([layers.Flatten(input_shape=(6, 5)), layers.Dense(4, activation="softmax")])
-    with pytest.raises(RuntimeError, match="compile"):
+    with pytest.raises(ValueError, match="compile"):
         m.fit(x, y, verbose=0)
     m.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
     with pytest.raises(ValueError, match="same length"):

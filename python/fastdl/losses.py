@@ -165,33 +165,32 @@ class LossFunctionWrapper(Loss):
         return {"name": self.name, **self.kwargs}
 
 
-# Keras' functional forms: per-sample losses.
-def _per_sample(cls, y_true, y_pred, **kw):
-    y_pred = _float_array(y_pred)
-    loss = cls(**kw)
-    y_true = loss._prepare_targets(y_true, y_pred.dtype)
-    return np.array([loss._value_and_grad(y_true[i:i + 1], y_pred[i:i + 1], None, False)[0]
-                     for i in range(len(y_pred))], dtype=y_pred.dtype)
+# Keras' functional forms: the loss of each sample, reduced over the last axis only (as
+# Keras' keras.losses.mean_squared_error & co.), written with the differentiable ops.
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
+    if ignore_class is not None:
+        raise NotImplementedError("sparse_categorical_crossentropy: ignore_class is not supported")
+    return ops.sparse_categorical_crossentropy(y_true, y_pred, from_logits=from_logits, axis=axis)
 
 
-def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
-    return _per_sample(SparseCategoricalCrossentropy, y_true, y_pred, from_logits=from_logits)
+def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+    if label_smoothing:
+        raise NotImplementedError("categorical_crossentropy: label_smoothing is not supported")
+    return ops.categorical_crossentropy(y_true, y_pred, from_logits=from_logits, axis=axis)
 
 
-def categorical_crossentropy(y_true, y_pred, from_logits=False):
-    return _per_sample(CategoricalCrossentropy, y_true, y_pred, from_logits=from_logits)
-
-
-def binary_crossentropy(y_true, y_pred, from_logits=False):
-    return _per_sample(BinaryCrossentropy, y_true, y_pred, from_logits=from_logits)
+def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+    if label_smoothing:
+        raise NotImplementedError("binary_crossentropy: label_smoothing is not supported")
+    return ops.mean(ops.binary_crossentropy(y_true, y_pred, from_logits=from_logits), axis=axis)
 
 
 def mean_squared_error(y_true, y_pred):
-    return _per_sample(MeanSquaredError, y_true, y_pred)
+    return ops.mean(ops.square(ops.subtract(y_pred, y_true)), axis=-1)
 
 
 def mean_absolute_error(y_true, y_pred):
-    return _per_sample(MeanAbsoluteError, y_true, y_pred)
+    return ops.mean(ops.abs(ops.subtract(y_pred, y_true)), axis=-1)
 
 
 mse = mean_squared_error

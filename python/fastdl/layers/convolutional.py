@@ -1,7 +1,7 @@
 """Convolution layers: Conv2D."""
 from .. import activations, initializers
 from ._conv_utils import conv_out, jsonable, need_op, norm_padding, padding_arg, pair
-from .core import Dense
+from .core import Dense, _regularizer_config
 from .layer import Layer, shape_str
 
 
@@ -10,8 +10,11 @@ class Conv2D(Layer):
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kw):
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kw):
         super().__init__(**kw)
+        from .. import regularizers
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
         if data_format not in (None, "channels_last"):
             raise ValueError("Conv2D supports data_format='channels_last' only (images are (N, H, W, C))")
         self.filters = int(filters)
@@ -30,9 +33,11 @@ class Conv2D(Layer):
             raise ValueError(f"Conv2D {self.name!r} expects 4-D inputs (batch, height, width, "
                              f"channels), got {shape_str(s)}")
         kh, kw = self.kernel_size
-        self.add_weight((kh, kw, s[-1], self.filters), self.kernel_initializer, name="kernel")
+        self.add_weight((kh, kw, s[-1], self.filters), self.kernel_initializer, name="kernel",
+                        regularizer=self.kernel_regularizer)
         if self.use_bias:
-            self.add_weight((self.filters,), self.bias_initializer, name="bias")
+            self.add_weight((self.filters,), self.bias_initializer, name="bias",
+                            regularizer=self.bias_regularizer)
 
     def compute_output_shape(self, s):
         oh = conv_out(s[1], self.kernel_size[0], self.strides[0], self.dilation_rate[0], self._pads[0])
@@ -84,6 +89,7 @@ class Conv2D(Layer):
                 "dilation_rate": list(self.dilation_rate), "activation": self.activation.name,
                 "use_bias": self.use_bias,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer)}
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                **_regularizer_config(self)}
 
     from_config = Dense.__dict__["from_config"]

@@ -7,8 +7,11 @@ class Dense(Layer):
     """y = activation(x @ kernel + bias); bias and relu fused into the GEMM."""
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kw):
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kw):
         super().__init__(**kw)
+        from .. import regularizers
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
         if int(units) <= 0:
             raise ValueError(f"Dense units must be a positive integer, got {units!r}")
         self.units = int(units)
@@ -22,9 +25,11 @@ class Dense(Layer):
         if input_shape[-1] is None:
             raise ValueError(f"Dense layer {self.name!r} needs a known last input dimension, got "
                              f"{shape_str(input_shape)}")
-        self.add_weight((input_shape[-1], self.units), self.kernel_initializer, name="kernel")
+        self.add_weight((input_shape[-1], self.units), self.kernel_initializer, name="kernel",
+                        regularizer=self.kernel_regularizer)
         if self.use_bias:
-            self.add_weight((self.units,), self.bias_initializer, name="bias")
+            self.add_weight((self.units,), self.bias_initializer, name="bias",
+                            regularizer=self.bias_regularizer)
 
     @property
     def kernel(self):
@@ -86,7 +91,8 @@ class Dense(Layer):
         return {**super().get_config(), "units": self.units, "activation": self.activation.name,
                 "use_bias": self.use_bias,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer)}
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                **_regularizer_config(self)}
 
     @classmethod
     def from_config(cls, config):
@@ -95,6 +101,12 @@ class Dense(Layer):
             if k in config:
                 config[k] = initializers.get(config[k])
         return cls(**config)
+
+
+def _regularizer_config(layer):
+    from .. import regularizers
+    return {k: regularizers.serialize(getattr(layer, k))
+            for k in ("kernel_regularizer", "bias_regularizer") if getattr(layer, k) is not None}
 
 
 class Lambda(Layer):

@@ -122,21 +122,35 @@ class Layer:
 
     # ------------------------------------------------------------ tracking
     def __setattr__(self, key, value):
-        # Sub-layers assigned as attributes (or lists of them) are tracked: their
-        # weights are this layer's weights too, as in Keras.
+        # Sub-layers assigned as attributes, or held in lists, tuples and dicts assigned
+        # as attributes, are tracked: their weights are this layer's weights too (Keras).
         if isinstance(value, Layer):
-            if value not in self.__dict__.get("_layers", ()):
+            if all(value is not l for l in self.__dict__.get("_layers", ())):
                 self.__dict__.setdefault("_layers", []).append(value)
                 structure_changed()
-        elif type(value) in (list, tuple) and value and all(isinstance(v, Layer) for v in value):
-            for v in value:
-                if v not in self.__dict__.get("_layers", ()):
-                    self.__dict__.setdefault("_layers", []).append(v)
+        elif type(value) in (list, dict, tuple) and (
+                not key.startswith("_") or any(isinstance(v, Layer) for v in _values(value))):
+            if type(value) is list:
+                value = _TrackedList(value)
+            elif type(value) is dict:
+                value = _TrackedDict(value)
+            self.__dict__.setdefault("_containers", {})[key] = value
             structure_changed()
         object.__setattr__(self, key, value)
 
     def _sublayers(self):
-        return self.__dict__.get("_layers", [])
+        own = self.__dict__.get("_layers", [])
+        boxes = self.__dict__.get("_containers")
+        if not boxes:
+            return own
+        out = list(own)
+        for key, box in boxes.items():
+            if self.__dict__.get(key) is not box:
+                continue
+            for v in _values(box):
+                if isinstance(v, Layer) and all(v is not l for l in out):
+                    out.append(v)
+        return out
 
     def _flatten_layers(self):
         """This layer and every layer under it, each once, depth first (cached until a
@@ -212,7 +226,8 @@ class Layer:
 
     @property
     def weights(self):
-        return self.trainable_weights + self.non_trainable_weights
+        """Every weight, layer by layer in creation order (Keras 3's get_weights order)."""
+        return _dedup([w for l in self._flatten_layers() for w in l._weights])
 
     @property
     def trainable_weights(self):
@@ -288,16 +303,17 @@ class Layer:
             return input_shape
         return _infer_shape(self, input_shape)
 
-    def _build_from(self, input_shape, dtype=None):
+    def _build_from(self, input_shape, dtype=None, infer=True):
         """Build for input_shape (batch dim included, may be None); a list of shapes for
-        layers with several inputs."""
+        layers with several inputs. infer=False leaves the output shape to the first call."""
         if self.dtype is None:
             self.dtype = float_dtype(dtype if dtype is not None else np.float32)
         if not self.built:
             self.build(input_shape)
             self.input_shape = input_shape
             self.built = True
-            self.output_shape = _shape_tuple(self.compute_output_shape(input_shape))
+            if infer:
+                self.output_shape = _shape_tuple(self.compute_output_shape(input_shape))
         return self.output_shape
 
     def _check_input(self, shape):
@@ -409,11 +425,22 @@ class Layer:
     # --- layers written with ops: the call is traced
     def _call_traced(self, args, kwargs):
         inputs = args[0]
-        if not self.built:
+        first = not self.built
+        if first:
             shapes = _shapes_of(inputs)
             dt = next((a.dtype for a in _symbolic.flatten(inputs) if hasattr(a, "dtype")
                        and np.dtype(a.dtype).kind == "f"), None)
-            self._build_from(shapes, dt)
+            self._build_from(shapes, dt, infer=False)
+        out = self._call_traced_built(args, kwargs)
+        if first and self.output_shape is None:
+            flat = [o for o in _symbolic.flatten(out) if hasattr(o, "shape")]
+            shapes = [(None,) + tuple(o.shape[1:]) for o in flat]
+            self.output_shape = shapes[0] if len(shapes) == 1 and not isinstance(out, (list, tuple)) \
+                else shapes
+        return out
+
+    def _call_traced_built(self, args, kwargs):
+        inputs = args[0]
         training = kwargs.get("training")
         kwargs = self._call_kwargs(kwargs)
         self._losses = []
@@ -460,7 +487,7 @@ class Layer:
         x = args[0]
         with tape:
             tape.watch([a for a in _symbolic.flatten(x) if hasattr(a, "shape")])
-            out = self._call_traced(args, kwargs)
+            out = self._call_traced_built(args, kwargs)
         object.__setattr__(self, "_last_record", (tape, x, out))
         return _tape.value(out) if not isinstance(out, (list, tuple, dict)) else \
             _symbolic.pack_like(out, [_tape.value(o) for o in _symbolic.flatten(out)])
@@ -476,11 +503,12 @@ class Layer:
                                 f"(keras.Input) and {type(a).__name__}; pass only symbolic "
                                 f"tensors while building a model")
         shapes = _shapes_of(inputs)
+        out_shape = None
         if not self.built:
-            self._build_from(shapes, flat[0].dtype if flat[0].dtype.kind == "f" else None)
-            out_shape = self.output_shape
+            out_shape = self._build_from(shapes, flat[0].dtype if flat[0].dtype.kind == "f" else None)
         else:
             self._check_symbolic(shapes)
+        if out_shape is None:
             out_shape = _shape_tuple(self.compute_output_shape(shapes))
         static = {k: v for k, v in kwargs.items() if k != "training"}
         if len(args) > 1:
@@ -602,6 +630,69 @@ class Layer:
 
 
 # ------------------------------------------------------------------ helpers
+def _values(box):
+    return box.values() if isinstance(box, dict) else box
+
+
+class _TrackedList(list):
+    """A list attribute of a layer: appending a layer to it tracks the layer."""
+
+    def append(self, v):
+        super().append(v)
+        structure_changed()
+
+    def extend(self, vs):
+        super().extend(vs)
+        structure_changed()
+
+    def insert(self, i, v):
+        super().insert(i, v)
+        structure_changed()
+
+    def __setitem__(self, i, v):
+        super().__setitem__(i, v)
+        structure_changed()
+
+    def __delitem__(self, i):
+        super().__delitem__(i)
+        structure_changed()
+
+    def pop(self, *a):
+        v = super().pop(*a)
+        structure_changed()
+        return v
+
+    def remove(self, v):
+        super().remove(v)
+        structure_changed()
+
+
+class _TrackedDict(dict):
+    """A dict attribute of a layer: adding a layer to it tracks the layer."""
+
+    def __setitem__(self, k, v):
+        super().__setitem__(k, v)
+        structure_changed()
+
+    def __delitem__(self, k):
+        super().__delitem__(k)
+        structure_changed()
+
+    def update(self, *a, **kw):
+        super().update(*a, **kw)
+        structure_changed()
+
+    def pop(self, *a):
+        v = super().pop(*a)
+        structure_changed()
+        return v
+
+    def setdefault(self, k, d=None):
+        v = super().setdefault(k, d)
+        structure_changed()
+        return v
+
+
 def _dedup(ws):
     seen, out = set(), []
     for w in ws:
@@ -631,8 +722,10 @@ def _shapes_of(inputs):
         return {k: _shapes_of(v) for k, v in inputs.items()}
     if isinstance(inputs, (list, tuple)):
         return [_shapes_of(v) for v in inputs]
-    return (None,) + tuple(inputs.shape[1:]) if isinstance(inputs, KerasTensor) or \
-        hasattr(inputs, "shape") and len(inputs.shape) else tuple(np.shape(inputs))
+    if isinstance(inputs, KerasTensor):
+        return tuple(inputs.shape)          # a static batch size stays
+    return (None,) + tuple(inputs.shape[1:]) if hasattr(inputs, "shape") and len(inputs.shape) \
+        else tuple(np.shape(inputs))
 
 
 def _as_floats(inputs, dtype):

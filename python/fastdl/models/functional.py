@@ -38,6 +38,13 @@ class Functional(Model):
         for node in self._nodes:
             if all(node.layer is not l for l in ordered):
                 ordered.append(node.layer)
+        seen = {}
+        for l in ordered:
+            seen[l.name] = seen.get(l.name, 0) + 1
+        dup = [n for n, c in seen.items() if c > 1]
+        if dup:
+            raise ValueError(f"the name {dup[0]!r} is used {seen[dup[0]]} times in the model; all "
+                             f"layer names must be unique (pass name=... to the layers)")
         object.__setattr__(self, "_layers", ordered)
         structure_changed()
         self.dtype = flat_in[0].dtype if flat_in and flat_in[0].dtype.kind == "f" else np.dtype(np.float32)
@@ -162,7 +169,7 @@ class Functional(Model):
                           "args": pack_like(node.structure, [index[t._id] for t in node.inputs]),
                           "kwargs": node.kwargs})
         return {"name": self.name, "trainable": self.trainable,
-                "layers": [serialize_object(l) for l in self._layers],
+                "layers": [{**serialize_object(l), "name": l.name} for l in self._layers],
                 "nodes": nodes,
                 "input_layers": pack_like(self._input_struct, [index[t._id] for t in self._flat_inputs]),
                 "output_layers": pack_like(self._output_struct, [index[t._id] for t in self._flat_outputs])}
@@ -173,7 +180,7 @@ class Functional(Model):
         layers = {}
         for d in config["layers"]:
             l = deserialize_object(d, custom_objects, kind="layer")
-            layers[l.name] = l
+            layers[d.get("name", l.name)] = l     # the saved name, whatever get_config kept
         tensors = {}
         for name, l in layers.items():
             if isinstance(l, InputLayer):

@@ -20,6 +20,13 @@ class Model(Trainer, Layer):
         return Layer.__new__(cls, *args, **kwargs)
 
     def __init__(self, *args, name=None, trainable=True, dtype=None, **kwargs):
+        if (args or "inputs" in kwargs or "outputs" in kwargs) and type(self).__name__ != "Functional":
+            # a Model subclass built the functional way, CustomModel(inputs, outputs), as the
+            # Keras guides do to override train_step: it becomes a functional model too
+            from .functional import Functional
+            self.__class__ = _functional_subclass(type(self))
+            Functional.__init__(self, *args, name=name, trainable=trainable, **kwargs)
+            return
         if args or kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected argument(s) "
                             f"{', '.join([repr(a) for a in args] + sorted(kwargs))}; a functional "
@@ -67,7 +74,7 @@ class Model(Trainer, Layer):
             from ..layers.layer import _infer_shape, _shape_tuple
             self.output_shape = _shape_tuple(_infer_shape(self, input_shape))
 
-    def _build_from(self, input_shape, dtype=None):
+    def _build_from(self, input_shape, dtype=None, infer=False):
         # A subclassed model builds its layers by calling them: its first real call does
         # (model.build(shape) runs one call on zeros).
         if self.built:
@@ -192,6 +199,22 @@ class Model(Trainer, Layer):
         if skip_mismatch:
             raise NotImplementedError("load_weights: skip_mismatch=True is not supported")
         saving.load_weights(self, filepath)
+
+
+_FUNCTIONAL_SUBCLASSES = {}
+
+
+def _functional_subclass(cls):
+    """cls with Functional's graph behind it (cls's own methods, e.g. train_step, win)."""
+    from .functional import Functional
+    if issubclass(cls, Functional):
+        return cls
+    sub = _FUNCTIONAL_SUBCLASSES.get(cls)
+    if sub is None:
+        sub = type(cls.__name__, (cls, Functional), {"__module__": cls.__module__,
+                                                      "__qualname__": cls.__qualname__})
+        _FUNCTIONAL_SUBCLASSES[cls] = sub
+    return sub
 
 
 def _identity(a):

@@ -81,6 +81,40 @@ class Sequential(Model):
     def output_names(self):
         return [self._layers[-1].name] if self._layers else ["output"]
 
+    # the stack as a symbolic graph (Keras 3 builds one once the input shape is known), so
+    # that model.inputs / model.outputs and each layer's .input / .output exist
+    def _graph(self):
+        from ..layers.layer import _version
+        hit = self.__dict__.get("_graph_cache")
+        if hit is not None and hit[0] == _version[0]:
+            return hit[1]
+        if self._build_input_shape is None:
+            raise AttributeError(f"Sequential model {self.name!r} has no input shape yet, so it "
+                                 f"has no symbolic inputs or outputs; give it an Input first")
+        from ..layers.layer import Input
+        x = Input(batch_shape=self._build_input_shape, dtype=self.dtype)
+        h = x
+        for l in self._layers:
+            h = l(h)
+        self.__dict__["_graph_cache"] = (_version[0], (x, h))
+        return x, h
+
+    @property
+    def inputs(self):
+        return [self._graph()[0]]
+
+    @property
+    def outputs(self):
+        return [self._graph()[1]]
+
+    @property
+    def input(self):
+        return self._graph()[0]
+
+    @property
+    def output(self):
+        return self._graph()[1]
+
     def build(self, input_shape=None, dtype=None):
         """Create every layer's weights for inputs of input_shape (batch dim included)."""
         if input_shape is None:
@@ -98,7 +132,7 @@ class Sequential(Model):
             dt = l.dtype or dt
         self.built = True
 
-    def _build_from(self, input_shape, dtype=None):
+    def _build_from(self, input_shape, dtype=None, infer=True):
         if not self.built:
             self.build(input_shape, dtype)
         return self.output_shape

@@ -102,7 +102,7 @@ class Trainer:
 
     def _require_compiled(self, what):
         if not getattr(self, "compiled", False):
-            raise RuntimeError(f"{what}: the model must be compiled first, e.g. "
+            raise ValueError(f"{what}: you must call compile() first, e.g. "
                                f"model.compile(optimizer='adam', loss='sparse_categorical_crossentropy', "
                                f"metrics=['accuracy'])")
 
