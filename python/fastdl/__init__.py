@@ -14,7 +14,7 @@ from . import cuda
 __version__ = ops.build_info()["version"]
 
 _SUBMODULES = ("layers", "models", "optimizers", "losses", "callbacks", "datasets",
-               "activations", "initializers", "metrics", "bench", "demo")
+               "activations", "initializers", "metrics", "demo")
 
 
 def __getattr__(name):

@@ -1,6 +1,6 @@
 """Shared by every benchmark suite: timing, machine description, tables.
 
-A suite is a module fastdl/bench/<name>.py with ``run(opts)`` that returns a list of Table, or
+A suite is a module bench/<name>.py with ``run(opts)`` that returns a list of Table, or
 better yields them one at a time (then Ctrl-C keeps the tables already finished). ``opts`` has
 ``thread_list`` (thread counts to measure), ``quick`` (fewer shapes and repeats) and ``device``.
 

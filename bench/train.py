@@ -35,7 +35,7 @@ ADAM = dict(lr=1e-3, eps=1e-7)
 
 # ------------------------------------------------------------------ models per framework
 def _fastdl_model(kind):
-    from .. import layers, models
+    from fastdl import layers, models
     L = layers
     if kind == "mlp":
         m = models.Sequential()
@@ -201,7 +201,7 @@ def _median_run(runs):
 
 
 def _datasets(quick):
-    from .. import datasets
+    from fastdl import datasets
     (xtr, ytr), (xte, yte) = datasets.fashion_mnist.load_data(verbose=False)
     full = dict(x_train=(xtr / np.float32(255)).astype(np.float32), y_train=ytr,
                 x_test=(xte / np.float32(255)).astype(np.float32), y_test=yte)
