@@ -15,7 +15,7 @@ import traceback
 
 from . import _common
 
-SUITES = ["gemm", "conv", "pool", "rnn", "train"]
+SUITES = ["gemm", "conv", "pool", "rnn", "train", "cuda"]
 
 
 def import_suite(name):
@@ -61,7 +61,16 @@ def parse_args(argv=None):
                         "reported (default 3, 1 with --quick)")
     p.add_argument("--train-models", default=None, metavar="LIST",
                    help="train suite: comma-separated subset of mlp,convnet,simple_rnn,lstm")
+    p.add_argument("--cuda-parts", default=None, metavar="LIST",
+                   help="cuda suite: comma-separated subset of " + ",".join(_common.CUDA_PARTS)
+                        + " (default: all)")
     opts = p.parse_args(argv)
+    if opts.cuda_parts is not None:
+        opts.cuda_parts = [s.strip() for s in opts.cuda_parts.split(",") if s.strip()]
+        bad = [s for s in opts.cuda_parts if s not in _common.CUDA_PARTS]
+        if bad or not opts.cuda_parts:
+            p.error(f"--cuda-parts takes a subset of {','.join(_common.CUDA_PARTS)}, "
+                    f"got {bad or 'nothing'}")
     if opts.train_repeats is not None and opts.train_repeats < 1:
         p.error(f"--train-repeats must be at least 1, got {opts.train_repeats}")
     if opts.train_models is not None:

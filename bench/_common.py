@@ -60,6 +60,9 @@ class Table:
                 "suite": self.suite}
 
 
+# The parts of the cuda suite (python -m bench cuda --cuda-parts gemm,conv,...).
+CUDA_PARTS = ("gemm", "conv", "rnn", "train")
+
 RATE_UNITS = ("GFLOP/s", "TFLOP/s", "GB/s", "samples/s", "images/s", "steps/s", "it/s")
 
 

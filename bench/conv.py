@@ -52,13 +52,14 @@ def peak_gflops(threads):
             f"of 3) times the threads")
 
 
-def _torch_case(torch, x, w, b, dy, pad, first):
+def _torch_case(torch, x, w, b, dy, pad, first, device="cpu"):
+    """PyTorch's (fwd, bwd, fwd+bwd) callables for one layer, channels_last, on device."""
     F = torch.nn.functional
     cl = torch.channels_last
-    xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=cl)
-    wt = torch.from_numpy(w).permute(3, 2, 0, 1).contiguous(memory_format=cl)
-    bt = torch.from_numpy(b).clone()
-    dyt = torch.from_numpy(dy).permute(0, 3, 1, 2).contiguous(memory_format=cl)
+    xt = torch.from_numpy(x).to(device).permute(0, 3, 1, 2).contiguous(memory_format=cl)
+    wt = torch.from_numpy(w).to(device).permute(3, 2, 0, 1).contiguous(memory_format=cl)
+    bt = torch.from_numpy(b).to(device).clone()
+    dyt = torch.from_numpy(dy).to(device).permute(0, 3, 1, 2).contiguous(memory_format=cl)
     xt.requires_grad_(not first)
     wt.requires_grad_(True)
     bt.requires_grad_(True)
