@@ -5,7 +5,7 @@
 #   tools/gpu_check.sh                # build, CUDA tests, timings, one summary table
 #   tools/gpu_check.sh --skip-build   # use the fastdl already built in python/fastdl (or installed)
 #
-# Steps, each under its own `timeout` and all of them within GPU_CHECK_BUDGET_S (default 500 s);
+# Steps, each under its own `timeout` and all of them within GPU_CHECK_BUDGET_S (default 480 s);
 # a step that fails or runs out of time is logged and the next one still runs:
 #   1. build    fastdl with FASTDL_CUDA=ON for CUDA_ARCHS (default 90 only) on all cores, in the
 #               checkout like the developer build (the modules land in python/fastdl/ and the
@@ -24,7 +24,7 @@
 # summary.md (the table), steps.tsv, pytest-cuda.xml, bench-cuda-<part>.json and .md.
 # Exit status 0 when every step ended well and every target was met, else 1.
 #
-# Environment: OUT, GPU_CHECK_BUDGET_S (500), CUDA_ARCHS (90), JOBS (all cores), PYTHON (python3),
+# Environment: OUT, GPU_CHECK_BUDGET_S (480), CUDA_ARCHS (90), JOBS (all cores), PYTHON (python3),
 # BUILD_DIR (build/gpu-check), FASHION_MNIST_DIR, GPU_CHECK_INSTALL (cmake | pip), and per-step
 # limits in seconds: GPU_CHECK_BUILD_S (240), GPU_CHECK_TESTS_S (180), GPU_CHECK_PART_S (90; the
 # train part gets GPU_CHECK_TRAIN_S, 150).
@@ -48,7 +48,7 @@ LOG="$OUT_DIR/gpu-check.log"
 STEPS="$OUT_DIR/steps.tsv"
 : > "$STEPS"
 
-BUDGET=${GPU_CHECK_BUDGET_S:-500}
+BUDGET=${GPU_CHECK_BUDGET_S:-480}
 REPORT_RESERVE=20
 ARCHS=${CUDA_ARCHS:-90}
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 4)}
@@ -162,8 +162,13 @@ main() {
   fi
   run_step config 60 step_config
 
+  # only the files with CUDA tests: collecting the others needs packages a GPU machine may lack
+  # (hypothesis), and one collection error would stop the whole run
+  local cuda_tests
+  cuda_tests=$(grep -l "pytest.mark.cuda" tests/test_*.py | tr '\n' ' ')
+  # shellcheck disable=SC2086
   run_step tests "${GPU_CHECK_TESTS_S:-180}" pymod pytest -q -m cuda -rfEs -p no:cacheprovider \
-    --junitxml="$OUT_DIR/pytest-cuda.xml" tests
+    --continue-on-collection-errors --junitxml="$OUT_DIR/pytest-cuda.xml" ${cuda_tests:-tests}
 
   local part limit
   for part in gemm conv rnn train; do
