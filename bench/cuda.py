@@ -416,12 +416,12 @@ def _train(ctx):
         if low:
             result = f"missed: test accuracy {gpu['acc']:.3f} < {MIN_EPOCH_ACC}"
         _add(table, "convnet epoch, GPU: fastdl vs PyTorch", desc(gpu),
-             f"PyTorch {desc(ref)}" if ref else f"PyTorch: {twhy}", ratio, EPOCH_VS_TORCH,
+             f"PyTorch {desc(ref)}" if ref else twhy, ratio, EPOCH_VS_TORCH,
              result=result)
         table.notes.append(ctx.device_note())
         table.notes.append(f"Fashion-MNIST from {where}: {n_train} training images, pixels / 255, "
-                           f"batch {bs}, one epoch of fit (Adam), after a warm-up fit on 2048 "
-                           f"images; FP32 on both sides (fastdl's default; PyTorch with TF32 off). "
+                           f"batch {bs}, one epoch of fit (Adam), after a warm-up fit on "
+                           f"{len(warm['x_train'])} images; FP32 on both sides (fastdl's default; PyTorch with TF32 off). "
                            f"Target: fastdl's time at most 2x PyTorch's (speed vs ref >= 0.5).")
         yield table
 
