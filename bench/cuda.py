@@ -30,6 +30,7 @@ reference interleaved, medians; the first calls (kernel compilation, cuDNN's aut
 not timed. Without a usable GPU the suite returns one row saying why.
 """
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -153,19 +154,28 @@ class _TorchFlags:
     def __init__(self, torch, tf32, benchmark=True):
         self.torch, self.tf32, self.benchmark = torch, tf32, benchmark
 
+    old = None
+
     def __enter__(self):
         if self.torch is not None:
             b = self.torch.backends
-            self.old = (b.cudnn.allow_tf32, b.cudnn.benchmark, b.cuda.matmul.allow_tf32)
-            b.cudnn.allow_tf32 = self.tf32
-            b.cudnn.benchmark = self.benchmark
-            b.cuda.matmul.allow_tf32 = self.tf32
+            try:
+                self.old = (b.cudnn.allow_tf32, b.cudnn.benchmark, b.cuda.matmul.allow_tf32)
+                b.cudnn.allow_tf32 = self.tf32
+                b.cudnn.benchmark = self.benchmark
+                b.cuda.matmul.allow_tf32 = self.tf32
+            except Exception as e:   # a PyTorch that refuses the switches: time it as it is
+                print(f"bench cuda: could not set PyTorch's TF32 switches ({type(e).__name__}: "
+                      f"{e}); its default precision is timed", file=sys.stderr)
         return self
 
     def __exit__(self, *exc):
-        if self.torch is not None:
+        if self.torch is not None and self.old is not None:
             b = self.torch.backends
-            b.cudnn.allow_tf32, b.cudnn.benchmark, b.cuda.matmul.allow_tf32 = self.old
+            try:
+                b.cudnn.allow_tf32, b.cudnn.benchmark, b.cuda.matmul.allow_tf32 = self.old
+            except Exception:
+                pass
 
 
 # ------------------------------------------------------------------ gemm
