@@ -1,19 +1,21 @@
-"""The benchmark runner (python -m fastdl.bench) with tiny fake suites: no timing is checked."""
+"""The benchmark runner (python -m bench, from the repository root) with tiny fake suites:
+no timing is checked. The bench package is imported from the checkout (pytest puts the
+repository root on sys.path; see pythonpath in pyproject.toml), never from the fastdl wheel."""
 import json
 import sys
 import types
 
 import pytest
 
-from fastdl.bench import __main__ as runner
-from fastdl.bench import _common, _plot
-from fastdl.bench._common import Table
+from bench import __main__ as runner
+from bench import _common, _plot
+from bench._common import Table
 
 
 def fake_suite(monkeypatch, name, run):
-    mod = types.ModuleType(f"fastdl.bench.{name}")
+    mod = types.ModuleType(f"bench.{name}")
     mod.run = run
-    monkeypatch.setitem(sys.modules, f"fastdl.bench.{name}", mod)
+    monkeypatch.setitem(sys.modules, f"bench.{name}", mod)
     if name not in runner.SUITES:
         monkeypatch.setattr(runner, "SUITES", runner.SUITES + [name])
     return mod
@@ -57,7 +59,7 @@ def test_missing_suite_is_reported_and_skipped(monkeypatch, capsys):
     rc = runner.main(["nosuchsuite", "fake", "--threads", "1"])
     cap = capsys.readouterr()
     assert rc == 0
-    assert "'nosuchsuite' is not part of this build" in cap.err
+    assert "'nosuchsuite' is not part of this checkout" in cap.err
     assert "### ok" in cap.out
 
 
@@ -112,6 +114,20 @@ def test_unknown_suite_and_bad_threads_are_usage_errors(capsys):
     with pytest.raises(SystemExit):
         runner.main(["gemm", "--threads", "a,b"])
     assert "positive integers" in capsys.readouterr().err
+
+
+def test_fastdl_package_ships_no_benchmark_code():
+    # The benchmarks (and their PyTorch/Keras comparison code) live in the checkout's bench/,
+    # outside the package: the installed fastdl has no bench module and imports no framework.
+    import importlib.util
+    import pathlib
+    import re
+    import fastdl
+    assert importlib.util.find_spec("fastdl.bench") is None
+    pat = re.compile(r"^\s*(import|from)\s+(torch|keras|tensorflow)\b", re.M)
+    pkg = pathlib.Path(fastdl.__file__).parent
+    offenders = [str(p) for p in pkg.rglob("*.py") if pat.search(p.read_text(encoding="utf-8"))]
+    assert offenders == []
 
 
 def test_list(capsys):
@@ -180,7 +196,7 @@ def test_train_options_are_checked(capsys):
 def test_train_rounds_alternate_and_report_medians(monkeypatch):
     # Three rounds: the frameworks alternate within each round and the table
     # shows each framework's median fit time, with the range of the rounds.
-    from fastdl.bench import train
+    from bench import train
     calls = []
     times = {"fastdl": [3.0, 1.0, 2.0], "Keras": [9.0, 7.0, 8.0], "PyTorch": [5.0, 4.0, 6.0]}
 
@@ -207,7 +223,7 @@ def test_train_rounds_alternate_and_report_medians(monkeypatch):
 
 
 def test_train_framework_missing_is_not_retried(monkeypatch):
-    from fastdl.bench import train
+    from bench import train
     n = {"keras": 0}
 
     def keras(*a, **k):
@@ -224,3 +240,100 @@ def test_train_framework_missing_is_not_retried(monkeypatch):
     rows = {r["framework"]: r for r in table.rows}
     assert n["keras"] == 1 and rows["Keras"]["version"] == "not installed"
     assert "fit s" not in rows["Keras"] and rows["PyTorch"]["fastdl / this"] == 0.5
+
+
+# ------------------------------------------------------------------ conv: algorithm= columns
+def _tiny_conv(monkeypatch):
+    from bench import conv
+
+    def one_call_each(fns, repeat):   # no timing: each fn runs once, times are made up
+        return [fn() or 0.001 * (i + 1) for i, fn in enumerate(fns)]
+    monkeypatch.setattr(conv, "side_by_side", one_call_each)
+    monkeypatch.setattr(conv, "LAYERS", [("tiny 6x6x2->3 3x3", 2, (6, 6, 2), 3, 3, "valid", False)])
+    return conv
+
+
+def _fake_ops(real, *, fwd_algo, bwd_algo, refuse=(), kwargs_only=False):
+    """fastdl.ops with conv2d (and conv2d_backward) taking algorithm= or not; records the calls."""
+    calls = []
+
+    def check(algorithm):
+        if algorithm not in ("auto", "direct", "im2col"):
+            raise ValueError(f"bad algorithm {algorithm!r}")
+        if algorithm in refuse:
+            raise ValueError(f"{algorithm} does not do this layer")
+        calls.append(algorithm)
+
+    if not fwd_algo:
+        conv2d = real.conv2d
+    elif kwargs_only:
+        def conv2d(x, w, b=None, **kw):
+            algorithm = kw.pop("algorithm", "auto")
+            check(algorithm)
+            return real.conv2d(x, w, b, **kw)
+    else:
+        def conv2d(x, w, b=None, *, strides=1, padding="valid", dilation_rate=1,
+                   activation="linear", algorithm="auto"):
+            check(algorithm)
+            return real.conv2d(x, w, b, strides=strides, padding=padding,
+                               dilation_rate=dilation_rate, activation=activation)
+    if bwd_algo:
+        def conv2d_backward(dy, x, w, *, padding="valid", need_dx=True, algorithm="auto"):
+            check(algorithm)
+            return real.conv2d_backward(dy, x, w, padding=padding, need_dx=need_dx)
+    else:
+        conv2d_backward = real.conv2d_backward
+    return types.SimpleNamespace(conv2d=conv2d, conv2d_backward=conv2d_backward,
+                                 fma_peak_gflops=lambda n: 100.0), calls
+
+
+def _run_conv(conv):
+    opts = types.SimpleNamespace(quick=True, thread_list=[1])
+    (t,) = conv.run(opts)
+    return t
+
+
+def test_conv_without_algorithm_argument_keeps_the_old_table(monkeypatch):
+    from fastdl import ops
+    conv = _tiny_conv(monkeypatch)
+    fake, _ = _fake_ops(ops, fwd_algo=False, bwd_algo=False)
+    monkeypatch.setattr(conv, "ops", fake)
+    assert conv.conv_algorithms() == ((), False)
+    t = _run_conv(conv)
+    assert not [c for c in t.columns if "direct" in c or "im2col" in c]
+    assert [r["pass"] for r in t.rows] == ["fwd", "bwd", "fwd+bwd"]
+    assert all(r["fastdl ms"] > 0 for r in t.rows)
+
+
+@pytest.mark.parametrize("kwargs_only", [False, True])
+def test_conv_shows_direct_and_im2col_beside_the_default(monkeypatch, kwargs_only):
+    from fastdl import ops
+    conv = _tiny_conv(monkeypatch)
+    fake, calls = _fake_ops(ops, fwd_algo=True, bwd_algo=False, kwargs_only=kwargs_only)
+    monkeypatch.setattr(conv, "ops", fake)
+    assert conv.conv_algorithms() == (("direct", "im2col"), False)
+    t = _run_conv(conv)
+    for c in ("fastdl direct ms", "fastdl im2col ms", "fastdl direct GFLOP/s",
+              "fastdl im2col GFLOP/s", "torch ms"):
+        assert c in t.columns
+    rows = {r["pass"]: r for r in t.rows}
+    assert rows["fwd"]["fastdl direct ms"] > 0 and rows["fwd"]["fastdl im2col GFLOP/s"] > 0
+    assert rows["fwd+bwd"]["fastdl im2col ms"] > 0
+    # conv2d_backward takes no algorithm=: no forced numbers for the backward alone
+    assert "fastdl direct ms" not in rows["bwd"]
+    assert {"direct", "im2col"} <= set(calls)
+    assert any("default backward" in n for n in t.notes)
+    assert "| fastdl direct ms | fastdl im2col ms |" in t.markdown()
+
+
+def test_conv_algorithm_in_backward_and_a_refused_layer(monkeypatch):
+    from fastdl import ops
+    conv = _tiny_conv(monkeypatch)
+    fake, _ = _fake_ops(ops, fwd_algo=True, bwd_algo=True, refuse=("direct",))
+    monkeypatch.setattr(conv, "ops", fake)
+    assert conv.conv_algorithms() == (("direct", "im2col"), True)
+    t = _run_conv(conv)
+    rows = {r["pass"]: r for r in t.rows}
+    assert rows["bwd"]["fastdl im2col ms"] > 0
+    assert "fastdl direct ms" not in rows["fwd"]   # refused: printed as '-'
+    assert any("Refused" in n and "direct" in n for n in t.notes)

@@ -74,12 +74,12 @@ except KeyboardInterrupt:
 }
 
 
-def _run_and_interrupt(args, ready="READY", delay=0.3, env=None):
+def _run_and_interrupt(args, ready="READY", delay=0.3, env=None, cwd=None):
     # The child gets the default SIGINT disposition, as under a terminal: a test run started
     # in the background (nohup, `cmd &`) inherits SIG_IGN, and Python then installs no
     # KeyboardInterrupt handler at all.
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env=dict(os.environ, **(env or {})),
+                         env=dict(os.environ, **(env or {})), cwd=cwd,
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         out = []
@@ -121,9 +121,11 @@ def test_ctrl_c_stops_model_calls(case, threads):
 
 
 def test_ctrl_c_stops_benchmark_runner():
-    args = [sys.executable, "-u", "-m", "fastdl.bench", "gemm", "--threads", "1"]
+    # The benchmarks live in the checkout's top-level bench/ package: run from the repository root.
+    args = [sys.executable, "-u", "-m", "bench", "gemm", "--threads", "1"]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     # no READY line from the runner: interrupt once it has printed its header
-    rc, out, err, _ = _run_and_interrupt(args, ready="", delay=3.0)
+    rc, out, err, _ = _run_and_interrupt(args, ready="", delay=3.0, cwd=root)
     # 130 is the runner's own status; once in a while (seen only with the whole test suite
     # running) the interpreter ends by SIGINT after the runner's summary: still a prompt stop
     assert rc in (130, -signal.SIGINT), f"exit {rc}\nstdout:\n{out[-2000:]}\nstderr:\n{err[-3000:]}"

@@ -1,6 +1,6 @@
 """Shared by every benchmark suite: timing, machine description, tables.
 
-A suite is a module fastdl/bench/<name>.py with ``run(opts)`` that returns a list of Table, or
+A suite is a module bench/<name>.py with ``run(opts)`` that returns a list of Table, or
 better yields them one at a time (then Ctrl-C keeps the tables already finished). ``opts`` has
 ``thread_list`` (thread counts to measure), ``quick`` (fewer shapes and repeats) and ``device``.
 
@@ -59,6 +59,9 @@ class Table:
         return {"title": self.title, "columns": self.columns, "rows": self.rows, "notes": self.notes,
                 "suite": self.suite}
 
+
+# The parts of the cuda suite (python -m bench cuda --cuda-parts gemm,conv,...).
+CUDA_PARTS = ("gemm", "conv", "rnn", "train")
 
 RATE_UNITS = ("GFLOP/s", "TFLOP/s", "GB/s", "samples/s", "images/s", "steps/s", "it/s")
 

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from .. import ops
+from fastdl import ops
 from . import _common
 
 SQUARES = [64, 128, 256, 512, 1024, 2048]

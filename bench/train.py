@@ -35,7 +35,7 @@ ADAM = dict(lr=1e-3, eps=1e-7)
 
 # ------------------------------------------------------------------ models per framework
 def _fastdl_model(kind):
-    from .. import layers, models
+    from fastdl import layers, models
     L = layers
     if kind == "mlp":
         m = models.Sequential()
@@ -118,10 +118,14 @@ def _run_keras(kind, data, epochs, bs, tmp):
     return None, f"failed: {tail[0][:200]}"
 
 
-def _run_torch(kind, data, epochs, bs, threads):
+def _run_torch(kind, data, epochs, bs, threads, device="cpu"):
+    """PyTorch's fit time and test accuracy. device="cuda": the model on the GPU, the data
+    on the host and each batch copied to the GPU (as fastdl's fit does after model.to("cuda"))."""
     torch = _common.torch_or_none()
     if torch is None:
         return None, "not installed"
+    if device != "cpu" and not torch.cuda.is_available():
+        return None, "PyTorch sees no CUDA device"
     nn = torch.nn
     torch.manual_seed(0)
     torch.set_num_threads(threads)
@@ -144,6 +148,7 @@ def _run_torch(kind, data, epochs, bs, threads):
                 hs, _ = self.rnn(x)
                 return self.fc(hs[:, -1])
         model = RNNNet()
+    model = model.to(device)
 
     def prep(x):
         t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
@@ -155,30 +160,50 @@ def _run_torch(kind, data, epochs, bs, threads):
     opt = torch.optim.Adam(model.parameters(), **ADAM)
     lossf = nn.CrossEntropyLoss()
     n = len(x)
+    on_gpu = device != "cpu"
+    if on_gpu:
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
     model.train()
     for _ in range(epochs):
         perm = torch.randperm(n)
         for i in range(0, n, bs):
             idx = perm[i:i + bs]
+            xb, yb = x[idx], y[idx]
+            if on_gpu:
+                xb, yb = xb.to(device), yb.to(device)
             opt.zero_grad()
-            loss = lossf(model(x[idx]), y[idx])
+            loss = lossf(model(xb), yb)
             loss.backward()
             opt.step()
+    if on_gpu:
+        torch.cuda.synchronize()
     fit_s = time.perf_counter() - t0
     model.eval()
     with torch.no_grad():
-        acc = float((model(xt).argmax(1) == yt).float().mean())
+        correct = 0
+        for i in range(0, len(xt), 1000):   # in slices: the whole test set at once is large on a GPU
+            correct += int((model(xt[i:i + 1000].to(device)).argmax(1).cpu() == yt[i:i + 1000]).sum())
+        acc = correct / len(xt)
     return {"fit_s": fit_s, "acc": acc, "version": torch.__version__}, None
 
 
-def _run_fastdl(kind, data, epochs, bs):
+def _run_fastdl(kind, data, epochs, bs, device="cpu"):
+    """fastdl's fit time and test accuracy; device="cuda" moves the model there first."""
     import fastdl
     fastdl.set_seed(0)
     m = _fastdl_model(kind)
+    if device != "cpu":
+        m.to(device)
     t0 = time.perf_counter()
-    m.fit(data["x_train"], data["y_train"], epochs=epochs, batch_size=bs, verbose=0)
+    hist = m.fit(data["x_train"], data["y_train"], epochs=epochs, batch_size=bs, verbose=0)
+    if device != "cpu":
+        import cupy
+        cupy.cuda.Device().synchronize()
     fit_s = time.perf_counter() - t0
+    if len(hist.history.get("loss", [])) < epochs:
+        # fit answers Ctrl-C by returning early: that is no fit time to report
+        raise KeyboardInterrupt
     _, acc = m.evaluate(data["x_test"], data["y_test"], verbose=0)
     return {"fit_s": fit_s, "acc": float(acc), "version": fastdl.__version__}, None
 
@@ -200,13 +225,39 @@ def _median_run(runs):
     return sorted(runs, key=lambda r: r["fit_s"])[len(runs) // 2]
 
 
-def _datasets(quick):
-    from .. import datasets
-    (xtr, ytr), (xte, yte) = datasets.fashion_mnist.load_data(verbose=False)
-    full = dict(x_train=(xtr / np.float32(255)).astype(np.float32), y_train=ytr,
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA_ENV = "FASHION_MNIST_DIR"
+
+
+def find_fashion_mnist():
+    """(where, None) or (None, why): Fashion-MNIST on disk, never downloaded. Looked for in
+    $FASHION_MNIST_DIR, then the checkout's data/fashion-mnist, data/fashion_mnist and data/
+    (folders of the four IDX files, gzip-compressed or not), then where fastdl.datasets
+    looks by itself ($FASTDL_DATA, its cache, Keras' cache, the system's data sets)."""
+    from fastdl.datasets import fashion_mnist
+    places = [os.environ.get(DATA_ENV)] + [os.path.join(REPO, "data", d)
+                                           for d in ("fashion-mnist", "fashion_mnist", "")]
+    for p in [p for p in places if p] + [None]:
+        where = fashion_mnist.locate(p)
+        if where is not None:
+            return where, None
+    return None, (f"Fashion-MNIST's IDX files were not found (looked in ${DATA_ENV}, "
+                  f"data/fashion-mnist/, data/ and fastdl.datasets' own places)")
+
+
+def scaled_fashion_mnist(where=None):
+    """Fashion-MNIST as float32 pixels / 255: dict of x_train, y_train, x_test, y_test."""
+    from fastdl import datasets
+    (xtr, ytr), (xte, yte) = datasets.fashion_mnist.load_data(where, download=where is None,
+                                                              verbose=False)
+    return dict(x_train=(xtr / np.float32(255)).astype(np.float32), y_train=ytr,
                 x_test=(xte / np.float32(255)).astype(np.float32), y_test=yte)
+
+
+def _datasets(quick):
+    full = scaled_fashion_mnist()
     out = {"mlp": full}
-    sub = 10000 if quick else len(xtr)
+    sub = 10000 if quick else len(full["x_train"])
     scaled = {k: (v[:sub] if k.endswith("train") else v) for k, v in full.items()}
     out["convnet"] = {k: (v[..., None] if k.startswith("x") else v) for k, v in scaled.items()}
     out["simple_rnn"] = scaled

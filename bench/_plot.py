@@ -2,7 +2,7 @@
 import sys
 
 from ._common import rate_columns
-from .._fileio import save_figure
+from fastdl._fileio import save_figure
 
 MATPLOTLIB_MISSING = ("--plot needs matplotlib, which is not installed: pip install matplotlib "
                       "(or pip install 'fastdl[plot]'); the tables above are complete without it")

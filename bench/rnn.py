@@ -8,7 +8,7 @@ requires grad) and every weight gradient. Ratios are torch time / fastdl time.
 import numpy as np
 
 from . import _common
-from .. import ops
+from fastdl import ops
 
 SHAPES = [(64, 28, 28, 128), (32, 100, 64, 256)]  # N, T, I, U
 CELLS = [("SimpleRNN", 1), ("LSTM", 4), ("GRU", 3)]

@@ -1,8 +1,8 @@
-"""python -m fastdl.bench [gemm|conv|pool|rnn|train|all] [--threads 1,2] [--quick] [--json FILE] [--plot FILE]
+"""python -m bench [gemm|conv|pool|rnn|train|cuda|all] [--threads 1,2] [--quick] [--json FILE] [--plot FILE]
 
 Runs the microbenchmarks and end-to-end training comparisons and prints markdown tables.
-Each suite is a module fastdl/bench/<suite>.py with ``run(opts)`` returning (or, better, yielding)
-``_common.Table`` objects; a suite that is missing from this build is reported and skipped.
+Run from the repository root. Each suite is a module bench/<suite>.py with ``run(opts)``
+returning (or, better, yielding) ``_common.Table`` objects; a suite that is missing from this checkout is reported and skipped.
 Ctrl-C stops promptly: the tables finished so far are printed and still written by --json/--plot.
 """
 import argparse
@@ -14,13 +14,12 @@ import time
 import traceback
 
 from . import _common
-from .._fileio import atomic_file
 
-SUITES = ["gemm", "conv", "pool", "rnn", "train"]
+SUITES = ["gemm", "conv", "pool", "rnn", "train", "cuda"]
 
 
 def import_suite(name):
-    """The suite module, or None when fastdl/bench/<name>.py does not exist in this build.
+    """The suite module, or None when bench/<name>.py does not exist in this checkout.
     An ImportError raised *inside* an existing suite (a missing dependency) propagates."""
     full = f"{__package__}.{name}"
     try:
@@ -41,12 +40,13 @@ def _jsonable(v):
 
 def write_atomic(path, text):
     """Write text to path through a temporary file in the same folder and os.replace."""
+    from fastdl._fileio import atomic_file
     with atomic_file(path, "w", prefix=".bench-") as f:
         f.write(text)
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m fastdl.bench", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("suites", nargs="*", default=["gemm"], help=f"any of {SUITES} or 'all' (default: gemm)")
     p.add_argument("--threads", default=None, help="comma-separated thread counts (default: 1 and all cores)")
@@ -55,13 +55,22 @@ def parse_args(argv=None):
     p.add_argument("--markdown", metavar="FILE", help="write the tables as markdown to FILE")
     p.add_argument("--plot", metavar="FILE", help="bar charts of fastdl against NumPy/PyTorch (needs matplotlib)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--list", action="store_true", help="list the suites and whether this build has them")
+    p.add_argument("--list", action="store_true", help="list the suites and whether this checkout has them")
     p.add_argument("--train-repeats", type=int, default=None, metavar="N",
                    help="train suite: rounds of fits per framework, alternating, medians "
                         "reported (default 3, 1 with --quick)")
     p.add_argument("--train-models", default=None, metavar="LIST",
                    help="train suite: comma-separated subset of mlp,convnet,simple_rnn,lstm")
+    p.add_argument("--cuda-parts", default=None, metavar="LIST",
+                   help="cuda suite: comma-separated subset of " + ",".join(_common.CUDA_PARTS)
+                        + " (default: all)")
     opts = p.parse_args(argv)
+    if opts.cuda_parts is not None:
+        opts.cuda_parts = [s.strip() for s in opts.cuda_parts.split(",") if s.strip()]
+        bad = [s for s in opts.cuda_parts if s not in _common.CUDA_PARTS]
+        if bad or not opts.cuda_parts:
+            p.error(f"--cuda-parts takes a subset of {','.join(_common.CUDA_PARTS)}, "
+                    f"got {bad or 'nothing'}")
     if opts.train_repeats is not None and opts.train_repeats < 1:
         p.error(f"--train-repeats must be at least 1, got {opts.train_repeats}")
     if opts.train_models is not None:
@@ -87,12 +96,18 @@ def parse_args(argv=None):
 
 def main(argv=None):
     opts = parse_args(argv)
-    import fastdl
+    try:
+        import fastdl
+    except ImportError as e:
+        print(f"python -m bench needs fastdl: {type(e).__name__}: {e}\n"
+              "Install it (pip install .) or build it in the checkout (see README, Build), "
+              "then run python -m bench from the repository root.", file=sys.stderr)
+        return 2
     if opts.list:
         for s in SUITES:
             try:
                 mod = import_suite(s)
-                state = "available" if mod is not None else "not in this build"
+                state = "available" if mod is not None else "not in this checkout"
             except Exception as e:
                 state = f"fails to import ({type(e).__name__}: {e})"
             print(f"{s:6s} {state}")
@@ -120,7 +135,7 @@ def main(argv=None):
                 continue
             if mod is None:
                 missing.append(s)
-                print(f"\nsuite {s!r} is not part of this build (no fastdl/bench/{s}.py); skipped",
+                print(f"\nsuite {s!r} is not part of this checkout (no bench/{s}.py); skipped",
                       file=sys.stderr)
                 continue
             try:
@@ -144,7 +159,7 @@ def main(argv=None):
     elapsed = time.perf_counter() - t0
     summary = f"{len(tables)} table(s) from {', '.join(done) or 'no suite'} in {elapsed:.0f} s"
     if missing:
-        summary += f"; not in this build: {', '.join(missing)}"
+        summary += f"; not in this checkout: {', '.join(missing)}"
     if failed:
         summary += f"; failed: {', '.join(failed)}"
     print(f"\n{summary}", file=sys.stderr)
