@@ -108,8 +108,6 @@ def test_global_max_pooling_from_the_guide():
     assert model.predict(x, verbose=0).shape == (2, 2)
 
 
-@pytest.mark.xfail(strict=True, reason="Sequential has no .inputs/.outputs/.input/.output and its "
-                   "layers no symbolic .output (AttributeError): Model(inputs=seq.inputs, ...) fails")
 def test_feature_extraction_from_a_sequential_model():
     initial_model = keras.Sequential([
         keras.Input(shape=(16, 16, 3)),
@@ -132,8 +130,6 @@ def test_feature_extraction_from_a_sequential_model():
     np.testing.assert_allclose(np.asarray(one(x)), np.asarray(features[1]), rtol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="the layers of a Sequential started with keras.Input have "
-                   "no symbolic .output (AttributeError 'never been called on a symbolic input')")
 def test_layer_output_of_a_sequential_model():
     model = keras.Sequential([keras.Input((4,)), layers.Dense(3, name="a"), layers.Dense(2)])
     assert tuple(model.get_layer("a").output.shape) == (None, 3)

@@ -33,6 +33,7 @@ class Sequential(Model):
             if self._layers:
                 raise ValueError("an Input must come first in a Sequential model")
             self._build_input_shape = layer.shape
+            self.__dict__["_input_tensor"] = layer.output
             if layer.dtype is not None:
                 self._input_dtype = layer.dtype
             return
@@ -84,19 +85,24 @@ class Sequential(Model):
     # the stack as a symbolic graph (Keras 3 builds one once the input shape is known), so
     # that model.inputs / model.outputs and each layer's .input / .output exist
     def _graph(self):
-        from ..layers.layer import _version
+        key = (tuple(id(l) for l in self._layers), self._build_input_shape)
         hit = self.__dict__.get("_graph_cache")
-        if hit is not None and hit[0] == _version[0]:
+        if hit is not None and hit[0] == key:
             return hit[1]
         if self._build_input_shape is None:
             raise AttributeError(f"Sequential model {self.name!r} has no input shape yet, so it "
                                  f"has no symbolic inputs or outputs; give it an Input first")
-        from ..layers.layer import Input
-        x = Input(batch_shape=self._build_input_shape, dtype=self.dtype)
+        # one input tensor for every rebuild, so that each layer's first node (its
+        # .output) stays connected to model.inputs, as in Keras
+        x = self.__dict__.get("_input_tensor")
+        if x is None or x.shape != tuple(self._build_input_shape):
+            from ..layers.layer import Input
+            x = Input(batch_shape=self._build_input_shape, dtype=self.dtype)
+            self.__dict__["_input_tensor"] = x
         h = x
         for l in self._layers:
             h = l(h)
-        self.__dict__["_graph_cache"] = (_version[0], (x, h))
+        self.__dict__["_graph_cache"] = (key, (x, h))
         return x, h
 
     @property
@@ -131,6 +137,8 @@ class Sequential(Model):
             shape = l._build_from(shape, dt)
             dt = l.dtype or dt
         self.built = True
+        if self._layers and all(l._has_backward() for l in self._layers):
+            self._graph()   # each layer's .input/.output, as Keras 3's Sequential has them
 
     def _build_from(self, input_shape, dtype=None, infer=True):
         if not self.built:
