@@ -470,14 +470,20 @@ class Layer:
         so that every use of them (NumPy included) is either traced or refused."""
         if not self._weights:
             return ()
-        own = {id(w) for w in self._weights}
+        d = self.__dict__
+        names = d.get("_weight_attrs")
+        if names is None or any(d.get(k) is not w for k, w in names) or \
+                len(names) != d.get("_weight_attrs_n"):
+            own = {id(w) for w in self._weights}
+            names = [(k, v) for k, v in d.items() if id(v) in own and not k.startswith("_")]
+            d["_weight_attrs"] = names
+            d["_weight_attrs_n"] = len(names)
         swapped = []
-        for k, v in list(self.__dict__.items()):
-            if id(v) in own and not k.startswith("_"):
-                leaf = _tape.leaf(v)
-                if leaf is not None:
-                    swapped.append((k, v))
-                    object.__setattr__(self, k, leaf)
+        for k, v in names:
+            leaf = _tape.leaf(v)
+            if leaf is not None:
+                swapped.append((k, v))
+                d[k] = leaf
         return swapped
 
     def _call_recorded(self, args, kwargs):
