@@ -713,7 +713,7 @@ def test_vs_cpu_gemm_matmul_linear(cp, rng, dtype):
     _run_both(cp, lambda o, d: o.gemm(d["k"], d["a"], trans_a=True, trans_b=True), A,
               dtype)
     _run_both(cp, lambda o, d: o.matmul(d["a"], d["k"]), A, dtype)
-    _run_both(cp, lambda o, d: o.matmul(d["a"], d["k"], out=d["out"]), A, dtype)
+    _run_both(cp, lambda o, d: o.matmul_kernel(d["a"], d["k"], out=d["out"]), A, dtype)
     for act in ("relu", "linear", None):
         _run_both(cp, lambda o, d: o.linear(d["a"], d["k"], d["bias"], activation=act), A, dtype)
     _run_both(cp, lambda o, d: o.linear(d["a"], d["k"]), A, dtype)
@@ -808,7 +808,7 @@ def test_vs_cpu_activations_softmax(cp, rng, dtype):
          "out": np.zeros((4, 5, 9), dtype)}
     for f in ("relu", "sigmoid", "tanh"):
         y, _ = _run_both(cp, lambda o, d: getattr(o, f)(d["x"]), A, dtype)
-        _run_both(cp, lambda o, d: getattr(o, f)(d["x"], out=d["out"]), A, dtype)
+        _run_both(cp, lambda o, d: getattr(o, f + "_kernel")(d["x"], out=d["out"]), A, dtype)
         A["y"] = cp.asnumpy(y)
         _run_both(cp, lambda o, d: getattr(o, f + "_backward")(d["dy"], d["y"]), A, dtype)
         _run_both(cp, lambda o, d: o.activation_backward(d["dy"], d["y"], f, out=d["out"]), A,
@@ -819,7 +819,7 @@ def test_vs_cpu_activations_softmax(cp, rng, dtype):
             y, _ = _run_both(cp, lambda o, d: getattr(o, f)(d["x"], axis), A, dtype)
             A["y"] = cp.asnumpy(y)
             _run_both(cp, lambda o, d: getattr(o, f + "_backward")(d["dy"], d["y"], axis), A, dtype)
-        _run_both(cp, lambda o, d: getattr(o, f)(d["x"], out=d["out"]), A, dtype)
+        _run_both(cp, lambda o, d: getattr(o, f + "_kernel")(d["x"], out=d["out"]), A, dtype)
 
 
 @pytest.mark.cuda
@@ -849,8 +849,9 @@ def test_vs_cpu_losses(cp, rng, dtype):
         _run_both(cp, lambda o, d: o._sparse_xent(d["z"], d["lab"], None, want_grad), A, dtype)
     _run_both(cp, lambda o, d: o.softmax_cross_entropy(d["z"], d["t"]), A, dtype)
     _run_both(cp, lambda o, d: o.sigmoid_cross_entropy(d["z"], d["t01"], out=d["out"]), A, dtype)
-    _run_both(cp, lambda o, d: o.categorical_crossentropy(d["p"], d["t"]), A, dtype)
-    _run_both(cp, lambda o, d: o.binary_crossentropy(d["p"], d["t01"], epsilon=1e-3), A, dtype)
+    _run_both(cp, lambda o, d: o.categorical_crossentropy_kernel(d["p"], d["t"]), A, dtype)
+    _run_both(cp, lambda o, d: o.binary_crossentropy_kernel(d["p"], d["t01"], epsilon=1e-3), A,
+              dtype)
     _run_both(cp, lambda o, d: o.mean_squared_error(d["z"], d["t"]), A, dtype)
     _run_both(cp, lambda o, d: o.mean_absolute_error(d["z"], d["t"]), A, dtype)
     for kind in ("softmax_xent", "mse"):
@@ -896,6 +897,51 @@ def _gpu_model(kind, dtype):
     m = models.Sequential(ls)
     m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     return m
+
+
+def _tape_model(dtype):
+    """A functional model with a layer written with ops (traced by the tape)."""
+    from fastdl import layers as L, ops as O
+
+    class Scale(L.Layer):
+        def build(self, s):
+            self.w = self.add_weight(shape=(s[-1],), initializer="ones")
+
+        def call(self, x):
+            return O.tanh(x * self.w) + O.relu(x)
+
+    d = dict(dtype=np.dtype(dtype).name)
+    i = fastdl.Input((5,), dtype=np.dtype(dtype).name)
+    h = L.Dense(8, activation="relu", **d)(i)
+    h = L.add([Scale(**d)(h), L.Dense(8, **d)(h)])
+    m = fastdl.Model(i, L.Dense(3, activation="softmax", **d)(h))
+    m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_functional_model_with_traced_layer_on_cuda_fits_like_cpu(cp, rng, dtype):
+    # the tape path on the device: built-in layers' CUDA kernels as nodes, keras.ops on
+    # CuPy arrays, gradients and optimizer slots on the device
+    x = rng.standard_normal((40, 5)).astype(dtype)
+    y = rng.integers(0, 3, 40)
+    runs = []
+    for device in ("cpu", "cuda"):
+        fastdl.set_seed(5)
+        m = _tape_model(dtype)
+        m.to(device)
+        h = m.fit(x, y, batch_size=16, epochs=2, verbose=0)
+        p = m.predict(x, verbose=0)
+        m.to("cpu")
+        runs.append((h.history, p, m.get_weights()))
+    (h0, p0, w0), (h1, p1, w1) = runs
+    t = tol(dtype, 10)
+    for k in h0:
+        np.testing.assert_allclose(h1[k], h0[k], **t, err_msg=k)
+    np.testing.assert_allclose(p1, p0, **t)
+    for a, b in zip(w1, w0):
+        np.testing.assert_allclose(a, b, **t)
 
 
 @pytest.mark.cuda

@@ -12,14 +12,18 @@ from . import numpy as knp
 from ._base import FLOATX, float_of, standardize_dtype, to_array, to_device_of, xp_of
 
 
+from .._device import is_device
+
+
 def _k():
     from .. import ops
     return ops
 
 
 def _kernel_ok(x):
-    return (type(x) is np.ndarray and x.dtype in (np.float32, np.float64) and x.ndim >= 1
-            and x.flags.c_contiguous)
+    """A contiguous float array, NumPy or CuPy: fastdl's C++ or CUDA kernel applies."""
+    return (x.dtype in (np.float32, np.float64) and x.ndim >= 1 and
+            (type(x) is np.ndarray or is_device(x)) and x.flags.c_contiguous)
 
 
 _nd = np.ndarray

@@ -547,15 +547,21 @@ def cumprod(x, axis=None, dtype=None):
 
 
 # ============================================================== matmul and products
+def _gemm_ok(a, b):
+    """2-D operands of one float dtype on one device: fastdl's GEMM (C++ or CUDA) applies."""
+    return (a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype and
+            a.dtype in (np.float32, np.float64) and type(a) is type(b))
+
+
 def _matmul_fwd(a, b):
-    if a.ndim == 2 and b.ndim == 2 and is_np_float(a, b):
+    if _gemm_ok(a, b):
         return _k().matmul_kernel(a, b)
     return xp_of(a, b).matmul(a, b)
 
 
 def _mm(a, b, ta=False, tb=False):
-    """op(a) @ op(b) for the last two axes; the GEMM kernel for 2-D float NumPy arrays."""
-    if a.ndim == 2 and b.ndim == 2 and is_np_float(a, b):
+    """op(a) @ op(b) for the last two axes; the GEMM kernel for 2-D float arrays."""
+    if _gemm_ok(a, b):
         return _k().gemm(a, b, trans_a=ta, trans_b=tb)
     xp = xp_of(a, b)
     return xp.matmul(xp.swapaxes(a, -1, -2) if ta else a, xp.swapaxes(b, -1, -2) if tb else b)

@@ -81,7 +81,7 @@ class Dense(Layer):
         x = self._x
         ops.gemm(x, dz, trans_a=True, out=g[0])
         if self.use_bias:
-            _device.xp(dz).sum(dz, axis=0, out=g[1])
+            dz.sum(axis=0, out=g[1])
         if not need_dx:
             return None
         dx = ops.gemm(dz, self._weights[0], trans_b=True, out=self._buf("dx", x.shape))

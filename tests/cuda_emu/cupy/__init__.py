@@ -48,8 +48,8 @@ def full(shape, value, dtype=None):
     return _wrap(np.full(shape, value, dtype))
 
 
-def ascontiguousarray(a):
-    return _wrap(np.ascontiguousarray(a))
+def ascontiguousarray(a, dtype=None):
+    return _wrap(np.ascontiguousarray(a, dtype=dtype))
 
 
 def copyto(dst, src):
@@ -64,3 +64,21 @@ class cuda:  # noqa: N801 (mirrors cupy.cuda)
     @staticmethod
     def get_current_stream():
         return _Stream()
+
+
+def __getattr__(name):
+    """Any other NumPy function (cupy mirrors NumPy's API): computed by NumPy, array
+    results returned as this module's arrays."""
+    f = getattr(np, name)
+    if not callable(f) or isinstance(f, type):
+        return f
+
+    def on_device(*args, **kwargs):
+        out = f(*args, **kwargs)
+        if isinstance(out, np.ndarray):
+            return out.view(ndarray)
+        if isinstance(out, (list, tuple)):
+            return type(out)(o.view(ndarray) if isinstance(o, np.ndarray) else o for o in out)
+        return out
+    on_device.__name__ = name
+    return on_device
