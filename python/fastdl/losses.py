@@ -44,6 +44,10 @@ class Loss:
         if not _device.is_device(raw):
             raw = _float_array(raw)
         targets = self._prepare_targets(_device.to_host(_tape.value(y_true)), raw.dtype)
+        if not self.sparse and targets.ndim == raw.ndim - 1 and raw.shape[-1] == 1:
+            targets = targets.reshape(targets.shape + (1,))   # (N,) targets of an (N, 1) output
+        elif not self.sparse and targets.ndim == raw.ndim + 1 and targets.shape[-1] == 1:
+            targets = targets.reshape(targets.shape[:-1])
         if _device.is_device(raw):
             targets = _device.mover("cuda")(targets)
         if not _tape.needs_grad(y_pred):
