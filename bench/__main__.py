@@ -15,7 +15,7 @@ import traceback
 
 from . import _common
 
-SUITES = ["gemm", "conv", "pool", "rnn", "train", "cuda"]
+SUITES = ["gemm", "conv", "pool", "rnn", "train", "keras", "cuda"]
 
 
 def import_suite(name):
