@@ -241,11 +241,7 @@ def _unwrap(x):
     return x
 
 
-def _host(a):
-    if type(a) is np.ndarray:
-        return a
-    get = getattr(a, "get", None)
-    return get() if callable(get) else np.asarray(a)
+from ._device import to_host as _host  # noqa: E402
 
 
 def value(x):
@@ -599,8 +595,4 @@ class GradientTape:
         return out
 
 
-def _xp(a):
-    if type(a) is np.ndarray:
-        return np
-    import sys
-    return sys.modules[type(a).__module__.split(".", 1)[0]]
+from ._device import xp as _xp  # noqa: E402
