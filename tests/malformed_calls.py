@@ -1,6 +1,6 @@
 """Malformed-argument fuzzing of fastdl.ops, run in a child interpreter by test_properties.py.
 
-    python malformed_calls.py FAMILY LOGFILE
+    python malformed_calls.py FAMILY LOGFILE [BACKEND]
 
 For every op of FAMILY (gemm, conv, pool, rnn, nn) hypothesis builds a valid call with small
 shapes, then breaks one or two of its arguments: a wrong dtype, rank or shape, an empty axis, a
@@ -11,6 +11,12 @@ values like -1, 0, 2**31, 2**62, 2**63 - 1, NaN or a string. Each call must eith
 raise TypeError / ValueError / MemoryError / OverflowError (or ArithmeticError); anything else is reported and the
 child exits with 1; a crash kills the child (the parent sees the signal). Before each call its
 description is written to LOGFILE, so the parent can name the call that crashed.
+
+BACKEND is cpu (the default: NumPy arrays, fastdl._C) or cuda: every NumPy array argument of
+the final call becomes a CuPy array, so the same calls go to fastdl._cuda. Under the CPU
+emulation of CUDA (tests/cuda_emu) the CuPy arrays are views of the very same memory, so the
+strides, zero-stride broadcasts and read-only flags the mutations make reach the CUDA module
+unchanged.
 """
 import os
 import sys
@@ -19,11 +25,15 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+BACKEND = sys.argv[3] if len(sys.argv) > 3 else "cpu"
+
 if not os.environ.get("FASTDL_SANITIZED"):
     # Cap the address space, so an accidental huge allocation fails fast (MemoryError) instead
     # of filling the machine. ASan reserves terabytes of shadow memory, so not under it.
+    # The CUDA emulation runs every CUDA thread of a block as an OS thread, each with its own
+    # stack (the parent lowers RLIMIT_STACK for it): room for a 1024-thread block on top.
     import resource
-    lim = 6 << 30
+    lim = (6 if BACKEND == "cpu" else 10) << 30
     resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
 
 from fastdl import ops  # noqa: E402
@@ -40,6 +50,21 @@ DTYPES = [np.float16, np.int32, np.int64, np.bool_, np.complex64, np.uint8, obje
 
 calls = 0
 failures = []
+
+if BACKEND == "cuda":
+    import cupy
+
+    def to_backend(v):
+        if type(v) is not np.ndarray:
+            return v
+        if issubclass(cupy.ndarray, np.ndarray):  # the emulation's CuPy: a view, same memory
+            return v.view(cupy.ndarray)
+        return cupy.asarray(v)
+elif BACKEND == "cpu":
+    def to_backend(v):
+        return v
+else:
+    raise SystemExit(f"unknown backend {BACKEND!r} (cpu or cuda)")
 
 
 def mutate_array(draw, a):
@@ -127,7 +152,9 @@ def fuzz(op_name, builder):
                     args[pick] = val
                 else:
                     kw[pick] = val
-        desc = f"{op_name}(" + ", ".join(
+        args = [to_backend(a) for a in args]
+        kw = {k: to_backend(v) for k, v in kw.items()}
+        desc = f"[{BACKEND}] {op_name}(" + ", ".join(
             [describe(a) for a in args] + [f"{k}={describe(v)}" for k, v in kw.items()]) + ")"
         with open(LOG, "w") as f:
             f.write(desc + "\n")
@@ -143,8 +170,8 @@ def fuzz(op_name, builder):
 
 
 def describe(v):
-    if isinstance(v, np.ndarray):
-        return (f"array(shape={v.shape}, dtype={v.dtype}, strides={v.strides}, "
+    if isinstance(v, np.ndarray) or hasattr(v, "__cuda_array_interface__"):
+        return (f"{type(v).__module__.split('.')[0]}.array(shape={v.shape}, dtype={v.dtype}, strides={v.strides}, "
                 f"writeable={v.flags.writeable})")
     if isinstance(v, list):
         return f"list(len={len(v)})"
@@ -339,7 +366,7 @@ FAMILIES = {"gemm": gemm_family, "conv": conv_family, "pool": pool_family, "rnn"
 if __name__ == "__main__":
     family, LOG = sys.argv[1], sys.argv[2]
     FAMILIES[family]()
-    print(f"{family}: calls: {calls}, unclean exceptions: {len(failures)}")
+    print(f"{family} [{BACKEND}]: calls: {calls}, unclean exceptions: {len(failures)}")
     for f in failures[:30]:
         print(f)
     sys.exit(1 if failures else 0)

@@ -245,7 +245,9 @@ py::tuple loss_entry(const std::string& name, py::handle pred_h, py::handle targ
 // ------------------------------------------------------------ dropout
 // seed: any Python int, taken modulo 2^64 like the CPU op.
 uint64_t seed_of(py::handle seed) {
-  py::int_ v = py::reinterpret_borrow<py::object>(seed).attr("__index__")();
+  PyObject* index = PyNumber_Index(seed.ptr());  // TypeError for anything but an int
+  if (!index) throw py::error_already_set();
+  py::int_ v = py::reinterpret_steal<py::int_>(index);
   py::int_ masked = v.attr("__and__")(py::int_(py::reinterpret_steal<py::object>(
       PyLong_FromUnsignedLongLong(0xFFFFFFFFFFFFFFFFull))));
   return masked.cast<uint64_t>();

@@ -494,16 +494,18 @@ def dropout(x, rate, seed, *, out=None):
     The mask is a pure function of (seed, element index): the same seed gives
     the same mask on any thread count, and dropout_backward rebuilds it.
     """
+    rate, seed = float(rate), int(seed) & 0xFFFFFFFFFFFFFFFF  # for both modules
     if type(x) is not _ndarray and _on_gpu(x, out):
         return _cuda_module().dropout(x, rate, seed, out=out)
-    return _C.dropout(x, float(rate), int(seed) & 0xFFFFFFFFFFFFFFFF, False, out)
+    return _C.dropout(x, rate, seed, False, out)
 
 
 def dropout_backward(dy, rate, seed, *, out=None):
     """dL/dx of dropout(x, rate, seed): dy masked and scaled the same way."""
+    rate, seed = float(rate), int(seed) & 0xFFFFFFFFFFFFFFFF
     if type(dy) is not _ndarray and _on_gpu(dy, out):
         return _cuda_module().dropout_backward(dy, rate, seed, out=out)
-    return _C.dropout(dy, float(rate), int(seed) & 0xFFFFFFFFFFFFFFFF, True, out)
+    return _C.dropout(dy, rate, seed, True, out)
 
 
 def sparse_softmax_cross_entropy(logits, labels, *, out=None):
