@@ -51,12 +51,12 @@ DevArray device_array(py::handle h, const char* name) {
   if (cai.contains("mask") && !cai["mask"].is_none())
     throw py::type_error(std::string(name) + ": masked device arrays are not supported");
   std::string ts = py::str(cai["typestr"]);
-  if (ts.size() < 3 || ts[0] == '>')
+  if (ts.size() < 2 || ts[0] == '>')
     throw py::type_error(std::string(name) + ": unsupported array type '" + ts + "'");
   a.kind = ts[1];
-  a.itemsize = std::stoi(ts.substr(2));
-  if (a.itemsize <= 0)
-    throw py::type_error(std::string(name) + ": unsupported array type '" + ts + "'");
+  // '|O' (object) has no size: itemsize 0, refused by the dtype checks that follow.
+  a.itemsize = ts.size() > 2 ? std::atoi(ts.c_str() + 2) : 0;
+  if (a.itemsize < 0) a.itemsize = 0;
   py::tuple data = cai["data"];
   a.ptr = reinterpret_cast<void*>(data[0].cast<uintptr_t>());
   a.readonly = data[1].cast<bool>();
@@ -68,16 +68,16 @@ DevArray device_array(py::handle h, const char* name) {
     int64_t s = 1;
     for (int i = a.ndim() - 1; i >= 0; --i) {
       a.strides[i] = s;
-      a.bstrides[i] = s * a.itemsize;
+      a.bstrides[i] = s * a.itemsize;  // no overflow: the exporter allocated this much
       s *= a.shape[i];
     }
   } else {
     py::tuple t = st;
     for (int i = 0; i < a.ndim(); ++i) {
       int64_t b = t[i].cast<int64_t>();
-      if (b % a.itemsize != 0)
+      if (a.itemsize > 0 && b % a.itemsize != 0)
         throw py::value_error(std::string(name) + ": strides are not a multiple of the item size");
-      a.strides[i] = b / a.itemsize;
+      a.strides[i] = a.itemsize > 0 ? b / a.itemsize : 0;
       a.bstrides[i] = b;
     }
   }
