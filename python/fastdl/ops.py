@@ -300,7 +300,8 @@ def global_avg_pool2d_backward(dy, x):
 
 
 # ----------------------------------------------------------------- recurrent
-# Whole sequences at once, Keras weight layouts, x (N, T, I), states (N, U).
+# Whole sequences at once, Keras weight layouts, x (N, T, I), states (N, U); an initial state
+# (h0, c0) of None means zeros, on both backends.
 # Every *_backward takes dhs as (N, T, U) (a gradient for every step) or (N, U)
 # (the gradient of the last step only, for return_sequences=False).
 def simple_rnn(x, h0, kernel, recurrent_kernel, bias, *, activation="tanh"):
