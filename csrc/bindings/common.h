@@ -41,8 +41,12 @@ inline View view_of(const py::array& a) {
   v.shape = reinterpret_cast<const int64_t*>(p->dimensions);
   v.strides = reinterpret_cast<const int64_t*>(p->strides);
   v.ndim = p->nd;
+  // The dtype's kind and size straight from its struct (a.itemsize() would make a new
+  // reference to the dtype): this runs for every array of every call.
   v.kind = py::detail::array_descriptor_proxy(p->descr)->kind;
-  v.itemsize = int(a.itemsize());
+  v.itemsize = py::detail::npy_api::get().PyArray_RUNTIME_VERSION_ < 0x12
+                   ? int(py::detail::array_descriptor1_proxy(p->descr)->elsize)
+                   : int(py::detail::array_descriptor2_proxy(p->descr)->elsize);
   v.writeable = (p->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_) != 0;
   return v;
 }
