@@ -60,11 +60,24 @@ if BACKEND == "cuda":
         if issubclass(cupy.ndarray, np.ndarray):  # the emulation's CuPy: a view, same memory
             return v.view(cupy.ndarray)
         return cupy.asarray(v)
-elif BACKEND == "cpu":
-    def to_backend(v):
-        return v
-else:
+elif BACKEND != "cpu":
     raise SystemExit(f"unknown backend {BACKEND!r} (cpu or cuda)")
+
+
+def on_backend(op_name, builder):
+    """The builder whose op gets its NumPy array arguments on BACKEND (converted at the call, so
+    the logged description shows them as drawn). The hypothesis test in fuzz() stays the same
+    function on both backends: derandomized, it draws the same calls for both."""
+    if BACKEND == "cpu":
+        return op_name, builder
+
+    def on_device(draw):
+        fn, args, kw, arr_keys, scal_keys = builder(draw)
+
+        def call(*a, **k):
+            return fn(*map(to_backend, a), **{n: to_backend(v) for n, v in k.items()})
+        return call, args, kw, arr_keys, scal_keys
+    return f"[{BACKEND}] {op_name}", on_device
 
 
 def mutate_array(draw, a):
@@ -129,6 +142,7 @@ def mutate_array(draw, a):
 
 def fuzz(op_name, builder):
     """Registers a hypothesis test: builder(draw) -> (fn, args, kwargs, array_keys, scalar_keys)."""
+    op_name, builder = on_backend(op_name, builder)
 
     @settings(derandomize=True, deadline=None, max_examples=int(os.environ.get("FUZZ_EXAMPLES", 60)),
               database=None, suppress_health_check=list(HealthCheck))
@@ -152,9 +166,7 @@ def fuzz(op_name, builder):
                     args[pick] = val
                 else:
                     kw[pick] = val
-        args = [to_backend(a) for a in args]
-        kw = {k: to_backend(v) for k, v in kw.items()}
-        desc = f"[{BACKEND}] {op_name}(" + ", ".join(
+        desc = f"{op_name}(" + ", ".join(
             [describe(a) for a in args] + [f"{k}={describe(v)}" for k, v in kw.items()]) + ")"
         with open(LOG, "w") as f:
             f.write(desc + "\n")
@@ -170,8 +182,8 @@ def fuzz(op_name, builder):
 
 
 def describe(v):
-    if isinstance(v, np.ndarray) or hasattr(v, "__cuda_array_interface__"):
-        return (f"{type(v).__module__.split('.')[0]}.array(shape={v.shape}, dtype={v.dtype}, strides={v.strides}, "
+    if isinstance(v, np.ndarray):
+        return (f"array(shape={v.shape}, dtype={v.dtype}, strides={v.strides}, "
                 f"writeable={v.flags.writeable})")
     if isinstance(v, list):
         return f"list(len={len(v)})"
