@@ -1,6 +1,6 @@
 """Malformed-argument fuzzing of fastdl.ops, run in a child interpreter by test_properties.py.
 
-    python malformed_calls.py FAMILY LOGFILE
+    python malformed_calls.py FAMILY LOGFILE [BACKEND]
 
 For every op of FAMILY (gemm, conv, pool, rnn, nn) hypothesis builds a valid call with small
 shapes, then breaks one or two of its arguments: a wrong dtype, rank or shape, an empty axis, a
@@ -11,6 +11,12 @@ values like -1, 0, 2**31, 2**62, 2**63 - 1, NaN or a string. Each call must eith
 raise TypeError / ValueError / MemoryError / OverflowError (or ArithmeticError); anything else is reported and the
 child exits with 1; a crash kills the child (the parent sees the signal). Before each call its
 description is written to LOGFILE, so the parent can name the call that crashed.
+
+BACKEND is cpu (the default: NumPy arrays, fastdl._C) or cuda: every NumPy array argument of
+the final call becomes a CuPy array, so the same calls go to fastdl._cuda. Under the CPU
+emulation of CUDA (tests/cuda_emu) the CuPy arrays are views of the very same memory, so the
+strides, zero-stride broadcasts and read-only flags the mutations make reach the CUDA module
+unchanged.
 """
 import os
 import sys
@@ -19,11 +25,15 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+BACKEND = sys.argv[3] if len(sys.argv) > 3 else "cpu"
+
 if not os.environ.get("FASTDL_SANITIZED"):
     # Cap the address space, so an accidental huge allocation fails fast (MemoryError) instead
     # of filling the machine. ASan reserves terabytes of shadow memory, so not under it.
+    # The CUDA emulation runs every CUDA thread of a block as an OS thread, each with its own
+    # stack (the parent lowers RLIMIT_STACK for it): room for a 1024-thread block on top.
     import resource
-    lim = 6 << 30
+    lim = (6 if BACKEND == "cpu" else 10) << 30
     resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
 
 from fastdl import ops  # noqa: E402
@@ -40,6 +50,34 @@ DTYPES = [np.float16, np.int32, np.int64, np.bool_, np.complex64, np.uint8, obje
 
 calls = 0
 failures = []
+
+if BACKEND == "cuda":
+    import cupy
+
+    def to_backend(v):
+        if type(v) is not np.ndarray:
+            return v
+        if issubclass(cupy.ndarray, np.ndarray):  # the emulation's CuPy: a view, same memory
+            return v.view(cupy.ndarray)
+        return cupy.asarray(v)
+elif BACKEND != "cpu":
+    raise SystemExit(f"unknown backend {BACKEND!r} (cpu or cuda)")
+
+
+def on_backend(op_name, builder):
+    """The builder whose op gets its NumPy array arguments on BACKEND (converted at the call, so
+    the logged description shows them as drawn). The hypothesis test in fuzz() stays the same
+    function on both backends: derandomized, it draws the same calls for both."""
+    if BACKEND == "cpu":
+        return op_name, builder
+
+    def on_device(draw):
+        fn, args, kw, arr_keys, scal_keys = builder(draw)
+
+        def call(*a, **k):
+            return fn(*map(to_backend, a), **{n: to_backend(v) for n, v in k.items()})
+        return call, args, kw, arr_keys, scal_keys
+    return f"[{BACKEND}] {op_name}", on_device
 
 
 def mutate_array(draw, a):
@@ -104,6 +142,7 @@ def mutate_array(draw, a):
 
 def fuzz(op_name, builder):
     """Registers a hypothesis test: builder(draw) -> (fn, args, kwargs, array_keys, scalar_keys)."""
+    op_name, builder = on_backend(op_name, builder)
 
     @settings(derandomize=True, deadline=None, max_examples=int(os.environ.get("FUZZ_EXAMPLES", 60)),
               database=None, suppress_health_check=list(HealthCheck))
@@ -339,7 +378,7 @@ FAMILIES = {"gemm": gemm_family, "conv": conv_family, "pool": pool_family, "rnn"
 if __name__ == "__main__":
     family, LOG = sys.argv[1], sys.argv[2]
     FAMILIES[family]()
-    print(f"{family}: calls: {calls}, unclean exceptions: {len(failures)}")
+    print(f"{family} [{BACKEND}]: calls: {calls}, unclean exceptions: {len(failures)}")
     for f in failures[:30]:
         print(f)
     sys.exit(1 if failures else 0)

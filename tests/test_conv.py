@@ -158,77 +158,82 @@ def test_gradients_finite_differences(case, rng):
 
 
 # ----------------------------------------------------------------- bad input
-def _xw(dtype=np.float32):
-    return np.zeros((2, 5, 5, 3), dtype), np.zeros((3, 3, 3, 4), dtype)
+# On both compiled modules (dev: NumPy arrays for fastdl._C, CuPy arrays for fastdl._cuda).
+def _xw(dev, dtype=np.float32):
+    return dev(np.zeros((2, 5, 5, 3), dtype)), dev(np.zeros((3, 3, 3, 4), dtype))
 
 
-def test_kernel_larger_than_padded_input():
-    x, _ = _xw()
+def _z(dev, *shape, dtype=np.float32):
+    return dev(np.zeros(shape, dtype))
+
+
+def test_kernel_larger_than_padded_input(dev):
+    x, _ = _xw(dev)
     with pytest.raises(ValueError, match=r"larger than the padded input.*\(2, 5, 5, 3\)"):
-        ops.conv2d(x, np.zeros((6, 3, 3, 4), np.float32))
+        ops.conv2d(x, _z(dev, 6, 3, 3, 4))
     with pytest.raises(ValueError, match="dilated"):
-        ops.conv2d(x, np.zeros((3, 3, 3, 4), np.float32), dilation_rate=3)
-    ops.conv2d(x, np.zeros((6, 3, 3, 4), np.float32), padding=1)  # fits once padded
+        ops.conv2d(x, _z(dev, 3, 3, 3, 4), dilation_rate=3)
+    ops.conv2d(x, _z(dev, 6, 3, 3, 4), padding=1)  # fits once padded
 
 
 @pytest.mark.parametrize("bad", [dict(strides=0), dict(strides=(1, -1)), dict(dilation_rate=0)])
-def test_non_positive_strides_or_dilation(bad):
-    x, w = _xw()
+def test_non_positive_strides_or_dilation(dev, bad):
+    x, w = _xw(dev)
     with pytest.raises(ValueError, match="positive"):
         ops.conv2d(x, w, **bad)
     with pytest.raises(ValueError, match="positive"):
-        ops.conv2d_backward(np.zeros((2, 3, 3, 4), np.float32), x, w, **bad)
+        ops.conv2d_backward(_z(dev, 2, 3, 3, 4), x, w, **bad)
 
 
 @pytest.mark.parametrize("bad", [dict(strides=1.5), dict(strides=(1, 2, 3)), dict(padding=1.0),
                                  dict(padding=((1, 2), 3))])
-def test_bad_argument_types(bad):
-    x, w = _xw()
+def test_bad_argument_types(dev, bad):
+    x, w = _xw(dev)
     with pytest.raises(TypeError):
         ops.conv2d(x, w, **bad)
 
 
-def test_unknown_padding_word_and_negative_padding():
-    x, w = _xw()
+def test_unknown_padding_word_and_negative_padding(dev):
+    x, w = _xw(dev)
     with pytest.raises(ValueError, match="padding"):
         ops.conv2d(x, w, padding="full")
     with pytest.raises(ValueError, match="non-negative"):
         ops.conv2d(x, w, padding=-1)
 
 
-def test_channel_mismatch():
-    x, _ = _xw()
+def test_channel_mismatch(dev):
+    x, _ = _xw(dev)
     with pytest.raises(ValueError, match=r"3 channels.*\(2, 5, 5, 3\).*\(3, 3, 2, 4\)"):
-        ops.conv2d(x, np.zeros((3, 3, 2, 4), np.float32))
+        ops.conv2d(x, _z(dev, 3, 3, 2, 4))
 
 
-def test_wrong_rank():
-    x, w = _xw()
+def test_wrong_rank(dev):
+    x, w = _xw(dev)
     with pytest.raises(ValueError, match="4-D"):
         ops.conv2d(x[0], w)
     with pytest.raises(ValueError, match="4-D"):
         ops.conv2d(x, w[0])
 
 
-def test_bias_and_dy_shapes():
-    x, w = _xw()
+def test_bias_and_dy_shapes(dev):
+    x, w = _xw(dev)
     with pytest.raises(ValueError, match=r"b must have shape \(4,\)"):
-        ops.conv2d(x, w, np.zeros(3, np.float32))
+        ops.conv2d(x, w, _z(dev, 3))
     with pytest.raises(ValueError, match=r"dy must have the output shape \(2, 3, 3, 4\)"):
-        ops.conv2d_backward(np.zeros((2, 5, 5, 4), np.float32), x, w)
+        ops.conv2d_backward(_z(dev, 2, 5, 5, 4), x, w)
 
 
-def test_dtypes():
-    x, w = _xw()
+def test_dtypes(dev):
+    x, w = _xw(dev)
     with pytest.raises(TypeError, match="float32 or float64"):
         ops.conv2d(x.astype(np.int32), w.astype(np.int32))
     with pytest.raises(TypeError, match="dtype"):
         ops.conv2d(x, w.astype(np.float64))
     with pytest.raises(TypeError, match="dtype"):
-        ops.conv2d(x, w, np.zeros(4, np.float64))
+        ops.conv2d(x, w, _z(dev, 4, dtype=np.float64))
     with pytest.raises(TypeError, match="dtype"):
-        ops.conv2d_backward(np.zeros((2, 3, 3, 4), np.float64), x, w)
-    with pytest.raises(TypeError, match="NumPy array"):
+        ops.conv2d_backward(_z(dev, 2, 3, 3, 4, dtype=np.float64), x, w)
+    with pytest.raises(TypeError, match=dev.not_an_array("x")):
         ops.conv2d(x.tolist(), w)
 
 

@@ -403,11 +403,12 @@ def test_conv2d_forward_backward(cp, cu, rng, dtype, case):
     w = rng.standard_normal((KH, KW, C, F)).astype(dtype)
     b = rng.standard_normal(F).astype(dtype)
     want = ref.conv2d(x, w, b, s, pad, d)
-    got = cu.conv2d(cp.asarray(x), cp.asarray(w), cp.asarray(b), s, pad, d)
+    conv = dict(strides=s, padding=pad, dilation_rate=d)
+    got = fastdl.ops.conv2d(cp.asarray(x), cp.asarray(w), cp.asarray(b), **conv)
     assert got.shape == want.shape
     close(cp, got, want, dtype, scale=10)
     dy = rng.standard_normal(want.shape).astype(dtype)
-    gx, gw, gb = cu.conv2d_backward(cp.asarray(dy), cp.asarray(x), cp.asarray(w), s, pad, d)
+    gx, gw, gb = fastdl.ops.conv2d_backward(cp.asarray(dy), cp.asarray(x), cp.asarray(w), **conv)
     rx, rw, rb = ref.conv2d_backward(dy, x, w, s, pad, d)
     close(cp, gx, rx, dtype, scale=10)
     close(cp, gw, rw, dtype, scale=10)
@@ -419,19 +420,23 @@ def test_conv2d_noncontiguous_and_bad_arguments(cp, cu, rng):
     x = rng.standard_normal((2, 6, 6, 3)).astype(np.float32)
     w = rng.standard_normal((3, 3, 3, 2)).astype(np.float32)
     xs = cp.asarray(np.ascontiguousarray(x.transpose(0, 2, 1, 3))).transpose(0, 2, 1, 3)
-    close(cp, cu.conv2d(xs, cp.asarray(w), None, 1, "same", 1), ref.conv2d(x, w, None, 1, "same"),
+    conv2d = fastdl.ops.conv2d
+    close(cp, conv2d(xs, cp.asarray(w), padding="same"), ref.conv2d(x, w, None, 1, "same"),
           np.float32, scale=10)
     X, Wt = cp.asarray(x), cp.asarray(w)
     with pytest.raises(ValueError, match="channels"):
-        cu.conv2d(X, cp.asarray(w[:, :, :2]), None, 1, "valid", 1)
+        conv2d(X, cp.asarray(w[:, :, :2]))
     with pytest.raises(ValueError, match="padding"):
-        cu.conv2d(X, Wt, None, 1, "full", 1)
+        conv2d(X, Wt, padding="full")
     with pytest.raises(ValueError, match="strides"):
-        cu.conv2d(X, Wt, None, 0, "valid", 1)
-    with pytest.raises(ValueError, match="fit"):
-        cu.conv2d(X, cp.zeros((7, 7, 3, 2), np.float32), None, 1, "valid", 1)
+        conv2d(X, Wt, strides=0)
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        conv2d(X, cp.zeros((7, 7, 3, 2), np.float32))
     with pytest.raises(TypeError):
-        cu.conv2d(X, Wt.astype(np.float64), None, 1, "valid", 1)
+        conv2d(X, Wt.astype(np.float64))
+    # the module itself takes the normalised arguments ops.py makes
+    with pytest.raises(ValueError, match="strides must be positive"):
+        cu.conv2d(X, Wt, None, (0, 1), (1, 1), False, (0, 0, 0, 0), "linear")
 
 
 POOL_CASES = [
@@ -452,22 +457,24 @@ def test_pooling_forward_backward(cp, cu, rng, dtype, case):
     shape, k, s, pad = case
     x = rng.standard_normal(shape).astype(dtype)
     X = cp.asarray(x)
-    for fwd, bwd, rfwd, rbwd in [(cu.max_pool2d, cu.max_pool2d_backward, ref.max_pool2d,
+    ops = fastdl.ops
+    for fwd, bwd, rfwd, rbwd in [(ops.max_pool2d, ops.max_pool2d_backward, ref.max_pool2d,
                                   ref.max_pool2d_backward),
-                                 (cu.avg_pool2d, cu.avg_pool2d_backward, ref.avg_pool2d,
+                                 (ops.avg_pool2d, ops.avg_pool2d_backward, ref.avg_pool2d,
                                   ref.avg_pool2d_backward)]:
         want = rfwd(x, k, s, pad)
         got = fwd(X, k, s, pad)
         close(cp, got, want, dtype)
         dy = rng.standard_normal(want.shape).astype(dtype)
-        close(cp, bwd(cp.asarray(dy), X, k, s, pad), rbwd(dy, x, k, s, pad), dtype)
+        close(cp, bwd(cp.asarray(dy), X, pool_size=k, strides=s, padding=pad),
+              rbwd(dy, x, k, s, pad), dtype)
 
 
 @pytest.mark.cuda
 def test_max_pool_ties_go_to_first_maximum(cp, cu):
     x = np.zeros((1, 2, 2, 1), np.float32)  # all four equal
-    dx = cu.max_pool2d_backward(cp.ones((1, 1, 1, 1), np.float32), cp.asarray(x), 2, None,
-                                "valid")
+    dx = fastdl.ops.max_pool2d_backward(cp.ones((1, 1, 1, 1), np.float32), cp.asarray(x),
+                                        pool_size=2)
     np.testing.assert_array_equal(cp.asnumpy(dx)[0, :, :, 0], [[1, 0], [0, 0]])
 
 
@@ -625,12 +632,13 @@ def test_gru_backward_gradcheck(cp, cu, rng, seq):
 
 @pytest.mark.cuda
 def test_rnn_edge_shapes_and_bad_arguments(cp, cu, rng):
-    x = cp.zeros((2, 0, 3), np.float64)  # no time steps
+    x = cp.zeros((2, 0, 3), np.float64)  # no time steps: refused, as on the CPU
     k, rk = cp.ones((3, 8), np.float64), cp.ones((2, 8), np.float64)
     h0, c0 = cp.ones((2, 2), np.float64), cp.full((2, 2), 3.0)
-    hs, c = cu.lstm(x, h0, c0, k, rk, None, False)
-    assert hs.shape == (2, 0, 2)
-    np.testing.assert_array_equal(cp.asnumpy(c), np.full((2, 2), 3.0))
+    with pytest.raises(ValueError, match="at least one timestep"):
+        cu.lstm(x, h0, c0, k, rk, None, False)
+    hs, c = cu.lstm(cp.zeros((0, 3, 3)), h0[:0], c0[:0], k, rk, None, False)  # no samples
+    assert hs.shape == (0, 3, 2) and c.shape == (0, 2)
     with pytest.raises(ValueError, match="kernel"):
         cu.lstm(cp.zeros((2, 3, 3)), h0, c0, cp.ones((3, 7)), rk, None, False)
     with pytest.raises(ValueError, match="recurrent_kernel"):

@@ -95,9 +95,39 @@ def test_dropout_same_mask_any_thread_count():
     np.testing.assert_array_equal(a, b)
 
 
-def test_dropout_bad_rate():
+def test_dropout_bad_rate_and_seed(dev):
+    x = dev(np.ones(3, np.float32))
     with pytest.raises(ValueError, match="rate"):
-        ops.dropout(np.ones(3, np.float32), 1.0, 0)
+        ops.dropout(x, 1.0, 0)
+    with pytest.raises(ValueError, match="rate"):
+        ops.dropout_backward(x, -0.5, 0)
+    with pytest.raises((TypeError, ValueError)):
+        ops.dropout(x, 0.5, "x")
+    with pytest.raises(TypeError):
+        ops.dropout(x, 0.5, [])
+
+
+def test_out_arguments_checked_alike(dev):
+    # out= of the element-wise and row-wise ops: the input's shape and dtype, writeable,
+    # C-contiguous, and either the input itself (in place) or apart from it.
+    x = dev(np.arange(12, dtype=np.float32).reshape(3, 4))
+    with pytest.raises(ValueError, match="out must have shape"):
+        ops.relu_kernel(x, out=dev(np.zeros((4, 3), np.float32)))
+    with pytest.raises(TypeError, match="out has dtype float64"):
+        ops.sigmoid_kernel(x, out=dev(np.zeros((3, 4))))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        ops.tanh_kernel(x, out=dev(np.zeros((4, 3), np.float32)).T)
+    if dev.has_readonly:
+        ro = np.zeros((3, 4), np.float32)
+        ro.flags.writeable = False
+        with pytest.raises(ValueError, match="read-only"):
+            ops.relu_kernel(x, out=dev(ro))
+    buf = dev(np.arange(16, dtype=np.float32) - 8)
+    with pytest.raises(ValueError, match="partially overlaps"):
+        ops.relu_kernel(buf[:12].reshape(3, 4), out=buf[4:].reshape(3, 4))
+    y = ops.relu_kernel(buf, out=buf)  # in place
+    assert y is buf
+    np.testing.assert_array_equal(dev.host(buf), np.maximum(np.arange(16) - 8, 0))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -121,18 +151,18 @@ def test_sparse_xent_stable_and_label_dtypes():
         assert np.all(np.isfinite(d))
 
 
-def test_sparse_xent_bad_labels():
-    z = np.zeros((3, 4), np.float32)
-    with pytest.raises(ValueError, match="out of range"):
-        ops.sparse_softmax_cross_entropy(z, np.array([0, 4, 1]))
-    with pytest.raises(ValueError, match="out of range"):
-        ops.sparse_softmax_cross_entropy(z, np.array([0, -1, 1]))
+def test_sparse_xent_bad_labels(dev):
+    z = dev(np.zeros((3, 4), np.float32))
+    with pytest.raises(ValueError, match=r"labels\[1\] = 4 is out of range for 4 classes"):
+        ops.sparse_softmax_cross_entropy(z, dev(np.array([0, 4, 1])))
+    with pytest.raises(ValueError, match=r"labels\[1\] = -1 is out of range"):
+        ops.sparse_softmax_cross_entropy(z, dev(np.array([0, -1, 1], np.int32)))
     with pytest.raises(TypeError, match="integer"):
-        ops.sparse_softmax_cross_entropy(z, np.array([0.0, 1.0, 1.0]))
-    with pytest.raises(ValueError, match="shape"):
-        ops.sparse_softmax_cross_entropy(z, np.array([0, 1]))
+        ops.sparse_softmax_cross_entropy(z, dev(np.array([0.0, 1.0, 1.0])))
+    with pytest.raises(ValueError, match=r"labels must have shape \(3,\)"):
+        ops.sparse_softmax_cross_entropy(z, dev(np.array([0, 1])))
     with pytest.raises(TypeError, match="float32 or float64"):
-        ops.sparse_softmax_cross_entropy(z.astype(np.int32), np.array([0, 1, 1]))
+        ops.sparse_softmax_cross_entropy(z.astype(np.int32), dev(np.array([0, 1, 1])))
 
 
 def _ref_losses(kind, p, t):
@@ -175,8 +205,8 @@ def test_losses_value_and_gradient(rng, kind, fn):
     assert d32.dtype == np.float32 and abs(l32 - loss) < 1e-4 * max(1, abs(loss))
 
 
-def test_loss_shape_mismatch():
-    with pytest.raises(ValueError, match="shape"):
-        ops.mean_squared_error(np.zeros((3, 2)), np.zeros((3, 1)))
-    with pytest.raises(TypeError):
-        ops.mean_squared_error(np.zeros((3, 2)), np.zeros((3, 2), np.float32))
+def test_loss_shape_mismatch(dev):
+    with pytest.raises(ValueError, match="y_true has shape"):
+        ops.mean_squared_error(dev(np.zeros((3, 2))), dev(np.zeros((3, 1))))
+    with pytest.raises(TypeError, match="y_true has dtype float32 but y_pred has dtype float64"):
+        ops.mean_squared_error(dev(np.zeros((3, 2))), dev(np.zeros((3, 2), np.float32)))

@@ -113,11 +113,29 @@ def test_errors():
     p = np.ones(3, np.float32)
     with pytest.raises(ValueError, match="shape"):
         optimizers.SGD().apply_gradients([(np.ones(4, np.float32), p)])
+
+
+def test_update_bad_arguments(dev):
+    # On both compiled modules (dev: NumPy arrays for fastdl._C, CuPy arrays for fastdl._cuda).
+    def ones(*shape, dtype=np.float32):
+        return dev(np.ones(shape, dtype))
+
+    with pytest.raises(ValueError, match="grad must have shape"):
+        ops.sgd_update(ones(3), ones(4), learning_rate=0.1)
     with pytest.raises(ValueError, match="contiguous"):
-        ops.sgd_update(np.ones((4, 4), np.float32)[:, ::2], np.ones((4, 2), np.float32), learning_rate=0.1)
-    with pytest.raises(TypeError):
-        ops.sgd_update(np.ones(3, np.float32), np.ones(3), learning_rate=0.1)
-    ro = np.ones(3, np.float32)
-    ro.flags.writeable = False
-    with pytest.raises(ValueError, match="read-only"):
-        ops.sgd_update(ro, np.ones(3, np.float32), learning_rate=0.1)
+        ops.sgd_update(ones(4, 4)[:, ::2], ones(4, 2), learning_rate=0.1)
+    with pytest.raises(TypeError, match="grad has dtype float64"):
+        ops.sgd_update(ones(3), ones(3, dtype=np.float64), learning_rate=0.1)
+    with pytest.raises(TypeError, match="param must be float32 or float64"):
+        ops.sgd_update(ones(3, dtype=np.int32), ones(3, dtype=np.int32), learning_rate=0.1)
+    with pytest.raises(ValueError, match="momentum > 0 needs a momentum slot m"):
+        ops.sgd_update(ones(3), ones(3), learning_rate=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match="momentum > 0 needs a momentum slot"):
+        ops.rmsprop_update(ones(3), ones(3), ones(3), momentum=0.9)
+    with pytest.raises(ValueError, match="v must have shape"):
+        ops.adam_update(ones(3), ones(3), ones(3), ones(2), step=1)
+    if dev.has_readonly:
+        ro = np.ones(3, np.float32)
+        ro.flags.writeable = False
+        with pytest.raises(ValueError, match="param is read-only"):
+            ops.sgd_update(dev(ro), ones(3), learning_rate=0.1)

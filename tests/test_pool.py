@@ -183,8 +183,13 @@ def test_global_avg_pool(rng):
 
 
 # ----------------------------------------------------------------- bad input
-def test_pool_bad_input():
-    x = np.zeros((2, 5, 5, 3), np.float32)
+# On both compiled modules (dev: NumPy arrays for fastdl._C, CuPy arrays for fastdl._cuda).
+def test_pool_bad_input(dev):
+    x = dev(np.zeros((2, 5, 5, 3), np.float32))
+
+    def z(*shape, dtype=np.float32):
+        return dev(np.zeros(shape, dtype))
+
     with pytest.raises(ValueError, match=r"larger than the padded input.*\(2, 5, 5, 3\)"):
         ops.max_pool2d(x, 6)
     with pytest.raises(ValueError, match="positive"):
@@ -200,17 +205,19 @@ def test_pool_bad_input():
     with pytest.raises(TypeError, match="float32 or float64"):
         ops.avg_pool2d(x.astype(np.int64), 2)
     with pytest.raises(TypeError, match="dtype"):
-        ops.max_pool2d_backward(np.zeros((2, 2, 2, 3)), x)
+        ops.max_pool2d_backward(z(2, 2, 2, 3, dtype=np.float64), x)
     with pytest.raises(ValueError, match=r"dy must have the output shape \(2, 2, 2, 3\)"):
-        ops.max_pool2d_backward(np.zeros((2, 2, 3, 3), np.float32), x)
+        ops.max_pool2d_backward(z(2, 2, 3, 3), x)
     with pytest.raises(ValueError, match=r"dy must have the output shape"):
-        ops.avg_pool2d_backward(np.zeros((2, 2, 2), np.float32), x)
+        ops.avg_pool2d_backward(z(2, 2, 2), x)
     with pytest.raises(ValueError, match="4-D"):
         ops.global_avg_pool2d(x[0])
     with pytest.raises(ValueError, match=r"dy must have shape \(2, 3\)"):
-        ops.global_avg_pool2d_backward(np.zeros((2, 4), np.float32), x)
+        ops.global_avg_pool2d_backward(z(2, 4), x)
     with pytest.raises(TypeError, match="dtype"):
-        ops.global_avg_pool2d_backward(np.zeros((2, 3)), x)
+        ops.global_avg_pool2d_backward(z(2, 3, dtype=np.float64), x)
+    with pytest.raises(ValueError, match="at least one pixel"):
+        ops.global_avg_pool2d(z(2, 0, 5, 3))
 
 
 # ----------------------------------------------------------------- SIMD levels

@@ -219,16 +219,30 @@ def test_recurrent_ops_match_reference(cell, N, T, I, U, all_steps, layout, seed
 # ----------------------------------------------------------------- malformed arguments
 # The fuzzing itself lives in malformed_calls.py and runs in a child interpreter, so a crash
 # (segfault, abort, sanitizer report) is a test failure here instead of a dead pytest.
+# With backend "cuda" the same calls get CuPy arrays and go to fastdl._cuda (on a GPU, or under
+# the CPU emulation of tests/cuda_emu; skipped with the reason when neither is there).
 FAMILIES = ["gemm", "conv", "pool", "rnn", "nn"]
 
 
+def _small_thread_stacks():
+    # The CUDA emulation runs each CUDA thread as an OS thread; glibc sizes their stacks from
+    # RLIMIT_STACK at start-up, and 1024 of the default 8 MiB would not fit the child's cap.
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+    want = 2 << 20
+    if soft == resource.RLIM_INFINITY or soft > want:
+        resource.setrlimit(resource.RLIMIT_STACK, (want, hard))
+
+
+@pytest.mark.parametrize("backend", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_malformed_arguments_never_crash(family, tmp_path):
+def test_malformed_arguments_never_crash(family, backend, tmp_path):
     import subprocess
     log = tmp_path / "last_call.txt"
     env = dict(os.environ, PYTHONFAULTHANDLER="1")
-    p = subprocess.run([sys.executable, os.path.join(HERE, "malformed_calls.py"), family, str(log)],
-                       env=env, capture_output=True, text=True, timeout=600)
+    p = subprocess.run([sys.executable, os.path.join(HERE, "malformed_calls.py"), family, str(log),
+                        backend], env=env, capture_output=True, text=True, timeout=600,
+                       preexec_fn=_small_thread_stacks if backend == "cuda" else None)
     last = log.read_text() if log.exists() else "(none)"
     assert p.returncode == 0, (f"{family}: the child exited with {p.returncode}; last call:\n{last}\n"
                                f"stdout:\n{p.stdout[-3000:]}\nstderr:\n{p.stderr[-6000:]}")

@@ -395,8 +395,9 @@ def test_empty_batch(cell, all_steps):
 
 
 # ----------------------------------------------------------------- bad input
-def _good(cell, dtype=np.float32):
-    return make(cell, 2, 3, 4, 5, dtype=dtype)
+# On both compiled modules (dev: NumPy arrays for fastdl._C, CuPy arrays for fastdl._cuda).
+def _good(cell, dev, dtype=np.float32):
+    return {k: dev(v) for k, v in make(cell, 2, 3, 4, 5, dtype=dtype).items()}
 
 
 def _call(cell, p):
@@ -415,29 +416,29 @@ def _call(cell, p):
     ("h0", (2, 5, 1), "h0 must have shape"),
     ("bias", (7,), "bias must have shape"),
 ])
-def test_bad_shapes_raise_value_error(cell, name, shape, match):
-    p = _good(cell)
+def test_bad_shapes_raise_value_error(dev, cell, name, shape, match):
+    p = _good(cell, dev)
     G = GATES[cell]
     shape = tuple(G * 5 if s is None else s for s in shape)
-    p[name] = np.zeros(shape, np.float32)
+    p[name] = dev(np.zeros(shape, np.float32))
     with pytest.raises(ValueError, match=match):
         _call(cell, p)
 
 
-def test_bad_lstm_c0_and_gru_bias():
-    p = _good("lstm")
-    p["c0"] = np.zeros((2, 4), np.float32)
+def test_bad_lstm_c0_and_gru_bias(dev):
+    p = _good("lstm", dev)
+    p["c0"] = dev(np.zeros((2, 4), np.float32))
     with pytest.raises(ValueError, match="c0 must have shape"):
         _call("lstm", p)
-    p = _good("gru")
-    p["bias"] = np.zeros(15, np.float32)  # Keras reset_after=True needs (2, 3U)
+    p = _good("gru", dev)
+    p["bias"] = dev(np.zeros(15, np.float32))  # Keras reset_after=True needs (2, 3U)
     with pytest.raises(ValueError, match=r"bias must have shape \(2, 15\)"):
         _call("gru", p)
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_bad_dtypes_raise_type_error(cell):
-    p = _good(cell)
+def test_bad_dtypes_raise_type_error(dev, cell):
+    p = _good(cell, dev)
     with pytest.raises(TypeError, match="x must be float32 or float64"):
         _call(cell, dict(p, x=p["x"].astype(np.int32)))
     with pytest.raises(TypeError, match="x must be float32 or float64"):
@@ -447,49 +448,74 @@ def test_bad_dtypes_raise_type_error(cell):
             continue
         with pytest.raises(TypeError, match=f"{name} has dtype float64 but x has dtype float32"):
             _call(cell, dict(p, **{name: p[name].astype(np.float64)}))
-    with pytest.raises(TypeError, match="kernel must be a NumPy array"):
+    with pytest.raises(TypeError, match=dev.not_an_array("kernel")):
         _call(cell, dict(p, kernel=p["kernel"].tolist()))
 
 
-def test_bad_activation_and_dhs():
-    p = _good("simple_rnn")
+def test_bad_activation_and_dhs(dev):
+    p = _good("simple_rnn", dev)
     with pytest.raises(ValueError, match="activation must be 'tanh' or 'relu'"):
         forward("simple_rnn", p, activation="sigmoid")
     hs = forward("simple_rnn", p)
     args = (p["x"], p["h0"], p["kernel"], p["recurrent_kernel"], hs)
+    z = dev(np.zeros(hs.shape, np.float32))
     with pytest.raises(ValueError, match="activation must be"):
-        ops.simple_rnn_backward(np.zeros_like(hs), *args, activation="gelu")
+        ops.simple_rnn_backward(z, *args, activation="gelu")
     with pytest.raises(ValueError, match="dhs must have shape"):
-        ops.simple_rnn_backward(np.zeros((2, 4), np.float32), *args)
+        ops.simple_rnn_backward(dev(np.zeros((2, 4), np.float32)), *args)
     with pytest.raises(ValueError, match="dhs must have shape"):
-        ops.simple_rnn_backward(np.zeros((2, 2, 5), np.float32), *args)
+        ops.simple_rnn_backward(dev(np.zeros((2, 2, 5), np.float32)), *args)
     with pytest.raises(ValueError, match="hs must have shape"):
-        ops.simple_rnn_backward(np.zeros_like(hs), *args[:-1], hs[:, :2])
+        ops.simple_rnn_backward(z, *args[:-1], hs[:, :2])
     with pytest.raises(TypeError, match="dhs has dtype float64"):
-        ops.simple_rnn_backward(np.zeros(hs.shape), *args)
+        ops.simple_rnn_backward(dev(np.zeros(hs.shape)), *args)
 
 
-def test_bad_backward_caches():
-    p = _good("lstm")
+def test_bad_backward_caches(dev):
+    p = _good("lstm", dev)
     hs, cT, cache = forward("lstm", p, return_cache=True)
     base = (p["x"], p["h0"], p["c0"], p["kernel"], p["recurrent_kernel"], hs)
+    z = dev(np.zeros(hs.shape, np.float32))
     with pytest.raises(ValueError, match="cache must have shape"):
-        ops.lstm_backward(np.zeros_like(hs), None, *base, cache[:, :, :20])
+        ops.lstm_backward(z, None, *base, cache[:, :, :20])
     with pytest.raises(ValueError, match="dc_T must have shape"):
-        ops.lstm_backward(np.zeros_like(hs), np.zeros((2, 6), np.float32), *base, cache)
-    p = _good("gru")
+        ops.lstm_backward(z, dev(np.zeros((2, 6), np.float32)), *base, cache)
+    p = _good("gru", dev)
     hs, cache = forward("gru", p, return_cache=True)
     with pytest.raises(ValueError, match="cache must have shape"):
-        ops.gru_backward(np.zeros_like(hs), p["x"], p["h0"], p["kernel"], p["recurrent_kernel"],
+        ops.gru_backward(z, p["x"], p["h0"], p["kernel"], p["recurrent_kernel"],
                          p["bias"], hs, cache[:, :2])
 
 
-def test_zero_units_or_timesteps_raise():
-    p = make("simple_rnn", 2, 3, 4, 5, dtype=np.float32)
+def test_zero_units_or_timesteps_raise(dev):
+    p = {k: dev(v) for k, v in make("simple_rnn", 2, 3, 4, 5, dtype=np.float32).items()}
     with pytest.raises(ValueError, match="at least one timestep"):
-        forward("simple_rnn", dict(p, x=np.zeros((2, 0, 4), np.float32)))
+        forward("simple_rnn", dict(p, x=dev(np.zeros((2, 0, 4), np.float32))))
     with pytest.raises(ValueError, match="units must be positive"):
-        forward("simple_rnn", dict(p, h0=np.zeros((2, 0), np.float32),
-                                   kernel=np.zeros((4, 0), np.float32),
-                                   recurrent_kernel=np.zeros((0, 0), np.float32),
-                                   bias=np.zeros(0, np.float32)))
+        forward("simple_rnn", dict(p, h0=dev(np.zeros((2, 0), np.float32)),
+                                   kernel=dev(np.zeros((4, 0), np.float32)),
+                                   recurrent_kernel=dev(np.zeros((0, 0), np.float32)),
+                                   bias=dev(np.zeros(0, np.float32))))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_initial_state_none_means_zeros(dev, cell):
+    # Both modules take h0 = None (and c0 = None for the LSTM) as zeros, forward and backward.
+    p = make(cell, 2, 3, 4, 5)
+    zeros = dict(p, h0=np.zeros_like(p["h0"]))
+    if cell == "lstm":
+        zeros["c0"] = np.zeros_like(p["c0"])
+    none = {k: (None if k in ("h0", "c0") else dev(v)) for k, v in p.items()}
+    want = forward(cell, zeros)
+    got = forward(cell, none)
+    for g, w in zip(got if cell == "lstm" else [got], want if cell == "lstm" else [want]):
+        np.testing.assert_allclose(dev.host(g), w, rtol=1e-12, atol=1e-12)
+    if cell == "simple_rnn":
+        hs = forward(cell, zeros)
+        dhs = np.ones_like(hs)
+        want = ops.simple_rnn_backward(dhs, zeros["x"], zeros["h0"], zeros["kernel"],
+                                       zeros["recurrent_kernel"], hs)
+        got = ops.simple_rnn_backward(dev(dhs), none["x"], None, none["kernel"],
+                                      none["recurrent_kernel"], dev(hs))
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(dev.host(g), w, rtol=1e-12, atol=1e-12)

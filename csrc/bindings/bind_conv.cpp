@@ -1,7 +1,7 @@
-// ops.conv2d / conv2d_backward and the pooling ops: validation, geometry, then
-// the kernels. ops.py normalises strides/dilation/pool sizes to pairs and the
-// padding to ('same' flag, (top, bottom, left, right)); everything else is
-// checked here.
+// ops.conv2d / conv2d_backward and the pooling ops: the shared checks and
+// geometry (bindings_common/checks.h), then the kernels. ops.py normalises
+// strides/dilation/pool sizes to pairs and the padding to ('same' flag,
+// (top, bottom, left, right)) for both modules.
 #include <pybind11/stl.h>
 
 #include <array>
@@ -9,6 +9,7 @@
 #include <string>
 
 #include "bindings/common.h"
+#include "bindings_common/checks.h"
 #include "common/conv_geometry.h"
 #include "cpu/avg_pool2d.h"
 #include "cpu/conv2d.h"
@@ -18,85 +19,14 @@
 namespace fastdl::bind {
 namespace {
 
-using Pair = std::array<int64_t, 2>;
-using Pads = std::array<int64_t, 4>;  // top, bottom, left, right
-
-std::string pair_str(int64_t a, int64_t b) {
-  return "(" + std::to_string(a) + ", " + std::to_string(b) + ")";
-}
-
-void require_positive(const Pair& p, const char* op, const char* name) {
-  if (p[0] < 1 || p[1] < 1)
-    throw py::value_error(std::string(op) + ": " + name + " must be positive, got " +
-                          pair_str(p[0], p[1]));
-}
-
-// a + b for non-negative sizes, ValueError when it overflows int64.
-int64_t checked_add(int64_t a, int64_t b, const char* op) {
-  int64_t r;
-  if (__builtin_add_overflow(a, b, &r))
-    throw py::value_error(std::string(op) + ": window, stride or padding too large "
-                          "(the geometry overflows 64-bit arithmetic)");
-  return r;
-}
-
-// Fills padding and output size of g (whose N,H,W,C,KH,KW,SH,SW,DH,DW are set);
-// ValueError when the (dilated) window does not fit in the padded input.
-void resolve_geometry(Conv2dGeom& g, bool same, const Pads& pads, const char* op,
-                      const char* window, const py::array& x, bool pool) {
-  // Huge strides, dilations, windows or paddings must not overflow the int64
-  // arithmetic below (or in same_padding / conv_out_size): refuse them here.
-  checked_add(checked_mul(g.KH - 1, g.DH, op), 1, op);
-  checked_add(checked_mul(g.KW - 1, g.DW, op), 1, op);
-  checked_add(g.H, checked_add(g.SH, dilated_extent(g.KH, g.DH), op), op);
-  checked_add(g.W, checked_add(g.SW, dilated_extent(g.KW, g.DW), op), op);
-  if (!same && pads[0] >= 0 && pads[1] >= 0 && pads[2] >= 0 && pads[3] >= 0) {
-    checked_add(checked_add(g.H, pads[0], op), pads[1], op);
-    checked_add(checked_add(g.W, pads[2], op), pads[3], op);
-  }
-  if (same) {
-    same_padding(g.H, g.KH, g.SH, g.DH, &g.PT, &g.PB);
-    same_padding(g.W, g.KW, g.SW, g.DW, &g.PL, &g.PR);
-  } else {
-    for (int64_t p : pads)
-      if (p < 0)
-        throw py::value_error(std::string(op) + ": padding must be non-negative, got (" +
-                              pair_str(pads[0], pads[1]) + ", " + pair_str(pads[2], pads[3]) +
-                              ")");
-    g.PT = pads[0]; g.PB = pads[1]; g.PL = pads[2]; g.PR = pads[3];
-  }
-  const int64_t eh = dilated_extent(g.KH, g.DH), ew = dilated_extent(g.KW, g.DW);
-  const int64_t ph = g.H + g.PT + g.PB, pw = g.W + g.PL + g.PR;
-  if (eh > ph || ew > pw) {
-    std::ostringstream s;
-    s << op << ": the " << window << " " << pair_str(g.KH, g.KW);
-    if (g.DH != 1 || g.DW != 1) s << " (dilated to " << pair_str(eh, ew) << ")";
-    s << " is larger than the padded input " << pair_str(ph, pw) << " (x has shape "
-      << shape_str(x) << ", padding ((" << g.PT << ", " << g.PB << "), (" << g.PL << ", "
-      << g.PR << ")))";
-    throw py::value_error(s.str());
-  }
-  if (pool && (g.PT >= g.KH || g.PB >= g.KH || g.PL >= g.KW || g.PR >= g.KW)) {
-    std::ostringstream s;
-    s << op << ": padding ((" << g.PT << ", " << g.PB << "), (" << g.PL << ", " << g.PR
-      << ")) must be smaller than pool_size " << pair_str(g.KH, g.KW)
-      << " so that every window sees part of x";
-    throw py::value_error(s.str());
-  }
-  g.OH = conv_out_size(g.H, g.KH, g.SH, g.DH, g.PT, g.PB);
-  g.OW = conv_out_size(g.W, g.KW, g.SW, g.DW, g.PL, g.PR);
-}
-
-cpu::Activation parse_activation(const std::string& s) {
-  if (s == "linear" || s == "identity" || s.empty()) return cpu::Activation::identity;
-  if (s == "relu") return cpu::Activation::relu;
-  throw py::value_error("conv2d: activation must be 'linear' or 'relu', got '" + s + "'");
-}
+using checks::Pair;
+using checks::Pads;
 
 // ------------------------------------------------------------ convolution
 
 struct ConvArgs {
   py::array x, w;
+  View vx, vw;
   Conv2dGeom g;
   char kind;
 };
@@ -106,31 +36,9 @@ ConvArgs conv_args(const char* op, py::handle x_h, py::handle w_h, Pair strides,
   ConvArgs a;
   a.x = require_array(x_h, "x");
   a.w = require_array(w_h, "w");
-  a.kind = float_kind(a.x, "x");
-  require_same_dtype(a.w, "w", a.x, "x");
-  if (a.x.ndim() != 4)
-    throw py::value_error(std::string(op) + ": x must be 4-D (N, H, W, C), got shape " +
-                          shape_str(a.x));
-  if (a.w.ndim() != 4)
-    throw py::value_error(std::string(op) + ": w must be 4-D (KH, KW, C_in, C_out), got shape " +
-                          shape_str(a.w));
-  if (a.w.shape(2) != a.x.shape(3))
-    throw py::value_error(std::string(op) + ": x has " + std::to_string(a.x.shape(3)) +
-                          " channels (shape " + shape_str(a.x) + ") but w expects " +
-                          std::to_string(a.w.shape(2)) + " (shape " + shape_str(a.w) + ")");
-  if (a.w.shape(0) < 1 || a.w.shape(1) < 1 || a.w.shape(2) < 1)
-    throw py::value_error(std::string(op) + ": w must have a non-empty window and channels, got "
-                          "shape " + shape_str(a.w));
-  require_positive(strides, op, "strides");
-  require_positive(dilation, op, "dilation_rate");
-  Conv2dGeom& g = a.g;
-  g.N = a.x.shape(0); g.H = a.x.shape(1); g.W = a.x.shape(2); g.C = a.x.shape(3);
-  g.KH = a.w.shape(0); g.KW = a.w.shape(1); g.F = a.w.shape(3);
-  g.SH = strides[0]; g.SW = strides[1]; g.DH = dilation[0]; g.DW = dilation[1];
-  resolve_geometry(g, same, pads, op, "kernel", a.x, false);
-  checked_numel({g.N, g.OH, g.OW, g.F}, op);
-  checked_numel({g.N, g.H, g.W, g.C}, op);
-  checked_numel({g.KH, g.KW, g.C, g.F}, op);
+  a.vx = view_of(a.x);
+  a.vw = view_of(a.w);
+  a.g = checks::conv_geometry(op, a.vx, a.vw, strides, dilation, same, pads, &a.kind);
   return a;
 }
 
@@ -141,10 +49,7 @@ py::array conv2d_typed(const ConvArgs& a, py::object b_obj, cpu::Activation act)
   const bool has_b = !b_obj.is_none();
   if (has_b) {
     b = require_array(b_obj, "b");
-    require_same_dtype(b, "b", a.x, "x");
-    if (b.ndim() != 1 || b.shape(0) != g.F)
-      throw py::value_error("conv2d: b must have shape (" + std::to_string(g.F) +
-                            ",) to match w " + shape_str(a.w) + ", got " + shape_str(b));
+    checks::conv_bias(view_of(b), g, a.vx, a.vw);
     b = contiguous<T>(b);
   }
   auto x = contiguous<T>(a.x);
@@ -163,9 +68,9 @@ py::array conv2d_typed(const ConvArgs& a, py::object b_obj, cpu::Activation act)
 }
 
 py::array conv2d_entry(py::handle x, py::handle w, py::object b, Pair strides, Pair dilation,
-                       bool same, Pads pads, const std::string& activation) {
+                       bool same, Pads pads, py::handle activation) {
+  cpu::Activation act = checks::parse_linear_or_relu<cpu::Activation>(activation, "conv2d: ");
   ConvArgs a = conv_args("conv2d", x, w, strides, dilation, same, pads);
-  cpu::Activation act = parse_activation(activation);
   if (a.kind == 'f') return conv2d_typed<float>(a, b, act);
   return conv2d_typed<double>(a, b, act);
 }
@@ -196,15 +101,7 @@ py::tuple conv2d_backward_entry(py::handle dy_h, py::handle x, py::handle w, Pai
   const char* op = "conv2d_backward";
   ConvArgs a = conv_args(op, x, w, strides, dilation, same, pads);
   py::array dy = require_array(dy_h, "dy");
-  require_same_dtype(dy, "dy", a.x, "x");
-  const Conv2dGeom& g = a.g;
-  bool ok = dy.ndim() == 4 && dy.shape(0) == g.N && dy.shape(1) == g.OH && dy.shape(2) == g.OW &&
-            dy.shape(3) == g.F;
-  if (!ok)
-    throw py::value_error(std::string(op) + ": dy must have the output shape (" +
-                          std::to_string(g.N) + ", " + std::to_string(g.OH) + ", " +
-                          std::to_string(g.OW) + ", " + std::to_string(g.F) + ") for x " +
-                          shape_str(a.x) + " and w " + shape_str(a.w) + ", got " + shape_str(dy));
+  checks::conv_dy(op, view_of(dy), a.g, a.vx, a.vw);
   if (a.kind == 'f') return conv2d_backward_typed<float>(a, dy, need_dx);
   return conv2d_backward_typed<double>(a, dy, need_dx);
 }
@@ -213,6 +110,7 @@ py::tuple conv2d_backward_entry(py::handle dy_h, py::handle x, py::handle w, Pai
 
 struct PoolArgs {
   py::array x;
+  View vx;
   Conv2dGeom g;
   char kind;
 };
@@ -221,33 +119,14 @@ PoolArgs pool_args(const char* op, py::handle x_h, Pair pool, Pair strides, bool
                    Pads pads) {
   PoolArgs a;
   a.x = require_array(x_h, "x");
-  a.kind = float_kind(a.x, "x");
-  if (a.x.ndim() != 4)
-    throw py::value_error(std::string(op) + ": x must be 4-D (N, H, W, C), got shape " +
-                          shape_str(a.x));
-  require_positive(pool, op, "pool_size");
-  require_positive(strides, op, "strides");
-  Conv2dGeom& g = a.g;
-  g.N = a.x.shape(0); g.H = a.x.shape(1); g.W = a.x.shape(2); g.C = a.x.shape(3);
-  g.KH = pool[0]; g.KW = pool[1]; g.F = g.C;
-  g.SH = strides[0]; g.SW = strides[1]; g.DH = 1; g.DW = 1;
-  resolve_geometry(g, same, pads, op, "pool window", a.x, true);
-  checked_numel({g.N, g.OH, g.OW, g.C}, op);
-  checked_numel({g.N, g.H, g.W, g.C}, op);
+  a.vx = view_of(a.x);
+  a.g = checks::pool_geometry(op, a.vx, pool, strides, same, pads, &a.kind);
   return a;
 }
 
 py::array check_pool_dy(const char* op, py::handle dy_h, const PoolArgs& a) {
   py::array dy = require_array(dy_h, "dy");
-  require_same_dtype(dy, "dy", a.x, "x");
-  const Conv2dGeom& g = a.g;
-  bool ok = dy.ndim() == 4 && dy.shape(0) == g.N && dy.shape(1) == g.OH && dy.shape(2) == g.OW &&
-            dy.shape(3) == g.C;
-  if (!ok)
-    throw py::value_error(std::string(op) + ": dy must have the output shape (" +
-                          std::to_string(g.N) + ", " + std::to_string(g.OH) + ", " +
-                          std::to_string(g.OW) + ", " + std::to_string(g.C) + ") for x " +
-                          shape_str(a.x) + ", got " + shape_str(dy));
+  checks::pool_dy(op, view_of(dy), a.g, a.vx);
   return dy;
 }
 
@@ -319,14 +198,7 @@ py::array avg_pool_backward_entry(py::handle dy, py::handle x, Pair pool, Pair s
 
 py::array gap_check_x(const char* op, py::handle x_h) {
   py::array x = require_array(x_h, "x");
-  float_kind(x, "x");
-  if (x.ndim() != 4)
-    throw py::value_error(std::string(op) + ": x must be 4-D (N, H, W, C), got shape " +
-                          shape_str(x));
-  if (x.shape(1) < 1 || x.shape(2) < 1)
-    throw py::value_error(std::string(op) + ": x must have at least one pixel, got shape " +
-                          shape_str(x));
-  checked_numel(shape_vec(x), op);
+  checks::gap_input(op, view_of(x));
   return x;
 }
 
@@ -370,11 +242,7 @@ py::array gap_backward_entry(py::handle dy_h, py::handle x_h) {
   const char* op = "global_avg_pool2d_backward";
   py::array x = gap_check_x(op, x_h);
   py::array dy = require_array(dy_h, "dy");
-  require_same_dtype(dy, "dy", x, "x");
-  if (dy.ndim() != 2 || dy.shape(0) != x.shape(0) || dy.shape(1) != x.shape(3))
-    throw py::value_error(std::string(op) + ": dy must have shape (" +
-                          std::to_string(x.shape(0)) + ", " + std::to_string(x.shape(3)) +
-                          ") for x " + shape_str(x) + ", got " + shape_str(dy));
+  checks::gap_dy(op, view_of(dy), view_of(x));
   if (x.dtype().char_() == 'f') return gap_backward_typed<float>(dy, x);
   return gap_backward_typed<double>(dy, x);
 }

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "bindings/common.h"
+#include "bindings_common/checks.h"
 #include "cpu/cpu_features.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_ukernel.h"
@@ -23,17 +24,6 @@ using cpu::Activation;
 // Below this many multiply-adds the kernel runs with the GIL held: releasing
 // and re-taking it would cost more than the arithmetic.
 constexpr double kKeepGilWork = 1 << 14;
-
-Activation parse_activation(const py::handle& h) {
-  if (h.is_none()) return Activation::identity;
-  if (!py::isinstance<py::str>(h))
-    throw py::type_error("activation must be a string ('linear' or 'relu'), got " +
-                         dtype_str(h));
-  std::string s = h.cast<std::string>();
-  if (s == "linear" || s == "identity" || s.empty()) return Activation::identity;
-  if (s == "relu") return Activation::relu;
-  throw py::value_error("activation must be 'linear' or 'relu', got '" + s + "'");
-}
 
 // True when the kernels can read a through its pointer and element strides:
 // native byte order, element-aligned data, strides whole numbers of elements.
@@ -59,60 +49,26 @@ py::array native_copy(const py::array& a) {
 // allocate a NumPy array on every call).
 py::array no_array() { return py::reinterpret_borrow<py::array>(py::handle()); }
 
-bool has_shape(const py::array& a, int64_t rows, int64_t cols) {
-  return a.ndim() == 2 && a.shape(0) == rows && a.shape(1) == cols;
-}
-
 // Element strides of a 2-D array (kernel_readable).
 void strides2(const py::array& a, int64_t* rs, int64_t* cs) {
   *rs = a.strides(0) / a.itemsize();
   *cs = a.strides(1) / a.itemsize();
 }
 
-// Byte range [lo, hi) an array's elements span (empty when it has no elements).
-void byte_bounds(const py::array& a, const char*& lo, const char*& hi) {
-  lo = hi = static_cast<const char*>(a.data());
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) {
-    if (a.shape(i) == 0) { hi = lo; return; }
-    const py::ssize_t ext = (a.shape(i) - 1) * a.strides(i);
-    if (ext > 0) hi += ext; else lo += ext;
-  }
-  hi += a.itemsize();
-}
-
-// Conservative, as numpy.may_share_memory: true when the byte ranges intersect.
-bool may_overlap(const py::array& x, const py::array& y) {
-  const char *xl, *xh, *yl, *yh;
-  byte_bounds(x, xl, xh);
-  byte_bounds(y, yl, yh);
-  if (xl == xh || yl == yh) return false;
-  return xl < yh && yl < xh;
-}
-
-// True when two different elements of a 2-D array share memory (e.g. a zero
-// stride from broadcast_to or as_strided): such an array cannot be an output.
-bool self_overlapping(const py::array& a) {
-  int64_t s[2] = {std::abs(int64_t(a.strides(0))), std::abs(int64_t(a.strides(1)))};
-  int64_t d[2] = {a.shape(0), a.shape(1)};
-  if (d[0] == 0 || d[1] == 0) return false;
-  if (d[0] <= 1) return d[1] > 1 && s[1] < a.itemsize();
-  if (d[1] <= 1) return s[0] < a.itemsize();
-  int inner = s[0] <= s[1] ? 0 : 1, outer = 1 - inner;
-  return s[inner] < a.itemsize() || s[outer] < s[inner] * d[inner];
-}
-
 bool same_layout(const py::array& x, const py::array& y) {
   return x.data() == y.data() && x.strides(0) == y.strides(0) && x.strides(1) == y.strides(1);
 }
 
-std::string pair(int64_t r, int64_t c) {
-  return "(" + std::to_string(r) + ", " + std::to_string(c) + ")";
-}
-
+// a and b are checked (gemm_operands); c, out and bias are checked here.
 template <typename T>
-py::array gemm_typed(py::array a, py::array b, const py::handle& c_obj, double alpha,
-                     double beta, bool trans_a, bool trans_b, const py::handle& out_obj,
-                     const py::handle& bias_obj, Activation act) {
+py::array gemm_typed(py::array a, py::array b, const View& va, const View& vb,
+                     const py::handle& c_obj, double alpha, double beta, bool trans_a,
+                     bool trans_b, const py::handle& out_obj, const py::handle& bias_obj,
+                     Activation act) {
+  const View vc = opt_view(c_obj, "c"), vout = opt_view(out_obj, "out");
+  const View vbias = opt_view(bias_obj, "bias");
+  const checks::GemmDims d = checks::gemm_dims(va, vb, trans_a, trans_b, vc, vout, vbias);
+  const int64_t m = d.m, n = d.n, k = d.k;
   if (!kernel_readable(a)) a = native_copy<T>(a);
   if (!kernel_readable(b)) b = native_copy<T>(b);
   int64_t sa0, sa1, sb0, sb1;
@@ -120,59 +76,32 @@ py::array gemm_typed(py::array a, py::array b, const py::handle& c_obj, double a
   strides2(b, &sb0, &sb1);
   // op(a) is (m, k), op(b) is (k, n); a transposed operand is the same memory
   // with its strides swapped.
-  const int64_t m = trans_a ? a.shape(1) : a.shape(0);
-  const int64_t k = trans_a ? a.shape(0) : a.shape(1);
-  const int64_t kb = trans_b ? b.shape(1) : b.shape(0);
-  const int64_t n = trans_b ? b.shape(0) : b.shape(1);
-  if (k != kb)
-    throw py::value_error("gemm: inner dimensions differ: op(a) is " + pair(m, k) + " from a " +
-                          shape_str(a) + (trans_a ? " (transposed)" : "") + ", op(b) is " +
-                          pair(kb, n) + " from b " + shape_str(b) +
-                          (trans_b ? " (transposed)" : ""));
   const int64_t rs_a = trans_a ? sa1 : sa0, cs_a = trans_a ? sa0 : sa1;
   const int64_t rs_b = trans_b ? sb1 : sb0, cs_b = trans_b ? sb0 : sb1;
 
   const T* bias = nullptr;
   py::array bias_arr = no_array();
-  if (!bias_obj.is_none()) {
-    bias_arr = require_array(bias_obj, "bias");
-    require_same_dtype(bias_arr, "bias", a, "a");
-    if (bias_arr.ndim() != 1 || bias_arr.shape(0) != n) require_shape(bias_arr, {n}, "bias");
+  if (vbias.present()) {
+    bias_arr = as_array(vbias);
     if (!kernel_readable(bias_arr) || bias_arr.strides(0) != py::ssize_t(sizeof(T)))
       bias_arr = native_copy<T>(bias_arr);
     bias = static_cast<const T*>(bias_arr.data());
   }
-
-  py::array c = no_array();
-  const bool have_c = !c_obj.is_none();
-  if (have_c) {
-    c = require_array(c_obj, "c");
-    require_same_dtype(c, "c", a, "a");
-    if (!has_shape(c, m, n)) require_shape(c, {m, n}, "c");
-  }
+  const bool have_c = vc.present();
   const bool use_c = have_c && beta != 0.0;  // beta = 0 ignores c, even NaN in it
-
-  py::array out = no_array();
-  const bool have_out = !out_obj.is_none();
-  if (have_out) {
-    out = require_array(out_obj, "out");
-    require_same_dtype(out, "out", a, "a");
-    if (!has_shape(out, m, n)) require_shape(out, {m, n}, "out");
-    require_writeable(out, "out");
-    if (self_overlapping(out))
-      throw py::value_error("out " + shape_str(out) +
-                            " has elements that share memory (a zero or overlapping stride)");
-  }
+  const bool have_out = vout.present();
+  py::array out = have_out ? as_array(vout) : no_array();
 
   // The kernel reads beta * C from the buffer it writes, so C goes there first.
   // out is written directly unless it overlaps an input the kernel still reads.
-  const bool direct = have_out && kernel_readable(out) && !may_overlap(out, a) &&
-                      !may_overlap(out, b) && !(bias && may_overlap(out, bias_arr));
+  const bool direct = have_out && kernel_readable(out) &&
+                      !checks::out_overlaps_inputs(vout, view_of(a), view_of(b),
+                                                   bias ? view_of(bias_arr) : View{});
   py::array target = direct ? out : py::array(empty<T>({m, n}));
   int64_t rs_c, cs_c;
   strides2(target, &rs_c, &cs_c);
-  if (use_c && !same_layout(target, c) && m > 0 && n > 0)
-    py::module_::import("numpy").attr("copyto")(target, c);  // handles overlap of c and out
+  if (use_c && !same_layout(target, as_array(vc)) && m > 0 && n > 0)
+    py::module_::import("numpy").attr("copyto")(target, vc.obj);  // handles overlap of c and out
 
   T* pc = static_cast<T*>(target.mutable_data());
   const T* pa = static_cast<const T*>(a.data());
@@ -192,35 +121,31 @@ py::array gemm_typed(py::array a, py::array b, const py::handle& c_obj, double a
   return out;
 }
 
-void check_ab(const py::array& a, const py::array& b, char* kind) {
-  *kind = float_kind(a, "a");
-  require_same_dtype(b, "b", a, "a");
-  require_ndim(a, 2, "a");
-  require_ndim(b, 2, "b");
-}
-
 py::array gemm_entry(py::handle a_h, py::handle b_h, py::handle c, double alpha, double beta,
                      bool trans_a, bool trans_b, py::handle out, py::handle bias,
                      py::handle activation) {
   py::array a = require_array(a_h, "a");
   py::array b = require_array(b_h, "b");
-  char kind;
-  check_ab(a, b, &kind);
-  Activation act = parse_activation(activation);
-  if (kind == 'f') return gemm_typed<float>(a, b, c, alpha, beta, trans_a, trans_b, out, bias, act);
-  return gemm_typed<double>(a, b, c, alpha, beta, trans_a, trans_b, out, bias, act);
+  const View va = view_of(a), vb = view_of(b);
+  const char code = checks::gemm_operands(va, vb);
+  Activation act = checks::parse_linear_or_relu<Activation>(activation);
+  if (code == 'f')
+    return gemm_typed<float>(a, b, va, vb, c, alpha, beta, trans_a, trans_b, out, bias, act);
+  return gemm_typed<double>(a, b, va, vb, c, alpha, beta, trans_a, trans_b, out, bias, act);
 }
 
 // The lean entry of ops.matmul: positional arguments only, no activation parsing.
 py::array matmul_entry(py::handle a_h, py::handle b_h, py::handle out) {
   py::array a = require_array(a_h, "a");
   py::array b = require_array(b_h, "b");
-  char kind;
-  check_ab(a, b, &kind);
+  const View va = view_of(a), vb = view_of(b);
+  const char code = checks::gemm_operands(va, vb);
   const py::handle none = py::none();
-  if (kind == 'f')
-    return gemm_typed<float>(a, b, none, 1.0, 0.0, false, false, out, none, Activation::identity);
-  return gemm_typed<double>(a, b, none, 1.0, 0.0, false, false, out, none, Activation::identity);
+  if (code == 'f')
+    return gemm_typed<float>(a, b, va, vb, none, 1.0, 0.0, false, false, out, none,
+                             Activation::identity);
+  return gemm_typed<double>(a, b, va, vb, none, 1.0, 0.0, false, false, out, none,
+                            Activation::identity);
 }
 
 double peak_entry(int threads, const std::string& dtype) {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "bindings/common.h"
+#include "bindings_common/checks.h"
 #include "cpu/activations.h"
 #include "cpu/dropout.h"
 #include "cpu/losses.h"
@@ -14,26 +15,16 @@
 namespace fastdl::bind {
 namespace {
 
-Act parse_act(const std::string& s) {
-  if (s == "relu") return Act::relu;
-  if (s == "sigmoid") return Act::sigmoid;
-  if (s == "tanh") return Act::tanh;
-  if (s == "linear") return Act::linear;
-  throw py::value_error("activation must be one of 'relu', 'sigmoid', 'tanh', 'linear'; got '" +
-                        s + "'");
-}
+Act parse_act(const std::string& s) { return checks::parse_elementwise_act<Act>(s); }
 
-// The array an op writes: `out` when given (same shape and dtype as ref,
-// C-contiguous, writeable), else a new one shaped like ref.
+// The array an op writes: `out` when given (checks::out_like against ref and
+// the buffer `in` the kernel reads), else a new one shaped like ref.
 template <typename T>
-py::array output_like(const py::array& ref, const py::object& out_obj, const char* name) {
+py::array output_like(const py::array& ref, const py::array& in, const py::object& out_obj,
+                      const char* name) {
   if (out_obj.is_none()) return empty<T>(shape_vec(ref));
   py::array out = require_array(out_obj, name);
-  require_same_dtype(out, name, ref, "the input");
-  require_shape(out, shape_vec(ref), name);
-  require_writeable(out, name);
-  if (!(out.flags() & py::array::c_style))
-    throw py::value_error(std::string(name) + " must be C-contiguous");
+  checks::out_like(view_of(out), name, view_of(ref), view_of(in), "the input");
   return out;
 }
 
@@ -42,10 +33,7 @@ py::array output_like(const py::array& ref, const py::object& out_obj, const cha
 char require_dy_y(py::handle dy_h, py::handle y_h, py::array* dy, py::array* y) {
   *dy = require_array(dy_h, "dy");
   *y = require_array(y_h, "y");
-  char k = float_kind(*dy, "dy");
-  require_same_dtype(*y, "y", *dy, "dy");
-  require_shape(*y, shape_vec(*dy), "y");
-  return k;
+  return checks::dy_and_y(view_of(*dy), view_of(*y));
 }
 
 template <typename T>
@@ -58,7 +46,7 @@ T* mptr(py::array& a) { return static_cast<T*>(a.mutable_data()); }
 template <typename T, typename Kernel>
 py::array map_unary(const py::array& x, const py::object& out_obj, Kernel&& kernel) {
   auto xc = contiguous<T>(x);
-  py::array y = output_like<T>(x, out_obj, "out");
+  py::array y = output_like<T>(x, xc, out_obj, "out");
   const T* px = cptr<T>(xc);
   T* py_ = mptr<T>(y);
   {
@@ -76,7 +64,8 @@ py::array map_backward(const py::array& dy, const py::array& y, const py::object
                        Kernel&& kernel) {
   auto dyc = contiguous<T>(dy);
   auto yc = contiguous<T>(y);
-  py::array dx = output_like<T>(dy, out_obj, "out");
+  py::array dx = output_like<T>(dy, dyc, out_obj, "out");
+  checks::require_apart_or_same(view_of(dx), "out", view_of(yc), "y");
   const T *pdy = cptr<T>(dyc), *pyv = cptr<T>(yc);
   T* pdx = mptr<T>(dx);
   {
@@ -105,7 +94,7 @@ py::array activation_t(py::array x, Act act, py::object out_obj) {
 
 py::array activation(py::handle x_h, const std::string& name, py::object out) {
   py::array x = require_array(x_h, "x");
-  char k = float_kind(x, "x");
+  char k = checks::require_float(view_of(x), "x");
   Act act = parse_act(name);
   return k == 'f' ? activation_t<float>(x, act, out) : activation_t<double>(x, act, out);
 }
@@ -139,7 +128,7 @@ py::array softmax_t(py::array x, bool log, py::object out_obj) {
 
 py::array softmax(py::handle x_h, bool log, py::object out) {
   py::array x = require_array(x_h, "x");
-  char k = float_kind(x, "x");
+  char k = checks::require_float(view_of(x), "x");
   return k == 'f' ? softmax_t<float>(x, log, out) : softmax_t<double>(x, log, out);
 }
 
@@ -171,9 +160,8 @@ py::array dropout_t(py::array x, double rate, uint64_t seed, bool backward, py::
 
 py::array dropout(py::handle x_h, double rate, uint64_t seed, bool backward, py::object out) {
   py::array x = require_array(x_h, backward ? "dy" : "x");
-  char k = float_kind(x, backward ? "dy" : "x");
-  if (!(rate >= 0.0 && rate < 1.0))
-    throw py::value_error("dropout rate must be in [0, 1), got " + std::to_string(rate));
+  char k = checks::require_float(view_of(x), backward ? "dy" : "x");
+  checks::dropout_rate(rate);
   return k == 'f' ? dropout_t<float>(x, rate, seed, backward, out)
                   : dropout_t<double>(x, rate, seed, backward, out);
 }
@@ -181,22 +169,11 @@ py::array dropout(py::handle x_h, double rate, uint64_t seed, bool backward, py:
 // ------------------------------------------------------------ losses
 py::array int64_labels(py::handle labels_h, int64_t rows, int64_t cols) {
   py::array labels = require_array(labels_h, "labels");
-  char kind = labels.dtype().kind();
-  if (kind != 'i' && kind != 'u')
-    throw py::type_error("labels must be an integer array (class indices), got dtype " +
-                         std::string(py::str(labels.dtype())) +
-                         "; for one-hot or probability targets use categorical cross-entropy");
-  if (labels.ndim() == 2 && labels.shape(1) == 1) labels = labels.attr("reshape")(-1);
-  if (labels.ndim() != 1 || labels.shape(0) != rows)
-    throw py::value_error("labels must have shape (" + std::to_string(rows) +
-                          ",) to match logits rows, got " + shape_str(labels));
+  checks::labels_dtype(view_of(labels));
+  if (checks::labels_are_column(view_of(labels))) labels = labels.attr("reshape")(-1);
+  checks::labels_shape(view_of(labels), rows);
   auto lab = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(labels);
-  const int64_t* p = lab.data();
-  for (int64_t i = 0; i < rows; ++i)
-    if (p[i] < 0 || p[i] >= cols)
-      throw py::value_error("labels[" + std::to_string(i) + "] = " + std::to_string(p[i]) +
-                            " is out of range for " + std::to_string(cols) +
-                            " classes (expected 0.." + std::to_string(cols - 1) + ")");
+  checks::labels_in_range(lab.data(), rows, cols);
   return lab;
 }
 
@@ -206,7 +183,7 @@ py::tuple sparse_xent_t(py::array logits, py::array lab, py::object out_obj, boo
   int64_t rows = logits.shape(0), cols = logits.shape(1);
   py::array d;
   T* pd = nullptr;
-  if (want_grad) { d = output_like<T>(logits, out_obj, "out"); pd = mptr<T>(d); }
+  if (want_grad) { d = output_like<T>(logits, zc, out_obj, "out"); pd = mptr<T>(d); }
   const T* pz = cptr<T>(zc);
   const int64_t* pl = static_cast<const int64_t*>(lab.data());
   double sum;
@@ -223,24 +200,13 @@ py::tuple sparse_xent_t(py::array logits, py::array lab, py::object out_obj, boo
 
 py::tuple sparse_xent(py::handle logits_h, py::handle labels_h, py::object out, bool want_grad) {
   py::array logits = require_array(logits_h, "logits");
-  char k = float_kind(logits, "logits");
-  require_ndim(logits, 2, "logits");
+  char k = checks::sparse_logits(view_of(logits));
   py::array lab = int64_labels(labels_h, logits.shape(0), logits.shape(1));
   return k == 'f' ? sparse_xent_t<float>(logits, lab, out, want_grad)
                   : sparse_xent_t<double>(logits, lab, out, want_grad);
 }
 
 enum class LossKind { softmax_xent, sigmoid_xent, categorical_xent, binary_xent, mse, mae };
-
-LossKind parse_loss(const std::string& s) {
-  if (s == "softmax_xent") return LossKind::softmax_xent;
-  if (s == "sigmoid_xent") return LossKind::sigmoid_xent;
-  if (s == "categorical_xent") return LossKind::categorical_xent;
-  if (s == "binary_xent") return LossKind::binary_xent;
-  if (s == "mse") return LossKind::mse;
-  if (s == "mae") return LossKind::mae;
-  throw py::value_error("unknown loss kernel '" + s + "'");
-}
 
 template <typename T>
 py::tuple loss_t(LossKind kind, py::array pred, py::array target, py::object out_obj,
@@ -249,7 +215,11 @@ py::tuple loss_t(LossKind kind, py::array pred, py::array target, py::object out
   auto tc = contiguous<T>(target);
   py::array d;
   T* pd = nullptr;
-  if (want_grad) { d = output_like<T>(pred, out_obj, "out"); pd = mptr<T>(d); }
+  if (want_grad) {
+    d = output_like<T>(pred, pc, out_obj, "out");
+    checks::require_apart_or_same(view_of(d), "out", view_of(tc), "y_true");
+    pd = mptr<T>(d);
+  }
   const T *pp = cptr<T>(pc), *pt = cptr<T>(tc);
   const int64_t n = pc.size();
   const bool rowwise = kind == LossKind::softmax_xent || kind == LossKind::categorical_xent;
@@ -277,51 +247,34 @@ py::tuple loss_t(LossKind kind, py::array pred, py::array target, py::object out
 
 py::tuple loss(const std::string& name, py::handle pred_h, py::handle target_h, py::object out,
                bool want_grad, double eps) {
-  LossKind kind = parse_loss(name);
+  LossKind kind = checks::parse_loss<LossKind>(name);
   py::array pred = require_array(pred_h, "y_pred");
   py::array target = require_array(target_h, "y_true");
-  char k = float_kind(pred, "y_pred");
-  require_same_dtype(target, "y_true", pred, "y_pred");
-  if (shape_vec(target) != shape_vec(pred))
-    throw py::value_error("y_true has shape " + shape_str(target) + " but y_pred has shape " +
-                          shape_str(pred) + "; they must match");
+  char k = checks::loss_operands(view_of(pred), view_of(target));
   return k == 'f' ? loss_t<float>(kind, pred, target, out, want_grad, eps)
                   : loss_t<double>(kind, pred, target, out, want_grad, eps);
 }
 
 // ------------------------------------------------------------ optimizers
-// Parameters and slots are updated in place, so they must be contiguous and writeable.
-void require_state(const py::array& a, const char* name, const py::array& ref) {
-  require_same_dtype(a, name, ref, "param");
-  require_shape(a, shape_vec(ref), name);
-  require_writeable(a, name);
-  if (!(a.flags() & py::array::c_style))
-    throw py::value_error(std::string(name) + " must be C-contiguous (it is updated in place)");
-}
-
 // param (updated in place) and its grad; returns grad, sets *p and the dtype kind.
 py::array check_param_grad(py::handle p_h, py::handle g_h, py::array* p, char* kind) {
   *p = require_array(p_h, "param");
-  *kind = float_kind(*p, "param");
-  require_state(*p, "param", *p);
   py::array g = require_array(g_h, "grad");
-  require_same_dtype(g, "grad", *p, "param");
-  require_shape(g, shape_vec(*p), "grad");
+  *kind = checks::param_and_grad(view_of(*p), view_of(g));
   return g;
 }
 
-// A slot of the optimizer (m, v, ...), checked by require_state.
+// A slot of the optimizer (m, v, ...), updated in place like param.
 py::array state_array(py::handle h, const char* name, const py::array& p) {
   py::array a = require_array(h, name);
-  require_state(a, name, p);
+  checks::update_state(view_of(a), name, view_of(p));
   return a;
 }
 
 // A momentum slot: needed only when momentum != 0 (else an unused empty array).
 py::array momentum_state(const py::object& obj, const char* name, const py::array& p,
                          double momentum, const char* missing) {
-  if (momentum == 0.0) return py::array();
-  if (obj.is_none()) throw py::value_error(missing);
+  if (!checks::momentum_slot(obj, momentum, missing)) return py::array();
   return state_array(obj, name, p);
 }
 
@@ -330,7 +283,7 @@ void sgd_update(py::handle p_h, py::handle g_h, py::object m_obj, double lr, dou
   char k;
   py::array p;
   py::array g = check_param_grad(p_h, g_h, &p, &k);
-  py::array m = momentum_state(m_obj, "m", p, momentum, "momentum > 0 needs a momentum slot m");
+  py::array m = momentum_state(m_obj, "m", p, momentum, checks::kSgdSlotMissing);
   auto run = [&](auto tag) {
     using T = decltype(tag);
     auto gc = contiguous<T>(g);
@@ -371,7 +324,7 @@ void rmsprop_update(py::handle p_h, py::handle g_h, py::handle v_h, py::object m
   py::array g = check_param_grad(p_h, g_h, &p, &k);
   py::array v = state_array(v_h, "v", p);
   py::array mom = momentum_state(mom_obj, "momentum_slot", p, momentum,
-                                 "momentum > 0 needs a momentum slot");
+                                 checks::kRmspropSlotMissing);
   auto run = [&](auto tag) {
     using T = decltype(tag);
     auto gc = contiguous<T>(g);

@@ -1,5 +1,5 @@
-// Shared by every binding file: argument validation that raises Python
-// exceptions naming the argument, and the per-call CPU context.
+// Shared by every binding file of the CPU module: NumPy arrays as the views
+// the shared argument checks take, and the per-call CPU context.
 #pragma once
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "bindings_common/checks.h"
 #include "cpu/context.h"
 
 namespace fastdl::bind {
@@ -22,30 +23,43 @@ double set_gemm_serial_below(double work);  // this thread's; returns the previo
 // Context for one kernel call on this Python thread; its arena is reset.
 cpu::Context make_context();
 
-// ------------------------------------------------------------ validation
-std::string shape_str(const py::array& a);
-std::string dtype_str(const py::handle& a);
+// ------------------------------------------------------------ arrays -> views
+// The checks themselves are shared with the CUDA module (bindings_common/checks.h);
+// this module's part is turning a Python object into a View.
+using checks::View;
 
-// TypeError unless h is a NumPy ndarray.
+// TypeError unless h is a NumPy ndarray (naming a GPU array as such).
 py::array require_array(const py::handle& h, const char* name);
-// TypeError unless float32 ('f') or float64 ('d'); returns the kind character.
-char float_kind(const py::array& a, const char* name);
-// TypeError unless a has the same dtype as ref.
-void require_same_dtype(const py::array& a, const char* name, const py::array& ref,
-                        const char* ref_name);
-// ValueError unless a.ndim == ndim.
-void require_ndim(const py::array& a, int ndim, const char* name);
-// ValueError unless a.shape == shape.
-void require_shape(const py::array& a, const std::vector<int64_t>& shape, const char* name);
-// ValueError if a is not writeable.
-void require_writeable(const py::array& a, const char* name);
-// a * b, ValueError on int64 overflow.
-int64_t checked_mul(int64_t a, int64_t b, const char* what);
-// Product of dims, ValueError on overflow.
-int64_t checked_numel(const std::vector<int64_t>& dims, const char* what);
 
-// Element strides of a (ValueError if a byte stride is not a whole number of elements).
-std::vector<int64_t> elem_strides(const py::array& a);
+// The View of a NumPy array (no copy, no new reference).
+inline View view_of(const py::array& a) {
+  const auto* p = py::detail::array_proxy(a.ptr());
+  static_assert(sizeof(*p->dimensions) == sizeof(int64_t), "64-bit platforms only");
+  View v;
+  v.obj = a;
+  v.data = p->data;
+  v.shape = reinterpret_cast<const int64_t*>(p->dimensions);
+  v.strides = reinterpret_cast<const int64_t*>(p->strides);
+  v.ndim = p->nd;
+  // The dtype's kind and size straight from its struct (a.itemsize() would make a new
+  // reference to the dtype): this runs for every array of every call.
+  v.kind = py::detail::array_descriptor_proxy(p->descr)->kind;
+  v.itemsize = py::detail::npy_api::get().PyArray_RUNTIME_VERSION_ < 0x12
+                   ? int(py::detail::array_descriptor1_proxy(p->descr)->elsize)
+                   : int(py::detail::array_descriptor2_proxy(p->descr)->elsize);
+  v.writeable = (p->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_) != 0;
+  return v;
+}
+// require_array + view_of; the View borrows h, which the caller holds.
+inline View arg_view(const py::handle& h, const char* name) {
+  return view_of(require_array(h, name));
+}
+// As arg_view, or an absent View for None.
+inline View opt_view(const py::handle& h, const char* name) {
+  return h.is_none() ? View{} : arg_view(h, name);
+}
+inline py::array as_array(const View& v) { return py::reinterpret_borrow<py::array>(v.obj); }
+
 std::vector<int64_t> shape_vec(const py::array& a);
 
 // C-contiguous array with a's data (no copy when it already is).

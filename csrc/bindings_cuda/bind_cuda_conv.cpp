@@ -1,7 +1,8 @@
-// _cuda conv2d / pooling: argument parsing (padding forms, int-or-pair sizes),
-// geometry, scratch from CuPy, then the launchers in cuda/conv2d.h.
+// _cuda conv2d / pooling: the shared checks and geometry
+// (bindings_common/checks.h), scratch from CuPy, then the launchers in cuda/conv2d.h.
+#include <pybind11/stl.h>
+
 #include <algorithm>
-#include <cctype>
 #include <string>
 
 #include "bindings_cuda/cuda_array.h"
@@ -15,156 +16,48 @@ namespace {
 // col scratch budget per chunk of images (elements); at least one image.
 constexpr int64_t kColBudget = int64_t(1) << 26;
 
-struct Pair { int64_t h, w; };
+using checks::Pair;
+using checks::Pads;
 
-Pair int_pair(py::handle v, const char* name, const char* op) {
-  auto bad = [&]() {
-    return py::value_error(std::string(op) + ": " + name +
-                           " must be a positive int or a pair of positive ints, got " +
-                           py::repr(v).cast<std::string>());
-  };
-  Pair p;
-  if (py::isinstance<py::bool_>(v)) throw bad();
-  if (py::isinstance<py::int_>(v)) {
-    p.h = p.w = v.cast<int64_t>();
-  } else if (py::isinstance<py::tuple>(v) || py::isinstance<py::list>(v)) {
-    py::sequence s = py::reinterpret_borrow<py::sequence>(v);
-    if (s.size() != 2 || !py::isinstance<py::int_>(s[0]) || !py::isinstance<py::int_>(s[1]))
-      throw bad();
-    p.h = s[0].cast<int64_t>();
-    p.w = s[1].cast<int64_t>();
-  } else {
-    throw bad();
-  }
-  if (p.h < 1 || p.w < 1) throw bad();
-  return p;
-}
+// x, w: checked by conv_geometry, then made contiguous.
+struct ConvArgs {
+  DevArray x, w;
+  Conv2dGeom g;
+  char code;
+};
 
-// Fills g.PT, g.PL, g.OH, g.OW from padding ("valid", "same", int, (ph, pw),
-// ((t, b), (l, r))) and the window/stride/dilation already in g.
-void resolve_padding(Conv2dGeom& g, py::handle padding, const char* op, bool pool) {
-  int64_t pt = 0, pb = 0, pl = 0, pr = 0;
-  auto bad = [&]() {
-    return py::value_error(std::string(op) +
-                           ": padding must be 'valid', 'same', an int, (ph, pw) or "
-                           "((top, bottom), (left, right)) of non-negative ints, got " +
-                           py::repr(padding).cast<std::string>());
-  };
-  auto as_int = [&](py::handle h) {
-    if (!py::isinstance<py::int_>(h) || py::isinstance<py::bool_>(h)) throw bad();
-    int64_t v = h.cast<int64_t>();
-    if (v < 0) throw bad();
-    return v;
-  };
-  if (py::isinstance<py::str>(padding)) {
-    std::string s = padding.cast<std::string>();
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char ch) { return std::tolower(ch); });
-    if (s == "same") {
-      same_padding(g.H, g.KH, g.SH, g.DH, &pt, &pb);
-      same_padding(g.W, g.KW, g.SW, g.DW, &pl, &pr);
-    } else if (s != "valid") {
-      throw bad();
-    }
-  } else if (py::isinstance<py::int_>(padding)) {
-    pt = pb = pl = pr = as_int(padding);
-  } else if (py::isinstance<py::tuple>(padding) || py::isinstance<py::list>(padding)) {
-    py::sequence s = py::reinterpret_borrow<py::sequence>(padding);
-    if (s.size() != 2) throw bad();
-    auto side = [&](py::handle h, int64_t& lo, int64_t& hi) {
-      if (py::isinstance<py::tuple>(h) || py::isinstance<py::list>(h)) {
-        py::sequence t = py::reinterpret_borrow<py::sequence>(h);
-        if (t.size() != 2) throw bad();
-        lo = as_int(t[0]);
-        hi = as_int(t[1]);
-      } else {
-        lo = hi = as_int(h);
-      }
-    };
-    side(s[0], pt, pb);
-    side(s[1], pl, pr);
-  } else {
-    throw bad();
-  }
-  if (pool && (pt >= g.KH || pb >= g.KH || pl >= g.KW || pr >= g.KW))
-    throw py::value_error(std::string(op) + ": padding ((" + std::to_string(pt) + ", " +
-                          std::to_string(pb) + "), (" + std::to_string(pl) + ", " +
-                          std::to_string(pr) + ")) must be smaller than pool_size (" +
-                          std::to_string(g.KH) + ", " + std::to_string(g.KW) +
-                          ") so that every window sees part of x");
-  g.PT = pt;
-  g.PB = pb;
-  g.PL = pl;
-  g.PR = pr;
-  g.OH = conv_out_size(g.H, g.KH, g.SH, g.DH, pt, pb);
-  g.OW = conv_out_size(g.W, g.KW, g.SW, g.DW, pl, pr);
-  if (g.OH < 1 || g.OW < 1)
-    throw py::value_error(std::string(op) + ": the window (" + std::to_string(g.KH) + ", " +
-                          std::to_string(g.KW) + ") with dilation (" + std::to_string(g.DH) +
-                          ", " + std::to_string(g.DW) + ") does not fit the padded input (" +
-                          std::to_string(g.H + pt + pb) + ", " + std::to_string(g.W + pl + pr) +
-                          ")");
-}
-
-DevArray image(py::handle h, const char* name) {
-  DevArray x = contiguous_array(h, name);
-  float_code(x, name);
-  require_ndim(x, 4, name);
-  return x;
-}
-
-void set_input(Conv2dGeom& g, const DevArray& x) {
-  g.N = x.shape[0]; g.H = x.shape[1]; g.W = x.shape[2]; g.C = x.shape[3];
+ConvArgs conv_args(const char* op, py::handle x_h, py::handle w_h, const Pair& strides,
+                   const Pair& dilation, bool same, const Pads& pads) {
+  ConvArgs a;
+  a.x = device_array(x_h, "x");
+  a.w = device_array(w_h, "w");
+  a.g = checks::conv_geometry(op, a.x.view(), a.w.view(), strides, dilation, same, pads, &a.code);
+  a.x = contiguous(a.x, "x");
+  a.w = contiguous(a.w, "w");
+  return a;
 }
 
 int64_t conv_chunk(const Conv2dGeom& g) {
-  int64_t per_image = checked_mul(checked_mul(g.OH * g.OW, g.KH * g.KW, "conv2d"), g.C, "conv2d");
+  const int64_t per_image = g.OH * g.OW * g.KH * g.KW * g.C;  // checked by conv_geometry
   int64_t chunk = per_image > 0 ? kColBudget / per_image : g.N;
   chunk = std::max<int64_t>(1, std::min<int64_t>(chunk, std::max<int64_t>(g.N, 1)));
   return chunk;
 }
 
-Conv2dGeom conv_geometry(const DevArray& x, const DevArray& w, py::handle strides, py::handle padding,
-                     py::handle dilation, const char* op) {
-  Conv2dGeom g{};
-  set_input(g, x);
-  g.KH = w.shape[0];
-  g.KW = w.shape[1];
-  g.F = w.shape[3];
-  if (w.shape[2] != g.C)
-    throw py::value_error(std::string(op) + ": w " + shape_str(w) + " expects " +
-                          std::to_string(w.shape[2]) + " input channels but x " + shape_str(x) +
-                          " has " + std::to_string(g.C));
-  Pair s = int_pair(strides, "strides", op), d = int_pair(dilation, "dilation_rate", op);
-  g.SH = s.h; g.SW = s.w; g.DH = d.h; g.DW = d.w;
-  resolve_padding(g, padding, op, false);
-  return g;
-}
-
-cuda::Activation parse_activation(py::handle h) {
-  if (h.is_none()) return cuda::Activation::identity;
-  const std::string s = py::str(h).cast<std::string>();
-  if (s == "linear" || s == "identity" || s.empty()) return cuda::Activation::identity;
-  if (s == "relu") return cuda::Activation::relu;
-  throw py::value_error("conv2d: activation must be 'linear' or 'relu', got '" + s + "'");
-}
-
-py::object conv2d_entry(py::handle x_h, py::handle w_h, py::object b_h, py::handle strides,
-                        py::handle padding, py::handle dilation, py::handle activation) {
-  const cuda::Activation act = parse_activation(activation);
-  DevArray x = image(x_h, "x");
-  DevArray w = contiguous_array(w_h, "w");
-  char code = x.float_code();
-  require_same_dtype(w, "w", x, "x");
-  require_ndim(w, 4, "w");
-  const int64_t F = w.shape[3];
-  DevArray b;
-  if (!b_h.is_none()) {
-    b = contiguous_array(b_h, "b");
-    require_same_dtype(b, "b", x, "x");
-    require_shape(b, {F}, "b");
+py::object conv2d_entry(py::handle x_h, py::handle w_h, py::handle b_h, Pair strides,
+                        Pair dilation, bool same, Pads pads, py::handle activation) {
+  const cuda::Activation act =
+      checks::parse_linear_or_relu<cuda::Activation>(activation, "conv2d: ");
+  ConvArgs a = conv_args("conv2d", x_h, w_h, strides, dilation, same, pads);
+  const Conv2dGeom& g = a.g;
+  const DevArray &x = a.x, &w = a.w;
+  const char code = a.code;
+  const int64_t F = g.F;
+  DevArray b = device_array_or_none(b_h, "b");
+  if (b.present()) {
+    checks::conv_bias(b.view(), g, x.view(), w.view());
+    b = contiguous(b, "b");
   }
-  Conv2dGeom g = conv_geometry(x, w, strides, padding, dilation, "conv2d");
-  checked_mul(checked_mul(g.N * g.OH, g.OW, "conv2d output"), F, "conv2d output");
   DevArray y = empty({g.N, g.OH, g.OW, F}, code);
   const int64_t chunk = conv_chunk(g);
   const bool pointwise = cuda::conv_is_pointwise(g);
@@ -187,19 +80,17 @@ py::object conv2d_entry(py::handle x_h, py::handle w_h, py::object b_h, py::hand
 }
 
 // (dx or None, dw, db); need_dx=False skips dx (and its GEMM and col2im).
-py::tuple conv2d_backward_entry(py::handle dy_h, py::handle x_h, py::handle w_h,
-                                py::handle strides, py::handle padding, py::handle dilation,
-                                bool need_dx) {
-  DevArray x = image(x_h, "x");
-  DevArray w = contiguous_array(w_h, "w");
-  DevArray dy = contiguous_array(dy_h, "dy");
-  char code = x.float_code();
-  require_same_dtype(w, "w", x, "x");
-  require_same_dtype(dy, "dy", x, "x");
-  require_ndim(w, 4, "w");
-  const int64_t F = w.shape[3];
-  Conv2dGeom g = conv_geometry(x, w, strides, padding, dilation, "conv2d_backward");
-  require_shape(dy, {g.N, g.OH, g.OW, F}, "dy");
+py::tuple conv2d_backward_entry(py::handle dy_h, py::handle x_h, py::handle w_h, Pair strides,
+                                Pair dilation, bool same, Pads pads, bool need_dx) {
+  const char* op = "conv2d_backward";
+  ConvArgs a = conv_args(op, x_h, w_h, strides, dilation, same, pads);
+  const Conv2dGeom& g = a.g;
+  const DevArray &x = a.x, &w = a.w;
+  const char code = a.code;
+  const int64_t F = g.F;
+  DevArray dy = device_array(dy_h, "dy");
+  checks::conv_dy(op, dy.view(), g, x.view(), w.view());
+  dy = contiguous(dy, "dy");
   DevArray dx, dw = empty(w.shape, code), db = empty({F}, code);
   if (need_dx) dx = empty(x.shape, code);
   const int64_t chunk = conv_chunk(g);
@@ -229,25 +120,22 @@ py::tuple conv2d_backward_entry(py::handle dy_h, py::handle x_h, py::handle w_h,
 }
 
 // ------------------------------------------------------------ pooling
-Conv2dGeom pool_geometry(const DevArray& x, py::handle pool_size, py::object strides,
-                     py::handle padding, const char* op) {
-  Conv2dGeom g{};
-  set_input(g, x);
-  Pair k = int_pair(pool_size, "pool_size", op);
-  Pair s = strides.is_none() ? k : int_pair(strides, "strides", op);
-  g.KH = k.h; g.KW = k.w; g.SH = s.h; g.SW = s.w; g.DH = g.DW = 1;
-  resolve_padding(g, padding, op, true);
-  return g;
+// x: checked by pool_geometry, then made contiguous.
+DevArray pool_input(const char* op, py::handle x_h, const Pair& pool, const Pair& strides,
+                    bool same, const Pads& pads, Conv2dGeom* g, char* code) {
+  DevArray x = device_array(x_h, "x");
+  *g = checks::pool_geometry(op, x.view(), pool, strides, same, pads, code);
+  return contiguous(x, "x");
 }
 
 enum class PoolKind { max, avg };
 
-py::object pool_entry(py::handle x_h, py::handle pool_size, py::object strides,
-                      py::handle padding, PoolKind kind) {
+py::object pool_entry(py::handle x_h, Pair pool, Pair strides, bool same, Pads pads,
+                      PoolKind kind) {
   const char* op = kind == PoolKind::max ? "max_pool2d" : "avg_pool2d";
-  DevArray x = image(x_h, "x");
-  char code = x.float_code();
-  Conv2dGeom g = pool_geometry(x, pool_size, strides, padding, op);
+  Conv2dGeom g;
+  char code;
+  DevArray x = pool_input(op, x_h, pool, strides, same, pads, &g, &code);
   DevArray y = empty({g.N, g.OH, g.OW, g.C}, code);
   cudaStream_t s = current_stream();
   cudaError_t err;
@@ -265,16 +153,15 @@ py::object pool_entry(py::handle x_h, py::handle pool_size, py::object strides,
   return y.obj;
 }
 
-py::object pool_backward_entry(py::handle dy_h, py::handle x_h, py::handle pool_size,
-                               py::object strides, py::handle padding, PoolKind kind,
-                               bool relu) {
+py::object pool_backward_entry(py::handle dy_h, py::handle x_h, Pair pool, Pair strides,
+                               bool same, Pads pads, PoolKind kind, bool relu) {
   const char* op = kind == PoolKind::max ? "max_pool2d_backward" : "avg_pool2d_backward";
-  DevArray x = image(x_h, "x");
-  DevArray dy = contiguous_array(dy_h, "dy");
-  char code = x.float_code();
-  require_same_dtype(dy, "dy", x, "x");
-  Conv2dGeom g = pool_geometry(x, pool_size, strides, padding, op);
-  require_shape(dy, {g.N, g.OH, g.OW, g.C}, "dy");
+  Conv2dGeom g;
+  char code;
+  DevArray x = pool_input(op, x_h, pool, strides, same, pads, &g, &code);
+  DevArray dy = device_array(dy_h, "dy");
+  checks::pool_dy(op, dy.view(), g, x.view());
+  dy = contiguous(dy, "dy");
   DevArray dx = empty(x.shape, code);
   cudaStream_t s = current_stream();
   cudaError_t err;
@@ -297,8 +184,9 @@ py::object pool_backward_entry(py::handle dy_h, py::handle x_h, py::handle pool_
 }
 
 py::object global_avg_entry(py::handle x_h) {
-  DevArray x = image(x_h, "x");
-  char code = x.float_code();
+  DevArray x = device_array(x_h, "x");
+  const char code = checks::gap_input("global_avg_pool2d", x.view());
+  x = contiguous(x, "x");
   int64_t N = x.shape[0], HW = x.shape[1] * x.shape[2], C = x.shape[3];
   DevArray y = empty({N, C}, code);
   cudaStream_t s = current_stream();
@@ -315,14 +203,13 @@ py::object global_avg_entry(py::handle x_h) {
 }
 
 py::object global_avg_backward_entry(py::handle dy_h, py::handle x_h) {
+  const char* op = "global_avg_pool2d_backward";
   DevArray x = device_array(x_h, "x");  // only its shape is used
-  float_code(x, "x");
-  require_ndim(x, 4, "x");
-  DevArray dy = contiguous_array(dy_h, "dy");
-  char code = x.float_code();
-  require_same_dtype(dy, "dy", x, "x");
+  const char code = checks::gap_input(op, x.view());
+  DevArray dy = device_array(dy_h, "dy");
+  checks::gap_dy(op, dy.view(), x.view());
+  dy = contiguous(dy, "dy");
   int64_t N = x.shape[0], HW = x.shape[1] * x.shape[2], C = x.shape[3];
-  require_shape(dy, {N, C}, "dy");
   DevArray dx = empty(x.shape, code);
   cudaStream_t s = current_stream();
   cudaError_t err;
@@ -339,40 +226,38 @@ py::object global_avg_backward_entry(py::handle dy_h, py::handle x_h) {
 
 }  // namespace
 
+// The same names and arguments as the CPU module's: ops.py normalises strides,
+// dilation, pool sizes and padding once for both (_pair, _padding).
 void bind_cuda_conv(py::module_& m) {
-  m.def("conv2d", &conv2d_entry, py::arg("x"), py::arg("w"), py::arg("b") = py::none(),
-        py::arg("strides") = 1, py::arg("padding") = "valid", py::arg("dilation_rate") = 1,
-        py::arg("activation") = "linear",
-        "act(conv(x, w) + b): x (N,H,W,C), w (KH,KW,C,F), b (F,) -> y (N,OH,OW,F)");
+  m.def("conv2d", &conv2d_entry, py::arg("x"), py::arg("w"), py::arg("b"), py::arg("strides"),
+        py::arg("dilation"), py::arg("same"), py::arg("pads"), py::arg("activation"),
+        "act(conv(x, w) + b): x (N,H,W,C), w (KH,KW,C,F), b (F,) -> y (N,OH,OW,F); "
+        "pads = (top, bottom, left, right)");
   m.def("conv2d_backward", &conv2d_backward_entry, py::arg("dy"), py::arg("x"), py::arg("w"),
-        py::arg("strides") = 1, py::arg("padding") = "valid", py::arg("dilation_rate") = 1,
-        py::arg("need_dx") = true, "-> (dx or None, dw, db)");
+        py::arg("strides"), py::arg("dilation"), py::arg("same"), py::arg("pads"),
+        py::arg("need_dx"), "-> (dx or None, dw, db)");
   m.def("max_pool2d",
-        [](py::handle x, py::handle pool_size, py::object strides, py::handle padding) {
-          return pool_entry(x, pool_size, strides, padding, PoolKind::max);
+        [](py::handle x, Pair pool, Pair strides, bool same, Pads pads) {
+          return pool_entry(x, pool, strides, same, pads, PoolKind::max);
         },
-        py::arg("x"), py::arg("pool_size") = 2, py::arg("strides") = py::none(),
-        py::arg("padding") = "valid");
+        py::arg("x"), py::arg("pool_size"), py::arg("strides"), py::arg("same"), py::arg("pads"));
   m.def("max_pool2d_backward",
-        [](py::handle dy, py::handle x, py::handle pool_size, py::object strides,
-           py::handle padding, bool relu) {
-          return pool_backward_entry(dy, x, pool_size, strides, padding, PoolKind::max, relu);
+        [](py::handle dy, py::handle x, Pair pool, Pair strides, bool same, Pads pads, bool relu) {
+          return pool_backward_entry(dy, x, pool, strides, same, pads, PoolKind::max, relu);
         },
-        py::arg("dy"), py::arg("x"), py::arg("pool_size") = 2, py::arg("strides") = py::none(),
-        py::arg("padding") = "valid", py::arg("relu") = false);
+        py::arg("dy"), py::arg("x"), py::arg("pool_size"), py::arg("strides"), py::arg("same"),
+        py::arg("pads"), py::arg("relu") = false);
   m.def("avg_pool2d",
-        [](py::handle x, py::handle pool_size, py::object strides, py::handle padding) {
-          return pool_entry(x, pool_size, strides, padding, PoolKind::avg);
+        [](py::handle x, Pair pool, Pair strides, bool same, Pads pads) {
+          return pool_entry(x, pool, strides, same, pads, PoolKind::avg);
         },
-        py::arg("x"), py::arg("pool_size") = 2, py::arg("strides") = py::none(),
-        py::arg("padding") = "valid");
+        py::arg("x"), py::arg("pool_size"), py::arg("strides"), py::arg("same"), py::arg("pads"));
   m.def("avg_pool2d_backward",
-        [](py::handle dy, py::handle x, py::handle pool_size, py::object strides,
-           py::handle padding) {
-          return pool_backward_entry(dy, x, pool_size, strides, padding, PoolKind::avg, false);
+        [](py::handle dy, py::handle x, Pair pool, Pair strides, bool same, Pads pads) {
+          return pool_backward_entry(dy, x, pool, strides, same, pads, PoolKind::avg, false);
         },
-        py::arg("dy"), py::arg("x"), py::arg("pool_size") = 2, py::arg("strides") = py::none(),
-        py::arg("padding") = "valid");
+        py::arg("dy"), py::arg("x"), py::arg("pool_size"), py::arg("strides"), py::arg("same"),
+        py::arg("pads"));
   m.def("global_avg_pool2d", &global_avg_entry, py::arg("x"));
   m.def("global_avg_pool2d_backward", &global_avg_backward_entry, py::arg("dy"), py::arg("x"));
 }

@@ -1,6 +1,7 @@
 // _cuda.gemm / _cuda.linear (and the reference kernel for tests), with the CPU
-// binding's semantics: any strides read in place, beta == 0 ignores c, out=
-// written in place (through a temporary when it overlaps an input).
+// binding's checks (bindings_common/checks.h) and semantics: any strides read in
+// place, beta == 0 ignores c, out= written in place (through a temporary when it
+// overlaps an input), an out whose elements share memory refused.
 #include <string>
 
 #include "bindings_cuda/cuda_array.h"
@@ -11,59 +12,25 @@ namespace {
 
 using cuda::Activation;
 
-Activation parse_activation(py::handle h) {
-  if (h.is_none()) return Activation::identity;
-  if (!py::isinstance<py::str>(h))
-    throw py::type_error("activation must be a string ('linear' or 'relu'), got " +
-                         py::repr(h).cast<std::string>());
-  const std::string s = h.cast<std::string>();
-  if (s == "linear" || s == "identity" || s.empty()) return Activation::identity;
-  if (s == "relu") return Activation::relu;
-  throw py::value_error("activation must be 'linear' or 'relu', got '" + s + "'");
-}
-
+// a and b are checked (gemm_operands); c, out and bias are checked here.
 template <typename T>
-py::object gemm_typed(const DevArray& a, const DevArray& b, py::object c_obj, double alpha,
-                      double beta, bool trans_a, bool trans_b, py::object out_obj,
-                      py::object bias_obj, Activation act, bool reference) {
-  int64_t m = trans_a ? a.shape[1] : a.shape[0];
-  int64_t ka = trans_a ? a.shape[0] : a.shape[1];
-  int64_t kb = trans_b ? b.shape[1] : b.shape[0];
-  int64_t n = trans_b ? b.shape[0] : b.shape[1];
-  if (ka != kb)
-    throw py::value_error("gemm: inner dimensions differ: op(a) is (" + std::to_string(m) + ", " +
-                          std::to_string(ka) + ") from a " + shape_str(a) + ", op(b) is (" +
-                          std::to_string(kb) + ", " + std::to_string(n) + ") from b " +
-                          shape_str(b));
-  checked_mul(m, n, "gemm output");
-  int64_t rs_a = trans_a ? a.strides[1] : a.strides[0], cs_a = trans_a ? a.strides[0] : a.strides[1];
-  int64_t rs_b = trans_b ? b.strides[1] : b.strides[0], cs_b = trans_b ? b.strides[0] : b.strides[1];
-
-  DevArray bias;
-  if (!bias_obj.is_none()) {
-    bias = contiguous_array(bias_obj, "bias");
-    require_same_dtype(bias, "bias", a, "a");
-    require_shape(bias, {n}, "bias");
-  }
-  bool use_c = beta != 0.0;
-  DevArray c;
-  if (!c_obj.is_none()) {
-    c = device_array(c_obj, "c");
-    require_same_dtype(c, "c", a, "a");
-    require_shape(c, {m, n}, "c");
-  } else {
-    use_c = false;
-  }
-  DevArray out;
-  const bool have_out = !out_obj.is_none();
-  if (have_out) {
-    out = device_array(out_obj, "out");
-    require_same_dtype(out, "out", a, "a");
-    require_shape(out, {m, n}, "out");
-    require_writeable(out, "out");
-  }
+py::object gemm_typed(const DevArray& a, const DevArray& b, py::handle c_obj, double alpha,
+                      double beta, bool trans_a, bool trans_b, py::handle out_obj,
+                      py::handle bias_obj, Activation act, bool reference) {
+  const DevArray c = device_array_or_none(c_obj, "c");
+  const DevArray out = device_array_or_none(out_obj, "out");
+  DevArray bias = device_array_or_none(bias_obj, "bias");
+  const checks::GemmDims d =
+      checks::gemm_dims(a.view(), b.view(), trans_a, trans_b, c.view(), out.view(), bias.view());
+  const int64_t m = d.m, n = d.n, k = d.k;
+  if (bias.present()) bias = contiguous(bias, "bias");
+  const int64_t rs_a = trans_a ? a.strides[1] : a.strides[0], cs_a = trans_a ? a.strides[0] : a.strides[1];
+  const int64_t rs_b = trans_b ? b.strides[1] : b.strides[0], cs_b = trans_b ? b.strides[0] : b.strides[1];
+  const bool use_c = c.present() && beta != 0.0;  // beta = 0 ignores c, even NaN in it
+  const bool have_out = out.present();
+  // out is written in place unless it overlaps an input the kernel still reads.
   const bool out_aliases_input =
-      have_out && (may_overlap(out, a) || may_overlap(out, b) || (bias.ptr && may_overlap(out, bias)));
+      have_out && checks::out_overlaps_inputs(out.view(), a.view(), b.view(), bias.view());
   DevArray target = (have_out && !out_aliases_input) ? out : empty({m, n}, a.float_code());
   // The kernel reads beta*C from the buffer it writes, so C goes there first.
   if (use_c && !(target.ptr == c.ptr && target.strides == c.strides)) copy_into(target, c);
@@ -76,10 +43,10 @@ py::object gemm_typed(const DevArray& a, const DevArray& b, py::object c_obj, do
     if (reference)
       err = cuda::gemm_ref<T>(target.data<T>(), target.strides[0], target.strides[1],
                               a.data<const T>(), rs_a, cs_a, b.data<const T>(), rs_b, cs_b, m, n,
-                              ka, T(alpha), use_c ? T(beta) : T(0), ep, stream);
+                              k, T(alpha), use_c ? T(beta) : T(0), ep, stream);
     else
       err = cuda::gemm<T>(target.data<T>(), target.strides[0], target.strides[1],
-                          a.data<const T>(), rs_a, cs_a, b.data<const T>(), rs_b, cs_b, m, n, ka,
+                          a.data<const T>(), rs_a, cs_a, b.data<const T>(), rs_b, cs_b, m, n, k,
                           T(alpha), use_c ? T(beta) : T(0), ep, tf32_enabled(), stream);
   }
   check_cuda(err, "gemm");
@@ -90,16 +57,13 @@ py::object gemm_typed(const DevArray& a, const DevArray& b, py::object c_obj, do
   return have_out ? out.obj : target.obj;
 }
 
-py::object gemm_entry(py::handle a_h, py::handle b_h, py::object c, double alpha, double beta,
-                      bool trans_a, bool trans_b, py::object out, py::object bias,
+py::object gemm_entry(py::handle a_h, py::handle b_h, py::handle c, double alpha, double beta,
+                      bool trans_a, bool trans_b, py::handle out, py::handle bias,
                       py::handle activation, bool reference) {
   DevArray a = device_array(a_h, "a");
   DevArray b = device_array(b_h, "b");
-  char code = float_code(a, "a");
-  require_same_dtype(b, "b", a, "a");
-  require_ndim(a, 2, "a");
-  require_ndim(b, 2, "b");
-  Activation act = parse_activation(activation);
+  const char code = checks::gemm_operands(a.view(), b.view());
+  Activation act = checks::parse_linear_or_relu<Activation>(activation);
   if (code == 'f')
     return gemm_typed<float>(a, b, c, alpha, beta, trans_a, trans_b, out, bias, act, reference);
   return gemm_typed<double>(a, b, c, alpha, beta, trans_a, trans_b, out, bias, act, reference);

@@ -15,32 +15,24 @@ namespace {
 
 using cuda::Act;
 
-Act parse_act(const std::string& s) {
-  if (s == "relu") return Act::relu;
-  if (s == "sigmoid") return Act::sigmoid;
-  if (s == "tanh") return Act::tanh;
-  if (s == "linear") return Act::linear;
-  throw py::value_error("activation must be one of 'relu', 'sigmoid', 'tanh', 'linear'; got '" +
-                        s + "'");
-}
+Act parse_act(const std::string& s) { return checks::parse_elementwise_act<Act>(s); }
 
-// The array an op writes: `out` when given (same shape and dtype as ref,
-// C-contiguous, writeable), else a new one shaped like ref.
-DevArray output_like(const DevArray& ref, py::handle out_h, const char* name) {
+// The array an op writes: `out` when given (checks::out_like against ref and
+// the buffer `in` the kernel reads), else a new one shaped like ref.
+DevArray output_like(const DevArray& ref, const DevArray& in, py::handle out_h,
+                     const char* name) {
   if (out_h.is_none()) return empty(ref.shape, ref.float_code());
   DevArray out = device_array(out_h, name);
-  require_same_dtype(out, name, ref, "the input");
-  require_shape(out, ref.shape, name);
-  require_writeable(out, name);
-  if (!out.c_contiguous()) throw py::value_error(std::string(name) + " must be C-contiguous");
+  checks::out_like(out.view(), name, ref.view(), in.view(), "the input");
   return out;
 }
 
 // ------------------------------------------------------------ activations
 py::object activation_fwd(py::handle x_h, Act act, py::handle out_h, const char* op) {
-  DevArray x = contiguous_array(x_h, "x");
-  char code = float_code(x, "x");
-  DevArray y = output_like(x, out_h, "out");
+  DevArray x = device_array(x_h, "x");
+  const char code = checks::require_float(x.view(), "x");
+  x = contiguous(x, "x");
+  DevArray y = output_like(x, x, out_h, "out");
   cudaStream_t s = current_stream();
   cudaError_t err;
   {
@@ -57,13 +49,14 @@ py::object activation_fwd(py::handle x_h, Act act, py::handle out_h, const char*
 // dx from dy and the forward output y (relu: y > 0, sigmoid: y(1-y), tanh: 1-y^2).
 py::object activation_bwd(py::handle dy_h, py::handle y_h, const std::string& name,
                           py::handle out_h) {
-  DevArray dy = contiguous_array(dy_h, "dy");
-  DevArray y = contiguous_array(y_h, "y");
-  char code = float_code(dy, "dy");
-  require_same_dtype(y, "y", dy, "dy");
-  require_shape(y, dy.shape, "y");
+  DevArray dy = device_array(dy_h, "dy");
+  DevArray y = device_array(y_h, "y");
+  const char code = checks::dy_and_y(dy.view(), y.view());
   Act act = parse_act(name);
-  DevArray dx = output_like(dy, out_h, "out");
+  dy = contiguous(dy, "dy");
+  y = contiguous(y, "y");
+  DevArray dx = output_like(dy, dy, out_h, "out");
+  checks::require_apart_or_same(dx.view(), "out", y.view(), "y");
   cudaStream_t s = current_stream();
   cudaError_t err;
   {
@@ -82,12 +75,8 @@ py::object activation_bwd(py::handle dy_h, py::handle y_h, const std::string& na
 struct AxisView { int64_t outer = 1, len = 1, inner = 1; };
 
 AxisView split_axis(const DevArray& x, int axis, const char* op) {
-  int nd = x.ndim();
-  if (nd == 0) throw py::value_error(std::string(op) + ": x must have at least 1 dimension");
-  int a = axis < 0 ? axis + nd : axis;
-  if (a < 0 || a >= nd)
-    throw py::value_error(std::string(op) + ": axis " + std::to_string(axis) +
-                          " is out of range for x of shape " + shape_str(x));
+  const int nd = x.ndim();
+  const int a = checks::softmax_axis(x.view(), axis, op);
   AxisView v;
   for (int i = 0; i < a; ++i) v.outer *= x.shape[i];
   v.len = x.shape[a];
@@ -97,10 +86,11 @@ AxisView split_axis(const DevArray& x, int axis, const char* op) {
 
 py::object softmax_fwd(py::handle x_h, int axis, bool log, py::handle out_h) {
   const char* op = log ? "log_softmax" : "softmax";
-  DevArray x = contiguous_array(x_h, "x");
-  char code = float_code(x, "x");
+  DevArray x = device_array(x_h, "x");
+  const char code = checks::require_float(x.view(), "x");
   AxisView v = split_axis(x, axis, op);
-  DevArray y = output_like(x, out_h, "out");
+  x = contiguous(x, "x");
+  DevArray y = output_like(x, x, out_h, "out");
   cudaStream_t s = current_stream();
   cudaError_t err;
   {
@@ -117,13 +107,14 @@ py::object softmax_fwd(py::handle x_h, int axis, bool log, py::handle out_h) {
 py::object softmax_bwd(py::handle dy_h, py::handle y_h, int axis, bool log,
                        py::handle out_h) {
   const char* op = log ? "log_softmax_backward" : "softmax_backward";
-  DevArray dy = contiguous_array(dy_h, "dy");
-  DevArray y = contiguous_array(y_h, "y");
-  char code = float_code(dy, "dy");
-  require_same_dtype(y, "y", dy, "dy");
-  require_shape(y, dy.shape, "y");
+  DevArray dy = device_array(dy_h, "dy");
+  DevArray y = device_array(y_h, "y");
+  const char code = checks::dy_and_y(dy.view(), y.view());
   AxisView v = split_axis(dy, axis, op);
-  DevArray dx = output_like(dy, out_h, "out");
+  dy = contiguous(dy, "dy");
+  y = contiguous(y, "y");
+  DevArray dx = output_like(dy, dy, out_h, "out");
+  checks::require_apart_or_same(dx.view(), "out", y.view(), "y");
   cudaStream_t s = current_stream();
   cudaError_t err;
   {
@@ -154,44 +145,34 @@ std::vector<double> to_host(const DevArray& a) {
 // labels as the CPU takes them: any integer dtype, (N,) or (N, 1).
 DevArray labels_of(py::handle labels_h, int64_t rows) {
   DevArray lab = device_array(labels_h, "labels");
-  if (lab.kind != 'i' && lab.kind != 'u')
-    throw py::type_error("labels must be an integer array (class indices), got dtype " +
-                         py::str(lab.obj.attr("dtype")).cast<std::string>() +
-                         "; for one-hot or probability targets use categorical cross-entropy");
+  checks::labels_dtype(lab.view());
   py::object obj = lab.obj;
-  if (lab.ndim() == 2 && lab.shape[1] == 1) obj = obj.attr("reshape")(-1);
+  if (checks::labels_are_column(lab.view())) obj = obj.attr("reshape")(-1);
   if (!((lab.kind == 'i' && (lab.itemsize == 4 || lab.itemsize == 8))))
     obj = obj.attr("astype")("int64");
-  lab = contiguous_array(obj, "labels");
-  if (lab.ndim() != 1 || lab.shape[0] != rows)
-    throw py::value_error("labels must have shape (" + std::to_string(rows) +
-                          ",) to match logits rows, got " + shape_str(lab));
-  return lab;
+  lab = device_array(obj, "labels");
+  checks::labels_shape(lab.view(), rows);
+  return contiguous(lab, "labels");
 }
 
-// The CPU's message for the first out-of-range label (only built on that error).
+// The first out-of-range label, named as on the CPU (only run on that error).
 [[noreturn]] void bad_label(const DevArray& lab, int64_t cols) {
   py::array_t<int64_t> h = py::array_t<int64_t>::ensure(
       cupy_module().attr("asnumpy")(lab.obj).attr("astype")("int64"));
-  auto r = h.unchecked<1>();
-  for (py::ssize_t i = 0; i < r.shape(0); ++i)
-    if (r(i) < 0 || r(i) >= cols)
-      throw py::value_error("labels[" + std::to_string(i) + "] = " + std::to_string(r(i)) +
-                            " is out of range for " + std::to_string(cols) +
-                            " classes (expected 0.." + std::to_string(cols - 1) + ")");
+  checks::labels_in_range(h.data(), int64_t(h.size()), cols);
   throw py::value_error("labels are out of range for " + std::to_string(cols) + " classes");
 }
 
 // (mean_loss, dlogits or None, n_correct), as the CPU's sparse_softmax_cross_entropy.
 py::tuple sparse_xent(py::handle logits_h, py::handle labels_h, py::handle out_h,
                       bool want_grad) {
-  DevArray logits = contiguous_array(logits_h, "logits");
-  char code = float_code(logits, "logits");
-  require_ndim(logits, 2, "logits");
+  DevArray logits = device_array(logits_h, "logits");
+  const char code = checks::sparse_logits(logits.view());
+  logits = contiguous(logits, "logits");
   const int64_t N = logits.shape[0], C = logits.shape[1];
   DevArray lab = labels_of(labels_h, N);
   DevArray d;
-  if (want_grad) d = output_like(logits, out_h, "out");
+  if (want_grad) d = output_like(logits, logits, out_h, "out");
   DevArray stats = empty({3}, 'd'), rows = empty({3 * N}, 'd');
   const double scale = N ? 1.0 / double(N) : 0.0;
   cudaStream_t s = current_stream();
@@ -221,28 +202,15 @@ py::tuple sparse_xent(py::handle logits_h, py::handle labels_h, py::handle out_h
   return py::make_tuple(mean, want_grad ? d.obj : py::object(py::none()), int64_t(st[1]));
 }
 
-cuda::LossKind parse_loss(const std::string& s) {
-  using K = cuda::LossKind;
-  if (s == "softmax_xent") return K::softmax_xent;
-  if (s == "sigmoid_xent") return K::sigmoid_xent;
-  if (s == "categorical_xent") return K::categorical_xent;
-  if (s == "binary_xent") return K::binary_xent;
-  if (s == "mse") return K::mse;
-  if (s == "mae") return K::mae;
-  throw py::value_error("unknown loss kernel '" + s + "'");
-}
-
 // (mean_loss, dy_pred or None), as the CPU's loss(kind, ...).
 py::tuple loss_entry(const std::string& name, py::handle pred_h, py::handle target_h,
                      py::handle out_h, bool want_grad, double eps) {
-  cuda::LossKind kind = parse_loss(name);
-  DevArray pred = contiguous_array(pred_h, "y_pred");
-  DevArray target = contiguous_array(target_h, "y_true");
-  char code = float_code(pred, "y_pred");
-  require_same_dtype(target, "y_true", pred, "y_pred");
-  if (target.shape != pred.shape)
-    throw py::value_error("y_true has shape " + shape_str(target) + " but y_pred has shape " +
-                          shape_str(pred) + "; they must match");
+  cuda::LossKind kind = checks::parse_loss<cuda::LossKind>(name);
+  DevArray pred = device_array(pred_h, "y_pred");
+  DevArray target = device_array(target_h, "y_true");
+  const char code = checks::loss_operands(pred.view(), target.view());
+  pred = contiguous(pred, "y_pred");
+  target = contiguous(target, "y_true");
   const int64_t n = pred.numel();
   const bool rowwise =
       kind == cuda::LossKind::softmax_xent || kind == cuda::LossKind::categorical_xent;
@@ -250,7 +218,10 @@ py::tuple loss_entry(const std::string& name, py::handle pred_h, py::handle targ
   const int64_t rows = cols ? n / cols : 0;
   const int64_t count = rowwise ? rows : n;
   DevArray d;
-  if (want_grad) d = output_like(pred, out_h, "out");
+  if (want_grad) {
+    d = output_like(pred, pred, out_h, "out");
+    checks::require_apart_or_same(d.view(), "out", target.view(), "y_true");
+  }
   DevArray sum = empty({1}, 'd'), terms = empty({rowwise ? rows : n}, 'd');
   const double scale = count ? 1.0 / double(count) : 0.0;
   cudaStream_t s = current_stream();
@@ -274,7 +245,9 @@ py::tuple loss_entry(const std::string& name, py::handle pred_h, py::handle targ
 // ------------------------------------------------------------ dropout
 // seed: any Python int, taken modulo 2^64 like the CPU op.
 uint64_t seed_of(py::handle seed) {
-  py::int_ v = py::reinterpret_borrow<py::object>(seed).attr("__index__")();
+  PyObject* index = PyNumber_Index(seed.ptr());  // TypeError for anything but an int
+  if (!index) throw py::error_already_set();
+  py::int_ v = py::reinterpret_steal<py::int_>(index);
   py::int_ masked = v.attr("__and__")(py::int_(py::reinterpret_steal<py::object>(
       PyLong_FromUnsignedLongLong(0xFFFFFFFFFFFFFFFFull))));
   return masked.cast<uint64_t>();
@@ -283,12 +256,12 @@ uint64_t seed_of(py::handle seed) {
 py::object dropout_entry(py::handle x_h, double rate, py::handle seed_h, py::handle out_h,
                          bool backward) {
   const char* xname = backward ? "dy" : "x";
-  DevArray x = contiguous_array(x_h, xname);
-  char code = float_code(x, xname);
-  if (!(rate >= 0.0 && rate < 1.0))
-    throw py::value_error("dropout rate must be in [0, 1), got " + std::to_string(rate));
+  DevArray x = device_array(x_h, xname);
+  const char code = checks::require_float(x.view(), xname);
+  checks::dropout_rate(rate);
   uint64_t seed = seed_of(seed_h);
-  DevArray y = output_like(x, out_h, "out");
+  x = contiguous(x, xname);
+  DevArray y = output_like(x, x, out_h, "out");
   cudaStream_t s = current_stream();
   cudaError_t err;
   {
@@ -307,35 +280,25 @@ py::object dropout_entry(py::handle x_h, double rate, py::handle seed_h, py::han
 // writeable, of the parameter's dtype and shape; the gradient may be any layout.
 DevArray state_of(py::handle h, const char* name, const DevArray& p) {
   DevArray a = device_array(h, name);
-  require_same_dtype(a, name, p, "param");
-  require_shape(a, p.shape, name);
-  require_writeable(a, name);
-  if (!a.c_contiguous())
-    throw py::value_error(std::string(name) + " must be C-contiguous (it is updated in place)");
+  checks::update_state(a.view(), name, p.view());
   return a;
 }
 
-DevArray param_of(py::handle h) {
-  DevArray p = device_array(h, "param");
-  float_code(p, "param");
-  return state_of(h, "param", p);
-}
-
-DevArray grad_of(py::handle h, const DevArray& p) {
-  DevArray g = device_array(h, "grad");
-  require_same_dtype(g, "grad", p, "param");
-  require_shape(g, p.shape, "grad");
-  return contiguous(g, "grad");
+// param (updated in place) and its gradient (any layout; made contiguous).
+DevArray param_and_grad(py::handle p_h, py::handle g_h, DevArray* g) {
+  DevArray p = device_array(p_h, "param");
+  *g = device_array(g_h, "grad");
+  checks::param_and_grad(p.view(), g->view());
+  *g = contiguous(*g, "grad");
+  return p;
 }
 
 void sgd_entry(py::handle p_h, py::handle g_h, py::handle m_h, double lr, double momentum,
                bool nesterov, double lr_wd) {
-  DevArray p = param_of(p_h), g = grad_of(g_h, p);
+  DevArray g;
+  DevArray p = param_and_grad(p_h, g_h, &g);
   DevArray m;
-  if (momentum != 0.0) {
-    if (m_h.is_none()) throw py::value_error("momentum > 0 needs a momentum slot m");
-    m = state_of(m_h, "m", p);
-  }
+  if (checks::momentum_slot(m_h, momentum, checks::kSgdSlotMissing)) m = state_of(m_h, "m", p);
   cudaStream_t s = current_stream();
   cudaError_t err;
   {
@@ -352,7 +315,8 @@ void sgd_entry(py::handle p_h, py::handle g_h, py::handle m_h, double lr, double
 
 void adam_entry(py::handle p_h, py::handle g_h, py::handle m_h, py::handle v_h, double alpha,
                 double beta_1, double beta_2, double epsilon, double lr_wd) {
-  DevArray p = param_of(p_h), g = grad_of(g_h, p);
+  DevArray g;
+  DevArray p = param_and_grad(p_h, g_h, &g);
   DevArray m = state_of(m_h, "m", p), v = state_of(v_h, "v", p);
   cudaStream_t s = current_stream();
   cudaError_t err;
@@ -371,13 +335,12 @@ void adam_entry(py::handle p_h, py::handle g_h, py::handle m_h, py::handle v_h, 
 
 void rmsprop_entry(py::handle p_h, py::handle g_h, py::handle v_h, py::handle mom_h, double lr,
                    double rho, double momentum, double epsilon, double lr_wd) {
-  DevArray p = param_of(p_h), g = grad_of(g_h, p);
+  DevArray g;
+  DevArray p = param_and_grad(p_h, g_h, &g);
   DevArray v = state_of(v_h, "v", p);
   DevArray mom;
-  if (momentum != 0.0) {
-    if (mom_h.is_none()) throw py::value_error("momentum > 0 needs a momentum slot");
+  if (checks::momentum_slot(mom_h, momentum, checks::kRmspropSlotMissing))
     mom = state_of(mom_h, "momentum_slot", p);
-  }
   cudaStream_t s = current_stream();
   cudaError_t err;
   {

@@ -1,5 +1,6 @@
-// _cuda simple_rnn / lstm / gru and their backward passes: validation, scratch
-// from CuPy, then the launchers in cuda/rnn.h.
+// _cuda simple_rnn / lstm / gru and their backward passes: the shared checks
+// (bindings_common/checks.h), scratch from CuPy, then the launchers in cuda/rnn.h.
+// h0 / c0 may be None (zeros), as on the CPU module.
 //
 // Caches (what the forward pass keeps for the backward pass of the same backend):
 //   lstm: (N,T,5U) activated gates i,f,g,o and the cell state c (the CPU's layout)
@@ -14,77 +15,76 @@
 namespace fastdl::bind_cuda {
 namespace {
 
-struct Dims { int64_t N, T, I, U; char code; };
+using Dims = checks::RnnDims;
 
-Act parse_act(const std::string& s) {
-  if (s == "tanh") return Act::tanh;
-  if (s == "relu") return Act::relu;
-  throw py::value_error("simple_rnn: activation must be 'tanh' or 'relu', got '" + s + "'");
-}
+Act parse_act(const std::string& s) { return checks::parse_rnn_act<Act>(s); }
 
-// x (N,T,I), kernel (I, G*U), recurrent_kernel (U, G*U).
-Dims rnn_dims(const DevArray& x, const DevArray& k, const DevArray& rk, int G, const char* op) {
+// x, kernel and recurrent_kernel (every recurrent op takes them), checked and
+// made contiguous, and their dims.
+struct RnnArgs {
+  DevArray x, k, rk;
   Dims d;
-  d.code = float_code(x, "x");
-  require_ndim(x, 3, "x");
-  require_same_dtype(k, "kernel", x, "x");
-  require_same_dtype(rk, "recurrent_kernel", x, "x");
-  require_ndim(k, 2, "kernel");
-  d.N = x.shape[0]; d.T = x.shape[1]; d.I = x.shape[2];
-  if (k.shape[0] != d.I || k.shape[1] % G != 0)
-    throw py::value_error(std::string(op) + ": kernel must have shape (" + std::to_string(d.I) +
-                          ", " + std::to_string(G) + "*units) for x " + shape_str(x) + ", got " +
-                          shape_str(k));
-  d.U = k.shape[1] / G;
-  require_shape(rk, {d.U, G * d.U}, "recurrent_kernel");
-  checked_mul(checked_mul(checked_mul(d.N, d.T, op), G, op), std::max<int64_t>(d.U, d.I), op);
-  return d;
-}
+};
 
-// h0 / c0: (N,U), or None for zeros.
-DevArray state(py::handle h, const char* name, const Dims& d, const DevArray& x) {
-  if (h.is_none()) return zeros({d.N, d.U}, d.code);
-  DevArray a = contiguous_array(h, name);
-  require_same_dtype(a, name, x, "x");
-  require_shape(a, {d.N, d.U}, name);
+RnnArgs rnn_args(const char* op, py::handle x_h, py::handle k_h, py::handle rk_h, int gates) {
+  RnnArgs a;
+  a.x = device_array(x_h, "x");
+  a.k = device_array(k_h, "kernel");
+  a.rk = device_array(rk_h, "recurrent_kernel");
+  a.d = checks::rnn_dims(op, a.x.view(), a.k.view(), a.rk.view(), gates);
+  a.x = contiguous(a.x, "x");
+  a.k = contiguous(a.k, "kernel");
+  a.rk = contiguous(a.rk, "recurrent_kernel");
   return a;
 }
 
-DevArray opt_bias(py::handle h, const std::vector<int64_t>& shape, const DevArray& x) {
+// An initial state (h0, c0): (N, U) of x's dtype, or None for zeros.
+DevArray state(const char* op, py::handle h, const char* name, const RnnArgs& a) {
+  if (h.is_none()) return zeros({a.d.N, a.d.U}, a.d.code);
+  DevArray s = device_array(h, name);
+  checks::rnn_state(op, s.view(), name, a.d, a.x.view());
+  return contiguous(s, name);
+}
+
+// An optional state gradient (dc_T): None stays absent.
+DevArray opt_state(const char* op, py::handle h, const char* name, const RnnArgs& a) {
   if (h.is_none()) return DevArray{};
-  DevArray b = contiguous_array(h, "bias");
-  require_same_dtype(b, "bias", x, "x");
-  require_shape(b, shape, "bias");
-  return b;
+  return state(op, h, name, a);
 }
 
-// dhs (N,T,U) or (N,U); returns whether it is the whole sequence.
-bool check_dhs(const DevArray& dhs, const Dims& d, const DevArray& x) {
-  require_same_dtype(dhs, "dhs", x, "x");
-  if (dhs.ndim() == 3) { require_shape(dhs, {d.N, d.T, d.U}, "dhs"); return true; }
-  if (dhs.ndim() == 2) { require_shape(dhs, {d.N, d.U}, "dhs"); return false; }
-  throw py::value_error("dhs must be (N, T, U) or (N, U), got " + shape_str(dhs));
+DevArray bias_arg(const char* op, py::handle h, const RnnArgs& a, int gates, bool gru) {
+  if (h.is_none()) return DevArray{};
+  DevArray b = device_array(h, "bias");
+  checks::rnn_bias(op, b.view(), a.d, gates, gru, a.x.view());
+  return contiguous(b, "bias");
 }
 
-DevArray same_as(py::handle h, const char* name, const std::vector<int64_t>& shape,
-                 const DevArray& x) {
-  DevArray a = contiguous_array(h, name);
-  require_same_dtype(a, name, x, "x");
-  require_shape(a, shape, name);
-  return a;
+// A saved forward output: hs (N,T,U) or cache (N,T,cols).
+DevArray saved(const char* op, py::handle h, const char* name, const RnnArgs& a, int64_t cols) {
+  DevArray s = device_array(h, name);
+  checks::rnn_seq(op, s.view(), name, a.d, cols, a.x.view());
+  return contiguous(s, name);
+}
+
+// dhs (N,T,U) or (N,U); *seq says which.
+DevArray dhs_arg(const char* op, py::handle h, const RnnArgs& a, bool* seq) {
+  DevArray s = device_array(h, "dhs");
+  *seq = checks::rnn_dhs(op, s.view(), a.d, a.x.view());
+  return contiguous(s, "dhs");
 }
 
 #define FASTDL_DISPATCH(code, CALL) \
   ((code) == 'f' ? ([&] { using T = float; return CALL; })() : ([&] { using T = double; return CALL; })())
 
 // ------------------------------------------------------------ SimpleRNN
-py::object simple_rnn_entry(py::handle x_h, py::object h0_h, py::handle k_h, py::handle rk_h,
-                            py::object b_h, const std::string& activation) {
-  DevArray x = contiguous_array(x_h, "x"), k = contiguous_array(k_h, "kernel"),
-           rk = contiguous_array(rk_h, "recurrent_kernel");
-  Dims d = rnn_dims(x, k, rk, 1, "simple_rnn");
+py::object simple_rnn_entry(py::handle x_h, py::handle h0_h, py::handle k_h, py::handle rk_h,
+                            py::handle b_h, const std::string& activation) {
+  const char* op = "simple_rnn";
   Act act = parse_act(activation);
-  DevArray h0 = state(h0_h, "h0", d, x), b = opt_bias(b_h, {d.U}, x);
+  RnnArgs a = rnn_args(op, x_h, k_h, rk_h, 1);
+  const DevArray &x = a.x, &k = a.k, &rk = a.rk;
+  const Dims& d = a.d;
+  DevArray h0 = state(op, h0_h, "h0", a), b = bias_arg(op, b_h, a, 1, false);
   DevArray hs = empty({d.N, d.T, d.U}, d.code);
   cudaStream_t s = current_stream();
   bool tf32 = tf32_enabled();
@@ -105,17 +105,18 @@ py::object dx_or_none(const DevArray& dx) {
   return dx.obj ? dx.obj : py::none();
 }
 
-py::tuple simple_rnn_backward_entry(py::handle dhs_h, py::handle x_h, py::object h0_h,
+py::tuple simple_rnn_backward_entry(py::handle dhs_h, py::handle x_h, py::handle h0_h,
                                     py::handle k_h, py::handle rk_h, py::handle hs_h,
                                     const std::string& activation, bool need_dx) {
-  DevArray x = contiguous_array(x_h, "x"), k = contiguous_array(k_h, "kernel"),
-           rk = contiguous_array(rk_h, "recurrent_kernel");
-  Dims d = rnn_dims(x, k, rk, 1, "simple_rnn_backward");
+  const char* op = "simple_rnn_backward";
   Act act = parse_act(activation);
-  DevArray h0 = state(h0_h, "h0", d, x);
-  DevArray hs = same_as(hs_h, "hs", {d.N, d.T, d.U}, x);
-  DevArray dhs = contiguous_array(dhs_h, "dhs");
-  bool seq = check_dhs(dhs, d, x);
+  RnnArgs a = rnn_args(op, x_h, k_h, rk_h, 1);
+  const DevArray &x = a.x, &k = a.k, &rk = a.rk;
+  const Dims& d = a.d;
+  DevArray h0 = state(op, h0_h, "h0", a);
+  DevArray hs = saved(op, hs_h, "hs", a, d.U);
+  bool seq;
+  DevArray dhs = dhs_arg(op, dhs_h, a, &seq);
   DevArray dx = need_dx ? empty(x.shape, d.code) : DevArray();
   DevArray dh0 = empty({d.N, d.U}, d.code), dk = empty(k.shape, d.code),
            drk = empty(rk.shape, d.code), db = empty({d.U}, d.code);
@@ -138,13 +139,14 @@ py::tuple simple_rnn_backward_entry(py::handle dhs_h, py::handle x_h, py::object
 }
 
 // ------------------------------------------------------------ LSTM
-py::tuple lstm_entry(py::handle x_h, py::object h0_h, py::object c0_h, py::handle k_h,
-                     py::handle rk_h, py::object b_h, bool return_cache) {
-  DevArray x = contiguous_array(x_h, "x"), k = contiguous_array(k_h, "kernel"),
-           rk = contiguous_array(rk_h, "recurrent_kernel");
-  Dims d = rnn_dims(x, k, rk, 4, "lstm");
-  DevArray h0 = state(h0_h, "h0", d, x), c0 = state(c0_h, "c0", d, x);
-  DevArray b = opt_bias(b_h, {4 * d.U}, x);
+py::tuple lstm_entry(py::handle x_h, py::handle h0_h, py::handle c0_h, py::handle k_h,
+                     py::handle rk_h, py::handle b_h, bool return_cache) {
+  const char* op = "lstm";
+  RnnArgs a = rnn_args(op, x_h, k_h, rk_h, 4);
+  const DevArray &x = a.x, &k = a.k, &rk = a.rk;
+  const Dims& d = a.d;
+  DevArray h0 = state(op, h0_h, "h0", a), c0 = state(op, c0_h, "c0", a);
+  DevArray b = bias_arg(op, b_h, a, 4, false);
   DevArray hs = empty({d.N, d.T, d.U}, d.code), c_last = empty({d.N, d.U}, d.code);
   DevArray cache = empty({d.N, d.T, 5 * d.U}, d.code);
   cudaStream_t s = current_stream();
@@ -162,19 +164,19 @@ py::tuple lstm_entry(py::handle x_h, py::object h0_h, py::object c0_h, py::handl
   return py::make_tuple(hs.obj, c_last.obj);
 }
 
-py::tuple lstm_backward_entry(py::handle dhs_h, py::object dc_h, py::handle x_h, py::object h0_h,
-                              py::object c0_h, py::handle k_h, py::handle rk_h, py::handle hs_h,
+py::tuple lstm_backward_entry(py::handle dhs_h, py::handle dc_h, py::handle x_h, py::handle h0_h,
+                              py::handle c0_h, py::handle k_h, py::handle rk_h, py::handle hs_h,
                               py::handle cache_h, bool need_dx) {
-  DevArray x = contiguous_array(x_h, "x"), k = contiguous_array(k_h, "kernel"),
-           rk = contiguous_array(rk_h, "recurrent_kernel");
-  Dims d = rnn_dims(x, k, rk, 4, "lstm_backward");
-  DevArray h0 = state(h0_h, "h0", d, x), c0 = state(c0_h, "c0", d, x);
-  DevArray hs = same_as(hs_h, "hs", {d.N, d.T, d.U}, x);
-  DevArray cache = same_as(cache_h, "cache", {d.N, d.T, 5 * d.U}, x);
-  DevArray dhs = contiguous_array(dhs_h, "dhs");
-  bool seq = check_dhs(dhs, d, x);
-  DevArray dc_last;
-  if (!dc_h.is_none()) dc_last = same_as(dc_h, "dc_T", {d.N, d.U}, x);
+  const char* op = "lstm_backward";
+  RnnArgs a = rnn_args(op, x_h, k_h, rk_h, 4);
+  const DevArray &x = a.x, &k = a.k, &rk = a.rk;
+  const Dims& d = a.d;
+  DevArray h0 = state(op, h0_h, "h0", a), c0 = state(op, c0_h, "c0", a);
+  DevArray dc_last = opt_state(op, dc_h, "dc_T", a);
+  DevArray hs = saved(op, hs_h, "hs", a, d.U);
+  DevArray cache = saved(op, cache_h, "cache", a, 5 * d.U);
+  bool seq;
+  DevArray dhs = dhs_arg(op, dhs_h, a, &seq);
   const int64_t G = 4 * d.U;
   DevArray dx = need_dx ? empty(x.shape, d.code) : DevArray();
   DevArray dh0 = empty({d.N, d.U}, d.code), dc0 = empty({d.N, d.U}, d.code),
@@ -202,12 +204,13 @@ py::tuple lstm_backward_entry(py::handle dhs_h, py::object dc_h, py::handle x_h,
 }
 
 // ------------------------------------------------------------ GRU
-py::object gru_entry(py::handle x_h, py::object h0_h, py::handle k_h, py::handle rk_h,
-                     py::object b_h, bool return_cache) {
-  DevArray x = contiguous_array(x_h, "x"), k = contiguous_array(k_h, "kernel"),
-           rk = contiguous_array(rk_h, "recurrent_kernel");
-  Dims d = rnn_dims(x, k, rk, 3, "gru");
-  DevArray h0 = state(h0_h, "h0", d, x), b = opt_bias(b_h, {2, 3 * d.U}, x);
+py::object gru_entry(py::handle x_h, py::handle h0_h, py::handle k_h, py::handle rk_h,
+                     py::handle b_h, bool return_cache) {
+  const char* op = "gru";
+  RnnArgs a = rnn_args(op, x_h, k_h, rk_h, 3);
+  const DevArray &x = a.x, &k = a.k, &rk = a.rk;
+  const Dims& d = a.d;
+  DevArray h0 = state(op, h0_h, "h0", a), b = bias_arg(op, b_h, a, 3, true);
   DevArray hs = empty({d.N, d.T, d.U}, d.code);
   DevArray cache;
   if (return_cache) cache = empty({d.N, d.T, 4 * d.U}, d.code);
@@ -227,18 +230,19 @@ py::object gru_entry(py::handle x_h, py::object h0_h, py::handle k_h, py::handle
   return hs.obj;
 }
 
-py::tuple gru_backward_entry(py::handle dhs_h, py::handle x_h, py::object h0_h, py::handle k_h,
-                             py::handle rk_h, py::object b_h, py::handle hs_h, py::handle cache_h,
+py::tuple gru_backward_entry(py::handle dhs_h, py::handle x_h, py::handle h0_h, py::handle k_h,
+                             py::handle rk_h, py::handle b_h, py::handle hs_h, py::handle cache_h,
                              bool need_dx) {
-  DevArray x = contiguous_array(x_h, "x"), k = contiguous_array(k_h, "kernel"),
-           rk = contiguous_array(rk_h, "recurrent_kernel");
-  Dims d = rnn_dims(x, k, rk, 3, "gru_backward");
-  DevArray h0 = state(h0_h, "h0", d, x);
-  opt_bias(b_h, {2, 3 * d.U}, x);  // validated; the backward pass does not need it
-  DevArray hs = same_as(hs_h, "hs", {d.N, d.T, d.U}, x);
-  DevArray cache = same_as(cache_h, "cache", {d.N, d.T, 4 * d.U}, x);
-  DevArray dhs = contiguous_array(dhs_h, "dhs");
-  bool seq = check_dhs(dhs, d, x);
+  const char* op = "gru_backward";
+  RnnArgs a = rnn_args(op, x_h, k_h, rk_h, 3);
+  const DevArray &x = a.x, &k = a.k, &rk = a.rk;
+  const Dims& d = a.d;
+  DevArray h0 = state(op, h0_h, "h0", a);
+  bias_arg(op, b_h, a, 3, true);  // checked; the backward pass does not need it
+  DevArray hs = saved(op, hs_h, "hs", a, d.U);
+  DevArray cache = saved(op, cache_h, "cache", a, 4 * d.U);
+  bool seq;
+  DevArray dhs = dhs_arg(op, dhs_h, a, &seq);
   const int64_t G = 3 * d.U;
   DevArray dx = need_dx ? empty(x.shape, d.code) : DevArray();
   DevArray dh0 = empty({d.N, d.U}, d.code), dk = empty(k.shape, d.code),

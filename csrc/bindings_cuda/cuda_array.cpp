@@ -26,7 +26,7 @@ const char* dtype_name(char code) { return code == 'd' ? "float64" : "float32"; 
 
 int64_t DevArray::numel() const {
   int64_t n = 1;
-  for (int64_t d : shape) n = checked_mul(n, d, "array");
+  for (int64_t d : shape) n = checks::checked_mul(n, d, "array");
   return n;
 }
 
@@ -40,16 +40,6 @@ bool DevArray::c_contiguous() const {
   return true;
 }
 
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::ostringstream o;
-  o << "(";
-  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
-  if (s.size() == 1) o << ",";
-  o << ")";
-  return o.str();
-}
-std::string shape_str(const DevArray& a) { return shape_str(a.shape); }
-
 DevArray device_array(py::handle h, const char* name) {
   if (h.is_none() || !py::hasattr(h, "__cuda_array_interface__"))
     throw py::type_error(std::string(name) +
@@ -61,26 +51,34 @@ DevArray device_array(py::handle h, const char* name) {
   if (cai.contains("mask") && !cai["mask"].is_none())
     throw py::type_error(std::string(name) + ": masked device arrays are not supported");
   std::string ts = py::str(cai["typestr"]);
-  if (ts.size() < 3 || ts[0] == '>')
+  if (ts.size() < 2 || ts[0] == '>')
     throw py::type_error(std::string(name) + ": unsupported array type '" + ts + "'");
   a.kind = ts[1];
-  a.itemsize = std::stoi(ts.substr(2));
+  // '|O' (object) has no size: itemsize 0, refused by the dtype checks that follow.
+  a.itemsize = ts.size() > 2 ? std::atoi(ts.c_str() + 2) : 0;
+  if (a.itemsize < 0) a.itemsize = 0;
   py::tuple data = cai["data"];
   a.ptr = reinterpret_cast<void*>(data[0].cast<uintptr_t>());
   a.readonly = data[1].cast<bool>();
   for (py::handle d : py::tuple(cai["shape"])) a.shape.push_back(d.cast<int64_t>());
   a.strides.resize(a.shape.size());
+  a.bstrides.resize(a.shape.size());
   py::object st = cai.contains("strides") ? py::object(cai["strides"]) : py::object(py::none());
   if (st.is_none()) {
     int64_t s = 1;
-    for (int i = a.ndim() - 1; i >= 0; --i) { a.strides[i] = s; s *= a.shape[i]; }
+    for (int i = a.ndim() - 1; i >= 0; --i) {
+      a.strides[i] = s;
+      a.bstrides[i] = s * a.itemsize;  // no overflow: the exporter allocated this much
+      s *= a.shape[i];
+    }
   } else {
     py::tuple t = st;
     for (int i = 0; i < a.ndim(); ++i) {
       int64_t b = t[i].cast<int64_t>();
-      if (b % a.itemsize != 0)
+      if (a.itemsize > 0 && b % a.itemsize != 0)
         throw py::value_error(std::string(name) + ": strides are not a multiple of the item size");
-      a.strides[i] = b / a.itemsize;
+      a.strides[i] = a.itemsize > 0 ? b / a.itemsize : 0;
+      a.bstrides[i] = b;
     }
   }
   return a;
@@ -118,64 +116,6 @@ void copy_into(const DevArray& dst, const DevArray& src) { cupy().attr("copyto")
 cudaStream_t current_stream() {
   py::object s = cupy().attr("cuda").attr("get_current_stream")();
   return reinterpret_cast<cudaStream_t>(s.attr("ptr").cast<uintptr_t>());
-}
-
-char float_code(const DevArray& a, const char* name) {
-  char c = a.float_code();
-  if (!c)
-    throw py::type_error(std::string(name) + " must be float32 or float64, got " +
-                         py::str(a.obj.attr("dtype")).cast<std::string>());
-  return c;
-}
-
-void require_same_dtype(const DevArray& a, const char* name, const DevArray& ref,
-                        const char* ref_name) {
-  if (a.kind != ref.kind || a.itemsize != ref.itemsize)
-    throw py::type_error(std::string(name) + " has dtype " +
-                         py::str(a.obj.attr("dtype")).cast<std::string>() + " but " + ref_name +
-                         " has dtype " + py::str(ref.obj.attr("dtype")).cast<std::string>() +
-                         "; they must match");
-}
-
-void require_ndim(const DevArray& a, int ndim, const char* name) {
-  if (a.ndim() != ndim)
-    throw py::value_error(std::string(name) + " must be " + std::to_string(ndim) +
-                          "-D, got shape " + shape_str(a));
-}
-
-void require_shape(const DevArray& a, const std::vector<int64_t>& shape, const char* name) {
-  if (a.shape != shape)
-    throw py::value_error(std::string(name) + " must have shape " + shape_str(shape) + ", got " +
-                          shape_str(a));
-}
-
-void require_writeable(const DevArray& a, const char* name) {
-  if (a.readonly) throw py::value_error(std::string(name) + " is read-only");
-}
-
-int64_t checked_mul(int64_t a, int64_t b, const char* what) {
-  int64_t r;
-  if (a < 0 || b < 0 || __builtin_mul_overflow(a, b, &r))
-    throw py::value_error(std::string(what) + ": size overflows 64-bit indexing");
-  return r;
-}
-
-bool may_overlap(const DevArray& x, const DevArray& y) {
-  if (!x.ptr || !y.ptr) return false;
-  auto bounds = [](const DevArray& a, uintptr_t& lo, uintptr_t& hi) {
-    lo = hi = reinterpret_cast<uintptr_t>(a.ptr);
-    for (int i = 0; i < a.ndim(); ++i) {
-      if (a.shape[i] == 0) { hi = lo; return; }
-      int64_t ext = (a.shape[i] - 1) * a.strides[i] * a.itemsize;
-      if (ext > 0) hi += uintptr_t(ext); else lo -= uintptr_t(-ext);
-    }
-    hi += uintptr_t(a.itemsize);
-  };
-  uintptr_t xl, xh, yl, yh;
-  bounds(x, xl, xh);
-  bounds(y, yl, yh);
-  if (xl == xh || yl == yh) return false;
-  return xl < yh && yl < xh;
 }
 
 void check_cuda(cudaError_t err, const char* op) {

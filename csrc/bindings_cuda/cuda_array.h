@@ -1,7 +1,7 @@
 // Shared by the CUDA binding files: device arrays read through
-// __cuda_array_interface__ (v3), arrays allocated by calling back into CuPy,
-// CuPy's current stream, argument validation that names the argument, and the
-// module's one switch (TF32).
+// __cuda_array_interface__ (v3) and seen as the views the shared argument checks
+// take (bindings_common/checks.h), arrays allocated by calling back into CuPy,
+// CuPy's current stream, and the module's one switch (TF32).
 #pragma once
 #include <cuda_runtime.h>
 #include <pybind11/pybind11.h>
@@ -10,8 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "bindings_common/checks.h"
+
 namespace fastdl::bind_cuda {
 namespace py = pybind11;
+using checks::View;
 
 // A device array as its __cuda_array_interface__ describes it. `obj` keeps the
 // owner alive for as long as the pointer is used.
@@ -22,18 +25,30 @@ struct DevArray {
   int itemsize = 0;
   bool readonly = false;
   std::vector<int64_t> shape;
-  std::vector<int64_t> strides;  // in elements
+  std::vector<int64_t> strides;   // in elements
+  std::vector<int64_t> bstrides;  // in bytes
 
   int ndim() const { return int(shape.size()); }
+  bool present() const { return bool(obj); }
+  // What the shared checks see; valid while this DevArray lives unchanged.
+  View view() const {
+    View v;
+    v.obj = obj;
+    v.data = ptr;
+    v.shape = shape.data();
+    v.strides = bstrides.data();
+    v.ndim = ndim();
+    v.kind = kind;
+    v.itemsize = itemsize;
+    v.writeable = !readonly;
+    return v;
+  }
   int64_t numel() const;
   bool c_contiguous() const;
   // 'f' for float32, 'd' for float64, 0 otherwise.
   char float_code() const { return kind == 'f' ? (itemsize == 4 ? 'f' : itemsize == 8 ? 'd' : 0) : 0; }
   template <typename T> T* data() const { return static_cast<T*>(ptr); }
 };
-
-std::string shape_str(const std::vector<int64_t>& s);
-std::string shape_str(const DevArray& a);
 
 // TypeError unless h exposes __cuda_array_interface__ (a CuPy array, say).
 DevArray device_array(py::handle h, const char* name);
@@ -54,16 +69,9 @@ void copy_into(const DevArray& dst, const DevArray& src);
 cudaStream_t current_stream();
 
 // ------------------------------------------------------------ validation
-// TypeError unless float32/float64; returns 'f' or 'd'.
-char float_code(const DevArray& a, const char* name);
-void require_same_dtype(const DevArray& a, const char* name, const DevArray& ref,
-                        const char* ref_name);
-void require_ndim(const DevArray& a, int ndim, const char* name);
-void require_shape(const DevArray& a, const std::vector<int64_t>& shape, const char* name);
-void require_writeable(const DevArray& a, const char* name);
-int64_t checked_mul(int64_t a, int64_t b, const char* what);
-// True when the byte ranges the two arrays span may overlap.
-bool may_overlap(const DevArray& x, const DevArray& y);
+// The checks are shared with the CPU module: call them on DevArray::view().
+using checks::checked_mul;
+using checks::shape_str;
 
 // RuntimeError naming the op unless err == cudaSuccess.
 void check_cuda(cudaError_t err, const char* op);

@@ -170,6 +170,11 @@ def gemm_kernel_info(dtype="float32"):
 
 # ----------------------------------------------------------------- convolution and pooling
 # (conv2d, conv2d_backward, max/avg/global pooling and their backward passes)
+#
+# _pair and _padding are the one place where the Keras forms of strides,
+# dilation, pool sizes and padding are parsed: both compiled modules take their
+# results ((a, b) pairs and ('same' flag, (top, bottom, left, right))) and check
+# the geometry with the same code (csrc/bindings_common/checks.h).
 def _pair(v, name):
     """int or pair of ints -> (a, b), both positive."""
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
@@ -221,11 +226,11 @@ def conv2d(x, w, b=None, *, strides=1, padding="valid", dilation_rate=1, activat
 
     ``activation='relu'`` fuses a ReLU into the output pass (an extension).
     """
-    if type(x) is not _ndarray and _on_gpu(x, w, b):
-        return _cuda_module().conv2d(x, w, b, strides, padding, dilation_rate, activation)
+    strides, dilation = _pair(strides, "strides"), _pair(dilation_rate, "dilation_rate")
     same, pads = _padding(padding)
-    return _C.conv2d(x, w, b, _pair(strides, "strides"), _pair(dilation_rate, "dilation_rate"),
-                     same, pads, activation)
+    if type(x) is not _ndarray and _on_gpu(x, w, b):
+        return _cuda_module().conv2d(x, w, b, strides, dilation, same, pads, activation)
+    return _C.conv2d(x, w, b, strides, dilation, same, pads, activation)
 
 
 def conv2d_backward(dy, x, w, *, strides=1, padding="valid", dilation_rate=1, need_dx=True):
@@ -234,22 +239,23 @@ def conv2d_backward(dy, x, w, *, strides=1, padding="valid", dilation_rate=1, ne
     ``need_dx=False`` skips dx (returned as None), e.g. for a first layer whose
     input is the data.
     """
-    if type(x) is not _ndarray and _on_gpu(dy, x, w):
-        return _cuda_module().conv2d_backward(dy, x, w, strides, padding, dilation_rate, need_dx)
+    strides, dilation = _pair(strides, "strides"), _pair(dilation_rate, "dilation_rate")
     same, pads = _padding(padding)
-    return _C.conv2d_backward(dy, x, w, _pair(strides, "strides"),
-                              _pair(dilation_rate, "dilation_rate"), same, pads, bool(need_dx))
+    if type(x) is not _ndarray and _on_gpu(dy, x, w):
+        return _cuda_module().conv2d_backward(dy, x, w, strides, dilation, same, pads,
+                                              bool(need_dx))
+    return _C.conv2d_backward(dy, x, w, strides, dilation, same, pads, bool(need_dx))
 
 
 def _pool(name, arrays, pool_size, strides, padding, **kw):
     """Run pooling op ``name`` on ``arrays`` (x, or dy and x): on the GPU when they live there."""
-    x = arrays[-1]
-    if type(x) is not _ndarray and _on_gpu(*arrays):
-        return getattr(_cuda_module(), name)(*arrays, pool_size, strides, padding, **kw)
     pool = _pair(pool_size, "pool_size")
     st = pool if strides is None else _pair(strides, "strides")
     same, pads = _padding(padding)
-    return getattr(_C, name)(*arrays, pool, st, same, pads, **kw)
+    mod = _C
+    if type(arrays[-1]) is not _ndarray and _on_gpu(*arrays):
+        mod = _cuda_module()
+    return getattr(mod, name)(*arrays, pool, st, same, pads, **kw)
 
 
 def max_pool2d(x, pool_size=2, strides=None, padding="valid"):
@@ -294,7 +300,8 @@ def global_avg_pool2d_backward(dy, x):
 
 
 # ----------------------------------------------------------------- recurrent
-# Whole sequences at once, Keras weight layouts, x (N, T, I), states (N, U).
+# Whole sequences at once, Keras weight layouts, x (N, T, I), states (N, U); an initial state
+# (h0, c0) of None means zeros, on both backends.
 # Every *_backward takes dhs as (N, T, U) (a gradient for every step) or (N, U)
 # (the gradient of the last step only, for return_sequences=False).
 def simple_rnn(x, h0, kernel, recurrent_kernel, bias, *, activation="tanh"):
@@ -488,16 +495,18 @@ def dropout(x, rate, seed, *, out=None):
     The mask is a pure function of (seed, element index): the same seed gives
     the same mask on any thread count, and dropout_backward rebuilds it.
     """
+    rate, seed = float(rate), int(seed) & 0xFFFFFFFFFFFFFFFF  # for both modules
     if type(x) is not _ndarray and _on_gpu(x, out):
         return _cuda_module().dropout(x, rate, seed, out=out)
-    return _C.dropout(x, float(rate), int(seed) & 0xFFFFFFFFFFFFFFFF, False, out)
+    return _C.dropout(x, rate, seed, False, out)
 
 
 def dropout_backward(dy, rate, seed, *, out=None):
     """dL/dx of dropout(x, rate, seed): dy masked and scaled the same way."""
+    rate, seed = float(rate), int(seed) & 0xFFFFFFFFFFFFFFFF
     if type(dy) is not _ndarray and _on_gpu(dy, out):
         return _cuda_module().dropout_backward(dy, rate, seed, out=out)
-    return _C.dropout(dy, float(rate), int(seed) & 0xFFFFFFFFFFFFFFFF, True, out)
+    return _C.dropout(dy, rate, seed, True, out)
 
 
 def sparse_softmax_cross_entropy(logits, labels, *, out=None):

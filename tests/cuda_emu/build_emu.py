@@ -5,8 +5,9 @@
 Rewrites every kernel launch in csrc/cuda into a call of emu_launch, compiles
 the kernels and the real bindings (csrc/bindings_cuda) with the host compiler,
 and lays out OUT/pkg/fastdl (the Python package with the CPU module already
-built in python/fastdl and the emulated _cuda). Then run the CUDA tests with
-the stand-in CuPy:
+built in python/fastdl, or else the one of the installed fastdl, and the
+emulated _cuda). Sources compile in parallel (EMU_JOBS, default: the CPU count).
+Then run the CUDA tests with the stand-in CuPy:
 
     PYTHONPATH=OUT/pkg:tests/cuda_emu python -m pytest tests/test_cuda.py
 
@@ -17,7 +18,9 @@ kernel stops the run; run Python with the runtime preloaded:
         ASAN_OPTIONS=detect_leaks=0 PYTHONPATH=OUT/pkg:tests/cuda_emu \
         python -m pytest tests/test_cuda.py
 """
+import concurrent.futures
 import glob
+import importlib.util
 import os
 import re
 import shutil
@@ -76,19 +79,35 @@ def main():
     objs = os.path.join(out, "obj-asan" if asan else "obj")
     os.makedirs(objs, exist_ok=True)
     cxx = os.environ.get("CXX", "g++")
-    objects = []
+    objects, todo = [], []
     for src in sources:
         obj = os.path.join(objs, os.path.basename(src) + ".o")
         if not os.path.exists(obj) or os.path.getmtime(obj) < newest_input(src):
-            print("compiling", os.path.relpath(src, out if src.startswith(out) else ROOT), flush=True)
-            subprocess.check_call([cxx, *flags, "-c", src, "-o", obj])
+            todo.append((src, obj))
         objects.append(obj)
+
+    def compile_one(job):
+        src, obj = job
+        print("compiling", os.path.relpath(src, out if src.startswith(out) else ROOT), flush=True)
+        subprocess.check_call([cxx, *flags, "-c", src, "-o", obj])
+
+    jobs = int(os.environ.get("EMU_JOBS", 0)) or os.cpu_count() or 1
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(compile_one, todo))  # re-raises the first failure
+    ext = sysconfig.get_config_var("EXT_SUFFIX")
+    src_pkg = os.path.join(ROOT, "python", "fastdl")
+    cpu_module = glob.glob(os.path.join(src_pkg, "_C" + ext))
+    if not cpu_module:  # not built in-tree (a pip install): take the installed one
+        spec = importlib.util.find_spec("fastdl._C")
+        if spec is None or not spec.origin:
+            sys.exit("build_emu: no CPU module: build it (cmake, see README.md) or pip install "
+                     "fastdl first")
+        cpu_module = [spec.origin]
     pkg = os.path.join(out, "pkg", "fastdl")
     if os.path.exists(pkg):
         shutil.rmtree(pkg)
-    shutil.copytree(os.path.join(ROOT, "python", "fastdl"), pkg,
-                    ignore=shutil.ignore_patterns("_cuda*", "__pycache__"))
-    ext = sysconfig.get_config_var("EXT_SUFFIX")
+    shutil.copytree(src_pkg, pkg, ignore=shutil.ignore_patterns("_cuda*", "_C*", "__pycache__"))
+    shutil.copy2(cpu_module[0], pkg)
     subprocess.check_call([cxx, "-shared", "-pthread", *san, *objects, "-o",
                            os.path.join(pkg, "_cuda" + ext)])
     print("emulated module in", pkg)
