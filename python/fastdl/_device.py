@@ -12,8 +12,10 @@ from . import _memory
 
 
 def is_device(a):
-    """True for a GPU array (anything exposing ``__cuda_array_interface__``)."""
-    return type(a) is not np.ndarray and hasattr(a, "__cuda_array_interface__")
+    """True for a GPU array: a CuPy array, or anything exposing ``__cuda_array_interface__``."""
+    t = type(a)
+    return t is not np.ndarray and (t.__module__.split(".", 1)[0] == "cupy" or
+                                    hasattr(a, "__cuda_array_interface__"))
 
 
 def xp(a):
@@ -77,3 +79,14 @@ def as_batch(x, dtype=None):
     if x.dtype.kind not in "f" and dtype is not None:
         x = x.astype(dtype)
     return x
+
+
+def has_kernels(a):
+    """fastdl's compiled kernels take a's kind of array: NumPy always, device arrays when
+    the CUDA module is usable."""
+    if type(a) is np.ndarray:
+        return True
+    if not is_device(a):
+        return False
+    from . import ops
+    return ops._cuda_module() is not None

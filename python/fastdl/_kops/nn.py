@@ -12,7 +12,7 @@ from . import numpy as knp
 from ._base import FLOATX, float_of, standardize_dtype, to_array, to_device_of, xp_of
 
 
-from .._device import is_device
+from .._device import has_kernels
 
 
 def _k():
@@ -22,8 +22,8 @@ def _k():
 
 def _kernel_ok(x):
     """A contiguous float array, NumPy or CuPy: fastdl's C++ or CUDA kernel applies."""
-    return (x.dtype in (np.float32, np.float64) and x.ndim >= 1 and
-            (type(x) is np.ndarray or is_device(x)) and x.flags.c_contiguous)
+    return (x.dtype in (np.float32, np.float64) and x.ndim >= 1 and x.flags.c_contiguous
+            and has_kernels(x))
 
 
 _nd = np.ndarray

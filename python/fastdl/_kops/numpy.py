@@ -547,10 +547,13 @@ def cumprod(x, axis=None, dtype=None):
 
 
 # ============================================================== matmul and products
+from .._device import has_kernels  # noqa: E402
+
+
 def _gemm_ok(a, b):
     """2-D operands of one float dtype on one device: fastdl's GEMM (C++ or CUDA) applies."""
     return (a.ndim == 2 and b.ndim == 2 and a.dtype == b.dtype and
-            a.dtype in (np.float32, np.float64) and type(a) is type(b))
+            a.dtype in (np.float32, np.float64) and type(a) is type(b) and has_kernels(a))
 
 
 def _matmul_fwd(a, b):
