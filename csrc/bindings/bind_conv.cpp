@@ -10,10 +10,10 @@
 
 #include "bindings/common.h"
 #include "common/conv_geometry.h"
-#include "cpu/avg_pool2d.h"
-#include "cpu/conv2d.h"
-#include "cpu/global_avg_pool2d.h"
-#include "cpu/max_pool2d.h"
+#include "cpu/pool/avg_pool2d.h"
+#include "cpu/conv/conv2d.h"
+#include "cpu/pool/global_avg_pool2d.h"
+#include "cpu/pool/max_pool2d.h"
 
 namespace fastdl::bind {
 namespace {

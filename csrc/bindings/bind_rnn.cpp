@@ -8,9 +8,9 @@
 #include <string>
 
 #include "bindings/common.h"
-#include "cpu/gru.h"
-#include "cpu/lstm.h"
-#include "cpu/simple_rnn.h"
+#include "cpu/rnn/gru.h"
+#include "cpu/rnn/lstm.h"
+#include "cpu/rnn/simple_rnn.h"
 
 namespace fastdl::bind {
 namespace {

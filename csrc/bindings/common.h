@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "cpu/context.h"
+#include "cpu/runtime/context.h"
 
 namespace fastdl::bind {
 namespace py = pybind11;

@@ -7,7 +7,7 @@
 namespace fastdl::cuda {
 namespace {
 
-// The same arithmetic as cpu/dropout_loops.h: 24 random bits compared with an
+// The same arithmetic as cpu/nn/dropout_kernels.cpp: 24 random bits compared with an
 // integer threshold, and x times scale-or-zero (so NaN inputs stay NaN).
 template <typename T>
 __global__ void dropout_kernel(T* y, const T* x, int64_t n, int32_t threshold, T scale,
