@@ -8,10 +8,10 @@
 // Backward:  per step, last to first: gate kernel -> dz_t and dc; dh = dz_t RK^T
 //            then dx = dz K^T, dK = x^T dz, dRK = hprev^T dz, db = sum dz.
 #include "common/rnn_cell.h"
-#include "cuda/gemm.h"
-#include "cuda/nn.h"
-#include "cuda/rnn.h"
-#include "cuda/rnn_util.cuh"
+#include "cuda/gemm/gemm.h"
+#include "cuda/nn/nn.h"
+#include "cuda/rnn/rnn.h"
+#include "cuda/rnn/rnn_util.cuh"
 
 namespace fastdl::cuda {
 namespace {

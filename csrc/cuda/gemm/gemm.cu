@@ -2,8 +2,8 @@
 // tensor-core kernel (sm_80+), all with the same epilogue. See gemm.h.
 #include <mma.h>
 
-#include "cuda/gemm.h"
-#include "cuda/util.cuh"
+#include "cuda/gemm/gemm.h"
+#include "cuda/runtime/util.cuh"
 
 namespace fastdl::cuda {
 namespace {

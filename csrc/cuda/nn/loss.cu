@@ -2,8 +2,8 @@
 // double, then a deterministic one-block sum. The per-element formulas are
 // common/loss_math.h, shared with cpu/losses.cpp. See nn.h.
 #include "common/loss_math.h"
-#include "cuda/nn.h"
-#include "cuda/util.cuh"
+#include "cuda/nn/nn.h"
+#include "cuda/runtime/util.cuh"
 
 namespace fastdl::cuda {
 namespace {

@@ -1,8 +1,8 @@
 // Dropout with the CPU's counter-based mask (common/random_math.h): nothing is
 // stored, the backward pass recomputes the mask from (seed, index). See nn.h.
 #include "common/random_math.h"
-#include "cuda/nn.h"
-#include "cuda/util.cuh"
+#include "cuda/nn/nn.h"
+#include "cuda/runtime/util.cuh"
 
 namespace fastdl::cuda {
 namespace {

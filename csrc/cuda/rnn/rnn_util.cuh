@@ -1,6 +1,6 @@
 // Kernels shared by the three recurrent layers (header-only, .cu files only).
 #pragma once
-#include "cuda/util.cuh"
+#include "cuda/runtime/util.cuh"
 
 namespace fastdl::cuda::rnn_detail {
 

@@ -4,10 +4,10 @@
 // Backward, per chunk:            dW += col^T . dy;  dcol = dy . W^T;  dx = col2im(dcol)
 //                                 db = column sums of dy (once)
 // W (KH,KW,C,F) is read as a (KH*KW*C, F) matrix, dy (N,OH,OW,F) as (N*OH*OW, F).
-#include "cuda/conv2d.h"
-#include "cuda/gemm.h"
-#include "cuda/nn.h"
-#include "cuda/util.cuh"
+#include "cuda/conv/conv2d.h"
+#include "cuda/gemm/gemm.h"
+#include "cuda/nn/nn.h"
+#include "cuda/runtime/util.cuh"
 
 namespace fastdl::cuda {
 namespace {

@@ -1,7 +1,7 @@
 // Element-wise activations, softmax / log-softmax and the column sum used for
 // bias gradients. Forward and backward side by side. See nn.h.
-#include "cuda/nn.h"
-#include "cuda/util.cuh"
+#include "cuda/nn/nn.h"
+#include "cuda/runtime/util.cuh"
 
 namespace fastdl::cuda {
 namespace {

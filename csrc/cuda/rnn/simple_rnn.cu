@@ -6,10 +6,10 @@
 //              dz_t = (dhs_t + dh) * act'(hs_t);   dh = dz_t RK^T
 //            then dx = dz K^T, dK = x^T dz, dRK = hprev^T dz, db = sum dz, dh0 = dh.
 #include "common/rnn_cell.h"
-#include "cuda/gemm.h"
-#include "cuda/nn.h"
-#include "cuda/rnn.h"
-#include "cuda/rnn_util.cuh"
+#include "cuda/gemm/gemm.h"
+#include "cuda/nn/nn.h"
+#include "cuda/rnn/rnn.h"
+#include "cuda/rnn/rnn_util.cuh"
 
 namespace fastdl::cuda {
 namespace {

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "common/conv_geometry.h"
-#include "cuda/gemm.h"
+#include "cuda/gemm/gemm.h"
 
 namespace fastdl::cuda {
 

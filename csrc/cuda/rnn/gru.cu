@@ -9,10 +9,10 @@
 //            then dx = dzx K^T, dK = x^T dzx, dRK = hprev^T dzr,
 //            db[0] = sum dzx, db[1] = sum dzr.
 #include "common/rnn_cell.h"
-#include "cuda/gemm.h"
-#include "cuda/nn.h"
-#include "cuda/rnn.h"
-#include "cuda/rnn_util.cuh"
+#include "cuda/gemm/gemm.h"
+#include "cuda/nn/nn.h"
+#include "cuda/rnn/rnn.h"
+#include "cuda/rnn/rnn_util.cuh"
 
 namespace fastdl::cuda {
 namespace {

@@ -1,8 +1,8 @@
 // Max, average and global-average pooling, forward and backward. The backward
 // passes gather (one thread per input element sums what reaches it), so they
 // are deterministic and need no atomics. See conv2d.h.
-#include "cuda/conv2d.h"
-#include "cuda/util.cuh"
+#include "cuda/conv/conv2d.h"
+#include "cuda/runtime/util.cuh"
 
 namespace fastdl::cuda {
 namespace {

@@ -1,8 +1,8 @@
 // Optimizer updates, one thread per parameter element, with the CPU's
 // per-element steps (common/optimizer_math.h). See nn.h.
 #include "common/optimizer_math.h"
-#include "cuda/nn.h"
-#include "cuda/util.cuh"
+#include "cuda/nn/nn.h"
+#include "cuda/runtime/util.cuh"
 
 namespace fastdl::cuda {
 namespace {
