@@ -216,29 +216,48 @@ def _padding(p):
     return False, pads
 
 
-def conv2d(x, w, b=None, *, strides=1, padding="valid", dilation_rate=1, activation="linear"):
+def conv2d(x, w, b=None, *, strides=1, padding="valid", dilation_rate=1, activation="linear",
+           algorithm="auto"):
     """2-D convolution, channels-last: x (N,H,W,C), w (KH,KW,C,F), b (F,) -> (N,OH,OW,F).
 
     ``activation='relu'`` fuses a ReLU into the output pass (an extension).
+    ``algorithm``: 'direct' (register-blocked kernels reading the taps in place),
+    'im2col' (the patch matrix in bounded chunks of the batch, times w by the
+    GEMM engine), or 'auto' (the faster one for this layer shape, by a measured
+    rule). On the GPU there is one algorithm, im2col + GEMM.
     """
     if type(x) is not _ndarray and _on_gpu(x, w, b):
+        _gpu_conv_algorithm(algorithm, "conv2d")
         return _cuda_module().conv2d(x, w, b, strides, padding, dilation_rate, activation)
     same, pads = _padding(padding)
     return _C.conv2d(x, w, b, _pair(strides, "strides"), _pair(dilation_rate, "dilation_rate"),
-                     same, pads, activation)
+                     same, pads, activation, algorithm)
 
 
-def conv2d_backward(dy, x, w, *, strides=1, padding="valid", dilation_rate=1, need_dx=True):
+def conv2d_backward(dy, x, w, *, strides=1, padding="valid", dilation_rate=1, need_dx=True,
+                    algorithm="auto"):
     """Gradients (dx, dw, db) of conv2d for the upstream gradient dy (N,OH,OW,F).
 
     ``need_dx=False`` skips dx (returned as None), e.g. for a first layer whose
-    input is the data.
+    input is the data. ``algorithm`` as in conv2d.
     """
     if type(x) is not _ndarray and _on_gpu(dy, x, w):
+        _gpu_conv_algorithm(algorithm, "conv2d_backward")
         return _cuda_module().conv2d_backward(dy, x, w, strides, padding, dilation_rate, need_dx)
     same, pads = _padding(padding)
     return _C.conv2d_backward(dy, x, w, _pair(strides, "strides"),
-                              _pair(dilation_rate, "dilation_rate"), same, pads, bool(need_dx))
+                              _pair(dilation_rate, "dilation_rate"), same, pads, bool(need_dx),
+                              algorithm)
+
+
+def _gpu_conv_algorithm(algorithm, op):
+    """The GPU runs im2col + GEMM only: 'auto' and 'im2col' select it."""
+    if algorithm in ("auto", "im2col"):
+        return
+    if algorithm == "direct":
+        raise ValueError(f"{op}: algorithm 'direct' is CPU-only; the GPU runs 'im2col'")
+    raise ValueError(f"{op}: unknown algorithm {algorithm!r} (expected 'auto', 'direct' or "
+                     "'im2col')")
 
 
 def _pool(name, arrays, pool_size, strides, padding, **kw):

@@ -28,6 +28,7 @@
 // GEMM chunks run in turn and the threads go inside the GEMM.
 #include "cpu/conv/conv2d.h"
 #include "cpu/conv/direct.h"
+#include "cpu/conv/im2col.h"
 
 #include <algorithm>
 #include <cstring>
@@ -43,12 +44,19 @@ namespace fastdl::cpu {
 namespace {
 
 constexpr int64_t kPatchBytes = int64_t(1) << 19;  // ~512 KiB of patches per chunk
+// All the chunk buffers of one call together stay below this, whatever the batch.
+constexpr int64_t kScratchBytes = int64_t(64) << 20;
 
+// Pixels per chunk: about kPatchBytes of one K-long row each (at least 32 rows,
+// for the GEMM's sake, at most 4096), fewer when the `buffers` chunk buffers
+// alive at once (all threads' together) would exceed kScratchBytes.
 template <typename T>
-int64_t chunk_rows(int64_t K) {
-  int64_t rows = kPatchBytes / (K * int64_t(sizeof(T)));
+int64_t chunk_rows(int64_t K, int buffers) {
+  const int64_t row = std::max<int64_t>(K, 1) * int64_t(sizeof(T));
+  int64_t rows = kPatchBytes / row;
   rows = std::max<int64_t>(rows, 32);
   rows = std::min<int64_t>(rows, 4096);
+  if (buffers > 0) rows = std::min<int64_t>(rows, std::max<int64_t>(kScratchBytes / (buffers * row), 1));
   return rows;
 }
 
@@ -303,58 +311,51 @@ void for_each_chunk(const Conv2dGeom& g, int64_t rows, int groups, const Context
 
 }  // namespace
 
-// ------------------------------------------------------------ im2col / col2im
+// ------------------------------------------------------------ algorithm
 
-template <typename T>
-void col2im(T* dx, const T* col, const Conv2dGeom& g, int64_t m0, int64_t m1) {
-  const int64_t C = g.C, KW = g.KW, K = g.KH * g.KW * C, P = g.OH * g.OW;
-  int64_t n = m0 / P, oh = (m0 % P) / g.OW, ow = (m0 % P) % g.OW;
-  for (int64_t m = m0; m < m1; ++m) {
-    const T* row = col + (m - m0) * K;
-    T* dxn = dx + n * g.H * g.W * C;
-    const int64_t ih0 = oh * g.SH - g.PT, iw0 = ow * g.SW - g.PL;
-    const bool row_inside = g.DW == 1 && iw0 >= 0 && iw0 + KW <= g.W;
-    for (int64_t kh = 0; kh < g.KH; ++kh) {
-      const int64_t ih = ih0 + kh * g.DH;
-      if (ih < 0 || ih >= g.H) continue;
-      const T* src = row + kh * KW * C;
-      T* dst = dxn + ih * g.W * C;
-      if (row_inside) {
-        T* d = dst + iw0 * C;
-        for (int64_t i = 0; i < KW * C; ++i) d[i] += src[i];
-        continue;
-      }
-      for (int64_t kw = 0; kw < KW; ++kw) {
-        const int64_t iw = iw0 + kw * g.DW;
-        if (iw < 0 || iw >= g.W) continue;
-        T* d = dst + iw * C;
-        const T* s = src + kw * C;
-        for (int64_t c = 0; c < C; ++c) d[c] += s[c];
-      }
-    }
-    if (++ow == g.OW) {
-      ow = 0;
-      if (++oh == g.OH) { oh = 0; ++n; }
-    }
-  }
+ConvAlgorithm conv2d_pick_algorithm(const Conv2dGeom& g, bool backward) {
+  if (is_pointwise(g)) return ConvAlgorithm::im2col;  // x is the patch matrix: no copy
+  return ConvAlgorithm::direct;
 }
+
+namespace {
+ConvAlgorithm resolve(ConvAlgorithm algo, const Conv2dGeom& g, bool backward) {
+  if (is_pointwise(g)) return ConvAlgorithm::im2col;  // both algorithms are the same GEMM
+  return algo == ConvAlgorithm::automatic ? conv2d_pick_algorithm(g, backward) : algo;
+}
+
+// Patch rows [m0, m1) (mc x K): x itself for a 1x1 layer, else built by im2col
+// into scratch from arena (the caller's scope gives it back).
+template <typename T>
+const T* patch_rows(const T* x, const Conv2dGeom& g, int64_t K, int64_t m0, int64_t m1,
+                    bool pointwise, Arena* arena) {
+  if (pointwise) return x + m0 * K;
+  T* col = arena->alloc<T>((m1 - m0) * K);
+  im2col(col, x, g, m0, m1);
+  return col;
+}
+}  // namespace
 
 // ------------------------------------------------------------ forward
 
 template <typename T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dGeom& g,
-                    Activation act, const Context& ctx) {
+                    Activation act, const Context& ctx, ConvAlgorithm algo) {
   const int64_t M = g.N * g.OH * g.OW, K = g.KH * g.KW * g.C, F = g.F;
   if (M == 0 || F == 0) return;
-  if (!is_pointwise(g)) {
+  if (resolve(algo, g, false) == ConvAlgorithm::direct) {
     direct_conv_forward<T>(y, x, w, b, g, act == Activation::relu, ctx);
     return;
   }
-  // 1x1: x already is the (M, C) patch matrix.
+  // im2col + GEMM, chunk by chunk: y rows [m0, m1) = act(patches . w + b).
+  const bool pointwise = is_pointwise(g);
   const GemmEpilogue<T> ep{b, act};
-  for_each_chunk(g, chunk_rows<T>(K), batch_groups(g.N, ctx.nthreads), ctx,
+  const int groups = batch_groups(g.N, ctx.nthreads);
+  for_each_chunk(g, chunk_rows<T>(K, pointwise ? 0 : groups), groups, ctx,
                  [&](int, int64_t m0, int64_t m1, const Context& c) {
-                   gemm<T>(y + m0 * F, F, 1, x + m0 * K, K, 1, w, F, 1, m1 - m0, F, K, T(1),
+                   ArenaScope s(c.arena);
+                   const T* patches = patch_rows(x, g, K, m0, m1, pointwise, c.arena);
+                   gemm<T>(y + m0 * F, F, 1, patches, K, 1, w, F, 1, m1 - m0, F, K, T(1),
                            T(0), ep, c);
                  });
 }
@@ -363,7 +364,7 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dGeom& 
 
 template <typename T>
 void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
-                     const Conv2dGeom& g, const Context& ctx) {
+                     const Conv2dGeom& g, const Context& ctx, ConvAlgorithm algo) {
   const int64_t M = g.N * g.OH * g.OW, K = g.KH * g.KW * g.C, F = g.F;
   if (M == 0 || F == 0 || K == 0) {
     std::fill(dw, dw + K * F, T(0));
@@ -372,7 +373,7 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
     return;
   }
   const bool pointwise = is_pointwise(g);
-  if (!pointwise) {
+  if (resolve(algo, g, true) == ConvAlgorithm::direct) {
     direct_conv_dw<T>(dw, db, dy, x, g, ctx);
     if (!dx) return;
     if (dx_is_direct_conv(g)) {
@@ -383,11 +384,11 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
     db = nullptr;
   }
 
-  // Chunks of pixels: for a 1x1 layer, dw (+)= x^T . dy, db += sums of dy and
-  // dx = dy . w^T straight into dx; otherwise dcol = dy . w^T into scratch,
-  // scattered into dx by col2im. Group 0 accumulates straight into dw/db, the
-  // others into their own slices, summed at the end in group order (results
-  // do not depend on timing).
+  // Chunks of pixels: dw (+)= patches^T . dy, db += sums of dy, and dx: for a
+  // 1x1 layer dy . w^T straight into dx, otherwise dcol = dy . w^T into
+  // scratch, scattered into dx by col2im. Group 0 accumulates straight into
+  // dw/db, the others into their own slices, summed at the end in group order
+  // (results do not depend on timing).
   const GemmEpilogue<T> none{};
   const int groups = batch_groups(g.N, ctx.nthreads);
   ArenaScope scope(ctx.arena);
@@ -395,27 +396,31 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
   T* db_part = ctx.arena->alloc<T>(groups * F);
   std::fill(db_part, db_part + groups * F, T(0));
   const int64_t image = g.H * g.W * g.C, P = g.OH * g.OW;
+  // Scratch per group: patches (when dw is wanted) and dcol (when dx is), mc x K each.
+  const int buffers = pointwise ? 0 : int(dw != nullptr) + int(dx != nullptr);
 
-  for_each_chunk(g, chunk_rows<T>(K), groups, ctx,
+  for_each_chunk(g, chunk_rows<T>(K, groups * buffers), groups, ctx,
                  [&](int t, int64_t m0, int64_t m1, const Context& c) {
     const int64_t mc = m1 - m0;
     const T* dyc = dy + m0 * F;
     const bool first = m0 == g.N * t / groups * P;  // first chunk of this group
+    ArenaScope s(c.arena);
+    if (dw) {  // dw_t (K,F) (+)= patches^T (K,mc) . dy (mc,F)
+      const T* patches = patch_rows(x, g, K, m0, m1, pointwise, c.arena);
+      T* dw_t = t == 0 ? dw : dw_part + (t - 1) * K * F;
+      gemm<T>(dw_t, F, 1, patches, 1, K, dyc, F, 1, K, F, mc, T(1), first ? T(0) : T(1), none,
+              c);
+    }
+    if (db) add_column_sums(db_part + t * F, dy, F, m0, m1);
+    if (!dx) return;
     if (pointwise) {
-      if (dw) {  // dw_t (K,F) (+)= x^T (K,mc) . dy (mc,F)
-        T* dw_t = t == 0 ? dw : dw_part + (t - 1) * K * F;
-        gemm<T>(dw_t, F, 1, x + m0 * K, 1, K, dyc, F, 1, K, F, mc, T(1), first ? T(0) : T(1),
-                none, c);
-      }
-      if (db) add_column_sums(db_part + t * F, dy, F, m0, m1);
-      if (dx) gemm<T>(dx + m0 * K, K, 1, dyc, F, 1, w, 1, F, mc, K, F, T(1), T(0), none, c);
+      gemm<T>(dx + m0 * K, K, 1, dyc, F, 1, w, 1, F, mc, K, F, T(1), T(0), none, c);
       return;
     }
     if (first) {  // this group's images of dx start at zero
       const int64_t n0 = g.N * t / groups, n1 = g.N * (t + 1) / groups;
       std::fill(dx + n0 * image, dx + n1 * image, T(0));
     }
-    ArenaScope s(c.arena);
     T* dcol = c.arena->alloc<T>(mc * K);
     gemm<T>(dcol, K, 1, dyc, F, 1, w, 1, F, mc, K, F, T(1), T(0), none, c);  // dy . w^T
     col2im(dx, dcol, g, m0, m1);
@@ -429,11 +434,10 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
 }
 
 #define FASTDL_INSTANTIATE(T)                                                                   \
-  template void col2im<T>(T*, const T*, const Conv2dGeom&, int64_t, int64_t);                  \
   template void conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dGeom&,         \
-                                  Activation, const Context&);                                 \
+                                  Activation, const Context&, ConvAlgorithm);                  \
   template void conv2d_backward<T>(T*, T*, T*, const T*, const T*, const T*, const Conv2dGeom&, \
-                                   const Context&);
+                                   const Context&, ConvAlgorithm);
 FASTDL_INSTANTIATE(float)
 FASTDL_INSTANTIATE(double)
 #undef FASTDL_INSTANTIATE

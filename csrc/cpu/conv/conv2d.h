@@ -7,8 +7,11 @@
 //     y (M, F)   = patches . w + b
 //     dw (K, F)  = patches^T . dy,          db (F,) = sum of dy over M
 //     dx         = col2im(dy . w^T).
-// conv2d.cpp evaluates these without materialising the patch matrix where
-// that is faster (see its header comment for the routes).
+// Two algorithms evaluate them (conv2d.cpp's header comment has the routes):
+//   direct:  register-blocked kernels that read the taps in place, no patch matrix;
+//   im2col:  the patch matrix, built in chunks of pixels (im2col.h), times w by the
+//            GEMM engine (a 1x1 stride-1 unpadded layer: x already is the patch matrix);
+// and `automatic` picks one per layer shape (conv2d_pick_algorithm).
 #pragma once
 #include <cstdint>
 
@@ -18,11 +21,17 @@
 
 namespace fastdl::cpu {
 
+enum class ConvAlgorithm : int { automatic = 0, direct = 1, im2col = 2 };
+
+// The algorithm `automatic` runs for this layer (direct or im2col), forward or backward.
+ConvAlgorithm conv2d_pick_algorithm(const Conv2dGeom& g, bool backward);
+
 // y is overwritten with act(conv(x, w) + b). b may be null (no bias).
 template <typename T>
 void conv2d_forward(T* y /* (N,OH,OW,F) */, const T* x /* (N,H,W,C) */,
                     const T* w /* (KH,KW,C,F) */, const T* b /* (F,) or null */,
-                    const Conv2dGeom& g, Activation act, const Context& ctx);
+                    const Conv2dGeom& g, Activation act, const Context& ctx,
+                    ConvAlgorithm algo = ConvAlgorithm::automatic);
 
 // Gradients of y = conv(x, w) + b for the upstream gradient dy. Every output is
 // overwritten; dx or db may be null when not wanted.
@@ -30,13 +39,7 @@ template <typename T>
 void conv2d_backward(T* dx /* (N,H,W,C) or null */, T* dw /* (KH,KW,C,F) */,
                      T* db /* (F,) or null */, const T* dy /* (N,OH,OW,F) */,
                      const T* x /* (N,H,W,C) */, const T* w /* (KH,KW,C,F) */,
-                     const Conv2dGeom& g, const Context& ctx);
-
-// The adjoint of the patch matrix: adds row m - m0 of col (the gradient of
-// pixel m's receptive field) into the pixels of dx it was read from (dx is
-// accumulated; padding taps are dropped).
-template <typename T>
-void col2im(T* dx /* (N,H,W,C) */, const T* col /* (m1-m0, KH*KW*C) */, const Conv2dGeom& g,
-            int64_t m0, int64_t m1);
+                     const Conv2dGeom& g, const Context& ctx,
+                     ConvAlgorithm algo = ConvAlgorithm::automatic);
 
 }  // namespace fastdl::cpu
