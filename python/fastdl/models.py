@@ -390,8 +390,6 @@ class Model:
                 old_handler = None
         logs = {}
         cbl.call("on_train_begin", None)
-        serial = ops._small_gemms_serial()  # a training step's small GEMMs on one thread
-        serial.__enter__()
         try:
             for epoch in range(initial_epoch, epochs):
                 for m in metrics:
@@ -439,7 +437,6 @@ class Model:
         except KeyboardInterrupt:
             interrupted[0] = True
         finally:
-            serial.__exit__(None, None, None)
             if old_handler is not None:
                 signal.signal(signal.SIGINT, old_handler)
         if interrupted[0] and verbose:

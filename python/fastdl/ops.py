@@ -6,12 +6,21 @@ CuPy arrays run the CUDA kernels on CuPy's current stream; mixing them is a
 TypeError. Validation (dtype, rank, shapes, sizes) happens in the bindings and
 raises TypeError/ValueError naming the argument.
 """
-import contextlib
 import os
 
 import numpy as np
 
-from . import _C
+# Worker threads wait passively: after a call they sleep at once instead of
+# spinning (GNU OpenMP spins ~300,000 rounds by default, which kept the second
+# core busy for milliseconds after every call and starved other processes on a
+# shared machine). Read by the OpenMP runtime when it loads, with _C just
+# below; a setting of the user's own (or a runtime loaded earlier by another
+# library) wins. The C++ side sizes its parallel regions for this
+# (cpu/runtime/threading.h).
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["OMP_WAIT_POLICY"] = "passive"
+
+from . import _C  # noqa: E402  (after the wait policy)
 
 _ndarray = np.ndarray
 
@@ -131,29 +140,6 @@ def linear(x, kernel, bias=None, *, activation="linear", out=None):
     if type(x) is not _ndarray and _on_gpu(x, kernel, bias, out):
         return _cuda_module().linear(x, kernel, bias, activation, out)
     return _C.gemm(x, kernel, None, 1.0, 0.0, False, False, out, bias, activation)
-
-
-# GEMMs smaller than this run on one thread inside fit (see _small_gemms_serial).
-STEP_GEMM_SERIAL_BELOW = float(1 << 22)
-
-
-@contextlib.contextmanager
-def _small_gemms_serial(work=STEP_GEMM_SERIAL_BELOW):
-    """Within the block, on this Python thread, GEMMs of fewer than ``work``
-    multiply-adds run on one thread.
-
-    A training step's small GEMMs (a Dense layer at batch 32) gain little from a
-    second thread end to end: measured on the seed MLP, 0.39 s per epoch on two
-    threads against 0.41 s on one, because its operands stay in the first core's
-    caches. But when another process keeps the second core busy (common on a
-    shared 2-core machine), every step waits for it at each parallel region and
-    the epoch took 1.7-2.5x as long. fit therefore keeps them on one thread.
-    """
-    prev = _C._set_gemm_serial_below(float(work))
-    try:
-        yield
-    finally:
-        _C._set_gemm_serial_below(prev)
 
 
 def fma_peak_gflops(threads=1, dtype="float32"):

@@ -29,6 +29,7 @@
 #include "cpu/conv/conv2d.h"
 #include "cpu/conv/direct.h"
 #include "cpu/conv/im2col.h"
+#include "cpu/runtime/threading.h"
 
 #include <algorithm>
 #include <cstring>
@@ -56,7 +57,8 @@ int64_t chunk_rows(int64_t K, int buffers) {
   int64_t rows = kPatchBytes / row;
   rows = std::max<int64_t>(rows, 32);
   rows = std::min<int64_t>(rows, 4096);
-  if (buffers > 0) rows = std::min<int64_t>(rows, std::max<int64_t>(kScratchBytes / (buffers * row), 1));
+  if (buffers > 0)
+    rows = std::min<int64_t>(rows, std::max<int64_t>(kScratchBytes / (buffers * row), 1));
   return rows;
 }
 
@@ -65,9 +67,17 @@ bool is_pointwise(const Conv2dGeom& g) {
          g.PL == 0 && g.PR == 0;
 }
 
+// Multiply-adds of the layer (forward; each backward product costs the same).
+double conv_macs(const Conv2dGeom& g) {
+  return double(g.N * g.OH * g.OW) * double(g.KH * g.KW * g.C) * double(g.F);
+}
+
 // How many threads split the batch: all of them when the images divide evenly
-// or there are plenty of them, else one (and the GEMM threads).
-int batch_groups(int64_t N, int nthreads) {
+// or there are plenty of them, else one (and the GEMM threads); one for a
+// layer too small to pay for a parallel region (runtime/threading.h).
+int batch_groups(const Conv2dGeom& g, int nthreads) {
+  const int64_t N = g.N;
+  nthreads = threads_for(conv_macs(g), kParallelMinMacs, nthreads);
 #ifdef _OPENMP
   if (nthreads <= 1 || N < 2) return 1;
   if (N % nthreads == 0 || N >= 4 * int64_t(nthreads)) return int(std::min<int64_t>(nthreads, N));
@@ -159,9 +169,11 @@ int thread_id() {
 #endif
 }
 
-// How many threads share the direct kernels' N * bands items: at most one per item.
+// How many threads share the direct kernels' N * bands items: at most one per
+// item, and one for a layer too small to pay for a parallel region.
 int band_threads(const Conv2dGeom& g, const DirectPlan& plan, const Context& ctx) {
-  return int(std::min<int64_t>(ctx.nthreads, g.N * plan.bands));
+  const int nt = threads_for(conv_macs(g), kParallelMinMacs, ctx.nthreads);
+  return int(std::min<int64_t>(nt, g.N * plan.bands));
 }
 
 // Runs body(tid, base, m0, m1) for every band of every image: output pixels
@@ -350,7 +362,7 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dGeom& 
   // im2col + GEMM, chunk by chunk: y rows [m0, m1) = act(patches . w + b).
   const bool pointwise = is_pointwise(g);
   const GemmEpilogue<T> ep{b, act};
-  const int groups = batch_groups(g.N, ctx.nthreads);
+  const int groups = batch_groups(g, ctx.nthreads);
   for_each_chunk(g, chunk_rows<T>(K, pointwise ? 0 : groups), groups, ctx,
                  [&](int, int64_t m0, int64_t m1, const Context& c) {
                    ArenaScope s(c.arena);
@@ -390,7 +402,7 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
   // dw/db, the others into their own slices, summed at the end in group order
   // (results do not depend on timing).
   const GemmEpilogue<T> none{};
-  const int groups = batch_groups(g.N, ctx.nthreads);
+  const int groups = batch_groups(g, ctx.nthreads);
   ArenaScope scope(ctx.arena);
   T* dw_part = groups > 1 && dw ? ctx.arena->alloc<T>((groups - 1) * K * F) : nullptr;
   T* db_part = ctx.arena->alloc<T>(groups * F);

@@ -1,21 +1,24 @@
 #include "cpu/nn/activations.h"
 
+#include "cpu/runtime/threading.h"
+
 namespace fastdl::cpu {
 namespace {
 
-// Threads only pay off on large arrays; below this one thread does it all.
-constexpr int64_t kParallelMin = 1 << 16;
+// Cost per element relative to relu (runtime/threading.h): exp or tanh ~100.
+template <Act A>
+constexpr double kCost = A == Act::relu || A == Act::linear ? 1 : 100;
 
 template <Act A, typename T>
 void forward_loop(T* y, const T* x, int64_t n, const Context& ctx) {
-  int nt = n >= kParallelMin ? ctx.nthreads : 1;
+  const int nt = threads_for(double(n) * kCost<A>, kParallelMinElements, ctx.nthreads);
 #pragma omp parallel for num_threads(nt) if (nt > 1)
   for (int64_t i = 0; i < n; ++i) y[i] = act_forward<A>(x[i]);
 }
 
 template <Act A, typename T>
 void backward_loop(T* dx, const T* dy, const T* y, int64_t n, const Context& ctx) {
-  int nt = n >= kParallelMin ? ctx.nthreads : 1;
+  const int nt = threads_for(double(n), kParallelMinElements, ctx.nthreads);  // no exp here
 #pragma omp parallel for num_threads(nt) if (nt > 1)
   for (int64_t i = 0; i < n; ++i) dx[i] = act_backward<A>(dy[i], y[i]);
 }

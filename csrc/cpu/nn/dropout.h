@@ -21,7 +21,7 @@ void dropout_backward(T* dx /* (n,) */, const T* dy /* (n,) */, int64_t n, doubl
                       uint64_t seed, const Context& ctx);
 
 // The mask pass both use (dropout_kernels.cpp, one build per capability level):
-// y = x * keep(i) / (1 - rate) on nthreads threads.
+// y = x * keep(i) / (1 - rate) on nthreads threads (1: no parallel region).
 struct DropoutKernels {
   template <typename T>
   using Mask = void (*)(T* y, const T* x, int64_t n, double rate, uint64_t seed, int nthreads);

@@ -12,8 +12,6 @@
 namespace fastdl::cpu::FASTDL_CAP_NS {
 namespace {
 
-constexpr int64_t kDropoutParallelMin = 1 << 16;
-
 // y[j] = x[j] * (bits(j) >= thr ? scale : 0) for j in [0, len), bits(j) =
 // random_bits24(key, lo0 + j): a plain loop over 32-bit indices, so the hash
 // vectorises (branch-free keep). In place (y == x) is fine: element j reads
@@ -47,7 +45,7 @@ void dropout_loop(T* y, const T* x, int64_t n, double rate, uint64_t seed, int n
     T* yc = y + base;
     const T* xc = x + base;
 #ifdef _OPENMP
-    if (len >= kDropoutParallelMin && nthreads > 1) {
+    if (nthreads > 1) {  // the driver (dropout.cpp) decided from the size
 #pragma omp parallel num_threads(nthreads)
       {
         const int64_t t = omp_get_thread_num(), k = omp_get_num_threads();

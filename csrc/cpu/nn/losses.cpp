@@ -3,12 +3,16 @@
 #include <cmath>
 
 #include "common/loss_math.h"
+#include "cpu/runtime/threading.h"
 
 namespace fastdl::cpu {
 namespace {
-constexpr int64_t kParallelMin = 1 << 15;  // elements
+// Cost per element relative to relu (runtime/threading.h): an exp and a log.
+constexpr double kCost = 40;
 
-int threads_for(int64_t work, const Context& ctx) { return work >= kParallelMin ? ctx.nthreads : 1; }
+int loss_threads(int64_t elements, const Context& ctx) {
+  return threads_for(double(elements) * kCost, kParallelMinElements, ctx.nthreads);
+}
 
 double sum_fixed_order(const double* v, int64_t n) {
   double s = 0;
@@ -24,7 +28,7 @@ double sparse_softmax_xent(T* dlogits, int64_t* correct, const T* logits, const 
   double* row_loss = ctx.arena->alloc<double>(rows);
   int64_t* row_ok = ctx.arena->alloc<int64_t>(rows);
   const T g = T(grad_scale);
-  int nt = threads_for(rows * cols, ctx);
+  const int nt = loss_threads(rows * cols, ctx);
 #pragma omp parallel for num_threads(nt) if (nt > 1)
   for (int64_t r = 0; r < rows; ++r) {
     const T* z = logits + r * cols;
@@ -58,7 +62,7 @@ double softmax_xent(T* dlogits, const T* logits, const T* targets, int64_t rows,
   ArenaScope scope(ctx.arena);
   double* row_loss = ctx.arena->alloc<double>(rows);
   const T g = T(grad_scale);
-  int nt = threads_for(rows * cols, ctx);
+  const int nt = loss_threads(rows * cols, ctx);
 #pragma omp parallel for num_threads(nt) if (nt > 1)
   for (int64_t r = 0; r < rows; ++r) {
     const T* z = logits + r * cols;
@@ -98,7 +102,7 @@ double categorical_xent(T* dp, const T* p, const T* targets, int64_t rows, int64
   ArenaScope scope(ctx.arena);
   double* row_loss = ctx.arena->alloc<double>(rows);
   const T lo = T(eps), hi = T(1 - eps), g = T(grad_scale);
-  int nt = threads_for(rows * cols, ctx);
+  const int nt = loss_threads(rows * cols, ctx);
 #pragma omp parallel for num_threads(nt) if (nt > 1)
   for (int64_t r = 0; r < rows; ++r) {
     const T* pr = p + r * cols;

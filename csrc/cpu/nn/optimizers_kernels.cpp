@@ -21,8 +21,6 @@ namespace {
 // private to this build.
 struct Tag {};
 
-constexpr int64_t kOptParallelMin = 1 << 17;
-
 // Runs body(i) for i in [0, n) on nt threads, each with denormals flushed.
 // Each thread takes one contiguous range and runs it as a plain simd loop; with
 // one thread there is no OpenMP region at all. (A combined `omp parallel for
@@ -47,11 +45,11 @@ inline void parallel_ftz(int64_t n, int nt, F body) {
   run(0, n);
 }
 
+// nt: the threads, decided by the driver (optimizers.cpp) from the size.
 template <typename T>
 void sgd_loop(T* __restrict p, T* __restrict m, const T* __restrict g, int64_t n, double lr,
-              double momentum, bool nesterov, double lr_wd, int nthreads) {
+              double momentum, bool nesterov, double lr_wd, int nt) {
   const T lr_ = T(lr), mo = T(momentum), wd = T(lr_wd);
-  const int nt = n >= kOptParallelMin ? nthreads : 1;
   if (!m || momentum == 0.0) {
     parallel_ftz(n, nt, [=](int64_t i) { sgd_plain_step<T, Tag>(p[i], g[i], lr_, wd); });
   } else if (nesterov) {
@@ -67,18 +65,16 @@ void sgd_loop(T* __restrict p, T* __restrict m, const T* __restrict g, int64_t n
 
 template <typename T>
 void adam_loop(T* __restrict p, T* __restrict m, T* __restrict v, const T* __restrict g, int64_t n,
-               double alpha, double beta_1, double beta_2, double eps, double lr_wd, int nthreads) {
+               double alpha, double beta_1, double beta_2, double eps, double lr_wd, int nt) {
   const T a = T(alpha), b1 = T(beta_1), b2 = T(beta_2), e = T(eps), wd = T(lr_wd);
-  const int nt = n >= kOptParallelMin ? nthreads : 1;
   parallel_ftz(n, nt, [=](int64_t i) { adam_step<T, Tag>(p[i], m[i], v[i], g[i], a, b1, b2, e, wd); });
 }
 
 template <typename T>
 void rmsprop_loop(T* __restrict p, T* __restrict v, T* __restrict mom, const T* __restrict g,
                   int64_t n, double lr, double rho, double momentum, double eps, double lr_wd,
-                  int nthreads) {
+                  int nt) {
   const T lr_ = T(lr), r = T(rho), mo = T(momentum), e = T(eps), wd = T(lr_wd);
-  const int nt = n >= kOptParallelMin ? nthreads : 1;
   if (!mom || momentum == 0.0) {
     parallel_ftz(n, nt, [=](int64_t i) {
       rmsprop_plain_step<T, Tag>(p[i], v[i], g[i], lr_, r, e, wd);

@@ -3,10 +3,12 @@
 #include <cmath>
 
 #include "common/activation_math.h"
+#include "cpu/runtime/threading.h"
 
 namespace fastdl::cpu {
 namespace {
-constexpr int64_t kParallelMin = 1 << 15;  // elements
+// Cost per element relative to relu (runtime/threading.h): an exp.
+constexpr double kCost = 33;
 
 template <typename T>
 void softmax_row(T* y, const T* x, int64_t c, bool log) {
@@ -40,7 +42,7 @@ void softmax_backward_row(T* dx, const T* dy, const T* y, int64_t c, bool log) {
 template <typename T>
 void softmax_forward(T* y, const T* x, int64_t rows, int64_t cols, bool log, const Context& ctx) {
   if (cols == 0) return;
-  int nt = rows * cols >= kParallelMin ? ctx.nthreads : 1;
+  const int nt = threads_for(double(rows * cols) * kCost, kParallelMinElements, ctx.nthreads);
 #pragma omp parallel for num_threads(nt) if (nt > 1)
   for (int64_t r = 0; r < rows; ++r) softmax_row(y + r * cols, x + r * cols, cols, log);
 }
@@ -49,7 +51,7 @@ template <typename T>
 void softmax_backward(T* dx, const T* dy, const T* y, int64_t rows, int64_t cols, bool log,
                       const Context& ctx) {
   if (cols == 0) return;
-  int nt = rows * cols >= kParallelMin ? ctx.nthreads : 1;
+  const int nt = threads_for(double(rows * cols) * kCost, kParallelMinElements, ctx.nthreads);
 #pragma omp parallel for num_threads(nt) if (nt > 1)
   for (int64_t r = 0; r < rows; ++r)
     softmax_backward_row(dx + r * cols, dy + r * cols, y + r * cols, cols, log);

@@ -4,12 +4,23 @@
 
 #include <cstring>
 
+#include "cpu/runtime/threading.h"
+
 namespace fastdl::cpu {
+
+namespace {
+// Threads worth using: each output reads its window once (runtime/threading.h).
+int pool_threads(const Conv2dGeom& g, const Context& ctx) {
+  const double reads = double(g.N * g.OH * g.OW) * double(g.C) * double(g.KH * g.KW);
+  return threads_for(reads, kParallelMinElements, ctx.nthreads);
+}
+}  // namespace
 
 template <typename T>
 void avg_pool2d_forward(T* y, const T* x, const Conv2dGeom& g, const Context& ctx) {
   const int64_t C = g.C, rows = g.N * g.OH;
-#pragma omp parallel for num_threads(ctx.nthreads) if (ctx.nthreads > 1) schedule(static)
+  const int nt = pool_threads(g, ctx);
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t n = r / g.OH, oh = r % g.OH;
     const T* xn = x + n * g.H * g.W * C;
@@ -33,7 +44,8 @@ template <typename T>
 void avg_pool2d_backward(T* dx, const T* dy, const Conv2dGeom& g, const Context& ctx) {
   const int64_t C = g.C, image = g.H * g.W * C;
   // One task per image: overlapping windows accumulate into shared pixels.
-#pragma omp parallel for num_threads(ctx.nthreads) if (ctx.nthreads > 1) schedule(static)
+  const int nt = pool_threads(g, ctx);
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
   for (int64_t n = 0; n < g.N; ++n) {
     T* dxn = dx + n * image;
     std::memset(dxn, 0, sizeof(T) * image);

@@ -2,13 +2,16 @@
 
 #include <cstring>
 
+#include "cpu/runtime/threading.h"
+
 namespace fastdl::cpu {
 
 template <typename T>
 void global_avg_pool2d_forward(T* y, const T* x, int64_t N, int64_t HW, int64_t C,
                                const Context& ctx) {
   const T scale = T(1) / T(HW);
-#pragma omp parallel for num_threads(ctx.nthreads) if (ctx.nthreads > 1) schedule(static)
+  const int nt = threads_for(double(N * HW) * double(C), kParallelMinElements, ctx.nthreads);
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
   for (int64_t n = 0; n < N; ++n) {
     T* yn = y + n * C;
     const T* xn = x + n * HW * C;
@@ -23,7 +26,8 @@ template <typename T>
 void global_avg_pool2d_backward(T* dx, const T* dy, int64_t N, int64_t HW, int64_t C,
                                 const Context& ctx) {
   const T scale = T(1) / T(HW);
-#pragma omp parallel for num_threads(ctx.nthreads) if (ctx.nthreads > 1) schedule(static)
+  const int nt = threads_for(double(N * HW) * double(C), kParallelMinElements, ctx.nthreads);
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
   for (int64_t n = 0; n < N; ++n) {
     const T* dyn = dy + n * C;
     T* dxn = dx + n * HW * C;

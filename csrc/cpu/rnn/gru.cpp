@@ -29,7 +29,8 @@ void gru_forward(T* hs, T* cache, const T* x, const T* h0, const T* kernel, cons
   const int64_t C = 4 * U;  // cache columns per step: [z r hh hh_rec]
   const int64_t LC = L * C, LU = L * U;
   const RnnRows<T>& pass = rnn_rows<T>(ctx.isa);  // gate math for this ISA
-  for_batch_slices(N, ctx, [&](int64_t n0, int64_t n1, const Context& cx) {
+  const double macs = double(N * L) * double((I + U) * G);  // the step GEMMs
+  for_batch_slices(N, macs, ctx, [&](int64_t n0, int64_t n1, const Context& cx) {
     const int64_t nb = n1 - n0;
     ArenaScope scope(cx.arena);
     T* hp = cx.arena->alloc<T>(nb * G);  // (nb,3U) h_{t-1} R + b_rec of one step
@@ -64,7 +65,8 @@ void gru_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, const T* d
   transpose(rec_t, recurrent, U, G);
   const GemmEpilogue<T> none;
   const RnnRows<T>& pass = rnn_rows<T>(ctx.isa);  // gate math for this ISA
-  for_batch_slices(N, ctx, [&](int64_t n0, int64_t n1, const Context& cx) {
+  const double macs = double(N * L) * double((I + U) * G);  // the step GEMMs
+  for_batch_slices(N, macs, ctx, [&](int64_t n0, int64_t n1, const Context& cx) {
     const int64_t nb = n1 - n0;
     T* dgx_s = dgx + n0 * LG;
     T* dgh_s = dgh + n0 * LG;

@@ -29,7 +29,8 @@ void lstm_forward(T* hs, T* cT, T* cache, const T* x, const T* h0, const T* c0, 
   const int64_t LC = L * C, LU = L * U;
   const GemmEpilogue<T> none;
   const RnnRows<T>& pass = rnn_rows<T>(ctx.isa);  // gate math for this ISA
-  for_batch_slices(N, ctx, [&](int64_t n0, int64_t n1, const Context& cx) {
+  const double macs = double(N * L) * double((I + U) * G);  // the step GEMMs
+  for_batch_slices(N, macs, ctx, [&](int64_t n0, int64_t n1, const Context& cx) {
     const int64_t nb = n1 - n0;
     T* cache_s = cache + n0 * LC;
     T* hs_s = hs + n0 * LU;
@@ -63,7 +64,8 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dkernel, T* drecurrent, T* dbias, c
   transpose(rec_t, recurrent, U, G);
   const GemmEpilogue<T> none;
   const RnnRows<T>& pass = rnn_rows<T>(ctx.isa);  // gate math for this ISA
-  for_batch_slices(N, ctx, [&](int64_t n0, int64_t n1, const Context& cx) {
+  const double macs = double(N * L) * double((I + U) * G);  // the step GEMMs
+  for_batch_slices(N, macs, ctx, [&](int64_t n0, int64_t n1, const Context& cx) {
     const int64_t nb = n1 - n0;
     T* dg_s = dg + n0 * LG;
     const T* cache_s = cache + n0 * LC;

@@ -19,6 +19,7 @@
 
 #include "cpu/runtime/context.h"
 #include "cpu/gemm/gemm.h"
+#include "cpu/runtime/threading.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -31,10 +32,12 @@ constexpr int64_t kMinRowsPerThread = 4;
 // Runs body(n0, n1, ctx1) over slices [n0, n1) covering [0, N); never with an
 // empty slice (nothing runs when N = 0). With several threads each slice runs
 // on its own OpenMP thread with a single-threaded Context and its own arena
-// (thread 0 keeps ctx.arena); with one thread there is no parallel region.
+// (thread 0 keeps ctx.arena); with one thread (or fewer than kParallelMinMacs
+// multiply-adds in all, runtime/threading.h) there is no parallel region.
 template <typename Body>
-void for_batch_slices(int64_t N, const Context& ctx, Body&& body) {
-  int64_t nt = std::min<int64_t>(ctx.nthreads, N / kMinRowsPerThread);
+void for_batch_slices(int64_t N, double macs, const Context& ctx, Body&& body) {
+  int64_t nt = std::min<int64_t>(threads_for(macs, kParallelMinMacs, ctx.nthreads),
+                                 N / kMinRowsPerThread);
 #ifdef _OPENMP
   if (nt > 1) {
 #pragma omp parallel num_threads(int(nt))

@@ -43,7 +43,8 @@ void simple_rnn_forward(T* hs, const T* x, const T* h0, const T* kernel, const T
   GemmEpilogue<T> step_ep;   // relu fuses into the step GEMM; tanh is a separate pass
   step_ep.act = act == RnnActivation::relu ? Activation::relu : Activation::identity;
   const RnnRows<T>& pass = rnn_rows<T>(ctx.isa);  // gate math for this ISA
-  for_batch_slices(N, ctx, [&](int64_t n0, int64_t n1, const Context& c) {
+  const double macs = double(N * L) * double((I + U) * U);  // the step GEMMs
+  for_batch_slices(N, macs, ctx, [&](int64_t n0, int64_t n1, const Context& c) {
     const int64_t nb = n1 - n0;
     T* hs_s = hs + n0 * LU;
     // Input projection of every step of the slice, bias fused.
@@ -70,7 +71,8 @@ void simple_rnn_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, con
   T* rec_t = ctx.arena->alloc<T>(U * U);   // (U,U) recurrent^T
   transpose(rec_t, recurrent, U, U);
   const GemmEpilogue<T> none;
-  for_batch_slices(N, ctx, [&](int64_t n0, int64_t n1, const Context& c) {
+  const double macs = double(N * L) * double((I + U) * U);  // the step GEMMs
+  for_batch_slices(N, macs, ctx, [&](int64_t n0, int64_t n1, const Context& c) {
     const int64_t nb = n1 - n0;
     T* dz_s = dz + n0 * LU;
     const T* hs_s = hs + n0 * LU;
