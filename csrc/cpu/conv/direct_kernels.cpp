@@ -13,11 +13,14 @@ namespace fastdl::cpu::FASTDL_CAP_NS {
 #pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace {
-// One 64-byte block of filters as a GCC vector: 16 floats or 8 doubles. The
-// compiler maps it to one AVX-512, two AVX2 or four SSE registers.
+// One register of filters as a GCC vector, at this level's width: 16 bytes
+// (generic SSE), 32 (AVX2) or 64 (AVX-512). A wider-than-native vector (64
+// bytes at the AVX2 level) made GCC 12 assemble each broadcast through the
+// stack: the AVX2 build ran at under 1 GFLOP/s, 20-50x slower than im2col.
+constexpr int kVecBytes = FASTDL_CAP_LEVEL == 0 ? 16 : FASTDL_CAP_LEVEL == 1 ? 32 : 64;
 template <typename T> struct VecOf;
-template <> struct VecOf<float> { typedef float type __attribute__((vector_size(64))); };
-template <> struct VecOf<double> { typedef double type __attribute__((vector_size(64))); };
+template <> struct VecOf<float> { typedef float type __attribute__((vector_size(kVecBytes))); };
+template <> struct VecOf<double> { typedef double type __attribute__((vector_size(kVecBytes))); };
 
 template <typename T>
 inline typename VecOf<T>::type vload(const T* p) {
@@ -28,10 +31,11 @@ inline typename VecOf<T>::type vload(const T* p) {
 template <typename T>
 inline void vstore(T* p, typename VecOf<T>::type v) { __builtin_memcpy(p, &v, sizeof(v)); }
 
-// Register blocks: accumulators + operands fit 16 SSE registers (generic),
-// 16 AVX2 registers, or 32 AVX-512 registers.
-constexpr int kPB = FASTDL_CAP_LEVEL == 0 ? 1 : FASTDL_CAP_LEVEL == 1 ? 2 : 8;  // pixels per forward block
-constexpr int kKB = kPB;  // patch rows per dw block
+// Register blocks of PB pixels (or KB taps) x 2 vectors: 8 accumulators + 2
+// operands + a broadcast fit the 16 SSE or AVX2 registers; 16 + 3 of the 32
+// AVX-512 registers.
+constexpr int kPB = FASTDL_CAP_LEVEL == 2 ? 8 : 4;  // pixels per forward block
+constexpr int kKB = kPB;                             // patch rows per dw block
 #define FASTDL_INLINE inline __attribute__((always_inline))
 
 // Pixels [p, p + NP) x NV filter vectors at f0 of y = act(patches . w + b).
@@ -115,11 +119,11 @@ void dw_columns(T* dw, T* db, const T* const* base, const int64_t* off, const T*
   for (int v = 0; v < NV; ++v) vstore(db + f0 + v * L, acc[v]);
 }
 
-// Filters go in blocks of two vectors (32 floats), then one, then a plain tail.
+// Filters go in blocks of two vectors, then one, then a plain tail.
 template <typename T>
 void direct_forward(T* y, const T* const* base, const int64_t* off, const T* w, const T* b,
                     int64_t np, int64_t K, int64_t F, bool relu) {
-  constexpr int L = int(64 / sizeof(T));
+  constexpr int L = int(kVecBytes / sizeof(T));
   int64_t f0 = 0;
   for (; f0 + 2 * L <= F; f0 += 2 * L) forward_columns<T, 2>(y, base, off, w, b, np, f0, K, F, relu);
   for (; f0 + L <= F; f0 += L) forward_columns<T, 1>(y, base, off, w, b, np, f0, K, F, relu);
@@ -134,7 +138,7 @@ void direct_forward(T* y, const T* const* base, const int64_t* off, const T* w, 
 template <typename T>
 void direct_dw(T* dw, T* db, const T* const* base, const int64_t* off, const T* dy, int64_t np,
                int64_t K, int64_t F) {
-  constexpr int L = int(64 / sizeof(T));
+  constexpr int L = int(kVecBytes / sizeof(T));
   int64_t f0 = 0;
   for (; f0 + 2 * L <= F; f0 += 2 * L) dw_columns<T, 2>(dw, db, base, off, dy, np, f0, K, F);
   for (; f0 + L <= F; f0 += L) dw_columns<T, 1>(dw, db, base, off, dy, np, f0, K, F);
