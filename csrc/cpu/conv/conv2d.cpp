@@ -1,22 +1,30 @@
-// Convolution, forward and backward. Three routes, chosen by measurement on
-// the 2-core Zen 4 development machine against im2col + GEMM:
+// Convolution, forward and backward, by two algorithms (conv2d.h): `direct`
+// and `im2col`, which `automatic` picks per layer shape by the rule at
+// conv2d_pick_algorithm (measured). The routes:
 //
-// * Direct kernels (direct.h) for y and dw of every layer but 1x1: the
+// * im2col (the card's algorithm): patches of a chunk of pixels (im2col.h)
+//   times w by the GEMM engine; dw = patches^T . dy; dx by dcol = dy . w^T and
+//   col2im. Chunks bound the scratch (kScratchBytes) whatever the batch.
+//
+// * direct: kernels (direct.h) for y and dw of every layer but 1x1: the
 //   taps are read in place (from x, or from a zero-padded copy of a few input
-//   rows where the layer pads), with outputs (8 pixels x 32 filters) or dw
-//   rows (8 taps x 32 filters) held in registers. No patch matrix is written: for a 3x3 layer it would be 9x the
-//   input, and copying it cost more than the GEMM gained. On a first layer
+//   rows where the layer pads), with outputs (4-8 pixels x 2 vectors of
+//   filters) or dw rows (4-8 taps x 2 vectors) held in registers. No patch
+//   matrix is written: for a 3x3 layer it would be 9x the input, and for
+//   shallow layers copying it costs more than the GEMM gains. On a first layer
 //   (C = 1, K = 9) a GEMM with k = 9 is memory-bound; the direct kernel is
 //   about 2x faster than both im2col + GEMM and oneDNN.
-// * dx with stride 1 and 'same'-like padding is a direct convolution of dy
+//   dx with stride 1 and 'same'-like padding is a direct convolution of dy
 //   with the flipped, transposed kernel (direct_conv_dx). Otherwise (strides,
 //   'valid' layers whose dx would do up to 40% extra work on padding):
 //   dcol = dy . w^T by the GEMM engine in chunks, scattered by col2im.
-// * 1x1 stride-1 unpadded layers: x is already the (M, C) patch matrix, so
-//   y = x . w, dw = x^T . dy and dx = dy . w^T are GEMMs on chunks of x.
+// * 1x1 stride-1 unpadded layers (either algorithm): x is already the (M, C)
+//   patch matrix, so y = x . w, dw = x^T . dy and dx = dy . w^T are GEMMs on
+//   chunks of x.
 //
-// Memory: scratch is bounded by chunks and bands: at most ~512 KiB of dcol
-// (kPatchBytes) or a few padded input rows per thread, whatever the batch.
+// Memory: scratch is bounded by chunks and bands: about 512 KiB of patches
+// or dcol (kPatchBytes) per thread, all of them under 64 MiB (kScratchBytes),
+// or a few padded input rows per thread, whatever the batch.
 //
 // Threading, also by measurement: threads split the work at the top (bands
 // of output rows, or one contiguous range of images per thread for the GEMM
@@ -25,7 +33,8 @@
 // ResNet 3x3 layers (when they still ran im2col + GEMM) and ~15% on the 1x1
 // layer; it also parallelises the copies and makes col2im race-free (a
 // thread owns its images). When a batch is too small to split evenly, the
-// GEMM chunks run in turn and the threads go inside the GEMM.
+// GEMM chunks run in turn and the threads go inside the GEMM. A layer too
+// small to pay for a parallel region runs on one thread (runtime/threading.h).
 #include "cpu/conv/conv2d.h"
 #include "cpu/conv/direct.h"
 #include "cpu/conv/im2col.h"
@@ -267,10 +276,15 @@ void direct_conv_dw(T* dw, T* db, const T* dy, const T* x, const Conv2dGeom& g,
 // bigger than y ('same'-like padding): that convolution has H*W output pixels,
 // the patch route (dy . w^T, col2im) only OH*OW, and for a 'valid' 3x3 layer
 // on 13x13 the 40% extra multiply-adds (on zero padding) cost more than col2im.
+// Its output has C channels per pixel: below 8 the kernels run their scalar
+// tail (measured: 5x5 'same' layer 32x32x3->16 batch 32, backward 71 ms this
+// way, 12 ms through dy . w^T and col2im).
+constexpr int64_t kDirectMinChannels = 8;
+
 bool dx_is_direct_conv(const Conv2dGeom& g) {
   const int64_t eh = (g.KH - 1) * g.DH, ew = (g.KW - 1) * g.DW;
   return g.SH == 1 && g.SW == 1 && g.PT <= eh && g.PB <= eh && g.PL <= ew && g.PR <= ew &&
-         8 * g.H * g.W <= 9 * g.OH * g.OW;
+         8 * g.H * g.W <= 9 * g.OH * g.OW && g.C >= kDirectMinChannels;
 }
 
 template <typename T>
@@ -325,8 +339,30 @@ void for_each_chunk(const Conv2dGeom& g, int64_t rows, int groups, const Context
 
 // ------------------------------------------------------------ algorithm
 
+// The rule, from tools/time_conv_algorithms.py (median ms, float32, 1 thread,
+// AVX2, a shared and busy 2-core AMD EPYC, two runs; forward | backward,
+// direct vs im2col):
+//
+//   28x28x1->32 b64 (K=9)          0.44-0.54 vs 1.0-1.3 |  1.9-2.5 vs 2.8-3.2  direct
+//   13x13x32->64 b64 (K=288)       3.7-8.0   vs 3.4     |  7.3-12  vs 7.6-7.8  even
+//   13x13x32->64 b128              7.5-8.1   vs 7.0-7.2 |   15-16  vs  16-19   even
+//   56x56x64->64 same b8 (K=576)        20-21 vs 23-29  |   45-55  vs  48-54   even
+//   28x28x128->128 same b8 (K=1152)     47 vs 23        |   69-73  vs  46-47   im2col
+//   14x14x256->256 same b8 (K=2304)  40-51 vs 27-28     |   74-92  vs  53      im2col
+//   32x32x3->16 5x5 same b32 (K=75) 1.1-1.2 vs 1.8-2.1  |  (see dx_is_direct_conv)
+//   16x16x64->16 same b32 (K=576)  1.7-2.0 vs 2.2-2.6   |  3.7-4.0 vs 5.9-9.5  direct
+//   (and two more small layers: direct)
+//
+// The GEMM engine needs depth and width to reach its speed: from K = KH*KW*C =
+// 1024 on with 64 or more filters it wins by ~2x; below, the direct kernels win
+// or tie, without the patch copy. (The 5x5 layer's backward was slow through dx
+// as a direct convolution with C = 3 output channels, the kernels' scalar tail:
+// the direct route now takes dy . w^T and col2im there, 71 ms -> 3.6 ms against
+// im2col's 4.9 ms; see dx_is_direct_conv.)
 ConvAlgorithm conv2d_pick_algorithm(const Conv2dGeom& g, bool backward) {
   if (is_pointwise(g)) return ConvAlgorithm::im2col;  // x is the patch matrix: no copy
+  const int64_t K = g.KH * g.KW * g.C;
+  if (K >= 1024 && g.F >= 64) return ConvAlgorithm::im2col;
   return ConvAlgorithm::direct;
 }
 
