@@ -1,6 +1,6 @@
 # The CUDA module fastdl._cuda, included by cmake/cuda.cmake once it has found
 # nvcc and the toolkit. Layout:
-#   csrc/cuda/*.cu            kernels and their host launchers (nvcc)
+#   csrc/cuda/<family>/*.cu   kernels and their host launchers (nvcc), by family as in csrc/cpu
 #   csrc/bindings_cuda/*.cpp  pybind11 bindings (the host C++ compiler)
 # The kernels go into a static library so that pybind11's flags never reach
 # nvcc; the module links it and the CUDA runtime statically (CUDA::cudart_static),

@@ -265,7 +265,10 @@ def _fake_ops(real, *, fwd_algo, bwd_algo, refuse=(), kwargs_only=False):
         calls.append(algorithm)
 
     if not fwd_algo:
-        conv2d = real.conv2d
+        def conv2d(x, w, b=None, *, strides=1, padding="valid", dilation_rate=1,
+                   activation="linear"):
+            return real.conv2d(x, w, b, strides=strides, padding=padding,
+                               dilation_rate=dilation_rate, activation=activation)
     elif kwargs_only:
         def conv2d(x, w, b=None, **kw):
             algorithm = kw.pop("algorithm", "auto")
@@ -282,7 +285,8 @@ def _fake_ops(real, *, fwd_algo, bwd_algo, refuse=(), kwargs_only=False):
             check(algorithm)
             return real.conv2d_backward(dy, x, w, padding=padding, need_dx=need_dx)
     else:
-        conv2d_backward = real.conv2d_backward
+        def conv2d_backward(dy, x, w, *, padding="valid", need_dx=True):
+            return real.conv2d_backward(dy, x, w, padding=padding, need_dx=need_dx)
     return types.SimpleNamespace(conv2d=conv2d, conv2d_backward=conv2d_backward,
                                  fma_peak_gflops=lambda n: 100.0), calls
 

@@ -28,6 +28,9 @@ CASES = [
     ((3, 7, 8, 8), (2, 2, 8, 17), 1, "valid", 1),
     ((2, 6, 6, 4), (5, 5, 4, 3), 1, "same", 1),              # K = 100: GEMM path
 ]
+# Every case runs with each algorithm: the card's im2col + GEMM, the direct
+# kernels, and whichever 'auto' picks.
+ALGORITHMS = ["auto", "direct", "im2col"]
 IDS = [f"{c[0]}-{c[1]}-s{c[2]}-{c[3]}-d{c[4]}" for c in CASES]
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
 
@@ -36,36 +39,39 @@ def kw(strides, padding, dilation):
     return dict(strides=strides, padding=padding, dilation_rate=dilation)
 
 
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_forward_matches_reference(case, dtype, rng):
+def test_forward_matches_reference(case, dtype, algorithm, rng):
     xs, ws, s, p, d = case
     x = rng.standard_normal(xs).astype(dtype)
     w = rng.standard_normal(ws).astype(dtype)
     b = rng.standard_normal(ws[3]).astype(dtype)
-    y = ops.conv2d(x, w, b, **kw(s, p, d))
+    y = ops.conv2d(x, w, b, algorithm=algorithm, **kw(s, p, d))
     assert y.dtype == dtype
     np.testing.assert_allclose(y, ref.conv2d(x, w, b, s, p, d), **TOL[dtype])
-    y0 = ops.conv2d(x, w, **kw(s, p, d))
+    y0 = ops.conv2d(x, w, algorithm=algorithm, **kw(s, p, d))
     np.testing.assert_allclose(y0, ref.conv2d(x, w, None, s, p, d), **TOL[dtype])
 
 
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_backward_matches_reference(case, dtype, rng):
+def test_backward_matches_reference(case, dtype, algorithm, rng):
     xs, ws, s, p, d = case
     x = rng.standard_normal(xs).astype(dtype)
     w = rng.standard_normal(ws).astype(dtype)
     yshape = ref.conv2d(x, w, None, s, p, d).shape
     dy = rng.standard_normal(yshape).astype(dtype)
-    dx, dw, db = ops.conv2d_backward(dy, x, w, **kw(s, p, d))
+    dx, dw, db = ops.conv2d_backward(dy, x, w, algorithm=algorithm, **kw(s, p, d))
     rdx, rdw, rdb = ref.conv2d_backward(dy, x, w, s, p, d)
     assert dx.dtype == dw.dtype == db.dtype == dtype
     assert dx.shape == x.shape and dw.shape == w.shape and db.shape == (ws[3],)
     np.testing.assert_allclose(dx, rdx, **TOL[dtype])
     np.testing.assert_allclose(dw, rdw, **TOL[dtype])
     np.testing.assert_allclose(db, rdb, **TOL[dtype])
-    none, dw2, db2 = ops.conv2d_backward(dy, x, w, need_dx=False, **kw(s, p, d))
+    none, dw2, db2 = ops.conv2d_backward(dy, x, w, need_dx=False, algorithm=algorithm,
+                                         **kw(s, p, d))
     assert none is None
     np.testing.assert_allclose(dw2, rdw, **TOL[dtype])  # may take another (small-K) path
     np.testing.assert_allclose(db2, rdb, **TOL[dtype])
@@ -80,10 +86,11 @@ def test_fused_relu(rng):
                                atol=2e-4)
 
 
+@pytest.mark.parametrize("algorithm", ["direct", "im2col"])
 @pytest.mark.parametrize("padding", ["same", "valid"])
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("n", [1, 5, 6])
-def test_many_chunks_and_threads(threads, n, padding, rng):
+def test_many_chunks_and_threads(threads, n, padding, algorithm, rng):
     # Big enough for several bands, and ('valid': dx through dy . w^T and
     # col2im) several im2col chunks per image group; batches that split evenly
     # (6), unevenly (5) and not at all (1) across the threads.
@@ -95,8 +102,8 @@ def test_many_chunks_and_threads(threads, n, padding, rng):
     old = fastdl.get_num_threads()
     fastdl.set_num_threads(threads)
     try:
-        y = ops.conv2d(x, w, b, padding=padding)
-        dx, dw, db = ops.conv2d_backward(dy, x, w, padding=padding)
+        y = ops.conv2d(x, w, b, padding=padding, algorithm=algorithm)
+        dx, dw, db = ops.conv2d_backward(dy, x, w, padding=padding, algorithm=algorithm)
     finally:
         fastdl.set_num_threads(old)
     np.testing.assert_allclose(y, ref.conv2d(x, w, b, 1, padding), rtol=1e-10, atol=1e-10)
@@ -193,6 +200,15 @@ def test_bad_argument_types(dev, bad):
         ops.conv2d(x, w, **bad)
 
 
+def test_unknown_algorithm():
+    x, w = _xw(lambda a: a)
+    for call in (lambda: ops.conv2d(x, w, algorithm="winograd"),
+                 lambda: ops.conv2d_backward(np.zeros((1, 1, 1, 1), np.float32), x, w,
+                                             algorithm="winograd")):
+        with pytest.raises(ValueError, match="winograd"):
+            call()
+
+
 def test_unknown_padding_word_and_negative_padding(dev):
     x, w = _xw(dev)
     with pytest.raises(ValueError, match="padding"):
@@ -254,12 +270,15 @@ for i, (xs, ws, s, p) in enumerate([((3, 9, 10, 1), (3, 3, 1, 32), 1, "valid"),
         x = rng.standard_normal(xs).astype(dt)
         w = rng.standard_normal(ws).astype(dt)
         b = rng.standard_normal(ws[3]).astype(dt)
-        y = ops.conv2d(x, w, b, strides=s, padding=p, activation="relu")
-        dy = rng.standard_normal(y.shape).astype(dt)
-        dx, dw, db = ops.conv2d_backward(dy, x, w, strides=s, padding=p)
-        _, dw1, _ = ops.conv2d_backward(dy, x, w, strides=s, padding=p, need_dx=False)
-        for name, v in (("y", y), ("dx", dx), ("dw", dw), ("db", db), ("dw1", dw1)):
-            out[f"{name}{i}{dt.__name__}"] = v
+        dy = None
+        for a in ("direct", "im2col"):
+            y = ops.conv2d(x, w, b, strides=s, padding=p, activation="relu", algorithm=a)
+            dy = rng.standard_normal(y.shape).astype(dt) if dy is None else dy
+            dx, dw, db = ops.conv2d_backward(dy, x, w, strides=s, padding=p, algorithm=a)
+            _, dw1, _ = ops.conv2d_backward(dy, x, w, strides=s, padding=p, need_dx=False,
+                                            algorithm=a)
+            for name, v in (("y", y), ("dx", dx), ("dw", dw), ("db", db), ("dw1", dw1)):
+                out[f"{name}{i}{dt.__name__}{a}"] = v
 np.savez(sys.argv[1], **out)
 """
 
@@ -273,23 +292,25 @@ def test_simd_levels_match_generic(tmp_path):
             np.testing.assert_allclose(v, base[k], err_msg=f"{level} {k}", **tol)
 
 
-def test_scratch_memory_is_bounded():
+@pytest.mark.parametrize("algorithm", ["auto", "direct", "im2col"])
+def test_scratch_memory_is_bounded(algorithm):
     # The patch matrix of this layer would be 100 MB; chunking keeps the
     # scratch (patches, GEMM packing, per-thread partial sums) under 64 MiB.
     from conftest import run_python
     code = r"""
 import resource, numpy as np
 from fastdl import ops
+a = "ALGORITHM"
 x = np.ones((128, 28, 28, 32), np.float32)
 w = np.ones((3, 3, 32, 64), np.float32)
 dy = np.ones((128, 26, 26, 64), np.float32)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-y = ops.conv2d(x, w)
-dx, dw, db = ops.conv2d_backward(dy, x, w)
+y = ops.conv2d(x, w, algorithm=a)
+dx, dw, db = ops.conv2d_backward(dy, x, w, algorithm=a)
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 outputs = y.nbytes + dx.nbytes + dw.nbytes + db.nbytes
 print(after - before - outputs)
 """
-    r = run_python(code)
+    r = run_python(code.replace("ALGORITHM", algorithm))
     assert r.returncode == 0, r.stderr
     assert int(r.stdout.strip()) < 64 * 2**20

@@ -11,16 +11,24 @@
 #include "bindings/common.h"
 #include "bindings_common/checks.h"
 #include "common/conv_geometry.h"
-#include "cpu/avg_pool2d.h"
-#include "cpu/conv2d.h"
-#include "cpu/global_avg_pool2d.h"
-#include "cpu/max_pool2d.h"
+#include "cpu/pool/avg_pool2d.h"
+#include "cpu/conv/conv2d.h"
+#include "cpu/pool/global_avg_pool2d.h"
+#include "cpu/pool/max_pool2d.h"
 
 namespace fastdl::bind {
 namespace {
 
 using checks::Pair;
 using checks::Pads;
+
+cpu::ConvAlgorithm parse_algorithm(const char* op, const std::string& s) {
+  if (s == "auto") return cpu::ConvAlgorithm::automatic;
+  if (s == "direct") return cpu::ConvAlgorithm::direct;
+  if (s == "im2col") return cpu::ConvAlgorithm::im2col;
+  throw py::value_error(std::string(op) + ": unknown algorithm '" + s +
+                        "' (expected 'auto', 'direct' or 'im2col')");
+}
 
 // ------------------------------------------------------------ convolution
 
@@ -43,7 +51,8 @@ ConvArgs conv_args(const char* op, py::handle x_h, py::handle w_h, Pair strides,
 }
 
 template <typename T>
-py::array conv2d_typed(const ConvArgs& a, py::object b_obj, cpu::Activation act) {
+py::array conv2d_typed(const ConvArgs& a, py::object b_obj, cpu::Activation act,
+                       cpu::ConvAlgorithm algo) {
   const Conv2dGeom& g = a.g;
   py::array b;
   const bool has_b = !b_obj.is_none();
@@ -62,21 +71,24 @@ py::array conv2d_typed(const ConvArgs& a, py::object b_obj, cpu::Activation act)
   {
     py::gil_scoped_release nogil;
     cpu::Context ctx = make_context();
-    cpu::conv2d_forward<T>(py_, px, pw, pb, g, act, ctx);
+    cpu::conv2d_forward<T>(py_, px, pw, pb, g, act, ctx, algo);
   }
   return y;
 }
 
 py::array conv2d_entry(py::handle x, py::handle w, py::object b, Pair strides, Pair dilation,
-                       bool same, Pads pads, py::handle activation) {
+                       bool same, Pads pads, py::handle activation,
+                       const std::string& algorithm) {
   cpu::Activation act = checks::parse_linear_or_relu<cpu::Activation>(activation, "conv2d: ");
   ConvArgs a = conv_args("conv2d", x, w, strides, dilation, same, pads);
-  if (a.kind == 'f') return conv2d_typed<float>(a, b, act);
-  return conv2d_typed<double>(a, b, act);
+  cpu::ConvAlgorithm algo = parse_algorithm("conv2d", algorithm);
+  if (a.kind == 'f') return conv2d_typed<float>(a, b, act, algo);
+  return conv2d_typed<double>(a, b, act, algo);
 }
 
 template <typename T>
-py::tuple conv2d_backward_typed(const ConvArgs& a, const py::array& dy_in, bool need_dx) {
+py::tuple conv2d_backward_typed(const ConvArgs& a, const py::array& dy_in, bool need_dx,
+                                cpu::ConvAlgorithm algo) {
   const Conv2dGeom& g = a.g;
   auto dy = contiguous<T>(dy_in);
   auto x = contiguous<T>(a.x);
@@ -91,19 +103,21 @@ py::tuple conv2d_backward_typed(const ConvArgs& a, const py::array& dy_in, bool 
   {
     py::gil_scoped_release nogil;
     cpu::Context ctx = make_context();
-    cpu::conv2d_backward<T>(pdx, pdw, pdb, pdy, px, pw, g, ctx);
+    cpu::conv2d_backward<T>(pdx, pdw, pdb, pdy, px, pw, g, ctx, algo);
   }
   return py::make_tuple(need_dx ? py::object(dx) : py::object(py::none()), dw, db);
 }
 
 py::tuple conv2d_backward_entry(py::handle dy_h, py::handle x, py::handle w, Pair strides,
-                                Pair dilation, bool same, Pads pads, bool need_dx) {
+                                Pair dilation, bool same, Pads pads, bool need_dx,
+                                const std::string& algorithm) {
   const char* op = "conv2d_backward";
   ConvArgs a = conv_args(op, x, w, strides, dilation, same, pads);
+  cpu::ConvAlgorithm algo = parse_algorithm(op, algorithm);
   py::array dy = require_array(dy_h, "dy");
   checks::conv_dy(op, view_of(dy), a.g, a.vx, a.vw);
-  if (a.kind == 'f') return conv2d_backward_typed<float>(a, dy, need_dx);
-  return conv2d_backward_typed<double>(a, dy, need_dx);
+  if (a.kind == 'f') return conv2d_backward_typed<float>(a, dy, need_dx, algo);
+  return conv2d_backward_typed<double>(a, dy, need_dx, algo);
 }
 
 // ------------------------------------------------------------ pooling
@@ -252,10 +266,11 @@ py::array gap_backward_entry(py::handle dy_h, py::handle x_h) {
 void bind_conv(py::module_& m) {
   m.def("conv2d", &conv2d_entry, py::arg("x"), py::arg("w"), py::arg("b"), py::arg("strides"),
         py::arg("dilation"), py::arg("same"), py::arg("pads"), py::arg("activation"),
+        py::arg("algorithm") = "auto",
         "act(conv(x, w) + b), channels-last; pads = (top, bottom, left, right)");
   m.def("conv2d_backward", &conv2d_backward_entry, py::arg("dy"), py::arg("x"), py::arg("w"),
         py::arg("strides"), py::arg("dilation"), py::arg("same"), py::arg("pads"),
-        py::arg("need_dx"), "(dx or None, dw, db) of conv2d");
+        py::arg("need_dx"), py::arg("algorithm") = "auto", "(dx or None, dw, db) of conv2d");
   m.def("max_pool2d", &pool_forward_entry<PoolKind::max>, py::arg("x"), py::arg("pool_size"),
         py::arg("strides"), py::arg("same"), py::arg("pads"));
   m.def("max_pool2d_backward", &pool_backward_entry<PoolKind::max>, py::arg("dy"), py::arg("x"),

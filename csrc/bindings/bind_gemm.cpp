@@ -11,10 +11,10 @@
 
 #include "bindings/common.h"
 #include "bindings_common/checks.h"
-#include "cpu/cpu_features.h"
-#include "cpu/gemm.h"
-#include "cpu/gemm_ukernel.h"
-#include "cpu/peak.h"
+#include "cpu/runtime/capability.h"
+#include "cpu/gemm/gemm.h"
+#include "cpu/gemm/kernels/ukernel.h"
+#include "cpu/runtime/peak.h"
 
 namespace fastdl::bind {
 namespace {

@@ -6,11 +6,11 @@
 
 #include "bindings/common.h"
 #include "bindings_common/checks.h"
-#include "cpu/activations.h"
-#include "cpu/dropout.h"
-#include "cpu/losses.h"
-#include "cpu/optimizers.h"
-#include "cpu/softmax.h"
+#include "cpu/nn/activations.h"
+#include "cpu/nn/dropout.h"
+#include "cpu/nn/losses.h"
+#include "cpu/nn/optimizers.h"
+#include "cpu/nn/softmax.h"
 
 namespace fastdl::bind {
 namespace {

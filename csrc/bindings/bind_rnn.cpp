@@ -10,9 +10,9 @@
 
 #include "bindings/common.h"
 #include "bindings_common/checks.h"
-#include "cpu/gru.h"
-#include "cpu/lstm.h"
-#include "cpu/simple_rnn.h"
+#include "cpu/rnn/gru.h"
+#include "cpu/rnn/lstm.h"
+#include "cpu/rnn/simple_rnn.h"
 
 namespace fastdl::bind {
 namespace {

@@ -6,7 +6,7 @@
 #include <sstream>
 #include <thread>
 
-#include "cpu/cpu_features.h"
+#include "cpu/runtime/capability.h"
 
 #ifdef _OPENMP
 #include <omp.h>

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "bindings_common/checks.h"
-#include "cpu/context.h"
+#include "cpu/runtime/context.h"
 
 namespace fastdl::bind {
 namespace py = pybind11;

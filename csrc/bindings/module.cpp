@@ -5,7 +5,7 @@
 
 #include "bindings/common.h"
 #include "build_config.h"
-#include "cpu/cpu_features.h"
+#include "cpu/runtime/capability.h"
 
 #ifdef _OPENMP
 #include <omp.h>

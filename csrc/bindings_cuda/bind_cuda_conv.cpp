@@ -6,8 +6,8 @@
 #include <string>
 
 #include "bindings_cuda/cuda_array.h"
-#include "cuda/conv2d.h"
-#include "cuda/nn.h"
+#include "cuda/conv/conv2d.h"
+#include "cuda/nn/nn.h"
 
 namespace fastdl::bind_cuda {
 namespace {

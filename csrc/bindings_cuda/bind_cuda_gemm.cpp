@@ -5,7 +5,7 @@
 #include <string>
 
 #include "bindings_cuda/cuda_array.h"
-#include "cuda/gemm.h"
+#include "cuda/gemm/gemm.h"
 
 namespace fastdl::bind_cuda {
 namespace {

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "bindings_cuda/cuda_array.h"
-#include "cuda/nn.h"
+#include "cuda/nn/nn.h"
 
 namespace fastdl::bind_cuda {
 namespace {

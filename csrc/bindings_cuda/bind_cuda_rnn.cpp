@@ -9,8 +9,8 @@
 #include <string>
 
 #include "bindings_cuda/cuda_array.h"
-#include "cuda/nn.h"
-#include "cuda/rnn.h"
+#include "cuda/nn/nn.h"
+#include "cuda/rnn/rnn.h"
 
 namespace fastdl::bind_cuda {
 namespace {

@@ -12,8 +12,8 @@
 #include "common/hd.h"
 
 namespace fastdl {
-// Internal linkage on purpose: these are also compiled into the *_avx2.cpp /
-// *_avx512.cpp kernels, and an out-of-line copy built with AVX flags must not
+// Internal linkage on purpose: these are also compiled into the *_kernels.cpp
+// kernels at every capability level, and an out-of-line copy built with AVX flags must not
 // be picked by the linker for generic code.
 namespace {
 

@@ -6,12 +6,21 @@ CuPy arrays run the CUDA kernels on CuPy's current stream; mixing them is a
 TypeError. Validation (dtype, rank, shapes, sizes) happens in the bindings and
 raises TypeError/ValueError naming the argument.
 """
-import contextlib
 import os
 
 import numpy as np
 
-from . import _C
+# Worker threads wait passively: after a call they sleep at once instead of
+# spinning (GNU OpenMP spins ~300,000 rounds by default, which kept the second
+# core busy for milliseconds after every call and starved other processes on a
+# shared machine). Read by the OpenMP runtime when it loads, with _C just
+# below; a setting of the user's own (or a runtime loaded earlier by another
+# library) wins. The C++ side sizes its parallel regions for this
+# (cpu/runtime/threading.h).
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["OMP_WAIT_POLICY"] = "passive"
+
+from . import _C  # noqa: E402  (after the wait policy)
 
 _ndarray = np.ndarray
 
@@ -133,29 +142,6 @@ def linear(x, kernel, bias=None, *, activation="linear", out=None):
     return _C.gemm(x, kernel, None, 1.0, 0.0, False, False, out, bias, activation)
 
 
-# GEMMs smaller than this run on one thread inside fit (see _small_gemms_serial).
-STEP_GEMM_SERIAL_BELOW = float(1 << 22)
-
-
-@contextlib.contextmanager
-def _small_gemms_serial(work=STEP_GEMM_SERIAL_BELOW):
-    """Within the block, on this Python thread, GEMMs of fewer than ``work``
-    multiply-adds run on one thread.
-
-    A training step's small GEMMs (a Dense layer at batch 32) gain little from a
-    second thread end to end: measured on the seed MLP, 0.39 s per epoch on two
-    threads against 0.41 s on one, because its operands stay in the first core's
-    caches. But when another process keeps the second core busy (common on a
-    shared 2-core machine), every step waits for it at each parallel region and
-    the epoch took 1.7-2.5x as long. fit therefore keeps them on one thread.
-    """
-    prev = _C._set_gemm_serial_below(float(work))
-    try:
-        yield
-    finally:
-        _C._set_gemm_serial_below(prev)
-
-
 def fma_peak_gflops(threads=1, dtype="float32"):
     """This machine's measured peak: GFLOP/s of `threads` threads running an
     FMA-throughput loop (no memory traffic) at the best SIMD level."""
@@ -221,30 +207,48 @@ def _padding(p):
     return False, pads
 
 
-def conv2d(x, w, b=None, *, strides=1, padding="valid", dilation_rate=1, activation="linear"):
+def conv2d(x, w, b=None, *, strides=1, padding="valid", dilation_rate=1, activation="linear",
+           algorithm="auto"):
     """2-D convolution, channels-last: x (N,H,W,C), w (KH,KW,C,F), b (F,) -> (N,OH,OW,F).
 
     ``activation='relu'`` fuses a ReLU into the output pass (an extension).
+    ``algorithm``: 'direct' (register-blocked kernels reading the taps in place),
+    'im2col' (the patch matrix in bounded chunks of the batch, times w by the
+    GEMM engine), or 'auto' (the faster one for this layer shape, by a measured
+    rule). On the GPU there is one algorithm, im2col + GEMM.
     """
     strides, dilation = _pair(strides, "strides"), _pair(dilation_rate, "dilation_rate")
     same, pads = _padding(padding)
     if type(x) is not _ndarray and _on_gpu(x, w, b):
+        _gpu_conv_algorithm(algorithm, "conv2d")
         return _cuda_module().conv2d(x, w, b, strides, dilation, same, pads, activation)
-    return _C.conv2d(x, w, b, strides, dilation, same, pads, activation)
+    return _C.conv2d(x, w, b, strides, dilation, same, pads, activation, algorithm)
 
 
-def conv2d_backward(dy, x, w, *, strides=1, padding="valid", dilation_rate=1, need_dx=True):
+def conv2d_backward(dy, x, w, *, strides=1, padding="valid", dilation_rate=1, need_dx=True,
+                    algorithm="auto"):
     """Gradients (dx, dw, db) of conv2d for the upstream gradient dy (N,OH,OW,F).
 
     ``need_dx=False`` skips dx (returned as None), e.g. for a first layer whose
-    input is the data.
+    input is the data. ``algorithm`` as in conv2d.
     """
     strides, dilation = _pair(strides, "strides"), _pair(dilation_rate, "dilation_rate")
     same, pads = _padding(padding)
     if type(x) is not _ndarray and _on_gpu(dy, x, w):
+        _gpu_conv_algorithm(algorithm, "conv2d_backward")
         return _cuda_module().conv2d_backward(dy, x, w, strides, dilation, same, pads,
                                               bool(need_dx))
-    return _C.conv2d_backward(dy, x, w, strides, dilation, same, pads, bool(need_dx))
+    return _C.conv2d_backward(dy, x, w, strides, dilation, same, pads, bool(need_dx), algorithm)
+
+
+def _gpu_conv_algorithm(algorithm, op):
+    """The GPU runs im2col + GEMM only: 'auto' and 'im2col' select it."""
+    if algorithm in ("auto", "im2col"):
+        return
+    if algorithm == "direct":
+        raise ValueError(f"{op}: algorithm 'direct' is CPU-only; the GPU runs 'im2col'")
+    raise ValueError(f"{op}: unknown algorithm {algorithm!r} (expected 'auto', 'direct' or "
+                     "'im2col')")
 
 
 def _pool(name, arrays, pool_size, strides, padding, **kw):

@@ -2,8 +2,8 @@
 
     python tests/cuda_emu/build_emu.py [--asan] [OUT]   # default OUT: build/cuda_emu
 
-Rewrites every kernel launch in csrc/cuda into a call of emu_launch, compiles
-the kernels and the real bindings (csrc/bindings_cuda) with the host compiler,
+Rewrites every kernel launch in csrc/cuda (all its family folders) into a call
+of emu_launch, compiles the kernels and the real bindings (csrc/bindings_cuda) with the host compiler,
 and lays out OUT/pkg/fastdl (the Python package with the CPU module already
 built in python/fastdl, or else the one of the installed fastdl, and the
 emulated _cuda). Sources compile in parallel (EMU_JOBS, default: the CPU count).
@@ -60,13 +60,16 @@ def main():
     out = os.path.abspath(args[0] if args else os.path.join(ROOT, "build", "cuda_emu"))
     gen = os.path.join(out, "gen")
     sources = []
-    for src in sorted(glob.glob(os.path.join(ROOT, "csrc", "cuda", "*"))):
-        name = os.path.basename(src)
-        if name.endswith(".cu"):
-            dst = os.path.join(gen, "cuda_src", name[:-3] + ".cpp")
+    cuda_dir = os.path.join(ROOT, "csrc", "cuda")
+    for src in sorted(glob.glob(os.path.join(cuda_dir, "**", "*"), recursive=True)):
+        if not os.path.isfile(src):
+            continue
+        rel = os.path.relpath(src, cuda_dir)  # family/name
+        if rel.endswith(".cu"):
+            dst = os.path.join(gen, "cuda_src", rel[:-3] + ".cpp")
             sources.append(dst)
         else:
-            dst = os.path.join(gen, "cuda", name)  # headers, found before csrc/cuda
+            dst = os.path.join(gen, "cuda", rel)  # headers, found before csrc/cuda
         rewrite(src, dst)
     sources += sorted(glob.glob(os.path.join(ROOT, "csrc", "bindings_cuda", "*.cpp")))
     includes = subprocess.check_output([sys.executable, "-m", "pybind11", "--includes"],
@@ -81,7 +84,9 @@ def main():
     cxx = os.environ.get("CXX", "g++")
     objects, todo = [], []
     for src in sources:
-        obj = os.path.join(objs, os.path.basename(src) + ".o")
+        # One object per source, named after its path (two families may share a file name).
+        name = os.path.relpath(src, gen if src.startswith(gen) else ROOT)
+        obj = os.path.join(objs, name.replace(os.sep, "_") + ".o")
         if not os.path.exists(obj) or os.path.getmtime(obj) < newest_input(src):
             todo.append((src, obj))
         objects.append(obj)

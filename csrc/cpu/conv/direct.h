@@ -1,0 +1,43 @@
+// Direct convolution kernels: register-blocked loops that read each output
+// pixel's taps in place (tap k of pixel p at base[p][off[k]], in a padded copy
+// of a few input rows) instead of from a patch matrix. The forward kernel
+// holds PB pixels x 2 vectors of filters in registers and walks the K taps;
+// the dw kernel holds KB taps x 2 vectors of filters and walks the pixels.
+// Both are vectorised across filters (F contiguous in w, y and dy).
+//
+// direct_kernels.cpp is compiled once per capability level, with PB/KB sized
+// to that level's register file, and registers in direct_conv_kernels.
+#pragma once
+#include <cstdint>
+
+#include "cpu/runtime/dispatch.h"
+
+namespace fastdl::cpu {
+
+// y (np,F) overwritten = act(patches (np,K) . w (K,F) + b), patch(p,k) = base[p][off[k]].
+template <typename T>
+using DirectForwardFn = void (*)(T* y, const T* const* base, const int64_t* off, const T* w,
+                                 const T* b, int64_t np, int64_t K, int64_t F, bool relu);
+// dw (K,F) += patches^T (K,np) . dy (np,F); db (F,) += column sums of dy, unless null.
+template <typename T>
+using DirectDwFn = void (*)(T* dw, T* db, const T* const* base, const int64_t* off, const T* dy,
+                            int64_t np, int64_t K, int64_t F);
+
+struct DirectConvKernels {
+  DirectForwardFn<float> forward_f32;
+  DirectForwardFn<double> forward_f64;
+  DirectDwFn<float> dw_f32;
+  DirectDwFn<double> dw_f64;
+
+  template <typename T>
+  DirectForwardFn<T> forward() const {
+    if constexpr (sizeof(T) == sizeof(float)) return forward_f32; else return forward_f64;
+  }
+  template <typename T>
+  DirectDwFn<T> dw() const {
+    if constexpr (sizeof(T) == sizeof(float)) return dw_f32; else return dw_f64;
+  }
+};
+inline DispatchTable<DirectConvKernels> direct_conv_kernels;
+
+}  // namespace fastdl::cpu

@@ -1,0 +1,167 @@
+// The direct convolution kernels (see direct.h), compiled once per capability
+// level (runtime/dispatch.h). Accumulators are small arrays of 64-byte GCC vectors (PB pixels
+// or KB taps by up to two vectors of filters), kept in registers; the
+// independent ones hide the FMA latency. No std:: templates here: an inline
+// instantiation compiled with AVX flags must never be shared with generic code.
+#include <cstdint>
+
+#include "cpu/conv/direct.h"
+
+namespace fastdl::cpu::FASTDL_CAP_NS {
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+namespace {
+// One register of filters as a GCC vector, at this level's width: 16 bytes
+// (generic SSE), 32 (AVX2) or 64 (AVX-512). A wider-than-native vector (64
+// bytes at the AVX2 level) made GCC 12 assemble each broadcast through the
+// stack: the AVX2 build ran at under 1 GFLOP/s, 20-50x slower than im2col.
+constexpr int kVecBytes = FASTDL_CAP_LEVEL == 0 ? 16 : FASTDL_CAP_LEVEL == 1 ? 32 : 64;
+template <typename T> struct VecOf;
+template <> struct VecOf<float> { typedef float type __attribute__((vector_size(kVecBytes))); };
+template <> struct VecOf<double> { typedef double type __attribute__((vector_size(kVecBytes))); };
+
+template <typename T>
+inline typename VecOf<T>::type vload(const T* p) {
+  typename VecOf<T>::type v;
+  __builtin_memcpy(&v, p, sizeof(v));
+  return v;
+}
+template <typename T>
+inline void vstore(T* p, typename VecOf<T>::type v) { __builtin_memcpy(p, &v, sizeof(v)); }
+
+// Register blocks of PB pixels (or KB taps) x 2 vectors: 8 accumulators + 2
+// operands + a broadcast fit the 16 SSE or AVX2 registers; 16 + 3 of the 32
+// AVX-512 registers.
+constexpr int kPB = FASTDL_CAP_LEVEL == 2 ? 8 : 4;  // pixels per forward block
+constexpr int kKB = kPB;                             // patch rows per dw block
+#define FASTDL_INLINE inline __attribute__((always_inline))
+
+// Pixels [p, p + NP) x NV filter vectors at f0 of y = act(patches . w + b).
+template <typename T, int NP, int NV>
+FASTDL_INLINE void forward_block(T* __restrict y, const T* const* base, const int64_t* off,
+                                 const T* __restrict w, const T* __restrict b, int64_t p,
+                                 int64_t f0, int64_t K, int64_t F, bool relu) {
+  using V = typename VecOf<T>::type;
+  constexpr int L = int(sizeof(V) / sizeof(T));
+  const T* px[NP];
+  V acc[NP][NV];
+  for (int i = 0; i < NP; ++i) {
+    px[i] = base[p + i];
+    for (int v = 0; v < NV; ++v) acc[i][v] = b ? vload(b + f0 + v * L) : V{};
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    V wk[NV];
+    for (int v = 0; v < NV; ++v) wk[v] = vload(w + k * F + f0 + v * L);
+    const int64_t o = off[k];
+    for (int i = 0; i < NP; ++i) {
+      const T a = px[i][o];
+      for (int v = 0; v < NV; ++v) acc[i][v] += a * wk[v];
+    }
+  }
+  for (int i = 0; i < NP; ++i)
+    for (int v = 0; v < NV; ++v) {
+      V r = acc[i][v];
+      if (relu) r = r > V{} ? r : V{};
+      vstore(y + (p + i) * F + f0 + v * L, r);
+    }
+}
+
+// Rows [k0, k0 + NK) x NV filter vectors at f0 of dw += patches^T . dy.
+template <typename T, int NK, int NV>
+FASTDL_INLINE void dw_block(T* __restrict dw, const T* const* base, const int64_t* off,
+                            const T* __restrict dy, int64_t np, int64_t k0, int64_t f0,
+                            int64_t F) {
+  using V = typename VecOf<T>::type;
+  constexpr int L = int(sizeof(V) / sizeof(T));
+  V acc[NK][NV];
+  int64_t o[NK];
+  for (int i = 0; i < NK; ++i) {
+    o[i] = off[k0 + i];
+    for (int v = 0; v < NV; ++v) acc[i][v] = vload(dw + (k0 + i) * F + f0 + v * L);
+  }
+  for (int64_t p = 0; p < np; ++p) {
+    V d[NV];
+    for (int v = 0; v < NV; ++v) d[v] = vload(dy + p * F + f0 + v * L);
+    const T* px = base[p];
+    for (int i = 0; i < NK; ++i) {
+      const T a = px[o[i]];
+      for (int v = 0; v < NV; ++v) acc[i][v] += a * d[v];
+    }
+  }
+  for (int i = 0; i < NK; ++i)
+    for (int v = 0; v < NV; ++v) vstore(dw + (k0 + i) * F + f0 + v * L, acc[i][v]);
+}
+
+template <typename T, int NV>
+void forward_columns(T* y, const T* const* base, const int64_t* off, const T* w, const T* b,
+                     int64_t np, int64_t f0, int64_t K, int64_t F, bool relu) {
+  int64_t p = 0;
+  for (; p + kPB <= np; p += kPB) forward_block<T, kPB, NV>(y, base, off, w, b, p, f0, K, F, relu);
+  for (; p < np; ++p) forward_block<T, 1, NV>(y, base, off, w, b, p, f0, K, F, relu);
+}
+
+template <typename T, int NV>
+void dw_columns(T* dw, T* db, const T* const* base, const int64_t* off, const T* dy, int64_t np,
+                int64_t f0, int64_t K, int64_t F) {
+  int64_t k = 0;
+  for (; k + kKB <= K; k += kKB) dw_block<T, kKB, NV>(dw, base, off, dy, np, k, f0, F);
+  for (; k < K; ++k) dw_block<T, 1, NV>(dw, base, off, dy, np, k, f0, F);
+  if (!db) return;
+  // db += column sums of the same dy rows (still in cache), at this file's width.
+  using V = typename VecOf<T>::type;
+  constexpr int L = int(sizeof(V) / sizeof(T));
+  V acc[NV];
+  for (int v = 0; v < NV; ++v) acc[v] = vload(db + f0 + v * L);
+  for (int64_t p = 0; p < np; ++p)
+    for (int v = 0; v < NV; ++v) acc[v] += vload(dy + p * F + f0 + v * L);
+  for (int v = 0; v < NV; ++v) vstore(db + f0 + v * L, acc[v]);
+}
+
+// Filters go in blocks of two vectors, then one, then a plain tail.
+template <typename T>
+void direct_forward(T* y, const T* const* base, const int64_t* off, const T* w, const T* b,
+                    int64_t np, int64_t K, int64_t F, bool relu) {
+  constexpr int L = int(kVecBytes / sizeof(T));
+  int64_t f0 = 0;
+  for (; f0 + 2 * L <= F; f0 += 2 * L) forward_columns<T, 2>(y, base, off, w, b, np, f0, K, F, relu);
+  for (; f0 + L <= F; f0 += L) forward_columns<T, 1>(y, base, off, w, b, np, f0, K, F, relu);
+  for (int64_t p = 0; p < np; ++p)
+    for (int64_t f = f0; f < F; ++f) {
+      T acc = b ? b[f] : T(0);
+      for (int64_t k = 0; k < K; ++k) acc += base[p][off[k]] * w[k * F + f];
+      y[p * F + f] = relu && !(acc > T(0)) ? T(0) : acc;
+    }
+}
+
+template <typename T>
+void direct_dw(T* dw, T* db, const T* const* base, const int64_t* off, const T* dy, int64_t np,
+               int64_t K, int64_t F) {
+  constexpr int L = int(kVecBytes / sizeof(T));
+  int64_t f0 = 0;
+  for (; f0 + 2 * L <= F; f0 += 2 * L) dw_columns<T, 2>(dw, db, base, off, dy, np, f0, K, F);
+  for (; f0 + L <= F; f0 += L) dw_columns<T, 1>(dw, db, base, off, dy, np, f0, K, F);
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t f = f0; f < F; ++f) {
+      T acc = dw[k * F + f];
+      for (int64_t p = 0; p < np; ++p) acc += base[p][off[k]] * dy[p * F + f];
+      dw[k * F + f] = acc;
+    }
+  if (db)
+    for (int64_t f = f0; f < F; ++f) {
+      T acc = db[f];
+      for (int64_t p = 0; p < np; ++p) acc += dy[p * F + f];
+      db[f] = acc;
+    }
+}
+
+constexpr DirectConvKernels kKernels{&direct_forward<float>, &direct_forward<double>,
+                                     &direct_dw<float>, &direct_dw<double>};
+FASTDL_REGISTER_KERNELS(direct_conv_kernels, kKernels);
+
+#undef FASTDL_INLINE
+#pragma GCC diagnostic pop
+
+}  // namespace
+}  // namespace fastdl::cpu::FASTDL_CAP_NS

@@ -1,4 +1,0 @@
-// The dropout mask loop compiled for AVX2 (see dropout_loops.h).
-#include "cpu/dropout_loops.h"
-
-FASTDL_DEFINE_DROPOUT_ENTRY_POINT(avx2)

@@ -1,4 +1,0 @@
-// The optimizer loops compiled for AVX2 + FMA (see optimizers_loops.h).
-#include "cpu/optimizers_loops.h"
-
-FASTDL_DEFINE_OPT_ENTRY_POINTS(avx2)

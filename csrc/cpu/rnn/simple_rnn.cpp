@@ -1,0 +1,111 @@
+// SimpleRNN forward and backward through time (see simple_rnn.h).
+//
+// Forward:  hs = x W + b for all N*L rows in one GEMM, then per step
+//           hs_t = act(hs_t + h_{t-1} R): one GEMM (beta = 1) and one pass.
+// Backward: dz_t = (dhs_t + dz_{t+1} R^T) * act'(h_t) from the last step down,
+//           then the weight gradients as single GEMMs over all N*L rows:
+//           dW = x^T dz, dR = h_prev^T dz, db = sum dz, dx = dz W^T.
+#include "cpu/rnn/simple_rnn.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/rnn_cell.h"
+#include "cpu/gemm/gemm.h"
+#include "cpu/rnn/rnn_rows.h"
+#include "cpu/rnn/rnn_util.h"
+
+namespace fastdl::cpu {
+namespace {
+
+using namespace rnn_detail;  // the shared plumbing in rnn_util.h
+
+// dz *= act'(h) over one row (act' read from the output h).
+template <typename T>
+void grad_row(T* __restrict dz /* (U) */, const T* __restrict h /* (U) */, int64_t U,
+              RnnActivation act) {
+  if (act == RnnActivation::tanh) {
+#pragma omp simd
+    for (int64_t u = 0; u < U; ++u) dz[u] *= rnn::tanh_grad_from_out(h[u]);
+  } else {
+#pragma omp simd
+    for (int64_t u = 0; u < U; ++u) dz[u] *= rnn::relu_grad_from_out(h[u]);
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void simple_rnn_forward(T* hs, const T* x, const T* h0, const T* kernel, const T* recurrent,
+                        const T* bias, int64_t N, int64_t L, int64_t I, int64_t U,
+                        RnnActivation act, const Context& ctx) {
+  const int64_t LU = L * U;  // row stride of one timestep's (N,U) block inside hs
+  GemmEpilogue<T> step_ep;   // relu fuses into the step GEMM; tanh is a separate pass
+  step_ep.act = act == RnnActivation::relu ? Activation::relu : Activation::identity;
+  const RnnRows<T>& pass = rnn_rows<T>(ctx.isa);  // gate math for this ISA
+  const double macs = double(N * L) * double((I + U) * U);  // the step GEMMs
+  for_batch_slices(N, macs, ctx, [&](int64_t n0, int64_t n1, const Context& c) {
+    const int64_t nb = n1 - n0;
+    T* hs_s = hs + n0 * LU;
+    // Input projection of every step of the slice, bias fused.
+    input_projection<T>(hs_s, U, x + n0 * L * I, kernel, bias, nb * L, I, U, c);
+    for (int64_t t = 0; t < L; ++t) {
+      const StateRows<T> hprev = prev_state(h0, hs_s, n0, t, L, U);
+      T* ht = hs_s + t * U;
+      step_gemm<T>(ht, LU, hprev.p, hprev.rs, recurrent, U, nb, U, U, T(1), step_ep, c);
+      if (act == RnnActivation::tanh)
+        for (int64_t n = 0; n < nb; ++n) pass.tanh_row(ht + n * LU, U);
+    }
+  });
+}
+
+template <typename T>
+void simple_rnn_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, const T* dhs,
+                         bool dhs_all_steps, const T* x, const T* h0, const T* kernel,
+                         const T* recurrent, const T* hs, int64_t N, int64_t L, int64_t I,
+                         int64_t U, RnnActivation act, const Context& ctx) {
+  ArenaScope scope(ctx.arena);
+  const int64_t LU = L * U;
+  T* dz = ctx.arena->alloc<T>(N * LU);     // (N,L,U) pre-activation gradients
+  T* hprev = ctx.arena->alloc<T>(N * LU);  // (N,L,U) the state each step started from
+  T* rec_t = ctx.arena->alloc<T>(U * U);   // (U,U) recurrent^T
+  transpose(rec_t, recurrent, U, U);
+  const GemmEpilogue<T> none;
+  const double macs = double(N * L) * double((I + U) * U);  // the step GEMMs
+  for_batch_slices(N, macs, ctx, [&](int64_t n0, int64_t n1, const Context& c) {
+    const int64_t nb = n1 - n0;
+    T* dz_s = dz + n0 * LU;
+    const T* hs_s = hs + n0 * LU;
+    for (int64_t t = L - 1; t >= 0; --t) {
+      T* dzt = dz_s + t * U;  // row n at dzt + n * LU
+      // dz_t = (dhs_t + dz_{t+1} R^T) * act'(h_t): the loss's part first, the GEMM adds.
+      const StateRows<T> dout = step_dhs(dhs, dhs_all_steps, n0, t, L, U);
+      if (dout.p)
+        for (int64_t n = 0; n < nb; ++n)
+          std::memcpy(dzt + n * LU, dout.p + n * dout.rs, sizeof(T) * U);
+      if (t < L - 1)
+        step_gemm<T>(dzt, LU, dzt + U, LU, rec_t, U, nb, U, U, dout.p ? T(1) : T(0), none, c);
+      for (int64_t n = 0; n < nb; ++n) grad_row(dzt + n * LU, hs_s + t * U + n * LU, U, act);
+    }
+    // dh0 = dz_0 R^T, dx = dz W^T (all steps of the slice at once).
+    gemm<T>(dh0 + n0 * U, U, 1, dz_s, LU, 1, rec_t, U, 1, nb, U, U, T(1), T(0), none, c);
+    if (dx) input_gradient<T>(dx + n0 * L * I, dz_s, kernel, nb * L, I, U, c);
+    shift_states(hprev, h0, hs, n0, n1, L, U);
+  });
+  // Weight gradients over all N*L rows at once.
+  weight_gradients<T>(dkernel, drecurrent, x, hprev, dz, dz, N * L, I, U, U, ctx);
+  column_sums(dbias, dz, N * L, U, U);
+}
+
+#define FASTDL_INSTANTIATE(T)                                                                   \
+  template void simple_rnn_forward<T>(T*, const T*, const T*, const T*, const T*, const T*,     \
+                                      int64_t, int64_t, int64_t, int64_t, RnnActivation,        \
+                                      const Context&);                                          \
+  template void simple_rnn_backward<T>(T*, T*, T*, T*, T*, const T*, bool, const T*, const T*,  \
+                                       const T*, const T*, const T*, int64_t, int64_t, int64_t, \
+                                       int64_t, RnnActivation, const Context&);
+FASTDL_INSTANTIATE(float)
+FASTDL_INSTANTIATE(double)
+#undef FASTDL_INSTANTIATE
+
+}  // namespace fastdl::cpu
