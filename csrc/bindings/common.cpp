@@ -17,18 +17,12 @@ namespace fastdl::bind {
 namespace {
 std::atomic<int> g_isa{int(cpu::Isa::generic)};
 std::atomic<int> g_threads{1};
-thread_local double t_gemm_serial_below = 0;
 }  // namespace
 
 cpu::Isa current_isa() { return cpu::Isa(g_isa.load(std::memory_order_relaxed)); }
 int current_threads() { return g_threads.load(std::memory_order_relaxed); }
 void set_isa(cpu::Isa isa) { g_isa.store(int(isa)); }
 void set_threads(int n) { g_threads.store(n); }
-double set_gemm_serial_below(double work) {
-  const double prev = t_gemm_serial_below;
-  t_gemm_serial_below = work;
-  return prev;
-}
 
 cpu::Context make_context() {
   thread_local cpu::Arena arena;
@@ -37,7 +31,6 @@ cpu::Context make_context() {
   ctx.isa = current_isa();
   ctx.nthreads = current_threads();
   ctx.arena = &arena;
-  ctx.gemm_serial_below = t_gemm_serial_below;
   return ctx;
 }
 

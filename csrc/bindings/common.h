@@ -19,7 +19,6 @@ namespace py = pybind11;
 // and per Python thread the size below which GEMMs run on one thread.
 cpu::Isa current_isa();
 int current_threads();
-double set_gemm_serial_below(double work);  // this thread's; returns the previous value
 // Context for one kernel call on this Python thread; its arena is reset.
 cpu::Context make_context();
 

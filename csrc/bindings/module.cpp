@@ -63,9 +63,6 @@ PYBIND11_MODULE(_C, m) {
     bind::set_threads(n);
   }, py::arg("n"));
   m.def("get_num_threads", [] { return bind::current_threads(); });
-  m.def("_set_gemm_serial_below", &bind::set_gemm_serial_below, py::arg("work"),
-        "GEMMs of fewer multiply-adds run on one thread, on this Python thread; returns the "
-        "previous value (0: the GEMM's own threshold)");
   m.def("available_cores", &available_cores);
   m.def("build_info", [] {
     py::dict d;

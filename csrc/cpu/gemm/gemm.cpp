@@ -187,7 +187,7 @@ void gemm(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a, int64_t cs
 
   // Thread grid tm x tn: the split with the smallest block perimeter (A rows
   // plus B columns each thread packs); ties go to splitting columns.
-  int nt = threads_for(work, std::max(kParallelMinMacs, ctx.gemm_serial_below), ctx.nthreads);
+  int nt = threads_for(work, kParallelMinMacs, ctx.nthreads);
   if (m_units * n_units < 2) nt = 1;
   int tm = 1, tn = nt;
   if (nt > 1) {

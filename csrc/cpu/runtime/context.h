@@ -91,10 +91,6 @@ struct Context {
   Isa isa = Isa::generic;  // kernel level to use (runtime/dispatch.h)
   int nthreads = 1;        // OpenMP threads a kernel may use (1: no parallel region at all)
   Arena* arena = nullptr;  // scratch for this call (never null when a kernel is called)
-  // GEMMs of fewer multiply-adds run on one thread (0: runtime/threading.h alone). Set
-  // only by the private _C._set_gemm_serial_below, which the package no longer uses;
-  // to be removed with it from the bindings.
-  double gemm_serial_below = 0;
 };
 
 }  // namespace fastdl::cpu

@@ -1,23 +1,10 @@
 """Argument helpers shared by the convolution and pooling layers."""
-import numpy as np
-
 from .. import ops
 
 
 def pair(v, name):
-    if isinstance(v, (int, np.integer)):
-        return (int(v), int(v))
-    t = tuple(int(a) for a in v)
-    if len(t) != 2:
-        raise ValueError(f"{name} must be an int or a pair, got {v!r}")
-    return t
-
-
-
-def need_op(name):
-    if not hasattr(ops, name):
-        raise NotImplementedError(f"fastdl.ops.{name} is not available in this build")
-    return getattr(ops, name)
+    """int or pair of ints -> (a, b), both positive (ops' one parser)."""
+    return ops._pair(v, name)
 
 
 def conv_out(n, k, s, d, pad):
@@ -34,18 +21,10 @@ def conv_out(n, k, s, d, pad):
 
 
 def norm_padding(padding):
-    """Per-axis padding for shape computation: 'valid'/'same' or ((t,b),(l,r))."""
-    if isinstance(padding, str):
-        p = padding.lower()
-        if p not in ("valid", "same"):
-            raise ValueError(f"padding must be 'valid' or 'same' (or explicit amounts), got {padding!r}")
-        return p, p
-    if isinstance(padding, (int, np.integer)):
-        return (int(padding),) * 2, (int(padding),) * 2
-    a, b = padding
-    if isinstance(a, (int, np.integer)):
-        return (int(a), int(a)), (int(b), int(b))
-    return tuple(int(v) for v in a), tuple(int(v) for v in b)
+    """Per-axis padding for shape computation: ('same', 'same') or ((t, b), (l, r)),
+    from ops' one padding parser."""
+    same, (t, b, l, r) = ops._padding(padding)
+    return ("same", "same") if same else ((t, b), (l, r))
 
 
 def padding_arg(padding):

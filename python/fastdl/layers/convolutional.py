@@ -1,6 +1,6 @@
 """Convolution layers: Conv2D."""
-from .. import activations, initializers
-from ._conv_utils import conv_out, jsonable, need_op, norm_padding, padding_arg, pair
+from .. import activations, initializers, ops
+from ._conv_utils import conv_out, jsonable, norm_padding, padding_arg, pair
 from .core import Dense, _regularizer_config
 from .layer import Layer, shape_str
 
@@ -50,14 +50,14 @@ class Conv2D(Layer):
     def _call_logits(self, x, training=False):
         self._x = x
         w = self._weights
-        return need_op("conv2d")(x, w[0], w[1] if self.use_bias else None, **self._kw())
+        return ops.conv2d(x, w[0], w[1] if self.use_bias else None, **self._kw())
 
     def call(self, x, training=False):
         self._x = x
         w = self._weights
         act = self.activation.name
         if act in ("linear", "relu"):  # fused into the convolution's output pass
-            z = need_op("conv2d")(x, w[0], w[1] if self.use_bias else None, activation=act,
+            z = ops.conv2d(x, w[0], w[1] if self.use_bias else None, activation=act,
                                    **self._kw())
         else:
             z = self._call_logits(x, training)
@@ -74,7 +74,7 @@ class Conv2D(Layer):
         return self.activation.name
 
     def _backward_logits(self, dz, need_dx=True):
-        dx, dw, db = need_op("conv2d_backward")(dz, self._x, self._weights[0], need_dx=need_dx,
+        dx, dw, db = ops.conv2d_backward(dz, self._x, self._weights[0], need_dx=need_dx,
                                                  **self._kw())
         g = self._grads
         g[0][...] = dw

@@ -1,5 +1,6 @@
 """Pooling layers."""
-from ._conv_utils import conv_out, jsonable, need_op, norm_padding, padding_arg, pair
+from .. import ops
+from ._conv_utils import conv_out, jsonable, norm_padding, padding_arg, pair
 from .layer import Layer, shape_str
 
 
@@ -30,12 +31,12 @@ class _Pool2D(Layer):
 
     def call(self, x, training=False):
         self._x = x
-        return need_op(self._op)(x, **self._kw())
+        return getattr(ops, self._op)(x, **self._kw())
 
     def backward(self, dy, need_dx=True):
         if not need_dx:
             return None
-        return need_op(self._op + "_backward")(dy, self._x, **self._kw())
+        return getattr(ops, self._op + "_backward")(dy, self._x, **self._kw())
 
     def get_config(self):
         pad = self.padding if isinstance(self.padding, str) else jsonable(self.padding)
@@ -48,7 +49,7 @@ class MaxPooling2D(_Pool2D):
 
     def _backward_relu(self, dy):
         """The gradient of the pre-activation of the ReLU whose output this layer pooled."""
-        return need_op("max_pool2d_backward")(dy, self._x, relu=True, **self._kw())
+        return ops.max_pool2d_backward(dy, self._x, relu=True, **self._kw())
 
 
 class AveragePooling2D(_Pool2D):
@@ -74,10 +75,10 @@ class GlobalAveragePooling2D(Layer):
 
     def call(self, x, training=False):
         self._x = x
-        return need_op("global_avg_pool2d")(x)
+        return ops.global_avg_pool2d(x)
 
     def backward(self, dy, need_dx=True):
-        return need_op("global_avg_pool2d_backward")(dy, self._x) if need_dx else None
+        return ops.global_avg_pool2d_backward(dy, self._x) if need_dx else None
 
 
 GlobalAvgPool2D = GlobalAveragePooling2D

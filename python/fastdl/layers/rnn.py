@@ -1,6 +1,5 @@
 """Recurrent layers: SimpleRNN, LSTM, GRU (Keras weights and gate orders)."""
-from .. import activations, initializers
-from ._conv_utils import need_op
+from .. import activations, initializers, ops
 from .layer import Layer, shape_str
 
 
@@ -80,13 +79,13 @@ class SimpleRNN(_RNN):
         self._x = x
         w = self._weights
         b = w[2] if self.use_bias else self._zero_bias()
-        hs = need_op("simple_rnn")(x, self._h0(x.shape[0]), w[0], w[1], b,
+        hs = ops.simple_rnn(x, self._h0(x.shape[0]), w[0], w[1], b,
                                     activation=self.activation.name)
         return self._output(hs)
 
     def backward(self, dy, need_dx=True):
         w = self._weights
-        dx, _, dk, drk, db = need_op("simple_rnn_backward")(
+        dx, _, dk, drk, db = ops.simple_rnn_backward(
             dy, self._x, self._h0(self._x.shape[0]), w[0], w[1], self._hs,
             activation=self.activation.name, need_dx=need_dx)
         self._store_grads(dk, drk, db)
@@ -119,15 +118,15 @@ class LSTM(_RNN):
         c0 = self._buf("c0", (n, self.units))
         c0.fill(0)
         if training:
-            hs, _, self._cache = need_op("lstm")(x, h0, c0, w[0], w[1], b, return_cache=True)
+            hs, _, self._cache = ops.lstm(x, h0, c0, w[0], w[1], b, return_cache=True)
         else:
-            hs, _ = need_op("lstm")(x, h0, c0, w[0], w[1], b)
+            hs, _ = ops.lstm(x, h0, c0, w[0], w[1], b)
         return self._output(hs)
 
     def backward(self, dy, need_dx=True):
         w = self._weights
         n = self._x.shape[0]
-        dx, _, _, dk, drk, db = need_op("lstm_backward")(
+        dx, _, _, dk, drk, db = ops.lstm_backward(
             dy, None, self._x, self._h0(n), self._bufs["c0"], w[0], w[1], self._hs, self._cache,
             need_dx=need_dx)
         self._store_grads(dk, drk, db)
@@ -160,14 +159,14 @@ class GRU(_RNN):
         self._b = b
         h0 = self._h0(x.shape[0])
         if training:
-            hs, self._cache = need_op("gru")(x, h0, w[0], w[1], b, return_cache=True)
+            hs, self._cache = ops.gru(x, h0, w[0], w[1], b, return_cache=True)
         else:
-            hs = need_op("gru")(x, h0, w[0], w[1], b)
+            hs = ops.gru(x, h0, w[0], w[1], b)
         return self._output(hs)
 
     def backward(self, dy, need_dx=True):
         w = self._weights
-        dx, _, dk, drk, db = need_op("gru_backward")(
+        dx, _, dk, drk, db = ops.gru_backward(
             dy, self._x, self._h0(self._x.shape[0]), w[0], w[1], self._b, self._hs, self._cache,
             need_dx=need_dx)
         self._store_grads(dk, drk, db)
