@@ -103,10 +103,14 @@ def pack_like(structure, flat):
     return rebuild(structure)
 
 
+_CONTAINERS = (list, tuple, dict)
+
+
 def any_symbolic(*xs):
     for x in xs:
-        if isinstance(x, KerasTensor):
+        t = type(x)
+        if t is KerasTensor:
             return True
-        if isinstance(x, (list, tuple, dict)) and any(isinstance(a, KerasTensor) for a in flatten(x)):
+        if t in _CONTAINERS and any(type(a) is KerasTensor for a in flatten(x)):
             return True
     return False

@@ -27,7 +27,15 @@ import numpy as np
 __all__ = ["Tensor", "GradientTape", "primitive", "record", "recording", "value", "is_tensor",
            "register_variable", "stop_gradient"]
 
-_state = threading.local()
+class _State(threading.local):
+    """Per thread: the tapes entered, the ones recording now, whether any watches trainable
+    weights. Class attributes are the defaults, so reading them never raises (cheap)."""
+    tapes = None
+    active = ()
+    auto = False
+
+
+_state = _State()
 
 
 def _tapes():
@@ -39,7 +47,7 @@ def _tapes():
 
 def recording():
     """True while a GradientTape records on this thread."""
-    return bool(getattr(_state, "active", None))
+    return bool(_state.active)
 
 
 def _refresh():
@@ -255,7 +263,7 @@ def is_tensor(x):
 
 # ------------------------------------------------------------------ recording
 def _active():
-    return getattr(_state, "active", ())
+    return _state.active
 
 
 def _track(x, tapes):

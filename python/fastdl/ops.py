@@ -616,7 +616,7 @@ def _symbolic_aware(name, fn):
     from ._symbolic import any_symbolic
 
     def op(*args, **kwargs):
-        if any_symbolic(*args, *kwargs.values()):
+        if (kwargs and any_symbolic(*args, *kwargs.values())) or any_symbolic(*args):
             from .layers.core import op_on_symbolic
             return op_on_symbolic(name, args, kwargs)
         return fn(*args, **kwargs)
@@ -638,3 +638,20 @@ def _wrap_keras_ops():
 
 
 _wrap_keras_ops()
+
+
+_keras_matmul = matmul
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def matmul(x1, x2):
+    """Keras' matmul (np.matmul semantics, differentiable; fastdl.ops' kernel form is
+    matmul_kernel). Two 2-D float NumPy arrays outside a GradientTape go straight to the
+    GEMM kernel: the per-call cost of the kernel form."""
+    if (type(x1) is _ndarray and type(x2) is _ndarray and x1.ndim == 2 and x2.ndim == 2 and
+            x1.dtype == x2.dtype and x1.dtype in _FLOATS and not _tape.recording()):
+        return _C.matmul(x1, x2, None)
+    return _keras_matmul(x1, x2)
+
+
+from . import _tape  # noqa: E402

@@ -16,7 +16,16 @@ from .._device import has_kernels
 
 
 def _k():
+    """fastdl.ops (its kernel functions), imported on first use."""
+    return _OPS[0] if _OPS else _load_ops()
+
+
+_OPS = []
+
+
+def _load_ops():
     from .. import ops
+    _OPS.append(ops)
     return ops
 
 

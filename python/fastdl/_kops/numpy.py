@@ -24,7 +24,16 @@ _abs = builtins.abs
 
 
 def _k():
+    """fastdl.ops (its kernel functions), imported on first use."""
+    return _OPS[0] if _OPS else _load_ops()
+
+
+_OPS = []
+
+
+def _load_ops():
     from .. import ops
+    _OPS.append(ops)
     return ops
 
 
