@@ -137,6 +137,108 @@ class Functional(Model):
     def _ensure_built(self, xb):
         pass
 
+    # ------------------------------------------------------------ the fused step plan
+    def _plannable(self, data=None):
+        """A graph of built-in layers from one input to one output, each layer called once,
+        trains without the tape, by the step plan below."""
+        if len(self._flat_inputs) != 1 or len(self._flat_outputs) != 1:
+            return False
+        seen = set()
+        for node in self._nodes:
+            l = node.layer
+            if id(l) in seen or not l._has_backward() or node.kwargs or len(node.outputs) != 1:
+                return False
+            seen.add(id(l))
+        return self._plan_conditions(data)
+
+    def _prep_x(self, x, what):
+        t = self._flat_inputs[0]
+        x = np.asarray(x)
+        if x.ndim != len(t.shape) or any(e is not None and e != s
+                                         for e, s in zip(t.shape[1:], x.shape[1:])):
+            raise ValueError(f"{what}: the model expects inputs of shape {shape_str(t.shape)} "
+                             f"but x has shape {x.shape}")
+        dt = self.dtype or np.dtype(np.float32)
+        return x if x.dtype == dt else x.astype(dt)
+
+    def _output_dtype(self):
+        return self._flat_outputs[0].node.layer.dtype or self.dtype
+
+    def _step_fn(self, training):
+        """One batch through the graph: each layer's fused kernels forward, the loss's fused
+        kernel (on the output layer's logits when they fuse), each layer's backward in
+        reverse order with gradients summed where a tensor fans out, then the optimizer.
+        Returns (loss, n_correct or None, y_pred or a thunk computing it)."""
+        nodes = self._nodes
+        loss = self.loss
+        x_id = self._flat_inputs[0]._id
+        out = self._flat_outputs[0]
+        last = out.node.layer
+        fused = (loss.fuses_with is not None and not loss.from_logits and
+                 last._output_activation() == loss.fuses_with and last._fuses_logits() and
+                 not isinstance(out.node.structure, (list, tuple)))
+        body = nodes[:-1] if fused else nodes
+        # a node's input gradient is needed only when a trainable weight lies upstream
+        dep = {x_id: False}
+        need = {}
+        for n in nodes:
+            need[id(n)] = any(dep.get(t._id, False) for t in n.inputs)
+            dep[n.outputs[0]._id] = need[id(n)] or bool(n.layer.trainable_weights)
+        opt = self.optimizer
+        pairs = list(zip(self.gradients, self.trainable_weights))
+        empty = last._empty
+        bufs = {}
+
+        def dbuf(shape, dtype):
+            b = bufs.get(shape)
+            if b is None:
+                b = bufs[shape] = empty(shape, dtype)
+            return b
+
+        # each node as (layer, input ids, several inputs?, output id, need dx)
+        plan = [(n.layer, [t._id for t in n.inputs], isinstance(n.structure, (list, tuple)),
+                 n.outputs[0]._id, need[id(n)]) for n in nodes]
+        steps = plan[:-1] if fused else plan
+        back = steps[::-1]
+        lp = plan[-1]
+
+        def args_of(p, vals):
+            return [vals[i] for i in p[1]] if p[2] else vals[p[1][0]]
+
+        def add_grad(grads, p, dx):
+            for i, g in zip(p[1], dx if p[2] else (dx,)):
+                if g is None or i == x_id:
+                    continue
+                old = grads.get(i)
+                grads[i] = g if old is None else old + g
+
+        def step(xb, yb):
+            vals = {x_id: xb}
+            for p in steps:
+                vals[p[3]] = p[0].call(args_of(p, vals), training)
+            grads = {}
+            if fused:
+                z = last._call_logits(args_of(lp, vals), training)
+                lv, dz, correct = loss._fused(z, yb, dbuf(z.shape, z.dtype) if training else None,
+                                              training)
+                ypred = lambda: last.activation.forward(z)  # noqa: E731
+                if training:
+                    add_grad(grads, lp, last._backward_logits(dz, lp[4]))
+            else:
+                h = vals[out._id]
+                lv, dh = loss._value_and_grad(yb, h, dbuf(h.shape, h.dtype) if training else None,
+                                              training)
+                correct, ypred = None, h
+                grads[out._id] = dh
+            if training:
+                for p in back:
+                    g = grads.pop(p[3], None)
+                    if g is not None:
+                        add_grad(grads, p, p[0].backward(g, p[4]))
+                opt.apply_gradients(pairs)
+            return lv, correct, ypred
+        return step
+
     # ------------------------------------------------------------ summary
     def _summary_rows(self):
         rows = []

@@ -211,68 +211,10 @@ class Sequential(Model):
 
     # ------------------------------------------------------------ the fused step plan
     def _plannable(self, data=None):
-        from ..trainers.trainer import Trainer
-        from .. import losses as losses_mod
-        cls = type(self)
-        return (self._all_builtin() and self._layers and
-                cls.train_step is Trainer.train_step and cls.test_step is Trainer.test_step and
-                cls.compute_loss is Trainer.compute_loss and
-                isinstance(data, data_adapter.ArrayData) and hasattr(data.x, "shape") and
-                (data.y is None or hasattr(data.y, "shape")) and data.sample_weight is None and
-                isinstance(self.loss, losses_mod.Loss) and
-                type(self.loss) is not losses_mod.LossFunctionWrapper and
-                self._loss_weights_arg in (None, 1, 1.0) and not self.losses)
+        return self._layers and self._all_builtin() and self._plan_conditions(data)
 
-    def _epoch_runner(self, data, training):
-        if self._plannable(data):
-            return self._plan_step(data, training)
-        return Model._epoch_runner(self, data, training)
-
-    def _prep_y(self, y, n, what):
-        if y is None:
-            raise ValueError(f"{what}: targets y are missing")
-        y = np.asarray(y)
-        if y.ndim == 0 or len(y) != n:
-            raise ValueError(f"{what}: x has {n} samples but y has "
-                             f"{len(y) if y.ndim else 'a scalar'}; they must have the same length")
-        out = self.output_shape
-        loss = self.loss
-        if loss.sparse:
-            if y.ndim == 2 and y.shape[1] > 1:
-                raise ValueError(f"{what}: y has shape {y.shape}, which looks like one-hot targets, "
-                                 f"but the loss {loss.name} expects integer class labels of shape "
-                                 f"({n},). Use loss='categorical_crossentropy' for one-hot targets, "
-                                 f"or pass y.argmax(axis=1)")
-            if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
-                raise ValueError(f"{what}: integer labels must have shape ({n},), got {y.shape}")
-            y = y.reshape(n)
-            if y.dtype.kind == "f":
-                if not np.all(np.floor(y) == y):
-                    raise ValueError(f"{what}: {loss.name} needs integer class labels; y holds "
-                                     f"non-integer values (use categorical_crossentropy for "
-                                     f"probability targets)")
-            elif y.dtype.kind not in "iub":
-                raise ValueError(f"{what}: labels must be integers, got dtype {y.dtype}")
-            y = np.ascontiguousarray(y, dtype=np.int64)
-            classes = out[-1]
-            if n and (y.min() < 0 or (classes is not None and y.max() >= classes)):
-                raise ValueError(f"{what}: labels must be in 0..{classes - 1} for a model with "
-                                 f"{classes} outputs; got values from {y.min()} to {y.max()}")
-            return y
-        if y.dtype.kind not in "fiub":
-            raise ValueError(f"{what}: targets must be numeric, got dtype {y.dtype}")
-        y = np.ascontiguousarray(y, dtype=self._layers[-1].dtype or self.dtype)
-        want = tuple(out[1:])
-        if y.ndim == 1 and want == (1,):
-            y = y.reshape(n, 1)
-        if tuple(y.shape[1:]) != want:
-            hint = ""
-            if y.ndim == 1 and loss.name == "categorical_crossentropy":
-                hint = (" These look like integer labels: use loss='sparse_categorical_crossentropy', "
-                        "or one-hot encode them")
-            raise ValueError(f"{what}: targets y have shape {y.shape} but the model's output has "
-                             f"shape {shape_str(out)}; they must match.{hint}")
-        return y
+    def _output_dtype(self):
+        return self._layers[-1].dtype or self.dtype
 
     def _first_trainable(self):
         for i, l in enumerate(self._layers):
@@ -336,73 +278,6 @@ class Sequential(Model):
                     opt.apply_gradients(pairs)
                 return lv, None, h
         return step
-
-    def _plan_step(self, data, training):
-        from .. import _device
-        from .. import metrics as metrics_mod
-        what = "fit" if training else "evaluate"
-        x = np.ascontiguousarray(self._prep_x(data.x, what))
-        n = len(x)
-        y = self._prep_y(data.y, n, what)
-        bs = data.batch_size
-        step = self._step_fn(training)
-        dev = self._dev
-        spec = self._compiled()
-        mets = spec[0][3]
-        self._loss_tracker.reset_state()
-        xbuf = _memory.empty((bs,) + x.shape[1:], x.dtype)
-        ybuf = np.empty((bs,) + y.shape[1:], y.dtype)
-
-        def logs_of(loss_sum, seen):
-            logs = {"loss": loss_sum / seen if seen else float("nan")}
-            for m in mets:
-                logs[m.name] = float(m.result())
-            return logs
-
-        def run(rng, steps, cbl, should_stop):
-            for m in mets:
-                m.reset_state()
-            loss_sum, seen, done = 0.0, 0, 0
-            total = -(-n // bs)
-            if steps is not None:
-                total = min(total, steps)
-            perm = rng.permutation(n) if (training and data.shuffle and rng is not None) else None
-            for s in range(total):
-                lo, hi = s * bs, min(s * bs + bs, n)
-                if cbl is not None:
-                    cbl.train_batch_begin(s, {}) if training else cbl.call("on_test_batch_begin", s, None)
-                if perm is None:
-                    xb, yb = x[lo:hi], y[lo:hi]
-                elif hi - lo == bs:
-                    idx = perm[lo:hi]
-                    xb = np.take(x, idx, axis=0, out=xbuf)
-                    yb = np.take(y, idx, axis=0, out=ybuf)
-                else:
-                    idx = perm[lo:hi]
-                    xb, yb = x[idx], y[idx]
-                lv, correct, ypred = step(dev(xb), dev(yb))
-                loss_sum += lv * (hi - lo)
-                seen += hi - lo
-                for m in mets:
-                    if correct is not None and type(m) is metrics_mod.SparseCategoricalAccuracy:
-                        m._add(int(correct), len(yb))
-                    else:
-                        if callable(ypred):
-                            ypred = ypred()
-                        m.update_state(yb, _device.to_host(ypred))
-                done = s + 1
-                if cbl is not None:
-                    if training:
-                        cbl.train_batch_end(s, logs_of(loss_sum, seen))
-                    else:
-                        cbl.call("on_test_batch_end", s, None)
-                if should_stop():
-                    break
-            self._loss_tracker.reset_state()
-            if seen:
-                self._loss_tracker.update_state(loss_sum / seen, sample_weight=seen)
-            return done, logs_of(loss_sum, seen)
-        return run
 
     # ------------------------------------------------------------ config
     def get_config(self):

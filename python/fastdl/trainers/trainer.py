@@ -20,12 +20,13 @@ import time
 
 import numpy as np
 
-from .. import _device, _random, _tape
+from .. import _device, _memory, _random, _tape
 from .. import callbacks as callbacks_mod
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from . import data_adapter
+from ..layers.layer import shape_str as _shape_str
 
 
 class Trainer:
@@ -249,9 +250,140 @@ class Trainer:
         return self(x, training=False)
 
     # ------------------------------------------------------------ the fused plan
-    def _plannable(self):
-        """The fused step plan applies (see the module docstring)."""
+    def _plannable(self, data=None):
+        """The fused step plan applies (see the module docstring). Sequential and functional
+        models of built-in layers say when; everything else runs train_step."""
         return False
+
+    def _plan_conditions(self, data):
+        """What a step plan needs besides built-in layers: the default steps, in-memory
+        arrays, one built-in loss and no extra losses."""
+        cls = type(self)
+        return (cls.train_step is Trainer.train_step and cls.test_step is Trainer.test_step and
+                cls.compute_loss is Trainer.compute_loss and
+                isinstance(data, data_adapter.ArrayData) and hasattr(data.x, "shape") and
+                (data.y is None or hasattr(data.y, "shape")) and data.sample_weight is None and
+                isinstance(self.loss, losses_mod.Loss) and
+                type(self.loss) is not losses_mod.LossFunctionWrapper and
+                self._loss_weights_arg in (None, 1, 1.0) and not self.losses)
+
+    def _prep_y(self, y, n, what):
+        if y is None:
+            raise ValueError(f"{what}: targets y are missing")
+        y = np.asarray(y)
+        if y.ndim == 0 or len(y) != n:
+            raise ValueError(f"{what}: x has {n} samples but y has "
+                             f"{len(y) if y.ndim else 'a scalar'}; they must have the same length")
+        out = self.output_shape
+        loss = self.loss
+        if loss.sparse:
+            if y.ndim == 2 and y.shape[1] > 1:
+                raise ValueError(f"{what}: y has shape {y.shape}, which looks like one-hot targets, "
+                                 f"but the loss {loss.name} expects integer class labels of shape "
+                                 f"({n},). Use loss='categorical_crossentropy' for one-hot targets, "
+                                 f"or pass y.argmax(axis=1)")
+            if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
+                raise ValueError(f"{what}: integer labels must have shape ({n},), got {y.shape}")
+            y = y.reshape(n)
+            if y.dtype.kind == "f":
+                if not np.all(np.floor(y) == y):
+                    raise ValueError(f"{what}: {loss.name} needs integer class labels; y holds "
+                                     f"non-integer values (use categorical_crossentropy for "
+                                     f"probability targets)")
+            elif y.dtype.kind not in "iub":
+                raise ValueError(f"{what}: labels must be integers, got dtype {y.dtype}")
+            y = np.ascontiguousarray(y, dtype=np.int64)
+            classes = out[-1]
+            if n and (y.min() < 0 or (classes is not None and y.max() >= classes)):
+                raise ValueError(f"{what}: labels must be in 0..{classes - 1} for a model with "
+                                 f"{classes} outputs; got values from {y.min()} to {y.max()}")
+            return y
+        if y.dtype.kind not in "fiub":
+            raise ValueError(f"{what}: targets must be numeric, got dtype {y.dtype}")
+        y = np.ascontiguousarray(y, dtype=self._output_dtype())
+        want = tuple(out[1:])
+        if y.ndim == 1 and want == (1,):
+            y = y.reshape(n, 1)
+        if tuple(y.shape[1:]) != want:
+            hint = ""
+            if y.ndim == 1 and loss.name == "categorical_crossentropy":
+                hint = (" These look like integer labels: use loss='sparse_categorical_crossentropy', "
+                        "or one-hot encode them")
+            raise ValueError(f"{what}: targets y have shape {y.shape} but the model's output has "
+                             f"shape {_shape_str(out)}; they must match.{hint}")
+        return y
+
+
+    def _output_dtype(self):
+        return self.dtype
+
+    def _plan_step(self, data, training):
+        """One epoch of the fused step plan over in-memory arrays: a function (rng, steps,
+        callbacks or None, should_stop) -> (steps done, logs), as _epoch_runner's."""
+        what = "fit" if training else "evaluate"
+        x = np.ascontiguousarray(self._prep_x(data.x, what))
+        n = len(x)
+        y = self._prep_y(data.y, n, what)
+        bs = data.batch_size
+        step = self._step_fn(training)
+        dev = self._dev
+        spec = self._compiled()
+        mets = spec[0][3]
+        self._loss_tracker.reset_state()
+        xbuf = _memory.empty((bs,) + x.shape[1:], x.dtype)
+        ybuf = np.empty((bs,) + y.shape[1:], y.dtype)
+
+        def logs_of(loss_sum, seen):
+            logs = {"loss": loss_sum / seen if seen else float("nan")}
+            for m in mets:
+                logs[m.name] = float(m.result())
+            return logs
+
+        def run(rng, steps, cbl, should_stop):
+            for m in mets:
+                m.reset_state()
+            loss_sum, seen, done = 0.0, 0, 0
+            total = -(-n // bs)
+            if steps is not None:
+                total = min(total, steps)
+            perm = rng.permutation(n) if (training and data.shuffle and rng is not None) else None
+            for s in range(total):
+                lo, hi = s * bs, min(s * bs + bs, n)
+                if cbl is not None:
+                    cbl.train_batch_begin(s, {}) if training else cbl.call("on_test_batch_begin", s, None)
+                if perm is None:
+                    xb, yb = x[lo:hi], y[lo:hi]
+                elif hi - lo == bs:
+                    idx = perm[lo:hi]
+                    xb = np.take(x, idx, axis=0, out=xbuf)
+                    yb = np.take(y, idx, axis=0, out=ybuf)
+                else:
+                    idx = perm[lo:hi]
+                    xb, yb = x[idx], y[idx]
+                lv, correct, ypred = step(dev(xb), dev(yb))
+                loss_sum += lv * (hi - lo)
+                seen += hi - lo
+                for m in mets:
+                    if correct is not None and type(m) is metrics_mod.SparseCategoricalAccuracy:
+                        m._add(int(correct), len(yb))
+                    else:
+                        if callable(ypred):
+                            ypred = ypred()
+                        m.update_state(yb, _device.to_host(ypred))
+                done = s + 1
+                if cbl is not None:
+                    if training:
+                        cbl.train_batch_end(s, logs_of(loss_sum, seen))
+                    else:
+                        cbl.call("on_test_batch_end", s, None)
+                if should_stop():
+                    break
+            self._loss_tracker.reset_state()
+            if seen:
+                self._loss_tracker.update_state(loss_sum / seen, sample_weight=seen)
+            return done, logs_of(loss_sum, seen)
+        return run
+
 
     # ------------------------------------------------------------ fit
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
@@ -344,12 +476,12 @@ class Trainer:
     def _epoch_runner(self, data, training):
         """A function running one epoch over ``data``: (rng, steps, callbacks or None,
         should_stop) -> (steps done, logs)."""
-        plan = self._plan_step(training) if self._plannable() else None
+        plan = self._plan_step(data, training) if self._plannable(data) else None
         dev = self._dev
 
         def run(rng, steps, cbl, should_stop):
             if plan is not None:
-                return plan(data, rng, steps, cbl, should_stop)
+                return plan(rng, steps, cbl, should_stop)
             self.reset_metrics()
             done, logs = 0, {}
             step_fn = self.train_step if training else self.test_step
