@@ -641,17 +641,17 @@ _wrap_keras_ops()
 
 
 _keras_matmul = matmul
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-
-
 def matmul(x1, x2):
     """Keras' matmul (np.matmul semantics, differentiable; fastdl.ops' kernel form is
-    matmul_kernel). Two 2-D float NumPy arrays outside a GradientTape go straight to the
-    GEMM kernel: the per-call cost of the kernel form."""
-    if (type(x1) is _ndarray and type(x2) is _ndarray and x1.ndim == 2 and x2.ndim == 2 and
-            x1.dtype == x2.dtype and x1.dtype in _FLOATS and not _tape.recording()):
-        return _C.matmul(x1, x2, None)
+    matmul_kernel). NumPy arrays outside a GradientTape go straight to the GEMM kernel,
+    at the kernel form's per-call cost; what it does not take (1-D or N-D operands,
+    integers, mixed dtypes) goes through the general op."""
+    if type(x1) is _ndarray and type(x2) is _ndarray and not _tape_state.active:
+        try:
+            return _C.matmul(x1, x2, None)
+        except (TypeError, ValueError):
+            pass
     return _keras_matmul(x1, x2)
 
 
-from . import _tape  # noqa: E402
+from ._tape import _state as _tape_state  # noqa: E402
