@@ -78,7 +78,9 @@ bool is_pointwise(const Conv2dGeom& g) {
 
 // Multiply-adds of the layer (forward; each backward product costs the same).
 double conv_macs(const Conv2dGeom& g) {
-  return double(g.N * g.OH * g.OW) * double(g.KH * g.KW * g.C) * double(g.F);
+  // in doubles: the int64 products may overflow for huge geometries
+  return double(g.N) * double(g.OH) * double(g.OW) * double(g.KH) * double(g.KW) *
+         double(g.C) * double(g.F);
 }
 
 // How many threads split the batch: all of them when the images divide evenly

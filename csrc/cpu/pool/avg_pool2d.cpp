@@ -11,7 +11,9 @@ namespace fastdl::cpu {
 namespace {
 // Threads worth using: each output reads its window once (runtime/threading.h).
 int pool_threads(const Conv2dGeom& g, const Context& ctx) {
-  const double reads = double(g.N * g.OH * g.OW) * double(g.C) * double(g.KH * g.KW);
+  // in doubles: the int64 products may overflow for huge (refused later) geometries
+  const double reads = double(g.N) * double(g.OH) * double(g.OW) * double(g.C) * double(g.KH) *
+                       double(g.KW);
   return threads_for(reads, kParallelMinElements, ctx.nthreads);
 }
 }  // namespace

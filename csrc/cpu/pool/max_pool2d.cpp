@@ -11,7 +11,9 @@ namespace {
 // relu-cost element each (runtime/threading.h).
 Context sized(const Conv2dGeom& g, const Context& ctx) {
   Context c = ctx;
-  const double reads = double(g.N * g.OH * g.OW) * double(g.C) * double(g.KH * g.KW);
+  // in doubles: the int64 products may overflow for huge (refused later) geometries
+  const double reads = double(g.N) * double(g.OH) * double(g.OW) * double(g.C) * double(g.KH) *
+                       double(g.KW);
   c.nthreads = threads_for(reads, kParallelMinElements, ctx.nthreads);
   return c;
 }
