@@ -525,3 +525,33 @@ def test_bad_arguments_name_the_layer(make, name):
 def test_bad_input_shapes_name_the_layer(make, shape, name):
     with pytest.raises(ValueError, match=name):
         make()(keras.Input(shape))
+
+
+def test_model_with_breadth_layers_saves_and_loads(rng, tmp_path):
+    fastdl.set_seed(4)
+    model = keras.Sequential([
+        keras.Input((8, 3)), L.UpSampling1D(2), L.MaxPooling1D(2), L.PReLU(shared_axes=[1]),
+        L.GlobalMaxPooling1D(), L.RepeatVector(2), L.Permute((2, 1)), L.GlobalAveragePooling1D(),
+        L.Dense(4, activation="gelu"), L.LeakyReLU(0.1), L.ELU(), L.GaussianNoise(0.1),
+        L.ActivityRegularization(0.01), L.Dense(1, activation="swish")])
+    x = rng.standard_normal((5, 8, 3)).astype(np.float32)
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, np.ones((5, 1)), epochs=1, verbose=0)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    again = keras.models.load_model(path)
+    np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert [type(l).__name__ for l in again.layers] == [type(l).__name__ for l in model.layers]
+
+
+def test_keras_names_and_aliases():
+    import warnings
+    assert L.PReLU().name.startswith("p_re_lu") and L.LeakyReLU().name.startswith("leaky_re_lu")
+    assert L.GlobalMaxPooling2D().name.startswith("global_max_pooling2d")
+    assert L.MaxPool1D is L.MaxPooling1D and L.GlobalAvgPool1D is L.GlobalAveragePooling1D
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        assert L.LeakyReLU(alpha=0.2).negative_slope == 0.2     # Keras 2's name
+    assert L.LeakyReLU().negative_slope == 0.3 and L.ELU().alpha == 1.0
+    assert activations.get("swish") is activations.get("silu")
+    assert activations.serialize(activations.get("swish")) == "silu"
