@@ -555,3 +555,66 @@ def test_keras_names_and_aliases():
     assert L.LeakyReLU().negative_slope == 0.3 and L.ELU().alpha == 1.0
     assert activations.get("swish") is activations.get("silu")
     assert activations.serialize(activations.get("swish")) == "silu"
+
+
+def _breadth_model_1d(dtype):
+    d = {"dtype": dtype}
+    inp = keras.Input((10, 3), dtype=dtype)
+    h = L.UpSampling1D(2, **d)(inp)
+    h = L.MaxPooling1D(3, 2, padding="same", **d)(h)
+    h = L.AveragePooling1D(2, **d)(h)
+    h = L.SpatialDropout1D(0.2, **d)(h)
+    h = L.GaussianNoise(0.05, **d)(h)
+    h = L.PReLU(alpha_initializer="ones", shared_axes=[1], **d)(h)
+    h = L.Permute((2, 1), **d)(h)
+    h = L.Permute((2, 1), **d)(h)
+    a = L.GlobalMaxPooling1D(**d)(h)
+    b = L.GlobalAveragePooling1D(**d)(h)
+    h = L.Concatenate(**d)([a, b])
+    h = L.Dense(8, activation="gelu", **d)(h)
+    h = L.GaussianDropout(0.1, **d)(h)
+    h = L.LeakyReLU(**d)(h)
+    h = L.RepeatVector(2, **d)(h)
+    h = L.GlobalMaxPooling1D(**d)(h)
+    h = L.Dense(8, activation="selu", **d)(h)
+    h = L.ELU(**d)(h)
+    out = L.Dense(3, activation="softmax", **d)(h)
+    m = keras.Model(inp, out)
+    m.compile("adam", "sparse_categorical_crossentropy")
+    return m
+
+
+def _breadth_model_2d(dtype):
+    d = {"dtype": dtype}
+    m = keras.Sequential([
+        keras.Input((5, 5, 2), dtype=dtype), L.ZeroPadding2D(((1, 0), (2, 1)), **d),
+        L.Conv2D(3, 3, activation="silu", **d), L.Cropping2D(((1, 0), (0, 1)), **d),
+        L.UpSampling2D((2, 1), **d), L.SpatialDropout2D(0.2, **d),
+        L.GlobalMaxPooling2D(keepdims=True, **d), L.Flatten(**d),
+        L.Dense(3, activation="softmax", **d)])
+    m.compile("adam", "sparse_categorical_crossentropy")
+    return m
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("make", [_breadth_model_1d, _breadth_model_2d])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_breadth_models_on_cuda_fit_like_cpu(rng, make, dtype):
+    x = rng.standard_normal((24,) + ((10, 3) if make is _breadth_model_1d else (5, 5, 2)))
+    x = x.astype(dtype)
+    y = rng.integers(0, 3, 24)
+    runs = []
+    for device in ("cpu", "cuda"):
+        fastdl.set_seed(7)
+        m = make(dtype)
+        m.to(device)
+        h = m.fit(x, y, batch_size=8, epochs=2, verbose=0)
+        p = m.predict(x, verbose=0)
+        m.to("cpu")
+        runs.append((h.history["loss"], p, m.get_weights()))
+    (h0, p0, w0), (h1, p1, w1) = runs
+    t = dict(rtol=1e-3, atol=1e-3) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(h1, h0, **t)
+    np.testing.assert_allclose(p1, p0, **t)
+    for a, b in zip(w1, w0):
+        np.testing.assert_allclose(a, b, **t)
