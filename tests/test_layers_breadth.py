@@ -571,9 +571,10 @@ def _breadth_model_1d(dtype):
     a = L.GlobalMaxPooling1D(**d)(h)
     b = L.GlobalAveragePooling1D(**d)(h)
     h = L.Concatenate(**d)([a, b])
-    h = L.Dense(8, activation="gelu", **d)(h)
+    h = L.Dense(8, activation="softplus", **d)(h)
     h = L.GaussianDropout(0.1, **d)(h)
     h = L.LeakyReLU(**d)(h)
+    h = L.ActivityRegularization(l2=1e-3, **d)(h)
     h = L.RepeatVector(2, **d)(h)
     h = L.GlobalMaxPooling1D(**d)(h)
     h = L.Dense(8, activation="selu", **d)(h)
@@ -618,3 +619,23 @@ def test_breadth_models_on_cuda_fit_like_cpu(rng, make, dtype):
     np.testing.assert_allclose(p1, p0, **t)
     for a, b in zip(w1, w0):
         np.testing.assert_allclose(a, b, **t)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("name", sorted(set(_ACT_REFS) - {"gelu"}))
+def test_activation_names_on_cuda(rng, name):
+    import cupy
+    x = _away_from_kinks(rng, (3, 7)) * 2.5
+    x[np.abs(np.abs(x) - 3) < 1e-3] = 1.0
+    r = rng.standard_normal(x.shape)
+    outs = []
+    for device, arr in (("cpu", np.asarray), ("cuda", cupy.asarray)):
+        m = keras.Sequential([keras.Input((7,), dtype="float64"),
+                              L.Activation(name, dtype="float64")])
+        m.to(device)
+        y = m(arr(x), training=True)
+        dx = m.backward(arr(r))
+        assert type(y) is type(arr(x)) and type(dx) is type(arr(x))
+        outs.append((cupy.asnumpy(y), cupy.asnumpy(dx)))
+    for a, b in zip(*outs):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
