@@ -357,6 +357,7 @@ _ALL = [
     lambda: L.Cropping2D((1, 2)),
     lambda: L.LeakyReLU(negative_slope=0.1),
     lambda: L.PReLU(alpha_initializer="ones", shared_axes=[1, 2]),
+    lambda: L.PReLU(alpha_regularizer="l2"),
     lambda: L.ELU(alpha=0.7),
     lambda: L.SpatialDropout1D(0.25, seed=3),
     lambda: L.SpatialDropout2D(0.3),
@@ -509,6 +510,7 @@ def test_bad_arguments_name_the_layer(make, name):
 
 @pytest.mark.parametrize("make,shape,name", [
     (lambda: L.MaxPooling1D(2), (5, 6, 4), "MaxPooling1D"),
+    (lambda: L.AveragePooling1D(4), (3, 2), "AveragePooling1D"),
     (lambda: L.GlobalMaxPooling1D(), (5, 6, 4), "GlobalMaxPooling1D"),
     (lambda: L.GlobalMaxPooling2D(), (5, 4), "GlobalMaxPooling2D"),
     (lambda: L.GlobalAveragePooling1D(), (5,), "GlobalAveragePooling1D"),

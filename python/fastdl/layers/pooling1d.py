@@ -51,6 +51,10 @@ class _Pool1D(Layer):
 
     def build(self, s):
         _check_rank(self, s, 3, "batch, steps, channels")
+        if self.padding == "valid" and s[1] is not None and s[1] < self.pool_size:
+            raise ValueError(f"{type(self).__name__} {self.name!r}: an input of {s[1]} steps "
+                             f"is shorter than pool_size {self.pool_size} with padding "
+                             f"'valid' (use padding='same' or a smaller pool_size)")
 
     def compute_output_shape(self, s):
         return (s[0], conv_out(s[1], self.pool_size, self.strides, 1, self.padding), s[2])
