@@ -144,8 +144,39 @@ def test_upsampling2d(rng, size, shape):
     sh, sw = (size, size) if isinstance(size, int) else size
     np.testing.assert_array_equal(y, np.repeat(np.repeat(x, sh, axis=1), sw, axis=2))
     assert layer.compute_output_shape((None,) + shape[1:]) == (None,) + y.shape[1:]
-    with pytest.raises(NotImplementedError, match="bilinear"):
-        L.UpSampling2D(interpolation="bilinear")
+    with pytest.raises(NotImplementedError, match="bicubic"):
+        L.UpSampling2D(interpolation="bicubic")
+
+
+def _bilinear_ref(x, sh, sw):
+    """Half-pixel-centre bilinear resize with clamped edges, one output pixel at a time."""
+    n, h, w, c = x.shape
+    y = np.zeros((n, h * sh, w * sw, c))
+    for a in range(h * sh):
+        fy = min(max((a + 0.5) / sh - 0.5, 0), h - 1)
+        y0 = int(np.floor(fy)); y1 = min(y0 + 1, h - 1); ty = fy - y0
+        for b in range(w * sw):
+            fx = min(max((b + 0.5) / sw - 0.5, 0), w - 1)
+            x0 = int(np.floor(fx)); x1 = min(x0 + 1, w - 1); tx = fx - x0
+            y[:, a, b] = ((1 - ty) * (1 - tx) * x[:, y0, x0] + (1 - ty) * tx * x[:, y0, x1] +
+                          ty * (1 - tx) * x[:, y1, x0] + ty * tx * x[:, y1, x1])
+    return y
+
+
+@pytest.mark.parametrize("size,shape", [((2, 2), (2, 3, 5, 3)), (3, (1, 2, 1, 7)),
+                                        ((1, 3), (2, 5, 2, 1))])
+def test_upsampling2d_bilinear(rng, size, shape):
+    x = rng.standard_normal(shape)
+    layer = L.UpSampling2D(size, interpolation="bilinear")
+    y = _check_grads(layer, x)
+    sh, sw = (size, size) if isinstance(size, int) else size
+    np.testing.assert_allclose(y, _bilinear_ref(x, sh, sw), rtol=1e-12, atol=1e-14)
+    # a constant image stays constant; the example of TensorFlow's resize
+    np.testing.assert_allclose(L.UpSampling2D(2, interpolation="bilinear")(
+        np.ones((1, 3, 3, 1), np.float32)), 1.0)
+    got = L.UpSampling2D((1, 2), interpolation="bilinear")(
+        np.array([0.0, 4.0], np.float32).reshape(1, 1, 2, 1))
+    np.testing.assert_allclose(got.reshape(-1), [0, 1, 3, 4])
 
 
 @pytest.mark.parametrize("padding,norm", [(1, ((1, 1), (1, 1))), ((2, 0), ((2, 2), (0, 0))),
@@ -353,6 +384,7 @@ _ALL = [
     lambda: L.Permute((2, 1)),
     lambda: L.UpSampling1D(size=3),
     lambda: L.UpSampling2D(size=(2, 3)),
+    lambda: L.UpSampling2D(interpolation="bilinear"),
     lambda: L.ZeroPadding2D(((1, 2), (0, 3))),
     lambda: L.Cropping2D((1, 2)),
     lambda: L.LeakyReLU(negative_slope=0.1),
@@ -593,6 +625,7 @@ def _breadth_model_2d(dtype):
         keras.Input((5, 5, 2), dtype=dtype), L.ZeroPadding2D(((1, 0), (2, 1)), **d),
         L.Conv2D(3, 3, activation="silu", **d), L.Cropping2D(((1, 0), (0, 1)), **d),
         L.UpSampling2D((2, 1), **d), L.SpatialDropout2D(0.2, **d),
+        L.UpSampling2D((1, 2), interpolation="bilinear", **d),
         L.GlobalMaxPooling2D(keepdims=True, **d), L.Flatten(**d),
         L.Dense(3, activation="softmax", **d)])
     m.compile("adam", "sparse_categorical_crossentropy")

@@ -142,8 +142,23 @@ class UpSampling1D(Layer):
         return {**super().get_config(), "size": self.size}
 
 
+def _bilinear_matrix(n, scale, dtype):
+    """(n * scale, n) weights of bilinear resizing along one axis, half-pixel centres with the
+    source position clamped to the edges (TensorFlow's resize, which Keras' TF backend runs)."""
+    import numpy as np
+    out = n * scale
+    src = np.clip((np.arange(out) + 0.5) / scale - 0.5, 0, n - 1)
+    lo = np.floor(src).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    w = src - lo
+    m = np.zeros((out, n))
+    np.add.at(m, (np.arange(out), lo), 1 - w)
+    np.add.at(m, (np.arange(out), hi), w)
+    return m.astype(dtype)
+
+
 class UpSampling2D(Layer):
-    """(N, H, W, C) -> (N, H * sh, W * sw, C), nearest-neighbour."""
+    """(N, H, W, C) -> (N, H * sh, W * sw, C), nearest-neighbour or bilinear."""
 
     _INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos3", "lanczos5", "area")
 
@@ -154,9 +169,9 @@ class UpSampling2D(Layer):
         if interpolation not in self._INTERPOLATIONS:
             raise ValueError(f"UpSampling2D: interpolation must be one of "
                              f"{', '.join(self._INTERPOLATIONS)}; got {interpolation!r}")
-        if interpolation != "nearest":
+        if interpolation not in ("nearest", "bilinear"):
             raise NotImplementedError(f"UpSampling2D: interpolation={interpolation!r} is not "
-                                      f"supported; use 'nearest'")
+                                      f"supported; use 'nearest' or 'bilinear'")
         self.interpolation = interpolation
 
     def build(self, s):
@@ -165,9 +180,24 @@ class UpSampling2D(Layer):
     def compute_output_shape(self, s):
         return (s[0], _mul(s[1], self.size[0]), _mul(s[2], self.size[1]), s[3])
 
+    def _matrices(self, a):
+        """The resize matrices for inputs of self._xshape, on the device and of the dtype of a."""
+        h, w = self._xshape[1], self._xshape[2]
+        key = (h, w, a.dtype, type(a))
+        hit = self.__dict__.get("_mats")
+        if hit is None or hit[0] != key:
+            xp = _device.xp(a)
+            hit = (key, xp.asarray(_bilinear_matrix(h, self.size[0], a.dtype)),
+                   xp.asarray(_bilinear_matrix(w, self.size[1], a.dtype)))
+            self._mats = hit
+        return hit[1], hit[2]
+
     def call(self, x, training=False):
         self._xshape = x.shape
         xp = _device.xp(x)
+        if self.interpolation == "bilinear":
+            mh, mw = self._matrices(x)
+            return xp.ascontiguousarray(xp.einsum("ah,nhwc,bw->nabc", mh, x, mw))
         return xp.repeat(xp.repeat(x, self.size[0], axis=1), self.size[1], axis=2)
 
     def backward(self, dy, need_dx=True):
@@ -175,6 +205,10 @@ class UpSampling2D(Layer):
             return None
         n, h, w, c = self._xshape
         sh, sw = self.size
+        if self.interpolation == "bilinear":
+            mh, mw = self._matrices(dy)
+            return _device.xp(dy).ascontiguousarray(
+                _device.xp(dy).einsum("ah,nabc,bw->nhwc", mh, dy, mw))
         return dy.reshape(n, h, sh, w, sw, c).sum(axis=(2, 4))
 
     def get_config(self):
