@@ -686,7 +686,6 @@ def test_subclassed_rnn_layer_around_a_functional_classifier_lambda_pooling():
     np.testing.assert_allclose(out, np.stack(feats, 1).mean(1) @ wd + bd, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.xfail(strict=True, reason="layers.GlobalAveragePooling1D is missing")
 def test_subclassed_rnn_layer_around_a_functional_classifier():
     units, timesteps, input_dim = 6, 4, 3
     inputs = keras.Input((None, units))

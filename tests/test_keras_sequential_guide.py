@@ -100,7 +100,6 @@ def test_debugging_workflow_add_then_summary():
     assert model.predict(x, verbose=0).shape == (2, 10)
 
 
-@pytest.mark.xfail(strict=True, reason="layers.GlobalMaxPooling2D is missing")
 def test_global_max_pooling_from_the_guide():
     model = keras.Sequential([keras.Input(shape=(6, 6, 3)), layers.Conv2D(4, 3),
                               layers.GlobalMaxPooling2D(), layers.Dense(2)])

@@ -5,6 +5,7 @@ module docstring for how a layer is called eagerly, under a GradientTape and
 on symbolic tensors.
 """
 from .activations import Activation, ReLU, Softmax
+from .activations_extra import ELU, LeakyReLU, PReLU
 from .convolutional import Conv2D
 from .core import Dense, Lambda, OpLambda
 from .layer import Input, InputLayer, Layer
@@ -12,8 +13,15 @@ from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Sub
                       average, concatenate, maximum, minimum, multiply, subtract)
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D,
                       MaxPool2D, MaxPooling2D)
+from .noise import (ActivityRegularization, GaussianDropout, GaussianNoise, SpatialDropout1D,
+                    SpatialDropout2D)
+from .pooling1d import (AveragePooling1D, AvgPool1D, GlobalAveragePooling1D, GlobalAvgPool1D,
+                        GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPooling1D, GlobalMaxPooling2D,
+                        MaxPool1D, MaxPooling1D)
 from .regularization import Dropout
 from .reshaping import Flatten, Reshape
+from .reshaping2 import (Cropping2D, Permute, RepeatVector, UpSampling1D, UpSampling2D,
+                         ZeroPadding2D)
 from .rnn import GRU, LSTM, SimpleRNN
 
 __all__ = ["Layer", "InputLayer", "Input", "Dense", "Lambda", "Conv2D", "MaxPooling2D",
@@ -21,12 +29,21 @@ __all__ = ["Layer", "InputLayer", "Input", "Dense", "Lambda", "Conv2D", "MaxPool
            "GlobalAvgPool2D", "Flatten", "Reshape", "Dropout", "Activation", "ReLU", "Softmax",
            "SimpleRNN", "LSTM", "GRU", "Add", "Subtract", "Multiply", "Average", "Maximum",
            "Minimum", "Concatenate", "add", "subtract", "multiply", "average", "maximum",
-           "minimum", "concatenate", "get", "serialize", "deserialize"]
+           "minimum", "concatenate", "get", "serialize", "deserialize",
+           "MaxPooling1D", "MaxPool1D", "AveragePooling1D", "AvgPool1D", "GlobalMaxPooling1D",
+           "GlobalMaxPool1D", "GlobalMaxPooling2D", "GlobalMaxPool2D", "GlobalAveragePooling1D",
+           "GlobalAvgPool1D", "RepeatVector", "Permute", "UpSampling1D", "UpSampling2D",
+           "ZeroPadding2D", "Cropping2D", "LeakyReLU", "PReLU", "ELU", "SpatialDropout1D",
+           "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "ActivityRegularization"]
 
 _CLASSES = {c.__name__: c for c in (
     InputLayer, Dense, Lambda, OpLambda, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
     Flatten, Reshape, Dropout, Activation, ReLU, Softmax, SimpleRNN, LSTM, GRU, Add, Subtract,
-    Multiply, Average, Maximum, Minimum, Concatenate)}
+    Multiply, Average, Maximum, Minimum, Concatenate,
+    MaxPooling1D, AveragePooling1D, GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalAveragePooling1D,
+    RepeatVector, Permute, UpSampling1D, UpSampling2D, ZeroPadding2D, Cropping2D, LeakyReLU, PReLU,
+    ELU, SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout,
+    ActivityRegularization)}
 
 
 def serialize(layer):
