@@ -247,7 +247,11 @@ def _tiny_conv(monkeypatch):
     from bench import conv
 
     def one_call_each(fns, repeat):   # no timing: each fn runs once, times are made up
-        return [fn() or 0.001 * (i + 1) for i, fn in enumerate(fns)]
+        times = []
+        for i, fn in enumerate(fns):
+            fn()
+            times.append(0.001 * (i + 1))
+        return times
     monkeypatch.setattr(conv, "side_by_side", one_call_each)
     monkeypatch.setattr(conv, "LAYERS", [("tiny 6x6x2->3 3x3", 2, (6, 6, 2), 3, 3, "valid", False)])
     return conv

@@ -63,22 +63,31 @@ AvgPool2D = AveragePooling2D
 class GlobalAveragePooling2D(Layer):
     def __init__(self, data_format=None, keepdims=False, **kw):
         super().__init__(**kw)
-        if keepdims:
-            raise NotImplementedError("GlobalAveragePooling2D(keepdims=True) is not supported")
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"GlobalAveragePooling2D supports data_format='channels_last' only")
+        self.keepdims = bool(keepdims)
 
     def build(self, s):
         if len(s) != 4:
             raise ValueError(f"GlobalAveragePooling2D {self.name!r} expects 4-D inputs, got {shape_str(s)}")
 
     def compute_output_shape(self, s):
-        return (s[0], s[3])
+        return (s[0], 1, 1, s[3]) if self.keepdims else (s[0], s[3])
 
     def call(self, x, training=False):
         self._x = x
-        return ops.global_avg_pool2d(x)
+        y = ops.global_avg_pool2d(x)
+        return y.reshape(y.shape[0], 1, 1, y.shape[1]) if self.keepdims else y
 
     def backward(self, dy, need_dx=True):
-        return ops.global_avg_pool2d_backward(dy, self._x) if need_dx else None
+        if not need_dx:
+            return None
+        if self.keepdims:
+            dy = dy.reshape(dy.shape[0], dy.shape[3])
+        return ops.global_avg_pool2d_backward(dy, self._x)
+
+    def get_config(self):
+        return {**super().get_config(), "keepdims": self.keepdims}
 
 
 GlobalAvgPool2D = GlobalAveragePooling2D
