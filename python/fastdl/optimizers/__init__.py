@@ -1,0 +1,572 @@
+"""Keras 3 optimizers with fused one-pass C++ updates.
+
+The base class owns the loop over (gradient, parameter) pairs, the step count,
+gradient clipping (``clipnorm``, ``global_clipnorm``, ``clipvalue``), weight
+decay, the learning rate (a float, a ``schedules.LearningRateSchedule`` or a
+callable) and the state slots (one set per parameter array, created on first
+sight); each subclass writes its update rule for one parameter. SGD, Adam,
+AdamW and RMSprop use the C++ kernels; the others (and Adam's amsgrad,
+RMSprop's centered form) are element-wise array math. ``apply_gradients``
+updates the arrays in place.
+"""
+import inspect
+import math
+import numbers
+
+import numpy as np
+
+from .. import _device, _tape, ops
+from . import schedules
+from .schedules import LearningRateSchedule
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Nadam", "Adamax", "Adagrad",
+           "Adadelta", "Lion", "get", "serialize", "deserialize", "schedules", "KNOWN"]
+
+
+def _lr_value(v, where):
+    """A learning rate as a float; a clear error for anything that is not a number."""
+    if isinstance(v, bool) or v is None:
+        ok = False
+    else:
+        try:
+            f = float(v)
+            ok = getattr(v, "ndim", 0) == 0 or getattr(v, "size", 1) == 1
+        except (TypeError, ValueError):
+            ok = False
+    if not ok:
+        raise TypeError(f"{where} must give a number (a float learning rate), got {v!r} "
+                        f"of type {type(v).__name__}")
+    return f
+
+
+def _takes_no_args(fn):
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return True
+    for p in sig.parameters.values():
+        if p.default is inspect.Parameter.empty and p.kind in (
+                inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
+            return False
+    return True
+
+
+class Optimizer:
+    _slot_names = ()
+
+    def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, use_ema=False, ema_momentum=0.99,
+                 ema_overwrite_frequency=None, loss_scale_factor=None,
+                 gradient_accumulation_steps=None, name=None, **kwargs):
+        what = type(self).__name__
+        if kwargs:
+            raise TypeError(f"{what}: unexpected keyword argument(s) {', '.join(kwargs)}")
+        if use_ema:
+            raise NotImplementedError(f"{what}(use_ema=True) is not supported")
+        if loss_scale_factor is not None:
+            raise NotImplementedError(f"{what}(loss_scale_factor=...) is not supported")
+        if gradient_accumulation_steps is not None:
+            raise NotImplementedError(f"{what}(gradient_accumulation_steps=...) is not supported")
+        if clipnorm is not None and global_clipnorm is not None:
+            raise ValueError(f"Only one of `clipnorm` and `global_clipnorm` can be set. "
+                             f"Received: clipnorm={clipnorm}, global_clipnorm={global_clipnorm}")
+        for k, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
+                     ("global_clipnorm", global_clipnorm)):
+            if v is not None and (not isinstance(v, numbers.Real) or isinstance(v, bool) or
+                                  not v > 0):
+                raise ValueError(f"{what}: {k} must be a positive number or None, got {v!r}")
+        if weight_decay is not None and (not isinstance(weight_decay, numbers.Real) or
+                                         isinstance(weight_decay, bool) or weight_decay < 0):
+            raise ValueError(f"{what}: weight_decay must be a non-negative number or None, got "
+                             f"{weight_decay!r}")
+        self.clipnorm = clipnorm
+        self.clipvalue = clipvalue
+        self.global_clipnorm = global_clipnorm
+        self.use_ema = False
+        self.ema_momentum = ema_momentum
+        self.ema_overwrite_frequency = ema_overwrite_frequency
+        self.loss_scale_factor = None
+        self.gradient_accumulation_steps = None
+        self._learning_rate = None
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.name = name or what.lower()
+        self.iterations = 0
+        self._state = {}  # id(param) -> (param, [slot arrays])
+
+    # ------------------------------------------------------------ learning rate
+    @property
+    def learning_rate(self):
+        """The learning rate of the next step, a float (settable, unless the optimizer
+        was made with a LearningRateSchedule)."""
+        return self._current_lr()
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        if isinstance(value, LearningRateSchedule) or (callable(value) and
+                                                       not hasattr(value, "__float__")):
+            self._learning_rate = value
+            return
+        if isinstance(self._learning_rate, LearningRateSchedule):
+            raise TypeError("This optimizer was created with a `LearningRateSchedule` object as "
+                            "its `learning_rate` constructor argument, hence its learning rate "
+                            "is not settable. If you need the learning rate to be settable, you "
+                            "should instantiate the optimizer with a float `learning_rate` "
+                            "argument.")
+        self._learning_rate = _lr_value(value, f"{type(self).__name__}: learning_rate")
+
+    def _current_lr(self):
+        lr = self._learning_rate
+        if isinstance(lr, LearningRateSchedule):
+            return _lr_value(lr(self.iterations),
+                             f"the learning rate schedule {type(lr).__name__} (at step "
+                             f"{self.iterations})")
+        if callable(lr):
+            v = lr() if _takes_no_args(lr) else lr(self.iterations)
+            return _lr_value(v, f"the learning rate function {getattr(lr, '__name__', lr)!r}")
+        return lr
+
+    # ------------------------------------------------------------ the loop
+    def _slots(self, p):
+        entry = self._state.get(id(p))
+        if entry is None or entry[0] is not p:
+            slots = [self._new_slot(p, n) for n in self._slot_names]
+            entry = (p, slots)
+            self._state[id(p)] = entry
+        return entry[1]
+
+    def _new_slot(self, p, name):
+        return _zeros_like(p)
+
+    def apply_gradients(self, grads_and_vars):
+        """One step: every (grad, param) pair is updated in place; None grads are skipped."""
+        lr = self._current_lr()
+        pairs = []
+        for g, p in grads_and_vars:
+            if g is None:
+                continue
+            g = _tape.value(g)
+            if type(g) is not np.ndarray and not _device.is_device(g):
+                g = np.asarray(g)
+            if g.shape != p.shape:
+                raise ValueError(f"gradient of shape {g.shape} for a parameter of shape {p.shape}")
+            if g.dtype != p.dtype or not g.flags.c_contiguous:
+                g = _device.xp(g).ascontiguousarray(g, dtype=p.dtype)
+            pairs.append((g, p))
+        if self.clipnorm or self.global_clipnorm or self.clipvalue:
+            pairs = self._clip(pairs)
+        self.iterations += 1
+        step = self.iterations
+        wd = self.weight_decay or 0.0
+        self._begin_step(step)
+        for g, p in pairs:
+            self._update(p, g, self._slots(p), lr, step, wd)
+        return step
+
+    def apply(self, grads, trainable_variables):
+        return self.apply_gradients(zip(grads, trainable_variables))
+
+    def _clip(self, pairs):
+        """Keras 3's order: clipnorm (each gradient), else global_clipnorm, else clipvalue."""
+        if self.clipnorm:
+            c = float(self.clipnorm)
+            out = []
+            for g, p in pairs:
+                n = _norm(g)
+                out.append((g * g.dtype.type(c / n) if n > c else g, p))
+            return out
+        if self.global_clipnorm:
+            c = float(self.global_clipnorm)
+            n = math.sqrt(sum(_norm(g) ** 2 for g, _ in pairs))
+            if not math.isfinite(n):
+                return [(g * g.dtype.type(float("nan")), p) for g, p in pairs]
+            if n <= c:
+                return pairs
+            return [(g * g.dtype.type(c / n), p) for g, p in pairs]
+        v = float(self.clipvalue)
+        return [(_device.xp(g).clip(g, -v, v), p) for g, p in pairs]
+
+    def _begin_step(self, step):
+        pass
+
+    def _update(self, p, g, slots, lr, step, wd):
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ state (save/load)
+    def get_state(self, params):
+        """[iterations, then the slots of each param in order] as NumPy arrays."""
+        out = []
+        for p in params:
+            out.extend(np.array(_host(s)) for s in self._slots(p))
+        return self.iterations, out
+
+    def set_state(self, params, iterations, arrays):
+        arrays = list(arrays)
+        need = len(self._slot_names) * len(params)
+        if len(arrays) != need:
+            raise ValueError(f"optimizer state has {len(arrays)} arrays, expected {need}")
+        it = iter(arrays)
+        for p in params:
+            for s in self._slots(p):
+                s[...] = _device.xp(s).asarray(next(it))
+        self.iterations = int(iterations)
+
+    def _move(self, to_array):
+        self._state = {}
+
+    def get_config(self):
+        lr = self._learning_rate
+        if isinstance(lr, LearningRateSchedule):
+            lr = schedules.serialize(lr)
+        elif callable(lr):
+            lr = None
+        return {"name": self.name, "learning_rate": lr, "weight_decay": self.weight_decay,
+                "clipnorm": self.clipnorm, "global_clipnorm": self.global_clipnorm,
+                "clipvalue": self.clipvalue, "use_ema": self.use_ema,
+                "ema_momentum": self.ema_momentum,
+                "ema_overwrite_frequency": self.ema_overwrite_frequency,
+                "loss_scale_factor": self.loss_scale_factor,
+                "gradient_accumulation_steps": self.gradient_accumulation_steps}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        lr = config.get("learning_rate")
+        if lr is None:
+            config.pop("learning_rate", None)
+        elif isinstance(lr, dict):
+            config["learning_rate"] = schedules.deserialize(lr, custom_objects)
+        return cls(**config)
+
+
+
+def _norm(g):
+    xp = _device.xp(g)
+    return float(xp.sqrt(xp.sum(xp.square(g.astype(np.float64)))))
+
+
+def _zeros_like(p):
+    z = _device.allocator(p)(p.shape, p.dtype)
+    z.fill(0)
+    return z
+
+
+_host = _device.to_host
+
+
+def _decay(p, lr, wd):
+    """Keras 3's weight decay, before the update: p -= lr * wd * p."""
+    if wd:
+        p -= p.dtype.type(lr * wd) * p
+
+
+class SGD(Optimizer):
+    """Keras 3 SGD: m = momentum*m - lr*g; p += m (nesterov: p += momentum*m - lr*g)."""
+    _slot_names = ("momentum",)
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None, **kw):
+        super().__init__(learning_rate, weight_decay, **kw)
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"SGD momentum must be in [0, 1], got {momentum!r}")
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+        if self.momentum == 0.0:
+            self._slot_names = ()
+
+    def _update(self, p, g, slots, lr, step, wd):
+        ops.sgd_update(p, g, slots[0] if slots else None, learning_rate=lr,
+                       momentum=self.momentum, nesterov=self.nesterov, weight_decay=wd)
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adam(Optimizer):
+    """Keras 3 Adam: m += (g-m)(1-b1); v += (g*g-v)(1-b2); (amsgrad: v_hat = max(v_hat, v),
+    used for v); p -= lr*sqrt(1-b2^t)/(1-b1^t) * m/(sqrt(v)+eps)."""
+    _slot_names = ("m", "v")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
+                 weight_decay=None, **kw):
+        super().__init__(learning_rate, weight_decay, **kw)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.amsgrad = bool(amsgrad)
+        if self.amsgrad:
+            self._slot_names = ("m", "v", "v_hat")
+
+    def _update(self, p, g, slots, lr, step, wd):
+        if not self.amsgrad:
+            ops.adam_update(p, g, slots[0], slots[1], step=step, learning_rate=lr,
+                            beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
+                            weight_decay=wd)
+            return
+        xp, t = _device.xp(p), p.dtype.type
+        m, v, vh = slots
+        _decay(p, lr, wd)
+        alpha = lr * math.sqrt(1.0 - self.beta_2 ** step) / (1.0 - self.beta_1 ** step)
+        m += (g - m) * t(1.0 - self.beta_1)
+        v += (g * g - v) * t(1.0 - self.beta_2)
+        xp.maximum(vh, v, out=vh)
+        p -= m * t(alpha) / (xp.sqrt(vh) + t(self.epsilon))
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon, "amsgrad": self.amsgrad}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: p -= lr*wd*p before the Adam step."""
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-7, amsgrad=False, **kw):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad=amsgrad,
+                         weight_decay=weight_decay, **kw)
+
+
+class RMSprop(Optimizer):
+    """Keras 3 RMSprop: v = rho*v + (1-rho)*g*g; inc = lr*g/sqrt(v+eps) (centered: a =
+    rho*a + (1-rho)*g; inc = lr*g/sqrt(v - a*a + eps)); p -= inc (momentum: mom =
+    momentum*mom + inc; p -= mom)."""
+    _slot_names = ("velocity", "momentum")
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
+                 weight_decay=None, **kw):
+        super().__init__(learning_rate, weight_decay, **kw)
+        self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
+        self.centered = bool(centered)
+        names = ["velocity"]
+        if self.momentum > 0.0:
+            names.append("momentum")
+        if self.centered:
+            names.append("average_gradient")
+        self._slot_names = tuple(names)
+
+    def _update(self, p, g, slots, lr, step, wd):
+        if not self.centered:
+            ops.rmsprop_update(p, g, slots[0], slots[1] if len(slots) > 1 else None,
+                               learning_rate=lr, rho=self.rho, momentum=self.momentum,
+                               epsilon=self.epsilon, weight_decay=wd)
+            return
+        xp, t = _device.xp(p), p.dtype.type
+        v, a = slots[0], slots[-1]
+        _decay(p, lr, wd)
+        rho = t(self.rho)
+        v *= rho
+        v += t(1.0 - self.rho) * g * g
+        a *= rho
+        a += t(1.0 - self.rho) * g
+        inc = t(lr) * g / xp.sqrt(v - a * a + t(self.epsilon))
+        if self.momentum > 0.0:
+            mom = slots[1]
+            mom *= t(self.momentum)
+            mom += inc
+            p -= mom
+        else:
+            p -= inc
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
+                "epsilon": self.epsilon, "centered": self.centered}
+
+
+class Adagrad(Optimizer):
+    """Keras 3 Adagrad: acc += g*g; p -= lr*g/sqrt(acc + eps); acc starts at
+    initial_accumulator_value."""
+    _slot_names = ("accumulator",)
+
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
+                 weight_decay=None, **kw):
+        super().__init__(learning_rate, weight_decay, **kw)
+        if initial_accumulator_value < 0:
+            raise ValueError(f"Adagrad: initial_accumulator_value must be >= 0, got "
+                             f"{initial_accumulator_value!r}")
+        self.initial_accumulator_value = float(initial_accumulator_value)
+        self.epsilon = float(epsilon)
+
+    def _new_slot(self, p, name):
+        z = _zeros_like(p)
+        z.fill(self.initial_accumulator_value)
+        return z
+
+    def _update(self, p, g, slots, lr, step, wd):
+        xp, t = _device.xp(p), p.dtype.type
+        acc = slots[0]
+        _decay(p, lr, wd)
+        acc += g * g
+        p -= t(lr) * g / xp.sqrt(acc + t(self.epsilon))
+
+    def get_config(self):
+        return {**super().get_config(), "initial_accumulator_value":
+                self.initial_accumulator_value, "epsilon": self.epsilon}
+
+
+class Adadelta(Optimizer):
+    """Keras 3 Adadelta: Eg = rho*Eg + (1-rho)*g*g; d = -sqrt(Ed + eps)/sqrt(Eg + eps)*g;
+    Ed = rho*Ed + (1-rho)*d*d; p += lr*d."""
+    _slot_names = ("accumulated_grad", "accumulated_delta_var")
+
+    def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, weight_decay=None, **kw):
+        super().__init__(learning_rate, weight_decay, **kw)
+        self.rho, self.epsilon = float(rho), float(epsilon)
+
+    def _update(self, p, g, slots, lr, step, wd):
+        xp, t = _device.xp(p), p.dtype.type
+        eg, ed = slots
+        rho, eps = t(self.rho), t(self.epsilon)
+        _decay(p, lr, wd)
+        eg *= rho
+        eg += t(1.0 - self.rho) * g * g
+        d = -(xp.sqrt(ed + eps) * g) / xp.sqrt(eg + eps)
+        ed *= rho
+        ed += t(1.0 - self.rho) * d * d
+        p += t(lr) * d
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+class Adamax(Optimizer):
+    """Keras 3 Adamax: m += (g-m)(1-b1); u = max(b2*u, |g|); p -= lr*m/((1-b1^t)(u+eps))."""
+    _slot_names = ("m", "u")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 weight_decay=None, **kw):
+        super().__init__(learning_rate, weight_decay, **kw)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+
+    def _update(self, p, g, slots, lr, step, wd):
+        xp, t = _device.xp(p), p.dtype.type
+        m, u = slots
+        _decay(p, lr, wd)
+        m += (g - m) * t(1.0 - self.beta_1)
+        xp.maximum(u * t(self.beta_2), xp.abs(g), out=u)
+        p -= (t(lr) * m) / (t(1.0 - self.beta_1 ** step) * (u + t(self.epsilon)))
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+class Nadam(Optimizer):
+    """Keras 3 Nadam: Adam with Nesterov momentum and the momentum schedule
+    u_t = b1*(1 - 0.5*0.96^t); m_hat = u_{t+1}*m/(1 - prod u_1..u_{t+1}) +
+    (1-u_t)*g/(1 - prod u_1..u_t); v_hat = v/(1-b2^t); p -= lr*m_hat/(sqrt(v_hat)+eps)."""
+    _slot_names = ("m", "v")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 weight_decay=None, **kw):
+        super().__init__(learning_rate, weight_decay, **kw)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self._u_cache = (0, 1.0)
+
+    def _u(self, t):
+        return self.beta_1 * (1.0 - 0.5 * 0.96 ** t)
+
+    def _u_product(self, step):
+        k, prod = self._u_cache
+        if k > step:
+            k, prod = 0, 1.0
+        while k < step:
+            k += 1
+            prod *= self._u(k)
+        self._u_cache = (k, prod)
+        return prod
+
+    def _begin_step(self, step):
+        self._step_consts = (self._u(step), self._u(step + 1), self._u_product(step))
+
+    def _update(self, p, g, slots, lr, step, wd):
+        xp, t = _device.xp(p), p.dtype.type
+        m, v = slots
+        u_t, u_t1, prod_t = self._step_consts
+        prod_t1 = prod_t * u_t1
+        _decay(p, lr, wd)
+        m += (g - m) * t(1.0 - self.beta_1)
+        v += (g * g - v) * t(1.0 - self.beta_2)
+        m_hat = t(u_t1 / (1.0 - prod_t1)) * m + t((1.0 - u_t) / (1.0 - prod_t)) * g
+        v_hat = v / t(1.0 - self.beta_2 ** step)
+        p -= m_hat * t(lr) / (xp.sqrt(v_hat) + t(self.epsilon))
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+class Lion(Optimizer):
+    """Keras 3 Lion: p -= lr*sign(b1*m + (1-b1)*g); m = b2*m + (1-b2)*g."""
+    _slot_names = ("momentum",)
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.99, weight_decay=None, **kw):
+        super().__init__(learning_rate, weight_decay, **kw)
+        if beta_1 <= 0 or beta_1 > 1:
+            raise ValueError("Argument `beta_1` must be in the [0, 1] range. Otherwise, the "
+                             f"optimizer degenerates to SignSGD. Received: beta_1={beta_1}.")
+        self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
+
+    def _update(self, p, g, slots, lr, step, wd):
+        xp, t = _device.xp(p), p.dtype.type
+        m = slots[0]
+        _decay(p, lr, wd)
+        p -= t(lr) * xp.sign(m * t(self.beta_1) + g * t(1.0 - self.beta_1))
+        m *= t(self.beta_2)
+        m += g * t(1.0 - self.beta_2)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2}
+
+
+_CLASSES = (SGD, Adam, AdamW, RMSprop, Nadam, Adamax, Adagrad, Adadelta, Lion)
+_REGISTRY = {c.__name__.lower(): c for c in _CLASSES}
+KNOWN = tuple(_REGISTRY)
+
+
+def serialize(optimizer):
+    """{'module', 'class_name', 'config', 'registered_name'}, as Keras writes it."""
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"serialize: expected an Optimizer, got {optimizer!r}")
+    from ..saving import get_registered_name
+    return {"module": "keras.optimizers", "class_name": type(optimizer).__name__,
+            "config": optimizer.get_config(), "registered_name": get_registered_name(optimizer)}
+
+
+def deserialize(config, custom_objects=None):
+    """An optimizer from serialize()'s dict (custom classes via custom_objects or
+    register_keras_serializable)."""
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError(f"deserialize: expected a dict with 'class_name' and 'config', got "
+                         f"{config!r}")
+    name = str(config["class_name"])
+    cls = _REGISTRY.get(name.lower())
+    if cls is None:
+        from ..saving import _lookup
+        cls = (_lookup(config.get("registered_name") or name, custom_objects)
+               or _lookup(name, custom_objects))
+    if cls is None or not (isinstance(cls, type) and issubclass(cls, Optimizer)):
+        raise ValueError(f"unknown optimizer {name!r}; known optimizers: "
+                         f"{', '.join(c.__name__ for c in _CLASSES)} (pass custom ones with "
+                         f"custom_objects=)")
+    return cls.from_config(dict(config.get("config") or {}), custom_objects=custom_objects) \
+        if _takes_custom(cls) else cls.from_config(dict(config.get("config") or {}))
+
+
+def _takes_custom(cls):
+    try:
+        return "custom_objects" in inspect.signature(cls.from_config).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def get(identifier):
+    """An optimizer from an instance, a class, a name ('adam', 'Nadam', ...) or a
+    serialize() dict."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Optimizer):
+        return identifier()
+    if isinstance(identifier, str) and identifier.lower() in _REGISTRY:
+        return _REGISTRY[identifier.lower()]()
+    if isinstance(identifier, dict) and "class_name" in identifier:
+        return deserialize(identifier)
+    raise ValueError(f"unknown optimizer {identifier!r}; known optimizers: "
+                     f"{', '.join(c.__name__ for c in _CLASSES)} "
+                     f"(as strings: {', '.join(KNOWN)})")
