@@ -293,7 +293,9 @@ class Trainer:
         if verbose == "auto":
             verbose = 1
         history = callbacks_mod.History()
-        cbs = [history] + list(callbacks or [])
+        # History after the user's callbacks, as in Keras: it records what they add to the
+        # logs (learning_rate from ReduceLROnPlateau / LearningRateScheduler)
+        cbs = list(callbacks or []) + [history]
         if verbose:
             cbs.append(callbacks_mod.ProgbarLogger(verbose))
         params = {"epochs": epochs, "steps": steps, "verbose": verbose,
@@ -309,10 +311,14 @@ class Trainer:
         interrupted = [False]
         old_handler = _catch_sigint(interrupted)
         logs = {}
-        cbl.call("on_train_begin", None)
+        self._initial_epoch = None
+        cbl.call("on_train_begin", {})
+        # a callback (BackupAndRestore) may have restored a later starting epoch
+        initial_epoch = max(int(initial_epoch), self._initial_epoch or 0)
+        self._initial_epoch = None
         try:
             for epoch in range(initial_epoch, epochs):
-                cbl.call("on_epoch_begin", epoch, None)
+                cbl.call("on_epoch_begin", epoch, {})
                 done, logs = run(rng, steps, cbl if per_batch else None,
                                  lambda: self.stop_training or interrupted[0])
                 if done == 0 and isinstance(data, data_adapter.GeneratorData) and data.exhausted:
