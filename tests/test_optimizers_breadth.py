@@ -491,7 +491,7 @@ def test_every_optimizer_trains():
     y = x @ np.array([[1.0], [-2.0], [0.5]], np.float32)
     for cls, lr, f in [(optimizers.Nadam, 0.05, 0.5), (optimizers.Adamax, 0.05, 0.5),
                        (optimizers.Adagrad, 0.3, 0.5), (optimizers.Adadelta, 5.0, 0.9),
-                       (optimizers.Lion, 0.01, 0.5)]:
+                       (optimizers.Lion, 0.05, 0.5)]:
         keras.set_seed(0)
         m = keras.Sequential([keras.layers.Dense(1, input_shape=(3,))])
         m.compile(cls(learning_rate=lr), "mse")
