@@ -452,8 +452,59 @@ def test_get_errors():
         optimizers.get("adamz")
     with pytest.raises(ValueError, match="unknown optimizer"):
         optimizers.deserialize({"class_name": "Nope", "config": {}})
-    with pytest.raises(NotImplementedError, match="use_ema"):
-        optimizers.Adam(use_ema=True)
+    with pytest.raises(ValueError, match="ema_momentum"):
+        optimizers.Adam(use_ema=True, ema_momentum=2.0)
+    with pytest.raises(ValueError, match="ema_overwrite_frequency"):
+        optimizers.Adam(use_ema=True, ema_overwrite_frequency=0)
+    with pytest.raises(NotImplementedError, match="gradient_accumulation_steps"):
+        optimizers.Adam(gradient_accumulation_steps=2)
+
+
+@pytest.mark.parametrize("freq", [None, 3])
+def test_ema(freq):
+    mom = 0.9
+
+    def ref(qs, gs, state, t, lr):
+        (q,), (g,) = qs, gs
+        avg = state if state is not None else 0 * q
+        q = q - lr * g
+        m = mom if t > 1 else 0.0
+        avg = m * avg + (1 - m) * q
+        if freq and t % freq == 0:
+            q = avg.copy()
+        return [q], avg
+    opt = optimizers.SGD(0.1, use_ema=True, ema_momentum=mom, ema_overwrite_frequency=freq)
+    rng = np.random.default_rng(0)
+    p = rng.standard_normal(5)
+    q, avg = [p.copy()], None
+    for t in range(1, 8):
+        g = rng.standard_normal(5)
+        opt.apply_gradients([(g, p)])
+        q, avg = ref(q, [g], avg, t, 0.1)
+        np.testing.assert_allclose(p, q[0], rtol=1e-12, atol=1e-12)
+    it, state = opt.get_state([p])
+    assert len(state) == 1
+    np.testing.assert_allclose(state[0], avg, rtol=1e-12)
+    opt.finalize_variable_values([p])
+    np.testing.assert_allclose(p, avg, rtol=1e-12)
+    assert optimizers.deserialize(optimizers.serialize(opt)).use_ema
+
+
+def test_ema_in_fit_ends_with_the_averages():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 3)).astype(np.float32)
+    y = rng.standard_normal((32, 1)).astype(np.float32)
+    keras.set_seed(0)
+    m = keras.Sequential([keras.layers.Dense(1, input_shape=(3,))])
+    m.compile(optimizers.Adam(0.05, use_ema=True, ema_momentum=0.5), "mse")
+    seen = []
+    m.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[keras.callbacks.LambdaCallback(
+        on_train_end=lambda logs: seen.append([w.copy() for w in m.get_weights()]))])
+    avgs = [m.optimizer._slots(w)[-1] for w in m.trainable_weights]
+    for a, b in zip(m.get_weights(), avgs):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(seen[0], avgs):     # already in place when on_train_end runs
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("cls", ALL)

@@ -61,8 +61,13 @@ class Optimizer:
         what = type(self).__name__
         if kwargs:
             raise TypeError(f"{what}: unexpected keyword argument(s) {', '.join(kwargs)}")
-        if use_ema:
-            raise NotImplementedError(f"{what}(use_ema=True) is not supported")
+        if use_ema and not 0.0 <= ema_momentum <= 1.0:
+            raise ValueError(f"{what}: ema_momentum must be in [0, 1], got {ema_momentum!r}")
+        if ema_overwrite_frequency is not None and (
+                not isinstance(ema_overwrite_frequency, numbers.Integral) or
+                ema_overwrite_frequency < 1):
+            raise ValueError(f"{what}: ema_overwrite_frequency must be a positive integer or "
+                             f"None, got {ema_overwrite_frequency!r}")
         if loss_scale_factor is not None:
             raise NotImplementedError(f"{what}(loss_scale_factor=...) is not supported")
         if gradient_accumulation_steps is not None:
@@ -82,8 +87,8 @@ class Optimizer:
         self.clipnorm = clipnorm
         self.clipvalue = clipvalue
         self.global_clipnorm = global_clipnorm
-        self.use_ema = False
-        self.ema_momentum = ema_momentum
+        self.use_ema = bool(use_ema)
+        self.ema_momentum = float(ema_momentum)
         self.ema_overwrite_frequency = ema_overwrite_frequency
         self.loss_scale_factor = None
         self.gradient_accumulation_steps = None
@@ -131,6 +136,8 @@ class Optimizer:
         entry = self._state.get(id(p))
         if entry is None or entry[0] is not p:
             slots = [self._new_slot(p, n) for n in self._slot_names]
+            if self.use_ema:
+                slots.append(_zeros_like(p))   # the moving average of p
             entry = (p, slots)
             self._state[id(p)] = entry
         return entry[1]
@@ -159,9 +166,35 @@ class Optimizer:
         step = self.iterations
         wd = self.weight_decay or 0.0
         self._begin_step(step)
+        if not self.use_ema:
+            for g, p in pairs:
+                self._update(p, g, self._slots(p), lr, step, wd)
+            return step
+        k = len(self._slot_names)
         for g, p in pairs:
-            self._update(p, g, self._slots(p), lr, step, wd)
+            self._update(p, g, self._slots(p)[:k], lr, step, wd)
+        # Keras 3: average = m*average + (1-m)*p (m = 0 at the first step), and every
+        # ema_overwrite_frequency steps the parameters take the average's value
+        mom = self.ema_momentum if step > 1 else 0.0
+        overwrite = bool(self.ema_overwrite_frequency) and step % self.ema_overwrite_frequency == 0
+        for g, p in pairs:
+            avg = self._slots(p)[-1]
+            t = p.dtype.type
+            avg *= t(mom)
+            avg += t(1.0 - mom) * p
+            if overwrite:
+                p[...] = avg
         return step
+
+    def finalize_variable_values(self, var_list):
+        """With use_ema, give the variables their moving averages (fit calls this at
+        the end of training)."""
+        if not self.use_ema:
+            return
+        for p in var_list:
+            entry = self._state.get(id(p))
+            if entry is not None and entry[0] is p:
+                p[...] = entry[1][-1]
 
     def apply(self, grads, trainable_variables):
         return self.apply_gradients(zip(grads, trainable_variables))
@@ -202,7 +235,7 @@ class Optimizer:
 
     def set_state(self, params, iterations, arrays):
         arrays = list(arrays)
-        need = len(self._slot_names) * len(params)
+        need = (len(self._slot_names) + (1 if self.use_ema else 0)) * len(params)
         if len(arrays) != need:
             raise ValueError(f"optimizer state has {len(arrays)} arrays, expected {need}")
         it = iter(arrays)

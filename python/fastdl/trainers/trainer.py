@@ -341,6 +341,8 @@ class Trainer:
         finally:
             if old_handler is not None:
                 signal.signal(signal.SIGINT, old_handler)
+        if epochs > initial_epoch and hasattr(self.optimizer, "finalize_variable_values"):
+            self.optimizer.finalize_variable_values(self.trainable_weights)   # use_ema
         if interrupted[0] and verbose:
             print("\nTraining interrupted: stopped between batches; the weights so far are kept.",
                   file=sys.stderr)
