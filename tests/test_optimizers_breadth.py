@@ -143,8 +143,72 @@ def test_lion():
         optimizers.Lion(beta_1=0.0)
 
 
+def test_lamb():
+    b1, b2, eps = 0.9, 0.999, 1e-7
+
+    def step(q, g, s, t, lr):
+        m, v = s or (0 * q, 0 * q)
+        m = m + (g - m) * (1 - b1)
+        v = v + (g * g - v) * (1 - b2)
+        upd = (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+        wn, un = np.linalg.norm(q), np.linalg.norm(upd)
+        r = wn / un if wn > 0 and un > 0 else 1.0
+        return q - r * lr * upd, (m, v)
+    _close(*_run(optimizers.Lamb(0.01), _per_param(step)))
+
+
+@pytest.mark.parametrize("kw", [{}, {"l1_regularization_strength": 0.05,
+                                     "l2_regularization_strength": 0.1,
+                                     "l2_shrinkage_regularization_strength": 0.01,
+                                     "beta": 0.5, "learning_rate_power": -0.3}])
+def test_ftrl(kw):
+    lp = -kw.get("learning_rate_power", -0.5)
+    l1 = kw.get("l1_regularization_strength", 0.0)
+    l2s = kw.get("l2_shrinkage_regularization_strength", 0.0)
+    beta = kw.get("beta", 0.0)
+
+    def step(q, g, s, t, lr):
+        acc, lin = s or (0 * q + 0.1, 0 * q)
+        l2 = kw.get("l2_regularization_strength", 0.0) + beta / (2 * lr)
+        new = acc + g * g
+        lin = lin + g + 2 * l2s * q - (new ** lp - acc ** lp) / lr * q
+        quad = new ** lp / lr + 2 * l2
+        return (np.clip(lin, -l1, l1) - lin) / quad, (new, lin)
+    _close(*_run(optimizers.Ftrl(0.1, **kw), _per_param(step)))
+    with pytest.raises(ValueError, match="learning_rate_power"):
+        optimizers.Ftrl(learning_rate_power=0.5)
+    with pytest.raises(ValueError, match="l1_regularization_strength"):
+        optimizers.Ftrl(l1_regularization_strength=-1.0)
+
+
+@pytest.mark.parametrize("lr,relative", [(0.001, True), (0.5, True), (0.05, False)])
+def test_adafactor(lr, relative):
+    e1, e2, decay, clip = 1e-30, 1e-3, -0.8, 1.0
+
+    def step(q, g, s, t, lr_now):
+        r, c, v = s or (np.zeros(q.shape[:-1]) if q.ndim > 1 else 0.0,
+                        np.zeros(q.shape[:-2] + q.shape[-1:]) if q.ndim > 1 else 0.0, 0 * q)
+        a = min(lr_now, 1 / np.sqrt(t)) if relative else lr_now
+        rho = min(a, 1 / np.sqrt(t))
+        alpha = max(e2, np.sqrt(np.mean(q * q))) * rho
+        g2 = g * g + e1
+        b2 = 1 - t ** decay
+        if q.ndim > 1:
+            r = b2 * r + (1 - b2) * g2.mean(-1)
+            c = b2 * c + (1 - b2) * g2.mean(-2)
+            v = (r / r.mean(-1, keepdims=True))[..., None] * c[..., None, :]
+        else:
+            v = b2 * v + (1 - b2) * g2
+        u = g / np.sqrt(v)
+        u = u / max(1.0, np.sqrt(np.mean(u * u)) / clip)
+        return q - alpha * u, (r, c, v)
+    _close(*_run(optimizers.Adafactor(lr, relative_step=relative), _per_param(step),
+                 shapes=((2, 5, 3), (5, 3), (4,))), tol=1e-11)
+
+
 @pytest.mark.parametrize("cls", [optimizers.Nadam, optimizers.Adamax, optimizers.Adagrad,
-                                 optimizers.Adadelta, optimizers.Lion])
+                                 optimizers.Adadelta, optimizers.Lion, optimizers.Lamb,
+                                 optimizers.Ftrl, optimizers.Adafactor])
 def test_weight_decay_and_float32(cls):
     # float32 parameters stay float32 and in place; weight decay is p -= lr*wd*p first
     p = np.ones((3, 2), np.float32)
@@ -152,7 +216,7 @@ def test_weight_decay_and_float32(cls):
     opt = cls(learning_rate=0.1, weight_decay=0.5)
     opt.apply_gradients([(np.zeros_like(p), p)])
     assert p is before and p.dtype == np.float32
-    if cls is not optimizers.Adagrad and cls is not optimizers.Adadelta:
+    if cls in (optimizers.Nadam, optimizers.Adamax, optimizers.Lion):
         np.testing.assert_allclose(p, 0.95, rtol=1e-6)
     else:
         assert np.all(p <= 0.95 + 1e-6)
@@ -416,7 +480,7 @@ def test_custom_schedule_serialization():
 # ------------------------------------------------------------------ (de)serialization
 ALL = [optimizers.SGD, optimizers.Adam, optimizers.AdamW, optimizers.RMSprop,
        optimizers.Nadam, optimizers.Adamax, optimizers.Adagrad, optimizers.Adadelta,
-       optimizers.Lion]
+       optimizers.Lion, optimizers.Lamb, optimizers.Ftrl, optimizers.Adafactor]
 
 
 @pytest.mark.parametrize("cls", ALL)
@@ -555,7 +619,8 @@ def test_every_optimizer_trains():
     lambda: optimizers.RMSprop(0.01, centered=True, momentum=0.5),
     lambda: optimizers.Nadam(0.01), lambda: optimizers.Adamax(0.01),
     lambda: optimizers.Adagrad(0.1), lambda: optimizers.Adadelta(1.0),
-    lambda: optimizers.Lion(0.01),
+    lambda: optimizers.Lion(0.01), lambda: optimizers.Lamb(0.01),
+    lambda: optimizers.Ftrl(0.1, l1_regularization_strength=0.01), lambda: optimizers.Adafactor(),
     lambda: optimizers.SGD(0.1, momentum=0.9, clipnorm=0.5),
     lambda: optimizers.Adam(0.01, global_clipnorm=0.5),
     lambda: optimizers.Adam(0.01, clipvalue=0.1)])

@@ -20,7 +20,8 @@ from . import schedules
 from .schedules import LearningRateSchedule
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Nadam", "Adamax", "Adagrad",
-           "Adadelta", "Lion", "get", "serialize", "deserialize", "schedules", "KNOWN"]
+           "Adadelta", "Lion", "Lamb", "Ftrl", "Adafactor", "get", "serialize", "deserialize",
+           "schedules", "KNOWN"]
 
 
 def _lr_value(v, where):
@@ -548,7 +549,145 @@ class Lion(Optimizer):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2}
 
 
-_CLASSES = (SGD, Adam, AdamW, RMSprop, Nadam, Adamax, Adagrad, Adadelta, Lion)
+class Lamb(Optimizer):
+    """Keras 3 Lamb: Adam's moments; update = m_hat/(sqrt(v_hat)+eps); p -= lr * r *
+    update with the trust ratio r = |p|/|update| (1 where either norm is 0)."""
+    _slot_names = ("m", "v")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 weight_decay=None, **kw):
+        super().__init__(learning_rate, weight_decay, **kw)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+
+    def _update(self, p, g, slots, lr, step, wd):
+        xp, t = _device.xp(p), p.dtype.type
+        m, v = slots
+        _decay(p, lr, wd)
+        m += (g - m) * t(1.0 - self.beta_1)
+        v += (g * g - v) * t(1.0 - self.beta_2)
+        update = (m / t(1.0 - self.beta_1 ** step)) / (
+            xp.sqrt(v / t(1.0 - self.beta_2 ** step)) + t(self.epsilon))
+        w_norm, u_norm = _norm(p), _norm(update)
+        ratio = w_norm / u_norm if w_norm > 0 and u_norm > 0 else 1.0
+        p -= t(ratio * lr) * update
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+class Ftrl(Optimizer):
+    """Keras 3 FTRL-proximal: n' = n + g*g; z += g + 2*l2s*p - (n'^-lp - n^-lp)/lr * p;
+    p = (clip(z, -l1, l1) - z) / (n'^-lp/lr + 2*(l2 + beta/(2*lr))); n = n'."""
+    _slot_names = ("accumulator", "linear")
+
+    def __init__(self, learning_rate=0.001, learning_rate_power=-0.5,
+                 initial_accumulator_value=0.1, l1_regularization_strength=0.0,
+                 l2_regularization_strength=0.0, l2_shrinkage_regularization_strength=0.0,
+                 beta=0.0, weight_decay=None, **kw):
+        super().__init__(learning_rate, weight_decay, **kw)
+        for name, v in (("initial_accumulator_value", initial_accumulator_value),
+                        ("l1_regularization_strength", l1_regularization_strength),
+                        ("l2_regularization_strength", l2_regularization_strength),
+                        ("l2_shrinkage_regularization_strength",
+                         l2_shrinkage_regularization_strength)):
+            if v < 0.0:
+                raise ValueError(f"`{name}` needs to be positive or zero. Received: {name}={v}.")
+        if learning_rate_power > 0.0:
+            raise ValueError(f"`learning_rate_power` needs to be negative or zero. Received: "
+                             f"learning_rate_power={learning_rate_power}.")
+        self.learning_rate_power = float(learning_rate_power)
+        self.initial_accumulator_value = float(initial_accumulator_value)
+        self.l1_regularization_strength = float(l1_regularization_strength)
+        self.l2_regularization_strength = float(l2_regularization_strength)
+        self.l2_shrinkage_regularization_strength = float(l2_shrinkage_regularization_strength)
+        self.beta = float(beta)
+
+    def _new_slot(self, p, name):
+        z = _zeros_like(p)
+        if name == "accumulator":
+            z.fill(self.initial_accumulator_value)
+        return z
+
+    def _update(self, p, g, slots, lr, step, wd):
+        xp, t = _device.xp(p), p.dtype.type
+        acc, lin = slots
+        _decay(p, lr, wd)
+        lp = -self.learning_rate_power
+        l1 = self.l1_regularization_strength
+        l2 = self.l2_regularization_strength + self.beta / (2.0 * lr)
+        g_use = g + t(2 * self.l2_shrinkage_regularization_strength) * p
+        new_acc = acc + g * g
+        pow_new = new_acc ** t(lp)
+        lin += g_use - (pow_new - acc ** t(lp)) / t(lr) * p
+        quadratic = pow_new / t(lr) + t(2 * l2)
+        p[...] = (xp.clip(lin, -l1, l1) - lin) / quadratic
+        acc[...] = new_acc
+
+    def get_config(self):
+        return {**super().get_config(), "learning_rate_power": self.learning_rate_power,
+                "initial_accumulator_value": self.initial_accumulator_value,
+                "l1_regularization_strength": self.l1_regularization_strength,
+                "l2_regularization_strength": self.l2_regularization_strength,
+                "l2_shrinkage_regularization_strength":
+                    self.l2_shrinkage_regularization_strength,
+                "beta": self.beta}
+
+
+class Adafactor(Optimizer):
+    """Keras 3 Adafactor: second moments factored over the last two axes (rows r, columns
+    c) for parameters of 2+ dimensions; relative step size min(lr, 1/sqrt(t)) scaled by
+    max(epsilon_2, rms(p)); the update's rms clipped to clip_threshold."""
+    _slot_names = ("r", "c", "v")
+
+    def __init__(self, learning_rate=0.001, beta_2_decay=-0.8, epsilon_1=1e-30, epsilon_2=1e-3,
+                 clip_threshold=1.0, relative_step=True, weight_decay=None, **kw):
+        super().__init__(learning_rate, weight_decay, **kw)
+        self.beta_2_decay = float(beta_2_decay)
+        self.epsilon_1 = float(epsilon_1)
+        self.epsilon_2 = float(epsilon_2)
+        self.clip_threshold = float(clip_threshold)
+        self.relative_step = bool(relative_step)
+
+    def _new_slot(self, p, name):
+        if name == "v" or p.ndim >= 2:
+            shape = {"r": p.shape[:-1], "c": p.shape[:-2] + p.shape[-1:], "v": p.shape}[name]
+        else:
+            shape = ()
+        z = _device.allocator(p)(shape, p.dtype)
+        z.fill(0)
+        return z
+
+    def _update(self, p, g, slots, lr, step, wd):
+        xp, t = _device.xp(p), p.dtype.type
+        r, c, v = slots
+        _decay(p, lr, wd)
+        inv = 1.0 / math.sqrt(step)
+        if not callable(self._learning_rate) and self.relative_step:
+            lr = min(lr, inv)
+        rho = min(lr, inv)
+        rms_p = math.sqrt(float(xp.mean(xp.square(p.astype(np.float64)))))
+        alpha = max(self.epsilon_2, rms_p) * rho
+        g2 = g * g + t(self.epsilon_1)
+        b2 = 1.0 - step ** self.beta_2_decay
+        if p.ndim >= 2:
+            r[...] = t(b2) * r + t(1.0 - b2) * xp.mean(g2, axis=-1)
+            c[...] = t(b2) * c + t(1.0 - b2) * xp.mean(g2, axis=-2)
+            v[...] = (r / xp.mean(r, axis=-1, keepdims=True))[..., None] * c[..., None, :]
+        else:
+            v[...] = t(b2) * v + t(1.0 - b2) * g2
+        u = g / xp.sqrt(v)
+        rms_u = math.sqrt(float(xp.mean(xp.square(u.astype(np.float64)))))
+        p -= t(alpha) * (u / t(max(1.0, rms_u / self.clip_threshold)))
+
+    def get_config(self):
+        return {**super().get_config(), "beta_2_decay": self.beta_2_decay,
+                "epsilon_1": self.epsilon_1, "epsilon_2": self.epsilon_2,
+                "clip_threshold": self.clip_threshold, "relative_step": self.relative_step}
+
+
+_CLASSES = (SGD, Adam, AdamW, RMSprop, Nadam, Adamax, Adagrad, Adadelta, Lion, Lamb, Ftrl,
+            Adafactor)
 _REGISTRY = {c.__name__.lower(): c for c in _CLASSES}
 KNOWN = tuple(_REGISTRY)
 
