@@ -520,8 +520,46 @@ def test_get_errors():
         optimizers.Adam(use_ema=True, ema_momentum=2.0)
     with pytest.raises(ValueError, match="ema_overwrite_frequency"):
         optimizers.Adam(use_ema=True, ema_overwrite_frequency=0)
-    with pytest.raises(NotImplementedError, match="gradient_accumulation_steps"):
-        optimizers.Adam(gradient_accumulation_steps=2)
+    with pytest.raises(ValueError, match="gradient_accumulation_steps"):
+        optimizers.Adam(gradient_accumulation_steps=1)
+
+
+@pytest.mark.parametrize("clip", [None, 0.5])
+def test_gradient_accumulation(clip):
+    b1, b2, eps, n = 0.9, 0.999, 1e-7, 3
+    rng = np.random.default_rng(0)
+    p = rng.standard_normal(4)
+    q, m, v, acc = p.copy(), 0 * p, 0 * p, 0 * p
+    opt = optimizers.Adam(0.05, gradient_accumulation_steps=n, clipnorm=clip)
+    for t in range(1, 10):
+        g = rng.standard_normal(4)
+        before = p.copy()
+        opt.apply_gradients([(g, p)])
+        if t % n:
+            acc = acc + g
+            np.testing.assert_array_equal(p, before)   # no update between
+            continue
+        gm = (acc + g) / n
+        acc = 0 * p
+        if clip:
+            gm = gm * min(1.0, clip / np.linalg.norm(gm))
+        m = m + (gm - m) * (1 - b1)
+        v = v + (gm * gm - v) * (1 - b2)
+        q = q - m * 0.05 * math.sqrt(1 - b2 ** t) / (1 - b1 ** t) / (np.sqrt(v) + eps)
+        np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-12)
+    assert opt.iterations == 9
+    it, state = opt.get_state([p])
+    assert len(state) == 3            # m, v and the accumulated gradients
+    back = optimizers.deserialize(optimizers.serialize(opt))
+    assert back.gradient_accumulation_steps == n
+
+
+def test_nadam_with_gradient_accumulation_counts_update_steps():
+    opt = optimizers.Nadam(gradient_accumulation_steps=2)
+    want = 1.0
+    for k in (2, 4, 6):
+        want *= opt._u(k)
+    assert opt._u_product(6) == pytest.approx(want)
 
 
 @pytest.mark.parametrize("freq", [None, 3])

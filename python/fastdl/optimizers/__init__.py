@@ -3,8 +3,9 @@
 The base class owns the loop over (gradient, parameter) pairs, the step count,
 gradient clipping (``clipnorm``, ``global_clipnorm``, ``clipvalue``), weight
 decay, the learning rate (a float, a ``schedules.LearningRateSchedule`` or a
-callable) and the state slots (one set per parameter array, created on first
-sight); each subclass writes its update rule for one parameter. SGD, Adam,
+callable), gradient accumulation, the moving average of the weights (``use_ema``)
+and the state slots (one set per parameter array, created on first sight); each
+subclass writes its update rule for one parameter. SGD, Adam,
 AdamW and RMSprop use the C++ kernels; the others (and Adam's amsgrad,
 RMSprop's centered form) are element-wise array math. ``apply_gradients``
 updates the arrays in place.
@@ -71,8 +72,11 @@ class Optimizer:
                              f"None, got {ema_overwrite_frequency!r}")
         if loss_scale_factor is not None:
             raise NotImplementedError(f"{what}(loss_scale_factor=...) is not supported")
-        if gradient_accumulation_steps is not None:
-            raise NotImplementedError(f"{what}(gradient_accumulation_steps=...) is not supported")
+        if gradient_accumulation_steps is not None and (
+                not isinstance(gradient_accumulation_steps, numbers.Integral) or
+                isinstance(gradient_accumulation_steps, bool) or gradient_accumulation_steps < 2):
+            raise ValueError(f"`gradient_accumulation_steps` must be an integer >= 2. Received: "
+                             f"gradient_accumulation_steps={gradient_accumulation_steps!r}")
         if clipnorm is not None and global_clipnorm is not None:
             raise ValueError(f"Only one of `clipnorm` and `global_clipnorm` can be set. "
                              f"Received: clipnorm={clipnorm}, global_clipnorm={global_clipnorm}")
@@ -92,7 +96,8 @@ class Optimizer:
         self.ema_momentum = float(ema_momentum)
         self.ema_overwrite_frequency = ema_overwrite_frequency
         self.loss_scale_factor = None
-        self.gradient_accumulation_steps = None
+        self.gradient_accumulation_steps = (None if gradient_accumulation_steps is None else
+                                            int(gradient_accumulation_steps))
         self._learning_rate = None
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
@@ -137,6 +142,8 @@ class Optimizer:
         entry = self._state.get(id(p))
         if entry is None or entry[0] is not p:
             slots = [self._new_slot(p, n) for n in self._slot_names]
+            if self.gradient_accumulation_steps:
+                slots.append(_zeros_like(p))   # the gradients summed since the last update
             if self.use_ema:
                 slots.append(_zeros_like(p))   # the moving average of p
             entry = (p, slots)
@@ -161,24 +168,41 @@ class Optimizer:
             if g.dtype != p.dtype or not g.flags.c_contiguous:
                 g = _device.xp(g).ascontiguousarray(g, dtype=p.dtype)
             pairs.append((g, p))
-        if self.clipnorm or self.global_clipnorm or self.clipvalue:
-            pairs = self._clip(pairs)
+        params = [p for _, p in pairs]
         self.iterations += 1
         step = self.iterations
-        wd = self.weight_decay or 0.0
-        self._begin_step(step)
-        if not self.use_ema:
-            for g, p in pairs:
-                self._update(p, g, self._slots(p), lr, step, wd)
-            return step
         k = len(self._slot_names)
-        for g, p in pairs:
-            self._update(p, g, self._slots(p)[:k], lr, step, wd)
+        n_acc = self.gradient_accumulation_steps
+        if n_acc:
+            # Keras 3: sum the gradients; every n_acc-th step update with their mean
+            update = step % n_acc == 0
+            mean = []
+            for g, p in pairs:
+                acc = self._slots(p)[k]
+                if update:
+                    mean.append(((g + acc) / g.dtype.type(n_acc), p))
+                    acc.fill(0)
+                else:
+                    acc += g
+            pairs = mean
+        if pairs:
+            if self.clipnorm or self.global_clipnorm or self.clipvalue:
+                pairs = self._clip(pairs)
+            wd = self.weight_decay or 0.0
+            self._begin_step(step)
+            if not (self.use_ema or n_acc):
+                for g, p in pairs:
+                    self._update(p, g, self._slots(p), lr, step, wd)
+                return step
+            for g, p in pairs:
+                self._update(p, g, self._slots(p)[:k], lr, step, wd)
+        if not self.use_ema:
+            return step
         # Keras 3: average = m*average + (1-m)*p (m = 0 at the first step), and every
         # ema_overwrite_frequency steps the parameters take the average's value
         mom = self.ema_momentum if step > 1 else 0.0
         overwrite = bool(self.ema_overwrite_frequency) and step % self.ema_overwrite_frequency == 0
-        for g, p in pairs:
+        for p in params:
             avg = self._slots(p)[-1]
             t = p.dtype.type
             avg *= t(mom)
@@ -236,7 +260,8 @@ class Optimizer:
 
     def set_state(self, params, iterations, arrays):
         arrays = list(arrays)
-        need = (len(self._slot_names) + (1 if self.use_ema else 0)) * len(params)
+        need = (len(self._slot_names) + (1 if self.use_ema else 0) +
+                (1 if self.gradient_accumulation_steps else 0)) * len(params)
         if len(arrays) != need:
             raise ValueError(f"optimizer state has {len(arrays)} arrays, expected {need}")
         it = iter(arrays)
@@ -497,11 +522,14 @@ class Nadam(Optimizer):
         return self.beta_1 * (1.0 - 0.5 * 0.96 ** t)
 
     def _u_product(self, step):
+        """prod of u_k over the steps k <= step that updated (every one, or every
+        gradient_accumulation_steps-th)."""
+        stride = self.gradient_accumulation_steps or 1
         k, prod = self._u_cache
-        if k > step:
+        if k > step or k % stride:
             k, prod = 0, 1.0
-        while k < step:
-            k += 1
+        while k + stride <= step:
+            k += stride
             prod *= self._u(k)
         self._u_cache = (k, prod)
         return prod
