@@ -69,6 +69,23 @@ def test_callback_list_never_passes_none():
     assert got == [{}, {}, {}]
 
 
+def test_callback_list_keras_signature():
+    got = []
+    cb = callbacks.LambdaCallback(on_epoch_end=lambda e, logs: got.append((e, dict(logs))))
+    m = _model()
+    cbl = callbacks.CallbackList([cb], add_history=True, model=m, epochs=2)
+    assert cb.model is m and cb.params == {"epochs": 2}
+    assert isinstance(cbl.callbacks[-1], callbacks.History)
+    cbl.on_train_begin()
+    cbl.on_epoch_begin(0)
+    cbl.on_train_batch_end(0, {"loss": 1.0})
+    cbl.on_epoch_end(0, {"loss": 0.5})
+    cbl.on_train_end()
+    assert got == [(0, {"loss": 0.5})] and cbl.callbacks[-1].history == {"loss": [0.5]}
+    with pytest.raises(AttributeError):
+        cbl.on_nothing
+
+
 def test_lambda_callback_keras_names_and_batch_hooks():
     x, y = _data(32)
     m = _model()

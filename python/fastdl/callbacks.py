@@ -75,13 +75,56 @@ def _overrides(cb, name):
 
 
 class CallbackList:
-    def __init__(self, callbacks, model, params):
-        self.callbacks = list(callbacks)
+    """Several callbacks called as one: Keras' ``CallbackList(callbacks, add_history=False,
+    add_progbar=False, model=None, **params)`` with ``on_train_begin(logs)`` and every
+    other hook (fit builds it as ``CallbackList(callbacks, model, params)``)."""
+
+    def __init__(self, callbacks=None, add_history=False, add_progbar=False, model=None,
+                 **params):
+        if not isinstance(add_history, bool):   # (callbacks, model, params), fit's order
+            model, params = add_history, dict(add_progbar or {}, **params)
+            add_history = add_progbar = False
+        self.callbacks = list(callbacks or [])
+        if add_history and not any(isinstance(c, History) for c in self.callbacks):
+            self.callbacks.append(History())
+        if add_progbar and not any(isinstance(c, ProgbarLogger) for c in self.callbacks):
+            self.callbacks.append(ProgbarLogger(params.get("verbose", 1) or 1))
+        self.model = model
+        self.params = params
         for cb in self.callbacks:
-            cb.set_model(model)
+            if model is not None:
+                cb.set_model(model)
             cb.set_params(params)
+        self._find_per_batch()
+
+    def _find_per_batch(self):
         batch_hooks = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end")
         self.per_batch = [cb for cb in self.callbacks if any(_overrides(cb, h) for h in batch_hooks)]
+
+    def append(self, callback):
+        self.callbacks.append(callback)
+        if self.model is not None:
+            callback.set_model(self.model)
+        callback.set_params(self.params)
+        self._find_per_batch()
+
+    def set_model(self, model):
+        self.model = model
+        for cb in self.callbacks:
+            cb.set_model(model)
+
+    def set_params(self, params):
+        self.params = params
+        for cb in self.callbacks:
+            cb.set_params(params)
+
+    def __iter__(self):
+        return iter(self.callbacks)
+
+    def __getattr__(self, name):
+        if name in _HOOKS:
+            return lambda *args: self.call(name, *args)
+        raise AttributeError(f"'CallbackList' object has no attribute {name!r}")
 
     def call(self, hook, *args):
         """Call ``hook`` on every callback; the logs argument is a dict, never None."""
