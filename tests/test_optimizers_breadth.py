@@ -252,9 +252,13 @@ def test_clipvalue():
     np.testing.assert_allclose(a, [-0.5, 0.2, 0.5])
 
 
-def test_clipnorm_takes_precedence_over_clipvalue():
-    (a,) = _sgd_once([np.array([3.0, 4.0])], clipnorm=1.0, clipvalue=0.1)
-    np.testing.assert_allclose(a, [0.6, 0.8])
+def test_only_one_clipping_argument():
+    # Keras 3: at most one of clipnorm, clipvalue and global_clipnorm
+    for kw in ({"clipnorm": 1.0, "clipvalue": 0.1}, {"clipnorm": 1.0, "global_clipnorm": 1.0},
+               {"clipvalue": 1.0, "global_clipnorm": 1.0}):
+        with pytest.raises(ValueError, match="Only one of `clipnorm`, `clipvalue` and "
+                                             "`global_clipnorm`"):
+            optimizers.Adam(**kw)
 
 
 def test_clipping_does_not_touch_the_gradient_arrays():
@@ -283,8 +287,6 @@ def test_clipping_with_adam_matches_reference():
 
 
 def test_clip_argument_errors():
-    with pytest.raises(ValueError, match="Only one of `clipnorm` and `global_clipnorm`"):
-        optimizers.Adam(clipnorm=1.0, global_clipnorm=1.0)
     for k in ("clipnorm", "clipvalue", "global_clipnorm"):
         with pytest.raises(ValueError, match=k):
             optimizers.SGD(**{k: -1.0})
@@ -545,21 +547,32 @@ def test_gradient_accumulation(clip):
             gm = gm * min(1.0, clip / np.linalg.norm(gm))
         m = m + (gm - m) * (1 - b1)
         v = v + (gm * gm - v) * (1 - b2)
-        q = q - m * 0.05 * math.sqrt(1 - b2 ** t) / (1 - b1 ** t) / (np.sqrt(v) + eps)
+        k = t // n                    # the update rule counts updates, as Keras does
+        q = q - m * 0.05 * math.sqrt(1 - b2 ** k) / (1 - b1 ** k) / (np.sqrt(v) + eps)
         np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-12)
-    assert opt.iterations == 9
+    assert opt.iterations == 3        # Keras: updates made, 9 calls // 3
     it, state = opt.get_state([p])
-    assert len(state) == 3            # m, v and the accumulated gradients
+    assert it == 9 and len(state) == 3    # m, v and the accumulated gradients
+    o2 = optimizers.Adam(0.05, gradient_accumulation_steps=n, clipnorm=clip)
+    o2.set_state([p], it, state)
+    assert o2.iterations == 3
     back = optimizers.deserialize(optimizers.serialize(opt))
     assert back.gradient_accumulation_steps == n
 
 
-def test_nadam_with_gradient_accumulation_counts_update_steps():
-    opt = optimizers.Nadam(gradient_accumulation_steps=2)
-    want = 1.0
-    for k in (2, 4, 6):
-        want *= opt._u(k)
-    assert opt._u_product(6) == pytest.approx(want)
+@pytest.mark.parametrize("cls", [optimizers.Nadam, optimizers.Adamax, optimizers.Adafactor])
+def test_accumulating_two_equals_one_step_with_the_mean(cls):
+    rng = np.random.default_rng(2)
+    p, q = rng.standard_normal((3, 4)), None
+    q = p.copy()
+    acc, plain = cls(0.01, gradient_accumulation_steps=2), cls(0.01)
+    for _ in range(3):
+        g1, g2 = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+        acc.apply_gradients([(g1, p)])
+        acc.apply_gradients([(g2, p)])
+        plain.apply_gradients([((g1 + g2) / 2, q)])
+    np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-12)
+    assert acc.iterations == plain.iterations == 3
 
 
 @pytest.mark.parametrize("freq", [None, 3])

@@ -77,9 +77,10 @@ class Optimizer:
                 isinstance(gradient_accumulation_steps, bool) or gradient_accumulation_steps < 2):
             raise ValueError(f"`gradient_accumulation_steps` must be an integer >= 2. Received: "
                              f"gradient_accumulation_steps={gradient_accumulation_steps!r}")
-        if clipnorm is not None and global_clipnorm is not None:
-            raise ValueError(f"Only one of `clipnorm` and `global_clipnorm` can be set. "
-                             f"Received: clipnorm={clipnorm}, global_clipnorm={global_clipnorm}")
+        if sum(a is not None for a in (clipnorm, clipvalue, global_clipnorm)) > 1:
+            raise ValueError(f"Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be "
+                             f"set. Received: clipnorm={clipnorm}, clipvalue={clipvalue}, "
+                             f"global_clipnorm={global_clipnorm}")
         for k, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
                      ("global_clipnorm", global_clipnorm)):
             if v is not None and (not isinstance(v, numbers.Real) or isinstance(v, bool) or
@@ -102,7 +103,7 @@ class Optimizer:
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.name = name or what.lower()
-        self.iterations = 0
+        self._iterations = 0   # calls of apply_gradients
         self._state = {}  # id(param) -> (param, [slot arrays])
 
     # ------------------------------------------------------------ learning rate
@@ -129,13 +130,25 @@ class Optimizer:
     def _current_lr(self):
         lr = self._learning_rate
         if isinstance(lr, LearningRateSchedule):
-            return _lr_value(lr(self.iterations),
+            return _lr_value(lr(self._iterations),
                              f"the learning rate schedule {type(lr).__name__} (at step "
-                             f"{self.iterations})")
+                             f"{self._iterations})")
         if callable(lr):
-            v = lr() if _takes_no_args(lr) else lr(self.iterations)
+            v = lr() if _takes_no_args(lr) else lr(self._iterations)
             return _lr_value(v, f"the learning rate function {getattr(lr, '__name__', lr)!r}")
         return lr
+
+    @property
+    def iterations(self):
+        """The number of updates so far (of apply_gradients calls; with
+        gradient_accumulation_steps, of the updates they made), as Keras counts."""
+        n = self.gradient_accumulation_steps
+        return self._iterations // n if n else self._iterations
+
+    @iterations.setter
+    def iterations(self, value):
+        n = self.gradient_accumulation_steps
+        self._iterations = int(value) * (n or 1)
 
     # ------------------------------------------------------------ the loop
     def _slots(self, p):
@@ -169,13 +182,16 @@ class Optimizer:
                 g = _device.xp(g).ascontiguousarray(g, dtype=p.dtype)
             pairs.append((g, p))
         params = [p for _, p in pairs]
-        self.iterations += 1
-        step = self.iterations
+        raw = self._iterations
+        self._iterations = raw + 1
         k = len(self._slot_names)
         n_acc = self.gradient_accumulation_steps
+        before = raw // n_acc if n_acc else raw   # Keras' `iterations` before this call
+        step = before + 1                          # the update rules' step, from 1
         if n_acc:
-            # Keras 3: sum the gradients; every n_acc-th step update with their mean
-            update = step % n_acc == 0
+            # Keras 3: sum the gradients; every n_acc-th call update with their mean (the
+            # update rules then count updates, not calls)
+            update = (raw + 1) % n_acc == 0
             mean = []
             for g, p in pairs:
                 acc = self._slots(p)[k]
@@ -193,14 +209,14 @@ class Optimizer:
             if not (self.use_ema or n_acc):
                 for g, p in pairs:
                     self._update(p, g, self._slots(p), lr, step, wd)
-                return step
+                return self.iterations
             for g, p in pairs:
                 self._update(p, g, self._slots(p)[:k], lr, step, wd)
         if not self.use_ema:
-            return step
+            return self.iterations
         # Keras 3: average = m*average + (1-m)*p (m = 0 at the first step), and every
         # ema_overwrite_frequency steps the parameters take the average's value
-        mom = self.ema_momentum if step > 1 else 0.0
+        mom = self.ema_momentum if before != 0 else 0.0
         overwrite = bool(self.ema_overwrite_frequency) and step % self.ema_overwrite_frequency == 0
         for p in params:
             avg = self._slots(p)[-1]
@@ -209,7 +225,7 @@ class Optimizer:
             avg += t(1.0 - mom) * p
             if overwrite:
                 p[...] = avg
-        return step
+        return self.iterations
 
     def finalize_variable_values(self, var_list):
         """With use_ema, give the variables their moving averages (fit calls this at
@@ -225,7 +241,7 @@ class Optimizer:
         return self.apply_gradients(zip(grads, trainable_variables))
 
     def _clip(self, pairs):
-        """Keras 3's order: clipnorm (each gradient), else global_clipnorm, else clipvalue."""
+        """clipnorm (each gradient), global_clipnorm (all together) or clipvalue."""
         if self.clipnorm:
             c = float(self.clipnorm)
             out = []
@@ -256,7 +272,7 @@ class Optimizer:
         out = []
         for p in params:
             out.extend(np.array(_host(s)) for s in self._slots(p))
-        return self.iterations, out
+        return self._iterations, out
 
     def set_state(self, params, iterations, arrays):
         arrays = list(arrays)
@@ -268,7 +284,7 @@ class Optimizer:
         for p in params:
             for s in self._slots(p):
                 s[...] = _device.xp(s).asarray(next(it))
-        self.iterations = int(iterations)
+        self._iterations = int(iterations)
 
     def _move(self, to_array):
         self._state = {}
@@ -522,14 +538,12 @@ class Nadam(Optimizer):
         return self.beta_1 * (1.0 - 0.5 * 0.96 ** t)
 
     def _u_product(self, step):
-        """prod of u_k over the steps k <= step that updated (every one, or every
-        gradient_accumulation_steps-th)."""
-        stride = self.gradient_accumulation_steps or 1
+        """u_1 * ... * u_step."""
         k, prod = self._u_cache
-        if k > step or k % stride:
+        if k > step:
             k, prod = 0, 1.0
-        while k + stride <= step:
-            k += stride
+        while k < step:
+            k += 1
             prod *= self._u(k)
         self._u_cache = (k, prod)
         return prod
