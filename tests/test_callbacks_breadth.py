@@ -297,6 +297,12 @@ def test_checkpoint_save_best_only_with_save_freq_epoch(tmp_path):
     cb = callbacks.ModelCheckpoint(path, monitor="loss", save_best_only=True)
     m.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[cb])
     assert path.exists() and cb.best is not None
+    # a monitored metric that is not in the logs: a warning, and saved anyway (Keras 3)
+    path.unlink()
+    cb = callbacks.ModelCheckpoint(path, monitor="val_loss", save_best_only=True)
+    with pytest.warns(UserWarning, match="only with val_loss available"):
+        m.fit(x, y, epochs=1, batch_size=16, verbose=0, callbacks=[cb])
+    assert path.exists()
 
 
 def test_checkpoint_errors(tmp_path):

@@ -320,19 +320,20 @@ class ModelCheckpoint(_Monitor, _BatchCounter):
         if os.path.isdir(path):
             raise IOError(f"Please specify a non-directory filepath for ModelCheckpoint. "
                           f"Filepath used is an existing directory: {path}")
-        if self.save_best_only:
-            value = self._get(logs)
-            if value is None:
-                warnings.warn(f"Can save best model only with {self.monitor} available, "
-                              f"skipping.", stacklevel=2)
-                return
+        value = logs.get(self.monitor) if self.save_best_only else None
+        if self.save_best_only and value is None:
+            # as Keras 3: warn, and save as without save_best_only
+            warnings.warn(f"Can save best model only with {self.monitor} available.",
+                          stacklevel=2)
+        elif self.save_best_only:
+            best = "None" if self.best is None else f"{self.best:.5f}"
             if not self._improved(value, self.best):
                 if self.verbose > 0:
-                    print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {self.best}")
+                    print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {best}")
                 return
             if self.verbose > 0:
-                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {self.best} to {value}, "
-                      f"saving model to {path}")
+                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {best} to "
+                      f"{value:.5f}, saving model to {path}")
             self.best = value
         elif self.verbose > 0:
             print(f"\nEpoch {epoch + 1}: saving model to {path}")
