@@ -626,8 +626,6 @@ class CSVLogger(Callback):
             self.on_train_begin()
         if self.keys is None:
             self.keys = sorted(logs)
-            if self.keys and not any(k.startswith("val_") for k in self.keys):
-                self.keys.extend(["val_" + k for k in self.keys])
         if self._writer is None:
             class Dialect(csv.excel):
                 delimiter = self.sep
