@@ -52,6 +52,10 @@ def test_every_hook_gets_a_logs_dict(opt):
     c = LogsChecker()
     m.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[c], validation_split=0.25)
     m.evaluate(x, y, batch_size=16, verbose=0, callbacks=[c])
+    m.predict(x, batch_size=16, verbose=0, callbacks=[c])
+    assert c.calls.count("on_predict_batch_end") == 2
+    for h in ("on_predict_begin", "on_predict_batch_begin", "on_predict_end"):
+        assert h in c.calls, h
     for h in ("on_train_begin", "on_epoch_begin", "on_train_batch_begin", "on_train_batch_end",
               "on_epoch_end", "on_train_end", "on_test_begin", "on_test_batch_begin",
               "on_test_batch_end", "on_test_end"):

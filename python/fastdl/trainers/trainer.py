@@ -421,12 +421,22 @@ class Trainer:
         data = data_adapter.adapt(x, None, None, batch_size, False, "predict")
         chunks = []
         dev = self._dev
+        cbl = callbacks_mod.CallbackList(callbacks, self, {"verbose": verbose, "steps": steps}) \
+            if callbacks else None
+        if cbl:
+            cbl.call("on_predict_begin", {})
         for s, (xb, _, _) in enumerate(data.batches(None)):
             if steps is not None and s >= steps:
                 break
+            if cbl:
+                cbl.call("on_predict_batch_begin", s, {})
             self._ensure_built(xb)
             out = self.predict_step((_map_dev(dev, xb),))
             chunks.append(_map_host(out))
+            if cbl:
+                cbl.call("on_predict_batch_end", s, {"outputs": chunks[-1]})
+        if cbl:
+            cbl.call("on_predict_end", {})
         if not chunks:
             return self._empty_prediction()
         first = chunks[0]
