@@ -222,6 +222,21 @@ def test_weight_decay_and_float32(cls):
         assert np.all(p <= 0.95 + 1e-6)
 
 
+def test_build_variables_and_exclude_from_weight_decay():
+    a, b = np.ones(3), np.ones(2)
+    opt = optimizers.Adam(0.1, weight_decay=0.5)
+    opt.build([a, b])
+    assert len(opt.variables) == 4 and all(np.all(v == 0) for v in opt.variables)
+    opt.exclude_from_weight_decay(var_list=[b])
+    opt2 = optimizers.SGD(0.1, weight_decay=0.5)
+    opt2.exclude_from_weight_decay(var_list=[b])
+    opt2.apply_gradients([(np.zeros(3), a), (np.zeros(2), b)])
+    np.testing.assert_allclose(a, 0.95)
+    np.testing.assert_allclose(b, 1.0)
+    with pytest.raises(NotImplementedError, match="var_names"):
+        opt.exclude_from_weight_decay(var_names=["bias"])
+
+
 # ------------------------------------------------------------------ clipping
 def _sgd_once(grads, **kw):
     ps = [np.zeros_like(g) for g in grads]

@@ -105,6 +105,7 @@ class Optimizer:
         self.name = name or what.lower()
         self._iterations = 0   # calls of apply_gradients
         self._state = {}  # id(param) -> (param, [slot arrays])
+        self._no_decay = None   # ids of the parameters exclude_from_weight_decay named
 
     # ------------------------------------------------------------ learning rate
     @property
@@ -206,12 +207,15 @@ class Optimizer:
                 pairs = self._clip(pairs)
             wd = self.weight_decay or 0.0
             self._begin_step(step)
+            skip = self._no_decay
             if not (self.use_ema or n_acc):
                 for g, p in pairs:
-                    self._update(p, g, self._slots(p), lr, step, wd)
+                    self._update(p, g, self._slots(p), lr, step,
+                                 0.0 if skip and id(p) in skip else wd)
                 return self.iterations
             for g, p in pairs:
-                self._update(p, g, self._slots(p)[:k], lr, step, wd)
+                self._update(p, g, self._slots(p)[:k], lr, step,
+                             0.0 if skip and id(p) in skip else wd)
         if not self.use_ema:
             return self.iterations
         # Keras 3: average = m*average + (1-m)*p (m = 0 at the first step), and every
@@ -236,6 +240,26 @@ class Optimizer:
             entry = self._state.get(id(p))
             if entry is not None and entry[0] is p:
                 p[...] = entry[1][-1]
+
+    def build(self, var_list):
+        """Create the state slots of every variable now (they are made on first use
+        otherwise)."""
+        for p in var_list:
+            self._slots(p)
+
+    @property
+    def variables(self):
+        """The state arrays (slots) made so far, parameter by parameter."""
+        return [s for _, slots in self._state.values() for s in slots]
+
+    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+        """Apply no weight decay to the arrays in var_list (var_names, which Keras
+        matches against variable names, is not supported: fastdl's weights are plain
+        arrays)."""
+        if var_names:
+            raise NotImplementedError("exclude_from_weight_decay(var_names=...) is not "
+                                      "supported; pass the arrays as var_list")
+        self._no_decay = {id(p) for p in (var_list or [])} or None
 
     def apply(self, grads, trainable_variables):
         return self.apply_gradients(zip(grads, trainable_variables))
