@@ -324,6 +324,43 @@ def test_checkpoint_errors(tmp_path):
               callbacks=[callbacks.ModelCheckpoint(str(tmp_path / "d.keras"))])
 
 
+# ------------------------------------------------------------------ SwapEMAWeights
+def test_swap_ema_weights_validates_with_the_averages():
+    x, y = _data(64)
+    xv, yv = _data(32, seed=1)
+    res = {}
+    for swap in (False, True):
+        m = _model(optimizers.Adam(0.05, use_ema=True, ema_momentum=0.8))
+        cbs = [callbacks.SwapEMAWeights()] if swap else []
+        h = m.fit(x, y, epochs=3, batch_size=16, verbose=0, validation_data=(xv, yv),
+                  callbacks=cbs)
+        # fit ends with the averages in the model (use_ema): what SwapEMAWeights validated
+        res[swap] = (h.history["val_loss"][-1], m.evaluate(xv, yv, verbose=0),
+                     [w.copy() for w in m.get_weights()])
+    assert res[True][0] == pytest.approx(res[True][1], rel=1e-6)
+    assert res[False][0] != pytest.approx(res[False][1], rel=1e-6)
+    for a, b in zip(res[True][2], res[False][2]):     # training itself is unchanged
+        np.testing.assert_array_equal(a, b)
+
+
+def test_swap_ema_weights_in_evaluate_and_predict():
+    x, y = _data(32)
+    m = _model(optimizers.SGD(0.1, use_ema=True, ema_momentum=0.5))
+    m.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    # the averages differ from the weights once training continues by hand
+    m.train_on_batch(x, y)
+    now = [w.copy() for w in m.get_weights()]
+    avgs = [m.optimizer._slots(w)[-1].copy() for w in m.trainable_weights]
+    p_swapped = m.predict(x, verbose=0, callbacks=[callbacks.SwapEMAWeights()])
+    for a, b in zip(m.get_weights(), now):
+        np.testing.assert_array_equal(a, b)       # swapped back
+    m.set_weights(avgs)
+    np.testing.assert_allclose(p_swapped, m.predict(x, verbose=0), rtol=1e-6)
+    m2 = _model(optimizers.SGD(0.1))
+    with pytest.raises(ValueError, match="use_ema=True"):
+        m2.evaluate(x, y, verbose=0, callbacks=[callbacks.SwapEMAWeights()])
+
+
 # ------------------------------------------------------------------ BackupAndRestore
 class Crash(callbacks.Callback):
     def __init__(self, at):

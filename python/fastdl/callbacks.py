@@ -20,7 +20,7 @@ from ._fileio import atomic_file
 
 __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpoint",
            "TerminateOnNaN", "LambdaCallback", "ProgbarLogger", "ReduceLROnPlateau",
-           "LearningRateScheduler", "CSVLogger", "BackupAndRestore"]
+           "LearningRateScheduler", "CSVLogger", "BackupAndRestore", "SwapEMAWeights"]
 
 _HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_batch_begin",
           "on_batch_end", "on_train_batch_begin", "on_train_batch_end", "on_test_begin",
@@ -764,3 +764,65 @@ class BackupAndRestore(Callback, _BatchCounter):
                 os.rmdir(self.backup_dir)
             except OSError:
                 pass
+
+
+class SwapEMAWeights(Callback):
+    """With an optimizer made with ``use_ema=True``: evaluate and predict with the
+    moving averages of the weights (swapped in for the test/predict hooks, back
+    afterwards); with ``swap_on_epoch=True`` also during the epoch-end callbacks
+    that follow this one (ModelCheckpoint, say)."""
+
+    def __init__(self, swap_on_epoch=False):
+        super().__init__()
+        self.swap_on_epoch = swap_on_epoch
+        self._ema_weights_in_model = False
+
+    def _swap(self):
+        opt = getattr(self.model, "optimizer", None)
+        if opt is None or not getattr(opt, "use_ema", False):
+            raise ValueError("SwapEMAWeights must be used when `use_ema=True` is set on the "
+                             "optimizer. Received: use_ema=False")
+        for p in self.model.trainable_weights:
+            entry = opt._state.get(id(p))
+            if entry is None or entry[0] is not p:
+                continue
+            avg = entry[1][-1]
+            tmp = p.copy()
+            p[...] = avg
+            avg[...] = tmp
+
+    def _finalize(self):
+        # at the end of fit the optimizer copies its averages into the weights: put them back
+        opt = self.model.optimizer
+        for p in self.model.trainable_weights:
+            entry = opt._state.get(id(p))
+            if entry is not None and entry[0] is p:
+                entry[1][-1][...] = p
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.swap_on_epoch and self._ema_weights_in_model:
+            self._swap()
+            self._ema_weights_in_model = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.swap_on_epoch and not self._ema_weights_in_model:
+            self._swap()
+            self._ema_weights_in_model = True
+            if epoch == self.params.get("epochs", 0) - 1:
+                self._finalize()
+
+    def on_test_begin(self, logs=None):
+        if not self._ema_weights_in_model:
+            self._swap()
+            self._ema_weights_in_model = True
+
+    def on_test_end(self, logs=None):
+        if self._ema_weights_in_model:
+            self._swap()
+            self._ema_weights_in_model = False
+
+    def on_predict_begin(self, logs=None):
+        self.on_test_begin(logs)
+
+    def on_predict_end(self, logs=None):
+        self.on_test_end(logs)

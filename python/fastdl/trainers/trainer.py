@@ -304,6 +304,8 @@ class Trainer:
         cbl.per_batch = [c for c in cbl.per_batch
                          if not (isinstance(c, callbacks_mod.ProgbarLogger) and not c.live)]
         per_batch = bool(cbl.per_batch)
+        test_hooks = any(callbacks_mod._overrides(c, h) for c in cbl.callbacks
+                         for h in ("on_test_batch_begin", "on_test_batch_end"))
         self.stop_training = False
         self.history = history
         rng = _random.generator()
@@ -328,7 +330,11 @@ class Trainer:
                 data.on_epoch_end()
                 logs = dict(logs)
                 if val is not None and not interrupted[0] and (epoch + 1) % validation_freq == 0:
-                    vlogs = self._evaluate_data(val, validation_steps)
+                    # the validation calls the test hooks, as in Keras (SwapEMAWeights)
+                    cbl.call("on_test_begin", {})
+                    vlogs = self._evaluate_data(val, validation_steps,
+                                                cbl if test_hooks else None)
+                    cbl.call("on_test_end", dict(vlogs))
                     logs.update({"val_" + k: v for k, v in vlogs.items()})
                 params["seen_steps"] = done
                 if interrupted[0]:
