@@ -1,6 +1,6 @@
 """Keras callbacks: History, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau,
-LearningRateScheduler, CSVLogger, BackupAndRestore, TerminateOnNaN, LambdaCallback
-and the base Callback with every hook fit/evaluate/predict call. Every hook gets
+LearningRateScheduler, CSVLogger, BackupAndRestore, SwapEMAWeights, TerminateOnNaN,
+LambdaCallback and the base Callback with every hook fit/evaluate/predict call. Every hook gets
 a logs dict (empty where there is nothing to report), never None."""
 import csv
 import inspect
