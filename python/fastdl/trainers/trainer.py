@@ -425,7 +425,9 @@ class Trainer:
         if verbose == "auto":
             verbose = 1
         history = callbacks_mod.History()
-        cbs = [history] + list(callbacks or [])
+        # History after the user's callbacks, as in Keras: it records what they add to the
+        # logs (learning_rate from ReduceLROnPlateau / LearningRateScheduler)
+        cbs = list(callbacks or []) + [history]
         if verbose:
             cbs.append(callbacks_mod.ProgbarLogger(verbose))
         params = {"epochs": epochs, "steps": steps, "verbose": verbose,
@@ -434,6 +436,8 @@ class Trainer:
         cbl.per_batch = [c for c in cbl.per_batch
                          if not (isinstance(c, callbacks_mod.ProgbarLogger) and not c.live)]
         per_batch = bool(cbl.per_batch)
+        test_hooks = any(callbacks_mod._overrides(c, h) for c in cbl.callbacks
+                         for h in ("on_test_batch_begin", "on_test_batch_end"))
         self.stop_training = False
         self.history = history
         rng = _random.generator()
@@ -441,10 +445,14 @@ class Trainer:
         interrupted = [False]
         old_handler = _catch_sigint(interrupted)
         logs = {}
-        cbl.call("on_train_begin", None)
+        self._initial_epoch = None
+        cbl.call("on_train_begin", {})
+        # a callback (BackupAndRestore) may have restored a later starting epoch
+        initial_epoch = max(int(initial_epoch), self._initial_epoch or 0)
+        self._initial_epoch = None
         try:
             for epoch in range(initial_epoch, epochs):
-                cbl.call("on_epoch_begin", epoch, None)
+                cbl.call("on_epoch_begin", epoch, {})
                 done, logs = run(rng, steps, cbl if per_batch else None,
                                  lambda: self.stop_training or interrupted[0])
                 if done == 0 and isinstance(data, data_adapter.GeneratorData) and data.exhausted:
@@ -454,7 +462,11 @@ class Trainer:
                 data.on_epoch_end()
                 logs = dict(logs)
                 if val is not None and not interrupted[0] and (epoch + 1) % validation_freq == 0:
-                    vlogs = self._evaluate_data(val, validation_steps)
+                    # the validation calls the test hooks, as in Keras (SwapEMAWeights)
+                    cbl.call("on_test_begin", {})
+                    vlogs = self._evaluate_data(val, validation_steps,
+                                                cbl if test_hooks else None)
+                    cbl.call("on_test_end", dict(vlogs))
                     logs.update({"val_" + k: v for k, v in vlogs.items()})
                 params["seen_steps"] = done
                 if interrupted[0]:
@@ -467,6 +479,8 @@ class Trainer:
         finally:
             if old_handler is not None:
                 signal.signal(signal.SIGINT, old_handler)
+        if epochs > initial_epoch and hasattr(self.optimizer, "finalize_variable_values"):
+            self.optimizer.finalize_variable_values(self.trainable_weights)   # use_ema
         if interrupted[0] and verbose:
             print("\nTraining interrupted: stopped between batches; the weights so far are kept.",
                   file=sys.stderr)
@@ -545,12 +559,22 @@ class Trainer:
         data = data_adapter.adapt(x, None, None, batch_size, False, "predict")
         chunks = []
         dev = self._dev
+        cbl = callbacks_mod.CallbackList(callbacks, self, {"verbose": verbose, "steps": steps}) \
+            if callbacks else None
+        if cbl:
+            cbl.call("on_predict_begin", {})
         for s, (xb, _, _) in enumerate(data.batches(None)):
             if steps is not None and s >= steps:
                 break
+            if cbl:
+                cbl.call("on_predict_batch_begin", s, {})
             self._ensure_built(xb)
             out = self.predict_step((_map_dev(dev, xb),))
             chunks.append(_map_host(out))
+            if cbl:
+                cbl.call("on_predict_batch_end", s, {"outputs": chunks[-1]})
+        if cbl:
+            cbl.call("on_predict_end", {})
         if not chunks:
             return self._empty_prediction()
         first = chunks[0]
