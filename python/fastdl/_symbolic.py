@@ -10,10 +10,12 @@ import itertools
 
 import numpy as np
 
+from ._tape import Operators
+
 _uid = itertools.count()
 
 
-class KerasTensor:
+class KerasTensor(Operators):
     def __init__(self, shape, dtype="float32", name=None, node=None, index=0):
         self.shape = tuple(None if d is None else int(d) for d in shape)
         self.dtype = np.dtype(dtype)
@@ -40,34 +42,6 @@ class KerasTensor:
     def __array__(self, dtype=None, copy=None):
         raise TypeError("a symbolic tensor (from keras.Input) holds no values: NumPy functions "
                         "cannot run on it. Use fastdl.ops functions or layers on it")
-
-    # operators build graph nodes through fastdl.ops, like any op on symbolic tensors
-    def __add__(self, o): return _ops().add(self, o)
-    def __radd__(self, o): return _ops().add(o, self)
-    def __sub__(self, o): return _ops().subtract(self, o)
-    def __rsub__(self, o): return _ops().subtract(o, self)
-    def __mul__(self, o): return _ops().multiply(self, o)
-    def __rmul__(self, o): return _ops().multiply(o, self)
-    def __truediv__(self, o): return _ops().divide(self, o)
-    def __rtruediv__(self, o): return _ops().divide(o, self)
-    def __matmul__(self, o): return _ops().matmul(self, o)
-    def __rmatmul__(self, o): return _ops().matmul(o, self)
-    def __pow__(self, o): return _ops().power(self, o)
-    def __neg__(self): return _ops().negative(self)
-    def __abs__(self): return _ops().abs(self)
-    def __getitem__(self, key): return _ops().get_item(self, key)
-
-    @property
-    def T(self):
-        return _ops().transpose(self)
-
-    def reshape(self, *shape):
-        return _ops().reshape(self, shape[0] if len(shape) == 1 else shape)
-
-
-def _ops():
-    from . import ops
-    return ops
 
 
 class Node:

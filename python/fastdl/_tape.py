@@ -86,7 +86,37 @@ class Node:
                                 # activation: a loss may fuse with it (losses.Loss)
 
 
-class Tensor:
+class Operators:
+    """Python operators through fastdl.ops, for the traced values of the tape (Tensor) and
+    the symbolic ones of the functional API (KerasTensor): the ops record or build nodes."""
+    __slots__ = ()
+
+    def __add__(self, o): return _ops().add(self, o)
+    def __radd__(self, o): return _ops().add(o, self)
+    def __sub__(self, o): return _ops().subtract(self, o)
+    def __rsub__(self, o): return _ops().subtract(o, self)
+    def __mul__(self, o): return _ops().multiply(self, o)
+    def __rmul__(self, o): return _ops().multiply(o, self)
+    def __truediv__(self, o): return _ops().divide(self, o)
+    def __rtruediv__(self, o): return _ops().divide(o, self)
+    def __matmul__(self, o): return _ops().matmul(self, o)
+    def __rmatmul__(self, o): return _ops().matmul(o, self)
+    def __pow__(self, o): return _ops().power(self, o)
+    def __rpow__(self, o): return _ops().power(o, self)
+    def __neg__(self): return _ops().negative(self)
+    def __pos__(self): return self
+    def __abs__(self): return _ops().abs(self)
+    def __getitem__(self, key): return _ops().get_item(self, key)
+
+    @property
+    def T(self):
+        return _ops().transpose(self)
+
+    def reshape(self, *shape):
+        return _ops().reshape(self, shape[0] if len(shape) == 1 else shape)
+
+
+class Tensor(Operators):
     """A value computed under a GradientTape, with the node that computed it.
 
     It behaves like the array it holds for shapes, dtypes and Python operators;
@@ -173,35 +203,11 @@ class Tensor:
                         "autodiff cannot follow in-place writes. Build a new value instead, e.g. "
                         "with fastdl.ops.where or fastdl.ops.concatenate")
 
-    # ---------------------------------------------------------- operators
-    def __add__(self, o): return _ops().add(self, o)
-    def __radd__(self, o): return _ops().add(o, self)
-    def __sub__(self, o): return _ops().subtract(self, o)
-    def __rsub__(self, o): return _ops().subtract(o, self)
-    def __mul__(self, o): return _ops().multiply(self, o)
-    def __rmul__(self, o): return _ops().multiply(o, self)
-    def __truediv__(self, o): return _ops().divide(self, o)
-    def __rtruediv__(self, o): return _ops().divide(o, self)
-    def __matmul__(self, o): return _ops().matmul(self, o)
-    def __rmatmul__(self, o): return _ops().matmul(o, self)
-    def __pow__(self, o): return _ops().power(self, o)
-    def __rpow__(self, o): return _ops().power(o, self)
-    def __neg__(self): return _ops().negative(self)
-    def __pos__(self): return self
-    def __abs__(self): return _ops().abs(self)
-    def __getitem__(self, key): return _ops().get_item(self, key)
     # comparisons have no gradient: they give plain boolean arrays
     def __lt__(self, o): return self.value < value(o)
     def __le__(self, o): return self.value <= value(o)
     def __gt__(self, o): return self.value > value(o)
     def __ge__(self, o): return self.value >= value(o)
-
-    @property
-    def T(self):
-        return _ops().transpose(self)
-
-    def reshape(self, *shape):
-        return _ops().reshape(self, shape[0] if len(shape) == 1 else shape)
 
     def sum(self, axis=None, keepdims=False):
         return _ops().sum(self, axis=axis, keepdims=keepdims)

@@ -116,16 +116,7 @@ def expand_reduced(g, shape, axis, keepdims):
 
 def sum_to(g, shape):
     """Sum a broadcast gradient back to shape (NumPy's broadcasting rules)."""
-    shape = tuple(shape)
-    if g.shape == shape:
-        return g
-    lead = g.ndim - len(shape)
-    if lead:
-        g = g.sum(axis=tuple(range(lead)))
-    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
-    return g.reshape(shape)
+    return _tape._sum_to(g, tuple(shape))
 
 
 def op_needs(name, forward, vjp):
@@ -180,3 +171,17 @@ def is_np_float(*arrays):
         elif a.dtype != d:
             return False
     return True
+
+
+def kernels():
+    """fastdl.ops (its kernel functions), imported on first use."""
+    return _OPS[0] if _OPS else _load_ops()
+
+
+_OPS = []
+
+
+def _load_ops():
+    from .. import ops
+    _OPS.append(ops)
+    return ops

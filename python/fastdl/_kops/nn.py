@@ -15,18 +15,8 @@ from ._base import FLOATX, float_of, standardize_dtype, to_array, to_device_of, 
 from .._device import has_kernels
 
 
-def _k():
-    """fastdl.ops (its kernel functions), imported on first use."""
-    return _OPS[0] if _OPS else _load_ops()
+from ._base import kernels as _k  # noqa: E402
 
-
-_OPS = []
-
-
-def _load_ops():
-    from .. import ops
-    _OPS.append(ops)
-    return ops
 
 
 def _kernel_ok(x):

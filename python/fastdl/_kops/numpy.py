@@ -23,18 +23,8 @@ _sum = builtins.sum
 _abs = builtins.abs
 
 
-def _k():
-    """fastdl.ops (its kernel functions), imported on first use."""
-    return _OPS[0] if _OPS else _load_ops()
+from ._base import kernels as _k  # noqa: E402
 
-
-_OPS = []
-
-
-def _load_ops():
-    from .. import ops
-    _OPS.append(ops)
-    return ops
 
 
 # ============================================================== element-wise binary

@@ -49,31 +49,37 @@ def _step(step):
                         f"got {step!r}") from None
 
 
-class ExponentialDecay(LearningRateSchedule):
-    """initial_learning_rate * decay_rate ** (step / decay_steps) (the exponent floored
-    with staircase=True)."""
+class _StepDecay(LearningRateSchedule):
+    """initial_learning_rate decayed by decay_rate every decay_steps steps: the two
+    schedules below differ only in how (the progress p is floored with staircase=True)."""
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
-                 name="ExponentialDecay"):
-        _number("initial_learning_rate", initial_learning_rate, "ExponentialDecay")
-        _positive("decay_steps", decay_steps, "ExponentialDecay")
-        _number("decay_rate", decay_rate, "ExponentialDecay")
+                 name=None):
+        what = type(self).__name__
+        _number("initial_learning_rate", initial_learning_rate, what)
+        _positive("decay_steps", decay_steps, what)
+        _number("decay_rate", decay_rate, what)
         self.initial_learning_rate = initial_learning_rate
         self.decay_steps = decay_steps
         self.decay_rate = decay_rate
         self.staircase = staircase
-        self.name = name
+        self.name = name or what
 
-    def __call__(self, step):
+    def _progress(self, step):
         p = _step(step) / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return float(self.initial_learning_rate) * float(self.decay_rate) ** p
+        return math.floor(p) if self.staircase else p
 
     def get_config(self):
         return {"initial_learning_rate": self.initial_learning_rate,
                 "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
                 "staircase": self.staircase, "name": self.name}
+
+
+class ExponentialDecay(_StepDecay):
+    """initial_learning_rate * decay_rate ** (step / decay_steps)."""
+
+    def __call__(self, step):
+        return float(self.initial_learning_rate) * float(self.decay_rate) ** self._progress(step)
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
@@ -143,31 +149,12 @@ class PolynomialDecay(LearningRateSchedule):
                 "power": self.power, "cycle": self.cycle, "name": self.name}
 
 
-class InverseTimeDecay(LearningRateSchedule):
-    """initial_learning_rate / (1 + decay_rate * step / decay_steps) (floored with
-    staircase=True)."""
-
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
-                 name="InverseTimeDecay"):
-        _number("initial_learning_rate", initial_learning_rate, "InverseTimeDecay")
-        _positive("decay_steps", decay_steps, "InverseTimeDecay")
-        _number("decay_rate", decay_rate, "InverseTimeDecay")
-        self.initial_learning_rate = initial_learning_rate
-        self.decay_steps = decay_steps
-        self.decay_rate = decay_rate
-        self.staircase = staircase
-        self.name = name
+class InverseTimeDecay(_StepDecay):
+    """initial_learning_rate / (1 + decay_rate * step / decay_steps)."""
 
     def __call__(self, step):
-        p = _step(step) / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return float(self.initial_learning_rate) / (1.0 + float(self.decay_rate) * p)
-
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
-                "staircase": self.staircase, "name": self.name}
+        return float(self.initial_learning_rate) / (1.0 + float(self.decay_rate) *
+                                                    self._progress(step))
 
 
 class CosineDecay(LearningRateSchedule):
