@@ -3,8 +3,8 @@
 Rows, side by side in one run, alternating within each round (median of --train-repeats):
   * the seed MLP (Flatten, Dense128 relu, Dropout 0.2, Dense10 softmax), batch 32, one epoch:
     as a Sequential of built-in layers (the fused step plan), as the same functional model
-    (one tape node per layer), and as a Sequential whose Dense layers are a user's Layer
-    subclass written with ``ops.matmul`` and ``+`` (its call traced op by op);
+    (the graph's step plan), and as a Sequential whose Dense layers are a user's Layer
+    subclass written with ``ops.matmul`` and ``+`` (trained through the tape, op by op);
   * the convnet (batch 64) and LSTM(128) over rows (batch 32), Sequential and functional.
 With $FASTDL_BENCH_BASELINE set to the ``python`` folder of another fastdl checkout (built in
 place), the Sequential rows also run that fastdl in a subprocess, in the same rounds: the
@@ -146,9 +146,10 @@ def run(opts):
                 "/ Sequential": _common.ratio(med[v]["fit_s"], seq),
                 "/ baseline": _common.ratio(med[v]["fit_s"], med.get("baseline", {}).get("fit_s"))
                 if v == "sequential" else None})
-    table.notes.append("sequential: the fused step plan; functional: one tape node per layer; "
-                       "custom: Dense written as a Layer subclass with ops.matmul and +, traced op "
-                       "by op (target: at most 1.5x the built-in's fit time)")
+    table.notes.append("sequential: the fused step plan; functional: the same model built with "
+                       "keras.Input (the graph's step plan); custom: Dense written as a Layer "
+                       "subclass with ops.matmul and +, trained through the tape (target: at most "
+                       "1.5x the built-in's fit time)")
     if base:
         table.notes.append("baseline: the same Sequential models on the fastdl found in "
                            f"${BASELINE_ENV}, in the same rounds")

@@ -121,9 +121,22 @@ class Layer:
         self._inbound = []        # symbolic Nodes this layer made (functional API)
 
     # ------------------------------------------------------------ tracking
+    def __init_subclass__(cls, **kwargs):
+        # Built-in layers hold no sub-layers and set attributes in every call: they skip the
+        # tracking __setattr__. Any user class (and the models) tracks what it assigns.
+        super().__init_subclass__(**kwargs)
+        if cls.__module__.startswith("fastdl.layers.") and "_tracks" not in cls.__dict__:
+            cls.__setattr__ = object.__setattr__
+        else:
+            cls.__setattr__ = Layer.__setattr__
+
     def __setattr__(self, key, value):
         # Sub-layers assigned as attributes, or held in lists, tuples and dicts assigned
         # as attributes, are tracked: their weights are this layer's weights too (Keras).
+        t = type(value)
+        if t in _PLAIN or (t is tuple and key[0] == "_"):   # the hot path: what call() keeps
+            object.__setattr__(self, key, value)           # for backward (arrays, shapes)
+            return
         if isinstance(value, Layer):
             if all(value is not l for l in self.__dict__.get("_layers", ())):
                 self.__dict__.setdefault("_layers", []).append(value)
@@ -636,6 +649,10 @@ class Layer:
 
 
 # ------------------------------------------------------------------ helpers
+_PLAIN = frozenset([np.ndarray, int, float, bool, str, type(None), np.float32, np.float64,
+                    np.int64, np.dtype])
+
+
 def _values(box):
     return box.values() if isinstance(box, dict) else box
 
