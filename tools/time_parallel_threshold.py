@@ -48,7 +48,7 @@ def main():
         a = r.standard_normal((m, k)).astype(np.float32)
         b = r.standard_normal((k, n)).astype(np.float32)
         c = np.empty((m, n), np.float32)
-        t = per_threads(lambda: ops.matmul(a, b, out=c))
+        t = per_threads(lambda: ops.matmul_kernel(a, b, out=c))
         w = m * k * n
         fj = t[2] - t[1] / 2
         fj_gemm.append(fj)
@@ -59,7 +59,7 @@ def main():
     for n in (1 << 16, 1 << 17, 1 << 18, 1 << 20):
         x = r.standard_normal(n).astype(np.float32)
         y = np.empty_like(x)
-        t = per_threads(lambda: ops.relu(x, out=y))
+        t = per_threads(lambda: ops.relu_kernel(x, out=y))
         fj = t[2] - t[1] / 2
         fj_el.append(fj)
         t_el.append(t[1] / n)
@@ -76,10 +76,10 @@ def main():
     xs, ys = x.reshape(-1, 256), np.empty((n // 256, 256), np.float32)
     labels = r.integers(0, 256, n // 256)
     p, g, m, v = (x.copy() for _ in range(4))
-    relu = best_us(lambda: ops.relu(x, out=y), 50)
+    relu = best_us(lambda: ops.relu_kernel(x, out=y), 50)
     print("\none-thread cost per element relative to relu:")
-    for name, fn in (("tanh", lambda: ops.tanh(x, out=y)),
-                     ("softmax", lambda: ops.softmax(xs, out=ys)),
+    for name, fn in (("tanh", lambda: ops.tanh_kernel(x, out=y)),
+                     ("softmax", lambda: ops.softmax_kernel(xs, out=ys)),
                      ("sparse softmax cross-entropy", lambda: ops.sparse_softmax_cross_entropy(xs, labels)),
                      ("adam update", lambda: ops.adam_update(p, g, m, v, step=1)),
                      ("dropout", lambda: ops.dropout(x, 0.5, 1, out=y))):
