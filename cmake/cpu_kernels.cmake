@@ -7,7 +7,7 @@
 #                                          target's baseline
 #
 # Levels and their flags: generic (none), avx2 (-mavx2 -mfma), avx512 (-mavx512f -mavx2
-# -mfma); off x86, generic only. Only kernel objects get ISA flags, never -march=native.
+# -mfma); off x86, generic only. Only kernel objects get ISA flags, never flags for the build machine's own CPU.
 # A kernel object is built with FASTDL_CAP_NS=<level> (the namespace its kernels live in)
 # and FASTDL_CAP_LEVEL=<0,1,2> and registers itself in its family's DispatchTable
 # (csrc/cpu/runtime/dispatch.h) when the module is loaded.

@@ -507,28 +507,6 @@ class Adagrad(Optimizer):
         self.initial_accumulator_value = float(initial_accumulator_value)
         self.epsilon = float(epsilon)
 
-    def _apply_plain(self, grads_and_vars):
-        """apply_gradients without clipping, accumulation or EMA: one pass (the hot path)."""
-        lr = self._current_lr()
-        self._iterations += 1
-        step = self._iterations
-        self._begin_step(step)
-        wd = self.weight_decay or 0.0
-        skip = self._no_decay
-        for g, p in grads_and_vars:
-            if g is None:
-                continue
-            if type(g) is not np.ndarray:
-                g = _tape.value(g)
-                if type(g) is not np.ndarray and not _device.is_device(g):
-                    g = np.asarray(g)
-            if g.shape != p.shape:
-                raise ValueError(f"gradient of shape {g.shape} for a parameter of shape {p.shape}")
-            if g.dtype != p.dtype or not g.flags.c_contiguous:
-                g = _device.xp(g).ascontiguousarray(g, dtype=p.dtype)
-            self._update(p, g, self._slots(p), lr, step, 0.0 if skip and id(p) in skip else wd)
-        return self.iterations
-
     def _new_slot(self, p, name):
         z = _zeros_like(p)
         z.fill(self.initial_accumulator_value)
@@ -716,28 +694,6 @@ class Ftrl(Optimizer):
         self.l2_shrinkage_regularization_strength = float(l2_shrinkage_regularization_strength)
         self.beta = float(beta)
 
-    def _apply_plain(self, grads_and_vars):
-        """apply_gradients without clipping, accumulation or EMA: one pass (the hot path)."""
-        lr = self._current_lr()
-        self._iterations += 1
-        step = self._iterations
-        self._begin_step(step)
-        wd = self.weight_decay or 0.0
-        skip = self._no_decay
-        for g, p in grads_and_vars:
-            if g is None:
-                continue
-            if type(g) is not np.ndarray:
-                g = _tape.value(g)
-                if type(g) is not np.ndarray and not _device.is_device(g):
-                    g = np.asarray(g)
-            if g.shape != p.shape:
-                raise ValueError(f"gradient of shape {g.shape} for a parameter of shape {p.shape}")
-            if g.dtype != p.dtype or not g.flags.c_contiguous:
-                g = _device.xp(g).ascontiguousarray(g, dtype=p.dtype)
-            self._update(p, g, self._slots(p), lr, step, 0.0 if skip and id(p) in skip else wd)
-        return self.iterations
-
     def _new_slot(self, p, name):
         z = _zeros_like(p)
         if name == "accumulator":
@@ -783,28 +739,6 @@ class Adafactor(Optimizer):
         self.epsilon_2 = float(epsilon_2)
         self.clip_threshold = float(clip_threshold)
         self.relative_step = bool(relative_step)
-
-    def _apply_plain(self, grads_and_vars):
-        """apply_gradients without clipping, accumulation or EMA: one pass (the hot path)."""
-        lr = self._current_lr()
-        self._iterations += 1
-        step = self._iterations
-        self._begin_step(step)
-        wd = self.weight_decay or 0.0
-        skip = self._no_decay
-        for g, p in grads_and_vars:
-            if g is None:
-                continue
-            if type(g) is not np.ndarray:
-                g = _tape.value(g)
-                if type(g) is not np.ndarray and not _device.is_device(g):
-                    g = np.asarray(g)
-            if g.shape != p.shape:
-                raise ValueError(f"gradient of shape {g.shape} for a parameter of shape {p.shape}")
-            if g.dtype != p.dtype or not g.flags.c_contiguous:
-                g = _device.xp(g).ascontiguousarray(g, dtype=p.dtype)
-            self._update(p, g, self._slots(p), lr, step, 0.0 if skip and id(p) in skip else wd)
-        return self.iterations
 
     def _new_slot(self, p, name):
         if name == "v" or p.ndim >= 2:
