@@ -405,15 +405,27 @@ class SGD(Optimizer):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
 
-class Adam(Optimizer):
+class _Moments(Optimizer):
+    """The optimizers with Adam's arguments: beta_1, beta_2 and epsilon (Keras 3 defaults)."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 weight_decay=None, **kw):
+        super().__init__(learning_rate, weight_decay, **kw)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+class Adam(_Moments):
     """Keras 3 Adam: m += (g-m)(1-b1); v += (g*g-v)(1-b2); (amsgrad: v_hat = max(v_hat, v),
     used for v); p -= lr*sqrt(1-b2^t)/(1-b1^t) * m/(sqrt(v)+eps)."""
     _slot_names = ("m", "v")
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
                  weight_decay=None, **kw):
-        super().__init__(learning_rate, weight_decay, **kw)
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay, **kw)
         self.amsgrad = bool(amsgrad)
         if self.amsgrad:
             self._slot_names = ("m", "v", "v_hat")
@@ -434,8 +446,7 @@ class Adam(Optimizer):
         p -= m * t(alpha) / (xp.sqrt(vh) + t(self.epsilon))
 
     def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
-                "epsilon": self.epsilon, "amsgrad": self.amsgrad}
+        return {**super().get_config(), "amsgrad": self.amsgrad}
 
 
 class AdamW(Adam):
@@ -549,14 +560,9 @@ class Adadelta(Optimizer):
         return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
 
 
-class Adamax(Optimizer):
+class Adamax(_Moments):
     """Keras 3 Adamax: m += (g-m)(1-b1); u = max(b2*u, |g|); p -= lr*m/((1-b1^t)(u+eps))."""
     _slot_names = ("m", "u")
-
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 weight_decay=None, **kw):
-        super().__init__(learning_rate, weight_decay, **kw)
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
 
     def _update(self, p, g, slots, lr, step, wd):
         xp, t = _device.xp(p), p.dtype.type
@@ -566,21 +572,15 @@ class Adamax(Optimizer):
         xp.maximum(u * t(self.beta_2), xp.abs(g), out=u)
         p -= (t(lr) * m) / (t(1.0 - self.beta_1 ** step) * (u + t(self.epsilon)))
 
-    def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
-                "epsilon": self.epsilon}
 
-
-class Nadam(Optimizer):
+class Nadam(_Moments):
     """Keras 3 Nadam: Adam with Nesterov momentum and the momentum schedule
     u_t = b1*(1 - 0.5*0.96^t); m_hat = u_{t+1}*m/(1 - prod u_1..u_{t+1}) +
     (1-u_t)*g/(1 - prod u_1..u_t); v_hat = v/(1-b2^t); p -= lr*m_hat/(sqrt(v_hat)+eps)."""
     _slot_names = ("m", "v")
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 weight_decay=None, **kw):
-        super().__init__(learning_rate, weight_decay, **kw)
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
         self._u_cache = (0, 1.0)
 
     def _u(self, t):
@@ -612,10 +612,6 @@ class Nadam(Optimizer):
         v_hat = v / t(1.0 - self.beta_2 ** step)
         p -= m_hat * t(lr) / (xp.sqrt(v_hat) + t(self.epsilon))
 
-    def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
-                "epsilon": self.epsilon}
-
 
 class Lion(Optimizer):
     """Keras 3 Lion: p -= lr*sign(b1*m + (1-b1)*g); m = b2*m + (1-b2)*g."""
@@ -640,15 +636,10 @@ class Lion(Optimizer):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2}
 
 
-class Lamb(Optimizer):
+class Lamb(_Moments):
     """Keras 3 Lamb: Adam's moments; update = m_hat/(sqrt(v_hat)+eps); p -= lr * r *
     update with the trust ratio r = |p|/|update| (1 where either norm is 0)."""
     _slot_names = ("m", "v")
-
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 weight_decay=None, **kw):
-        super().__init__(learning_rate, weight_decay, **kw)
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
 
     def _update(self, p, g, slots, lr, step, wd):
         xp, t = _device.xp(p), p.dtype.type
@@ -661,10 +652,6 @@ class Lamb(Optimizer):
         w_norm, u_norm = _norm(p), _norm(update)
         ratio = w_norm / u_norm if w_norm > 0 and u_norm > 0 else 1.0
         p -= t(ratio * lr) * update
-
-    def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
-                "epsilon": self.epsilon}
 
 
 class Ftrl(Optimizer):
