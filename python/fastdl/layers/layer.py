@@ -761,9 +761,9 @@ def _as_floats(inputs, dtype):
     if isinstance(inputs, _tape.Tensor) or _device.is_device(inputs):
         return inputs
     a = np.asarray(inputs)
-    if a.dtype.kind in "biu" or a.dtype.kind == "f":
-        return a if a.dtype.kind == "f" else a
-    return a.astype(dtype or np.float32)
+    if a.dtype.kind in "biuf":
+        return a
+    raise TypeError(f"inputs must hold numbers, got an array of dtype {a.dtype}")
 
 
 def _traced_inputs(inputs):

@@ -121,6 +121,10 @@ class Functional(Model):
             if shape is None:
                 v = np.asarray(v)
                 shape = v.shape
+            kind = getattr(getattr(v, "dtype", None), "kind", "f")
+            if kind not in "fiub":
+                raise TypeError(f"model {self.name!r}: input {t.name!r} must hold numbers, got "
+                                f"dtype {v.dtype}")
             if len(shape) != len(t.shape) or any(e is not None and e != s
                                                  for e, s in zip(t.shape[1:], shape[1:])):
                 raise ValueError(f"model {self.name!r}: input {t.name!r} expects shape "
@@ -154,6 +158,8 @@ class Functional(Model):
     def _prep_x(self, x, what):
         t = self._flat_inputs[0]
         x = np.asarray(x)
+        if x.dtype.kind not in "fiub":
+            raise TypeError(f"{what}: x must hold numbers, got dtype {x.dtype}")
         if x.ndim != len(t.shape) or any(e is not None and e != s
                                          for e, s in zip(t.shape[1:], x.shape[1:])):
             raise ValueError(f"{what}: the model expects inputs of shape {shape_str(t.shape)} "

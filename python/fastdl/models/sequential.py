@@ -166,6 +166,8 @@ class Sequential(Model):
                              f"{type(x).__name__}")
         if x.ndim == 0:
             raise ValueError(f"{what}: x must be an array with a batch dimension, got a scalar")
+        if x.dtype.kind not in "fiub":
+            raise TypeError(f"{what}: x must hold numbers, got dtype {x.dtype}")
         if not self.built:
             self._build_from_data(x, follow_dtype)
         exp = self._build_input_shape
