@@ -295,9 +295,6 @@ def test_gradient_sources_as_dict():
     np.testing.assert_allclose(np.asarray(g["b"]), [1.0])
 
 
-@pytest.mark.xfail(strict=True, reason="ops.convert_to_tensor returns a NumPy array, so Python "
-                   "operators on a watched value are not recorded (gradient: ValueError 'not "
-                   "computed under this tape')")
 def test_python_operators_on_a_watched_tensor():
     # TensorFlow's guide: x = tf.constant(3.0); tape.watch(x); y = x * x
     x = ops.convert_to_tensor(np.array(3.0))
@@ -307,8 +304,6 @@ def test_python_operators_on_a_watched_tensor():
     np.testing.assert_allclose(float(np.asarray(tape.gradient(y, x))), 6.0)
 
 
-@pytest.mark.xfail(strict=True, reason="Python operators on a model's weight arrays outside a "
-                   "layer's call are not recorded: an L2 penalty 'ops.sum(w ** 2)' has no gradient")
 def test_l2_penalty_on_weights_in_a_custom_loop():
     model = get_model()
     x, y = _data(4)

@@ -58,9 +58,10 @@ def _refresh():
 
 
 # ------------------------------------------------------------------ variables
-# id(array) -> array for every trainable weight: TensorFlow's tape watches the
-# trainable variables a computation reads; ours watches these arrays. Layers
-# register their weights when they create or move them and drop them when replaced.
+# TensorFlow's tape watches the trainable variables a computation reads; ours watches
+# every trainable fastdl.Variable, and the arrays registered here: id(array) -> array
+# for trainable weights that are not Variables (device arrays). Layers register those
+# when they create or move them and drop them when replaced.
 _variables = {}
 
 
@@ -259,8 +260,12 @@ from ._device import to_host as _host  # noqa: E402
 
 
 def value(x):
-    """The raw array of a Tensor; anything else unchanged."""
-    return x.value if type(x) is Tensor else x
+    """The raw array of a Tensor, the plain ndarray of a Variable or EagerTensor; anything
+    else unchanged."""
+    t = type(x)
+    if t is Tensor or t is Variable or t is EagerTensor:
+        return x.value
+    return x
 
 
 def is_tensor(x):
@@ -287,7 +292,7 @@ def _track(x, tapes):
             break
     if hit is not None and len(tapes) == 1:
         return hit[1]
-    auto = getattr(_state, "auto", False) and _variables.get(key) is x
+    auto = _state.auto and ((type(x) is Variable and x._trainable) or _variables.get(key) is x)
     watchers = [t for t in tapes if key in t._watched or (auto and t._auto)]
     if hit is not None:
         # one leaf per array: a tape that watches it too (an inner tape opened after an
@@ -297,7 +302,7 @@ def _track(x, tapes):
         return hit[1]
     if not watchers:
         return None
-    leaf = Tensor(x, None, tuple(tapes))
+    leaf = Tensor(value(x), None, tuple(tapes))
     for t in watchers:
         t._leaves[key] = (x, leaf)
     return leaf
@@ -379,6 +384,21 @@ class paused:
         return False
 
 
+class untraced:
+    """``with untraced():`` code that computes on raw arrays by design (a built-in layer's
+    fused forward and backward, an optimizer's in-place update) sees Variables as plain
+    arrays: their operators are not recorded. Cheaper than paused(): the tapes stay entered."""
+    __slots__ = ("_saved",)
+
+    def __enter__(self):
+        self._saved = _state.active
+        _state.active = ()
+
+    def __exit__(self, *exc):
+        _state.active = self._saved
+        return False
+
+
 def stop_gradient(x):
     """The value of x, treated as a constant by the tape."""
     return value(x)
@@ -419,13 +439,10 @@ def _parents(n, keep=None):
 def _recorded_by(tape):
     """keep() for tape: the Tensors computed while it recorded, and its own leaves. An
     inner tape treats values computed before it started as constants (TensorFlow's rule)."""
-    leaves = tape._leaves
+    own = {id(leaf) for _, leaf in tape._leaves.values()}
 
     def keep(p):
-        if tape in p._tapes:
-            return True
-        hit = leaves.get(id(p.value)) if p.node is None else None
-        return hit is not None and hit[1] is p
+        return tape in p._tapes or (p.node is None and id(p) in own)
     return keep
 
 
@@ -610,3 +627,4 @@ class GradientTape:
 
 
 from ._device import xp as _xp  # noqa: E402
+from ._variable import EagerTensor, Variable  # noqa: E402

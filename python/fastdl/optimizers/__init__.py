@@ -191,6 +191,9 @@ class Optimizer:
 
     def apply_gradients(self, grads_and_vars):
         """One step: every (grad, param) pair is updated in place; None grads are skipped."""
+        if _tape._state.active:   # called under a GradientTape: the update is not recorded
+            with _tape.untraced():
+                return self.apply_gradients(grads_and_vars)
         if not (self.use_ema or self.gradient_accumulation_steps or self.clipnorm or
                 self.global_clipnorm or self.clipvalue):
             return self._apply_plain(grads_and_vars)
