@@ -281,7 +281,7 @@ def _track(x, tapes):
     """x as a participant of the recording: a Tensor, a leaf for a watched array, or None
     (a constant: nothing under the tape depends on it)."""
     if type(x) is Tensor:
-        if x._live():
+        if x._tapes is tapes or x._live():   # (made in this very recording: the common case)
             return x
         x = x.value  # a Tensor of a finished recording is a constant (or a watched array)
     key = id(x)
@@ -328,20 +328,43 @@ def record(name, out_values, inputs, vjp):
     (or None) per input, where gs is the output gradient (a tuple for a tuple of
     outputs, None entries for outputs that got none). Returns the outputs as
     Tensors when some input depends on a watched value, else the raw outputs."""
-    tapes = _active()
+    tapes = _state.active
     if not tapes:
         return out_values
-    tracked = tuple([_track(x, tapes) for x in inputs])
-    if not any(t is not None for t in tracked):
+    tracked = []
+    live = False
+    for x in inputs:
+        if type(x) is Tensor and x._tapes is tapes:
+            tracked.append(x)
+            live = True
+        else:
+            t = _track(x, tapes)
+            tracked.append(t)
+            live = live or t is not None
+    if not live:
         return out_values
-    tapes = tuple(tapes)
-    if isinstance(out_values, tuple):
+    tracked = tuple(tracked)
+    if type(out_values) is tuple:
         node = Node(tracked, vjp, name)
         outs = tuple(Tensor(v, node, tapes) for v in out_values)
         for i, o in enumerate(outs):
             o.node = _Select(node, i, len(outs))
         return outs
     return Tensor(out_values, Node(tracked, vjp, name), tapes)
+
+
+def record_needs(name, out_values, inputs, vjp):
+    """record(), for a vjp(needs, gs) that also gets which inputs the tape follows (a tuple
+    of booleans): the gradients of the others are not computed."""
+    res = record(name, out_values, inputs, vjp)
+    first = res[0] if type(res) is tuple and res else res
+    if type(first) is Tensor:
+        node = first.node
+        if type(node) is _Select:
+            node = node.node
+        needs = tuple([p is not None for p in node.parents])
+        node.vjp = lambda g: vjp(needs, g)
+    return res
 
 
 class _Select:
@@ -360,9 +383,9 @@ def primitive(name, forward, vjp):
     one gradient (or None) per positional argument. Positional arguments are the
     differentiable ones; keyword arguments are static (axes, shapes, ...)."""
     def op(*args, **kwargs):
-        raw = tuple(value(a) for a in args)
+        raw = [value(a) for a in args]
         out = forward(*raw, **kwargs)
-        if not _active():
+        if not _state.active:
             return out
         return record(name, out, args, lambda g: vjp(g, out, *raw, **kwargs))
     op.__name__ = name
@@ -466,19 +489,24 @@ def _sum_to(g, shape):
 
 def _run(node, g, grads, keep=None):
     gin = node.vjp(g)
-    if not isinstance(gin, (tuple, list)):
+    if type(gin) is not tuple and not isinstance(gin, (tuple, list)):
         gin = (gin,)
     for p, gp in zip(node.parents, gin):
         if p is None or gp is None or (keep is not None and not keep(p)):
             continue
-        if hasattr(gp, "shape"):
-            gp = _sum_to(gp, p.shape)
+        pv = p.value
+        shape = getattr(gp, "shape", None)
+        if shape is not None:
+            if shape != pv.shape:
+                gp = _sum_to(gp, pv.shape)
             # a float32 value gets a float32 gradient even where a float64 constant or a
             # Python scalar took part in the vjp
-            pd = p.dtype
+            pd = pv.dtype
             if gp.dtype != pd and pd.kind in "fc":
                 gp = gp.astype(pd)
-        _accumulate(grads, id(p), gp)
+        key = id(p)
+        old = grads.get(key)
+        grads[key] = gp if old is None else old + gp
 
 
 def _backprop(target, seed, keep=None):

@@ -140,19 +140,15 @@ def sum_to(g, shape):
 def op_needs(name, forward, vjp):
     """Like ``_tape.primitive``, but vjp(needs, g, out, *raw, **kwargs) also gets a tuple of
     booleans: which positional inputs the tape follows (the others need no gradient)."""
+    state = _tape._state
+
     def op(*args, **kwargs):
-        raw = tuple(value(a) for a in args)
+        raw = [value(a) for a in args]
         out = forward(*raw, **kwargs)
-        if not _tape._active():
+        if not state.active:
             return out
-        box = []
-        res = record(name, out, args, lambda g: vjp(box[0], g, out, *raw, **kwargs))
-        first = res[0] if isinstance(res, tuple) and res else res
-        if isinstance(first, Tensor):
-            node = first.node
-            node = getattr(node, "node", node) if not hasattr(node, "parents") else node
-            box.append(tuple(p is not None for p in node.parents))
-        return res
+        return _tape.record_needs(name, out, args,
+                                  lambda needs, g: vjp(needs, g, out, *raw, **kwargs))
     op.__name__ = op.__qualname__ = name
     return op
 

@@ -183,7 +183,9 @@ class Optimizer:
                 raise ValueError(f"gradient of shape {g.shape} for a parameter of shape {p.shape}")
             if g.dtype != p.dtype or not g.flags.c_contiguous:
                 g = _device.xp(g).ascontiguousarray(g, dtype=p.dtype)
-            self._update(p, g, self._slots(p), lr, step, 0.0 if skip and id(p) in skip else wd)
+            # (a Variable's plain array: the update kernels' fast type check)
+            self._update(_tape.value(p), g, self._slots(p), lr, step,
+                         0.0 if skip and id(p) in skip else wd)
         return self.iterations
 
     def _new_slot(self, p, name):
@@ -238,11 +240,11 @@ class Optimizer:
             skip = self._no_decay
             if not (self.use_ema or n_acc):
                 for g, p in pairs:
-                    self._update(p, g, self._slots(p), lr, step,
+                    self._update(_tape.value(p), g, self._slots(p), lr, step,
                                  0.0 if skip and id(p) in skip else wd)
                 return self.iterations
             for g, p in pairs:
-                self._update(p, g, self._slots(p)[:k], lr, step,
+                self._update(_tape.value(p), g, self._slots(p)[:k], lr, step,
                              0.0 if skip and id(p) in skip else wd)
         if not self.use_ema:
             return self.iterations
