@@ -21,6 +21,7 @@ The design, in the spirit of PyTorch's autograd and TensorFlow's tape:
   (``__array__``), and in-place writes (``__setitem__``).
 """
 import threading
+import weakref
 
 import numpy as np
 
@@ -76,6 +77,10 @@ def unregister_variable(a):
 
 
 # ------------------------------------------------------------------ tensors
+# id -> weak reference of the gradients a tape returned while another tape recorded
+_nested_results = {}
+
+
 class Node:
     __slots__ = ("parents", "vjp", "name", "logits")
 
@@ -609,6 +614,13 @@ class GradientTape:
         src_list = [sources] if single else (list(sources.values()) if isinstance(sources, dict)
                                              else list(sources))
         if not isinstance(target, Tensor) or self not in target._tapes:
+            ref = _nested_results.get(id(target))
+            if ref is not None and ref() is target:
+                raise NotImplementedError(
+                    "GradientTape.gradient: the target is a gradient an inner tape computed "
+                    "while this tape recorded. Higher-order gradients (nested tapes) are not "
+                    "supported: the backward passes run on raw arrays (NumPy and the fused C++ "
+                    "kernels), so the outer tape cannot record them")
             raise ValueError(
                 "GradientTape.gradient: the target was not computed under this tape from anything "
                 "it watches (a trainable weight used inside the `with` block, or an array given to "
@@ -647,6 +659,13 @@ class GradientTape:
             if g is not None and hasattr(g, "shape") and g.shape != value(s).shape:
                 g = _sum_to(g, value(s).shape)
             out.append(g)
+        if _state.active:
+            # another tape records around this call: remember the results, so that using one
+            # as that tape's target says why it cannot be differentiated again
+            for g in out:
+                if isinstance(g, np.ndarray):
+                    _nested_results[id(g)] = weakref.ref(
+                        g, lambda r, k=id(g): _nested_results.pop(k, None))
         if single:
             return out[0]
         if isinstance(sources, dict):
