@@ -20,6 +20,8 @@ The design, in the spirit of PyTorch's autograd and TensorFlow's tape:
   (``__array_function__``/``__array_ufunc__``), converting it to a NumPy array
   (``__array__``), and in-place writes (``__setitem__``).
 """
+import heapq
+import itertools
 import threading
 import weakref
 
@@ -81,13 +83,17 @@ def unregister_variable(a):
 _nested_results = {}
 
 
+_seq = itertools.count()   # creation order: consumers are always made after what they use
+
+
 class Node:
-    __slots__ = ("parents", "vjp", "name", "logits")
+    __slots__ = ("parents", "vjp", "name", "logits", "_seq")
 
     def __init__(self, parents, vjp, name):
         self.parents = parents  # tuple of Tensor or None (constants)
         self.vjp = vjp          # g -> tuple of gradients (or None), one per parent
         self.name = name
+        self._seq = next(_seq)
         self.logits = None      # (activation name, logits Tensor) for a layer's output
                                 # activation: a loss may fuse with it (losses.Loss)
 
@@ -127,13 +133,14 @@ class Tensor(Operators):
 
     It behaves like the array it holds for shapes, dtypes and Python operators;
     ``fastdl.ops`` functions accept it. ``.numpy()`` gives the value."""
-    __slots__ = ("value", "node", "_tapes", "__weakref__")
+    __slots__ = ("value", "node", "_tapes", "_seq", "__weakref__")
     __array_priority__ = 1000
 
     def __init__(self, value, node, tapes):
         self.value = value
         self.node = node      # None for a leaf
         self._tapes = tapes   # the tapes that were recording when it was made
+        self._seq = next(_seq)
 
     # ---------------------------------------------------------- array-like
     shape = property(lambda self: self.value.shape)
@@ -225,6 +232,31 @@ class Tensor(Operators):
         return _ops().cast(self, dtype)
 
 
+def _bind_operators(f):
+    """Tensor's operators straight to the differentiable functions f (a name -> function
+    table of fastdl._kops): a traced value is never symbolic, so the functional API's check
+    in fastdl.ops is skipped on this hot path."""
+    add, sub, mul, div, mm, pw = (f[n] for n in ("add", "subtract", "multiply", "divide",
+                                                 "matmul", "power"))
+    neg, ab, item = f["negative"], f["abs"], f["get_item"]
+    T = Tensor
+    T.__add__ = lambda self, o: add(self, o)
+    T.__radd__ = lambda self, o: add(o, self)
+    T.__sub__ = lambda self, o: sub(self, o)
+    T.__rsub__ = lambda self, o: sub(o, self)
+    T.__mul__ = lambda self, o: mul(self, o)
+    T.__rmul__ = lambda self, o: mul(o, self)
+    T.__truediv__ = lambda self, o: div(self, o)
+    T.__rtruediv__ = lambda self, o: div(o, self)
+    T.__matmul__ = lambda self, o: mm(self, o)
+    T.__rmatmul__ = lambda self, o: mm(o, self)
+    T.__pow__ = lambda self, o: pw(self, o)
+    T.__rpow__ = lambda self, o: pw(o, self)
+    T.__neg__ = lambda self: neg(self)
+    T.__abs__ = lambda self: ab(self)
+    T.__getitem__ = lambda self, key: item(self, key)
+
+
 _UFUNC_OPS = {"add": "add", "subtract": "subtract", "multiply": "multiply",
               "true_divide": "divide", "divide": "divide", "matmul": "matmul", "power": "power",
               "negative": "negative",
@@ -290,6 +322,17 @@ def _track(x, tapes):
             return x
         x = x.value  # a Tensor of a finished recording is a constant (or a watched array)
     key = id(x)
+    if len(tapes) == 1:   # the common case, without the bookkeeping of nested tapes
+        t = tapes[0]
+        hit = t._leaves.get(key)
+        if hit is not None:
+            return hit[1]
+        if key in t._watched or (t._auto and ((type(x) is Variable and x._trainable) or
+                                              _variables.get(key) is x)):
+            leaf = Tensor(value(x), None, tapes)
+            t._leaves[key] = (x, leaf)
+            return leaf
+        return None
     hit = None
     for t in tapes:
         hit = t._leaves.get(key)
@@ -433,37 +476,6 @@ def stop_gradient(x):
 
 
 # ------------------------------------------------------------------ backprop
-def _topo(roots, keep=None):
-    order, seen = [], set()
-    stack = [(r, False) for r in roots]
-    while stack:
-        n, done = stack.pop()
-        if done:
-            order.append(n)
-            continue
-        if id(n) in seen:
-            continue
-        seen.add(id(n))
-        stack.append((n, True))
-        for p in _parents(n, keep):
-            if id(p) not in seen:
-                stack.append((p, False))
-    return order  # parents before children
-
-
-def _parents(n, keep=None):
-    """Graph vertices are Tensors, and the Nodes of multi-output operations. keep(tensor)
-    says whether the tape being differentiated recorded it (else it is a constant there)."""
-    if isinstance(n, Node):
-        return tuple(p for p in n.parents if p is not None and (keep is None or keep(p)))
-    node = n.node
-    if node is None:
-        return ()
-    if isinstance(node, _Select):
-        return (node.node,)
-    return tuple(p for p in node.parents if p is not None and (keep is None or keep(p)))
-
-
 def _recorded_by(tape):
     """keep() for tape: the Tensors computed while it recorded, and its own leaves. An
     inner tape treats values computed before it started as constants (TensorFlow's rule)."""
@@ -492,7 +504,9 @@ def _sum_to(g, shape):
     return g.reshape(shape)
 
 
-def _run(node, g, grads, keep=None):
+def _run(node, g, grads, keep, heap):
+    """Apply node's vjp to g; add the gradients into grads, and queue the parents that got
+    their first gradient (leaves need no processing)."""
     gin = node.vjp(g)
     if type(gin) is not tuple and not isinstance(gin, (tuple, list)):
         gin = (gin,)
@@ -511,29 +525,41 @@ def _run(node, g, grads, keep=None):
                 gp = gp.astype(pd)
         key = id(p)
         old = grads.get(key)
-        grads[key] = gp if old is None else old + gp
+        if old is None:
+            grads[key] = gp
+            if p.node is not None:
+                heapq.heappush(heap, (-p._seq, p))
+        else:
+            grads[key] = old + gp
 
 
 def _backprop(target, seed, keep=None):
+    """Reverse mode from target: values are processed latest-made first (a value is made
+    after everything it uses, so all of its consumers are done before it), each once, and
+    only those a gradient reached."""
     grads = {id(target): seed}
-    order = _topo([target], keep)
-    for v in reversed(order):
-        if isinstance(v, Node):
+    heap = [(-target._seq, target)]
+    pop = heapq.heappop
+    while heap:
+        v = pop(heap)[1]
+        if type(v) is Node:        # a multi-output operation: its outputs' gradients
             gs = grads.get(id(v))
             if gs is not None and any(x is not None for x in gs):
-                _run(v, tuple(gs), grads, keep)
+                _run(v, tuple(gs), grads, keep, heap)
             continue
         g = grads.get(id(v))
-        if g is None or v.node is None:
-            continue
         node = v.node
-        if isinstance(node, _Select):
-            slot = grads.get(id(node.node))
+        if g is None or node is None:
+            continue
+        if type(node) is _Select:
+            parent = node.node
+            slot = grads.get(id(parent))
             if slot is None:
-                slot = grads[id(node.node)] = [None] * node.count
+                slot = grads[id(parent)] = [None] * node.count
+                heapq.heappush(heap, (-parent._seq, parent))
             slot[node.index] = g if slot[node.index] is None else slot[node.index] + g
             continue
-        _run(node, g, grads, keep)
+        _run(node, g, grads, keep, heap)
     return grads
 
 

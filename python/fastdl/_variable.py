@@ -227,7 +227,11 @@ class Variable(Traceable):
     It is the weight array itself (an ndarray: kernels and NumPy take it), with
     ``name``, ``path``, ``trainable``, ``value`` (the live plain array), ``numpy()``
     (a copy), ``assign``, ``assign_add`` and ``assign_sub`` (in place). A trainable
-    Variable is watched by every GradientTape that watches accessed variables."""
+    Variable is watched by every GradientTape that watches accessed variables.
+
+    On the host only: a model moved to a CUDA device (``model.to("cuda")``) holds its
+    weights as CuPy arrays, without these attributes (the tape follows them by identity);
+    moved back to the CPU they are Variables again, with the same names and flags."""
     __slots__ = ("name", "_path", "_trainable", "_layer")
 
     def __new__(cls, initializer, shape=None, dtype=None, trainable=True, autocast=True,

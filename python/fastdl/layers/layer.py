@@ -479,7 +479,7 @@ class Layer:
         inputs = args[0]
         training = kwargs.get("training")
         kwargs = self._call_kwargs(kwargs)
-        self._losses = []
+        self.__dict__["_losses"] = []   # (no tracking needed: a plain list of values)
         args = (_as_floats(inputs, self.dtype),) + tuple(args[1:])
         if not _tape.recording():
             if training:
@@ -508,8 +508,13 @@ class Layer:
             return ()
         d = self.__dict__
         names = d.get("_weight_attrs")
-        if names is None or any(d.get(k) is not w for k, w in names) or \
-                len(names) != d.get("_weight_attrs_n"):
+        stale = names is None or len(names) != d.get("_weight_attrs_n")
+        if not stale:
+            for k, w in names:
+                if d.get(k) is not w:
+                    stale = True
+                    break
+        if stale:
             own = {id(w) for w in self._weights}
             names = [(k, v) for k, v in d.items() if id(v) in own and not k.startswith("_")]
             d["_weight_attrs"] = names
