@@ -349,3 +349,21 @@ def test_builtin_layer_numpy_on_its_own_weights_under_a_tape():
         y = ops.sum(layer(x))
     (g,) = tape.gradient(y, layer.trainable_weights)
     np.testing.assert_allclose(np.asarray(g), [-2.0, 0.0])
+
+
+def test_kernels_still_refuse_device_array_subclasses_after_variables():
+    # the CPU module remembers the last host subclass it took (the Variable): an ndarray
+    # subclass exposing __cuda_array_interface__ is still refused, whatever came before
+    class FakeDevice(np.ndarray):
+        @property
+        def __cuda_array_interface__(self):
+            return {}
+
+    a = np.ones((2, 2), np.float32)
+    v = keras.Variable(a)
+    e = ops.convert_to_tensor(a)
+    for _ in range(2):
+        np.testing.assert_array_equal(ops.gemm(a, v), a @ a)
+        np.testing.assert_array_equal(ops.gemm(a, e), a @ a)
+        with pytest.raises(TypeError, match="GPU array"):
+            ops.gemm(a, a.view(FakeDevice))
