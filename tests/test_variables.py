@@ -367,3 +367,29 @@ def test_kernels_still_refuse_device_array_subclasses_after_variables():
         np.testing.assert_array_equal(ops.gemm(a, e), a @ a)
         with pytest.raises(TypeError, match="GPU array"):
             ops.gemm(a, a.view(FakeDevice))
+
+
+def test_weights_held_in_a_list_are_traced_through_their_operators():
+    class TwoStep(keras.layers.Layer):
+        def build(self, s):
+            self.ws = [self.add_weight(shape=(s[-1], s[-1]), initializer="ones",
+                                       dtype="float64", name=f"w{i}") for i in range(2)]
+
+        def call(self, x):
+            for w in self.ws:
+                x = x @ w * 0.5
+            return x
+
+    layer = TwoStep()
+    x = rng(12).standard_normal((3, 2))
+    layer(x)
+    with keras.GradientTape() as tape:
+        y = ops.sum(layer(x) ** 2)
+    grads = tape.gradient(y, layer.trainable_weights)
+    for w, g in zip(layer.trainable_weights, grads):
+        def f():
+            h = x
+            for v in layer.ws:
+                h = h @ v.value * 0.5
+            return float(np.sum(h ** 2))
+        np.testing.assert_allclose(np.asarray(g), numeric_gradient(f, w.value), rtol=1e-6)
