@@ -148,6 +148,8 @@ class Converter:
     # -------------------------------------------------------------- weights
     def weight_groups(self, layer, n):
         """[(sub-path below the layer's group, number of arrays)] for a layer with n arrays."""
+        if callable(self.groups):
+            return self.groups(layer, n)
         if len(self.groups) == 1:
             return [(self.groups[0], n)]
         per = n // len(self.groups)
@@ -515,7 +517,13 @@ for _c in [
     Converter("BatchNormalization", onnx=_onnx_batchnorm),
     Converter("LayerNormalization", onnx=_onnx_layernorm),
     Converter("Embedding", onnx=_onnx_embedding),
-    Converter("Bidirectional", groups=("forward_layer/cell/vars", "backward_layer/cell/vars")),
+    Converter("Bidirectional", groups=lambda l, n: [("forward_layer/cell/vars", n // 2),
+                                                    ("backward_layer/cell/vars", n // 2)],
+              from_keras=lambda cfg: _nested_from_keras(cfg, ("layer", "backward_layer")),
+              to_keras=lambda l, cfg: _nested_to_keras(l, cfg, ("layer", "backward_layer"))),
+    Converter("TimeDistributed", groups=lambda l, n: [("layer/" + _inner_group(l), n)],
+              from_keras=lambda cfg: _nested_from_keras(cfg, ("layer",)),
+              to_keras=lambda l, cfg: _nested_to_keras(l, cfg, ("layer",))),
 ]:
     register(_c)
 
@@ -525,3 +533,44 @@ def _chain(g, op, xs):
     for x in xs[1:]:
         y = g.node(op, [y, x])
     return y
+
+
+# ---------------------------------------------------------------- wrappers (a layer inside)
+def _nested_from_keras(cfg, keys):
+    """The wrapped layers' Keras entries -> fastdl layer objects."""
+    from . import deserialize_object
+    cfg = dict(cfg)
+    for k in keys:
+        e = cfg.get(k)
+        if isinstance(e, dict) and "class_name" in e:
+            conv = TABLE.get(e["class_name"])
+            if conv is None or conv.cls is None:
+                raise ValueError(f"the Keras file wraps the layer class {e['class_name']!r}, "
+                                 f"which fastdl does not have")
+            cfg[k] = deserialize_object({"class_name": conv.fastdl_name,
+                                         "config": conv.from_keras(e.get("config") or {})},
+                                        kind="layer")
+    return cfg
+
+
+def _nested_to_keras(layer, cfg, keys):
+    for k in keys:
+        inner = getattr(layer, {"layer": "forward_layer"}.get(k, k), None) if k != "layer" or \
+            not hasattr(layer, "layer") else layer.layer
+        if inner is None:
+            cfg.pop(k, None)
+            continue
+        conv = converter_for_layer(inner)
+        if conv is None:
+            raise ValueError(f"saving in Keras' format: {type(layer).__name__} {layer.name!r} "
+                             f"wraps {type(inner).__name__}, which has no Keras form here")
+        cfg[k] = keras_object("keras.layers", conv.keras_name, conv.to_keras(inner))
+    return cfg
+
+
+def _inner_group(layer):
+    inner = getattr(layer, "layer", None)
+    conv = converter_for_layer(inner) if inner is not None else None
+    if conv is None or callable(conv.groups):
+        return "vars"
+    return conv.groups[0]
