@@ -5,7 +5,7 @@ Run in an environment with TensorFlow's CPU build (not fastdl's):
     python -m venv tfvenv && tfvenv/bin/pip install tensorflow-cpu
     tfvenv/bin/python tools/make_keras_fixtures.py [out_dir]
 
-For each model: <name>.keras (saved by Keras), <name>.npz (the inputs x0, x1, ... and
+For each model: <name>.keras (saved by Keras; also mlp.weights.h5), <name>.npz (the inputs x0, x1, ... and
 Keras' predictions y0, y1, ...). Weights are random (seeded) rather than the initial
 ones, so that biases and normalization statistics are not trivial. The models use the
 layers fastdl has and those other work adds (Conv1D, Conv2DTranspose, DepthwiseConv2D,
@@ -108,6 +108,8 @@ def main(out_dir):
         ys = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
         ys = ys if isinstance(ys, list) else [ys]
         model.save(os.path.join(out_dir, name + ".keras"))
+        if name == "mlp":       # one weights-only file in Keras' layout
+            model.save_weights(os.path.join(out_dir, name + ".weights.h5"))
         np.savez(os.path.join(out_dir, name + ".npz"),
                  **{f"x{i}": x for i, x in enumerate(xs)},
                  **{f"y{i}": np.asarray(y) for i, y in enumerate(ys)})

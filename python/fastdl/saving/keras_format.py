@@ -62,12 +62,46 @@ def is_h5(path):
 
 
 # ================================================================ h5 weights
+def keras_layer_order(model):
+    """A functional model's layers in the order Keras 3 gives them (model.layers there):
+    by decreasing depth (distance from the outputs), ties by first visit of a depth-first
+    walk from the outputs. Keras numbers the weight groups of a file in this order."""
+    index, post, seen = {}, [], set()
+
+    def walk(node):
+        if id(node) in seen:
+            return
+        index.setdefault(id(node.layer), len(index))
+        for t in node.inputs:
+            walk(t.node)
+        seen.add(id(node))
+        post.append(node)
+    for t in model._flat_outputs:
+        walk(t.node)
+    node_depth, layer_depth, layer_of = {}, {}, {}
+    for node in reversed(post):
+        d = node_depth.setdefault(id(node), 0)
+        d = max(d, layer_depth.get(id(node.layer), 0))
+        layer_depth[id(node.layer)] = d
+        layer_of[id(node.layer)] = node.layer
+        node_depth[id(node)] = d
+        for t in node.inputs:
+            node_depth[id(t.node)] = max(d + 1, node_depth.get(id(t.node), 0))
+    for t in model._flat_inputs:            # inputs no output uses
+        if id(t.node.layer) not in layer_depth:
+            layer_depth[id(t.node.layer)] = 0
+            index[id(t.node.layer)] = -1
+            layer_of[id(t.node.layer)] = t.node.layer
+    ids = sorted(layer_depth, key=lambda i: (-layer_depth[i], index[i]))
+    return [layer_of[i] for i in ids]
+
+
 def _layer_groups(model):
     """[(group path, layer)] in Keras' order and naming."""
     from ..models import Sequential
     layers = list(model.layers)
     if not isinstance(model, Sequential):
-        layers = [l for l in model._layers]       # input layers included, as Keras does
+        layers = keras_layer_order(model)       # input layers included, as Keras does
     out, counts = [], {}
     for l in layers:
         base = layer_table.snake(type(l).__name__)
@@ -272,7 +306,7 @@ def model_config(model):
     single_in = not isinstance(model._input_struct, (list, tuple))
     single_out = not isinstance(model._output_struct, (list, tuple))
     cfg = {"name": model.name, "trainable": model.trainable,
-           "layers": [entries[id(l)] for l in model._layers],
+           "layers": [entries[id(l)] for l in keras_layer_order(model)],
            "input_layers": ins[0] if single_in else ins,
            "output_layers": outs[0] if single_out else outs}
     del flatten
