@@ -360,3 +360,27 @@ def test_functional_model_built_in_fastdl_takes_keras_weights():
     m.load_weights(_fixture("functional_merge"))
     xs, ys = _data("functional_merge")
     np.testing.assert_allclose(_predict(m, xs)[0], ys[0], rtol=1e-5, atol=1e-6)
+
+
+def _every_layer_models():
+    import importlib.util
+    path = os.path.join(os.path.dirname(__file__), "..", "tools", "check_keras_roundtrip.py")
+    spec = importlib.util.spec_from_file_location("check_keras_roundtrip", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.every_layer_models()
+
+
+def test_every_layer_kind_round_trips(tmp_path):
+    """The models of tools/check_keras_roundtrip.py (every layer kind fastdl writes in Keras'
+    format; that tool checks Keras 3 loads them): written in Keras' format, read back."""
+    for name, (m, xs) in _every_layer_models().items():
+        path = tmp_path / f"{name}.keras"
+        m.save(path)
+        with zipfile.ZipFile(path) as z:
+            assert "config.json" in z.namelist(), name
+        back = models.load_model(path)
+        feed = xs if len(xs) > 1 else xs[0]
+        np.testing.assert_array_equal(back.predict(feed, verbose=0), m.predict(feed, verbose=0),
+                                      err_msg=name)
+        assert [type(l).__name__ for l in back.layers] == [type(l).__name__ for l in m.layers]

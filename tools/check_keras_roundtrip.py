@@ -114,6 +114,62 @@ def trained_model_row(tmp):
             f"{d:.2e} (Keras optimizer iterations {it}, fastdl {m.optimizer.iterations})", "-"]
 
 
+def every_layer_models():
+    """{name: (model, inputs)}: every layer kind fastdl writes in Keras' format."""
+    import fastdl
+    from fastdl import layers as L, models
+    rng = np.random.default_rng(0)
+
+    def seq(shape, *ls):
+        m = models.Sequential([L.Input(shape)] + list(ls))
+        m.set_weights([rng.normal(0, 0.4, w.shape).astype("f4") for w in m.get_weights()])
+        return m, [rng.normal(size=(3,) + shape).astype("f4")]
+    out = {
+        "activations": seq((6,), L.Dense(6, activation="elu"), L.Activation("softplus"), L.ReLU(),
+                           L.LeakyReLU(negative_slope=0.2), L.ELU(alpha=0.7), L.PReLU(),
+                           L.Softmax()),
+        "pooling1d": seq((11, 3), L.MaxPooling1D(2), L.AveragePooling1D(2, padding="same"),
+                         L.UpSampling1D(2), L.GlobalMaxPooling1D()),
+        "global_avg1d": seq((6, 3), L.GlobalAveragePooling1D()),
+        "image_reshaping": seq((9, 8, 2), L.ZeroPadding2D(((1, 2), (0, 1))),
+                               L.Cropping2D(((1, 0), (2, 1))), L.UpSampling2D(2),
+                               L.Conv2D(3, 3, strides=2, padding="same", use_bias=False),
+                               L.GlobalMaxPooling2D(keepdims=True), L.Flatten()),
+        "global_avg2d_keepdims": seq((5, 4, 2), L.GlobalAveragePooling2D(keepdims=True)),
+        "noise_and_reshaping": seq((4,), L.Dense(4), L.GaussianNoise(0.2), L.GaussianDropout(0.3),
+                                   L.ActivityRegularization(l1=0.01), L.Dropout(0.2),
+                                   L.RepeatVector(3), L.SpatialDropout1D(0.2), L.Permute((2, 1)),
+                                   L.Reshape((-1,))),
+        "spatial_dropout2d": seq((4, 4, 2), L.SpatialDropout2D(0.3), L.Flatten()),
+        "rnn_options": seq((5, 3), L.LSTM(3, return_sequences=True, use_bias=False,
+                                          unit_forget_bias=False),
+                           L.GRU(2, return_sequences=True), L.SimpleRNN(2, activation="relu")),
+        "regularizers": seq((4,), L.Dense(3, kernel_regularizer="l2",
+                                          bias_regularizer=fastdl.regularizers.L1(0.01))),
+    }
+    a, b = L.Input((4,), name="a"), L.Input((4,), name="b")
+    merged = [getattr(L, n)()([a, b]) for n in
+              ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"]]
+    out["merges"] = (models.Model([a, b], L.Concatenate(axis=-1)(merged)),
+                     [rng.normal(size=(3, 4)).astype("f4") for _ in range(2)])
+    return out
+
+
+def every_layer_rows(tmp):
+    import keras
+    rows = []
+    for name, (m, xs) in every_layer_models().items():
+        path = os.path.join(tmp, "every_" + name + ".keras")
+        feed = xs if len(xs) > 1 else xs[0]
+        try:
+            m.save(path)
+            km = keras.models.load_model(path)
+            rows.append([name, maxdiff([km.predict(feed, verbose=0)], [m.predict(feed, verbose=0)])])
+        except Exception as e:  # noqa: BLE001 (a table cell: what went wrong)
+            rows.append([name, f"{type(e).__name__}: {str(e)[:80]}"])
+    return rows
+
+
 def timing(tmp, batch, repeat):
     from fastdl import models
     m = models.load_model(os.path.join(FIXTURES, "convnet.keras"))
@@ -157,6 +213,12 @@ def main(argv=None):
         print("| model | fastdl loads Keras' file | Keras loads fastdl's file | ONNX Runtime |")
         print("|---|---|---|---|")
         for r in rows:
+            print("| " + " | ".join(fmt(v) for v in r) + " |")
+        print("\nEvery layer kind, written by fastdl, loaded by Keras: max |difference| to "
+              "fastdl's predictions\n")
+        print("| model | Keras loads fastdl's file |")
+        print("|---|---|")
+        for r in every_layer_rows(tmp):
             print("| " + " | ".join(fmt(v) for v in r) + " |")
         try:
             t = timing(tmp, args.batch, args.repeat)

@@ -489,8 +489,9 @@ for _c in [
     Converter("Cropping2D"), Converter("RepeatVector"), Converter("UpSampling1D"),
     Converter("UpSampling2D"),
     Converter("Dropout", onnx=_onnx_identity),
-    Converter("SpatialDropout1D", onnx=_onnx_identity),
-    Converter("SpatialDropout2D", onnx=_onnx_identity),
+    # (Keras' spatial dropouts take no 'trainable' argument)
+    Converter("SpatialDropout1D", onnx=_onnx_identity, drop_to_keras=("trainable",)),
+    Converter("SpatialDropout2D", onnx=_onnx_identity, drop_to_keras=("trainable",)),
     Converter("GaussianNoise", onnx=_onnx_identity),
     Converter("GaussianDropout", onnx=_onnx_identity),
     Converter("ActivityRegularization", onnx=_onnx_identity),
