@@ -33,7 +33,9 @@ KERAS_DEFAULTS = {
     "seed": None, "sparse": False, "ragged": False, "optional": False,
     "data_format": "channels_last", "groups": 1, "use_cudnn": "auto", "noise_shape": None,
     "synchronized": False, "renorm": False, "renorm_clipping": None, "renorm_momentum": 0.99,
-    "mask_zero": False, "input_length": None,
+    "mask_zero": False, "input_length": None, "output_padding": None, "rms_scaling": False,
+    "depthwise_regularizer": None, "pointwise_regularizer": None, "depthwise_constraint": None,
+    "pointwise_constraint": None,
 }
 
 
@@ -255,6 +257,8 @@ def _pads(layer, in_spatial, kernel, strides, dilation):
         return begin + end
     if layer.padding == "valid":
         return [0] * (2 * n)
+    if layer.padding == "causal":          # Conv1D: all of it before
+        return [dilation[0] * (kernel[0] - 1), 0]
     lohi = pads if n > 1 else (pads,)
     return [p[0] for p in lohi] + [p[1] for p in lohi]
 
@@ -273,6 +277,76 @@ def _onnx_conv(g, layer, xs):
         ins.append(g.const(_w(layer, 1)))
     y = g.node("Conv", ins, kernel_shape=list(ks), strides=strides, dilations=dil, pads=pads)
     return [_act(g, layer.activation.name, _to_nhwc(g, y, rank), layer)]
+
+
+def _onnx_depthwise(g, layer, xs):
+    """DepthwiseConv2D: a grouped Conv (groups = C_in); kernel (KH, KW, C_in, M)."""
+    k = _w(layer, 0)
+    kh, kw, cin, mult = k.shape
+    w = np.transpose(k, (2, 3, 0, 1)).reshape(cin * mult, 1, kh, kw)
+    strides = list(_tup(layer.strides, 2))
+    dil = list(_tup(getattr(layer, "dilation_rate", 1), 2))
+    pads = _pads(layer, layer.input_shape[1:-1], (kh, kw), strides, dil)
+    ins = [_to_nchw(g, xs[0], 4), g.const(w)]
+    if layer.use_bias:
+        ins.append(g.const(_w(layer, 1)))
+    y = g.node("Conv", ins, kernel_shape=[kh, kw], strides=strides, dilations=dil, pads=pads,
+               group=int(cin))
+    return [_act(g, layer.activation.name, _to_nhwc(g, y, 4), layer)]
+
+
+def _onnx_separable(g, layer, xs):
+    """SeparableConv2D: the depthwise conv (no bias), then a 1x1 conv with the bias."""
+    dk, pk = _w(layer, 0), _w(layer, 1)      # (KH, KW, C_in, M), (1, 1, C_in * M, filters)
+    kh, kw, cin, mult = dk.shape
+    strides = list(_tup(layer.strides, 2))
+    dil = list(_tup(getattr(layer, "dilation_rate", 1), 2))
+    pads = _pads(layer, layer.input_shape[1:-1], (kh, kw), strides, dil)
+    y = g.node("Conv", [_to_nchw(g, xs[0], 4),
+                        g.const(np.transpose(dk, (2, 3, 0, 1)).reshape(cin * mult, 1, kh, kw))],
+               kernel_shape=[kh, kw], strides=strides, dilations=dil, pads=pads, group=int(cin))
+    ins = [y, g.const(np.transpose(pk, (3, 2, 0, 1)))]
+    if layer.use_bias:
+        ins.append(g.const(_w(layer, 2)))
+    y = g.node("Conv", ins, kernel_shape=[1, 1])
+    return [_act(g, layer.activation.name, _to_nhwc(g, y, 4), layer)]
+
+
+def _onnx_conv_transpose(g, layer, xs):
+    """Conv2DTranspose: kernel (KH, KW, filters, C_in) -> ONNX's (C_in, filters, KH, KW);
+    'same' gives in * stride, cropping as TensorFlow does (the extra at the end)."""
+    k = _w(layer, 0)
+    kh, kw = k.shape[:2]
+    strides = list(_tup(layer.strides, 2))
+    dil = list(_tup(getattr(layer, "dilation_rate", 1), 2))
+    if getattr(layer, "output_padding", None) is not None:
+        raise ValueError(f"ONNX export: Conv2DTranspose {layer.name!r} with output_padding is "
+                         f"not supported")
+    if layer.padding == "valid":
+        pads, extra = [0, 0, 0, 0], [0, 0]
+    elif layer.padding == "same":
+        begin, end, extra = [], [], []
+        for kk, ss, dd in zip((kh, kw), strides, dil):
+            eff = dd * (kk - 1) + 1
+            total = eff - ss
+            if total >= 0:
+                begin.append(total // 2)
+                end.append(total - total // 2)
+                extra.append(0)
+            else:
+                begin.append(0)
+                end.append(0)
+                extra.append(-total)
+        pads = begin + end
+    else:
+        raise ValueError(f"ONNX export: Conv2DTranspose {layer.name!r} with padding "
+                         f"{layer.padding!r} is not supported")
+    ins = [_to_nchw(g, xs[0], 4), g.const(np.transpose(k, (3, 2, 0, 1)))]
+    if layer.use_bias:
+        ins.append(g.const(_w(layer, 1)))
+    y = g.node("ConvTranspose", ins, kernel_shape=[int(kh), int(kw)], strides=strides,
+               dilations=dil, pads=pads, output_padding=extra)
+    return [_act(g, layer.activation.name, _to_nhwc(g, y, 4), layer)]
 
 
 def _tup(v, n):
@@ -396,7 +470,7 @@ def _onnx_gru(g, layer, xs):
 
 
 def _onnx_embedding(g, layer, xs):
-    idx = g.node("Cast", [xs[0]], to="int64")
+    idx = g.node("Cast", [xs[0]], to=7)        # TensorProto.INT64
     return [g.node("Gather", [g.const(_w(layer, 0)), idx], axis=0)]
 
 
@@ -512,9 +586,9 @@ for _c in [
     Converter("LSTM", groups=_RNN_GROUPS, onnx=_onnx_lstm),
     Converter("GRU", groups=_RNN_GROUPS, onnx=_onnx_gru),
     # layers landing on other branches (looked up when they exist)
-    Converter("Conv2DTranspose"),
-    Converter("DepthwiseConv2D"),
-    Converter("SeparableConv2D"),
+    Converter("Conv2DTranspose", onnx=_onnx_conv_transpose),
+    Converter("DepthwiseConv2D", onnx=_onnx_depthwise),
+    Converter("SeparableConv2D", onnx=_onnx_separable),
     Converter("BatchNormalization", onnx=_onnx_batchnorm),
     Converter("LayerNormalization", onnx=_onnx_layernorm),
     Converter("Embedding", onnx=_onnx_embedding),
