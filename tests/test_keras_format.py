@@ -319,6 +319,10 @@ def test_weights_that_do_not_fit_are_value_errors(tmp_path):
         models.load_model(_fixture("mlp")).load_weights(tmp_path / "few.weights.h5")
     with pytest.raises(ValueError, match="weights"):
         models.load_model(os.path.join(FIXTURES, "mlp.weights.h5"))
+    # a file with more layers than the model: an error, not a partial load
+    smaller = models.Sequential([layers.Input((8,)), layers.Dense(16, activation="relu")])
+    with pytest.raises(ValueError, match="dense_1"):
+        smaller.load_weights(os.path.join(FIXTURES, "mlp.weights.h5"))
 
 
 def test_damaged_keras_files_are_value_errors(tmp_path):

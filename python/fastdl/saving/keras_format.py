@@ -141,7 +141,20 @@ def write_weights_h5(model, f):
 def read_weights_h5(model, f, source):
     """Set ``model``'s weights from an open h5py.File in Keras' layout."""
     new = []
-    for path, layer in _layer_groups(model):
+    groups = _layer_groups(model)
+    mapped = {path for path, layer in groups if _own_arrays(layer)}
+    extra = []
+    if "layers" in f:
+        for key in f["layers"]:
+            held = []
+            f["layers"][key].visititems(lambda n, o: held.append(n) if hasattr(o, "shape") else None)
+            if held and f"layers/{key}" not in mapped:
+                extra.append(key)
+    if extra:
+        raise ValueError(f"{source!r} holds weights for layers {sorted(extra)} that the model "
+                         f"{model.name!r} does not have (its layers with weights: "
+                         f"{sorted(p.split('/', 1)[1] for p in mapped)})")
+    for path, layer in groups:
         mine = _own_arrays(layer)
         if not mine:
             continue
@@ -361,6 +374,9 @@ def _convert_layer(entry):
     """(fastdl serialize dict, keras class name) for a Keras layer entry."""
     name = entry.get("class_name")
     conv = layer_table.TABLE.get(name)
+    if name in ("Sequential", "Functional", "Model"):
+        raise ValueError(f"the Keras file nests a model ({(entry.get('config') or {}).get('name')!r}) "
+                         f"as a layer; fastdl reads Keras files of unnested models only")
     if conv is None or conv.cls is None:
         raise ValueError(f"the Keras file uses the layer class {name!r} "
                          f"(layer {(entry.get('config') or {}).get('name')!r}), which fastdl "
