@@ -310,7 +310,6 @@ def model_config(model):
 
     def ref(t):
         return [t.node.layer.name, _node_index(t.node), t.index]
-    from .._symbolic import flatten
     ins = [ref(t) for t in model._flat_inputs]
     outs = [ref(t) for t in model._flat_outputs]
     if isinstance(model._input_struct, dict) or isinstance(model._output_struct, dict):
@@ -322,7 +321,6 @@ def model_config(model):
            "layers": [entries[id(l)] for l in keras_layer_order(model)],
            "input_layers": ins[0] if single_in else ins,
            "output_layers": outs[0] if single_out else outs}
-    del flatten
     return {"module": "keras.src.models.functional", "class_name": "Functional", "config": cfg,
             "registered_name": "Functional", "build_config": {"input_shape": None}}
 

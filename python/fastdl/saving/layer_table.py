@@ -537,10 +537,6 @@ def _input_to_keras(layer, cfg):
             "sparse": False, "ragged": False, "name": layer.name, "optional": False}
 
 
-def _act_only_name(layer, cfg):
-    return cfg
-
-
 _RNN_GROUPS = ("cell/vars",)
 
 for _c in [
