@@ -181,19 +181,43 @@ def read_weights_h5(model, f, source):
         _device.assign(w, a.astype(w.dtype, copy=False))
 
 
+def _keras_slot_order(opt, n_params):
+    """Indices into fastdl's optimizer state (each weight's slots in turn) in the order
+    Keras 3 keeps the same variables, or None where that layout is not known here.
+    Keras makes one list per add_optimizer_variables call, interleaving the names of one
+    call weight by weight: Adam's (momentum, velocity) then amsgrad's velocity_hat;
+    RMSprop's velocity, momentum and average_gradient one list each."""
+    if getattr(opt, "use_ema", False) or getattr(opt, "gradient_accumulation_steps", None):
+        return None
+    name = type(opt).__name__
+    k = len(opt._slot_names)
+    if name in ("Nadam",):            # Keras adds a scalar (u_product) fastdl keeps elsewhere
+        return None
+    if name == "RMSprop":
+        groups = [[i] for i in range(k)]
+    elif name in ("Adam", "AdamW") and k == 3:
+        groups = [[0, 1], [2]]
+    else:
+        groups = [list(range(k))]
+    return [p * k + s for grp in groups for p in range(n_params) for s in grp]
+
+
 def write_optimizer_h5(model, f):
-    """Keras' optimizer variables: iterations, learning rate, then each trainable weight's
-    slots in order (Keras' order, e.g. Adam's momentum and velocity per weight)."""
+    """Keras' optimizer variables: iterations, learning rate, then the slots in Keras'
+    order (_keras_slot_order). An optimizer whose layout is not known writes nothing
+    (Keras then starts it afresh, as fastdl does reading such a file)."""
     opt = model.optimizer
+    it, state = opt.get_state(model.trainable_weights)
+    order = _keras_slot_order(opt, len(model.trainable_weights))
+    if order is None or len(order) != len(state):
+        return
     try:
         lr = float(opt.learning_rate)
     except (TypeError, ValueError):
-        lr = None     # a schedule: Keras holds no learning-rate variable to restore
-    it, state = opt.get_state(model.trainable_weights)
+        return     # a schedule: Keras holds no learning-rate variable
     g = f.create_group("optimizer").create_group("vars")
     g.attrs["name"] = getattr(opt, "name", None) or type(opt).__name__.lower()
-    arrays = [np.array(it, np.int64)] + ([np.array(lr, np.float32)] if lr is not None else []) \
-        + list(state)
+    arrays = [np.array(it, np.int64), np.array(lr, np.float32)] + [state[i] for i in order]
     for i, a in enumerate(arrays):
         g.create_dataset(str(i), data=a)
 
@@ -201,22 +225,22 @@ def write_optimizer_h5(model, f):
 def read_optimizer_h5(model, f, source):
     if "optimizer/vars" not in f or not model.compiled or model.optimizer is None:
         return
+    import warnings
     g = f["optimizer/vars"]
     n = len(g)
     opt = model.optimizer
-    need = len(opt.get_state(model.trainable_weights)[1])
-    if n == 1 or n == 2 and need == 0:
-        opt._iterations = int(np.asarray(g["0"]))
-        return
-    if n not in (need + 2, need + 1):
-        import warnings
+    params = model.trainable_weights
+    need = len(opt.get_state(params)[1])
+    order = _keras_slot_order(opt, len(params))
+    if order is None or n != need + 2:
         warnings.warn(f"{source!r}: the optimizer state in the file ({n} variables) does not "
-                      f"match {type(opt).__name__}'s ({need + 2}); the optimizer starts afresh",
+                      f"fit {type(opt).__name__} here; the optimizer starts afresh",
                       stacklevel=4)
         return
-    first = n - need
-    opt.set_state(model.trainable_weights, int(np.asarray(g["0"])),
-                  [np.asarray(g[str(i)]) for i in range(first, n)])
+    state = [None] * need
+    for j, i in enumerate(order):
+        state[i] = np.asarray(g[str(j + 2)])
+    opt.set_state(params, int(np.asarray(g["0"])), state)
 
 
 def save_weights(model, path):
