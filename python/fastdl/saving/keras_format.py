@@ -189,10 +189,12 @@ def _keras_slot_order(opt, n_params):
     RMSprop's velocity, momentum and average_gradient one list each."""
     if getattr(opt, "use_ema", False) or getattr(opt, "gradient_accumulation_steps", None):
         return None
+    try:
+        float(opt.learning_rate)
+    except (TypeError, ValueError):
+        return None     # a schedule
     name = type(opt).__name__
     k = len(opt._slot_names)
-    if name in ("Nadam",):            # Keras adds a scalar (u_product) fastdl keeps elsewhere
-        return None
     if name == "RMSprop":
         groups = [[i] for i in range(k)]
     elif name in ("Adam", "AdamW") and k == 3:
@@ -202,45 +204,63 @@ def _keras_slot_order(opt, n_params):
     return [p * k + s for grp in groups for p in range(n_params) for s in grp]
 
 
+def _keras_extra(opt, iterations):
+    """Variables Keras keeps after the slots that fastdl derives from the step count
+    (Nadam's product of momentum-schedule factors)."""
+    if type(opt).__name__ == "Nadam":
+        return [np.array(opt._u_product(int(iterations)), np.float32)]
+    return []
+
+
 def write_optimizer_h5(model, f):
-    """Keras' optimizer variables: iterations, learning rate, then the slots in Keras'
-    order (_keras_slot_order). An optimizer whose layout is not known writes nothing
-    (Keras then starts it afresh, as fastdl does reading such a file)."""
+    """The optimizer's state. Where Keras' layout is known (_keras_slot_order): Keras'
+    variables, iterations, learning rate, the slots in Keras' order, then what Keras
+    adds (_keras_extra), so Keras resumes training too. Otherwise (EMA, gradient
+    accumulation, a learning-rate schedule) fastdl's own order under 'fastdl_optimizer',
+    a group Keras does not read (it starts such an optimizer afresh)."""
     opt = model.optimizer
     it, state = opt.get_state(model.trainable_weights)
     order = _keras_slot_order(opt, len(model.trainable_weights))
-    if order is None or len(order) != len(state):
-        return
-    try:
-        lr = float(opt.learning_rate)
-    except (TypeError, ValueError):
-        return     # a schedule: Keras holds no learning-rate variable
-    g = f.create_group("optimizer").create_group("vars")
+    if order is not None and len(order) == len(state):
+        arrays = [np.array(it, np.int64), np.array(float(opt.learning_rate), np.float32)] + \
+            [state[i] for i in order] + _keras_extra(opt, it)
+        group = "optimizer"
+    else:
+        arrays = [np.array(it, np.int64)] + list(state)
+        group = "fastdl_optimizer"
+    g = f.create_group(group).create_group("vars")
     g.attrs["name"] = getattr(opt, "name", None) or type(opt).__name__.lower()
-    arrays = [np.array(it, np.int64), np.array(lr, np.float32)] + [state[i] for i in order]
     for i, a in enumerate(arrays):
         g.create_dataset(str(i), data=a)
 
 
 def read_optimizer_h5(model, f, source):
-    if "optimizer/vars" not in f or not model.compiled or model.optimizer is None:
+    if not model.compiled or model.optimizer is None:
         return
     import warnings
-    g = f["optimizer/vars"]
-    n = len(g)
     opt = model.optimizer
     params = model.trainable_weights
     need = len(opt.get_state(params)[1])
-    order = _keras_slot_order(opt, len(params))
-    if order is None or n != need + 2:
-        warnings.warn(f"{source!r}: the optimizer state in the file ({n} variables) does not "
-                      f"fit {type(opt).__name__} here; the optimizer starts afresh",
-                      stacklevel=4)
+    if "fastdl_optimizer/vars" in f:
+        g = f["fastdl_optimizer/vars"]
+        if len(g) == need + 1:
+            opt.set_state(params, int(np.asarray(g["0"])),
+                          [np.asarray(g[str(i + 1)]) for i in range(need)])
+            return
+    elif "optimizer/vars" in f:
+        g = f["optimizer/vars"]
+        order = _keras_slot_order(opt, len(params))
+        extra = len(_keras_extra(opt, 0))
+        if order is not None and len(g) == need + 2 + extra:
+            state = [None] * need
+            for j, i in enumerate(order):
+                state[i] = np.asarray(g[str(j + 2)])
+            opt.set_state(params, int(np.asarray(g["0"])), state)
+            return
+    else:
         return
-    state = [None] * need
-    for j, i in enumerate(order):
-        state[i] = np.asarray(g[str(j + 2)])
-    opt.set_state(params, int(np.asarray(g["0"])), state)
+    warnings.warn(f"{source!r}: the optimizer state in the file does not fit "
+                  f"{type(opt).__name__} here; the optimizer starts afresh", stacklevel=4)
 
 
 def save_weights(model, path):
