@@ -15,8 +15,9 @@
 //
 // Small problems skip work that does not pay: tiny ones run a direct loop; when
 // A has a unit stride and few column panels reuse it, the kernels read A in
-// place instead of packing it; when few rows of C reuse a small row-major B,
-// they read B in place too (edge columns under a lane mask). Threads split C
+// place instead of packing it; when few rows of C use a row-major B, they read
+// B in place too (edge columns under a lane mask); one row of C streams B
+// through the wide one-row kernels. Threads split C
 // into a grid of tm x tn blocks (chosen to keep each block's A rows + B columns
 // small); every thread runs the serial loops above on its block with its own
 // packing buffers, which suits cores with private L2 caches. One thread never
@@ -45,10 +46,9 @@ constexpr double kTinyWork = 512;
 // Read A in place (no packing) when each A panel is reused by at most this
 // many NR-wide column panels.
 constexpr int64_t kUnpackedAPanels = 16;
-// Read B in place (no packing) when at most this many rows of C use it and it
-// is at most this large.
+// Read B in place (no packing) when at most this many rows of C use it: each
+// column panel then serves every row tile right away, from L1 (k is blocked).
 constexpr int64_t kUnpackedBRows = 64;
-constexpr double kUnpackedBBytes = 512 * 1024;
 // Blocks of at most this many rows pack B in blocks of at most this many bytes.
 constexpr int64_t kSmallRows = 64;
 constexpr double kSmallRowsBBytes = 256 * 1024;
@@ -260,7 +260,7 @@ void gemm(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a, int64_t cs
   }
   // Skip packing what is not reused enough to pay for it: A (with a unit
   // stride) when few column panels share each row panel; B (row-major) when
-  // few rows share it and it is small enough to stay in cache between uses.
+  // few rows share it (all row tiles use a column panel one after another).
   const bool a_unit = cs_a == 1 || rs_a == 1;
   P.pack_a = !(a_unit && ceil_div(std::min<int64_t>(cols, P.nc), NR) <= kUnpackedAPanels);
   P.pack_b = !(cs_b == 1 && rows <= kUnpackedBRows);

@@ -64,7 +64,8 @@ void ukernel(int64_t k, const typename V::T* a, int64_t rs_a, int64_t cs_a,
     if constexpr (M == 1) {  // no reuse of B: each vector straight into its FMA
       const reg a0 = V::set1(a[0]);
 #pragma GCC unroll 8
-      for (int j = 0; j < NVE * W * int(sizeof(T)); j += 64) __builtin_prefetch((const char*)(b + 8 * rs_b) + j);
+      for (int j = 0; j < NVE * W * int(sizeof(T)); j += 64)  // the row 8 steps ahead
+        __builtin_prefetch(reinterpret_cast<const char*>(b + 8 * rs_b) + j);
 #pragma GCC unroll 8
       for (int j = 0; j < NVE; ++j) sum[0][j] = V::fma(a0, load(b + j * W, j), sum[0][j]);
       a += cs_a;
