@@ -200,7 +200,7 @@ class Loss:
             targets = _device.mover("cuda")(targets)
         if not _tape.needs_grad(y_pred):
             return float(self._value_and_grad(targets, raw, None, want_grad=False)[0])
-        fused = getattr(y_pred.node, "logits", None)
+        fused = getattr(getattr(y_pred, "node", None), "logits", None)
         if fused is not None and fused[0] == self.fuses_with and not self.from_logits:
             # y_pred is a layer's softmax/sigmoid output: the fused kernel on its logits
             z = fused[1]
