@@ -431,3 +431,22 @@ def test_constraint_in_a_custom_training_loop_and_add_weight():
     assert np.linalg.norm(np.asarray(layer.s)) == pytest.approx(1.0, rel=1e-5)
     with pytest.raises(ValueError, match="unknown constraint"):
         layers.Dense(2, kernel_constraint="nope")
+
+
+def test_save_and_load_keep_weighted_metrics_losses_and_constraints(tmp_path):
+    x, y = _cls_data(n=20)
+    w = np.random.default_rng(12).uniform(0, 2, 20)
+    m = _model(kernel_constraint=constraints.max_norm(1.5))
+    m.compile("adam", loss=losses.CategoricalCrossentropy(label_smoothing=0.1),
+              metrics=["accuracy"], weighted_metrics=["accuracy"])
+    m.fit(x, np.eye(3)[y], sample_weight=w, epochs=1, verbose=0)
+    p = str(tmp_path / "m.keras")
+    m.save(p)
+    back = keras.models.load_model(p)
+    assert back.layers[-1].kernel_constraint.get_config() == {"max_value": 1.5, "axis": 0}
+    assert back.loss.label_smoothing == 0.1
+    a = m.evaluate(x, np.eye(3)[y], sample_weight=w, verbose=0, return_dict=True)
+    b = back.evaluate(x, np.eye(3)[y], sample_weight=w, verbose=0, return_dict=True)
+    assert set(a) == set(b) == {"loss", "accuracy", "weighted_accuracy"}
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-6)
