@@ -142,7 +142,7 @@ def test_loss_gradients_against_finite_differences(name):
     t, p = _data(name, 6, 3, seed=3)
     w = np.random.default_rng(4).uniform(0.2, 2.0, 6)
     for reduction, sw in (("sum_over_batch_size", None), ("sum_over_batch_size", w),
-                          ("sum", w)):
+                          ("sum", w), ("mean_with_sample_weight", w)):
         loss = CLASSES[name](reduction=reduction)
         x = p.copy()
         with keras.GradientTape() as tape:
@@ -150,9 +150,55 @@ def test_loss_gradients_against_finite_differences(name):
             v = loss(t, x, sample_weight=sw)
         g = np.asarray(tape.gradient(v, x))
         ww = np.ones(6) if sw is None else sw
-        div = 6.0 if reduction == "sum_over_batch_size" else 1.0
+        div = {"sum_over_batch_size": 6.0, "sum": 1.0, "mean_with_sample_weight": ww.sum()}[reduction]
         num = numeric_gradient(lambda: (REF[name](t, x) * ww).sum() / div, x)
         np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-7, err_msg=f"{name} {reduction}")
+
+
+@pytest.mark.parametrize("from_logits", [False, True])
+def test_sparse_categorical_weighted_gradients(from_logits):
+    rng = np.random.default_rng(17)
+    y = rng.integers(0, 4, 7)
+    w = rng.uniform(0.2, 2.0, 7)
+    p = rng.normal(size=(7, 4)) if from_logits else rng.dirichlet(np.ones(4), 7) * 0.8 + 0.05
+
+    def ref(x):
+        q = np.exp(x) / np.exp(x).sum(-1, keepdims=True) if from_logits else \
+            x / x.sum(-1, keepdims=True)
+        return -np.log(np.clip(q[np.arange(7), y], EPS, 1 - EPS))
+    for reduction in ("sum_over_batch_size", "sum"):
+        loss = losses.SparseCategoricalCrossentropy(from_logits=from_logits, reduction=reduction)
+        x = p.copy()
+        with keras.GradientTape() as tape:
+            tape.watch(x)
+            v = loss(y, x, sample_weight=w)
+        np.testing.assert_allclose(float(np.asarray(v)),
+                                   (ref(x) * w).sum() / (7 if reduction != "sum" else 1),
+                                   rtol=1e-6)
+        g = np.asarray(tape.gradient(v, x))
+        num = numeric_gradient(lambda: (ref(x) * w).sum() / (7 if reduction != "sum" else 1), x)
+        np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-7)
+
+
+def test_weighted_loss_of_a_softmax_layer_trains_from_its_logits():
+    """Under the tape a weighted cross-entropy of a softmax layer's output takes the fused
+    kernel on the logits: the same gradient as the tape through the softmax."""
+    rng = np.random.default_rng(18)
+    x = rng.normal(size=(9, 4))
+    y = rng.integers(0, 3, 9)
+    w = rng.uniform(0.2, 2.0, 9)
+    keras.set_seed(1)
+    layer = keras.layers.Dense(3, activation="softmax", dtype="float64")
+    layer(x)
+    grads = []
+    for fn in (lambda p: losses.SparseCategoricalCrossentropy()(y, p, sample_weight=w),
+               lambda p: ops.divide(ops.sum(ops.multiply(
+                   losses.sparse_categorical_crossentropy(y, p), w)), 9.0)):
+        with keras.GradientTape() as tape:
+            v = fn(layer(x))
+        grads.append([np.asarray(g) for g in tape.gradient(v, layer.trainable_weights)])
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
 
 
 def test_huber_delta_and_cosine_axis():

@@ -159,6 +159,11 @@ class Loss:
                                       f"are not supported; pass it through ops.stop_gradient")
         if sample_weight is None and self._kernel_ready():
             return self._kernel_call(y_true, y_pred)
+        if (sample_weight is not None and self._has_kernel() and
+                self.reduction in ("sum_over_batch_size", "mean", "sum", "mean_with_sample_weight")):
+            out = self._weighted_kernel_call(y_true, y_pred, sample_weight)
+            if out is not None:
+                return out
         if not _tape.is_tensor(y_pred):
             raw = _tape.value(y_pred)
             y_pred = raw if _device.is_device(raw) else _float_array(raw)
@@ -180,17 +185,18 @@ class Loss:
         return self.call(y_true, y_pred)
 
     # --- the C++ fast path of the built-in cross-entropies and regression losses
-    def _kernel_ready(self):
-        """The unweighted loss comes from _value_and_grad (a C++ kernel): a built-in whose
-        call is not overridden, with the default reduction."""
-        return (self.reduction in ("sum_over_batch_size", "mean") and
-                type(self)._value_and_grad is not Loss._value_and_grad and
+    def _has_kernel(self):
+        """The loss has a C++ kernel (_value_and_grad): a built-in whose call is not
+        overridden."""
+        return (type(self)._value_and_grad is not Loss._value_and_grad and
                 type(self).call is _BuiltinLoss.call)
 
-    def _kernel_call(self, y_true, y_pred):
-        raw = _tape.value(y_pred)
-        if not _device.is_device(raw):
-            raw = _float_array(raw)
+    def _kernel_ready(self):
+        """The unweighted loss comes from the C++ kernel: it has one, and the default
+        reduction (the fused step plan needs this)."""
+        return self.reduction in ("sum_over_batch_size", "mean") and self._has_kernel()
+
+    def _kernel_targets(self, y_true, raw):
         targets = self._prepare_targets(_device.to_host(_tape.value(y_true)), raw.dtype)
         if not self.sparse and targets.ndim == raw.ndim - 1 and raw.shape[-1] == 1:
             targets = targets.reshape(targets.shape + (1,))   # (N,) targets of an (N, 1) output
@@ -198,6 +204,56 @@ class Loss:
             targets = targets.reshape(targets.shape[:-1])
         if _device.is_device(raw):
             targets = _device.mover("cuda")(targets)
+        return targets
+
+    def _weighted_kernel_call(self, y_true, y_pred, sample_weight):
+        """A weighted loss from the C++ kernel: each sample's loss (its function form, no
+        tape) times its weight, reduced; the gradient is the kernel's (that of the mean) with
+        each sample's rows scaled by its weight. None when the shapes do not allow it."""
+        raw = _tape.value(y_pred)
+        if not _device.is_device(raw):
+            raw = _float_array(raw)
+        if raw.ndim < 2:
+            return None
+        targets = self._kernel_targets(y_true, raw)
+        grad_needed = _tape.needs_grad(y_pred)
+        fused = getattr(getattr(y_pred, "node", None), "logits", None) if grad_needed else None
+        fused = fused if (fused is not None and fused[0] == self.fuses_with and
+                          not self.from_logits) else None
+        kw = self._fn_kwargs()
+        if fused is not None:
+            values = type(self)._fn(targets, fused[1].value, **dict(kw, from_logits=True))
+        else:
+            values = type(self)._fn(targets, raw, **kw)
+        values = _tape.value(values)
+        if tuple(values.shape) != tuple(raw.shape[:-1]):
+            return None
+        wv, wb = weighted_values(values, sample_weight, self.name)
+        value = reduce_values(wv, self.reduction, wb)
+        if not grad_needed:
+            return _as_result(value)
+        scale = 1.0
+        if self.reduction == "sum":
+            scale = float(values.size)
+        elif self.reduction == "mean_with_sample_weight":
+            total = float(_device.to_host(wb.sum()))
+            scale = float(values.size) / total if total else 0.0
+        if fused is not None:
+            src = fused[1]
+            grad = self._fused(src.value, targets, None, True)[1]
+        else:
+            src = y_pred
+            grad = self._value_and_grad(targets, raw, None, want_grad=True)[1]
+        rows = (wb * scale).astype(grad.dtype, copy=False).reshape(wb.shape + (1,))
+        grad = grad * rows
+        out = _device.xp(raw).asarray(value, dtype=raw.dtype)
+        return _tape.record(self.name, out, (src,), lambda g: (grad * g,))
+
+    def _kernel_call(self, y_true, y_pred):
+        raw = _tape.value(y_pred)
+        if not _device.is_device(raw):
+            raw = _float_array(raw)
+        targets = self._kernel_targets(y_true, raw)
         if not _tape.needs_grad(y_pred):
             return float(self._value_and_grad(targets, raw, None, want_grad=False)[0])
         fused = getattr(getattr(y_pred, "node", None), "logits", None)
@@ -313,8 +369,8 @@ class _KernelLoss(_BuiltinLoss):
         return {"from_logits": self.from_logits, "label_smoothing": self.label_smoothing,
                 "axis": self.axis}
 
-    def _kernel_ready(self):
-        return self.axis == -1 and super()._kernel_ready()
+    def _has_kernel(self):
+        return self.axis == -1 and super()._has_kernel()
 
     def _smooth(self, y_true):
         return y_true
