@@ -470,12 +470,21 @@ def test_precision_recall_thresholds_top_k_class_id():
     rc.update_state(t, p)
     tp, fp, tn, fn = _counts(t[:, 1], p[:, 1], 0.5)
     np.testing.assert_allclose(rc.result(), tp / (tp + fn), rtol=1e-7)
-    # top_k: only each row's k largest scores can be positive (still above the threshold)
-    pr = metrics.Precision(top_k=1)
+    # top_k: each row's k largest scores are the positives (Keras: no threshold then)...
+    for k in (1, 2):
+        pr = metrics.Precision(top_k=k)
+        pr.update_state(t, p)
+        top = p >= np.sort(p, -1)[:, -k:][:, :1]
+        np.testing.assert_allclose(pr.result(), (top & (t == 1)).sum() / top.sum(), rtol=1e-7)
+        rc = metrics.Recall(top_k=k)
+        rc.update_state(t, p)
+        np.testing.assert_allclose(rc.result(), (top & (t == 1)).sum() / (t == 1).sum(),
+                                   rtol=1e-7)
+    # ... and with a threshold too, they must also be above it
+    pr = metrics.Precision(top_k=1, thresholds=0.5)
     pr.update_state(t, p)
     top = (p == p.max(-1, keepdims=True)) & (p > 0.5)
-    tp = (top & (t == 1)).sum()
-    np.testing.assert_allclose(pr.result(), tp / top.sum(), rtol=1e-7)
+    np.testing.assert_allclose(pr.result(), (top & (t == 1)).sum() / top.sum(), rtol=1e-7)
     # nothing predicted positive: 0 (Keras' divide_no_nan)
     pr = metrics.Precision()
     pr.update_state(np.ones((3, 1)), np.zeros((3, 1)))

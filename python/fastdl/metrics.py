@@ -449,10 +449,13 @@ class _Confusion(Metric):
     def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
         super().__init__(name, dtype)
         where = type(self).__name__
-        default = 0.5
-        self.thresholds, self._single = _check_thresholds(thresholds, default, where)
         if top_k is not None and (isinstance(top_k, bool) or int(top_k) != top_k or top_k < 1):
             raise ValueError(f"{where}: top_k must be a positive integer, got {top_k!r}")
+        if thresholds is None and top_k is not None:
+            # Keras: with top_k and no thresholds, each row's k largest scores are positive
+            self.thresholds, self._single = np.array([-np.inf]), True
+        else:
+            self.thresholds, self._single = _check_thresholds(thresholds, 0.5, where)
         self.top_k = None if top_k is None else int(top_k)
         self.class_id = None if class_id is None else int(class_id)
         self.true_positives = self.add_variable((len(self.thresholds),), name="true_positives")
@@ -471,6 +474,8 @@ class _Confusion(Metric):
 
     def get_config(self):
         t = float(self.thresholds[0]) if self._single else self.thresholds.tolist()
+        if self.top_k is not None and np.isneginf(self.thresholds[0]):
+            t = None
         return {"name": self.name, "thresholds": t, "top_k": self.top_k,
                 "class_id": self.class_id}
 
