@@ -240,3 +240,13 @@ def test_nccl_path_fails_cleanly_without_a_gpu():
             _comm._nccl_comm()
     finally:
         _comm._state.nccl = saved
+
+
+def test_example_trains_data_parallel_on_two_ranks():
+    exe = _need_mpi()
+    p = subprocess.run([exe, "-n", "2", sys.executable, "-m", "mpi4py",
+                        os.path.join(ROOT, "examples", "train_data_parallel.py"), "--smoke"],
+                       env=_env(FASTDL_DATA_MIRROR="http://127.0.0.1:9/"), capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "on 2 rank(s)" in p.stdout and p.stdout.count("test accuracy:") == 1
