@@ -102,12 +102,64 @@ def test_two_ranks_equal_one_process_on_the_global_batch(equal_runs, case):
     np.testing.assert_allclose(r0[case + "_eval"], ref[case + "_eval"], rtol=1e-5)
 
 
+@pytest.mark.parametrize("case", ["dataset", "functional", "ownstep"])
+def test_pydataset_functional_and_own_train_step(equal_runs, case):
+    # a PyDataset (item i to rank i % 2) in the generic loop; a functional model's fused plan
+    # with validation data; a train_step of the user's own (its returned loss averaged)
+    r0, r1, ref = equal_runs
+    keys = sorted(k for k in ref if k.startswith(case + "_") and not k.endswith("_calls"))
+    assert any(k.startswith(case + "_w") for k in keys)
+    for k in keys:
+        np.testing.assert_allclose(r0[k], ref[k], rtol=1e-6 if "loss" in k else 0, atol=1e-6,
+                                   err_msg=k)
+        assert np.array_equal(r0[k], r1[k]), k
+    if case == "functional":
+        assert case + "_val_loss" in keys
+
+
 def test_one_allreduce_per_step(equal_runs):
     r0, r1, _ = equal_runs
-    for case in CASES:
+    for case in CASES + ["dataset"]:
         # 2 epochs of ceil(n / 8) = 5 steps: one allreduce each, gradients and sums together
         assert int(r0[case + "_calls"]) == 10, case
         assert int(r1[case + "_calls"]) == 10, case
+    assert int(r0["functional_calls"]) == 12   # and one per validation, for its sums
+    assert int(r0["ownstep_calls"]) == 16      # own train_step: gradients, then its logs
+
+
+def test_ctrl_c_on_one_rank_stops_both_after_the_same_batch(tmp_path):
+    p, _ = _launch("interrupt", tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    z0, z1 = np.load(tmp_path / "interrupt.r0.npz"), np.load(tmp_path / "interrupt.r1.npz")
+    # rank 1's Ctrl-C after batch 2 travels in batch 3's allreduce: both stop after it
+    assert list(z0["seen"]) == [0, 1, 2, 3] and list(z1["seen"]) == [0, 1, 2, 3]
+    for k in z0.files:
+        assert np.array_equal(z0[k], z1[k]), k
+
+
+def test_train_on_batch_each_rank_its_own_half(tmp_path):
+    p, _ = _launch("onbatch", tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    _plain("onbatch", ref)
+    r0, r1 = np.load(tmp_path / "onbatch.r0.npz"), np.load(tmp_path / "onbatch.r1.npz")
+    want = np.load(ref / "onbatch.r0.npz")
+    for k in want.files:
+        np.testing.assert_allclose(r0[k], want[k], rtol=1e-6, atol=1e-6, err_msg=k)
+        assert np.array_equal(r0[k], r1[k]), k
+
+
+def test_threads_per_rank_default_to_a_share_of_the_cores(tmp_path):
+    exe = _need_mpi()
+    env = _env()
+    env.pop("FASTDL_NUM_THREADS")
+    p = subprocess.run([exe, "-n", "2", sys.executable, "-m", "mpi4py", WORKER, "threads",
+                        str(tmp_path)], env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr[-3000:]
+    for r in (0, 1):
+        z = np.load(tmp_path / f"threads.r{r}.npz")
+        assert int(z["threads"]) == max(1, int(z["cores"]) // 2)
 
 
 def test_early_stopping_stops_both_and_only_rank0_writes_checkpoints(tmp_path):

@@ -90,7 +90,83 @@ if CASE == "equal":
                 out[f"{key}_w{i}"] = w
             out[key + "_pred"] = m.predict(x, batch_size=8, verbose=0)
             out[key + "_eval"] = np.array(m.evaluate(x, y, batch_size=8, verbose=0))
+    # the generic loop with a PyDataset (batch i goes to rank i % size: a global batch is
+    # `size` items), a functional model (its fused plan), validation data, and a train_step
+    # of the user's own (gradients reduced at apply_gradients, metrics at the end of the step)
+    size = distribution.size() if RANKED else 1
+    x, y = data(36, (12,))
+
+    class Items(fastdl.utils.PyDataset):
+        def __len__(self):
+            return -(-36 // (8 // size))
+
+        def __getitem__(self, i):
+            k = 8 // size
+            return x[i * k:(i + 1) * k], y[i * k:(i + 1) * k]
+
+    class OwnStep(models.Sequential):
+        def train_step(self, batch):
+            xb, yb = batch
+            with fastdl.GradientTape() as tape:
+                loss = self.compute_loss(x=xb, y=yb, y_pred=self(xb, training=True))
+            grads = tape.gradient(loss, self.trainable_weights)
+            self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+            return {"loss": loss}
+
+    def functional():
+        i = layers.Input((12,))
+        return models.Model(i, layers.Dense(5, activation="softmax")(
+            layers.Dense(16, activation="relu")(i)))
+
+    for key, make, fit_args in (
+            ("dataset", mlp, lambda: ((Items(),), dict(shuffle=False))),
+            ("functional", functional, lambda: ((x, y), dict(batch_size=8, validation_data=(x[:13], y[:13])))),
+            ("ownstep", lambda: OwnStep(mlp().layers), lambda: ((x[:32], y[:32]), dict(batch_size=8)))):
+        fastdl.set_seed(3)
+        m = make()
+        m.compile(optimizer=OPTS["adam"](), loss="sparse_categorical_crossentropy")
+        calls[0] = 0
+        pos, kw = fit_args()
+        h = m.fit(*pos, epochs=2, verbose=0, **kw)
+        out[key + "_calls"] = np.array(calls[0])
+        for k, v in h.history.items():
+            out[f"{key}_{k}"] = np.array(v)
+        for i, w in enumerate(m.get_weights()):
+            out[f"{key}_w{i}"] = w
     save("equal", **out)
+
+elif CASE == "interrupt":
+    # Ctrl-C reaches rank 1 only (after its batch 2): both ranks stop after the same batch
+    import signal
+    fastdl.set_seed(1)
+    x, y = data(80, (12,))
+    m = mlp()
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    seen = []
+
+    class CtrlC(callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(batch)
+            if RANK == 1 and batch == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+    h = m.fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=[CtrlC()])
+    save("interrupt", seen=np.array(seen), epochs=np.array(len(h.history.get("loss", []))),
+         **weights_dict(m))
+
+elif CASE == "onbatch":
+    # train_on_batch: each rank gives its own half of the batch
+    fastdl.set_seed(2)
+    x, y = data(16, (12,))
+    m = mlp()
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    size = distribution.size() if RANKED else 1
+    lo, hi = RANK * 16 // size, (RANK + 1) * 16 // size
+    losses_seen = [m.train_on_batch(x[lo:hi], y[lo:hi]) for _ in range(3)]
+    save("onbatch", loss=np.array(losses_seen), **weights_dict(m))
+
+elif CASE == "threads":
+    save("threads", threads=np.array(fastdl.get_num_threads()),
+         cores=np.array(fastdl.ops.available_cores()))
 
 elif CASE == "early":
     fastdl.set_seed(1)

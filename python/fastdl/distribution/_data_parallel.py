@@ -82,27 +82,27 @@ def session(model, what):
 
 
 # ------------------------------------------------------------------ model checks
-def _signature(model):
-    out = []
-    for i, w in enumerate(model.weights):
-        out.append((tuple(int(d) for d in w.shape), str(w.dtype)))
-    return out
+def _check_same(arrays, what, name=lambda i: f"#{i}", kind="the model"):
+    """Raise on every rank when ``arrays`` differ across ranks in number, shapes or
+    dtypes, naming the first difference (every rank sees every rank's list)."""
+    sigs = _comm.allgather_object([(tuple(int(d) for d in a.shape), str(a.dtype))
+                                   for a in arrays])
+    ref = sigs[0]
+    for r, sig in enumerate(sigs[1:], start=1):
+        for i, (a, b) in enumerate(zip(ref, sig)):
+            if a != b:
+                raise ValueError(f"{what}: {kind} differs between ranks: weight {i} "
+                                 f"({name(i)}) is {a[0]} {a[1]} on rank 0 but "
+                                 f"{b[0]} {b[1]} on rank {r}")
+        if len(sig) != len(ref):
+            raise ValueError(f"{what}: {kind} differs between ranks: rank 0 has "
+                             f"{len(ref)} weight arrays, rank {r} has {len(sig)}")
 
 
 def check_same_model(model, what="DataParallel"):
     """Raise on every rank when the models differ across ranks (number of weights,
     shapes, dtypes), naming the first difference."""
-    sigs = _comm.allgather_object(_signature(model))
-    ref = sigs[0]
-    for r, sig in enumerate(sigs[1:], start=1):
-        if len(sig) != len(ref):
-            raise ValueError(f"{what}: the model differs between ranks: rank 0 has "
-                             f"{len(ref)} weight arrays, rank {r} has {len(sig)}")
-        for i, (a, b) in enumerate(zip(ref, sig)):
-            if a != b:
-                raise ValueError(f"{what}: the model differs between ranks: weight {i} "
-                                 f"({_weight_name(model, i)}) is {a[0]} {a[1]} on rank 0 but "
-                                 f"{b[0]} {b[1]} on rank {r}")
+    _check_same(model.weights, what, lambda i: _weight_name(model, i))
 
 
 def _weight_name(model, i):
@@ -276,13 +276,14 @@ class Session:
         self._base = _metric_states(self.model.metrics)
         return self._opt.iterations
 
-    def end_step(self):
-        """The step's allreduce (deferred update) or the custom step's metric sync."""
-        if self.defer:
-            self._reduce(self._stash or [], applied=self._stash is not None)
-        else:
-            self._reduce_metrics_only(self._base)
+    def end_step(self, logs=None):
+        """The step's allreduce (the deferred update), or for a train_step of the user's own
+        the sync of its metrics and logs. Returns ``logs`` with every rank's values."""
+        if not self.defer:
+            return self._reduce_metrics_only(self._base, logs or {}, self._count)
+        self._reduce(self._stash or [], applied=self._stash is not None)
         self._stash = None
+        return None if logs is None else self.logs(logs)
 
     def _layout(self):
         if self.flat is None:
@@ -359,22 +360,37 @@ class Session:
             if hook is not None:
                 opt._gradient_hook = hook
 
-    def _reduce_metrics_only(self, base_states):
+    def _reduce_metrics_only(self, base_states, logs, count):
+        """One allreduce of the metrics' sums (their change since base_states) and of the
+        numeric values in ``logs`` weighted by ``count``. Returns the logs of all ranks:
+        a metric's result where a metric of that name moved, else the weighted mean."""
         states = _metric_states(self.model.metrics)
         base = {id(m): (t, c) for m, t, c in base_states}
-        buf = np.zeros(1 + 2 * len(states), np.float64)
+        keys = [k for k, v in logs.items() if isinstance(_as_number(v), float)]
+        k0 = 2 + 2 * len(states)
+        buf = np.zeros(k0 + len(keys), np.float64)
         buf[0] = 1.0 if self.interrupted[0] else 0.0
+        buf[1] = count
         for j, (m, t, c) in enumerate(states):
             t0, c0 = base.get(id(m), (0.0, 0))
-            buf[1 + 2 * j], buf[2 + 2 * j] = t - t0, c - c0
+            buf[2 + 2 * j], buf[3 + 2 * j] = t - t0, c - c0
+        for j, k in enumerate(keys):
+            buf[k0 + j] = _as_number(logs[k]) * count
         _comm.allreduce_(buf, "sum")
         self.reduces += 1
         if buf[0] > 0:
             self.stop[0] = True
             self.interrupted[0] = True
+        moved = {}
         for j, (m, t, c) in enumerate(states):
             t0, c0 = base.get(id(m), (0.0, 0))
-            _set_state(m, t0 + buf[1 + 2 * j], c0 + buf[2 + 2 * j], c)
+            _set_state(m, t0 + buf[2 + 2 * j], c0 + buf[3 + 2 * j], c)
+            if buf[2 + 2 * j] or buf[3 + 2 * j]:
+                moved[m.name] = float(m.result())
+        out = dict(logs)
+        for j, k in enumerate(keys):
+            out[k] = moved[k] if k in moved else (buf[k0 + j] / buf[1] if buf[1] else 0.0)
+        return out
 
     def logs(self, logs):
         """A step's logs with the values of all ranks (metrics named alike)."""
@@ -385,8 +401,7 @@ class Session:
     def sync_metrics(self, logs):
         """After an evaluation over this rank's shard: the logs of all ranks' samples (the
         metrics were reset at its start, so their sums are this rank's share)."""
-        self._reduce_metrics_only([])
-        return self.logs(logs)
+        return self._reduce_metrics_only([], logs, 1.0)
 
     def predict(self, x, **kwargs):
         """Each rank predicts its contiguous block of x; every rank gets the whole result."""
@@ -398,7 +413,7 @@ class Session:
             raise NotImplementedError("predict under DataParallel: steps= is not supported")
         x = da.as_arrays(x)
         n = len(da._leaves(x)[0])
-        lo, hi = block(0, n, self.rank, self.size)
+        lo, hi = da.block(0, n, self.rank, self.size)
         part = da._map(lambda a: a[lo:hi], x)
         kwargs["verbose"] = self.verbose(kwargs.get("verbose", "auto"))
         self.model.__dict__["_dist_session"] = _NO_SESSION
@@ -415,6 +430,14 @@ class Session:
         return np.concatenate(parts)
 
 
+def _as_number(v):
+    v = _tape.value(v)
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
 class _NoSession:
     """Marks a call made by a session for this rank alone (no nested session)."""
 
@@ -423,13 +446,6 @@ class _NoSession:
 
 
 _NO_SESSION = _NoSession()
-
-
-def block(lo, hi, rank, size):
-    """The positions of [lo, hi) rank takes: consecutive blocks, sizes differing by at most one."""
-    q, m = divmod(hi - lo, size)
-    start = lo + rank * q + min(rank, m)
-    return start, start + q + (1 if rank < m else 0)
 
 
 # ------------------------------------------------------------------ custom loops
@@ -483,13 +499,7 @@ class DistributedOptimizer:
         flat = self.__dict__["_flat"]
         if flat is None or len(flat.params) != len(params) or \
                 any(a is not b for a, b in zip(flat.params, params)):
-            sigs = _comm.allgather_object([(tuple(p.shape), str(p.dtype)) for p in params])
-            for r, s in enumerate(sigs[1:], start=1):
-                if s != sigs[0]:
-                    raise ValueError(f"DistributedOptimizer: the variables differ between ranks: "
-                                     f"rank 0 updates {len(sigs[0])} arrays, rank {r} "
-                                     f"{len(s)}; first difference at "
-                                     f"{next((i for i, (a, b) in enumerate(zip(sigs[0], s)) if a != b), min(len(s), len(sigs[0])))}")
+            _check_same(params, "DistributedOptimizer.apply_gradients", kind="the variables")
             flat = _FlatGrads(params, 0)
             self.__dict__["_flat"] = flat
         for i, (g, p) in enumerate(pairs):

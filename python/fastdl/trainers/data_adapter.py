@@ -118,12 +118,7 @@ class ArrayData:
     def block(self, lo, hi):
         """The positions of the batch [lo, hi) this process takes: all of them, or under
         DataParallel its rank's consecutive block (block sizes differ by at most one)."""
-        if self.shard is None:
-            return lo, hi
-        rank, size = self.shard
-        q, m = divmod(hi - lo, size)
-        start = lo + rank * q + min(rank, m)
-        return start, start + q + (1 if rank < m else 0)
+        return (lo, hi) if self.shard is None else block(lo, hi, *self.shard)
 
     def split(self, fraction):
         """(train, validation): the last fraction is held out, before shuffling (Keras)."""
@@ -148,6 +143,14 @@ class ArrayData:
 
     def on_epoch_end(self):
         pass
+
+
+def block(lo, hi, rank, size):
+    """The positions of [lo, hi) that rank of size takes: consecutive blocks whose sizes
+    differ by at most one, the larger ones first."""
+    q, m = divmod(hi - lo, size)
+    start = lo + rank * q + min(rank, m)
+    return start, start + q + (1 if rank < m else 0)
 
 
 class DatasetData:

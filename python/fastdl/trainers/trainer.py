@@ -540,8 +540,8 @@ class Trainer:
                                                                 _map_dev(dev, yb), swb)
                     logs = {k: _as_float(v) for k, v in step_fn(batch).items()}
                 if ds is not None and training:
-                    ds.end_step()   # the gradients, loss and metrics of all ranks; the update
-                    logs = ds.logs(logs)
+                    # the gradients, loss and metrics of all ranks; the update
+                    logs = ds.end_step(logs)
                 done = s + 1
                 if cbl is not None:
                     cbl.train_batch_end(s, logs) if training else cbl.call("on_test_batch_end", s, None)
