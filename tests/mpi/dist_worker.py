@@ -120,8 +120,10 @@ if CASE == "equal":
 
     for key, make, fit_args in (
             ("dataset", mlp, lambda: ((Items(),), dict(shuffle=False))),
-            ("functional", functional, lambda: ((x, y), dict(batch_size=8, validation_data=(x[:13], y[:13])))),
-            ("ownstep", lambda: OwnStep(mlp().layers), lambda: ((x[:32], y[:32]), dict(batch_size=8)))):
+            ("functional", functional,
+             lambda: ((x, y), dict(batch_size=8, validation_data=(x[:13], y[:13])))),
+            ("ownstep", lambda: OwnStep(mlp().layers),
+             lambda: ((x[:32], y[:32]), dict(batch_size=8)))):
         fastdl.set_seed(3)
         m = make()
         m.compile(optimizer=OPTS["adam"](), loss="sparse_categorical_crossentropy")

@@ -96,7 +96,20 @@ def initialize(comm=None, num_threads="auto"):
     if _state.size > 1:
         from .. import _random
         _random.set_stream(_state.rank)   # dropout masks differ between ranks
+        _use_local_gpu()
     return _state.rank, _state.size
+
+
+def _use_local_gpu():
+    """Make the GPU of this rank's local rank CuPy's current device (before any model
+    moves there), where CuPy and GPUs are present; nothing otherwise."""
+    try:
+        import cupy
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception:
+        return
+    if n > 0:
+        cupy.cuda.Device(_state.local_rank % n).use()
 
 
 def _install_excepthook():
@@ -115,12 +128,6 @@ def _install_excepthook():
             if _state.comm is not None and _state.size > 1:
                 _state.comm.Abort(1)
     sys.excepthook = hook
-
-
-def abort(code=1):
-    if _state.comm is not None:
-        _state.comm.Abort(code)
-    raise SystemExit(code)
 
 
 def rank():

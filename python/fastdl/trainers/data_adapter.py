@@ -171,7 +171,10 @@ class DatasetData:
             # a global batch is `size` consecutive items; past the end a rank has none
             rank, size = self.shard
             for i in range(rank, self.steps() * size, size):
-                yield unpack_x_y_sample_weight(self.ds[i]) if i < len(self.ds) else (None, None, None)
+                if i < len(self.ds):
+                    yield unpack_x_y_sample_weight(self.ds[i])
+                else:
+                    yield None, None, None
             return
         for i in range(len(self.ds)):
             yield unpack_x_y_sample_weight(self.ds[i])
