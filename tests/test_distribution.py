@@ -127,6 +127,19 @@ def test_one_allreduce_per_step(equal_runs):
     assert int(r0["ownstep_calls"]) == 16      # own train_step: gradients, then its logs
 
 
+def test_non_trainable_weights_are_averaged_and_generators_refused(tmp_path):
+    p, _ = _launch("moving", tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    z0, z1 = np.load(tmp_path / "moving.r0.npz"), np.load(tmp_path / "moving.r1.npz")
+    # each rank's statistic from its half (rank 1's data shifted by 1), then their mean
+    want = 0.25 * (z0["x"][:8].mean(axis=0) + z1["x"][8:].mean(axis=0))
+    np.testing.assert_allclose(z0["mean"], want, rtol=1e-6)
+    assert np.array_equal(z0["mean"], z1["mean"])
+    for r in (0, 1):
+        msg = (tmp_path / f"generator.r{r}.txt").read_text()
+        assert "generator cannot be split" in msg, msg
+
+
 def test_ctrl_c_on_one_rank_stops_both_after_the_same_batch(tmp_path):
     p, _ = _launch("interrupt", tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]

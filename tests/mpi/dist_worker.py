@@ -137,6 +137,34 @@ if CASE == "equal":
             out[f"{key}_w{i}"] = w
     save("equal", **out)
 
+elif CASE == "moving":
+    # a layer with a non-trainable statistic each rank updates from its own samples (as
+    # BatchNormalization's moving mean): the ranks end each epoch with its mean
+    class Moving(layers.Layer):
+        def build(self, input_shape):
+            self.mean = self.add_weight(shape=(input_shape[-1],), initializer="zeros",
+                                        trainable=False)
+
+        def call(self, x, training=None):
+            if training:
+                self.mean[...] = 0.5 * self.mean + 0.5 * np.asarray(x).mean(axis=0)
+            return x
+
+    fastdl.set_seed(1)
+    x, y = data(16, (12,))
+    x = x + RANK   # different statistics per rank
+    m = models.Sequential([layers.Input((12,)), Moving(), layers.Dense(5, activation="softmax")])
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    m.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
+    save("moving", mean=m.layers[0].mean, x=x)
+    try:
+        m.fit((b for b in [(x, y)]), epochs=1, verbose=0)
+        msg = "no error"
+    except NotImplementedError as e:
+        msg = str(e)
+    with open(os.path.join(OUT, f"generator.r{RANK}.txt"), "w") as f:
+        f.write(msg)
+
 elif CASE == "interrupt":
     # Ctrl-C reaches rank 1 only (after its batch 2): both ranks stop after the same batch
     import signal

@@ -285,6 +285,27 @@ class Session:
         self._stash = None
         return None if logs is None else self.logs(logs)
 
+    def end_epoch(self):
+        """Make the non-trainable weights (BatchNormalization's moving statistics, which
+        each rank updates from its own samples) the same on every rank: floating-point
+        ones their mean over the ranks (one allreduce), others rank 0's."""
+        ws = self.model.non_trainable_weights
+        floats = [w for w in ws if np.dtype(w.dtype).kind == "f"]
+        if floats:
+            flat = self.__dict__.get("_nt_flat")
+            if flat is None or len(flat.params) != len(floats) or \
+                    any(a is not b for a, b in zip(flat.params, floats)):
+                flat = self._nt_flat = _FlatGrads(floats, 0)
+            for i, w in enumerate(floats):
+                flat.segment(i)[...] = w.reshape(-1)
+            _comm.allreduce_(flat.buf, "mean")
+            self.reduces += 1
+            for i, w in enumerate(floats):
+                w[...] = flat.segment(i).reshape(w.shape)
+        for w in ws:
+            if np.dtype(w.dtype).kind != "f":
+                _comm.broadcast_(w, 0)
+
     def _layout(self):
         if self.flat is None:
             ws = self.model.trainable_weights

@@ -481,6 +481,8 @@ class Trainer:
                           "and a generator that repeats to train several epochs)", file=sys.stderr)
                     break
                 data.on_epoch_end()
+                if session is not None:
+                    session.end_epoch()   # e.g. moving statistics: the same on every rank
                 logs = dict(logs)
                 if val is not None and not stop[0] and (epoch + 1) % validation_freq == 0:
                     # the validation calls the test hooks, as in Keras (SwapEMAWeights)
