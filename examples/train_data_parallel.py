@@ -52,7 +52,7 @@ model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=
 cbs = [callbacks.ModelCheckpoint(args.checkpoint, save_weights_only=True)] if args.checkpoint else []
 t0 = time.perf_counter()
 model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, callbacks=cbs,
-          verbose=2 if rank == 0 else 0)
+          verbose=2)                         # rank 0 prints, the others stay quiet
 elapsed = time.perf_counter() - t0
 loss, acc = model.evaluate(x_test, y_test, verbose=0)   # each rank its share, sums added up
 if rank == 0:

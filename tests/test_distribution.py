@@ -315,3 +315,4 @@ def test_example_trains_data_parallel_on_two_ranks():
                        text=True, timeout=120)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "on 2 rank(s)" in p.stdout and p.stdout.count("test accuracy:") == 1
+    assert p.stdout.count("Epoch 1/1") == 1   # the progress from rank 0 only

@@ -183,17 +183,19 @@ class Session:
         self.interrupted = [False]  # this rank's Ctrl-C, carried to the others at the next step
         self.stop = [False]         # the decision every rank shares
         self._stash = None
-        self._applied = False
         self._count = 0
         self._base = []
         self._opt = None
         self.defer = True
+        self.sync_once = False
         self.reduces = 0            # allreduce calls made (the tests count them)
 
     # -------------------------------------------------------------- set-up / tear-down
-    def start_fit(self, interrupted):
-        """Share rank 0's random state (the same shuffles everywhere) and hook the optimizer."""
+    def start_fit(self, interrupted, sync_once=False):
+        """Share rank 0's random state (the same shuffles everywhere) and hook the optimizer.
+        ``sync_once`` (train_on_batch): rank 0's weights are sent only the first time."""
         from ..trainers.trainer import Trainer
+        self.sync_once = sync_once
         gen = _random.generator()
         gen.bit_generator.state = _comm.bcast_object(gen.bit_generator.state)
         self.interrupted = interrupted
@@ -244,9 +246,12 @@ class Session:
         m = self.model
         if not m.weights and xb is not None and hasattr(m, "__call__"):
             m(xb, training=False)   # a subclassed model makes its weights on its first call
-        check_same_model(m, f"{self.what} under DataParallel")
-        for w in m.weights:
-            _comm.broadcast_(w, 0)
+        ids = tuple(id(w) for w in m.weights)
+        if not (self.sync_once and m.__dict__.get("_dist_synced") == ids):
+            check_same_model(m, f"{self.what} under DataParallel")
+            for w in m.weights:
+                _comm.broadcast_(w, 0)
+            m.__dict__["_dist_synced"] = ids
         self.synced = True
 
     # -------------------------------------------------------------- training steps
@@ -260,7 +265,6 @@ class Session:
                 f"at least {self.size} samples")
         self._count = int(count)
         self._stash = None
-        self._applied = False
         self._base = _metric_states(self.model.metrics)
 
     def _on_apply(self, grads_and_vars):

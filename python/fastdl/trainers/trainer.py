@@ -652,7 +652,7 @@ class Trainer:
         data = data_adapter.adapt(x, y, None, _n_samples(x), False, "train_on_batch")
         ds = _distribution.session(self, "train_on_batch")   # each rank gives its own batch
         if ds is not None:
-            ds.start_fit([False])
+            ds.start_fit([False], sync_once=True)
         try:
             _, logs = self._epoch_runner(data, training=True)(None, 1, None, lambda: False)
         finally:
