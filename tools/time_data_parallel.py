@@ -4,7 +4,8 @@
 
 Rank 0 prints, for the seed MLP (Dense 784-128-10, global batch 32) and the MNIST convnet
 (global batch 128): the time per training step, the time per step spent in the one allreduce
-(the flat gradient buffer plus the counts and metric sums), its size, and the bandwidth of
+(the flat gradient buffer plus the counts and metric sums; it includes waiting for the slower
+rank), the same allreduce timed alone with the ranks in step, its size, and the bandwidth of
 MPI_Allreduce on buffers of 1-16 MB (algorithm bandwidth: bytes reduced / time). Under plain
 python (one rank) it times the step alone. Wall-clock numbers: run on a quiet machine.
 """
@@ -69,7 +70,14 @@ for name, make, shape, batch in (("MLP 784-128-10", mlp, (28, 28), 32),
     step = (time.perf_counter() - t) / args.steps
     params = sum(int(w.size) for w in m.trainable_weights)
     per = spent[0] / max(spent[1], 1)
-    rows.append((name, batch, params, step, per, spent[1] / args.steps))
+    # the same allreduce alone, the ranks in step (no waiting for a slower rank)
+    buf = np.zeros(params + 64, np.float32)
+    distribution.barrier()
+    t = time.perf_counter()
+    for _ in range(50):
+        real(buf)
+    alone = (time.perf_counter() - t) / 50
+    rows.append((name, batch, params, step, per, alone, spent[1] / args.steps))
 
 bw = []
 for mb in (1, 4, 16):
@@ -86,11 +94,11 @@ for mb in (1, 4, 16):
 if rank == 0:
     print(f"{size} rank(s), {fastdl.get_num_threads()} thread(s) each")
     print("| model | global batch | parameters | allreduce bytes | step ms | allreduce ms/step "
-          "| allreduce share | allreduces/step |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, batch, params, step, per, calls in rows:
+          "| allreduce share | allreduce alone ms | allreduces/step |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, batch, params, step, per, alone, calls in rows:
         print(f"| {name} | {batch} | {params:,} | {4 * params / 1e6:.2f} MB | {step * 1e3:.2f} | "
-              f"{per * 1e3:.3f} | {per / step:.0%} | {calls:.0f} |")
+              f"{per * 1e3:.3f} | {per / step:.0%} | {alone * 1e3:.3f} | {calls:.0f} |")
     print("| allreduce size | time ms | algorithm bandwidth GB/s |")
     print("|---|---|---|")
     for mb, t in bw:
