@@ -20,7 +20,7 @@ the step), and its metrics in a second, small allreduce at the end of the step.
 """
 import numpy as np
 
-from .. import _device, _memory, _random, _tape
+from .. import _device, _random, _tape
 from . import _comm
 
 _ALIGN = 64   # bytes: every gradient starts on a cache line of the flat buffer
