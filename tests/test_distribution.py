@@ -102,9 +102,10 @@ def test_two_ranks_equal_one_process_on_the_global_batch(equal_runs, case):
     np.testing.assert_allclose(r0[case + "_eval"], ref[case + "_eval"], rtol=1e-5)
 
 
-@pytest.mark.parametrize("case", ["dataset", "functional", "ownstep"])
-def test_pydataset_functional_and_own_train_step(equal_runs, case):
-    # a PyDataset (item i to rank i % 2) in the generic loop; a functional model's fused plan
+@pytest.mark.parametrize("case", ["binary", "dataset", "functional", "ownstep"])
+def test_weights_pydataset_functional_and_own_train_step(equal_runs, case):
+    # sample weights with AUC and Precision (metric variables, summed over the ranks); a
+    # PyDataset (item i to rank i % 2) in the generic loop; a functional model's fused plan
     # with validation data; a train_step of the user's own (its returned loss averaged)
     r0, r1, ref = equal_runs
     keys = sorted(k for k in ref if k.startswith(case + "_") and not k.endswith("_calls"))
@@ -119,7 +120,7 @@ def test_pydataset_functional_and_own_train_step(equal_runs, case):
 
 def test_one_allreduce_per_step(equal_runs):
     r0, r1, _ = equal_runs
-    for case in CASES + ["dataset"]:
+    for case in CASES + ["dataset", "binary"]:
         # 2 epochs of ceil(n / 8) = 5 steps: one allreduce each, gradients and sums together
         assert int(r0[case + "_calls"]) == 10, case
         assert int(r1[case + "_calls"]) == 10, case

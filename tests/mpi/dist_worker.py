@@ -118,7 +118,14 @@ if CASE == "equal":
         return models.Model(i, layers.Dense(5, activation="softmax")(
             layers.Dense(16, activation="relu")(i)))
 
+    def binary():
+        return models.Sequential([layers.Input((12,)), layers.Dense(8, activation="relu"),
+                                  layers.Dense(1, activation="sigmoid")])
+
+    sw = np.random.default_rng(5).random(36).astype(np.float32)
     for key, make, fit_args in (
+            ("binary", binary, lambda: ((x, (y > 1).astype(np.float32)),
+                                        dict(batch_size=8, sample_weight=sw))),
             ("dataset", mlp, lambda: ((Items(),), dict(shuffle=False))),
             ("functional", functional,
              lambda: ((x, y), dict(batch_size=8, validation_data=(x[:13], y[:13])))),
@@ -126,7 +133,11 @@ if CASE == "equal":
              lambda: ((x[:32], y[:32]), dict(batch_size=8)))):
         fastdl.set_seed(3)
         m = make()
-        m.compile(optimizer=OPTS["adam"](), loss="sparse_categorical_crossentropy")
+        if key == "binary":   # sample weights; metrics whose state is metric variables
+            m.compile(optimizer=OPTS["adam"](), loss="binary_crossentropy",
+                      metrics=[fastdl.metrics.AUC(), fastdl.metrics.Precision()])
+        else:
+            m.compile(optimizer=OPTS["adam"](), loss="sparse_categorical_crossentropy")
         calls[0] = 0
         pos, kw = fit_args()
         h = m.fit(*pos, epochs=2, verbose=0, **kw)

@@ -153,21 +153,61 @@ class _FlatGrads:
         return self.buf.nbytes
 
 
+_NUMBER = (int, float, np.floating, np.integer)
+
+
 def _metric_states(metrics):
-    """(metric, total, count) of every metric whose state is its sums (fastdl's Metric)."""
+    """(metric, its state as one float64 vector) for every metric whose state is sums:
+    its metric variables (Keras' add_variable, summed over ranks), or a total and a count."""
     out = []
     for m in metrics:
-        t = getattr(m, "total", None)
-        c = getattr(m, "count", None)
-        if isinstance(t, (int, float, np.floating, np.integer)) and \
-                isinstance(c, (int, float, np.floating, np.integer)):
-            out.append((m, t, c))
+        vs = m.__dict__.get("_metric_variables")
+        if vs:
+            out.append((m, np.concatenate([np.asarray(v.value, np.float64).ravel()
+                                           for v, _ in vs])))
+        elif isinstance(getattr(m, "total", None), _NUMBER) and \
+                isinstance(getattr(m, "count", None), _NUMBER):
+            out.append((m, np.array([m.total, m.count], np.float64)))
     return out
 
 
-def _set_state(m, total, count, like_count):
-    m.total = float(total)
-    m.count = int(round(count)) if isinstance(like_count, (int, np.integer)) else float(count)
+def _set_state(m, vec):
+    vs = m.__dict__.get("_metric_variables")
+    if vs:
+        k = 0
+        for v, _ in vs:
+            n = v.value.size
+            v.assign(vec[k:k + n].reshape(v.shape).astype(v.dtype))
+            k += n
+        return
+    m.total = float(vec[0])
+    m.count = int(round(vec[1])) if isinstance(m.count, (int, np.integer)) else float(vec[1])
+
+
+def _deltas(states, base):
+    """The change of every metric's state since ``base`` ({id: vector}), concatenated."""
+    parts = [vec - base.get(id(m), 0.0) for m, vec in states]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _add_deltas(states, base, summed):
+    """Set every metric to base + the deltas of all ranks; the names of those that moved."""
+    moved, k = set(), 0
+    for m, vec in states:
+        d = summed[k:k + vec.size]
+        k += vec.size
+        _set_state(m, base.get(id(m), 0.0) + d)
+        if np.any(d):
+            moved.add(m.name)
+    return moved
+
+
+def _result(m):
+    r = m.result()
+    try:
+        return float(r)
+    except (TypeError, ValueError):
+        return np.asarray(r)
 
 
 class Session:
@@ -184,7 +224,7 @@ class Session:
         self.stop = [False]         # the decision every rank shares
         self._stash = None
         self._count = 0
-        self._base = []
+        self._base = {}
         self._opt = None
         self.defer = True
         self.sync_once = False
@@ -265,7 +305,7 @@ class Session:
                 f"at least {self.size} samples")
         self._count = int(count)
         self._stash = None
-        self._base = _metric_states(self.model.metrics)
+        self._base = {id(m): v for m, v in _metric_states(self.model.metrics)}
 
     def _on_apply(self, grads_and_vars):
         """The optimizer's apply_gradients under DataParallel."""
@@ -277,7 +317,7 @@ class Session:
             self._stash = pairs
             return self._opt.iterations
         self._reduce(pairs, applied=True)
-        self._base = _metric_states(self.model.metrics)
+        self._base = {id(m): v for m, v in _metric_states(self.model.metrics)}
         return self._opt.iterations
 
     def end_step(self, logs=None):
@@ -313,9 +353,9 @@ class Session:
     def _layout(self):
         if self.flat is None:
             ws = self.model.trainable_weights
-            n_met = len(_metric_states(self.model.metrics))
-            # tail: count, stop, applied, one presence flag per parameter, 2 sums per metric
-            self.flat = _FlatGrads(ws, 3 + len(ws) + 2 * n_met)
+            n_met = sum(v.size for _, v in _metric_states(self.model.metrics))
+            # tail: count, stop, applied, one presence flag per parameter, the metrics' sums
+            self.flat = _FlatGrads(ws, 3 + len(ws) + n_met)
         return self.flat
 
     def _reduce(self, pairs, applied):
@@ -344,12 +384,11 @@ class Session:
             _device.xp(seg).multiply(g.reshape(-1), cnt, out=seg)
             tail[3 + i] = 1.0
         states = _metric_states(self.model.metrics)
-        base = {id(m): (t, c) for m, t, c in self._base}
-        k = 3 + np_
-        for m, t, c in states:
-            t0, c0 = base.get(id(m), (0.0, 0))
-            tail[k], tail[k + 1] = t - t0, c - c0
-            k += 2
+        deltas = _deltas(states, self._base)
+        if 3 + np_ + deltas.size != flat.tail:
+            raise RuntimeError(f"{self.what} under DataParallel: the model's metrics changed "
+                               f"during training")
+        tail[3 + np_:] = deltas
         tview = flat.buf[flat.n_grad:]
         if _device.is_device(tview):
             tview.set(tail.astype(flat.dtype))
@@ -362,11 +401,7 @@ class Session:
         if tail[1] > 0:
             self.stop[0] = True
             self.interrupted[0] = True
-        k = 3 + np_
-        for m, t, c in states:
-            t0, c0 = base.get(id(m), (0.0, 0))
-            _set_state(m, t0 + tail[k], c0 + tail[k + 1], c)
-            k += 2
+        _add_deltas(states, self._base, tail[3 + np_:])
         if tail[2] > 0 and total > 0:
             out = []
             for i, p in enumerate(flat.params):
@@ -390,15 +425,13 @@ class Session:
         numeric values in ``logs`` weighted by ``count``. Returns the logs of all ranks:
         a metric's result where a metric of that name moved, else the weighted mean."""
         states = _metric_states(self.model.metrics)
-        base = {id(m): (t, c) for m, t, c in base_states}
+        deltas = _deltas(states, base_states)
         keys = [k for k, v in logs.items() if isinstance(_as_number(v), float)]
-        k0 = 2 + 2 * len(states)
+        k0 = 2 + deltas.size
         buf = np.zeros(k0 + len(keys), np.float64)
         buf[0] = 1.0 if self.interrupted[0] else 0.0
         buf[1] = count
-        for j, (m, t, c) in enumerate(states):
-            t0, c0 = base.get(id(m), (0.0, 0))
-            buf[2 + 2 * j], buf[3 + 2 * j] = t - t0, c - c0
+        buf[2:k0] = deltas
         for j, k in enumerate(keys):
             buf[k0 + j] = _as_number(logs[k]) * count
         _comm.allreduce_(buf, "sum")
@@ -406,27 +439,27 @@ class Session:
         if buf[0] > 0:
             self.stop[0] = True
             self.interrupted[0] = True
-        moved = {}
-        for j, (m, t, c) in enumerate(states):
-            t0, c0 = base.get(id(m), (0.0, 0))
-            _set_state(m, t0 + buf[2 + 2 * j], c0 + buf[3 + 2 * j], c)
-            if buf[2 + 2 * j] or buf[3 + 2 * j]:
-                moved[m.name] = float(m.result())
+        names = _add_deltas(states, base_states, buf[2:k0])
+        moved = {m.name: m for m, _ in states if m.name in names}
         out = dict(logs)
+        for k, v in logs.items():
+            if k in moved:
+                out[k] = _result(moved[k])
         for j, k in enumerate(keys):
-            out[k] = moved[k] if k in moved else (buf[k0 + j] / buf[1] if buf[1] else 0.0)
+            if k not in moved:
+                out[k] = buf[k0 + j] / buf[1] if buf[1] else 0.0
         return out
 
     def logs(self, logs):
         """A step's logs with the values of all ranks (metrics named alike)."""
-        res = {m.name: float(m.result()) for m, _, _ in _metric_states(self.model.metrics)}
+        res = {m.name: _result(m) for m, _ in _metric_states(self.model.metrics)}
         return {k: res.get(k, v) for k, v in logs.items()}
 
     # -------------------------------------------------------------- evaluation
     def sync_metrics(self, logs):
         """After an evaluation over this rank's shard: the logs of all ranks' samples (the
         metrics were reset at its start, so their sums are this rank's share)."""
-        return self._reduce_metrics_only([], logs, 1.0)
+        return self._reduce_metrics_only({}, logs, 1.0)
 
     def predict(self, x, **kwargs):
         """Each rank predicts its contiguous block of x; every rank gets the whole result."""

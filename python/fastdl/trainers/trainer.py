@@ -39,8 +39,6 @@ class Trainer:
                 jit_compile="auto", auto_scale_loss=True, **kwargs):
         if kwargs:
             raise TypeError(f"compile: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
-        if weighted_metrics is not None:
-            raise NotImplementedError("compile: weighted_metrics is not supported")
         if jit_compile not in ("auto", False, None):
             raise NotImplementedError("compile: jit_compile=True is not supported: fastdl runs "
                                       "its own compiled kernels eagerly (use 'auto' or False)")
@@ -52,13 +50,14 @@ class Trainer:
         self.run_eagerly = bool(run_eagerly)
         self.optimizer = optimizers_mod.get(optimizer)
         self._loss_arg, self._loss_weights_arg, self._metrics_arg = loss, loss_weights, metrics
+        self._weighted_metrics_arg = weighted_metrics
         self.loss = None
         if loss is not None:
             # validate names now (an unknown loss or metric fails at compile, as in Keras)
-            self._compile_structure(loss, loss_weights, metrics)
+            self._compile_structure(loss, loss_weights, metrics, weighted_metrics)
             self.loss = _loss_of(loss) if not isinstance(loss, (list, tuple, dict)) else loss
-        elif loss_weights is not None or metrics:
-            self._compile_structure(None, loss_weights, metrics)
+        elif loss_weights is not None or metrics or weighted_metrics:
+            self._compile_structure(None, loss_weights, metrics, weighted_metrics)
         self.compiled = True
         self._compiled_state = None
         self._loss_tracker = metrics_mod.Mean(name="loss")
@@ -66,8 +65,8 @@ class Trainer:
     def _output_names(self):
         return list(getattr(self, "output_names", None) or ["output"])
 
-    def _compile_structure(self, loss, loss_weights, metrics):
-        """Per output: (name, loss object or None, weight, [metric ids])."""
+    def _compile_structure(self, loss, loss_weights, metrics, weighted_metrics=None):
+        """Per output: (name, loss object or None, weight, [metric ids], [weighted metric ids])."""
         names = self._output_names()
         n = len(names)
 
@@ -89,19 +88,22 @@ class Trainer:
 
         losses = per_output(loss, "loss", None, lambda a: False)
         weights = per_output(loss_weights, "loss_weights", 1.0, lambda a: False)
-        if n == 1 and isinstance(metrics, (list, tuple)) and not any(
-                isinstance(m, (list, tuple, dict)) for m in metrics):
-            mets = [list(metrics)]
-        else:
-            mets = per_output(metrics, "metrics", [], lambda a: False)
-            mets = [list(m) if isinstance(m, (list, tuple)) else ([] if m is None else [m])
+
+        def metric_lists(metrics, what):
+            if n == 1 and isinstance(metrics, (list, tuple)) and not any(
+                    isinstance(m, (list, tuple, dict)) for m in metrics):
+                return [list(metrics)]
+            mets = per_output(metrics, what, [], lambda a: False)
+            return [list(m) if isinstance(m, (list, tuple)) else ([] if m is None else [m])
                     for m in mets]
+        mets = metric_lists(metrics, "metrics")
+        wmets = metric_lists(weighted_metrics, "weighted_metrics")
         out = []
-        for name, l, w, m in zip(names, losses, weights, mets):
+        for name, l, w, m, wm in zip(names, losses, weights, mets, wmets):
             lo = _loss_of(l) if l is not None else None
-            for mid in m:
+            for mid in m + wm:
                 metrics_mod.get(mid, lo)  # unknown names fail here
-            out.append((name, lo, float(w), m))
+            out.append((name, lo, float(w), m, wm))
         return out
 
     def _require_compiled(self, what):
@@ -115,17 +117,22 @@ class Trainer:
         st = self._compiled_state
         if st is None:
             spec = self._compile_structure(self._loss_arg, self._loss_weights_arg,
-                                           self._metrics_arg)
+                                           self._metrics_arg, self._weighted_metrics_arg)
             multi = len(spec) > 1
             st = []
-            for name, lo, w, mids in spec:
+            for name, lo, w, mids, wmids in spec:
                 shape = self._output_shape_of(name)
                 mets = [metrics_mod.get(mid, lo, shape) for mid in mids]
-                for m in mets:
+                wmets = [metrics_mod.get(mid, lo, shape) for mid in wmids]
+                plain = {m.name for m in mets}
+                for m in wmets:
+                    if m.name in plain:   # the same metric weighted and not (Keras' naming)
+                        m.name = f"weighted_{m.name}"
+                for m in mets + wmets:
                     if multi:
                         m.name = f"{name}_{m.name}"
                 tracker = metrics_mod.Mean(name=f"{name}_loss") if multi and lo is not None else None
-                st.append((name, lo, w, mets, tracker))
+                st.append((name, lo, w, mets, wmets, tracker))
             self._compiled_state = st
         return st
 
@@ -146,11 +153,12 @@ class Trainer:
         out = []
         if getattr(self, "compiled", False):
             out.append(self._loss_tracker)
-            if self._loss_arg is not None or self._metrics_arg:
-                for name, lo, w, mets, tracker in self._compiled():
+            if self._loss_arg is not None or self._metrics_arg or self._weighted_metrics_arg:
+                for name, lo, w, mets, wmets, tracker in self._compiled():
                     if tracker is not None:
                         out.append(tracker)
                     out.extend(mets)
+                    out.extend(wmets)
         for v in self.__dict__.values():
             if isinstance(v, metrics_mod.Metric) and all(v is not m for m in out):
                 out.append(v)
@@ -166,19 +174,21 @@ class Trainer:
 
     # ------------------------------------------------------------ steps (Keras' API)
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """The compiled losses (weighted, summed over outputs) plus ``self.losses``."""
-        if sample_weight is not None:
-            raise NotImplementedError("sample_weight is not supported")
+        """The compiled losses (weighted, summed over outputs) plus ``self.losses``.
+        ``sample_weight`` (one array for every output, or one per output) weights each
+        sample's loss as Keras does: sum(loss * weight) / number of samples."""
         total = None
         if self._loss_arg is not None:
             ys = self._by_output(y, "y")
             ps = self._by_output(y_pred, "y_pred")
-            for (name, lo, w, mets, tracker), yt, yp in zip(self._compiled(), ys, ps):
+            sws = self._weights_by_output(sample_weight)
+            for (name, lo, w, mets, wmets, tracker), yt, yp, sw in zip(self._compiled(), ys, ps,
+                                                                      sws):
                 if lo is None:
                     continue
                 if yt is None:
                     raise ValueError(f"targets for output {name!r} are missing")
-                v = lo(yt, yp)
+                v = lo(yt, yp) if sw is None else lo(yt, yp, sample_weight=sw)
                 if tracker is not None:
                     tracker.update_state(_as_float(v), sample_weight=_batch_len(yp))
                 v = v * w if w != 1.0 else v
@@ -191,18 +201,36 @@ class Trainer:
         return total
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        if sample_weight is not None:
-            raise NotImplementedError("sample_weight is not supported")
-        if self._loss_arg is not None or self._metrics_arg:
+        """Update the compiled metrics: ``weighted_metrics`` with sample_weight, the plain
+        ``metrics`` without (as Keras)."""
+        if self._loss_arg is not None or self._metrics_arg or self._weighted_metrics_arg:
             ys = self._by_output(y, "y")
             ps = self._by_output(y_pred, "y_pred")
-            for (name, lo, w, mets, tracker), yt, yp in zip(self._compiled(), ys, ps):
-                if mets and yt is not None:
+            sws = self._weights_by_output(sample_weight)
+            for (name, lo, w, mets, wmets, tracker), yt, yp, sw in zip(self._compiled(), ys, ps,
+                                                                      sws):
+                if (mets or wmets) and yt is not None:
                     yp_h = _device.to_host(_tape.value(yp))
                     yt_h = _device.to_host(_tape.value(yt))
                     for m in mets:
                         m.update_state(yt_h, yp_h)
+                    sw_h = None if sw is None else _device.to_host(_tape.value(sw))
+                    for m in wmets:
+                        m.update_state(yt_h, yp_h, sample_weight=sw_h)
         return self.get_metrics_result()
+
+    def _weights_by_output(self, sample_weight):
+        """sample_weight per output: one array serves every output; a list or dict gives
+        one per output (Keras)."""
+        names = self._output_names()
+        if sample_weight is None:
+            return [None] * len(names)
+        if isinstance(sample_weight, dict) or (
+                isinstance(sample_weight, (list, tuple)) and len(names) > 1 and
+                len(sample_weight) == len(names) and
+                all(s is None or hasattr(s, "shape") for s in sample_weight)):
+            return self._by_output(sample_weight, "sample_weight")
+        return [sample_weight] * len(names)
 
     def get_metrics_result(self):
         return {m.name: _as_float(m.result()) for m in self.metrics}
@@ -267,7 +295,7 @@ class Trainer:
                 isinstance(data, data_adapter.ArrayData) and hasattr(data.x, "shape") and
                 (data.y is None or hasattr(data.y, "shape")) and data.sample_weight is None and
                 isinstance(self.loss, losses_mod.Loss) and
-                type(self.loss) is not losses_mod.LossFunctionWrapper and
+                self.loss._kernel_ready() and
                 self._loss_weights_arg in (None, 1, 1.0) and not self.losses)
 
     def _prep_y(self, y, n, what):
@@ -320,6 +348,17 @@ class Trainer:
     def _output_dtype(self):
         return self.dtype
 
+    def _num_classes(self):
+        """The number of classes of a single output (its last dimension), or None when
+        unknown; class_weight keys must be below it."""
+        names = self._output_names()
+        if len(names) != 1:
+            return None
+        shape = self._output_shape_of(names[0])
+        if not shape or not isinstance(shape, tuple) or shape[-1] is None:
+            return None
+        return int(shape[-1])
+
     def _plan_step(self, data, training):
         """One epoch of the fused step plan over in-memory arrays: a function (rng, steps,
         callbacks or None, should_stop) -> (steps done, logs), as _epoch_runner's."""
@@ -331,7 +370,7 @@ class Trainer:
         step = self._step_fn(training)
         dev = self._dev
         spec = self._compiled()
-        mets = spec[0][3]
+        mets = spec[0][3] + spec[0][4]   # no sample weights here: weighted metrics are plain
         self._loss_tracker.reset_state()
         lo0, hi0 = data.block(0, bs)   # the samples of a full batch this process takes
         xbuf = _memory.empty((hi0 - lo0,) + x.shape[1:], x.dtype)
@@ -403,11 +442,13 @@ class Trainer:
             validation_batch_size=None, validation_freq=1):
         """Train for ``epochs`` epochs; returns a History (history.history dict)."""
         self._require_compiled("fit")
-        if class_weight is not None or sample_weight is not None:
-            raise NotImplementedError("fit: class_weight and sample_weight are not supported")
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
-        data = data_adapter.adapt(x, y, None, batch_size, shuffle, "fit")
+        if class_weight is not None and hasattr(x, "shape") and len(x):
+            self._ensure_built(data_adapter.as_arrays(x)[:1])   # the number of classes
+        data = data_adapter.adapt(x, y, sample_weight, batch_size, shuffle, "fit",
+                                  class_weight=class_weight,
+                                  num_classes=self._num_classes() if class_weight else None)
         val = None
         if validation_split:
             if not isinstance(data, data_adapter.ArrayData):
@@ -419,10 +460,7 @@ class Trainer:
         elif validation_data is not None:
             if isinstance(validation_data, (list, tuple)):
                 vx, vy, vsw = data_adapter.unpack_x_y_sample_weight(tuple(validation_data))
-                if vsw is not None:
-                    raise NotImplementedError("fit: sample weights in validation_data are not "
-                                              "supported")
-                val = data_adapter.adapt(vx, vy, None, validation_batch_size or data.batch_size
+                val = data_adapter.adapt(vx, vy, vsw, validation_batch_size or data.batch_size
                                          if isinstance(data, data_adapter.ArrayData) else
                                          validation_batch_size, False, "fit (validation_data)")
             else:
@@ -578,9 +616,7 @@ class Trainer:
                  steps=None, callbacks=None, return_dict=False):
         """Mean loss (and metrics) over x: loss, or [loss, *metrics]; a dict with return_dict."""
         self._require_compiled("evaluate")
-        if sample_weight is not None:
-            raise NotImplementedError("evaluate: sample_weight is not supported")
-        data = data_adapter.adapt(x, y, None, batch_size, False, "evaluate")
+        data = data_adapter.adapt(x, y, sample_weight, batch_size, False, "evaluate")
         cbl = callbacks_mod.CallbackList(callbacks or [], self, {"verbose": verbose}) if callbacks else None
         if cbl:
             cbl.call("on_test_begin", None)
@@ -647,9 +683,9 @@ class Trainer:
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         self._require_compiled("train_on_batch")
-        if sample_weight is not None or class_weight is not None:
-            raise NotImplementedError("train_on_batch: sample_weight and class_weight are not supported")
-        data = data_adapter.adapt(x, y, None, _n_samples(x), False, "train_on_batch")
+        data = data_adapter.adapt(x, y, sample_weight, _n_samples(x), False, "train_on_batch",
+                                  class_weight=class_weight,
+                                  num_classes=self._num_classes() if class_weight else None)
         ds = _distribution.session(self, "train_on_batch")   # each rank gives its own batch
         if ds is not None:
             ds.start_fit([False], sync_once=True)
@@ -662,9 +698,8 @@ class Trainer:
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         self._require_compiled("test_on_batch")
-        if sample_weight is not None:
-            raise NotImplementedError("test_on_batch: sample_weight is not supported")
-        data = data_adapter.adapt(x, y, None, max(_n_samples(x), 1), False, "test_on_batch")
+        data = data_adapter.adapt(x, y, sample_weight, max(_n_samples(x), 1), False,
+                                  "test_on_batch")
         logs = self._evaluate_data(data, 1, shard=False)   # each rank gives its own batch
         return logs if return_dict else (logs["loss"] if len(logs) == 1 else list(logs.values()))
 
