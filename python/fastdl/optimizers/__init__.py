@@ -193,6 +193,11 @@ class Optimizer:
 
     def apply_gradients(self, grads_and_vars):
         """One step: every (grad, param) pair is updated in place; None grads are skipped."""
+        hook = self.__dict__.get("_gradient_hook")
+        if hook is not None:
+            # fit under fastdl.distribution.DataParallel: the gradients are reduced over
+            # the ranks first (the hook calls back here without itself)
+            return hook(grads_and_vars)
         if not (self.use_ema or self.gradient_accumulation_steps or self.clipnorm or
                 self.global_clipnorm or self.clipvalue):
             return self._apply_plain(grads_and_vars)

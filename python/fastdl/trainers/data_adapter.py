@@ -194,9 +194,15 @@ class ArrayData:
         if self.batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.shuffle = shuffle
+        self.shard = None   # (rank, size) under DataParallel: each rank takes its block
 
     def steps(self):
         return math.ceil(self.n / self.batch_size)
+
+    def block(self, lo, hi):
+        """The positions of the batch [lo, hi) this process takes: all of them, or under
+        DataParallel its rank's consecutive block (block sizes differ by at most one)."""
+        return (lo, hi) if self.shard is None else block(lo, hi, *self.shard)
 
     def split(self, fraction):
         """(train, validation): the last fraction is held out, before shuffling (Keras)."""
@@ -211,7 +217,7 @@ class ArrayData:
     def batches(self, rng=None):
         perm = rng.permutation(self.n) if (self.shuffle and rng is not None) else None
         for lo in range(0, self.n, self.batch_size):
-            hi = min(lo + self.batch_size, self.n)
+            lo, hi = self.block(lo, min(lo + self.batch_size, self.n))
             if perm is None:
                 sel = lambda a: None if a is None else a[lo:hi]  # noqa: E731
             else:
@@ -221,6 +227,14 @@ class ArrayData:
 
     def on_epoch_end(self):
         pass
+
+
+def block(lo, hi, rank, size):
+    """The positions of [lo, hi) that rank of size takes: consecutive blocks whose sizes
+    differ by at most one, the larger ones first."""
+    q, m = divmod(hi - lo, size)
+    start = lo + rank * q + min(rank, m)
+    return start, start + q + (1 if rank < m else 0)
 
 
 def _standard_batch(item, class_weight, num_classes):
@@ -245,11 +259,23 @@ class DatasetData:
         self.ds = ds
         self.n = None
         self.class_weight = self.num_classes = None
+        self.shard = None   # (rank, size) under DataParallel: batch i goes to rank i % size
 
     def steps(self):
+        if self.shard is not None:
+            return -(-len(self.ds) // self.shard[1])
         return len(self.ds)
 
     def batches(self, rng=None):
+        if self.shard is not None:
+            # a global batch is `size` consecutive items; past the end a rank has none
+            rank, size = self.shard
+            for i in range(rank, self.steps() * size, size):
+                if i < len(self.ds):
+                    yield _standard_batch(self.ds[i], self.class_weight, self.num_classes)
+                else:
+                    yield None, None, None
+            return
         for i in range(len(self.ds)):
             yield _standard_batch(self.ds[i], self.class_weight, self.num_classes)
 

@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from .. import _device, _memory, _random, _tape
+from .. import distribution as _distribution
 from .. import callbacks as callbacks_mod
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
@@ -30,6 +31,8 @@ from ..layers.layer import shape_str as _shape_str
 
 
 class Trainer:
+    _dist_session = None   # the fastdl.distribution session of the fit in progress, if any
+
     # ------------------------------------------------------------ compile
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
                 weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
@@ -369,8 +372,9 @@ class Trainer:
         spec = self._compiled()
         mets = spec[0][3] + spec[0][4]   # no sample weights here: weighted metrics are plain
         self._loss_tracker.reset_state()
-        xbuf = _memory.empty((bs,) + x.shape[1:], x.dtype)
-        ybuf = np.empty((bs,) + y.shape[1:], y.dtype)
+        lo0, hi0 = data.block(0, bs)   # the samples of a full batch this process takes
+        xbuf = _memory.empty((hi0 - lo0,) + x.shape[1:], x.dtype)
+        ybuf = np.empty((hi0 - lo0,) + y.shape[1:], y.dtype)
 
         def logs_of(loss_sum, seen):
             logs = {"loss": loss_sum / seen if seen else float("nan")}
@@ -381,46 +385,53 @@ class Trainer:
         def run(rng, steps, cbl, should_stop):
             for m in mets:
                 m.reset_state()
-            loss_sum, seen, done = 0.0, 0, 0
+            tracker = self._loss_tracker   # the loss sum and sample count of the epoch
+            tracker.reset_state()
+            ds = (self._dist_session or None) if training else None
+            done = 0
             total = -(-n // bs)
             if steps is not None:
                 total = min(total, steps)
             perm = rng.permutation(n) if (training and data.shuffle and rng is not None) else None
             for s in range(total):
-                lo, hi = s * bs, min(s * bs + bs, n)
+                lo, hi = data.block(s * bs, min(s * bs + bs, n))
                 if cbl is not None:
                     cbl.train_batch_begin(s, {}) if training else cbl.call("on_test_batch_begin", s, None)
-                if perm is None:
+                if ds is not None:
+                    ds.begin_step(hi - lo)
+                if hi == lo:
+                    pass   # under DataParallel a rank may have no share of the last batch
+                elif perm is None:
                     xb, yb = x[lo:hi], y[lo:hi]
-                elif hi - lo == bs:
+                elif hi - lo == len(xbuf):
                     idx = perm[lo:hi]
                     xb = np.take(x, idx, axis=0, out=xbuf)
                     yb = np.take(y, idx, axis=0, out=ybuf)
                 else:
                     idx = perm[lo:hi]
                     xb, yb = x[idx], y[idx]
-                lv, correct, ypred = step(dev(xb), dev(yb))
-                loss_sum += lv * (hi - lo)
-                seen += hi - lo
-                for m in mets:
-                    if correct is not None and type(m) is metrics_mod.SparseCategoricalAccuracy:
-                        m._add(int(correct), len(yb))
-                    else:
-                        if callable(ypred):
-                            ypred = ypred()
-                        m.update_state(yb, _device.to_host(ypred))
+                if hi > lo:
+                    lv, correct, ypred = step(dev(xb), dev(yb))
+                    tracker.total += lv * (hi - lo)
+                    tracker.count += hi - lo
+                    for m in mets:
+                        if correct is not None and type(m) is metrics_mod.SparseCategoricalAccuracy:
+                            m._add(int(correct), len(yb))
+                        else:
+                            if callable(ypred):
+                                ypred = ypred()
+                            m.update_state(yb, _device.to_host(ypred))
+                if ds is not None:
+                    ds.end_step()   # the gradients, loss and metrics of all ranks; the update
                 done = s + 1
                 if cbl is not None:
                     if training:
-                        cbl.train_batch_end(s, logs_of(loss_sum, seen))
+                        cbl.train_batch_end(s, logs_of(tracker.total, tracker.count))
                     else:
                         cbl.call("on_test_batch_end", s, None)
                 if should_stop():
                     break
-            self._loss_tracker.reset_state()
-            if seen:
-                self._loss_tracker.update_state(loss_sum / seen, sample_weight=seen)
-            return done, logs_of(loss_sum, seen)
+            return done, logs_of(tracker.total, tracker.count)
         return run
 
 
@@ -457,11 +468,17 @@ class Trainer:
                                          "fit (validation_data)")
         if isinstance(data, data_adapter.ArrayData) and data.n == 0:
             raise ValueError("fit: no training samples")
+        session = _distribution.session(self, "fit")   # DataParallel, or None
+        if session is not None:
+            data = session.shard(data)
         steps = data.steps()
         if steps_per_epoch:
             steps = int(steps_per_epoch) if steps is None else min(steps, int(steps_per_epoch))
         if verbose == "auto":
             verbose = 1
+        if session is not None:
+            verbose = session.verbose(verbose)           # the progress bar from rank 0 only
+            callbacks = session.callbacks(callbacks)     # and the files
         history = callbacks_mod.History()
         # History after the user's callbacks, as in Keras: it records what they add to the
         # logs (learning_rate from ReduceLROnPlateau / LearningRateScheduler)
@@ -482,6 +499,10 @@ class Trainer:
         run = self._epoch_runner(data, training=True)
         interrupted = [False]
         old_handler = _catch_sigint(interrupted)
+        stop = interrupted       # Ctrl-C; under DataParallel, once every rank knows of it
+        if session is not None:
+            session.start_fit(interrupted)
+            stop = session.stop
         logs = {}
         self._initial_epoch = None
         cbl.call("on_train_begin", {})
@@ -492,14 +513,16 @@ class Trainer:
             for epoch in range(initial_epoch, epochs):
                 cbl.call("on_epoch_begin", epoch, {})
                 done, logs = run(rng, steps, cbl if per_batch else None,
-                                 lambda: self.stop_training or interrupted[0])
+                                 lambda: self.stop_training or stop[0])
                 if done == 0 and isinstance(data, data_adapter.GeneratorData) and data.exhausted:
                     print("fit: the generator ran out of data; stopping (give steps_per_epoch "
                           "and a generator that repeats to train several epochs)", file=sys.stderr)
                     break
                 data.on_epoch_end()
+                if session is not None:
+                    session.end_epoch()   # e.g. moving statistics: the same on every rank
                 logs = dict(logs)
-                if val is not None and not interrupted[0] and (epoch + 1) % validation_freq == 0:
+                if val is not None and not stop[0] and (epoch + 1) % validation_freq == 0:
                     # the validation calls the test hooks, as in Keras (SwapEMAWeights)
                     cbl.call("on_test_begin", {})
                     vlogs = self._evaluate_data(val, validation_steps,
@@ -507,19 +530,23 @@ class Trainer:
                     cbl.call("on_test_end", dict(vlogs))
                     logs.update({"val_" + k: v for k, v in vlogs.items()})
                 params["seen_steps"] = done
-                if interrupted[0]:
+                if stop[0]:
                     break
                 cbl.call("on_epoch_end", epoch, logs)
                 if self.stop_training:
                     break
         except KeyboardInterrupt:
+            if session is not None:
+                raise   # the other ranks wait in the next step: abort the job
             interrupted[0] = True
         finally:
             if old_handler is not None:
                 signal.signal(signal.SIGINT, old_handler)
+            if session is not None:
+                session.end()
         if epochs > initial_epoch and hasattr(self.optimizer, "finalize_variable_values"):
             self.optimizer.finalize_variable_values(self.trainable_weights)   # use_ema
-        if interrupted[0] and verbose:
+        if stop[0] and verbose:
             print("\nTraining interrupted: stopped between batches; the weights so far are kept.",
                   file=sys.stderr)
         cbl.call("on_train_end", logs)
@@ -537,15 +564,24 @@ class Trainer:
             self.reset_metrics()
             done, logs = 0, {}
             step_fn = self.train_step if training else self.test_step
+            ds = self._dist_session or None
             for s, (xb, yb, swb) in enumerate(data.batches(rng)):
                 if steps is not None and s >= steps:
                     break
                 if cbl is not None:
                     cbl.train_batch_begin(s, {}) if training else cbl.call("on_test_batch_begin", s, None)
-                self._ensure_built(xb)
-                batch = data_adapter.pack_x_y_sample_weight(_map_dev(dev, xb), _map_dev(dev, yb),
-                                                            swb)
-                logs = {k: _as_float(v) for k, v in step_fn(batch).items()}
+                count = 0 if xb is None else _batch_len(xb)   # 0: no share of this batch
+                if count or ds is None:
+                    self._ensure_built(xb)
+                if ds is not None and training:
+                    ds.begin_step(count, _map_dev(dev, xb) if count else None)
+                if count or ds is None:
+                    batch = data_adapter.pack_x_y_sample_weight(_map_dev(dev, xb),
+                                                                _map_dev(dev, yb), swb)
+                    logs = {k: _as_float(v) for k, v in step_fn(batch).items()}
+                if ds is not None and training:
+                    # the gradients, loss and metrics of all ranks; the update
+                    logs = ds.end_step(logs)
                 done = s + 1
                 if cbl is not None:
                     cbl.train_batch_end(s, logs) if training else cbl.call("on_test_batch_end", s, None)
@@ -558,9 +594,22 @@ class Trainer:
         pass
 
     # ------------------------------------------------------------ evaluate / predict
-    def _evaluate_data(self, data, steps=None, cbl=None):
-        run = self._epoch_runner(data, training=False)
-        _, logs = run(None, steps, cbl, lambda: False)
+    def _evaluate_data(self, data, steps=None, cbl=None, shard=True):
+        ds = _distribution.session(self, "evaluate")   # DataParallel, or None
+        own = ds is not None and self._dist_session is not ds
+        if ds is not None:
+            if shard:
+                ds.shard(data)   # each rank evaluates its share; the sums are added up
+            if own:
+                ds.start()
+        try:
+            run = self._epoch_runner(data, training=False)
+            _, logs = run(None, steps, cbl, lambda: False)
+            if ds is not None:
+                logs = ds.sync_metrics(logs)
+        finally:
+            if own:
+                ds.end()
         return logs
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
@@ -577,6 +626,8 @@ class Trainer:
             cbl.call("on_test_end", logs)
         if verbose == "auto":
             verbose = 1
+        if verbose and _distribution.rank_quietly() != 0:
+            verbose = 0   # rank 0 prints for all
         if verbose:
             n_steps = data.steps() or 0
             el = time.perf_counter() - t0
@@ -592,6 +643,10 @@ class Trainer:
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for x in batches (default 32), as one array (a list or dict of arrays
         for several outputs)."""
+        ds = _distribution.session(self, "predict")   # DataParallel, or None
+        if ds is not None:
+            return ds.predict(x, batch_size=batch_size, verbose=verbose, steps=steps,
+                              callbacks=callbacks)
         data = data_adapter.adapt(x, None, None, batch_size, False, "predict")
         chunks = []
         dev = self._dev
@@ -631,14 +686,21 @@ class Trainer:
         data = data_adapter.adapt(x, y, sample_weight, _n_samples(x), False, "train_on_batch",
                                   class_weight=class_weight,
                                   num_classes=self._num_classes() if class_weight else None)
-        _, logs = self._epoch_runner(data, training=True)(None, 1, None, lambda: False)
+        ds = _distribution.session(self, "train_on_batch")   # each rank gives its own batch
+        if ds is not None:
+            ds.start_fit([False], sync_once=True)
+        try:
+            _, logs = self._epoch_runner(data, training=True)(None, 1, None, lambda: False)
+        finally:
+            if ds is not None:
+                ds.end()
         return logs if return_dict else (logs["loss"] if len(logs) == 1 else list(logs.values()))
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         self._require_compiled("test_on_batch")
         data = data_adapter.adapt(x, y, sample_weight, max(_n_samples(x), 1), False,
                                   "test_on_batch")
-        logs = self._evaluate_data(data, 1)
+        logs = self._evaluate_data(data, 1, shard=False)   # each rank gives its own batch
         return logs if return_dict else (logs["loss"] if len(logs) == 1 else list(logs.values()))
 
     def predict_on_batch(self, x):
