@@ -294,11 +294,9 @@ def test_unknown_layer_class_is_an_error_naming_it(tmp_path):
 
 def test_unsupported_option_is_an_error_naming_it(tmp_path):
     def edit(cfg):
-        cfg["config"]["layers"][1]["config"]["kernel_constraint"] = {
-            "module": "keras.constraints", "class_name": "NonNeg", "config": {},
-            "registered_name": None}
+        cfg["config"]["layers"][1]["config"]["lora_rank"] = 4
     _rewrite(_fixture("mlp"), tmp_path / "bad.keras", edit)
-    with pytest.raises(ValueError, match="kernel_constraint"):
+    with pytest.raises(ValueError, match="lora_rank"):
         models.load_model(tmp_path / "bad.keras")
 
     def stateful(cfg):

@@ -388,7 +388,8 @@ def _compile_config(model):
     return {"optimizer": layer_table.keras_object("keras.optimizers", opt["class_name"],
                                                   opt["config"]),
             "loss": keras_loss(cc["loss"]), "loss_weights": cc["loss_weights"],
-            "metrics": cc["metrics"], "weighted_metrics": None, "run_eagerly": False,
+            "metrics": cc["metrics"], "weighted_metrics": cc.get("weighted_metrics"),
+            "run_eagerly": False,
             "steps_per_execution": 1, "jit_compile": False}
 
 
@@ -544,8 +545,9 @@ def _compile_from(model, cc, path):
         return l
     try:
         opt = optimizers.get(cc.get("optimizer") or "rmsprop")
+        extra = {"weighted_metrics": cc["weighted_metrics"]} if cc.get("weighted_metrics") else {}
         model.compile(optimizer=opt, loss=loss_obj(cc.get("loss")),
-                      loss_weights=cc.get("loss_weights"), metrics=cc.get("metrics"))
+                      loss_weights=cc.get("loss_weights"), metrics=cc.get("metrics"), **extra)
     except (ValueError, TypeError, NotImplementedError, KeyError) as e:
         warnings.warn(f"{path!r}: the model was loaded uncompiled: its compile settings are not "
                       f"supported here ({type(e).__name__}: {e}); call model.compile",
