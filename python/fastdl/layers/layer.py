@@ -195,7 +195,8 @@ class Layer:
         if kwargs:
             raise TypeError(f"add_weight: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
         if constraint is not None:
-            raise NotImplementedError("add_weight: constraint= is not supported")
+            from .. import constraints
+            constraint = constraints.get(constraint)   # unknown names fail before the weight
         if isinstance(initializer, str) and initializer == "zeros" and shape is None:
             shape = ()
         shape = () if shape is None else tuple(int(s) for s in shape)
@@ -221,6 +222,8 @@ class Layer:
         if regularizer is not None:
             from .. import regularizers
             self._regularizers.append((len(self._weights) - 1, regularizers.get(regularizer)))
+        if constraint is not None:
+            constraints.attach(w, constraint)   # the optimizer applies it after each update
         structure_changed()
         return w
 

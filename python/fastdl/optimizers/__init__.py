@@ -16,7 +16,7 @@ import numbers
 
 import numpy as np
 
-from .. import _device, _tape, ops
+from .. import _device, _tape, constraints, ops
 from . import schedules
 from .schedules import LearningRateSchedule
 
@@ -186,6 +186,8 @@ class Optimizer:
             # (a Variable's plain array: the update kernels' fast type check)
             self._update(_tape.value(p), g, self._slots(p), lr, step,
                          0.0 if skip and id(p) in skip else wd)
+            if constraints._attached:
+                constraints.apply((p,))   # kernel_constraint & co., after the update (Keras)
         return self.iterations
 
     def _new_slot(self, p, name):
@@ -196,6 +198,11 @@ class Optimizer:
         if _tape._state.active:   # called under a GradientTape: the update is not recorded
             with _tape.untraced():
                 return self.apply_gradients(grads_and_vars)
+        hook = self.__dict__.get("_gradient_hook")
+        if hook is not None:
+            # fit under fastdl.distribution.DataParallel: the gradients are reduced over
+            # the ranks first (the hook calls back here without itself)
+            return hook(grads_and_vars)
         if not (self.use_ema or self.gradient_accumulation_steps or self.clipnorm or
                 self.global_clipnorm or self.clipvalue):
             return self._apply_plain(grads_and_vars)
@@ -242,11 +249,13 @@ class Optimizer:
                 for g, p in pairs:
                     self._update(_tape.value(p), g, self._slots(p), lr, step,
                                  0.0 if skip and id(p) in skip else wd)
+                constraints.apply(params)
                 return self.iterations
             for g, p in pairs:
                 self._update(_tape.value(p), g, self._slots(p)[:k], lr, step,
                              0.0 if skip and id(p) in skip else wd)
         if not self.use_ema:
+            constraints.apply(params)
             return self.iterations
         # Keras 3: average = m*average + (1-m)*p (m = 0 at the first step), and every
         # ema_overwrite_frequency steps the parameters take the average's value
@@ -259,6 +268,7 @@ class Optimizer:
             avg += t(1.0 - mom) * p
             if overwrite:
                 p[...] = avg
+        constraints.apply(params)
         return self.iterations
 
     def finalize_variable_values(self, var_list):
