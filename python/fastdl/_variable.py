@@ -39,9 +39,8 @@ def _plain_all(xs):
 class Traceable(np.ndarray):
     """The base of Variable and EagerTensor: tape-aware operators on an ndarray view."""
     __slots__ = ("value",)
-    # NumPy asks the operand of highest priority first: a plain ndarray on the left of an
-    # operator defers to us (our __array_ufunc__ runs), and so does a traced Tensor's
-    # __array_priority__ (1000) win over ours, so Tensor's operators run.
+    # Operators with a plain ndarray on either side reach our __array_ufunc__ (a subclass is
+    # asked first); with a traced Tensor (priority 1000) on the other side, Tensor's run.
     __array_priority__ = 100
 
     def __array_finalize__(self, obj):
@@ -326,7 +325,3 @@ def _make(base, name, trainable, path, layer=None):
     object.__setattr__(v, "_trainable", trainable)
     object.__setattr__(v, "_layer", layer)
     return v
-
-
-def is_variable(x):
-    return type(x) is Variable
