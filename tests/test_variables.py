@@ -393,3 +393,21 @@ def test_weights_held_in_a_list_are_traced_through_their_operators():
                 h = h @ v.value * 0.5
             return float(np.sum(h ** 2))
         np.testing.assert_allclose(np.asarray(g), numeric_gradient(f, w.value), rtol=1e-6)
+
+
+def test_shared_builtin_layer_untracked_call_keeps_the_recorded_calls_state():
+    # a built-in layer called on a followed input, then on a constant, in one recording:
+    # the second (unrecorded) call must not overwrite what the first keeps for backward
+    fastdl.set_seed(3)
+    layer = layers.Dense(2, use_bias=False, trainable=False)
+    a = rng(13).standard_normal((3, 4)).astype(np.float32)
+    c = rng(14).standard_normal((3, 4)).astype(np.float32)
+    layer(a)
+    with keras.GradientTape() as tape:
+        tape.watch(a)
+        y = layer(a)
+        layer(c)
+        loss = ops.sum(y * y)
+    g = np.asarray(tape.gradient(loss, a))
+    k = layer.kernel.numpy()
+    np.testing.assert_allclose(g, 2 * (a @ k) @ k.T, rtol=1e-5, atol=1e-6)

@@ -414,6 +414,16 @@ class Layer:
         ins = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         need = [_tape.needs_grad(a) for a in ins]
         train_w = [w for w, t in zip(self._weights, self._weight_trainable) if t and self._trainable]
+        if not train_w and not any(need):
+            # nothing here is followed (e.g. a Flatten on the input batch): a constant for the
+            # tape, not recorded. Its own buffers: an earlier recorded call's stay intact.
+            object.__setattr__(self, "_bufs", {})
+            st = _tape._state
+            saved, st.active = st.active, ()
+            try:
+                return self.call(raw, training=training)
+            finally:
+                st.active = saved
         object.__setattr__(self, "_bufs", {})   # this call's own buffers
         multi = isinstance(inputs, (list, tuple))
         act = self._output_activation()
