@@ -1,0 +1,134 @@
+// Depthwise convolution kernels (depthwise_conv2d.h), compiled once per
+// capability level and registered in depthwise_conv_kernels. Forward and
+// backward walk the same (output pixel, valid tap) pairs; the inner loops run
+// over the channels, contiguous in x, w, y and dy, and vectorise at each
+// level's width. With M = 1 (the common case) channel j of y reads channel j
+// of x; otherwise channel c of x feeds the M outputs c*M .. c*M+M-1.
+#include <cstdint>
+
+#include "common/conv_geometry.h"
+#include "cpu/conv/depthwise_conv2d.h"
+
+namespace fastdl::cpu::FASTDL_CAP_NS {
+namespace {
+
+// acc (C*M,) += x (C,) * w (C*M,) per channel (x repeated M times).
+template <typename T>
+inline void madd(T* __restrict acc, const T* __restrict xp, const T* __restrict wp, int64_t C,
+                 int64_t M) {
+  if (M == 1) {
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) acc[c] += xp[c] * wp[c];
+    return;
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    const T xv = xp[c];
+    T* a = acc + c * M;
+    const T* wr = wp + c * M;
+#pragma omp simd
+    for (int64_t m = 0; m < M; ++m) a[m] += xv * wr[m];
+  }
+}
+
+// y rows [oh0, oh1) of image n.
+template <typename T>
+void depthwise_rows(T* y, const T* x, const T* w, const T* b, const Conv2dGeom& g, int64_t n,
+                    int64_t oh0, int64_t oh1, bool relu) {
+  const int64_t C = g.C, F = g.F, M = F / (C > 0 ? C : 1);
+  const T* xn = x + n * g.H * g.W * C;
+  for (int64_t oh = oh0; oh < oh1; ++oh) {
+    int64_t kh0, kh1;
+    valid_taps(oh, g.H, g.KH, g.SH, g.DH, g.PT, &kh0, &kh1);
+    T* yrow = y + (n * g.OH + oh) * g.OW * F;
+    for (int64_t ow = 0; ow < g.OW; ++ow) {
+      T* acc = yrow + ow * F;
+      if (b) {
+        for (int64_t j = 0; j < F; ++j) acc[j] = b[j];
+      } else {
+        for (int64_t j = 0; j < F; ++j) acc[j] = T(0);
+      }
+      int64_t kw0, kw1;
+      valid_taps(ow, g.W, g.KW, g.SW, g.DW, g.PL, &kw0, &kw1);
+      for (int64_t kh = kh0; kh < kh1; ++kh) {
+        const int64_t ih = tap_input(oh, kh, g.SH, g.DH, g.PT);
+        for (int64_t kw = kw0; kw < kw1; ++kw) {
+          const int64_t iw = tap_input(ow, kw, g.SW, g.DW, g.PL);
+          madd(acc, xn + (ih * g.W + iw) * C, w + (kh * g.KW + kw) * F, C, M);
+        }
+      }
+      if (relu) {
+#pragma omp simd
+        for (int64_t j = 0; j < F; ++j) acc[j] = acc[j] > T(0) ? acc[j] : T(0);
+      }
+    }
+  }
+}
+
+// Image n of the backward pass: dx (overwritten, unless null), dw +=, db +=
+// (unless null). Every (output pixel, valid tap) pair adds
+//     dx[ih,iw,c] += sum_m dy[c*M+m] * w[kh,kw,c,m],   dw[kh,kw,c,m] += x[ih,iw,c] * dy[c*M+m].
+template <typename T>
+void depthwise_image(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
+                     const Conv2dGeom& g, int64_t n) {
+  const int64_t C = g.C, F = g.F, M = F / (C > 0 ? C : 1);
+  const T* xn = x + n * g.H * g.W * C;
+  T* dxn = dx ? dx + n * g.H * g.W * C : nullptr;
+  if (dxn)
+    for (int64_t i = 0; i < g.H * g.W * C; ++i) dxn[i] = T(0);
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    int64_t kh0, kh1;
+    valid_taps(oh, g.H, g.KH, g.SH, g.DH, g.PT, &kh0, &kh1);
+    for (int64_t ow = 0; ow < g.OW; ++ow) {
+      const T* __restrict d = dy + ((n * g.OH + oh) * g.OW + ow) * F;
+      if (db) {
+#pragma omp simd
+        for (int64_t j = 0; j < F; ++j) db[j] += d[j];
+      }
+      int64_t kw0, kw1;
+      valid_taps(ow, g.W, g.KW, g.SW, g.DW, g.PL, &kw0, &kw1);
+      for (int64_t kh = kh0; kh < kh1; ++kh) {
+        const int64_t ih = tap_input(oh, kh, g.SH, g.DH, g.PT);
+        for (int64_t kw = kw0; kw < kw1; ++kw) {
+          const int64_t iw = tap_input(ow, kw, g.SW, g.DW, g.PL);
+          const T* __restrict xp = xn + (ih * g.W + iw) * C;
+          const T* __restrict wp = w + (kh * g.KW + kw) * F;
+          T* __restrict dwp = dw + (kh * g.KW + kw) * F;
+          if (M == 1) {
+            if (dxn) {
+              T* __restrict dxp = dxn + (ih * g.W + iw) * C;
+#pragma omp simd
+              for (int64_t c = 0; c < C; ++c) {
+                dxp[c] += d[c] * wp[c];
+                dwp[c] += xp[c] * d[c];
+              }
+            } else {
+#pragma omp simd
+              for (int64_t c = 0; c < C; ++c) dwp[c] += xp[c] * d[c];
+            }
+            continue;
+          }
+          for (int64_t c = 0; c < C; ++c) {
+            const T xv = xp[c];
+            const T* dr = d + c * M;
+            const T* wr = wp + c * M;
+            T* dwr = dwp + c * M;
+            T s = T(0);
+#pragma omp simd reduction(+ : s)
+            for (int64_t m = 0; m < M; ++m) {
+              dwr[m] += xv * dr[m];
+              s += dr[m] * wr[m];
+            }
+            if (dxn) dxn[(ih * g.W + iw) * C + c] += s;
+          }
+        }
+      }
+    }
+  }
+}
+
+constexpr DepthwiseConvKernels kKernels{&depthwise_rows<float>, &depthwise_rows<double>,
+                                        &depthwise_image<float>, &depthwise_image<double>};
+FASTDL_REGISTER_KERNELS(depthwise_conv_kernels, kKernels);
+
+}  // namespace
+}  // namespace fastdl::cpu::FASTDL_CAP_NS
