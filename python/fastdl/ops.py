@@ -278,9 +278,21 @@ def _transpose_shape(x, w, strides, padding, output_padding, op):
                 raise ValueError(f"{op}: output_padding {output_padding} must be smaller than "
                                  f"strides {strides}")
     op_ = output_padding or (None, None)
-    oh = conv_transpose_length(x.shape[1], w.shape[0], strides[0], padding.lower(), op_[0])
-    ow = conv_transpose_length(x.shape[2], w.shape[1], strides[1], padding.lower(), op_[1])
-    return (x.shape[0], oh, ow, w.shape[2])
+    word = padding.lower()
+    out, pads = [], []
+    for i in range(2):
+        n, k, s = x.shape[i + 1], w.shape[i], strides[i]
+        length = conv_transpose_length(n, k, s, word, op_[i])
+        # The output is a window of the full transposed convolution ((n-1)*s + k long),
+        # starting `lo` in (Keras' rule, the one of its JAX and PyTorch backends); as
+        # conv2d's input gradient that is conv2d padding (lo, hi) on an input `length` long.
+        lo = 0
+        if word == "same":
+            pad_len = s + k - 2 if op_[i] is None else k + k % 2 - 2 + op_[i]
+            lo = k - 1 - min(pad_len // 2 + pad_len % 2, k - 1)
+        out.append(length)
+        pads.append((lo, max((n - 1) * s + k - length - lo, 0)))
+    return (x.shape[0], out[0], out[1], w.shape[2]), tuple(pads)
 
 
 def _pair_nonneg(v, name):
@@ -304,14 +316,14 @@ def conv2d_transpose(x, w, b=None, *, strides=1, padding="valid", output_padding
     (N,OH,OW,C_out) to x's shape (the same kernels run it); ``activation``
     'linear' or 'relu'."""
     strides = _pair(strides, "strides")
-    out = _transpose_shape(x, w, strides, padding, output_padding, "conv2d_transpose")
+    out, pads = _transpose_shape(x, w, strides, padding, output_padding, "conv2d_transpose")
     if activation not in ("linear", "relu"):
         raise ValueError(f"conv2d_transpose: activation must be 'linear' or 'relu', got "
                          f"{activation!r}")
     from . import _device
     xp = _device.xp(x)
     shape_only = xp.empty(out, dtype=x.dtype)  # conv2d's x: only its shape and dtype are read
-    y = conv2d_backward(x, shape_only, w, strides=strides, padding=padding, need_dw=False,
+    y = conv2d_backward(x, shape_only, w, strides=strides, padding=pads, need_dw=False,
                         algorithm=algorithm)[0]
     if b is not None:
         y += b
@@ -325,12 +337,13 @@ def conv2d_transpose_backward(dy, x, w, *, strides=1, padding="valid", output_pa
     """Gradients (dx, dw, db) of conv2d_transpose for dy (N,OH,OW,C_out): dx is conv2d
     of dy, dw conv2d's weight gradient with x as its upstream gradient."""
     strides = _pair(strides, "strides")
-    out = _transpose_shape(x, w, strides, padding, output_padding, "conv2d_transpose_backward")
+    out, pads = _transpose_shape(x, w, strides, padding, output_padding,
+                                 "conv2d_transpose_backward")
     if tuple(dy.shape) != tuple(out):
         raise ValueError(f"conv2d_transpose_backward: dy must have the output shape {out}, "
                          f"got {tuple(dy.shape)}")
-    dx = conv2d(dy, w, strides=strides, padding=padding, algorithm=algorithm) if need_dx else None
-    _, dw, _ = conv2d_backward(x, dy, w, strides=strides, padding=padding, need_dx=False,
+    dx = conv2d(dy, w, strides=strides, padding=pads, algorithm=algorithm) if need_dx else None
+    _, dw, _ = conv2d_backward(x, dy, w, strides=strides, padding=pads, need_dx=False,
                                algorithm=algorithm)
     db = dy.sum(axis=(0, 1, 2))
     return dx, dw, db
