@@ -10,28 +10,11 @@ import fastdl as keras
 from fastdl import layers, ops
 from helpers import numeric_gradient, run_at_simd_levels
 import ref_conv
+from ref_conv import depthwise_conv2d as ref_depthwise
+from ref_conv import depthwise_conv2d_backward as ref_depthwise_backward
 
 
 # ================================================================= references
-def ref_depthwise(x, w, b=None, strides=1, padding="valid", dilation=1):
-    """Depthwise convolution as conv2d with a block-diagonal kernel (KH,KW,C,C*M)."""
-    KH, KW, C, M = w.shape
-    full = np.zeros((KH, KW, C, C * M))
-    for c in range(C):
-        full[:, :, c, c * M:(c + 1) * M] = w[:, :, c, :]
-    return ref_conv.conv2d(x, full, b, strides, padding, dilation)
-
-
-def ref_depthwise_backward(dy, x, w, strides=1, padding="valid", dilation=1):
-    KH, KW, C, M = w.shape
-    full = np.zeros((KH, KW, C, C * M))
-    for c in range(C):
-        full[:, :, c, c * M:(c + 1) * M] = w[:, :, c, :]
-    dx, dfull, db = ref_conv.conv2d_backward(dy, x, full, strides, padding, dilation)
-    dw = np.stack([dfull[:, :, c, c * M:(c + 1) * M] for c in range(C)], axis=2)
-    return dx, dw, db
-
-
 def transpose_length(n, k, s, padding, op):
     if op is None:
         return n * s + max(k - s, 0) if padding == "valid" else n * s
