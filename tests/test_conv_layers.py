@@ -623,3 +623,26 @@ def test_denoising_autoencoder_example_smoke():
     seq.compile(optimizer="adam", loss="binary_crossentropy")   # the fused sigmoid + BCE path
     h2 = seq.fit(noisy, clean, epochs=20, batch_size=8, verbose=0)
     assert h2.history["loss"][-1] < 0.5 * h2.history["loss"][0]
+
+
+def test_bench_suite_runs_on_tiny_layers(monkeypatch):
+    import types
+    from bench import conv_layers
+    monkeypatch.setattr(conv_layers, "CASES", [
+        ("tiny transpose", (2, 3, 3, 4), lambda: layers.Conv2DTranspose(2, 3, strides=2,
+                                                                        padding="same"),
+         lambda nn: nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1), 1),
+        ("tiny conv1d", (2, 9, 3), lambda: layers.Conv1D(2, 3), lambda nn: nn.Conv1d(3, 2, 3), 1)])
+    calls = []
+
+    def once(fns, repeat=7):
+        for fn in fns:
+            fn()
+            calls.append(fn)
+        return [1e-3] * len(fns)
+
+    monkeypatch.setattr(conv_layers, "side_by_side", once)
+    (table,) = conv_layers.run(types.SimpleNamespace(thread_list=[1], quick=True))
+    assert [r["pass"] for r in table.rows] == ["fwd", "bwd", "fwd+bwd"] * 2
+    assert all(r["fastdl ms"] == 1.0 for r in table.rows)
+    assert len(calls) >= 6
