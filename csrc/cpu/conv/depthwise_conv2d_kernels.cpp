@@ -30,11 +30,37 @@ inline void madd(T* __restrict acc, const T* __restrict xp, const T* __restrict 
   }
 }
 
+// Channels [c0, c0 + B) of output pixel (oh, ow) with M = 1, B a compile-time
+// block: the sums stay in registers across the taps (y is written once).
+template <typename T, int B>
+inline void pixel_block(T* __restrict yp, const T* __restrict xn, const T* __restrict w,
+                        const T* __restrict b, const Conv2dGeom& g, int64_t oh, int64_t ow,
+                        int64_t kh0, int64_t kh1, int64_t kw0, int64_t kw1, int64_t c0,
+                        bool relu) {
+  T acc[B];
+#pragma omp simd
+  for (int j = 0; j < B; ++j) acc[j] = b ? b[c0 + j] : T(0);
+  for (int64_t kh = kh0; kh < kh1; ++kh) {
+    const int64_t ih = tap_input(oh, kh, g.SH, g.DH, g.PT);
+    for (int64_t kw = kw0; kw < kw1; ++kw) {
+      const int64_t iw = tap_input(ow, kw, g.SW, g.DW, g.PL);
+      const T* xp = xn + (ih * g.W + iw) * g.C + c0;
+      const T* wp = w + (kh * g.KW + kw) * g.F + c0;
+#pragma omp simd
+      for (int j = 0; j < B; ++j) acc[j] += xp[j] * wp[j];
+    }
+  }
+#pragma omp simd
+  for (int j = 0; j < B; ++j) yp[c0 + j] = relu && !(acc[j] > T(0)) ? T(0) : acc[j];
+}
+
 // y rows [oh0, oh1) of image n.
 template <typename T>
 void depthwise_rows(T* y, const T* x, const T* w, const T* b, const Conv2dGeom& g, int64_t n,
                     int64_t oh0, int64_t oh1, bool relu) {
   const int64_t C = g.C, F = g.F, M = F / (C > 0 ? C : 1);
+  // channels per register block: four 256-bit vectors (two 512-bit ones)
+  constexpr int kBlock = int(128 / sizeof(T));
   const T* xn = x + n * g.H * g.W * C;
   for (int64_t oh = oh0; oh < oh1; ++oh) {
     int64_t kh0, kh1;
@@ -42,23 +68,29 @@ void depthwise_rows(T* y, const T* x, const T* w, const T* b, const Conv2dGeom& 
     T* yrow = y + (n * g.OH + oh) * g.OW * F;
     for (int64_t ow = 0; ow < g.OW; ++ow) {
       T* acc = yrow + ow * F;
-      if (b) {
-        for (int64_t j = 0; j < F; ++j) acc[j] = b[j];
-      } else {
-        for (int64_t j = 0; j < F; ++j) acc[j] = T(0);
-      }
       int64_t kw0, kw1;
       valid_taps(ow, g.W, g.KW, g.SW, g.DW, g.PL, &kw0, &kw1);
+      int64_t done = 0;  // channels finished by the register blocks
+      if (M == 1) {
+        for (; done + kBlock <= C; done += kBlock)
+          pixel_block<T, kBlock>(acc, xn, w, b, g, oh, ow, kh0, kh1, kw0, kw1, done, relu);
+        for (; done + 8 <= C; done += 8)
+          pixel_block<T, 8>(acc, xn, w, b, g, oh, ow, kh0, kh1, kw0, kw1, done, relu);
+        if (done == F) continue;
+      }
+      // the rest (or every channel when M > 1): accumulated in y itself
+      for (int64_t j = done; j < F; ++j) acc[j] = b ? b[j] : T(0);
       for (int64_t kh = kh0; kh < kh1; ++kh) {
         const int64_t ih = tap_input(oh, kh, g.SH, g.DH, g.PT);
         for (int64_t kw = kw0; kw < kw1; ++kw) {
           const int64_t iw = tap_input(ow, kw, g.SW, g.DW, g.PL);
-          madd(acc, xn + (ih * g.W + iw) * C, w + (kh * g.KW + kw) * F, C, M);
+          madd(acc + done, xn + (ih * g.W + iw) * C + done / M, w + (kh * g.KW + kw) * F + done,
+               C - done / M, M);
         }
       }
       if (relu) {
 #pragma omp simd
-        for (int64_t j = 0; j < F; ++j) acc[j] = acc[j] > T(0) ? acc[j] : T(0);
+        for (int64_t j = done; j < F; ++j) acc[j] = acc[j] > T(0) ? acc[j] : T(0);
       }
     }
   }
