@@ -1,7 +1,8 @@
 """Convolution layers benchmark: fastdl layers against PyTorch CPU modules.
 
 Rows (issue "layer and training breadth"): Conv2DTranspose 128x7x7x64 -> 14x14x32
-(3x3, stride 2, 'same') and Conv1D 128x500x64 -> 64 (k=3, 'valid'), forward,
+(3x3, stride 2, 'same') and Conv1D 128x500x64 -> 64 (k=3, 'valid'), and a
+MobileNet-like DepthwiseConv2D (32x56x56x64, 3x3 'same'; torch: groups=64), forward,
 backward and both, fastdl and torch timed side by side (interleaved samples,
 medians). Both sides compute dx, dw and db in the backward pass (a layer in the
 middle of a network). fastdl: the layer's call and fused backward (what fit
@@ -15,16 +16,24 @@ from fastdl import layers
 
 from ._common import Table, set_threads, side_by_side, threads_restored, torch_or_none
 
-# name, input shape (channels-last), layer factory, torch factory, MACs per sample
+# name, input shape (channels-last), layer factory, torch factory, fastdl kernel -> torch
+# weight, multiply-adds per sample
 CASES = [
     ("Conv2DTranspose 7x7x64->14x14x32 3x3 s2 same", (128, 7, 7, 64),
      lambda: layers.Conv2DTranspose(32, 3, strides=2, padding="same"),
      lambda nn: nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1),
+     lambda w: w.transpose(3, 2, 0, 1),               # (KH,KW,F,C_in) -> (C_in,F,KH,KW)
      7 * 7 * 3 * 3 * 64 * 32),
     ("Conv1D 500x64->64 k3 valid", (128, 500, 64),
      lambda: layers.Conv1D(64, 3),
      lambda nn: nn.Conv1d(64, 64, 3),
+     lambda w: w.transpose(2, 1, 0),                  # (k,C_in,F) -> (F,C_in,k)
      498 * 3 * 64 * 64),
+    ("DepthwiseConv2D 56x56x64 3x3 same", (32, 56, 56, 64),
+     lambda: layers.DepthwiseConv2D(3, padding="same"),
+     lambda nn: nn.Conv2d(64, 64, 3, padding=1, groups=64),
+     lambda w: w.transpose(2, 3, 0, 1).reshape(-1, 1, *w.shape[:2]),  # -> (C*M,1,KH,KW)
+     56 * 56 * 3 * 3 * 64),
 ]
 
 
@@ -83,7 +92,7 @@ def run(opts):
                   ["layer", "threads", "pass", "fastdl ms", "torch ms", "fastdl GFLOP/s",
                    "speedup vs torch"])
     with threads_restored(torch):
-        for name, shape, make, make_torch, macs in CASES:
+        for name, shape, make, make_torch, to_torch, macs in CASES:
             x = rng.standard_normal(shape).astype(np.float32)
             layer = make()
             y = layer(x)
@@ -93,10 +102,8 @@ def run(opts):
             if torch:
                 module = make_torch(torch.nn)
                 with torch.no_grad():  # the same weights
-                    w = layer.get_weights()[0]
-                    # (KH,KW,F,C_in) -> (C_in,F,KH,KW); (k,C_in,F) -> (F,C_in,k)
-                    perm = (3, 2, 0, 1) if x.ndim == 4 else (2, 1, 0)
-                    module.weight.copy_(torch.from_numpy(np.ascontiguousarray(w.transpose(perm))))
+                    w = to_torch(layer.get_weights()[0])
+                    module.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
                 theirs = _torch_passes(torch, module, x, dy)
             flop_f = 2.0 * shape[0] * macs
             for t in opts.thread_list:

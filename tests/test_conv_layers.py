@@ -63,6 +63,7 @@ DW_CASES = [
     (2, 6, 7, 4, 2, 3, 3, (2, 1), ((1, 0), (2, 1)), (1, 2)),
     (1, 5, 5, 1, 5, 5, 1, 1, "valid", 1),       # one channel, kernel = image
     (3, 4, 5, 17, 1, 1, 2, 1, "valid", 1),      # 1x1, prime channels
+    (1, 6, 5, 45, 3, 3, 1, 1, "same", 1),       # register blocks of 32 and 8, then a tail
     (1, 11, 13, 7, 3, 3, 1, 3, "same", 2),
     (0, 5, 5, 2, 3, 3, 1, 1, "same", 1),        # empty batch
 ]
@@ -631,8 +632,12 @@ def test_bench_suite_runs_on_tiny_layers(monkeypatch):
     monkeypatch.setattr(conv_layers, "CASES", [
         ("tiny transpose", (2, 3, 3, 4), lambda: layers.Conv2DTranspose(2, 3, strides=2,
                                                                         padding="same"),
-         lambda nn: nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1), 1),
-        ("tiny conv1d", (2, 9, 3), lambda: layers.Conv1D(2, 3), lambda nn: nn.Conv1d(3, 2, 3), 1)])
+         lambda nn: nn.ConvTranspose2d(4, 2, 3, stride=2, padding=1, output_padding=1),
+         conv_layers.CASES[0][4], 1),
+        ("tiny conv1d", (2, 9, 3), lambda: layers.Conv1D(2, 3), lambda nn: nn.Conv1d(3, 2, 3),
+         conv_layers.CASES[1][4], 1),
+        ("tiny depthwise", (2, 5, 5, 3), lambda: layers.DepthwiseConv2D(3, padding="same"),
+         lambda nn: nn.Conv2d(3, 3, 3, padding=1, groups=3), conv_layers.CASES[2][4], 1)])
     calls = []
 
     def once(fns, repeat=7):
@@ -643,6 +648,6 @@ def test_bench_suite_runs_on_tiny_layers(monkeypatch):
 
     monkeypatch.setattr(conv_layers, "side_by_side", once)
     (table,) = conv_layers.run(types.SimpleNamespace(thread_list=[1], quick=True))
-    assert [r["pass"] for r in table.rows] == ["fwd", "bwd", "fwd+bwd"] * 2
+    assert [r["pass"] for r in table.rows] == ["fwd", "bwd", "fwd+bwd"] * 3
     assert all(r["fastdl ms"] == 1.0 for r in table.rows)
     assert len(calls) >= 6
