@@ -41,6 +41,35 @@ void depthwise_conv2d_forward(T* y, const T* x, const T* w, const T* b, const Co
   }
 }
 
+namespace {
+// With stride 1 and M = 1, dx is itself a depthwise convolution: of dy, padded
+// by the window extent minus the forward padding, with the window flipped
+// (as conv2d's direct_conv_dx). It then gathers with its sums in registers (the
+// forward kernel) instead of scattering into dx tap by tap.
+bool dx_is_depthwise_conv(const Conv2dGeom& g) {
+  const int64_t eh = (g.KH - 1) * g.DH, ew = (g.KW - 1) * g.DW;
+  return g.F == g.C && g.SH == 1 && g.SW == 1 && g.PT <= eh && g.PB <= eh && g.PL <= ew &&
+         g.PR <= ew;
+}
+
+template <typename T>
+void depthwise_dx_as_conv(T* dx, const T* dy, const T* w, const Conv2dGeom& g,
+                          const Context& ctx) {
+  ArenaScope scope(ctx.arena);
+  T* wf = ctx.arena->alloc<T>(g.KH * g.KW * g.C);
+  for (int64_t kh = 0; kh < g.KH; ++kh)
+    for (int64_t kw = 0; kw < g.KW; ++kw)
+      std::copy_n(w + ((g.KH - 1 - kh) * g.KW + (g.KW - 1 - kw)) * g.C, g.C,
+                  wf + (kh * g.KW + kw) * g.C);
+  const int64_t eh = (g.KH - 1) * g.DH, ew = (g.KW - 1) * g.DW;
+  Conv2dGeom t = g;
+  t.H = g.OH; t.W = g.OW;
+  t.PT = eh - g.PT; t.PB = eh - g.PB; t.PL = ew - g.PL; t.PR = ew - g.PR;
+  t.OH = g.H; t.OW = g.W;
+  depthwise_conv2d_forward<T>(dx, dy, wf, nullptr, t, Activation::identity, ctx);
+}
+}  // namespace
+
 template <typename T>
 void depthwise_conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
                                const Conv2dGeom& g, const Context& ctx) {
@@ -52,6 +81,10 @@ void depthwise_conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, con
     return;
   }
   const auto kernel = depthwise_conv_kernels[ctx.isa].image<T>();
+  if (dx && dx_is_depthwise_conv(g)) {  // dx by the forward kernel; dw and db below
+    depthwise_dx_as_conv<T>(dx, dy, w, g, ctx);
+    dx = nullptr;
+  }
   const int nt = int(std::min<int64_t>(
       threads_for(2 * depthwise_macs(g), kParallelMinMacs, ctx.nthreads), g.N));
   ArenaScope scope(ctx.arena);
