@@ -651,3 +651,36 @@ def test_bench_suite_runs_on_tiny_layers(monkeypatch):
     assert [r["pass"] for r in table.rows] == ["fwd", "bwd", "fwd+bwd"] * 3
     assert all(r["fastdl ms"] == 1.0 for r in table.rows)
     assert len(calls) >= 6
+
+
+def test_model_with_the_conv_layers_saves_and_loads(tmp_path, rng):
+    inp = keras.Input((8, 8, 3))
+    h = layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", activation="relu")(inp)
+    h = layers.SeparableConv2D(4, 3, strides=2, padding="same")(h)
+    h = layers.Conv2DTranspose(3, 3, strides=2, padding="same", output_padding=1)(h)
+    h = layers.Reshape((64, 3))(h)
+    out = layers.Conv1D(2, 3, padding="causal", dilation_rate=2)(h)
+    model = keras.Model(inp, out)
+    x = rng.standard_normal((2, 8, 8, 3)).astype(np.float32)
+    want = model.predict(x, verbose=0)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    again = keras.models.load_model(path)
+    assert [type(l).__name__ for l in again.layers] == [type(l).__name__ for l in model.layers]
+    np.testing.assert_allclose(again.predict(x, verbose=0), want, rtol=1e-6, atol=1e-6)
+
+
+def test_sequential_fit_ending_in_conv2d_transpose_sigmoid(rng):
+    # the last layer's sigmoid fuses with binary cross-entropy (Sequential's fused path:
+    # _call_logits / _backward_logits of the transposed convolution)
+    keras.set_seed(1)
+    x = rng.random((32, 4, 4, 2)).astype(np.float32)
+    y = (np.repeat(np.repeat(x[..., :1], 2, axis=1), 2, axis=2) > 0.5).astype(np.float32)
+    model = keras.Sequential([keras.Input((4, 4, 2)),
+                              layers.Conv2D(8, 3, padding="same", activation="relu"),
+                              layers.Conv2DTranspose(1, 3, strides=2, padding="same",
+                                                     activation="sigmoid")])
+    model.compile(keras.optimizers.Adam(1e-2), "binary_crossentropy")
+    assert model._fused_loss()
+    h = model.fit(x, y, epochs=15, batch_size=8, verbose=0)
+    assert h.history["loss"][-1] < 0.7 * h.history["loss"][0]
