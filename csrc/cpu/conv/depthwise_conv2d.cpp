@@ -53,8 +53,8 @@ bool dx_is_depthwise_conv(const Conv2dGeom& g) {
 }
 
 template <typename T>
-void depthwise_dx_as_conv(T* dx, const T* dy, const T* w, const Conv2dGeom& g,
-                          const Context& ctx) {
+void depthwise_dx_as_conv(T* dx /* (N,H,W,C) */, const T* dy /* (N,OH,OW,C) */,
+                          const T* w /* (KH,KW,C,1) */, const Conv2dGeom& g, const Context& ctx) {
   ArenaScope scope(ctx.arena);
   T* wf = ctx.arena->alloc<T>(g.KH * g.KW * g.C);
   for (int64_t kh = 0; kh < g.KH; ++kh)

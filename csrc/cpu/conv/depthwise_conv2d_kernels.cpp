@@ -14,8 +14,8 @@ namespace {
 
 // acc (C*M,) += x (C,) * w (C*M,) per channel (x repeated M times).
 template <typename T>
-inline void madd(T* __restrict acc, const T* __restrict xp, const T* __restrict wp, int64_t C,
-                 int64_t M) {
+inline void madd(T* __restrict acc /* (C*M,) */, const T* __restrict xp /* (C,) */,
+                 const T* __restrict wp /* (C*M,) */, int64_t C, int64_t M) {
   if (M == 1) {
 #pragma omp simd
     for (int64_t c = 0; c < C; ++c) acc[c] += xp[c] * wp[c];
@@ -33,8 +33,9 @@ inline void madd(T* __restrict acc, const T* __restrict xp, const T* __restrict 
 // Channels [c0, c0 + B) of output pixel (oh, ow) with M = 1, B a compile-time
 // block: the sums stay in registers across the taps (y is written once).
 template <typename T, int B>
-inline void pixel_block(T* __restrict yp, const T* __restrict xn, const T* __restrict w,
-                        const T* __restrict b, const Conv2dGeom& g, int64_t oh, int64_t ow,
+inline void pixel_block(T* __restrict yp /* (F,) one pixel */, const T* __restrict xn /* (H,W,C) */,
+                        const T* __restrict w /* (KH,KW,C) */, const T* __restrict b /* (F,) or null */,
+                        const Conv2dGeom& g, int64_t oh, int64_t ow,
                         int64_t kh0, int64_t kh1, int64_t kw0, int64_t kw1, int64_t c0,
                         bool relu) {
   T acc[B];
@@ -56,8 +57,9 @@ inline void pixel_block(T* __restrict yp, const T* __restrict xn, const T* __res
 
 // y rows [oh0, oh1) of image n.
 template <typename T>
-void depthwise_rows(T* y, const T* x, const T* w, const T* b, const Conv2dGeom& g, int64_t n,
-                    int64_t oh0, int64_t oh1, bool relu) {
+void depthwise_rows(T* y /* (N,OH,OW,C*M) */, const T* x /* (N,H,W,C) */,
+                    const T* w /* (KH,KW,C,M) */, const T* b /* (C*M,) or null */,
+                    const Conv2dGeom& g, int64_t n, int64_t oh0, int64_t oh1, bool relu) {
   const int64_t C = g.C, F = g.F, M = F / (C > 0 ? C : 1);
   // channels per register block: four 256-bit vectors (two 512-bit ones)
   constexpr int kBlock = int(128 / sizeof(T));
@@ -100,7 +102,9 @@ void depthwise_rows(T* y, const T* x, const T* w, const T* b, const Conv2dGeom& 
 // (unless null). Every (output pixel, valid tap) pair adds
 //     dx[ih,iw,c] += sum_m dy[c*M+m] * w[kh,kw,c,m],   dw[kh,kw,c,m] += x[ih,iw,c] * dy[c*M+m].
 template <typename T>
-void depthwise_image(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
+void depthwise_image(T* dx /* (N,H,W,C) or null */, T* dw /* (KH,KW,C,M) */,
+                     T* db /* (C*M,) or null */, const T* dy /* (N,OH,OW,C*M) */,
+                     const T* x /* (N,H,W,C) */, const T* w /* (KH,KW,C,M) */,
                      const Conv2dGeom& g, int64_t n) {
   const int64_t C = g.C, F = g.F, M = F / (C > 0 ? C : 1);
   const T* xn = x + n * g.H * g.W * C;

@@ -11,7 +11,9 @@ namespace {
 
 // y[n,oh,ow,j] = act(b[j] + sum over the valid taps of x[n,ih,iw,j/M] * w[kh,kw,j]).
 template <typename T>
-__global__ void depthwise_forward_kernel(T* y, const T* x, const T* w, const T* b, Conv2dGeom g,
+__global__ void depthwise_forward_kernel(T* y /* (N,OH,OW,C*M) */, const T* x /* (N,H,W,C) */,
+                                         const T* w /* (KH,KW,C,M) */,
+                                         const T* b /* (C*M,) or null */, Conv2dGeom g,
                                          bool relu) {
   const int64_t M = g.F / g.C;
   FASTDL_GRID_LOOP(idx, g.N * g.OH * g.OW * g.F) {
@@ -35,7 +37,8 @@ __global__ void depthwise_forward_kernel(T* y, const T* x, const T* w, const T* 
 // dx[n,ih,iw,c] = sum over (kh, kw, m) whose output (oh, ow) reads (ih, iw) of
 // dy[n,oh,ow,c*M+m] * w[kh,kw,c,m]: oh*SH = ih + PT - kh*DH, same along w.
 template <typename T>
-__global__ void depthwise_dx_kernel(T* dx, const T* dy, const T* w, Conv2dGeom g) {
+__global__ void depthwise_dx_kernel(T* dx /* (N,H,W,C) */, const T* dy /* (N,OH,OW,C*M) */,
+                                    const T* w /* (KH,KW,C,M) */, Conv2dGeom g) {
   const int64_t M = g.F / g.C;
   FASTDL_GRID_LOOP(idx, g.N * g.H * g.W * g.C) {
     const int64_t c = idx % g.C, iw = (idx / g.C) % g.W, ih = (idx / (g.C * g.W)) % g.H;
@@ -61,7 +64,8 @@ __global__ void depthwise_dx_kernel(T* dx, const T* dy, const T* w, Conv2dGeom g
 // dw[kh,kw,j] = sum over (n, oh, ow) with tap (kh, kw) inside x of
 // x[n,ih,iw,j/M] * dy[n,oh,ow,j]; one thread per element of dw.
 template <typename T>
-__global__ void depthwise_dw_kernel(T* dw, const T* dy, const T* x, Conv2dGeom g) {
+__global__ void depthwise_dw_kernel(T* dw /* (KH,KW,C,M) */, const T* dy /* (N,OH,OW,C*M) */,
+                                    const T* x /* (N,H,W,C) */, Conv2dGeom g) {
   const int64_t M = g.F / g.C;
   FASTDL_GRID_LOOP(idx, g.KH * g.KW * g.F) {
     const int64_t j = idx % g.F, kw = (idx / g.F) % g.KW, kh = idx / (g.F * g.KW);
@@ -83,7 +87,8 @@ __global__ void depthwise_dw_kernel(T* dw, const T* dy, const T* x, Conv2dGeom g
 
 // db[j] = sum of dy[..., j] over the N*OH*OW pixels.
 template <typename T>
-__global__ void depthwise_db_kernel(T* db, const T* dy, int64_t rows, int64_t F) {
+__global__ void depthwise_db_kernel(T* db /* (F,) */, const T* dy /* (rows,F) */, int64_t rows,
+                                    int64_t F) {
   FASTDL_GRID_LOOP(j, F) {
     T s = T(0);
     for (int64_t r = 0; r < rows; ++r) s += dy[r * F + j];
