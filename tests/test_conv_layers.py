@@ -64,6 +64,8 @@ DW_CASES = [
     (1, 5, 5, 1, 5, 5, 1, 1, "valid", 1),       # one channel, kernel = image
     (3, 4, 5, 17, 1, 1, 2, 1, "valid", 1),      # 1x1, prime channels
     (1, 6, 5, 45, 3, 3, 1, 1, "same", 1),       # register blocks of 32 and 8, then a tail
+    (2, 9, 11, 16, 3, 3, 1, (1, 2), "same", (2, 1)),  # blocks of 4 pixels, edges one by one
+    (1, 6, 9, 8, 2, 3, 1, 1, "valid", 1),
     (1, 11, 13, 7, 3, 3, 1, 3, "same", 2),
     (0, 5, 5, 2, 3, 3, 1, 1, "same", 1),        # empty batch
 ]

@@ -55,6 +55,37 @@ inline void pixel_block(T* __restrict yp /* (F,) one pixel */, const T* __restri
   for (int j = 0; j < B; ++j) yp[c0 + j] = relu && !(acc[j] > T(0)) ? T(0) : acc[j];
 }
 
+// P adjacent output pixels (oh, ow .. ow+P-1) of one row that read the same
+// taps [kw0, kw1), channels [c0, c0 + B), M = 1: each kernel vector loaded once
+// serves the P pixels.
+template <typename T, int B, int P>
+inline void pixels_block(T* __restrict yp /* (P,F) */, const T* __restrict xn /* (H,W,C) */,
+                         const T* __restrict w /* (KH,KW,C) */,
+                         const T* __restrict b /* (F,) or null */, const Conv2dGeom& g,
+                         int64_t oh, int64_t ow, int64_t kh0, int64_t kh1, int64_t kw0,
+                         int64_t kw1, int64_t c0, bool relu) {
+  T acc[P][B];
+  for (int p = 0; p < P; ++p)
+#pragma omp simd
+    for (int j = 0; j < B; ++j) acc[p][j] = b ? b[c0 + j] : T(0);
+  const int64_t step = g.SW * g.C;
+  for (int64_t kh = kh0; kh < kh1; ++kh) {
+    const int64_t ih = tap_input(oh, kh, g.SH, g.DH, g.PT);
+    for (int64_t kw = kw0; kw < kw1; ++kw) {
+      const int64_t iw = tap_input(ow, kw, g.SW, g.DW, g.PL);
+      const T* xp = xn + (ih * g.W + iw) * g.C + c0;
+      const T* wp = w + (kh * g.KW + kw) * g.F + c0;
+      for (int p = 0; p < P; ++p)
+#pragma omp simd
+        for (int j = 0; j < B; ++j) acc[p][j] += xp[p * step + j] * wp[j];
+    }
+  }
+  for (int p = 0; p < P; ++p)
+#pragma omp simd
+    for (int j = 0; j < B; ++j)
+      yp[p * g.F + c0 + j] = relu && !(acc[p][j] > T(0)) ? T(0) : acc[p][j];
+}
+
 // y rows [oh0, oh1) of image n.
 template <typename T>
 void depthwise_rows(T* y /* (N,OH,OW,C*M) */, const T* x /* (N,H,W,C) */,
@@ -63,6 +94,8 @@ void depthwise_rows(T* y /* (N,OH,OW,C*M) */, const T* x /* (N,H,W,C) */,
   const int64_t C = g.C, F = g.F, M = F / (C > 0 ? C : 1);
   // channels per register block: four 256-bit vectors (two 512-bit ones)
   constexpr int kBlock = int(128 / sizeof(T));
+  // kPixels pixels x kPair channels (two 256-bit vectors) of sums in registers
+  constexpr int kPixels = 4, kPair = int(64 / sizeof(T));
   const T* xn = x + n * g.H * g.W * C;
   for (int64_t oh = oh0; oh < oh1; ++oh) {
     int64_t kh0, kh1;
@@ -72,6 +105,17 @@ void depthwise_rows(T* y /* (N,OH,OW,C*M) */, const T* x /* (N,H,W,C) */,
       T* acc = yrow + ow * F;
       int64_t kw0, kw1;
       valid_taps(ow, g.W, g.KW, g.SW, g.DW, g.PL, &kw0, &kw1);
+      if (M == 1 && C % kPair == 0 && ow + kPixels <= g.OW) {
+        int64_t a, z;  // the last of the kPixels pixels reads the same taps: so do all
+        valid_taps(ow + kPixels - 1, g.W, g.KW, g.SW, g.DW, g.PL, &a, &z);
+        if (a == kw0 && z == kw1) {
+          for (int64_t c0 = 0; c0 < C; c0 += kPair)
+            pixels_block<T, kPair, kPixels>(acc, xn, w, b, g, oh, ow, kh0, kh1, kw0, kw1, c0,
+                                            relu);
+          ow += kPixels - 1;
+          continue;
+        }
+      }
       int64_t done = 0;  // channels finished by the register blocks
       if (M == 1) {
         for (; done + kBlock <= C; done += kBlock)
