@@ -142,15 +142,86 @@ void depthwise_rows(T* y /* (N,OH,OW,C*M) */, const T* x /* (N,H,W,C) */,
   }
 }
 
+// Outputs [*o0, *o1) (of O) whose tap at offset `off` (= t*d) reads an input
+// row o*s - lo + off inside [0, in).
+inline void outputs_reading(int64_t in, int64_t off, int64_t s, int64_t lo, int64_t O,
+                            int64_t* o0, int64_t* o1) {
+  const int64_t a = lo - off, b = in - 1 + lo - off;
+  *o0 = a <= 0 ? 0 : (a + s - 1) / s;
+  *o1 = b < 0 ? 0 : (b / s + 1 < O ? b / s + 1 : O);
+  if (*o1 < *o0) *o1 = *o0;
+}
+
+// dw (KH,KW,C) += and db (C,) += (unless null) of image n for M = 1, tap by
+// tap: for each output row and tap, the sums over the row's pixels stay in
+// registers (a block of channels at a time) and are added to dw once.
+template <typename T>
+void depthwise_dw_m1(T* dw /* (KH,KW,C) */, T* db /* (C,) or null */,
+                     const T* dy /* (N,OH,OW,C) */, const T* x /* (N,H,W,C) */,
+                     const Conv2dGeom& g, int64_t n) {
+  constexpr int B = int(128 / sizeof(T));
+  const int64_t C = g.C;
+  const T* xn = x + n * g.H * g.W * C;
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    const T* dyrow = dy + (n * g.OH + oh) * g.OW * C;
+    if (db)
+      for (int64_t ow = 0; ow < g.OW; ++ow) {
+        const T* __restrict d = dyrow + ow * C;
+#pragma omp simd
+        for (int64_t c = 0; c < C; ++c) db[c] += d[c];
+      }
+    int64_t kh0, kh1;
+    valid_taps(oh, g.H, g.KH, g.SH, g.DH, g.PT, &kh0, &kh1);
+    for (int64_t kh = kh0; kh < kh1; ++kh) {
+      const T* xrow = xn + tap_input(oh, kh, g.SH, g.DH, g.PT) * g.W * C;
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        int64_t ow0, ow1;
+        outputs_reading(g.W, kw * g.DW, g.SW, g.PL, g.OW, &ow0, &ow1);
+        if (ow0 == ow1) continue;
+        T* __restrict dwp = dw + (kh * g.KW + kw) * C;
+        const T* xs = xrow + (ow0 * g.SW - g.PL + kw * g.DW) * C;  // pixel ow0's input
+        const int64_t xstep = g.SW * C;
+        int64_t c0 = 0;
+        for (; c0 + B <= C; c0 += B) {
+          T acc[B];
+#pragma omp simd
+          for (int j = 0; j < B; ++j) acc[j] = T(0);
+          for (int64_t ow = ow0; ow < ow1; ++ow) {
+            const T* xp = xs + (ow - ow0) * xstep + c0;
+            const T* d = dyrow + ow * C + c0;
+#pragma omp simd
+            for (int j = 0; j < B; ++j) acc[j] += xp[j] * d[j];
+          }
+#pragma omp simd
+          for (int j = 0; j < B; ++j) dwp[c0 + j] += acc[j];
+        }
+        for (int64_t ow = ow0; c0 < C && ow < ow1; ++ow) {
+          const T* __restrict xp = xs + (ow - ow0) * xstep;
+          const T* __restrict d = dyrow + ow * C;
+#pragma omp simd
+          for (int64_t c = c0; c < C; ++c) dwp[c] += xp[c] * d[c];
+        }
+      }
+    }
+  }
+}
+
 // Image n of the backward pass: dx (overwritten, unless null), dw +=, db +=
 // (unless null). Every (output pixel, valid tap) pair adds
 //     dx[ih,iw,c] += sum_m dy[c*M+m] * w[kh,kw,c,m],   dw[kh,kw,c,m] += x[ih,iw,c] * dy[c*M+m].
+// With M = 1, dw and db come from depthwise_dw_m1 (the same sums whether dx is
+// wanted or not) and the pairs only scatter dx.
 template <typename T>
 void depthwise_image(T* dx /* (N,H,W,C) or null */, T* dw /* (KH,KW,C,M) */,
                      T* db /* (C*M,) or null */, const T* dy /* (N,OH,OW,C*M) */,
                      const T* x /* (N,H,W,C) */, const T* w /* (KH,KW,C,M) */,
                      const Conv2dGeom& g, int64_t n) {
   const int64_t C = g.C, F = g.F, M = F / (C > 0 ? C : 1);
+  if (M == 1) {  // dw and db tap by tap; then only dx is left for the loop below
+    depthwise_dw_m1(dw, db, dy, x, g, n);
+    if (!dx) return;
+    db = nullptr;
+  }
   const T* xn = x + n * g.H * g.W * C;
   T* dxn = dx ? dx + n * g.H * g.W * C : nullptr;
   if (dxn)
@@ -173,18 +244,10 @@ void depthwise_image(T* dx /* (N,H,W,C) or null */, T* dw /* (KH,KW,C,M) */,
           const T* __restrict xp = xn + (ih * g.W + iw) * C;
           const T* __restrict wp = w + (kh * g.KW + kw) * F;
           T* __restrict dwp = dw + (kh * g.KW + kw) * F;
-          if (M == 1) {
-            if (dxn) {
-              T* __restrict dxp = dxn + (ih * g.W + iw) * C;
+          if (M == 1) {  // dx only (dw is done)
+            T* __restrict dxp = dxn + (ih * g.W + iw) * C;
 #pragma omp simd
-              for (int64_t c = 0; c < C; ++c) {
-                dxp[c] += d[c] * wp[c];
-                dwp[c] += xp[c] * d[c];
-              }
-            } else {
-#pragma omp simd
-              for (int64_t c = 0; c < C; ++c) dwp[c] += xp[c] * d[c];
-            }
+            for (int64_t c = 0; c < C; ++c) dxp[c] += d[c] * wp[c];
             continue;
           }
           for (int64_t c = 0; c < C; ++c) {
