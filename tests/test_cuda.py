@@ -956,6 +956,12 @@ def _gpu_model(kind, dtype):
     elif kind == "convnet":
         ls = [L.Input((6, 6, 1), **d), L.Conv2D(4, 3, activation="relu", **d),
               L.MaxPooling2D(**d), L.Flatten(**d), L.Dense(3, activation="softmax", **d)]
+    elif kind == "convlayers":
+        ls = [L.Input((6, 6, 1), **d), L.Conv2DTranspose(3, 3, strides=2, padding="same", **d),
+              L.DepthwiseConv2D(3, depth_multiplier=2, activation="relu", **d),
+              L.SeparableConv2D(4, 3, strides=2, **d), L.Reshape((16, 4), **d),
+              L.Conv1D(4, 3, padding="causal", **d), L.Flatten(**d),
+              L.Dense(3, activation="softmax", **d)]
     else:
         cell = {"simple_rnn": L.SimpleRNN, "lstm": L.LSTM, "gru": L.GRU}[kind]
         ls = [L.Input((6, 6), **d), cell(5, **d), L.Dense(3, activation="softmax", **d)]
@@ -1010,12 +1016,13 @@ def test_functional_model_with_traced_layer_on_cuda_fits_like_cpu(cp, rng, dtype
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize("kind", ["mlp", "convnet", "simple_rnn", "lstm", "gru"])
+@pytest.mark.parametrize("kind", ["mlp", "convnet", "simple_rnn", "lstm", "gru", "convlayers"])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_model_to_cuda_fits_like_cpu(cp, rng, kind, dtype):
     # model.to("cuda"): weights move, fit/evaluate/predict move each batch; the
     # same seed gives the same training as on the CPU (dropout masks included).
-    x = rng.standard_normal((40, 6, 6, 1) if kind in ("mlp", "convnet") else (40, 6, 6)).astype(dtype)
+    x = rng.standard_normal((40, 6, 6, 1) if kind in ("mlp", "convnet", "convlayers")
+                            else (40, 6, 6)).astype(dtype)
     y = rng.integers(0, 3, 40)
     runs = []
     for device in ("cpu", "cuda"):
