@@ -470,6 +470,19 @@ def test_conv2d_transpose_on_the_gpu(cp, cu, rng):
                                                          cp.asarray(w), **kw),
                     fastdl.ops.conv2d_transpose_backward(dy, x, w, **kw)):
         close(cp, g, r, np.float32, scale=10)
+    # conv2d_backward(need_dw=False): dx alone, x's values unread
+    xc = rng.standard_normal((2, 7, 6, 3)).astype(np.float32)
+    wc = rng.standard_normal((3, 3, 3, 4)).astype(np.float32)
+    for s, p in ((1, "same"), (2, "valid")):
+        dyc = rng.standard_normal(fastdl.ops.conv2d(xc, wc, strides=s, padding=p).shape)
+        dyc = dyc.astype(np.float32)
+        dx, dw, db = fastdl.ops.conv2d_backward(cp.asarray(dyc), cp.full(xc.shape, cp.nan,
+                                                                         cp.float32),
+                                                cp.asarray(wc), strides=s, padding=p,
+                                                need_dw=False)
+        assert dw is None and db is None
+        close(cp, dx, fastdl.ops.conv2d_backward(dyc, xc, wc, strides=s, padding=p)[0],
+              np.float32, scale=10)
 
 
 @pytest.mark.cuda

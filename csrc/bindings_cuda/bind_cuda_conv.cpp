@@ -81,7 +81,7 @@ py::object conv2d_entry(py::handle x_h, py::handle w_h, py::handle b_h, Pair str
 
 // (dx or None, dw, db); need_dx=False skips dx (and its GEMM and col2im).
 py::tuple conv2d_backward_entry(py::handle dy_h, py::handle x_h, py::handle w_h, Pair strides,
-                                Pair dilation, bool same, Pads pads, bool need_dx) {
+                                Pair dilation, bool same, Pads pads, bool need_dx, bool need_dw) {
   const char* op = "conv2d_backward";
   ConvArgs a = conv_args(op, x_h, w_h, strides, dilation, same, pads);
   const Conv2dGeom& g = a.g;
@@ -91,13 +91,18 @@ py::tuple conv2d_backward_entry(py::handle dy_h, py::handle x_h, py::handle w_h,
   DevArray dy = device_array(dy_h, "dy");
   checks::conv_dy(op, dy.view(), g, x.view(), w.view());
   dy = contiguous(dy, "dy");
-  DevArray dx, dw = empty(w.shape, code), db = empty({F}, code);
+  DevArray dx, dw, db;
   if (need_dx) dx = empty(x.shape, code);
+  if (need_dw) {
+    dw = empty(w.shape, code);
+    db = empty({F}, code);
+  }
   const int64_t chunk = conv_chunk(g);
   const bool pointwise = cuda::conv_is_pointwise(g);
   const int64_t col_elems = pointwise ? 0 : chunk * g.OH * g.OW * g.KH * g.KW * g.C;
-  DevArray col = empty({col_elems}, code), dcol = empty({need_dx ? col_elems : 0}, code);
-  DevArray partial = empty({cuda::sum_rows_partials(g.N * g.OH * g.OW), F}, code);
+  DevArray col = empty({need_dw ? col_elems : 0}, code);
+  DevArray dcol = empty({need_dx ? col_elems : 0}, code);
+  DevArray partial = empty({need_dw ? cuda::sum_rows_partials(g.N * g.OH * g.OW) : 0, F}, code);
   cudaStream_t s = current_stream();
   const bool tf32 = tf32_enabled();
   cudaError_t err;
@@ -116,7 +121,9 @@ py::tuple conv2d_backward_entry(py::handle dy_h, py::handle x_h, py::handle w_h,
                                               partial.data<double>(), g, F, chunk, tf32, s);
   }
   check_cuda(err, "conv2d_backward");
-  return py::make_tuple(need_dx ? dx.obj : py::object(py::none()), dw.obj, db.obj);
+  auto or_none = [](bool want, const py::object& o) { return want ? o : py::object(py::none()); };
+  return py::make_tuple(or_none(need_dx, dx.obj), or_none(need_dw, dw.obj),
+                        or_none(need_dw, db.obj));
 }
 
 // ------------------------------------------------------------ depthwise convolution
@@ -304,7 +311,8 @@ void bind_cuda_conv(py::module_& m) {
         "pads = (top, bottom, left, right)");
   m.def("conv2d_backward", &conv2d_backward_entry, py::arg("dy"), py::arg("x"), py::arg("w"),
         py::arg("strides"), py::arg("dilation"), py::arg("same"), py::arg("pads"),
-        py::arg("need_dx"), "-> (dx or None, dw, db)");
+        py::arg("need_dx"), py::arg("need_dw") = true,
+        "-> (dx or None, dw or None, db or None); need_dw=False: dx only (x's values unread)");
   m.def("depthwise_conv2d", &depthwise_entry, py::arg("x"), py::arg("w"), py::arg("b"),
         py::arg("strides"), py::arg("dilation"), py::arg("same"), py::arg("pads"),
         py::arg("activation"));

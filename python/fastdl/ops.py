@@ -240,10 +240,8 @@ def conv2d_backward(dy, x, w, *, strides=1, padding="valid", dilation_rate=1, ne
     same, pads = _padding(padding)
     if type(x) is not _ndarray and _on_gpu(dy, x, w):
         _gpu_conv_algorithm(algorithm, "conv2d_backward")
-        # the GPU module always computes dw and db; without need_dw they are dropped
-        dx, dw, db = _cuda_module().conv2d_backward(dy, x, w, strides, dilation, same, pads,
-                                                    bool(need_dx))
-        return (dx, dw, db) if need_dw else (dx, None, None)
+        return _cuda_module().conv2d_backward(dy, x, w, strides, dilation, same, pads,
+                                              bool(need_dx), bool(need_dw))
     return _C.conv2d_backward(dy, x, w, strides, dilation, same, pads, bool(need_dx), algorithm,
                               bool(need_dw))
 

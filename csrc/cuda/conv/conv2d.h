@@ -40,7 +40,8 @@ cudaError_t conv2d(T* y /* (N,OH,OW,F) */, const T* x /* (N,H,W,C) */,
                    T* col /* (chunk*OH*OW, KH*KW*C) scratch */, const Conv2dGeom& g, int64_t F,
                    int64_t chunk, Activation act, bool tf32, cudaStream_t stream);
 
-// dx (may be null: not computed), dw, db overwritten. dcol is scratch of col's size (unused for pointwise);
+// dx, dw, db overwritten; dx, or dw and db together, may be null (not computed: without
+// dw, x's values are not read and col is unused). dcol is scratch of col's size (unused for pointwise);
 // partial is sum_rows_partials(N*OH*OW) x F scratch for db.
 template <typename T>
 cudaError_t conv2d_backward(T* dx /* (N,H,W,C) */, T* dw /* (KH,KW,C,F) */, T* db /* (F,) */,
