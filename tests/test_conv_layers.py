@@ -513,6 +513,29 @@ def test_config_round_trip(rng, layer, shape):
     assert layers.deserialize(layers.serialize(layer)).get_config() == cfg
 
 
+def test_constraints_apply_after_each_step_and_round_trip(rng):
+    x = rng.standard_normal((16, 6, 6, 2)).astype(np.float32)
+    made = [layers.Conv2DTranspose(2, 3, padding="same", kernel_constraint="non_neg",
+                                   bias_constraint="non_neg"),
+            layers.DepthwiseConv2D(3, padding="same", depthwise_constraint="non_neg"),
+            layers.SeparableConv2D(2, 3, padding="same", depthwise_constraint="non_neg",
+                                   pointwise_constraint=keras.constraints.MaxNorm(
+                                       0.5, axis=[0, 1, 2]))]
+    model = keras.Sequential([keras.Input((6, 6, 2)), *made])
+    model.compile(keras.optimizers.SGD(0.5), "mse")
+    model.fit(x, -np.abs(x), epochs=2, batch_size=8, verbose=0)
+    for w in (*made[0].get_weights(), made[1].get_weights()[0], made[2].get_weights()[0]):
+        assert np.all(w >= 0)
+    norms = np.sqrt((made[2].get_weights()[1].astype(np.float64) ** 2).sum(axis=(0, 1, 2)))
+    assert np.all(norms <= 0.5 + 1e-5)
+    for layer in made:
+        cfg = layer.get_config()
+        assert any(k.endswith("_constraint") for k in cfg)
+        assert type(layer).from_config(cfg).get_config() == cfg
+    conv1d = layers.Conv1D(2, 3, kernel_constraint="non_neg")
+    assert "kernel_constraint" in conv1d.get_config()
+
+
 def test_keras_aliases_and_names():
     assert layers.Convolution1D is layers.Conv1D
     assert layers.Convolution2DTranspose is layers.Conv2DTranspose

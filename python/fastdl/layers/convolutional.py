@@ -8,7 +8,7 @@ the gradient bookkeeping are Conv2D's.
 """
 from .. import activations, initializers, ops
 from ._conv_utils import conv_out, jsonable, norm_padding, padding_arg, pair
-from .core import _regularizer_config
+from .core import _constraint_config, _regularizer_config
 from .layer import Layer, shape_str
 
 
@@ -35,25 +35,27 @@ class Conv2D(Layer):
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kw):
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kw):
         super().__init__(**kw)
         self._init_common(kernel_size, strides, padding, data_format, dilation_rate, activation,
-                          use_bias, bias_initializer, bias_regularizer)
-        self._init_kernel(filters, kernel_initializer, kernel_regularizer)
+                          use_bias, bias_initializer, bias_regularizer, bias_constraint)
+        self._init_kernel(filters, kernel_initializer, kernel_regularizer, kernel_constraint)
 
-    def _init_kernel(self, filters, kernel_initializer, kernel_regularizer):
-        from .. import regularizers
+    def _init_kernel(self, filters, kernel_initializer, kernel_regularizer, kernel_constraint):
+        from .. import constraints, regularizers
         self.filters = _positive_int(filters, "filters", self._who())
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.kernel_initializer = initializers.get(kernel_initializer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
 
     def _who(self):
         return f"{type(self).__name__} {self.name!r}"
 
     def _init_common(self, kernel_size, strides, padding, data_format, dilation_rate, activation,
-                     use_bias, bias_initializer, bias_regularizer):
+                     use_bias, bias_initializer, bias_regularizer, bias_constraint):
         """The arguments every convolution layer has, checked (errors name the layer)."""
-        from .. import regularizers
+        from .. import constraints, regularizers
         who = self._who()
         if data_format not in (None, "channels_last"):
             raise ValueError(f"{who}: data_format='channels_last' is the only one supported "
@@ -67,6 +69,7 @@ class Conv2D(Layer):
         self.use_bias = bool(use_bias)
         self.bias_initializer = initializers.get(bias_initializer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.bias_constraint = constraints.get(bias_constraint)
 
     def _check_rank(self, s):
         if len(s) != self._input_rank:
@@ -82,13 +85,13 @@ class Conv2D(Layer):
         self._check_rank(s)
         kh, kw = self.kernel_size
         self.add_weight((kh, kw, s[-1], self.filters), self.kernel_initializer, name="kernel",
-                        regularizer=self.kernel_regularizer)
+                        regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
         self._add_bias(self.filters)
 
     def _add_bias(self, n):
         if self.use_bias:
             self.add_weight((n,), self.bias_initializer, name="bias",
-                            regularizer=self.bias_regularizer)
+                            regularizer=self.bias_regularizer, constraint=self.bias_constraint)
 
     def _bias(self):
         return self._weights[-1] if self.use_bias else None
@@ -154,7 +157,7 @@ class Conv2D(Layer):
     def get_config(self):
         return {**self._common_config(), "filters": self.filters,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                **_regularizer_config(self)}
+                **_regularizer_config(self), **_constraint_config(self)}
 
     @classmethod
     def from_config(cls, config):
@@ -175,7 +178,8 @@ class Conv1D(Conv2D):
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
                  dilation_rate=1, groups=1, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, **kw):
+                 kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None, **kw):
         Layer.__init__(self, **kw)
         who = self._who()
         if groups != 1:
@@ -193,14 +197,15 @@ class Conv1D(Conv2D):
             raise ValueError(f"{who}: data_format='channels_last' is the only one supported "
                              f"(sequences are (N, steps, C)), got {data_format!r}")
         self._init_common((1, k), (1, s), pad2d, None, (1, d), activation, use_bias,
-                          bias_initializer, bias_regularizer)
-        self._init_kernel(filters, kernel_initializer, kernel_regularizer)
+                          bias_initializer, bias_regularizer, bias_constraint)
+        self._init_kernel(filters, kernel_initializer, kernel_regularizer, kernel_constraint)
         self.padding = word
 
     def build(self, s):
         self._check_rank(s)
         self.add_weight((self.kernel_size[1], s[-1], self.filters), self.kernel_initializer,
-                        name="kernel", regularizer=self.kernel_regularizer)
+                        name="kernel", regularizer=self.kernel_regularizer,
+                        constraint=self.kernel_constraint)
         self._add_bias(self.filters)
 
     def compute_output_shape(self, s):
@@ -257,14 +262,15 @@ class Conv2DTranspose(Conv2D):
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid",
                  output_padding=None, data_format=None, dilation_rate=(1, 1), activation=None,
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, **kw):
+                 kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None, **kw):
         Layer.__init__(self, **kw)
         who = self._who()
         if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
             raise ValueError(f"{who}: padding must be 'valid' or 'same', got {padding!r}")
         self._init_common(kernel_size, strides, padding, data_format, dilation_rate, activation,
-                          use_bias, bias_initializer, bias_regularizer)
-        self._init_kernel(filters, kernel_initializer, kernel_regularizer)
+                          use_bias, bias_initializer, bias_regularizer, bias_constraint)
+        self._init_kernel(filters, kernel_initializer, kernel_regularizer, kernel_constraint)
         if self.dilation_rate != (1, 1):
             raise ValueError(f"{who}: dilation_rate must be 1 (dilated transposed "
                              f"convolutions are not supported), got {dilation_rate!r}")
@@ -280,7 +286,7 @@ class Conv2DTranspose(Conv2D):
         self._check_rank(s)
         kh, kw = self.kernel_size
         self.add_weight((kh, kw, self.filters, s[-1]), self.kernel_initializer, name="kernel",
-                        regularizer=self.kernel_regularizer)
+                        regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
         self._add_bias(self.filters)
 
     def compute_output_shape(self, s):
@@ -316,20 +322,23 @@ class DepthwiseConv2D(Conv2D):
     def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1,
                  data_format=None, dilation_rate=(1, 1), activation=None, use_bias=True,
                  depthwise_initializer="glorot_uniform", bias_initializer="zeros",
-                 depthwise_regularizer=None, bias_regularizer=None, **kw):
+                 depthwise_regularizer=None, bias_regularizer=None, depthwise_constraint=None,
+                 bias_constraint=None, **kw):
         Layer.__init__(self, **kw)
-        from .. import regularizers
+        from .. import constraints, regularizers
         self._init_common(kernel_size, strides, padding, data_format, dilation_rate, activation,
-                          use_bias, bias_initializer, bias_regularizer)
+                          use_bias, bias_initializer, bias_regularizer, bias_constraint)
         self.depth_multiplier = _positive_int(depth_multiplier, "depth_multiplier", self._who())
         self.depthwise_initializer = initializers.get(depthwise_initializer)
         self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
+        self.depthwise_constraint = constraints.get(depthwise_constraint)
 
     def build(self, s):
         self._check_rank(s)
         kh, kw = self.kernel_size
         self.add_weight((kh, kw, s[-1], self.depth_multiplier), self.depthwise_initializer,
-                        name="kernel", regularizer=self.depthwise_regularizer)
+                        name="kernel", regularizer=self.depthwise_regularizer,
+                        constraint=self.depthwise_constraint)
         self._add_bias(s[-1] * self.depth_multiplier)
 
     def compute_output_shape(self, s):
@@ -349,13 +358,9 @@ class DepthwiseConv2D(Conv2D):
         return dx, [dw, db]
 
     def get_config(self):
-        from .. import regularizers
         cfg = {**self._common_config(), "depth_multiplier": self.depth_multiplier,
                "depthwise_initializer": initializers.serialize(self.depthwise_initializer)}
-        for k in ("depthwise_regularizer", "bias_regularizer"):
-            if getattr(self, k) is not None:
-                cfg[k] = regularizers.serialize(getattr(self, k))
-        return cfg
+        return _with_regularizers_and_constraints(self, cfg, ("depthwise", "bias"))
 
 
 class SeparableConv2D(Conv2D):
@@ -367,27 +372,32 @@ class SeparableConv2D(Conv2D):
                  dilation_rate=(1, 1), depth_multiplier=1, activation=None, use_bias=True,
                  depthwise_initializer="glorot_uniform", pointwise_initializer="glorot_uniform",
                  bias_initializer="zeros", depthwise_regularizer=None,
-                 pointwise_regularizer=None, bias_regularizer=None, **kw):
+                 pointwise_regularizer=None, bias_regularizer=None, depthwise_constraint=None,
+                 pointwise_constraint=None, bias_constraint=None, **kw):
         Layer.__init__(self, **kw)
-        from .. import regularizers
+        from .. import constraints, regularizers
         who = self._who()
         self._init_common(kernel_size, strides, padding, data_format, dilation_rate, activation,
-                          use_bias, bias_initializer, bias_regularizer)
+                          use_bias, bias_initializer, bias_regularizer, bias_constraint)
         self.filters = _positive_int(filters, "filters", who)
         self.depth_multiplier = _positive_int(depth_multiplier, "depth_multiplier", who)
         self.depthwise_initializer = initializers.get(depthwise_initializer)
         self.pointwise_initializer = initializers.get(pointwise_initializer)
         self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
         self.pointwise_regularizer = regularizers.get(pointwise_regularizer)
+        self.depthwise_constraint = constraints.get(depthwise_constraint)
+        self.pointwise_constraint = constraints.get(pointwise_constraint)
 
     def build(self, s):
         self._check_rank(s)
         kh, kw = self.kernel_size
         m = self.depth_multiplier
         self.add_weight((kh, kw, s[-1], m), self.depthwise_initializer, name="depthwise_kernel",
-                        regularizer=self.depthwise_regularizer)
+                        regularizer=self.depthwise_regularizer,
+                        constraint=self.depthwise_constraint)
         self.add_weight((1, 1, s[-1] * m, self.filters), self.pointwise_initializer,
-                        name="pointwise_kernel", regularizer=self.pointwise_regularizer)
+                        name="pointwise_kernel", regularizer=self.pointwise_regularizer,
+                        constraint=self.pointwise_constraint)
         self._add_bias(self.filters)
 
     def _conv(self, x, act):
@@ -401,15 +411,22 @@ class SeparableConv2D(Conv2D):
         return dx, [ddw, dpw, db]
 
     def get_config(self):
-        from .. import regularizers
         cfg = {**self._common_config(), "filters": self.filters,
                "depth_multiplier": self.depth_multiplier,
                "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
                "pointwise_initializer": initializers.serialize(self.pointwise_initializer)}
-        for k in ("depthwise_regularizer", "pointwise_regularizer", "bias_regularizer"):
-            if getattr(self, k) is not None:
-                cfg[k] = regularizers.serialize(getattr(self, k))
-        return cfg
+        return _with_regularizers_and_constraints(self, cfg, ("depthwise", "pointwise", "bias"))
+
+
+def _with_regularizers_and_constraints(layer, cfg, prefixes):
+    """cfg plus <prefix>_regularizer / <prefix>_constraint of the layer, those that are set."""
+    from .. import constraints, regularizers
+    for p in prefixes:
+        for kind, mod in (("regularizer", regularizers), ("constraint", constraints)):
+            v = getattr(layer, f"{p}_{kind}")
+            if v is not None:
+                cfg[f"{p}_{kind}"] = mod.serialize(v)
+    return cfg
 
 
 # Keras' aliases
