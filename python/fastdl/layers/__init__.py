@@ -6,7 +6,9 @@ on symbolic tensors.
 """
 from .activations import Activation, ReLU, Softmax
 from .activations_extra import ELU, LeakyReLU, PReLU
-from .convolutional import Conv2D
+from .convolutional import (Conv1D, Conv2D, Conv2DTranspose, Convolution1D, Convolution2D,
+                            Convolution2DTranspose, DepthwiseConv2D, SeparableConv2D,
+                            SeparableConvolution2D)
 from .core import Dense, Lambda, OpLambda
 from .layer import Input, InputLayer, Layer
 from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add,
@@ -34,7 +36,9 @@ __all__ = ["Layer", "InputLayer", "Input", "Dense", "Lambda", "Conv2D", "MaxPool
            "GlobalMaxPool1D", "GlobalMaxPooling2D", "GlobalMaxPool2D", "GlobalAveragePooling1D",
            "GlobalAvgPool1D", "RepeatVector", "Permute", "UpSampling1D", "UpSampling2D",
            "ZeroPadding2D", "Cropping2D", "LeakyReLU", "PReLU", "ELU", "SpatialDropout1D",
-           "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "ActivityRegularization"]
+           "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "ActivityRegularization",
+           "Conv1D", "Convolution1D", "Convolution2D", "Conv2DTranspose", "Convolution2DTranspose",
+           "DepthwiseConv2D", "SeparableConv2D", "SeparableConvolution2D"]
 
 _CLASSES = {c.__name__: c for c in (
     InputLayer, Dense, Lambda, OpLambda, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
@@ -43,7 +47,7 @@ _CLASSES = {c.__name__: c for c in (
     MaxPooling1D, AveragePooling1D, GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalAveragePooling1D,
     RepeatVector, Permute, UpSampling1D, UpSampling2D, ZeroPadding2D, Cropping2D, LeakyReLU, PReLU,
     ELU, SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout,
-    ActivityRegularization)}
+    ActivityRegularization, Conv1D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D)}
 
 
 def serialize(layer):
