@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <initializer_list>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -329,6 +330,39 @@ inline char dy_and_y(const View& dy, const View& y) {
 inline void dropout_rate(double rate) {
   if (!(rate >= 0.0 && rate < 1.0))
     value_error("dropout rate must be in [0, 1), got " + std::to_string(rate));
+}
+
+// ------------------------------------------------------------ batch normalization
+// x (..., C): float, at least 1-D, channels on the last axis. Returns 'f' or 'd'.
+inline char batchnorm_input(const View& x, const char* name) {
+  const char code = require_float(x, name);
+  if (x.ndim < 1)
+    value_error(std::string("batch_norm: ") + name +
+                " must have at least one dimension (channels last), got a scalar");
+  return code;
+}
+// A per-channel array (gamma, beta, mean, var): x's dtype, shape (C,). Absent is fine
+// unless required.
+inline void batchnorm_channels(const View& a, const char* name, const View& x, bool required) {
+  if (!a.present()) {
+    if (required) value_error(std::string("batch_norm: ") + name + " is required");
+    return;
+  }
+  require_same_dtype(a, name, x, "x");
+  const int64_t C = x.shape[x.ndim - 1];
+  if (!a.has_shape({C}))
+    value_error(std::string("batch_norm: ") + name + " must have shape (" + std::to_string(C) +
+                ",) (one value per channel of x " + shape_str(x) + "), got " + shape_str(a));
+}
+inline void batchnorm_epsilon(double eps) {
+  if (!(eps > 0.0) || eps == std::numeric_limits<double>::infinity())
+    value_error("batch_norm: epsilon must be a positive number, got " + std::to_string(eps));
+}
+// dy of the backward pass: x's dtype and shape.
+inline void batchnorm_dy(const View& dy, const View& x) {
+  require_float(dy, "dy");
+  require_same_dtype(dy, "dy", x, "x");
+  require_shape(dy, shape_of(x), "dy");
 }
 
 // Softmax axis in [-ndim, ndim) -> [0, ndim).

@@ -1,0 +1,162 @@
+// ops.batch_norm / batch_norm_inference / batch_norm_backward: validation
+// (bindings_common/checks.h), then the kernels in cpu/nn/batchnorm.cpp. x is
+// channels-last: ops.py moves another channel axis to the end first.
+#include "bindings/common.h"
+#include "bindings_common/checks.h"
+#include "cpu/nn/batchnorm.h"
+
+namespace fastdl::bind {
+namespace {
+
+template <typename T>
+const T* cptr(const py::array& a) { return static_cast<const T*>(a.data()); }
+template <typename T>
+const T* optr(const py::object& a) {
+  return a.is_none() ? nullptr : static_cast<const T*>(py::reinterpret_borrow<py::array>(a).data());
+}
+template <typename T>
+T* mptr(py::array& a) { return static_cast<T*>(a.mutable_data()); }
+
+// Rows and channels of x seen as (M, C).
+void rows_channels(const py::array& x, int64_t* M, int64_t* C) {
+  *C = x.shape(x.ndim() - 1);
+  *M = *C ? int64_t(x.size()) / *C : 0;
+}
+
+// A per-channel argument, contiguous, or None.
+template <typename T>
+py::object channels_arg(py::handle h) {
+  if (h.is_none()) return py::none();
+  return contiguous<T>(require_array(h, "per-channel argument"));
+}
+
+// `out` when given (shaped and typed like x, apart from or equal to xc), else new.
+template <typename T>
+py::array output_for(const py::array& x, const py::array& xc, const py::object& out_obj) {
+  if (out_obj.is_none()) return empty<T>(shape_vec(x));
+  py::array out = require_array(out_obj, "out");
+  checks::out_like(view_of(out), "out", view_of(x), view_of(xc), "x");
+  return out;
+}
+
+// The shared checks of x and its per-channel arguments; returns 'f' or 'd'.
+char check_forward(const py::array& x, py::handle gamma, py::handle beta, py::handle mean,
+                   py::handle var, bool need_stats, double eps) {
+  const View xv = view_of(x);
+  const char k = checks::batchnorm_input(xv, "x");
+  checks::batchnorm_channels(opt_view(gamma, "gamma"), "gamma", xv, false);
+  checks::batchnorm_channels(opt_view(beta, "beta"), "beta", xv, false);
+  checks::batchnorm_channels(opt_view(mean, "mean"), "mean", xv, need_stats);
+  checks::batchnorm_channels(opt_view(var, "var"), "var", xv, need_stats);
+  checks::batchnorm_epsilon(eps);
+  return k;
+}
+
+template <typename T>
+py::tuple forward_t(const py::array& x, py::handle gamma_h, py::handle beta_h, double eps,
+                    py::object out_obj) {
+  auto xc = contiguous<T>(x);
+  py::object g = channels_arg<T>(gamma_h), b = channels_arg<T>(beta_h);
+  py::array y = output_for<T>(x, xc, out_obj);
+  int64_t M, C;
+  rows_channels(xc, &M, &C);
+  py::array mean = empty<T>({C}), var = empty<T>({C});
+  const T *px = cptr<T>(xc), *pg = optr<T>(g), *pb = optr<T>(b);
+  T *py_ = mptr<T>(y), *pm = mptr<T>(mean), *pv = mptr<T>(var);
+  {
+    py::gil_scoped_release nogil;
+    cpu::Context ctx = make_context();
+    cpu::batchnorm_forward<T>(py_, pm, pv, px, pg, pb, M, C, eps, ctx);
+  }
+  return py::make_tuple(y, mean, var);
+}
+
+py::tuple batch_norm(py::handle x_h, py::handle gamma, py::handle beta, double eps,
+                     py::object out) {
+  py::array x = require_array(x_h, "x");
+  const char k = check_forward(x, gamma, beta, py::none(), py::none(), false, eps);
+  return k == 'f' ? forward_t<float>(x, gamma, beta, eps, out)
+                  : forward_t<double>(x, gamma, beta, eps, out);
+}
+
+template <typename T>
+py::array inference_t(const py::array& x, py::handle mean_h, py::handle var_h,
+                      py::handle gamma_h, py::handle beta_h, double eps, py::object out_obj) {
+  auto xc = contiguous<T>(x);
+  py::object m = channels_arg<T>(mean_h), v = channels_arg<T>(var_h);
+  py::object g = channels_arg<T>(gamma_h), b = channels_arg<T>(beta_h);
+  py::array y = output_for<T>(x, xc, out_obj);
+  int64_t M, C;
+  rows_channels(xc, &M, &C);
+  const T *px = cptr<T>(xc), *pm = optr<T>(m), *pv = optr<T>(v), *pg = optr<T>(g),
+          *pb = optr<T>(b);
+  T* py_ = mptr<T>(y);
+  {
+    py::gil_scoped_release nogil;
+    cpu::Context ctx = make_context();
+    cpu::batchnorm_inference<T>(py_, px, pm, pv, pg, pb, M, C, eps, ctx);
+  }
+  return y;
+}
+
+py::array batch_norm_inference(py::handle x_h, py::handle mean, py::handle var,
+                               py::handle gamma, py::handle beta, double eps, py::object out) {
+  py::array x = require_array(x_h, "x");
+  const char k = check_forward(x, gamma, beta, mean, var, true, eps);
+  return k == 'f' ? inference_t<float>(x, mean, var, gamma, beta, eps, out)
+                  : inference_t<double>(x, mean, var, gamma, beta, eps, out);
+}
+
+template <typename T>
+py::tuple backward_t(const py::array& dy, const py::array& x, py::handle mean_h,
+                     py::handle var_h, py::handle gamma_h, double eps, bool batch_stats,
+                     bool need_dx) {
+  auto dyc = contiguous<T>(dy);
+  auto xc = contiguous<T>(x);
+  py::object m = channels_arg<T>(mean_h), v = channels_arg<T>(var_h), g = channels_arg<T>(gamma_h);
+  int64_t M, C;
+  rows_channels(xc, &M, &C);
+  py::object dx_obj = py::none();
+  T* pdx = nullptr;
+  if (need_dx) {
+    py::array dx = empty<T>(shape_vec(x));
+    pdx = mptr<T>(dx);
+    dx_obj = dx;
+  }
+  py::array dgamma = empty<T>({C}), dbeta = empty<T>({C});
+  const T *pdy = cptr<T>(dyc), *px = cptr<T>(xc), *pm = optr<T>(m), *pv = optr<T>(v),
+          *pg = optr<T>(g);
+  T *pdg = mptr<T>(dgamma), *pdb = mptr<T>(dbeta);
+  {
+    py::gil_scoped_release nogil;
+    cpu::Context ctx = make_context();
+    cpu::batchnorm_backward<T>(pdx, pdg, pdb, pdy, px, pm, pv, pg, M, C, eps, batch_stats, ctx);
+  }
+  return py::make_tuple(dx_obj, dgamma, dbeta);
+}
+
+py::tuple batch_norm_backward(py::handle dy_h, py::handle x_h, py::handle mean, py::handle var,
+                              py::handle gamma, double eps, bool batch_stats, bool need_dx) {
+  py::array x = require_array(x_h, "x");
+  py::array dy = require_array(dy_h, "dy");
+  const char k = check_forward(x, gamma, py::none(), mean, var, true, eps);
+  checks::batchnorm_dy(view_of(dy), view_of(x));
+  return k == 'f' ? backward_t<float>(dy, x, mean, var, gamma, eps, batch_stats, need_dx)
+                  : backward_t<double>(dy, x, mean, var, gamma, eps, batch_stats, need_dx);
+}
+
+}  // namespace
+
+void bind_norm(py::module_& m) {
+  m.def("batch_norm", &batch_norm, py::arg("x"), py::arg("gamma"), py::arg("beta"),
+        py::arg("epsilon"), py::arg("out") = py::none(),
+        "(y, mean, var): batch statistics over every axis but the last (biased variance)");
+  m.def("batch_norm_inference", &batch_norm_inference, py::arg("x"), py::arg("mean"),
+        py::arg("var"), py::arg("gamma"), py::arg("beta"), py::arg("epsilon"),
+        py::arg("out") = py::none(), "y with the given statistics");
+  m.def("batch_norm_backward", &batch_norm_backward, py::arg("dy"), py::arg("x"),
+        py::arg("mean"), py::arg("var"), py::arg("gamma"), py::arg("epsilon"),
+        py::arg("batch_stats") = true, py::arg("need_dx") = true, "(dx or None, dgamma, dbeta)");
+}
+
+}  // namespace fastdl::bind
