@@ -13,6 +13,7 @@ from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Sub
                       average, concatenate, maximum, minimum, multiply, subtract)
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D,
                       MaxPool2D, MaxPooling2D)
+from .normalization import BatchNormalization, LayerNormalization
 from .noise import (ActivityRegularization, GaussianDropout, GaussianNoise, SpatialDropout1D,
                     SpatialDropout2D)
 from .pooling1d import (AveragePooling1D, AvgPool1D, GlobalAveragePooling1D, GlobalAvgPool1D,
@@ -34,7 +35,8 @@ __all__ = ["Layer", "InputLayer", "Input", "Dense", "Lambda", "Conv2D", "MaxPool
            "GlobalMaxPool1D", "GlobalMaxPooling2D", "GlobalMaxPool2D", "GlobalAveragePooling1D",
            "GlobalAvgPool1D", "RepeatVector", "Permute", "UpSampling1D", "UpSampling2D",
            "ZeroPadding2D", "Cropping2D", "LeakyReLU", "PReLU", "ELU", "SpatialDropout1D",
-           "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "ActivityRegularization"]
+           "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "ActivityRegularization",
+           "BatchNormalization", "LayerNormalization"]
 
 _CLASSES = {c.__name__: c for c in (
     InputLayer, Dense, Lambda, OpLambda, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
@@ -43,7 +45,7 @@ _CLASSES = {c.__name__: c for c in (
     MaxPooling1D, AveragePooling1D, GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalAveragePooling1D,
     RepeatVector, Permute, UpSampling1D, UpSampling2D, ZeroPadding2D, Cropping2D, LeakyReLU, PReLU,
     ELU, SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout,
-    ActivityRegularization)}
+    ActivityRegularization, BatchNormalization, LayerNormalization)}
 
 
 def serialize(layer):

@@ -1,0 +1,278 @@
+"""Normalization layers: BatchNormalization, LayerNormalization (Keras 3's arguments,
+defaults and weight order)."""
+import numpy as np
+
+from .. import _device, initializers, ops
+from .core import _regularizer_config
+from .layer import Layer, shape_str
+
+
+def _constraints_unsupported(layer, **constraints):
+    given = sorted(k for k, v in constraints.items() if v is not None)
+    if given:
+        raise NotImplementedError(f"{layer}: {', '.join(given)} is not supported")
+
+
+def _epsilon(layer, epsilon):
+    try:
+        eps = float(epsilon)
+    except (TypeError, ValueError):
+        raise TypeError(f"{layer}: epsilon must be a number, got {epsilon!r}") from None
+    if not eps > 0 or not np.isfinite(eps):
+        raise ValueError(f"{layer}: epsilon must be a positive number, got {epsilon!r}")
+    return eps
+
+
+def _axis_in(layer, axis, input_shape):
+    """axis of an input of input_shape (batch included) in [0, ndim), else ValueError."""
+    nd = len(input_shape)
+    if not -nd <= axis < nd:
+        raise ValueError(f"{layer}: axis {axis} is out of range for inputs of shape "
+                         f"{shape_str(tuple(input_shape))} ({nd} dimensions)")
+    a = axis % nd
+    if a == 0:
+        raise ValueError(f"{layer}: axis {axis} is the batch axis of inputs of shape "
+                         f"{shape_str(tuple(input_shape))}; normalize over a feature axis")
+    if input_shape[a] is None:
+        raise ValueError(f"{layer}: axis {axis} of inputs of shape "
+                         f"{shape_str(tuple(input_shape))} must have a known size")
+    return a
+
+
+class BatchNormalization(Layer):
+    """Normalizes each channel (``axis``) with the batch's mean and variance in training
+    and with the moving statistics otherwise (Keras 3).
+
+    ``training=True`` on a trainable layer uses the batch statistics (over every axis
+    but ``axis``) and moves the moving statistics towards them:
+    ``moving = moving * momentum + batch * (1 - momentum)``, with the biased batch
+    variance, as Keras does. A layer with ``trainable=False`` always runs in inference
+    mode (Keras 3). Weights, in Keras' order: gamma (``scale``), beta (``center``),
+    moving_mean, moving_variance (the last two non-trainable). The kernels are fused
+    (``ops.batch_norm``: one pass for the statistics, one to normalize; the backward
+    pass one for the sums, one for dx).
+    """
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
+                 beta_initializer="zeros", gamma_initializer="ones",
+                 moving_mean_initializer="zeros", moving_variance_initializer="ones",
+                 beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
+                 gamma_constraint=None, synchronized=False, **kw):
+        super().__init__(**kw)
+        me = f"BatchNormalization {self.name!r}"
+        from .. import regularizers
+        if isinstance(axis, (list, tuple)) or not isinstance(axis, (int, np.integer)) or \
+                isinstance(axis, bool):
+            raise TypeError(f"{me}: axis must be an integer, got {axis!r}")
+        self.axis = int(axis)
+        try:
+            momentum_f = float(momentum)
+        except (TypeError, ValueError):
+            raise TypeError(f"{me}: momentum must be a number, got {momentum!r}") from None
+        if not 0.0 <= momentum_f <= 1.0:
+            raise ValueError(f"{me}: momentum must be in [0, 1], got {momentum!r}")
+        self.momentum = momentum_f
+        self.epsilon = _epsilon(me, epsilon)
+        _constraints_unsupported(me, beta_constraint=beta_constraint,
+                                 gamma_constraint=gamma_constraint)
+        if synchronized:
+            raise NotImplementedError(f"{me}: synchronized=True (statistics across devices) is "
+                                      f"not supported")
+        self.synchronized = False
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
+        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self._batch = False
+
+    def build(self, input_shape):
+        a = _axis_in(f"BatchNormalization {self.name!r}", self.axis, input_shape)
+        self._ax = a
+        shape = (input_shape[a],)
+        if self.scale:
+            self.add_weight(shape, self.gamma_initializer, name="gamma",
+                            regularizer=self.gamma_regularizer)
+        if self.center:
+            self.add_weight(shape, self.beta_initializer, name="beta",
+                            regularizer=self.beta_regularizer)
+        self.add_weight(shape, self.moving_mean_initializer, name="moving_mean", trainable=False)
+        self.add_weight(shape, self.moving_variance_initializer, name="moving_variance",
+                        trainable=False)
+
+    def _gamma_beta(self):
+        w = self._weights
+        gamma = w[0] if self.scale else None
+        beta = w[int(self.scale)] if self.center else None
+        return gamma, beta
+
+    @property
+    def gamma(self):
+        return self._gamma_beta()[0]
+
+    @property
+    def beta(self):
+        return self._gamma_beta()[1]
+
+    @property
+    def moving_mean(self):
+        return self._weights[-2]
+
+    @property
+    def moving_variance(self):
+        return self._weights[-1]
+
+    def call(self, x, training=False):
+        gamma, beta = self._gamma_beta()
+        mm, mv = self._weights[-2], self._weights[-1]
+        ax = self._ax
+        self._x = x
+        self._batch = bool(training) and self.trainable
+        if self._batch:
+            y, mean, var = ops.batch_norm(x, gamma, beta, axis=ax, epsilon=self.epsilon)
+            if x.size:
+                m = self.momentum
+                mm *= m
+                mm += mean * (1.0 - m)
+                mv *= m
+                mv += var * (1.0 - m)
+            self._mean, self._var = mean, var
+            return y
+        # the statistics this call used (copies: a later training call moves them)
+        self._mean, self._var = mm.copy(), mv.copy()
+        return ops.batch_norm_inference(x, mm, mv, gamma, beta, axis=ax, epsilon=self.epsilon)
+
+    def backward(self, dy, need_dx=True):
+        gamma, _ = self._gamma_beta()
+        dx, dgamma, dbeta = ops.batch_norm_backward(
+            dy, self._x, self._mean, self._var, gamma, axis=self._ax,
+            epsilon=self.epsilon, batch_stats=self._batch, need_dx=need_dx)
+        g = self._grads
+        if self.scale:
+            _device.assign(g[0], dgamma)
+        if self.center:
+            _device.assign(g[int(self.scale)], dbeta)
+        return dx if need_dx else None
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "momentum": self.momentum,
+                "epsilon": self.epsilon, "center": self.center, "scale": self.scale,
+                "beta_initializer": initializers.serialize(self.beta_initializer),
+                "gamma_initializer": initializers.serialize(self.gamma_initializer),
+                "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
+                "moving_variance_initializer":
+                    initializers.serialize(self.moving_variance_initializer),
+                "synchronized": self.synchronized,
+                **_norm_regularizer_config(self)}
+
+
+def _norm_regularizer_config(layer):
+    from .. import regularizers
+    return {k: regularizers.serialize(getattr(layer, k))
+            for k in ("beta_regularizer", "gamma_regularizer") if getattr(layer, k) is not None}
+
+
+class LayerNormalization(Layer):
+    """Normalizes each sample over ``axis`` (an int or a list of axes) with its own mean
+    and variance, then scales by gamma and shifts by beta (Keras 3). ``rms_scaling=True``
+    divides by the root mean square instead (no centering, no beta), as Keras'
+    ``ops.rms_normalization``. Weights: gamma (``scale`` or ``rms_scaling``), beta
+    (``center``, unless ``rms_scaling``), shaped like the normalized axes."""
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, rms_scaling=False,
+                 beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
+                 gamma_regularizer=None, beta_constraint=None, gamma_constraint=None, **kw):
+        super().__init__(**kw)
+        me = f"LayerNormalization {self.name!r}"
+        from .. import regularizers
+        axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+        if not axes or any(isinstance(a, bool) or not isinstance(a, (int, np.integer))
+                           for a in axes):
+            raise TypeError(f"{me}: axis must be an integer or a list of integers, got {axis!r}")
+        self.axis = [int(a) for a in axes] if isinstance(axis, (list, tuple)) else int(axis)
+        self.epsilon = _epsilon(me, epsilon)
+        _constraints_unsupported(me, beta_constraint=beta_constraint,
+                                 gamma_constraint=gamma_constraint)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.rms_scaling = bool(rms_scaling)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+
+    def build(self, input_shape):
+        me = f"LayerNormalization {self.name!r}"
+        axes = self.axis if isinstance(self.axis, list) else [self.axis]
+        axes = sorted(_axis_in(me, a, input_shape) for a in axes)
+        if len(set(axes)) != len(axes):
+            raise ValueError(f"{me}: axis {self.axis} names an axis twice")
+        self._axes = tuple(axes)
+        shape = tuple(input_shape[a] for a in axes)
+        self._bshape = tuple(input_shape[a] if a in axes else 1 for a in range(len(input_shape)))
+        self._use_gamma = self.scale or self.rms_scaling
+        self._use_beta = self.center and not self.rms_scaling
+        if self._use_gamma:
+            self.add_weight(shape, self.gamma_initializer, name="gamma",
+                            regularizer=self.gamma_regularizer)
+        if self._use_beta:
+            self.add_weight(shape, self.beta_initializer, name="beta",
+                            regularizer=self.beta_regularizer)
+
+    def _params(self):
+        w = self._weights
+        gamma = w[0].reshape(self._bshape[1:]) if self._use_gamma else None
+        beta = w[int(self._use_gamma)].reshape(self._bshape[1:]) if self._use_beta else None
+        return gamma, beta
+
+    def call(self, x, training=False):
+        xp = _device.xp(x)
+        axes = self._axes
+        gamma, beta = self._params()
+        if self.rms_scaling:
+            ms = xp.mean(xp.square(x), axis=axes, keepdims=True)
+            inv = 1.0 / xp.sqrt(ms + self.epsilon)
+            xhat = x * inv
+        else:
+            mean = xp.mean(x, axis=axes, keepdims=True)
+            xc = x - mean
+            var = xp.mean(xp.square(xc), axis=axes, keepdims=True)
+            inv = 1.0 / xp.sqrt(var + self.epsilon)
+            xhat = xc * inv
+        self._xhat, self._inv = xhat, inv.astype(x.dtype, copy=False)
+        y = xhat * gamma if gamma is not None else xhat.copy()
+        if beta is not None:
+            y += beta
+        return y.astype(x.dtype, copy=False)
+
+    def backward(self, dy, need_dx=True):
+        xp = _device.xp(dy)
+        axes = self._axes
+        xhat, inv = self._xhat, self._inv
+        gamma, _ = self._params()
+        others = tuple(a for a in range(dy.ndim) if a not in axes)
+        g = self._grads
+        if self._use_gamma:
+            _device.assign(g[0], xp.sum(dy * xhat, axis=others).reshape(g[0].shape))
+        if self._use_beta:
+            _device.assign(g[int(self._use_gamma)], xp.sum(dy, axis=others).reshape(
+                g[int(self._use_gamma)].shape))
+        if not need_dx:
+            return None
+        dxhat = dy * gamma if gamma is not None else dy
+        proj = xp.mean(dxhat * xhat, axis=axes, keepdims=True)
+        if self.rms_scaling:
+            dx = inv * (dxhat - xhat * proj)
+        else:
+            dx = inv * (dxhat - xp.mean(dxhat, axis=axes, keepdims=True) - xhat * proj)
+        return dx.astype(dy.dtype, copy=False)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale, "rms_scaling": self.rms_scaling,
+                "beta_initializer": initializers.serialize(self.beta_initializer),
+                "gamma_initializer": initializers.serialize(self.gamma_initializer),
+                **_norm_regularizer_config(self)}
