@@ -643,6 +643,9 @@ def _bn_call(name, axis, x, others, args, out=None):
     def back(a):
         a = xp.ascontiguousarray(xp.moveaxis(a, -1, ax))
         if out is not None:
+            if getattr(out, "dtype", None) != a.dtype or getattr(out, "shape", None) != a.shape:
+                raise ValueError(f"{name}: out must be an array of dtype {a.dtype} and shape "
+                                 f"{a.shape}")
             out[...] = a
             return out
         return a
