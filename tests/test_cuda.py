@@ -1054,6 +1054,14 @@ def test_batch_norm_axis_and_out(cp, cu, rng):
     assert r is out
     close(cp, out, ops.batch_norm_inference(x, want[1], want[2], None, None, axis=1),
           np.float64)
+    xl = rng.standard_normal((6, 3))
+    dyl = rng.standard_normal((6, 3))
+    _, ml, vl = ops.batch_norm(xl, None, None)
+    d = cp.asarray(dyl)
+    dx, _, _ = ops.batch_norm_backward(d, cp.asarray(xl), cp.asarray(ml), cp.asarray(vl), None,
+                                       out=d)   # dx into dy
+    assert dx is d
+    close(cp, d, ops.batch_norm_backward(dyl, xl, ml, vl, None)[0], np.float64)
 
 
 @pytest.mark.cuda

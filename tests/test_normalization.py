@@ -177,6 +177,19 @@ def test_batch_norm_empty_batch_and_in_place(rng):
     y, _, _ = ops.batch_norm(a, None, None, out=a)   # in place
     assert y is a
     np.testing.assert_allclose(a, want, rtol=1e-12, atol=1e-12)
+    x = rng.standard_normal((5, 4))
+    dy = rng.standard_normal((5, 4))
+    _, m, v = ops.batch_norm(x, None, None)
+    want = ops.batch_norm_backward(dy, x, m, v, None)[0]
+    dx, _, _ = ops.batch_norm_backward(dy, x, m, v, None, out=dy)   # dx into dy
+    assert dx is dy
+    np.testing.assert_allclose(dy, want, rtol=1e-12, atol=1e-12)
+    buf = rng.standard_normal(24)
+    xs, part = buf[:20].reshape(5, 4), buf[2:22].reshape(5, 4)   # out partly over x
+    with pytest.raises(ValueError, match="out partially overlaps x"):
+        ops.batch_norm_backward(dy, xs, m, v, None, out=part)
+    with pytest.raises(ValueError, match="out must"):
+        ops.batch_norm(x, None, None, axis=0, out=np.zeros((4, 5)))
 
 
 def test_batch_norm_simd_levels_match_generic(tmp_path):

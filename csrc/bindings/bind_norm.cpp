@@ -30,12 +30,14 @@ py::object channels_arg(py::handle h) {
   return contiguous<T>(require_array(h, "per-channel argument"));
 }
 
-// `out` when given (shaped and typed like x, apart from or equal to xc), else new.
+// `out` when given (shaped and typed like x, apart from or equal to `in`, the
+// contiguous input read at the same index), else new.
 template <typename T>
-py::array output_for(const py::array& x, const py::array& xc, const py::object& out_obj) {
+py::array output_for(const py::array& x, const py::array& in, const py::object& out_obj,
+                     const char* in_name = "x") {
   if (out_obj.is_none()) return empty<T>(shape_vec(x));
   py::array out = require_array(out_obj, "out");
-  checks::out_like(view_of(out), "out", view_of(x), view_of(xc), "x");
+  checks::out_like(view_of(out), "out", view_of(x), view_of(in), in_name);
   return out;
 }
 
@@ -110,7 +112,7 @@ py::array batch_norm_inference(py::handle x_h, py::handle mean, py::handle var,
 template <typename T>
 py::tuple backward_t(const py::array& dy, const py::array& x, py::handle mean_h,
                      py::handle var_h, py::handle gamma_h, double eps, bool batch_stats,
-                     bool need_dx) {
+                     bool need_dx, py::object out_obj) {
   auto dyc = contiguous<T>(dy);
   auto xc = contiguous<T>(x);
   py::object m = channels_arg<T>(mean_h), v = channels_arg<T>(var_h), g = channels_arg<T>(gamma_h);
@@ -119,7 +121,8 @@ py::tuple backward_t(const py::array& dy, const py::array& x, py::handle mean_h,
   py::object dx_obj = py::none();
   T* pdx = nullptr;
   if (need_dx) {
-    py::array dx = empty<T>(shape_vec(x));
+    py::array dx = output_for<T>(x, dyc, out_obj, "dy");
+    checks::require_apart_or_same(view_of(dx), "out", view_of(xc), "x");
     pdx = mptr<T>(dx);
     dx_obj = dx;
   }
@@ -136,13 +139,14 @@ py::tuple backward_t(const py::array& dy, const py::array& x, py::handle mean_h,
 }
 
 py::tuple batch_norm_backward(py::handle dy_h, py::handle x_h, py::handle mean, py::handle var,
-                              py::handle gamma, double eps, bool batch_stats, bool need_dx) {
+                              py::handle gamma, double eps, bool batch_stats, bool need_dx,
+                              py::object out) {
   py::array x = require_array(x_h, "x");
   py::array dy = require_array(dy_h, "dy");
   const char k = check_forward(x, gamma, py::none(), mean, var, true, eps);
   checks::batchnorm_dy(view_of(dy), view_of(x));
-  return k == 'f' ? backward_t<float>(dy, x, mean, var, gamma, eps, batch_stats, need_dx)
-                  : backward_t<double>(dy, x, mean, var, gamma, eps, batch_stats, need_dx);
+  return k == 'f' ? backward_t<float>(dy, x, mean, var, gamma, eps, batch_stats, need_dx, out)
+                  : backward_t<double>(dy, x, mean, var, gamma, eps, batch_stats, need_dx, out);
 }
 
 }  // namespace
@@ -156,7 +160,8 @@ void bind_norm(py::module_& m) {
         py::arg("out") = py::none(), "y with the given statistics");
   m.def("batch_norm_backward", &batch_norm_backward, py::arg("dy"), py::arg("x"),
         py::arg("mean"), py::arg("var"), py::arg("gamma"), py::arg("epsilon"),
-        py::arg("batch_stats") = true, py::arg("need_dx") = true, "(dx or None, dgamma, dbeta)");
+        py::arg("batch_stats") = true, py::arg("need_dx") = true, py::arg("out") = py::none(),
+        "(dx or None, dgamma, dbeta); out: where dx goes (may be dy)");
 }
 
 }  // namespace fastdl::bind

@@ -33,10 +33,11 @@ void rows_channels(const DevArray& x, int64_t* M, int64_t* C) {
   *M = *C ? x.numel() / *C : 0;
 }
 
-DevArray output_for(const DevArray& x, py::handle out_h) {
+DevArray output_for(const DevArray& x, py::handle out_h, const DevArray& in,
+                    const char* in_name) {
   if (out_h.is_none()) return empty(x.shape, x.float_code());
   DevArray out = device_array(out_h, "out");
-  checks::out_like(out.view(), "out", x.view(), x.view(), "x");
+  checks::out_like(out.view(), "out", x.view(), in.view(), in_name);
   return out;
 }
 
@@ -51,7 +52,7 @@ py::object batch_norm(py::handle x_h, py::handle gamma_h, py::handle beta_h, dou
   beta = opt_contiguous(beta, "beta");
   int64_t M, C;
   rows_channels(x, &M, &C);
-  DevArray y = output_for(x, out_h);
+  DevArray y = output_for(x, out_h, x, "x");
   DevArray mean = empty({C}, code), var = empty({C}, code), coef = empty({2, C}, code);
   DevArray partial = empty({cuda::batchnorm_partials(M), 2, C}, 'd');
   cudaStream_t s = current_stream();
@@ -90,7 +91,7 @@ py::object batch_norm_inference(py::handle x_h, py::handle mean_h, py::handle va
   beta = opt_contiguous(beta, "beta");
   int64_t M, C;
   rows_channels(x, &M, &C);
-  DevArray y = output_for(x, out_h);
+  DevArray y = output_for(x, out_h, x, "x");
   DevArray coef = empty({2, C}, code);
   cudaStream_t s = current_stream();
   cudaError_t err;
@@ -112,7 +113,7 @@ py::object batch_norm_inference(py::handle x_h, py::handle mean_h, py::handle va
 
 py::object batch_norm_backward(py::handle dy_h, py::handle x_h, py::handle mean_h,
                                py::handle var_h, py::handle gamma_h, double eps,
-                               bool batch_stats, bool need_dx) {
+                               bool batch_stats, bool need_dx, py::handle out_h) {
   DevArray x = device_array(x_h, "x");
   DevArray dy = device_array(dy_h, "dy");
   DevArray mean = device_array_or_none(mean_h, "mean");
@@ -128,7 +129,10 @@ py::object batch_norm_backward(py::handle dy_h, py::handle x_h, py::handle mean_
   int64_t M, C;
   rows_channels(x, &M, &C);
   DevArray dx;
-  if (need_dx) dx = empty(x.shape, code);
+  if (need_dx) {
+    dx = output_for(x, out_h, dy, "dy");
+    checks::require_apart_or_same(dx.view(), "out", x.view(), "x");
+  }
   DevArray dgamma = empty({C}, code), dbeta = empty({C}, code), coef = empty({3, C}, code);
   DevArray partial = empty({cuda::batchnorm_partials(M), 2, C}, 'd');
   cudaStream_t s = current_stream();
@@ -163,7 +167,8 @@ void bind_cuda_norm(py::module_& m) {
         py::arg("out") = none, "y with the given statistics");
   m.def("batch_norm_backward", &batch_norm_backward, py::arg("dy"), py::arg("x"),
         py::arg("mean"), py::arg("var"), py::arg("gamma"), py::arg("epsilon"),
-        py::arg("batch_stats") = true, py::arg("need_dx") = true, "(dx or None, dgamma, dbeta)");
+        py::arg("batch_stats") = true, py::arg("need_dx") = true, py::arg("out") = none,
+        "(dx or None, dgamma, dbeta); out: where dx goes (may be dy)");
 }
 
 }  // namespace fastdl::bind_cuda

@@ -677,12 +677,12 @@ def batch_norm_inference(x, mean, var, gamma=None, beta=None, *, axis=-1, epsilo
 
 
 def batch_norm_backward(dy, x, mean, var, gamma=None, *, axis=-1, epsilon=1e-3,
-                        batch_stats=True, need_dx=True):
+                        batch_stats=True, need_dx=True, out=None):
     """(dx or None, dgamma, dbeta) of batch_norm (batch_stats=True: mean and var were x's
     own statistics) or of batch_norm_inference (batch_stats=False), from the statistics
-    the forward pass used."""
+    the forward pass used. out: where dx goes (it may be dy)."""
     return _bn_call("batch_norm_backward", axis, x, [dy],
-                    [mean, var, gamma, float(epsilon), bool(batch_stats), bool(need_dx)])
+                    [mean, var, gamma, float(epsilon), bool(batch_stats), bool(need_dx)], out)
 
 
 # ----------------------------------------------------------------- end activations, losses, optimizers

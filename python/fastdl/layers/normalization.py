@@ -132,7 +132,8 @@ class BatchNormalization(Layer):
         self._x = x
         self._batch = bool(training) and self.trainable
         if self._batch:
-            y, mean, var = ops.batch_norm(x, gamma, beta, axis=ax, epsilon=self.epsilon)
+            y, mean, var = ops.batch_norm(x, gamma, beta, axis=ax, epsilon=self.epsilon,
+                                          out=self._buf("y", x.shape))
             if x.size:
                 m = self.momentum
                 mm *= m
@@ -143,13 +144,15 @@ class BatchNormalization(Layer):
             return y
         # the statistics this call used (copies: a later training call moves them)
         self._mean, self._var = mm.copy(), mv.copy()
-        return ops.batch_norm_inference(x, mm, mv, gamma, beta, axis=ax, epsilon=self.epsilon)
+        return ops.batch_norm_inference(x, mm, mv, gamma, beta, axis=ax, epsilon=self.epsilon,
+                                        out=self._buf("y", x.shape))
 
     def backward(self, dy, need_dx=True):
         gamma, _ = self._gamma_beta()
         dx, dgamma, dbeta = ops.batch_norm_backward(
             dy, self._x, self._mean, self._var, gamma, axis=self._ax,
-            epsilon=self.epsilon, batch_stats=self._batch, need_dx=need_dx)
+            epsilon=self.epsilon, batch_stats=self._batch, need_dx=need_dx,
+            out=self._buf("dx", dy.shape) if need_dx else None)
         g = self._grads
         if self.scale:
             _device.assign(g[0], dgamma)
