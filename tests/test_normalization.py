@@ -192,7 +192,7 @@ def test_batch_norm_empty_batch_and_in_place(rng):
         ops.batch_norm(x, None, None, axis=0, out=np.zeros((4, 5)))
 
 
-def test_batch_norm_simd_levels_match_generic(tmp_path):
+def test_norm_kernels_simd_levels_match_generic(tmp_path):
     script = """
 import sys
 import numpy as np
@@ -212,6 +212,11 @@ for shape in [(1, 1), (5, 3), (37, 19), (16, 8, 8, 32), (300, 7)]:
         key = f"{'x'.join(map(str, shape))}_{np.dtype(dt).name}"
         for name, a in dict(y=y, m=m, v=v, dx=dx, dg=dg, db=db, dxi=dxi, yi=yi).items():
             out[f"{name}_{key}"] = a
+        for rms in (False, True):
+            ly, lm, li = ops.layer_norm(x, g, b, rms_scaling=rms)
+            ldx, ldg, ldb = ops.layer_norm_backward(dy, x, lm, li, g, rms_scaling=rms)
+            for name, a in dict(ly=ly, lm=lm, li=li, ldx=ldx, ldg=ldg, ldb=ldb).items():
+                out[f"{name}{int(rms)}_{key}"] = a
 np.savez(sys.argv[1], **out)
 """
     res = run_at_simd_levels(tmp_path, script)
@@ -243,6 +248,58 @@ def test_batch_norm_bad_arguments(dev):
         ops.batch_norm_backward(dev(np.zeros((4, 2), np.float32)), x, c3, c3, None)
     with pytest.raises(ValueError, match="var is required"):
         ops.batch_norm_inference(x, c3, None)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 1), (1, 7), (5, 13), (2, 3, 97), (0, 4), (300, 64)])
+@pytest.mark.parametrize("rms", [False, True])
+def test_layer_norm_kernel_matches_numpy(rng, dtype, shape, rms):
+    x = (rng.standard_normal(shape) * 2 + 1).astype(dtype)
+    D = shape[-1]
+    gamma = rng.standard_normal(D).astype(dtype)
+    beta = rng.standard_normal(D).astype(dtype)
+    y, mean, inv = ops.layer_norm(x, gamma, beta, epsilon=1e-3, rms_scaling=rms)
+    assert mean.shape == inv.shape == (x.size // D,)
+    xd = x.astype(np.float64)
+    mu = 0 if rms else xd.mean(-1, keepdims=True)
+    var = ((xd - mu) ** 2).mean(-1, keepdims=True)
+    xhat = (xd - mu) / np.sqrt(var + 1e-3)
+    np.testing.assert_allclose(y, xhat * gamma + beta, **tol(dtype))
+    np.testing.assert_allclose(inv, (1 / np.sqrt(var + 1e-3)).ravel(), **tol(dtype))
+    dy = rng.standard_normal(shape).astype(dtype)
+    g = dy * gamma
+    proj = (g * xhat).mean(-1, keepdims=True)
+    dxr = (g - (0 if rms else g.mean(-1, keepdims=True)) - xhat * proj) / np.sqrt(var + 1e-3)
+    dx, dg, db = ops.layer_norm_backward(dy, x, mean, inv, gamma, rms_scaling=rms)
+    red = tuple(range(x.ndim - 1))
+    np.testing.assert_allclose(dx, dxr, **tol(dtype))
+    np.testing.assert_allclose(dg, (dy * xhat).sum(red), **tol(dtype))
+    np.testing.assert_allclose(db, dy.sum(red), **tol(dtype))
+    y0, _, _ = ops.layer_norm(x, None, None, epsilon=1e-3, rms_scaling=rms)
+    np.testing.assert_allclose(y0, xhat, **tol(dtype))
+    none, dg2, _ = ops.layer_norm_backward(dy, x, mean, inv, gamma, rms_scaling=rms,
+                                           need_dx=False, out=None)
+    assert none is None
+    np.testing.assert_array_equal(dg2, dg)
+    d = dy.copy()
+    ops.layer_norm_backward(d, x, mean, inv, gamma, rms_scaling=rms, out=d)   # dx into dy
+    np.testing.assert_allclose(d, dxr, **tol(dtype))
+
+
+def test_layer_norm_bad_arguments(dev):
+    x = dev(np.zeros((4, 3), np.float32))
+    with pytest.raises(ValueError, match="layer_norm: epsilon"):
+        ops.layer_norm(x, None, None, epsilon=0.0)
+    with pytest.raises(ValueError, match=r"layer_norm: gamma must have shape \(3,\)"):
+        ops.layer_norm(x, dev(np.ones(4, np.float32)), None)
+    with pytest.raises(TypeError, match="beta has dtype float64"):
+        ops.layer_norm(x, None, dev(np.ones(3)))
+    with pytest.raises(ValueError, match=r"layer_norm: mean must have shape \(4,\)"):
+        ops.layer_norm_backward(x, x, dev(np.ones(3, np.float32)), dev(np.ones(4, np.float32)))
+    with pytest.raises(ValueError, match="inv is required"):
+        ops.layer_norm_backward(x, x, dev(np.ones(4, np.float32)), None)
+    with pytest.raises(TypeError, match="x must be float32 or float64"):
+        ops.layer_norm(dev(np.zeros((4, 3), np.int64)), None, None)
 
 
 # ================================================================= BatchNormalization

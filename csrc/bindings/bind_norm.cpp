@@ -1,9 +1,11 @@
-// ops.batch_norm / batch_norm_inference / batch_norm_backward: validation
-// (bindings_common/checks.h), then the kernels in cpu/nn/batchnorm.cpp. x is
-// channels-last: ops.py moves another channel axis to the end first.
+// ops.batch_norm / batch_norm_inference / batch_norm_backward and
+// ops.layer_norm / layer_norm_backward: validation (bindings_common/checks.h),
+// then the kernels in cpu/nn/{batchnorm,layernorm}.cpp. The normalized axis (batch
+// norm: the channel axis) is the last: ops.py moves or merges axes first.
 #include "bindings/common.h"
 #include "bindings_common/checks.h"
 #include "cpu/nn/batchnorm.h"
+#include "cpu/nn/layernorm.h"
 
 namespace fastdl::bind {
 namespace {
@@ -149,6 +151,93 @@ py::tuple batch_norm_backward(py::handle dy_h, py::handle x_h, py::handle mean, 
                   : backward_t<double>(dy, x, mean, var, gamma, eps, batch_stats, need_dx, out);
 }
 
+// ------------------------------------------------------------ layer norm (last axis)
+constexpr const char* kLn = "layer_norm";
+
+// x, gamma, beta of a layer norm over x's last axis; returns 'f' or 'd'.
+char check_layer_norm(const py::array& x, py::handle gamma, py::handle beta) {
+  const View xv = view_of(x);
+  const char k = checks::norm_input(xv, "x", kLn);
+  const int64_t D = xv.shape[xv.ndim - 1];
+  checks::norm_vector(opt_view(gamma, "gamma"), "gamma", xv, D, "element of the last axis",
+                      false, kLn);
+  checks::norm_vector(opt_view(beta, "beta"), "beta", xv, D, "element of the last axis", false,
+                      kLn);
+  return k;
+}
+
+template <typename T>
+py::tuple layer_norm_t(const py::array& x, py::handle gamma_h, py::handle beta_h, double eps,
+                       bool rms, py::object out_obj) {
+  auto xc = contiguous<T>(x);
+  py::object g = channels_arg<T>(gamma_h), b = channels_arg<T>(beta_h);
+  py::array y = output_for<T>(x, xc, out_obj);
+  int64_t N, D;
+  rows_channels(xc, &N, &D);
+  py::array mean = empty<T>({N}), inv = empty<T>({N});
+  const T *px = cptr<T>(xc), *pg = optr<T>(g), *pb = optr<T>(b);
+  T *py_ = mptr<T>(y), *pm = mptr<T>(mean), *pi = mptr<T>(inv);
+  {
+    py::gil_scoped_release nogil;
+    cpu::Context ctx = make_context();
+    cpu::layernorm_forward<T>(py_, pm, pi, px, pg, pb, N, D, eps, rms, ctx);
+  }
+  return py::make_tuple(y, mean, inv);
+}
+
+py::tuple layer_norm(py::handle x_h, py::handle gamma, py::handle beta, double eps, bool rms,
+                     py::object out) {
+  py::array x = require_array(x_h, "x");
+  const char k = check_layer_norm(x, gamma, beta);
+  checks::norm_epsilon(eps, kLn);
+  return k == 'f' ? layer_norm_t<float>(x, gamma, beta, eps, rms, out)
+                  : layer_norm_t<double>(x, gamma, beta, eps, rms, out);
+}
+
+template <typename T>
+py::tuple layer_norm_backward_t(const py::array& dy, const py::array& x, py::handle mean_h,
+                                py::handle inv_h, py::handle gamma_h, bool rms, bool need_dx,
+                                py::object out_obj) {
+  auto dyc = contiguous<T>(dy);
+  auto xc = contiguous<T>(x);
+  py::object m = channels_arg<T>(mean_h), iv = channels_arg<T>(inv_h), g = channels_arg<T>(gamma_h);
+  int64_t N, D;
+  rows_channels(xc, &N, &D);
+  py::object dx_obj = py::none();
+  T* pdx = nullptr;
+  if (need_dx) {
+    py::array dx = output_for<T>(x, dyc, out_obj, "dy");
+    checks::require_apart_or_same(view_of(dx), "out", view_of(xc), "x");
+    pdx = mptr<T>(dx);
+    dx_obj = dx;
+  }
+  py::array dgamma = empty<T>({D}), dbeta = empty<T>({D});
+  const T *pdy = cptr<T>(dyc), *px = cptr<T>(xc), *pm = optr<T>(m), *pi = optr<T>(iv),
+          *pg = optr<T>(g);
+  T *pdg = mptr<T>(dgamma), *pdb = mptr<T>(dbeta);
+  {
+    py::gil_scoped_release nogil;
+    cpu::Context ctx = make_context();
+    cpu::layernorm_backward<T>(pdx, pdg, pdb, pdy, px, pm, pi, pg, N, D, rms, ctx);
+  }
+  return py::make_tuple(dx_obj, dgamma, dbeta);
+}
+
+py::tuple layer_norm_backward(py::handle dy_h, py::handle x_h, py::handle mean, py::handle inv,
+                              py::handle gamma, bool rms, bool need_dx, py::object out) {
+  py::array x = require_array(x_h, "x");
+  py::array dy = require_array(dy_h, "dy");
+  const char k = check_layer_norm(x, gamma, py::none());
+  const View xv = view_of(x);
+  const int64_t D = xv.shape[xv.ndim - 1];
+  const int64_t N = D ? int64_t(x.size()) / D : 0;
+  checks::norm_vector(opt_view(mean, "mean"), "mean", xv, N, "row", true, kLn);
+  checks::norm_vector(opt_view(inv, "inv"), "inv", xv, N, "row", true, kLn);
+  checks::batchnorm_dy(view_of(dy), xv);
+  return k == 'f' ? layer_norm_backward_t<float>(dy, x, mean, inv, gamma, rms, need_dx, out)
+                  : layer_norm_backward_t<double>(dy, x, mean, inv, gamma, rms, need_dx, out);
+}
+
 }  // namespace
 
 void bind_norm(py::module_& m) {
@@ -162,6 +251,12 @@ void bind_norm(py::module_& m) {
         py::arg("mean"), py::arg("var"), py::arg("gamma"), py::arg("epsilon"),
         py::arg("batch_stats") = true, py::arg("need_dx") = true, py::arg("out") = py::none(),
         "(dx or None, dgamma, dbeta); out: where dx goes (may be dy)");
+  m.def("layer_norm", &layer_norm, py::arg("x"), py::arg("gamma"), py::arg("beta"),
+        py::arg("epsilon"), py::arg("rms") = false, py::arg("out") = py::none(),
+        "(y, mean, inv): each row (last axis) normalized by its own statistics");
+  m.def("layer_norm_backward", &layer_norm_backward, py::arg("dy"), py::arg("x"),
+        py::arg("mean"), py::arg("inv"), py::arg("gamma"), py::arg("rms") = false,
+        py::arg("need_dx") = true, py::arg("out") = py::none(), "(dx or None, dgamma, dbeta)");
 }
 
 }  // namespace fastdl::bind

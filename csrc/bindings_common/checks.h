@@ -58,9 +58,10 @@ struct View {
     return true;
   }
   bool c_contiguous() const {
+    for (int i = 0; i < ndim; ++i)
+      if (shape[i] == 0) return true;  // no elements (NumPy may give them any strides)
     int64_t expect = itemsize;
     for (int i = ndim - 1; i >= 0; --i) {
-      if (shape[i] == 0) return true;
       if (shape[i] != 1 && strides[i] != expect) return false;
       expect *= shape[i];
     }
@@ -332,33 +333,41 @@ inline void dropout_rate(double rate) {
     value_error("dropout rate must be in [0, 1), got " + std::to_string(rate));
 }
 
-// ------------------------------------------------------------ batch normalization
-// x (..., C): float, at least 1-D, channels on the last axis. Returns 'f' or 'd'.
-inline char batchnorm_input(const View& x, const char* name) {
+// ------------------------------------------------------------ batch and layer normalization
+// x (..., C): float, at least 1-D; the normalized (batch norm: channel) axis is the
+// last. Returns 'f' or 'd'. `op` names the op in messages.
+inline char norm_input(const View& x, const char* name, const char* op = "batch_norm") {
   const char code = require_float(x, name);
   if (x.ndim < 1)
-    value_error(std::string("batch_norm: ") + name +
-                " must have at least one dimension (channels last), got a scalar");
+    value_error(std::string(op) + ": " + name +
+                " must have at least one dimension (the normalized axis last), got a scalar");
   return code;
 }
-// A per-channel array (gamma, beta, mean, var): x's dtype, shape (C,). Absent is fine
-// unless required.
-inline void batchnorm_channels(const View& a, const char* name, const View& x, bool required) {
+// An array of n values that goes with x (per channel: gamma, beta, mean, var; per row
+// of a layer norm: mean, inv): x's dtype, shape (n,). Absent is fine unless required.
+inline void norm_vector(const View& a, const char* name, const View& x, int64_t n,
+                        const char* what, bool required, const char* op = "batch_norm") {
   if (!a.present()) {
-    if (required) value_error(std::string("batch_norm: ") + name + " is required");
+    if (required) value_error(std::string(op) + ": " + name + " is required");
     return;
   }
   require_same_dtype(a, name, x, "x");
-  const int64_t C = x.shape[x.ndim - 1];
-  if (!a.has_shape({C}))
-    value_error(std::string("batch_norm: ") + name + " must have shape (" + std::to_string(C) +
-                ",) (one value per channel of x " + shape_str(x) + "), got " + shape_str(a));
+  if (!a.has_shape({n}))
+    value_error(std::string(op) + ": " + name + " must have shape (" + std::to_string(n) +
+                ",) (one value per " + what + " of x " + shape_str(x) + "), got " + shape_str(a));
 }
-inline void batchnorm_epsilon(double eps) {
+// Per channel of x (its last axis).
+inline void batchnorm_channels(const View& a, const char* name, const View& x, bool required) {
+  norm_vector(a, name, x, x.shape[x.ndim - 1], "channel", required);
+}
+inline char batchnorm_input(const View& x, const char* name) { return norm_input(x, name); }
+inline void norm_epsilon(double eps, const char* op = "batch_norm") {
   if (!(eps > 0.0) || eps == std::numeric_limits<double>::infinity())
-    value_error("batch_norm: epsilon must be a positive number, got " + std::to_string(eps));
+    value_error(std::string(op) + ": epsilon must be a positive number, got " +
+                std::to_string(eps));
 }
-// dy of the backward pass: x's dtype and shape.
+inline void batchnorm_epsilon(double eps) { norm_epsilon(eps); }
+// dy of a backward pass: x's dtype and shape.
 inline void batchnorm_dy(const View& dy, const View& x) {
   require_float(dy, "dy");
   require_same_dtype(dy, "dy", x, "x");

@@ -1,10 +1,11 @@
-// _cuda batch normalization, with the names, arguments and results of the CPU
-// ops (csrc/bindings/bind_norm.cpp); the same checks (bindings_common/checks.h).
+// _cuda batch and layer normalization, with the names, arguments and results of
+// the CPU ops (csrc/bindings/bind_norm.cpp); the same checks (bindings_common/checks.h).
 #include <string>
 #include <vector>
 
 #include "bindings_cuda/cuda_array.h"
 #include "cuda/nn/batchnorm.h"
+#include "cuda/nn/layernorm.h"
 
 namespace fastdl::bind_cuda {
 namespace {
@@ -155,6 +156,96 @@ py::object batch_norm_backward(py::handle dy_h, py::handle x_h, py::handle mean_
   return py::make_tuple(need_dx ? dx.obj : py::object(py::none()), dgamma.obj, dbeta.obj);
 }
 
+// ------------------------------------------------------------ layer norm (last axis)
+constexpr const char* kLn = "layer_norm";
+
+char check_layer_norm(const DevArray& x, const DevArray& gamma, const DevArray& beta) {
+  const View xv = x.view();
+  const char k = checks::norm_input(xv, "x", kLn);
+  const int64_t D = x.shape.back();
+  checks::norm_vector(gamma.view(), "gamma", xv, D, "element of the last axis", false, kLn);
+  checks::norm_vector(beta.view(), "beta", xv, D, "element of the last axis", false, kLn);
+  return k;
+}
+
+py::object layer_norm(py::handle x_h, py::handle gamma_h, py::handle beta_h, double eps, bool rms,
+                      py::handle out_h) {
+  DevArray x = device_array(x_h, "x");
+  DevArray gamma = device_array_or_none(gamma_h, "gamma");
+  DevArray beta = device_array_or_none(beta_h, "beta");
+  const char code = check_layer_norm(x, gamma, beta);
+  checks::norm_epsilon(eps, kLn);
+  x = contiguous(x, "x");
+  gamma = opt_contiguous(gamma, "gamma");
+  beta = opt_contiguous(beta, "beta");
+  int64_t N, D;
+  rows_channels(x, &N, &D);
+  DevArray y = output_for(x, out_h, x, "x");
+  DevArray mean = empty({N}, code), inv = empty({N}, code);
+  cudaStream_t s = current_stream();
+  cudaError_t err;
+  {
+    py::gil_scoped_release nogil;
+    err = code == 'f'
+              ? cuda::layernorm_forward<float>(y.data<float>(), mean.data<float>(),
+                                               inv.data<float>(), x.data<const float>(),
+                                               cptr<float>(gamma), cptr<float>(beta), N, D, eps,
+                                               rms, s)
+              : cuda::layernorm_forward<double>(y.data<double>(), mean.data<double>(),
+                                                inv.data<double>(), x.data<const double>(),
+                                                cptr<double>(gamma), cptr<double>(beta), N, D,
+                                                eps, rms, s);
+  }
+  check_cuda(err, "layer_norm");
+  return py::make_tuple(y.obj, mean.obj, inv.obj);
+}
+
+py::object layer_norm_backward(py::handle dy_h, py::handle x_h, py::handle mean_h,
+                               py::handle inv_h, py::handle gamma_h, bool rms, bool need_dx,
+                               py::handle out_h) {
+  DevArray x = device_array(x_h, "x");
+  DevArray dy = device_array(dy_h, "dy");
+  DevArray mean = device_array_or_none(mean_h, "mean");
+  DevArray inv = device_array_or_none(inv_h, "inv");
+  DevArray gamma = device_array_or_none(gamma_h, "gamma");
+  const char code = check_layer_norm(x, gamma, DevArray{});
+  const int64_t D = x.shape.back();
+  const int64_t N = D ? x.numel() / D : 0;
+  checks::norm_vector(mean.view(), "mean", x.view(), N, "row", true, kLn);
+  checks::norm_vector(inv.view(), "inv", x.view(), N, "row", true, kLn);
+  checks::batchnorm_dy(dy.view(), x.view());
+  x = contiguous(x, "x");
+  dy = contiguous(dy, "dy");
+  mean = contiguous(mean, "mean");
+  inv = contiguous(inv, "inv");
+  gamma = opt_contiguous(gamma, "gamma");
+  DevArray dx;
+  if (need_dx) {
+    dx = output_for(x, out_h, dy, "dy");
+    checks::require_apart_or_same(dx.view(), "out", x.view(), "x");
+  }
+  DevArray dgamma = empty({D}, code), dbeta = empty({D}, code);
+  DevArray partial = empty({cuda::layernorm_partials(N), 2, D}, 'd');
+  cudaStream_t s = current_stream();
+  cudaError_t err;
+  {
+    py::gil_scoped_release nogil;
+    err = code == 'f'
+              ? cuda::layernorm_backward<float>(
+                    need_dx ? dx.data<float>() : nullptr, dgamma.data<float>(),
+                    dbeta.data<float>(), dy.data<const float>(), x.data<const float>(),
+                    mean.data<const float>(), inv.data<const float>(), cptr<float>(gamma),
+                    partial.data<double>(), N, D, rms, s)
+              : cuda::layernorm_backward<double>(
+                    need_dx ? dx.data<double>() : nullptr, dgamma.data<double>(),
+                    dbeta.data<double>(), dy.data<const double>(), x.data<const double>(),
+                    mean.data<const double>(), inv.data<const double>(), cptr<double>(gamma),
+                    partial.data<double>(), N, D, rms, s);
+  }
+  check_cuda(err, "layer_norm_backward");
+  return py::make_tuple(need_dx ? dx.obj : py::object(py::none()), dgamma.obj, dbeta.obj);
+}
+
 }  // namespace
 
 void bind_cuda_norm(py::module_& m) {
@@ -169,6 +260,12 @@ void bind_cuda_norm(py::module_& m) {
         py::arg("mean"), py::arg("var"), py::arg("gamma"), py::arg("epsilon"),
         py::arg("batch_stats") = true, py::arg("need_dx") = true, py::arg("out") = none,
         "(dx or None, dgamma, dbeta); out: where dx goes (may be dy)");
+  m.def("layer_norm", &layer_norm, py::arg("x"), py::arg("gamma"), py::arg("beta"),
+        py::arg("epsilon"), py::arg("rms") = false, py::arg("out") = none,
+        "(y, mean, inv): each row (last axis) normalized by its own statistics");
+  m.def("layer_norm_backward", &layer_norm_backward, py::arg("dy"), py::arg("x"),
+        py::arg("mean"), py::arg("inv"), py::arg("gamma"), py::arg("rms") = false,
+        py::arg("need_dx") = true, py::arg("out") = none, "(dx or None, dgamma, dbeta)");
 }
 
 }  // namespace fastdl::bind_cuda

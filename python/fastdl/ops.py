@@ -685,6 +685,29 @@ def batch_norm_backward(dy, x, mean, var, gamma=None, *, axis=-1, epsilon=1e-3,
                     [mean, var, gamma, float(epsilon), bool(batch_stats), bool(need_dx)], out)
 
 
+# ----------------------------------------------------------------- layer normalization
+def _ln_module(*arrays):
+    return _cuda_module() if _on_gpu(*arrays) else _C
+
+
+def layer_norm(x, gamma=None, beta=None, *, epsilon=1e-3, rms_scaling=False, out=None):
+    """Layer normalization over the last axis: returns (y, mean, inv) with, per row,
+    mean and inv = 1 / sqrt(var + epsilon) (biased variance), and
+    y = (x - mean) * inv * gamma + beta (gamma, beta: shape (x.shape[-1],), None for 1
+    and 0). rms_scaling: no centering (mean 0), var is the mean square. Normalize over
+    several trailing axes by reshaping them into one first."""
+    return _ln_module(x, gamma, beta, out).layer_norm(x, gamma, beta, float(epsilon),
+                                                      bool(rms_scaling), out=out)
+
+
+def layer_norm_backward(dy, x, mean, inv, gamma=None, *, rms_scaling=False, need_dx=True,
+                        out=None):
+    """(dx or None, dgamma, dbeta) of layer_norm from its saved mean and inv; out: where dx
+    goes (it may be dy)."""
+    return _ln_module(dy, x, mean, inv, gamma, out).layer_norm_backward(
+        dy, x, mean, inv, gamma, bool(rms_scaling), bool(need_dx), out=out)
+
+
 # ----------------------------------------------------------------- end activations, losses, optimizers
 
 from ._kops import *  # noqa: E402,F401,F403  the differentiable keras.ops functions

@@ -216,6 +216,10 @@ class LayerNormalization(Layer):
         self._axes = tuple(axes)
         shape = tuple(input_shape[a] for a in axes)
         self._bshape = tuple(input_shape[a] if a in axes else 1 for a in range(len(input_shape)))
+        nd = len(input_shape)
+        # the trailing axes: rows of D elements, the fused kernel (ops.layer_norm)
+        self._trailing = self._axes == tuple(range(nd - len(axes), nd))
+        self._D = int(np.prod(shape))
         self._use_gamma = self.scale or self.rms_scaling
         self._use_beta = self.center and not self.rms_scaling
         if self._use_gamma:
@@ -231,7 +235,22 @@ class LayerNormalization(Layer):
         beta = w[int(self._use_gamma)].reshape(self._bshape[1:]) if self._use_beta else None
         return gamma, beta
 
+    def _flat_params(self):
+        w = self._weights
+        gamma = w[0].reshape(-1) if self._use_gamma else None
+        beta = w[int(self._use_gamma)].reshape(-1) if self._use_beta else None
+        return gamma, beta
+
     def call(self, x, training=False):
+        self._fast = self._trailing and _device.has_kernels(x)
+        if self._fast:
+            x2 = x.reshape(-1, self._D)
+            gamma, beta = self._flat_params()
+            y, self._mean, self._inv = ops.layer_norm(
+                x2, gamma, beta, epsilon=self.epsilon, rms_scaling=self.rms_scaling,
+                out=self._buf("y", x2.shape))
+            self._x2 = x2
+            return y.reshape(x.shape)
         xp = _device.xp(x)
         axes = self._axes
         gamma, beta = self._params()
@@ -252,12 +271,23 @@ class LayerNormalization(Layer):
         return y.astype(x.dtype, copy=False)
 
     def backward(self, dy, need_dx=True):
+        g = self._grads
+        if self._fast:
+            dy2 = dy.reshape(-1, self._D)
+            gamma, _ = self._flat_params()
+            dx, dgamma, dbeta = ops.layer_norm_backward(
+                dy2, self._x2, self._mean, self._inv, gamma, rms_scaling=self.rms_scaling,
+                need_dx=need_dx, out=self._buf("dx", dy2.shape) if need_dx else None)
+            if self._use_gamma:
+                _device.assign(g[0], dgamma.reshape(g[0].shape))
+            if self._use_beta:
+                _device.assign(g[1], dbeta.reshape(g[1].shape))
+            return dx.reshape(dy.shape) if need_dx else None
         xp = _device.xp(dy)
         axes = self._axes
         xhat, inv = self._xhat, self._inv
         gamma, _ = self._params()
         others = tuple(a for a in range(dy.ndim) if a not in axes)
-        g = self._grads
         if self._use_gamma:
             _device.assign(g[0], xp.sum(dy * xhat, axis=others).reshape(g[0].shape))
         if self._use_beta:
