@@ -1088,3 +1088,35 @@ def test_batchnorm_model_trains_on_cuda_like_cpu(cp, rng):
     assert len(runs[0]) == 2 + 4 + 2 + 2
     for a, b in zip(*runs):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 1), (5, 13), (2, 3, 300), (0, 4), (600, 7)])
+@pytest.mark.parametrize("rms", [False, True])
+def test_layer_norm_matches_cpu(cp, cu, rng, dtype, shape, rms):
+    from fastdl import ops
+    D = shape[-1]
+    x = (rng.standard_normal(shape) * 2 + 1).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    g = rng.standard_normal(D).astype(dtype)
+    b = rng.standard_normal(D).astype(dtype)
+    want = ops.layer_norm(x, g, b, rms_scaling=rms)
+    got = ops.layer_norm(cp.asarray(x), cp.asarray(g), cp.asarray(b), rms_scaling=rms)
+    for a, w in zip(got, want):
+        close(cp, a, w, dtype)
+    _, m, i = want
+    want_b = ops.layer_norm_backward(dy, x, m, i, g, rms_scaling=rms)
+    got_b = ops.layer_norm_backward(cp.asarray(dy), cp.asarray(x), cp.asarray(m), cp.asarray(i),
+                                    cp.asarray(g), rms_scaling=rms)
+    for a, w in zip(got_b, want_b):
+        close(cp, a, w, dtype)
+    d = cp.asarray(dy)
+    none, dg, db = ops.layer_norm_backward(d, cp.asarray(x), cp.asarray(m), cp.asarray(i), None,
+                                           rms_scaling=rms, need_dx=False)
+    assert none is None
+    close(cp, db, want_b[2], dtype)
+    dx, _, _ = ops.layer_norm_backward(d, cp.asarray(x), cp.asarray(m), cp.asarray(i),
+                                       cp.asarray(g), rms_scaling=rms, out=d)   # dx into dy
+    assert dx is d
+    close(cp, d, want_b[0], dtype)
