@@ -1004,7 +1004,7 @@ def test_model_low_level_loop_on_cuda(cp, rng):
 
 
 # ================================================================= batch normalization
-BN_SHAPES = [(1, 1), (7, 3), (5, 4, 4, 13), (600, 37), (3, 2, 97), (0, 5)]
+BN_SHAPES = [(1, 1), (7, 3), (5, 4, 4, 13), (300, 37), (3, 2, 97), (0, 5)]
 
 
 @pytest.mark.cuda
@@ -1092,7 +1092,7 @@ def test_batchnorm_model_trains_on_cuda_like_cpu(cp, rng):
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(1, 1), (3, 1), (5, 13), (2, 3, 300), (0, 4), (600, 7)])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 1), (5, 13), (2, 3, 300), (0, 4), (300, 5)])
 @pytest.mark.parametrize("rms", [False, True])
 def test_layer_norm_matches_cpu(cp, cu, rng, dtype, shape, rms):
     from fastdl import ops

@@ -12,13 +12,20 @@ constexpr int64_t kRowsPer = 256;  // rows per partial block, before capping P
 constexpr int64_t kMaxPartials = 1024;
 constexpr unsigned kMaxRowBlocks = 65535;
 
-// Sum of v over the block (kThreads threads, a power of two), the same order every
-// time; every thread gets it. sh: kThreads doubles of shared memory.
+// Threads per row block: a power of two from 32 to kThreads, no more than a row needs.
+int row_threads(int64_t D) {
+  int t = 32;
+  while (t < kThreads && t < D) t *= 2;
+  return t;
+}
+
+// Sum of v over the block (blockDim.x threads, a power of two up to kThreads), the
+// same order every time; every thread gets it. sh: kThreads doubles of shared memory.
 __device__ double block_sum(double v, double* sh) {
   const int t = threadIdx.x;
   sh[t] = v;
   __syncthreads();
-  for (int s = kThreads / 2; s > 0; s >>= 1) {
+  for (int s = int(blockDim.x) / 2; s > 0; s >>= 1) {
     if (t < s) sh[t] += sh[t + s];
     __syncthreads();
   }
@@ -36,11 +43,11 @@ __global__ void forward_kernel(T* y, T* mean, T* inv, const T* x, const T* gamma
     double m = 0.0;
     if (!rms) {
       double s = 0.0;
-      for (int64_t d = threadIdx.x; d < D; d += kThreads) s += double(xr[d]);
+      for (int64_t d = threadIdx.x; d < D; d += blockDim.x) s += double(xr[d]);
       m = block_sum(s, sh) / double(D);
     }
     double q = 0.0;
-    for (int64_t d = threadIdx.x; d < D; d += kThreads) {
+    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
       const double c = double(xr[d]) - m;
       q += c * c;
     }
@@ -51,7 +58,7 @@ __global__ void forward_kernel(T* y, T* mean, T* inv, const T* x, const T* gamma
       inv[r] = ts;
     }
     T* yr = y + r * D;
-    for (int64_t d = threadIdx.x; d < D; d += kThreads) {
+    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
       T v = (xr[d] - tm) * ts;
       if (gamma) v *= gamma[d];
       if (beta) v += beta[d];
@@ -69,7 +76,7 @@ __global__ void dx_kernel(T* dx, const T* dy, const T* x, const T* mean, const T
     const T* xr = x + r * D;
     const T m = mean[r], s = inv[r];
     double a = 0.0, b = 0.0;
-    for (int64_t d = threadIdx.x; d < D; d += kThreads) {
+    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
       const T g = gamma ? dr[d] * gamma[d] : dr[d];
       a += double(g);
       b += double(g) * double((xr[d] - m) * s);
@@ -78,7 +85,7 @@ __global__ void dx_kernel(T* dx, const T* dy, const T* x, const T* mean, const T
     b = block_sum(b, sh);
     const T ka = rms ? T(0) : T(a / double(D)), kb = T(b / double(D));
     T* xo = dx + r * D;
-    for (int64_t d = threadIdx.x; d < D; d += kThreads) {
+    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
       const T g = gamma ? dr[d] * gamma[d] : dr[d];
       xo[d] = s * (g - ka - (xr[d] - m) * s * kb);
     }
@@ -145,7 +152,7 @@ template <typename T>
 cudaError_t layernorm_forward(T* y, T* mean, T* inv, const T* x, const T* gamma, const T* beta,
                               int64_t N, int64_t D, double eps, bool rms, cudaStream_t stream) {
   if (N <= 0 || D <= 0) return cudaSuccess;
-  forward_kernel<T><<<row_blocks(N), kThreads, 0, stream>>>(y, mean, inv, x, gamma, beta, N, D,
+  forward_kernel<T><<<row_blocks(N), row_threads(D), 0, stream>>>(y, mean, inv, x, gamma, beta, N, D,
                                                             eps, rms);
   return launch_status();
 }
@@ -171,7 +178,7 @@ cudaError_t layernorm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T*
   }
   if (!dx || N <= 0) return cudaSuccess;
   // after the column sums: dx may be dy
-  dx_kernel<T><<<row_blocks(N), kThreads, 0, stream>>>(dx, dy, x, mean, inv, gamma, N, D, rms);
+  dx_kernel<T><<<row_blocks(N), row_threads(D), 0, stream>>>(dx, dy, x, mean, inv, gamma, N, D, rms);
   return launch_status();
 }
 
