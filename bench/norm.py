@@ -1,4 +1,4 @@
-"""Batch normalization benchmark: fastdl against PyTorch CPU (channels_last).
+"""Normalization benchmarks: fastdl against PyTorch CPU.
 
 BatchNormalization in training mode on (128, 26, 26, 32) float32 (the first conv
 output of the Keras MNIST convnet at batch 128): forward (batch statistics and the
@@ -10,6 +10,10 @@ layer does that in NumPy (two tiny per-channel updates, not timed here).
 
 GB/s counts the bytes a pass must move at least: forward reads x twice (statistics,
 then normalize) and writes y; backward reads dy and x twice and writes dx.
+
+LayerNormalization over the last axis of (64, 200, 128) float32 (a transformer
+block's activations): ops.layer_norm / layer_norm_backward against
+F.layer_norm with autograd, fwd+bwd.
 """
 import numpy as np
 
@@ -93,4 +97,53 @@ def run(opts):
     table.notes.append("speedup = torch time / fastdl time (> 1: fastdl faster).")
     if not torch:
         table.notes.append("PyTorch is not installed: torch columns are empty.")
-    return [table]
+    yield table
+    yield layer_norm_table(opts, torch, repeat)
+
+
+LN_SHAPES = [(64, 200, 128)]
+
+
+def layer_norm_table(opts, torch, repeat):
+    rng = np.random.default_rng(0)
+    table = Table("LayerNormalization (last axis) float32 fwd+bwd, fastdl vs PyTorch",
+                  ["input", "threads", "pass", "fastdl ms", "torch ms", "fastdl GB/s",
+                   "torch GB/s", "speedup vs torch"])
+    with threads_restored(torch):
+        for shape in LN_SHAPES:
+            D = shape[-1]
+            x = rng.standard_normal(shape).astype(np.float32).reshape(-1, D)
+            dy = rng.standard_normal(x.shape).astype(np.float32)
+            gamma = rng.standard_normal(D).astype(np.float32)
+            beta = rng.standard_normal(D).astype(np.float32)
+            y, dx = np.empty_like(x), np.empty_like(x)
+            nbytes = 4.0 * 6 * x.size   # forward: x, y; backward: dy, x twice, dx
+
+            def fboth():
+                _, m, inv = ops.layer_norm(x, gamma, beta, out=y)
+                ops.layer_norm_backward(dy, x, m, inv, gamma, out=dx)
+
+            tboth = None
+            if torch:
+                F = torch.nn.functional
+                xg = torch.from_numpy(x).clone().requires_grad_(True)
+                g = torch.from_numpy(gamma).clone().requires_grad_(True)
+                b = torch.from_numpy(beta).clone().requires_grad_(True)
+                dyt = torch.from_numpy(dy)
+
+                def tboth():
+                    xg.grad = g.grad = b.grad = None
+                    F.layer_norm(xg, (D,), g, b, eps=1e-3).backward(dyt)
+            for t in opts.thread_list:
+                set_threads(t, torch)
+                for pname, tf, tt, nb in time_passes((("fwd+bwd", fboth, tboth, nbytes),),
+                                                     repeat=repeat):
+                    table.rows.append({
+                        "input": "x".join(map(str, shape)), "threads": t, "pass": pname,
+                        "fastdl ms": tf * 1e3, "torch ms": tt * 1e3 if tt else None,
+                        "fastdl GB/s": nb / tf / 1e9,
+                        "torch GB/s": nb / tt / 1e9 if tt else None,
+                        "speedup vs torch": tt / tf if tt else None,
+                    })
+    table.notes.append("speedup = torch time / fastdl time (> 1: fastdl faster).")
+    return table
