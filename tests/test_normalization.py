@@ -646,3 +646,100 @@ def test_conv_batchnorm_classifier_program(tmp_path, rng):
     back = models.load_model(ckpt)
     assert isinstance(back.layers[1], layers.BatchNormalization)
     assert back.evaluate(x, y, verbose=0)[0] < losses[0]
+
+
+# ================================================================= Group / Unit normalization
+def gn_ref(x, gamma, beta, groups, eps, axis=-1):
+    x = np.moveaxis(x.astype(np.float64), axis, -1)
+    C = x.shape[-1]
+    xg = x.reshape(x.shape[0], -1, groups, C // groups)
+    xc = xg - xg.mean(axis=(1, 3), keepdims=True)
+    xhat = (xc / np.sqrt((xc ** 2).mean(axis=(1, 3), keepdims=True) + eps)).reshape(x.shape)
+    y = xhat * gamma + beta
+    return np.moveaxis(y, -1, axis)
+
+
+@pytest.mark.parametrize("groups,shape,axis", [(2, (3, 4, 5, 6), -1), (1, (2, 5, 3), -1),
+                                               (-1, (2, 3, 4), -1), (3, (2, 3, 4, 5), 1),
+                                               (1, (1, 1), -1)])
+def test_group_normalization_matches_numpy_and_finite_differences(rng, groups, shape, axis):
+    gn = layers.GroupNormalization(groups=groups, axis=axis, dtype="float64")
+    x = rng.standard_normal(shape) * 2 + 0.5
+    gn(x)
+    C = shape[axis]
+    gn.set_weights([rng.standard_normal(C), rng.standard_normal(C)])
+    G = C if groups == -1 else groups
+    y = gn(x, training=True)
+    np.testing.assert_allclose(y, gn_ref(x, gn.weights[0], gn.weights[1], G, 1e-3, axis),
+                               rtol=1e-12, atol=1e-12)
+    w = rng.standard_normal(shape)
+
+    def loss():
+        return float((gn(x, training=True) * w).sum())
+    loss()
+    dx = gn.backward(w)
+    grads = [g.copy() for g in gn.gradients]
+    np.testing.assert_allclose(dx, numeric_gradient(loss, x), rtol=1e-6, atol=1e-6)
+    for g, wt in zip(grads, gn.weights):
+        np.testing.assert_allclose(g, numeric_gradient(loss, wt), rtol=1e-6, atol=1e-6)
+
+
+def test_group_norm_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((2, 5, 3, 6)).astype(np.float32)
+    gamma, beta = rng.standard_normal(6).astype(np.float32), rng.standard_normal(6).astype(np.float32)
+    tgn = torch.nn.GroupNorm(3, 6, eps=1e-3)
+    with torch.no_grad():
+        tgn.weight.copy_(torch.from_numpy(gamma))
+        tgn.bias.copy_(torch.from_numpy(beta))
+    ty = tgn(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).detach().numpy()
+    gn = layers.GroupNormalization(groups=3)
+    gn(x)
+    gn.set_weights([gamma, beta])
+    np.testing.assert_allclose(gn(x), ty.transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-4)
+
+
+def test_group_and_unit_normalization_arguments_and_config(rng):
+    with pytest.raises(ValueError, match="GroupNormalization.*groups"):
+        layers.GroupNormalization(groups=0)
+    with pytest.raises(ValueError, match="'gn_bad'.*multiple of groups"):
+        layers.GroupNormalization(groups=4, name="gn_bad")(np.zeros((2, 6), np.float32))
+    with pytest.raises(ValueError, match="more than the channels"):
+        layers.GroupNormalization(groups=8)(np.zeros((2, 6), np.float32))
+    with pytest.raises(ValueError, match="GroupNormalization.*epsilon"):
+        layers.GroupNormalization(epsilon=0)
+    with pytest.raises(TypeError, match="UnitNormalization.*axis"):
+        layers.UnitNormalization(axis=1.5)
+    with pytest.raises(ValueError, match="out of range"):
+        layers.UnitNormalization(axis=3)(np.zeros((2, 6), np.float32))
+    gn = layers.GroupNormalization(groups=2, axis=1, epsilon=1e-4, center=False, name="gnx")
+    cfg = gn.get_config()
+    assert layers.GroupNormalization.from_config(cfg).get_config() == cfg
+    un = layers.UnitNormalization(axis=[1, 2], name="unx")
+    cfg = un.get_config()
+    assert cfg["axis"] == [1, 2]
+    assert layers.UnitNormalization.from_config(cfg).get_config() == cfg
+
+
+@pytest.mark.parametrize("axis", [-1, [1, 2]])
+def test_unit_normalization_matches_numpy_and_finite_differences(rng, axis):
+    un = layers.UnitNormalization(axis=axis, dtype="float64")
+    x = rng.standard_normal((3, 4, 5))
+    axes = (2,) if axis == -1 else (1, 2)
+    y = un(x, training=True)
+    np.testing.assert_allclose(y, x / np.sqrt((x ** 2).sum(axes, keepdims=True)), rtol=1e-12)
+    np.testing.assert_allclose((y ** 2).sum(axes), 1.0, rtol=1e-12)
+    w = rng.standard_normal(x.shape)
+
+    def loss():
+        return float((un(x, training=True) * w).sum())
+    loss()
+    dx = un.backward(w)
+    np.testing.assert_allclose(dx, numeric_gradient(loss, x), rtol=1e-6, atol=1e-7)
+    # an all-zero row stays zero (Keras clamps 1 / norm at 1e12), with a finite gradient
+    z = np.zeros((2, 3))
+    z[1] = [3.0, 4.0, 0.0]
+    un2 = layers.UnitNormalization(dtype="float64")
+    out = un2(z, training=True)
+    np.testing.assert_allclose(out, [[0, 0, 0], [0.6, 0.8, 0]], atol=1e-15)
+    assert np.isfinite(un2.backward(np.ones((2, 3)))).all()

@@ -309,3 +309,155 @@ class LayerNormalization(Layer):
                 "beta_initializer": initializers.serialize(self.beta_initializer),
                 "gamma_initializer": initializers.serialize(self.gamma_initializer),
                 **_norm_regularizer_config(self)}
+
+
+class GroupNormalization(Layer):
+    """Normalizes each sample's channels (``axis``) in ``groups`` groups of consecutive
+    channels, each by the mean and (biased) variance over the group's channels and all
+    other non-batch axes, then scales and shifts per channel (Keras 3). groups=-1: one
+    channel per group (instance normalization); groups=1: layer normalization over all
+    non-batch axes. Weights: gamma (``scale``), beta (``center``), shape (channels,)."""
+
+    def __init__(self, groups=32, axis=-1, epsilon=1e-3, center=True, scale=True,
+                 beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
+                 gamma_regularizer=None, beta_constraint=None, gamma_constraint=None, **kw):
+        super().__init__(**kw)
+        me = f"GroupNormalization {self.name!r}"
+        from .. import regularizers
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or \
+                (groups <= 0 and groups != -1):
+            raise ValueError(f"{me}: groups must be a positive integer or -1, got {groups!r}")
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise TypeError(f"{me}: axis must be an integer, got {axis!r}")
+        self.groups = int(groups)
+        self.axis = int(axis)
+        self.epsilon = _epsilon(me, epsilon)
+        _constraints_unsupported(me, beta_constraint=beta_constraint,
+                                 gamma_constraint=gamma_constraint)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+
+    def build(self, input_shape):
+        me = f"GroupNormalization {self.name!r}"
+        self._ax = _axis_in(me, self.axis, input_shape)
+        C = input_shape[self._ax]
+        G = C if self.groups == -1 else self.groups
+        if G > C:
+            raise ValueError(f"{me}: groups ({G}) must not be more than the channels ({C}) of "
+                             f"inputs of shape {shape_str(tuple(input_shape))}")
+        if C % G:
+            raise ValueError(f"{me}: the channels ({C}) of inputs of shape "
+                             f"{shape_str(tuple(input_shape))} must be a multiple of groups "
+                             f"({G})")
+        self._G = G
+        if self.scale:
+            self.add_weight((C,), self.gamma_initializer, name="gamma",
+                            regularizer=self.gamma_regularizer)
+        if self.center:
+            self.add_weight((C,), self.beta_initializer, name="beta",
+                            regularizer=self.beta_regularizer)
+
+    def _grouped(self, a):
+        """a with the channel axis last, as (N, S, G, C/G)."""
+        xp = _device.xp(a)
+        a = xp.moveaxis(a, self._ax, -1)
+        C = a.shape[-1]
+        return a.reshape(a.shape[0], -1, self._G, C // self._G)
+
+    def _ungrouped(self, a, shape):
+        xp = _device.xp(a)
+        moved = list(shape)
+        c = moved.pop(self._ax)
+        a = a.reshape(moved + [c])
+        return xp.ascontiguousarray(xp.moveaxis(a, -1, self._ax))
+
+    def _params(self):
+        w = self._weights
+        gamma = w[0].reshape(self._G, -1) if self.scale else None
+        beta = w[int(self.scale)].reshape(self._G, -1) if self.center else None
+        return gamma, beta
+
+    def call(self, x, training=False):
+        xp = _device.xp(x)
+        xg = self._grouped(x)
+        mean = xp.mean(xg, axis=(1, 3), keepdims=True)
+        xc = xg - mean
+        inv = 1.0 / xp.sqrt(xp.mean(xp.square(xc), axis=(1, 3), keepdims=True) + self.epsilon)
+        xhat = xc * inv
+        self._xhat, self._inv, self._shape = xhat, inv, x.shape
+        gamma, beta = self._params()
+        y = xhat * gamma if gamma is not None else xhat.copy()
+        if beta is not None:
+            y += beta
+        return self._ungrouped(y, x.shape).astype(x.dtype, copy=False)
+
+    def backward(self, dy, need_dx=True):
+        xp = _device.xp(dy)
+        dyg = self._grouped(dy)
+        xhat, inv = self._xhat, self._inv
+        gamma, _ = self._params()
+        g = self._grads
+        if self.scale:
+            _device.assign(g[0], xp.sum(dyg * xhat, axis=(0, 1)).reshape(-1))
+        if self.center:
+            _device.assign(g[int(self.scale)], xp.sum(dyg, axis=(0, 1)).reshape(-1))
+        if not need_dx:
+            return None
+        dxhat = dyg * gamma if gamma is not None else dyg
+        dx = inv * (dxhat - xp.mean(dxhat, axis=(1, 3), keepdims=True) -
+                    xhat * xp.mean(dxhat * xhat, axis=(1, 3), keepdims=True))
+        return self._ungrouped(dx, self._shape).astype(dy.dtype, copy=False)
+
+    def get_config(self):
+        return {**super().get_config(), "groups": self.groups, "axis": self.axis,
+                "epsilon": self.epsilon, "center": self.center, "scale": self.scale,
+                "beta_initializer": initializers.serialize(self.beta_initializer),
+                "gamma_initializer": initializers.serialize(self.gamma_initializer),
+                **_norm_regularizer_config(self)}
+
+
+class UnitNormalization(Layer):
+    """Scales each sample to unit L2 norm over ``axis`` (an int or a list of axes), as
+    Keras 3: ``x * min(1 / sqrt(sum(x^2)), 1 / 1e-12)``. No weights."""
+
+    _EPS = 1e-12
+
+    def __init__(self, axis=-1, **kw):
+        super().__init__(**kw)
+        axes = list(axis) if isinstance(axis, (list, tuple)) else [axis]
+        if not axes or any(isinstance(a, bool) or not isinstance(a, (int, np.integer))
+                           for a in axes):
+            raise TypeError(f"UnitNormalization {self.name!r}: axis must be an integer or a "
+                            f"list of integers, got {axis!r}")
+        self.axis = [int(a) for a in axes] if isinstance(axis, (list, tuple)) else int(axis)
+
+    def build(self, input_shape):
+        me = f"UnitNormalization {self.name!r}"
+        axes = self.axis if isinstance(self.axis, list) else [self.axis]
+        self._axes = tuple(sorted(set(_axis_in(me, a, input_shape) for a in axes)))
+
+    def call(self, x, training=False):
+        xp = _device.xp(x)
+        ss = xp.sum(xp.square(x), axis=self._axes, keepdims=True)
+        self._clamped = ss <= self._EPS * self._EPS      # 1 / sqrt(ss) >= 1 / eps
+        with np.errstate(divide="ignore"):
+            inv = xp.where(self._clamped, 1.0 / self._EPS, 1.0 / xp.sqrt(xp.maximum(ss, 1e-300)))
+        self._inv = inv.astype(x.dtype, copy=False)
+        self._y = x * self._inv
+        return self._y
+
+    def backward(self, dy, need_dx=True):
+        if not need_dx:
+            return None
+        xp = _device.xp(dy)
+        y, inv = self._y, self._inv
+        proj = xp.sum(dy * y, axis=self._axes, keepdims=True)
+        dx = xp.where(self._clamped, dy * inv, inv * (dy - y * proj))
+        return dx.astype(dy.dtype, copy=False)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
