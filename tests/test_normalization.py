@@ -538,6 +538,23 @@ def test_layer_normalization_matches_numpy_and_finite_differences(rng, axis, sha
         np.testing.assert_allclose(g, numeric_gradient(loss, wt), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("make", [lambda: layers.LayerNormalization(),
+                                  lambda: layers.LayerNormalization(axis=[1, 2]),
+                                  lambda: layers.BatchNormalization(),
+                                  lambda: layers.BatchNormalization(axis=1),
+                                  lambda: layers.GroupNormalization(groups=2),
+                                  lambda: layers.UnitNormalization()])
+def test_eager_calls_return_their_own_arrays(rng, make):
+    layer = make()
+    x1 = rng.standard_normal((3, 4, 6)).astype(np.float32)
+    x2 = rng.standard_normal((3, 4, 6)).astype(np.float32)
+    for training in (False, True):
+        a = layer(x1, training=training)
+        keep = np.array(a)
+        layer(x2, training=training)
+        np.testing.assert_array_equal(a, keep)
+
+
 def test_layer_normalization_config_and_float32(rng):
     ln = layers.LayerNormalization(axis=[1, 2], epsilon=1e-5, center=False, name="lnx")
     cfg = ln.get_config()

@@ -246,11 +246,12 @@ class LayerNormalization(Layer):
         if self._fast:
             x2 = x.reshape(-1, self._D)
             gamma, beta = self._flat_params()
-            y, self._mean, self._inv = ops.layer_norm(
+            y = self._buf("y", x.shape)   # returned itself: an eager call copies it
+            _, self._mean, self._inv = ops.layer_norm(
                 x2, gamma, beta, epsilon=self.epsilon, rms_scaling=self.rms_scaling,
-                out=self._buf("y", x2.shape))
+                out=y.reshape(x2.shape))
             self._x2 = x2
-            return y.reshape(x.shape)
+            return y
         xp = _device.xp(x)
         axes = self._axes
         gamma, beta = self._params()
