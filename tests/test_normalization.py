@@ -261,15 +261,15 @@ def test_layer_norm_kernel_matches_numpy(rng, dtype, shape, rms):
     y, mean, inv = ops.layer_norm(x, gamma, beta, epsilon=1e-3, rms_scaling=rms)
     assert mean.shape == inv.shape == (x.size // D,)
     xd = x.astype(np.float64)
-    mu = 0 if rms else xd.mean(-1, keepdims=True)
+    mu = xd.mean(-1, keepdims=True)
     var = ((xd - mu) ** 2).mean(-1, keepdims=True)
-    xhat = (xd - mu) / np.sqrt(var + 1e-3)
+    xhat = (xd - (0 if rms else mu)) / np.sqrt(var + 1e-3)
     np.testing.assert_allclose(y, xhat * gamma + beta, **tol(dtype))
     np.testing.assert_allclose(inv, (1 / np.sqrt(var + 1e-3)).ravel(), **tol(dtype))
     dy = rng.standard_normal(shape).astype(dtype)
     g = dy * gamma
-    proj = (g * xhat).mean(-1, keepdims=True)
-    dxr = (g - (0 if rms else g.mean(-1, keepdims=True)) - xhat * proj) / np.sqrt(var + 1e-3)
+    proj = (g * xhat).mean(-1, keepdims=True) * (xd - mu) / np.sqrt(var + 1e-3)
+    dxr = (g - (0 if rms else g.mean(-1, keepdims=True)) - proj) / np.sqrt(var + 1e-3)
     dx, dg, db = ops.layer_norm_backward(dy, x, mean, inv, gamma, rms_scaling=rms)
     red = tuple(range(x.ndim - 1))
     np.testing.assert_allclose(dx, dxr, **tol(dtype))
@@ -497,13 +497,10 @@ def test_normalization_bad_arguments():
 
 # ================================================================= LayerNormalization
 def ln_ref(x, gamma, beta, axes, eps, rms=False):
+    # Keras 3: rms_scaling scales x by 1 / sqrt(var(x) + eps) without centering it
     x = x.astype(np.float64)
-    if rms:
-        inv = 1 / np.sqrt((x * x).mean(axis=axes, keepdims=True) + eps)
-        xhat = x * inv
-    else:
-        xc = x - x.mean(axis=axes, keepdims=True)
-        xhat = xc / np.sqrt((xc * xc).mean(axis=axes, keepdims=True) + eps)
+    xc = x - x.mean(axis=axes, keepdims=True)
+    xhat = (x if rms else xc) / np.sqrt((xc * xc).mean(axis=axes, keepdims=True) + eps)
     y = xhat if gamma is None else xhat * gamma
     return y if beta is None else y + beta
 

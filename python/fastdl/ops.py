@@ -694,8 +694,9 @@ def layer_norm(x, gamma=None, beta=None, *, epsilon=1e-3, rms_scaling=False, out
     """Layer normalization over the last axis: returns (y, mean, inv) with, per row,
     mean and inv = 1 / sqrt(var + epsilon) (biased variance), and
     y = (x - mean) * inv * gamma + beta (gamma, beta: shape (x.shape[-1],), None for 1
-    and 0). rms_scaling: no centering (mean 0), var is the mean square. Normalize over
-    several trailing axes by reshaping them into one first."""
+    and 0). rms_scaling (Keras 3's LayerNormalization(rms_scaling=True)): the same inv,
+    but x is not centered: y = x * inv * gamma + beta. Normalize over several trailing
+    axes by reshaping them into one first."""
     return _ln_module(x, gamma, beta, out).layer_norm(x, gamma, beta, float(epsilon),
                                                       bool(rms_scaling), out=out)
 

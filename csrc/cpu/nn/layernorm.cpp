@@ -48,7 +48,7 @@ void layernorm_forward(T* y, T* mean, T* inv, const T* x, const T* gamma, const 
     for (int64_t r = r0; r < r1; r += kBlockRows) {
       const int64_t rows = r1 - r < kBlockRows ? r1 - r : kBlockRows;
       K.stats(mean + r, inv + r, x + r * D, rows, D, eps, rms);
-      K.normalize(y + r * D, x + r * D, mean + r, inv + r, gamma, beta, rows, D);
+      K.normalize(y + r * D, x + r * D, mean + r, inv + r, gamma, beta, rows, D, rms);
     }
   });
 }

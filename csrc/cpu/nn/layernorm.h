@@ -1,6 +1,7 @@
 // Layer normalization over the last D elements of each of N rows (x viewed as
 // (N, D), contiguous): each row is normalized by its own mean and (biased)
-// variance, or, with rms, by its root mean square alone (mean taken as 0).
+// variance. With rms (Keras 3's rms_scaling), the row is scaled by the same
+// inverse standard deviation without subtracting its mean.
 #pragma once
 #include <cstdint>
 
@@ -9,17 +10,18 @@
 
 namespace fastdl::cpu {
 
-// y = (x - mean) * inv * gamma + beta, inv = 1 / sqrt(var + eps) per row; mean
-// and inv are saved for the backward pass (mean is 0 with rms). gamma/beta may
-// be null (1 and 0). y may be x.
+// y = (x - k) * inv * gamma + beta, inv = 1 / sqrt(var + eps) per row, k = mean
+// (0 with rms); mean and inv are saved for the backward pass. gamma/beta may be
+// null (1 and 0). y may be x.
 template <typename T>
 void layernorm_forward(T* y /* (N,D) */, T* mean /* (N,) */, T* inv /* (N,) */,
                        const T* x /* (N,D) */, const T* gamma /* (D,) or null */,
                        const T* beta /* (D,) or null */, int64_t N, int64_t D, double eps,
                        bool rms, const Context& ctx);
 
-// With xhat = (x - mean) * inv and g = dy * gamma:
-//   dx = inv * (g - sum(g) / D - xhat * sum(g * xhat) / D)   (rms: without sum(g) / D)
+// With xhat = (x - k) * inv (k as above) and g = dy * gamma:
+//   dx = inv * (g - sum(g) / D - (x - mean) * inv * sum(g * xhat) / D)
+//   (rms: without sum(g) / D)
 //   dgamma = sum over rows of dy * xhat, dbeta = sum over rows of dy
 // dx may be null (skipped) or dy; dgamma/dbeta may be null. The column sums are
 // taken per thread in blocks of rows and added in double in thread order.
@@ -33,14 +35,14 @@ void layernorm_backward(T* dx /* (N,D) or null */, T* dgamma /* (D,) or null */,
 // The row loops (layernorm_kernels.cpp, one build per capability level), over
 // rows [0, rows) of D elements:
 //   stats:     mean[r], inv[r] of row r (sums in double)
-//   normalize: y = (x - mean[r]) * inv[r] * gamma + beta
+//   normalize: y = (x - k[r]) * inv[r] * gamma + beta, k = mean (0 with rms)
 //   backward:  dx as above (dx may be null); sg += dy * xhat, sb += dy
 struct LayernormKernels {
   template <typename T>
   struct Set {
     void (*stats)(T* mean, T* inv, const T* x, int64_t rows, int64_t D, double eps, bool rms);
     void (*normalize)(T* y, const T* x, const T* mean, const T* inv, const T* gamma,
-                      const T* beta, int64_t rows, int64_t D);
+                      const T* beta, int64_t rows, int64_t D, bool rms);
     void (*backward)(T* dx, T* sg, T* sb, const T* dy, const T* x, const T* mean,
                      const T* inv, const T* gamma, int64_t rows, int64_t D, bool rms);
   };

@@ -40,12 +40,9 @@ __global__ void forward_kernel(T* y, T* mean, T* inv, const T* x, const T* gamma
   __shared__ double sh[kThreads];
   for (int64_t r = blockIdx.x; r < N; r += gridDim.x) {
     const T* xr = x + r * D;
-    double m = 0.0;
-    if (!rms) {
-      double s = 0.0;
-      for (int64_t d = threadIdx.x; d < D; d += blockDim.x) s += double(xr[d]);
-      m = block_sum(s, sh) / double(D);
-    }
+    double s = 0.0;
+    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) s += double(xr[d]);
+    const double m = block_sum(s, sh) / double(D);
     double q = 0.0;
     for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
       const double c = double(xr[d]) - m;
@@ -58,8 +55,9 @@ __global__ void forward_kernel(T* y, T* mean, T* inv, const T* x, const T* gamma
       inv[r] = ts;
     }
     T* yr = y + r * D;
+    const T tk = rms ? T(0) : tm;  // rms (Keras): scaled, not centered
     for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
-      T v = (xr[d] - tm) * ts;
+      T v = (xr[d] - tk) * ts;
       if (gamma) v *= gamma[d];
       if (beta) v += beta[d];
       yr[d] = v;
@@ -74,12 +72,12 @@ __global__ void dx_kernel(T* dx, const T* dy, const T* x, const T* mean, const T
   for (int64_t r = blockIdx.x; r < N; r += gridDim.x) {
     const T* dr = dy + r * D;
     const T* xr = x + r * D;
-    const T m = mean[r], s = inv[r];
+    const T m = mean[r], s = inv[r], k = rms ? T(0) : m;
     double a = 0.0, b = 0.0;
     for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
       const T g = gamma ? dr[d] * gamma[d] : dr[d];
       a += double(g);
-      b += double(g) * double((xr[d] - m) * s);
+      b += double(g) * double((xr[d] - k) * s);
     }
     a = block_sum(a, sh);
     b = block_sum(b, sh);
@@ -96,7 +94,7 @@ __global__ void dx_kernel(T* dx, const T* dy, const T* x, const T* mean, const T
 template <typename T>
 __global__ void column_sums_kernel(double* partial /* (P,2,D) */, const T* dy, const T* x,
                                    const T* mean, const T* inv, int64_t N, int64_t D,
-                                   int64_t rows_per) {
+                                   int64_t rows_per, bool rms) {
   __shared__ double sh[2][kLanes][kTileC];
   const int tx = threadIdx.x, ty = threadIdx.y;
   const int64_t c = int64_t(blockIdx.x) * kTileC + tx;
@@ -107,7 +105,7 @@ __global__ void column_sums_kernel(double* partial /* (P,2,D) */, const T* dy, c
   if (c < D) {
     for (int64_t r = r0 + ty; r < r1; r += kLanes) {
       const T g = dy[r * D + c];
-      s1 += double(g * ((x[r * D + c] - mean[r]) * inv[r]));
+      s1 += double(g * ((x[r * D + c] - (rms ? T(0) : mean[r])) * inv[r]));
       s2 += double(g);
     }
   }
@@ -167,7 +165,7 @@ cudaError_t layernorm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T*
     dim3 grid(unsigned((D + kTileC - 1) / kTileC), unsigned(P));
     dim3 block(kTileC, kLanes);
     column_sums_kernel<T><<<grid, block, 0, stream>>>(partial, dy, x, mean, inv, N, D,
-                                                      (N + P - 1) / P);
+                                                      (N + P - 1) / P, rms);
     cudaError_t err = launch_status();
     if (err != cudaSuccess) return err;
   }

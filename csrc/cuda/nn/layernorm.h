@@ -13,8 +13,8 @@ namespace fastdl::cuda {
 // Row blocks of the backward pass's column sums (partial is (P, 2, D) doubles).
 int64_t layernorm_partials(int64_t N);
 
-// y = (x - mean) * inv * gamma + beta per row; mean (0 with rms) and inv = 1 / sqrt(var + eps)
-// saved. gamma/beta may be null.
+// y = (x - k) * inv * gamma + beta per row, k = mean (0 with rms: Keras' rms_scaling);
+// mean and inv = 1 / sqrt(var + eps) saved. gamma/beta may be null.
 template <typename T>
 cudaError_t layernorm_forward(T* y /* (N,D) */, T* mean /* (N,) */, T* inv /* (N,) */,
                               const T* x /* (N,D) */, const T* gamma /* (D,) or null */,

@@ -181,9 +181,11 @@ def _norm_regularizer_config(layer):
 class LayerNormalization(Layer):
     """Normalizes each sample over ``axis`` (an int or a list of axes) with its own mean
     and variance, then scales by gamma and shifts by beta (Keras 3). ``rms_scaling=True``
-    divides by the root mean square instead (no centering, no beta), as Keras'
-    ``ops.rms_normalization``. Weights: gamma (``scale`` or ``rms_scaling``), beta
-    (``center``, unless ``rms_scaling``), shaped like the normalized axes."""
+    does what Keras 3 does: ``x * gamma / sqrt(var(x) + epsilon)``, the input scaled by
+    its (centered) variance without being centered, and no beta (Keras deprecates the
+    argument for that reason; it is kept for compatibility). Weights: gamma (``scale``
+    or ``rms_scaling``), beta (``center``, unless ``rms_scaling``), shaped like the
+    normalized axes."""
 
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, rms_scaling=False,
                  beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
@@ -255,17 +257,13 @@ class LayerNormalization(Layer):
         xp = _device.xp(x)
         axes = self._axes
         gamma, beta = self._params()
-        if self.rms_scaling:
-            ms = xp.mean(xp.square(x), axis=axes, keepdims=True)
-            inv = 1.0 / xp.sqrt(ms + self.epsilon)
-            xhat = x * inv
-        else:
-            mean = xp.mean(x, axis=axes, keepdims=True)
-            xc = x - mean
-            var = xp.mean(xp.square(xc), axis=axes, keepdims=True)
-            inv = 1.0 / xp.sqrt(var + self.epsilon)
-            xhat = xc * inv
+        mean = xp.mean(x, axis=axes, keepdims=True)
+        xc = x - mean
+        inv = 1.0 / xp.sqrt(xp.mean(xp.square(xc), axis=axes, keepdims=True) + self.epsilon)
+        # rms_scaling (Keras 3): x scaled by the same inverse deviation, not centered
+        xhat = (x if self.rms_scaling else xc) * inv
         self._xhat, self._inv = xhat, inv.astype(x.dtype, copy=False)
+        self._xc = xc
         y = xhat * gamma if gamma is not None else xhat.copy()
         if beta is not None:
             y += beta
@@ -297,11 +295,11 @@ class LayerNormalization(Layer):
         if not need_dx:
             return None
         dxhat = dy * gamma if gamma is not None else dy
-        proj = xp.mean(dxhat * xhat, axis=axes, keepdims=True)
+        proj = self._xc * inv * xp.mean(dxhat * xhat, axis=axes, keepdims=True)
         if self.rms_scaling:
-            dx = inv * (dxhat - xhat * proj)
+            dx = inv * (dxhat - proj)
         else:
-            dx = inv * (dxhat - xp.mean(dxhat, axis=axes, keepdims=True) - xhat * proj)
+            dx = inv * (dxhat - xp.mean(dxhat, axis=axes, keepdims=True) - proj)
         return dx.astype(dy.dtype, copy=False)
 
     def get_config(self):
