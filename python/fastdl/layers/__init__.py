@@ -15,6 +15,8 @@ from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Sub
                       average, concatenate, maximum, minimum, multiply, subtract)
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D,
                       MaxPool2D, MaxPooling2D)
+from .normalization import (BatchNormalization, GroupNormalization, LayerNormalization,
+                            UnitNormalization)
 from .noise import (ActivityRegularization, GaussianDropout, GaussianNoise, SpatialDropout1D,
                     SpatialDropout2D)
 from .pooling1d import (AveragePooling1D, AvgPool1D, GlobalAveragePooling1D, GlobalAvgPool1D,
@@ -38,7 +40,9 @@ __all__ = ["Layer", "InputLayer", "Input", "Dense", "Lambda", "Conv2D", "MaxPool
            "ZeroPadding2D", "Cropping2D", "LeakyReLU", "PReLU", "ELU", "SpatialDropout1D",
            "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "ActivityRegularization",
            "Conv1D", "Convolution1D", "Convolution2D", "Conv2DTranspose", "Convolution2DTranspose",
-           "DepthwiseConv2D", "SeparableConv2D", "SeparableConvolution2D"]
+           "DepthwiseConv2D", "SeparableConv2D", "SeparableConvolution2D",
+           "BatchNormalization", "LayerNormalization", "GroupNormalization",
+           "UnitNormalization"]
 
 _CLASSES = {c.__name__: c for c in (
     InputLayer, Dense, Lambda, OpLambda, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
@@ -47,7 +51,8 @@ _CLASSES = {c.__name__: c for c in (
     MaxPooling1D, AveragePooling1D, GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalAveragePooling1D,
     RepeatVector, Permute, UpSampling1D, UpSampling2D, ZeroPadding2D, Cropping2D, LeakyReLU, PReLU,
     ELU, SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout,
-    ActivityRegularization, Conv1D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D)}
+    ActivityRegularization, Conv1D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D,
+    BatchNormalization, LayerNormalization, GroupNormalization, UnitNormalization)}
 
 
 def serialize(layer):
