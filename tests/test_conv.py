@@ -27,6 +27,10 @@ CASES = [
     ((2, 10, 9, 5), (3, 2, 5, 4), (1, 2), ((2, 1), (0, 1)), (2, 1)),
     ((3, 7, 8, 8), (2, 2, 8, 17), 1, "valid", 1),
     ((2, 6, 6, 4), (5, 5, 4, 3), 1, "same", 1),              # K = 100: GEMM path
+    # fewer filters than a vector (an autoencoder's output layer): 'auto' takes the GEMM for
+    # y and dw (one column of w: the one-row kernels) and dx as a direct convolution of dy
+    ((2, 9, 7, 11), (3, 3, 11, 1), 1, "same", 1),
+    ((3, 6, 5, 9), (3, 3, 9, 3), 1, "same", 1),
 ]
 # Every case runs with each algorithm: the card's im2col + GEMM, the direct
 # kernels, and whichever 'auto' picks.

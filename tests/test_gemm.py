@@ -267,6 +267,21 @@ def test_one_row_products(rng, dtype, k):
         check(ops.gemm(a2[:, ::1], wide[:, :n]), a2, wide[:, :n])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,k", [(2, 3), (288, 1000), (77, 129), (1000, 33)])
+def test_one_column_products(rng, dtype, m, k):
+    """C of one column from an A stored by columns (a weight gradient patches^T . dy) runs
+    as one row of C^T; with A stored by rows, or a bias, it stays on the tiled path."""
+    at = rng.standard_normal((k, m)).astype(dtype)
+    b = rng.standard_normal((k, 1)).astype(dtype)
+    c = rng.standard_normal((m, 1)).astype(dtype)
+    check(ops.gemm(at, b, c, alpha=0.5, beta=-1.0, trans_a=True), at.T, b, c, 0.5, -1.0)
+    check(ops.gemm(np.ascontiguousarray(at.T), b), at.T, b)
+    bias = rng.standard_normal(1).astype(dtype)
+    check(ops.linear(np.ascontiguousarray(at.T), b, bias, activation="relu"), at.T, b,
+          bias=bias, activation="relu")
+
+
 @pytest.mark.parametrize("m,k,n", [(8, 512, 512), (12, 700, 300), (64, 200, 1100)])
 def test_few_rows_large_b_read_in_place(rng, m, k, n):
     """Few rows of C read B in place whatever its size (each column panel is

@@ -365,6 +365,10 @@ ConvAlgorithm conv2d_pick_algorithm(const Conv2dGeom& g, bool backward) {
   if (is_pointwise(g)) return ConvAlgorithm::im2col;  // x is the patch matrix: no copy
   const int64_t K = g.KH * g.KW * g.C;
   if (K >= 1024 && g.F >= 64) return ConvAlgorithm::im2col;
+  // The direct kernels hold vectors of filters: with fewer filters than a vector
+  // (an autoencoder's 32 -> 1 output layer) their scalar tail ran 4x slower than
+  // im2col + GEMM, forward (28x28x32->1 same b128: 45 vs 11 ms).
+  if (g.F < 8) return ConvAlgorithm::im2col;
   return ConvAlgorithm::direct;
 }
 
@@ -437,6 +441,13 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
     }
     dw = nullptr;  // done; the chunks below only compute dx (dy . w^T, col2im)
     db = nullptr;
+  } else if (algo == ConvAlgorithm::automatic && g.F < 8 && dx && !pointwise &&
+             dx_is_direct_conv(g)) {
+    // Few filters (the rule above picked im2col for them): dw by the chunks below,
+    // dx as the direct convolution of dy, whose output has the C channels of x
+    // (28x28x32->1 same b128: 21 -> 6 ms, 1 thread).
+    direct_conv_dx<T>(dx, dy, w, g, ctx);
+    dx = nullptr;
   }
 
   // Chunks of pixels: dw (+)= patches^T . dy, db += sums of dy, and dx: for a

@@ -193,6 +193,13 @@ void gemm(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a, int64_t cs
     gemm<T>(c, cs_c, rs_c, b, cs_b, rs_b, a, cs_a, rs_a, n, m, k, alpha, beta, ep, ctx);
     return;
   }
+  // One column of C from an A stored by columns (a weight gradient patches^T . dy
+  // of a layer with one filter): C^T = B^T . A^T is one row of C with a row-major
+  // right operand, which the wide one-row kernels below stream.
+  if (n == 1 && m > 1 && rs_a == 1 && cs_a != 1 && rs_c == 1 && !ep.bias) {
+    gemm<T>(c, cs_c, rs_c, b, cs_b, rs_b, a, cs_a, rs_a, 1, m, k, alpha, beta, ep, ctx);
+    return;
+  }
   const double work = double(m) * double(n) * double(k);
   if (work <= kTinyWork) {
     gemm_ref<T>(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, alpha, beta, ep);
