@@ -8,6 +8,7 @@ from .activations import Activation, ReLU, Softmax
 from .activations_extra import ELU, LeakyReLU, PReLU
 from .convolutional import Conv2D
 from .core import Dense, Lambda, OpLambda
+from .embedding import Embedding, Masking
 from .layer import Input, InputLayer, Layer
 from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add,
                       average, concatenate, maximum, minimum, multiply, subtract)
@@ -23,6 +24,7 @@ from .reshaping import Flatten, Reshape
 from .reshaping2 import (Cropping2D, Permute, RepeatVector, UpSampling1D, UpSampling2D,
                          ZeroPadding2D)
 from .rnn import GRU, LSTM, SimpleRNN
+from .wrappers import Bidirectional, TimeDistributed
 
 __all__ = ["Layer", "InputLayer", "Input", "Dense", "Lambda", "Conv2D", "MaxPooling2D",
            "MaxPool2D", "AveragePooling2D", "AvgPool2D", "GlobalAveragePooling2D",
@@ -34,7 +36,8 @@ __all__ = ["Layer", "InputLayer", "Input", "Dense", "Lambda", "Conv2D", "MaxPool
            "GlobalMaxPool1D", "GlobalMaxPooling2D", "GlobalMaxPool2D", "GlobalAveragePooling1D",
            "GlobalAvgPool1D", "RepeatVector", "Permute", "UpSampling1D", "UpSampling2D",
            "ZeroPadding2D", "Cropping2D", "LeakyReLU", "PReLU", "ELU", "SpatialDropout1D",
-           "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "ActivityRegularization"]
+           "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "ActivityRegularization",
+           "Embedding", "Masking", "Bidirectional", "TimeDistributed"]
 
 _CLASSES = {c.__name__: c for c in (
     InputLayer, Dense, Lambda, OpLambda, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
@@ -43,7 +46,7 @@ _CLASSES = {c.__name__: c for c in (
     MaxPooling1D, AveragePooling1D, GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalAveragePooling1D,
     RepeatVector, Permute, UpSampling1D, UpSampling2D, ZeroPadding2D, Cropping2D, LeakyReLU, PReLU,
     ELU, SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout,
-    ActivityRegularization)}
+    ActivityRegularization, Embedding, Masking, Bidirectional, TimeDistributed)}
 
 
 def serialize(layer):
