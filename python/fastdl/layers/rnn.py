@@ -261,7 +261,6 @@ class _RNN(Layer):
         if dy is None:
             dy = xp.zeros((n, T, self.units) if self.return_sequences else (n, self.units),
                           self.dtype)
-        w = self._weights
         if not self._stepped:
             dx, d0, dk, drk, db = self._back_whole(dy, d_states, need_dx or self._dmask is not None)
         else:
@@ -306,7 +305,6 @@ class _RNN(Layer):
         acc = xp.zeros((n, self.units), self.dtype)
         dx = xp.empty(x.shape, self.dtype)
         dk = drk = db = None
-        prev_states = self._step_inputs()
         for t in range(T - 1, -1, -1):
             hin, hs_t, saved = self._steps[t]
             g = dseq[:, t]
@@ -323,8 +321,8 @@ class _RNN(Layer):
                     acc = xp.where(m, 0, acc)
                 dnew = [gout + xp.where(m, ds[0], 0)] + [xp.where(m, d, 0) for d in ds[1:]]
                 keep = [xp.where(m, 0, d) for d in ds]
-            dx_t, dprev, gk, grk, gb = self._cell_backward(dnew, x[:, t:t + 1], hin,
-                                                           prev_states[t], hs_t, saved)
+            dx_t, dprev, gk, grk, gb = self._cell_backward(dnew, x[:, t:t + 1], hin, hs_t,
+                                                           saved)
             dx[:, t] = dx_t[:, 0]
             if self._rmask is not None:
                 dprev[0] = dprev[0] * self._rmask
@@ -337,10 +335,6 @@ class _RNN(Layer):
             dk, drk, db = (xp.zeros_like(w[0]), xp.zeros_like(w[1]),
                            xp.zeros(self._bias_shape(), self.dtype))
         return dx, ds, dk, drk, db
-
-    def _step_inputs(self):
-        """The states every step started from (before recurrent dropout)."""
-        return [None] * len(self._steps)
 
     # ------------------------------------------------------------ config
     def get_config(self):
@@ -385,7 +379,7 @@ class SimpleRNN(_RNN):
         hs = ops.simple_rnn(xt, hin, w[0], w[1], self._b, activation=self.activation.name)
         return [hs[:, 0]], hs, None
 
-    def _cell_backward(self, dnew, xt, hin, prev, hs_t, saved):
+    def _cell_backward(self, dnew, xt, hin, hs_t, saved):
         w = self._weights
         dx, dh0, dk, drk, db = ops.simple_rnn_backward(
             dnew[0][:, None], xt, hin, w[0], w[1], hs_t, activation=self.activation.name)
@@ -431,7 +425,7 @@ class LSTM(_RNN):
         hs, cT, cache = ops.lstm(xt, hin, cur[1], w[0], w[1], self._b, return_cache=True)
         return [hs[:, 0], cT], hs, (cur[1], cache)
 
-    def _cell_backward(self, dnew, xt, hin, prev, hs_t, saved):
+    def _cell_backward(self, dnew, xt, hin, hs_t, saved):
         w = self._weights
         c_prev, cache = saved
         dx, dh0, dc0, dk, drk, db = ops.lstm_backward(
@@ -478,7 +472,7 @@ class GRU(_RNN):
         hs, cache = ops.gru(xt, hin, w[0], w[1], self._b, return_cache=True)
         return [hs[:, 0]], hs, cache
 
-    def _cell_backward(self, dnew, xt, hin, prev, hs_t, saved):
+    def _cell_backward(self, dnew, xt, hin, hs_t, saved):
         w = self._weights
         dx, dh0, dk, drk, db = ops.gru_backward(
             dnew[0][:, None], xt, hin, w[0], w[1], self._b, hs_t, saved)
