@@ -434,3 +434,72 @@ def test_configs_round_trip():
         cfg, cfg2 = layer.get_config(), again.get_config()
         cfg.pop("name"), cfg2.pop("name")
         assert cfg == cfg2
+
+
+# ----------------------------------------------------------------- small programs (keras-io)
+def test_program_embedding_bidirectional_lstm_classifier():
+    """Padded integer sequences, Embedding(mask_zero=True) + Bidirectional(LSTM) (the
+    keras-io IMDB example at a tiny size): the loss drops, and extra padding does not
+    change the predictions."""
+    fastdl.set_seed(0)
+    rng = np.random.default_rng(0)
+    V, n = 30, 96
+    seqs, labels = [], []
+    for _ in range(n):
+        length = int(rng.integers(3, 12))
+        s = rng.integers(1, V, length)
+        labels.append(int((s < V // 2).sum() * 2 > length))   # majority of small ids
+        seqs.append(s.tolist())
+    x = utils.pad_sequences(seqs, maxlen=12)
+    y = np.array(labels, np.float32)
+    inputs = fastdl.Input(shape=(None,), dtype="int32")
+    h = layers.Embedding(V, 8, mask_zero=True)(inputs)
+    h = layers.Bidirectional(layers.LSTM(8))(h)
+    outputs = layers.Dense(1, activation="sigmoid")(h)
+    model = models.Model(inputs, outputs)
+    model.compile(optimizer=fastdl.optimizers.Adam(0.02), loss="binary_crossentropy",
+                  metrics=["accuracy"])
+    hist = model.fit(x, y, batch_size=32, epochs=8, verbose=0)
+    assert hist.history["loss"][-1] < 0.8 * hist.history["loss"][0]
+    p = model.predict(x, verbose=0)
+    longer = utils.pad_sequences(seqs, maxlen=16)                  # more padding in front
+    np.testing.assert_allclose(model.predict(longer, verbose=0), p, rtol=1e-5, atol=1e-6)
+    post = utils.pad_sequences(seqs, maxlen=14, padding="post")    # padding behind
+    np.testing.assert_allclose(model.predict(post, verbose=0), p, rtol=1e-5, atol=1e-6)
+
+
+def test_program_sequence_to_sequence_addition():
+    """The keras-io addition example at a tiny size: "12+7" -> "19" as characters;
+    LSTM encoder, RepeatVector, LSTM decoder with return_sequences, TimeDistributed(Dense)
+    softmax. The loss drops."""
+    fastdl.set_seed(1)
+    rng = np.random.default_rng(1)
+    chars = "0123456789+ "
+    idx = {c: i for i, c in enumerate(chars)}
+    digits, n = 2, 256
+    maxlen = digits * 2 + 1
+    qs, ans = [], []
+    for _ in range(n):
+        a, b = (int(rng.integers(0, 10 ** digits)) for _ in range(2))
+        qs.append(f"{a}+{b}".ljust(maxlen))
+        ans.append(str(a + b).ljust(digits + 1))
+
+    def one_hot(strings, length):
+        out = np.zeros((len(strings), length, len(chars)), np.float32)
+        for i, s in enumerate(strings):
+            for t, c in enumerate(s):
+                out[i, t, idx[c]] = 1
+        return out
+    x, y = one_hot(qs, maxlen), one_hot(ans, digits + 1)
+    model = models.Sequential([
+        fastdl.Input((maxlen, len(chars))),
+        layers.LSTM(32),
+        layers.RepeatVector(digits + 1),
+        layers.LSTM(32, return_sequences=True),
+        layers.TimeDistributed(layers.Dense(len(chars), activation="softmax")),
+    ])
+    model.compile(loss="categorical_crossentropy", optimizer=fastdl.optimizers.Adam(0.01),
+                  metrics=["accuracy"])
+    hist = model.fit(x, y, batch_size=32, epochs=6, verbose=0)
+    assert model.output_shape == (None, digits + 1, len(chars))
+    assert hist.history["loss"][-1] < 0.75 * hist.history["loss"][0]
