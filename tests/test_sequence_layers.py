@@ -503,3 +503,22 @@ def test_program_sequence_to_sequence_addition():
     hist = model.fit(x, y, batch_size=32, epochs=6, verbose=0)
     assert model.output_shape == (None, digits + 1, len(chars))
     assert hist.history["loss"][-1] < 0.75 * hist.history["loss"][0]
+
+
+def test_saved_and_loaded_with_masks_and_wrappers(tmp_path):
+    rng = np.random.default_rng(16)
+    ids = utils.pad_sequences([rng.integers(1, 12, int(k)).tolist() for k in (3, 7, 5)],
+                              maxlen=8)
+    model = models.Sequential([
+        fastdl.Input((8,), dtype="int32"),
+        layers.Embedding(12, 4, mask_zero=True),
+        layers.Bidirectional(layers.GRU(3, return_sequences=True), merge_mode="ave"),
+        layers.TimeDistributed(layers.Dense(2)),
+        layers.LSTM(2, go_backwards=True),
+    ])
+    want = model.predict(ids, verbose=0)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    again = models.load_model(path)
+    np.testing.assert_allclose(again.predict(ids, verbose=0), want, rtol=1e-6, atol=1e-7)
+    assert [type(l).__name__ for l in again.layers] == [type(l).__name__ for l in model.layers]

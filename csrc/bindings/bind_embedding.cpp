@@ -64,11 +64,7 @@ py::array embedding_backward_t(const py::array& dy, const py::array& ids, int64_
     dt = empty<T>({V, D});
   } else {
     dt = require_array(out_obj, "out");
-    checks::require_same_dtype(view_of(dt), "out", view_of(dy), "dy");
-    checks::require_shape(view_of(dt), {V, D}, "out");
-    checks::require_writeable(view_of(dt), "out");
-    if (!view_of(dt).c_contiguous()) checks::value_error("out must be C-contiguous");
-    checks::require_apart_or_same(view_of(dt), "out", view_of(dyc), "dy");
+    checks::embedding_out(view_of(dt), view_of(dyc), V);
   }
   const int64_t n = idc.size();
   const int64_t* pi = idc.data();

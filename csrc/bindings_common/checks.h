@@ -372,6 +372,16 @@ inline void embedding_input_dim(int64_t V) {
   if (V <= 0) value_error("embedding_backward: input_dim must be positive, got " + std::to_string(V));
 }
 
+// out of the backward pass: the table gradient (V, D), dy's dtype, C-contiguous,
+// writeable, not overlapping dy.
+inline void embedding_out(const View& out, const View& dy, int64_t V) {
+  require_same_dtype(out, "out", dy, "dy");
+  require_shape(out, {V, dy.shape[dy.ndim - 1]}, "out");
+  require_writeable(out, "out");
+  if (!out.c_contiguous()) value_error("out must be C-contiguous");
+  require_apart_or_same(out, "out", dy, "dy");
+}
+
 // dy of the backward pass: float, shape ids.shape + (D,).
 inline char embedding_dy(const View& dy, const View& ids) {
   const char code = require_float(dy, "dy");
