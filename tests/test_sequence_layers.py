@@ -522,3 +522,23 @@ def test_saved_and_loaded_with_masks_and_wrappers(tmp_path):
     again = models.load_model(path)
     np.testing.assert_allclose(again.predict(ids, verbose=0), want, rtol=1e-6, atol=1e-7)
     assert [type(l).__name__ for l in again.layers] == [type(l).__name__ for l in model.layers]
+
+
+def test_global_average_pooling_1d_takes_the_mask():
+    rng = np.random.default_rng(17)
+    ids = np.array([[3, 4, 0, 0], [5, 0, 0, 0], [1, 2, 3, 4]])
+    model = models.Sequential([fastdl.Input((4,), dtype="int32"),
+                               layers.Embedding(6, 3, mask_zero=True, dtype="float64"),
+                               layers.GlobalAveragePooling1D()])
+    table = rng.standard_normal((6, 3))
+    model.layers[0].set_weights([table])
+    m = (ids != 0)[..., None]
+    want = (table[ids] * m).sum(1) / m.sum(1)
+    np.testing.assert_allclose(model(ids), want, rtol=1e-12)
+    g = rng.standard_normal(want.shape)
+    with fastdl.GradientTape() as tape:
+        out = model(ids)
+        loss = ops.sum(out * g)
+    d = tape.gradient(loss, model.trainable_weights)[0]
+    np.testing.assert_allclose(d, numeric_gradient(
+        lambda: float((model(ids) * g).sum()), model.layers[0].embeddings), rtol=1e-6, atol=1e-8)
