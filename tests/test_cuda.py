@@ -1031,6 +1031,31 @@ def test_model_to_cuda_fits_like_cpu(cp, rng, kind, dtype):
 
 
 @pytest.mark.cuda
+def test_masked_sequence_model_to_cuda_fits_like_cpu(cp, rng):
+    # Embedding(mask_zero=True), Bidirectional, TimeDistributed and the recurrent options
+    # (masks, dropout, recurrent_dropout) on the device: the same training as on the CPU.
+    from fastdl import layers, models, utils
+    ids = utils.pad_sequences([rng.integers(1, 12, int(k)).tolist() for k in (3, 7, 5, 8)],
+                              maxlen=8)
+    y = rng.standard_normal((4, 2)).astype(np.float32)
+    runs = []
+    for device in ("cpu", "cuda"):
+        fastdl.set_seed(5)
+        m = models.Sequential([
+            fastdl.Input((8,), dtype="int32"), layers.Embedding(12, 4, mask_zero=True),
+            layers.Bidirectional(layers.LSTM(3, return_sequences=True)),
+            layers.TimeDistributed(layers.Dense(2)),
+            layers.GRU(2, dropout=0.2, recurrent_dropout=0.2, go_backwards=True)])
+        m.compile(optimizer="adam", loss="mse")
+        m.to(device)
+        h = m.fit(ids, y, batch_size=2, epochs=2, verbose=0)
+        runs.append((h.history["loss"], m.predict(ids, verbose=0)))
+    (l0, p0), (l1, p1) = runs
+    np.testing.assert_allclose(l1, l0, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(p1, p0, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.cuda
 def test_model_low_level_loop_on_cuda(cp, rng):
     # model(x, training=True) on a GPU model takes host or device input and
     # returns a device array; backward and apply_gradients stay on the device.
