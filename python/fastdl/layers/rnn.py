@@ -437,7 +437,11 @@ class LSTM(_RNN):
 
 
 class GRU(_RNN):
-    """Keras' GRU with reset_after=True (gates z, r, h; bias (2, 3U))."""
+    """Keras' GRU with reset_after=True (gates z, r, h; bias (2, 3U)).
+
+    recurrent_dropout drops the previous state for the whole step (its update-gate mix
+    included), as LSTM and SimpleRNN do in Keras 3; Keras 3's own GRU cell differs by
+    version (its default implementation skips the recurrent mask)."""
     _gates = 3
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid",
