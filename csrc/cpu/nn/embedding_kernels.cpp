@@ -21,7 +21,8 @@ inline void add_row(T* dst /* (D,) */, const T* src /* (D,) */, int64_t D) {
 
 // Rows [i0, i1) of y from the table.
 template <typename T>
-void gather_rows(T* y, const T* table, const int64_t* ids, int64_t i0, int64_t i1, int64_t D) {
+void gather_rows(T* y /* (n, D) */, const T* table /* (V, D) */, const int64_t* ids /* (n,) */,
+                 int64_t i0, int64_t i1, int64_t D) {
   for (int64_t i = i0; i < i1; ++i)
     std::memcpy(y + i * D, table + ids[i] * D, size_t(D) * sizeof(T));
 }
@@ -29,8 +30,8 @@ void gather_rows(T* y, const T* table, const int64_t* ids, int64_t i0, int64_t i
 // Table rows [r0, r1) of dtable: zeroed, then every dy row whose id falls in
 // the range added, in the order of i.
 template <typename T>
-void scatter_rows(T* dtable, const T* dy, const int64_t* ids, int64_t n, int64_t r0, int64_t r1,
-                  int64_t D) {
+void scatter_rows(T* dtable /* (V, D) */, const T* dy /* (n, D) */, const int64_t* ids /* (n,) */,
+                  int64_t n, int64_t r0, int64_t r1, int64_t D) {
   if (r1 > r0) std::memset(dtable + r0 * D, 0, size_t((r1 - r0) * D) * sizeof(T));
   for (int64_t i = 0; i < n; ++i) {
     const int64_t r = ids[i];
@@ -39,7 +40,8 @@ void scatter_rows(T* dtable, const T* dy, const int64_t* ids, int64_t n, int64_t
 }
 
 template <typename T>
-void gather_loop(T* y, const T* table, const int64_t* ids, int64_t n, int64_t D, int nthreads) {
+void gather_loop(T* y /* (n, D) */, const T* table /* (V, D) */, const int64_t* ids /* (n,) */,
+                 int64_t n, int64_t D, int nthreads) {
 #ifdef _OPENMP
   if (nthreads > 1) {  // the driver (embedding.cpp) decided from the size
 #pragma omp parallel num_threads(nthreads)
@@ -54,8 +56,8 @@ void gather_loop(T* y, const T* table, const int64_t* ids, int64_t n, int64_t D,
 }
 
 template <typename T>
-void scatter_loop(T* dtable, const T* dy, const int64_t* ids, int64_t n, int64_t V, int64_t D,
-                  int nthreads) {
+void scatter_loop(T* dtable /* (V, D) */, const T* dy /* (n, D) */, const int64_t* ids /* (n,) */,
+                  int64_t n, int64_t V, int64_t D, int nthreads) {
 #ifdef _OPENMP
   if (nthreads > 1) {
 #pragma omp parallel num_threads(nthreads)

@@ -10,8 +10,8 @@ namespace {
 
 // y[i, j] = table[ids[i], j]; one thread per output element, j fastest (coalesced).
 template <typename T>
-__global__ void embedding_gather_kernel(T* y, const T* table, const int64_t* ids, int64_t n,
-                                        int64_t D) {
+__global__ void embedding_gather_kernel(T* y /* (n, D) */, const T* table /* (V, D) */,
+                                        const int64_t* ids /* (n,) */, int64_t n, int64_t D) {
   FASTDL_GRID_LOOP(e, n * D) {
     const int64_t i = e / D, j = e - i * D;
     y[e] = table[ids[i] * D + j];
@@ -19,15 +19,16 @@ __global__ void embedding_gather_kernel(T* y, const T* table, const int64_t* ids
 }
 
 template <typename T>
-__global__ void embedding_zero_kernel(T* a, int64_t n) {
+__global__ void embedding_zero_kernel(T* a /* (n,) */, int64_t n) {
   FASTDL_GRID_LOOP(e, n) a[e] = T(0);
 }
 
 // One thread per (position p of the sorted ids, column j): where a run of equal ids
 // starts, dtable[id, j] = the sum of dy[order[q], j] over the run, q increasing.
 template <typename T>
-__global__ void embedding_scatter_kernel(T* dtable, const T* dy, const int64_t* sorted_ids,
-                                         const int64_t* order, int64_t n, int64_t D) {
+__global__ void embedding_scatter_kernel(T* dtable /* (V, D) */, const T* dy /* (n, D) */,
+                                         const int64_t* sorted_ids /* (n,) */,
+                                         const int64_t* order /* (n,) */, int64_t n, int64_t D) {
   FASTDL_GRID_LOOP(e, n * D) {
     const int64_t p = e / D, j = e - p * D;
     const int64_t r = sorted_ids[p];
