@@ -173,6 +173,39 @@ def test_bad_npz_is_a_clear_error(isolated):
         mnist.load_data(path=p, download=False)
 
 
+@pytest.mark.parametrize("module", [mnist, fashion_mnist])
+def test_explicit_path_that_does_not_exist_is_an_error(isolated, module):
+    # data in fastdl's cache must not be used in place of a path that was asked for
+    write_idx_folder(isolated / "home" / ".fastdl" / "datasets" / module.SPEC.name,
+                     make_arrays(3, 1))
+    missing = isolated / "no" / "such" / "folder"
+    with pytest.raises(FileNotFoundError, match="folder") as e:
+        module.load_data(path=missing, download=False)
+    assert str(missing) in str(e.value) and "does not exist" in str(e.value)
+    empty = isolated / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="has none of the files"):
+        module.load_data(path=str(empty), download=False)
+    partial = write_idx_folder(isolated / "partial", make_arrays(2, 1))
+    (partial / (STEMS[0] + ".gz")).unlink()
+    with pytest.raises(FileNotFoundError, match="incomplete"):
+        module.load_data(path=partial, download=False)
+    # without a path the cache is found as before
+    (x, _), _ = module.load_data(download=False)
+    assert x.shape[0] == 3
+
+
+def test_keras_default_npz_name_keeps_its_keras_meaning(isolated):
+    arrays = make_arrays(4, 2, seed=5)
+    keras = isolated / "home" / ".keras" / "datasets"
+    keras.mkdir(parents=True)
+    (x_train, y_train), (x_test, y_test) = arrays
+    np.savez_compressed(keras / "mnist.npz", x_train=x_train, y_train=y_train, x_test=x_test,
+                        y_test=y_test)
+    # keras.datasets.mnist.load_data(path="mnist.npz") names the file in Keras' cache
+    assert_same(mnist.load_data(path="mnist.npz", download=False), arrays)
+
+
 def test_search_order(isolated, monkeypatch):
     """path > $FASTDL_DATA/<name> > ~/.fastdl/datasets > Keras' cache > system folder."""
     home = isolated / "home"
@@ -213,9 +246,9 @@ def test_incomplete_folder_is_skipped_and_reported(isolated):
 def test_not_found_lists_every_place(isolated, monkeypatch):
     monkeypatch.setenv("FASTDL_DATA", str(isolated / "env"))
     with pytest.raises(FileNotFoundError) as e:
-        fashion_mnist.load_data(path=isolated / "given", download=False)
+        fashion_mnist.load_data(download=False)
     msg = str(e.value)
-    for where in ("path argument", "given", "$FASTDL_DATA/fashion-mnist", "fastdl's cache",
+    for where in ("$FASTDL_DATA/fashion-mnist", "fastdl's cache",
                   os.path.join(".fastdl", "datasets", "fashion-mnist"), "Keras' cache",
                   os.path.join(".keras", "datasets", "fashion-mnist"), str(isolated / "system"),
                   "download=False", "dataset-fashion-mnist", "digits.load_data"):

@@ -46,6 +46,8 @@ CASES = {
     "autoencoder.py": {"model": True, "layers": ["Dense"]},
     "linear_regression.py": {"ops": ["gemm", "linear"]},
     "gan.py": {"model": True, "ops": ["sigmoid"], "layers": ["Dense"]},
+    "train_data_parallel.py": {"model": True, "ops": ["conv2d", "max_pool2d"],
+                               "layers": ["Conv2D", "MaxPooling2D", "Dense"]},
 }
 
 

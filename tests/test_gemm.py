@@ -250,6 +250,35 @@ def test_out_aliases_inputs(rng, dtype):
     check(a, a0.T, b0, c, 1.0, 0.5)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", [1, 5, 384, 785])
+def test_one_row_products(rng, dtype, k):
+    """C of one row and a row-major B take the wide one-row kernels: every column
+    count around their widths (whole and masked vectors), with the full epilogue."""
+    for n in [1, 3, 7, 8, 9, 31, 33, 63, 64, 65, 127, 128, 129, 200, 257]:
+        a, b = operands(rng, 1, k, n, dtype)
+        c = rng.standard_normal((1, n)).astype(dtype)
+        check(ops.gemm(a, b, c, alpha=0.7, beta=0.3), a, b, c, 0.7, 0.3)
+        bias = rng.standard_normal(n).astype(dtype)
+        check(ops.linear(a, b, bias, activation="relu"), a, b, bias=bias, activation="relu")
+        # a strided row of A and a row-major B with a row stride wider than n
+        wide = rng.standard_normal((k, n + 5)).astype(dtype)
+        a2 = rng.standard_normal((2, k)).astype(dtype)[:1, :]
+        check(ops.gemm(a2[:, ::1], wide[:, :n]), a2, wide[:, :n])
+
+
+@pytest.mark.parametrize("m,k,n", [(8, 512, 512), (12, 700, 300), (64, 200, 1100)])
+def test_few_rows_large_b_read_in_place(rng, m, k, n):
+    """Few rows of C read B in place whatever its size (each column panel is
+    used by every row tile right away), k still blocked for the L1 cache."""
+    for dtype in DTYPES:
+        a, b = operands(rng, m, k, n, dtype)
+        bias = rng.standard_normal(n).astype(dtype)
+        check(ops.linear(a, b, bias, activation="relu"), a, b, bias=bias, activation="relu")
+        c = rng.standard_normal((m, n)).astype(dtype)
+        check(ops.gemm(a, b, c, alpha=-1.5, beta=2.0), a, b, c, -1.5, 2.0)
+
+
 # ----------------------------------------------------------------- levels, threads
 def test_every_capability_agrees_with_generic(tmp_path):
     code = """
@@ -257,7 +286,8 @@ import json, sys, numpy as np
 from fastdl import ops
 rng = np.random.default_rng(7)
 res = {}
-shapes = [(1, 1, 1), (7, 13, 17), (33, 65, 129), (32, 128, 10), (100, 517, 61), (70, 300, 300)]
+shapes = [(1, 1, 1), (7, 13, 17), (33, 65, 129), (32, 128, 10), (100, 517, 61), (70, 300, 300),
+          (1, 784, 128), (1, 50, 77), (8, 512, 520)]
 for dt in ("float32", "float64"):
     for (m, k, n) in shapes:
         a = rng.standard_normal((m, k)).astype(dt)
@@ -289,7 +319,8 @@ print(json.dumps({"cap": ops.get_capability(), "res": res}))
 def test_one_and_two_threads_agree(rng):
     saved = ops.get_num_threads()
     try:
-        for (m, k, n) in [(256, 300, 256), (64, 288, 2000), (1000, 64, 40), (32, 784, 128)]:
+        for (m, k, n) in [(256, 300, 256), (64, 288, 2000), (1000, 64, 40), (32, 784, 128),
+                          (1, 4096, 1000), (8, 1024, 1024)]:
             a, b = operands(rng, m, k, n, np.float32)
             bias = rng.standard_normal(n).astype(np.float32)
             ops.set_num_threads(1)

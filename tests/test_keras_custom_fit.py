@@ -187,8 +187,6 @@ def test_trackers_are_reset_each_epoch():
     assert h.history["seen"] == [32.0, 32.0, 32.0]
 
 
-@pytest.mark.xfail(strict=True, reason="fit(sample_weight=...) raises NotImplementedError, so "
-                   "a train_step never sees (x, y, sample_weight)")
 def test_sample_weight_in_train_step():
     class SW(keras.Model):
         def train_step(self, data):

@@ -10,6 +10,8 @@ from helpers import numeric_gradient, run_at_simd_levels
 CASES = [
     ((2, 6, 8, 3), 2, None, "valid"),
     ((2, 7, 9, 3), 2, None, "valid"),            # odd sizes: last row/column unused
+    ((2, 9, 5, 3), 2, None, "same"),             # odd sizes, padded at the bottom/right
+    ((3, 5, 11, 17), 3, None, "valid"),          # two unused rows and columns, prime C
     ((2, 7, 9, 3), 3, 2, "same"),                # overlapping windows, 'same'
     ((1, 5, 5, 1), (2, 3), (1, 2), "SAME"),      # C = 1, N = 1
     ((3, 8, 6, 5), 3, 1, "valid"),               # stride 1, heavy overlap

@@ -16,8 +16,8 @@ from . import cuda
 __version__ = ops.build_info()["version"]
 
 _SUBMODULES = ("layers", "models", "optimizers", "losses", "callbacks", "datasets",
-               "activations", "initializers", "metrics", "regularizers", "utils", "random",
-               "saving", "demo")
+               "activations", "initializers", "metrics", "regularizers", "constraints", "utils",
+               "random", "saving", "demo", "distribution")
 
 # Keras' top-level names, each resolved from its module on first use.
 _NAMES = {"Sequential": ("models", "Sequential"), "Model": ("models", "Model"),

@@ -8,6 +8,7 @@ import numpy as np
 
 _rng = np.random.default_rng()
 _generation = 0  # bumped by set_seed, so layers know to redraw their seeds
+_stream = 0      # mixed into next_seed: each rank of a data-parallel job draws its own masks
 
 
 def set_seed(seed):
@@ -30,4 +31,12 @@ def generator():
 
 def next_seed():
     """A fresh 64-bit seed (for a dropout mask, say) from the library's state."""
-    return int(_rng.integers(0, 2**63 - 1, dtype=np.int64))
+    s = int(_rng.integers(0, 2**63 - 1, dtype=np.int64))
+    return s if not _stream else (s + _stream * 0x9E3779B97F4A7C15) % (2**63 - 1)
+
+
+def set_stream(k):
+    """Make next_seed differ between processes that share the generator's state (the
+    ranks of a data-parallel job, k = rank), while shuffles stay the same on all."""
+    global _stream
+    _stream = int(k)

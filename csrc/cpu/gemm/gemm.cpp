@@ -15,8 +15,9 @@
 //
 // Small problems skip work that does not pay: tiny ones run a direct loop; when
 // A has a unit stride and few column panels reuse it, the kernels read A in
-// place instead of packing it; when few rows of C reuse a small row-major B,
-// they read B in place too (edge columns under a lane mask). Threads split C
+// place instead of packing it; when few rows of C use a row-major B, they read
+// B in place too (edge columns under a lane mask); one row of C streams B
+// through the wide one-row kernels. Threads split C
 // into a grid of tm x tn blocks (chosen to keep each block's A rows + B columns
 // small); every thread runs the serial loops above on its block with its own
 // packing buffers, which suits cores with private L2 caches. One thread never
@@ -45,10 +46,9 @@ constexpr double kTinyWork = 512;
 // Read A in place (no packing) when each A panel is reused by at most this
 // many NR-wide column panels.
 constexpr int64_t kUnpackedAPanels = 16;
-// Read B in place (no packing) when at most this many rows of C use it and it
-// is at most this large.
+// Read B in place (no packing) when at most this many rows of C use it: each
+// column panel then serves every row tile right away, from L1 (k is blocked).
 constexpr int64_t kUnpackedBRows = 64;
-constexpr double kUnpackedBBytes = 512 * 1024;
 // Blocks of at most this many rows pack B in blocks of at most this many bytes.
 constexpr int64_t kSmallRows = 64;
 constexpr double kSmallRowsBBytes = 256 * 1024;
@@ -99,7 +99,7 @@ void gemm_block(const Problem<T>& P, int64_t m0, int64_t m1, int64_t n0, int64_t
   const UkernelSet<T>& ks = *P.ks;
   const int MR = ks.mr, NR = ks.nr, lanes = ks.nr / ks.nv;
   // Without packing buffers nothing limits the depth of a block.
-  const int64_t kcb = (P.pack_a || P.pack_b) ? even_block(P.k, ks.kc, 1) : P.k;
+  const int64_t kcb = even_block(P.k, ks.kc, 1);
   const int64_t mcb = even_block(m1 - m0, ks.mc, MR);
   const int64_t ncb = even_block(n1 - n0, P.nc, NR);
   const bool relu = P.ep.act == Activation::relu;
@@ -158,6 +158,24 @@ void gemm_block(const Problem<T>& P, int64_t m0, int64_t m1, int64_t n0, int64_t
   }
 }
 
+// C(1, n) = act(alpha * A(1, k) . B(k, n) + beta * C + bias) for columns
+// [n0, n1), B row-major: the wide one-row kernels, each step of k reading up to
+// wide_nv whole vectors of one row of B.
+template <typename T>
+void gemm_row(const Problem<T>& P, int64_t n0, int64_t n1) {
+  const UkernelSet<T>& ks = *P.ks;
+  const int lanes = ks.nr / ks.nv;
+  const int64_t width = int64_t(ks.wide_nv) * lanes;
+  for (int64_t j = n0; j < n1; j += width) {
+    const int nn = int(std::min<int64_t>(width, n1 - j));
+    const int v = (nn + lanes - 1) / lanes;
+    const UkernelFn<T> fn = ks.wide[nn % lanes != 0][v];
+    const UkernelArgs<T> args{P.alpha, P.beta, P.ep.bias ? P.ep.bias + j : nullptr,
+                              P.ep.act == Activation::relu, nn};
+    fn(P.k, P.a, P.rs_a, P.cs_a, P.b + j, P.rs_b, P.c + j, P.rs_c, args);
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -183,6 +201,32 @@ void gemm(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a, int64_t cs
 
   const UkernelSet<T>& ks = ukernel_set<T>(ctx.isa);
   const int64_t MR = ks.mr, NR = ks.nr;
+
+  // One row of C and a row-major B (a Dense layer on one sample): nothing is
+  // reused enough to pay for packing, and a tile one row tall keeps too few
+  // loads in flight; the wide kernels stream B once, in place. Threads split
+  // the columns.
+  if (m == 1 && cs_b == 1 && cs_c == 1 && ks.wide_nv > 0) {
+    const Problem<T> P{c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, alpha, beta, ep,
+                       &ks, false, false, ks.nc};
+    // Threads take whole kernel widths, so every column gets the kernel (and
+    // the order of additions) it gets on one thread.
+    const int64_t width = int64_t(ks.wide_nv) * (ks.nr / ks.nv), units = ceil_div(n, width);
+    const int nt = int(std::min<int64_t>(threads_for(work, kParallelMinMacs, ctx.nthreads),
+                                         units));
+    if (nt <= 1) {
+      gemm_row(P, 0, n);
+      return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+    for (int t = omp_get_thread_num(); t < nt; t += omp_get_num_threads())
+      gemm_row(P, std::min(n, units * t / nt * width), std::min(n, units * (t + 1) / nt * width));
+#else
+    gemm_row(P, 0, n);
+#endif
+    return;
+  }
   const int64_t m_units = ceil_div(m, MR), n_units = ceil_div(n, NR);
 
   // Thread grid tm x tn: the split with the smallest block perimeter (A rows
@@ -216,11 +260,10 @@ void gemm(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a, int64_t cs
   }
   // Skip packing what is not reused enough to pay for it: A (with a unit
   // stride) when few column panels share each row panel; B (row-major) when
-  // few rows share it and it is small enough to stay in cache between uses.
+  // few rows share it (all row tiles use a column panel one after another).
   const bool a_unit = cs_a == 1 || rs_a == 1;
   P.pack_a = !(a_unit && ceil_div(std::min<int64_t>(cols, P.nc), NR) <= kUnpackedAPanels);
-  P.pack_b = !(cs_b == 1 && rows <= kUnpackedBRows &&
-               double(k) * double(cols) * sizeof(T) <= kUnpackedBBytes);
+  P.pack_b = !(cs_b == 1 && rows <= kUnpackedBRows);
 
   // Scratch for every thread, carved before any parallel region.
   ArenaScope scope(ctx.arena);

@@ -5,6 +5,7 @@
 // taps inside x (pool_window.h), so padding needs no special values. Nothing
 // here may instantiate an inline function shared with generic code (such as
 // the Arena's), so scratch memory comes from the dispatcher.
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -69,6 +70,12 @@ void max_pool2d_backward_loop(T* dx, const T* dy, const T* x, T* scratch, const 
   const bool disjoint = g.SH >= g.KH && g.SW >= g.KW;
   const bool tiles = g.SH == g.KH && g.SW == g.KW && (g.OH - 1) * g.SH - g.PT + g.KH >= g.H &&
                      (g.OW - 1) * g.SW - g.PL + g.KW >= g.W;
+  // Windows that tile from the top-left corner (stride = size, no leading
+  // padding) assign every dx pixel they cover; only the rows and columns past
+  // the last window need zeros, not the whole image.
+  const bool from_corner = g.SH == g.KH && g.SW == g.KW && g.PT == 0 && g.PL == 0;
+  const int64_t covered_h = std::min<int64_t>(g.H, g.OH * g.KH);
+  const int64_t covered_w = std::min<int64_t>(g.W, g.OW * g.KW);
   const T nan = std::numeric_limits<T>::quiet_NaN();
   // One task per image: overlapping windows of one image accumulate into the
   // same dx pixels, so an image belongs to one thread.
@@ -82,7 +89,14 @@ void max_pool2d_backward_loop(T* dx, const T* dy, const T* x, T* scratch, const 
     T* __restrict m = scratch + tid * C;
     const T* xn = x + n * image;
     T* dxn = dx + n * image;
-    if (!tiles) std::memset(dxn, 0, sizeof(T) * image);
+    if (!tiles && from_corner) {
+      if (covered_w < g.W)
+        for (int64_t h = 0; h < covered_h; ++h)
+          std::memset(dxn + (h * g.W + covered_w) * C, 0, sizeof(T) * (g.W - covered_w) * C);
+      std::memset(dxn + covered_h * g.W * C, 0, sizeof(T) * (g.H - covered_h) * g.W * C);
+    } else if (!tiles) {
+      std::memset(dxn, 0, sizeof(T) * image);
+    }
     for (int64_t oh = 0; oh < g.OH; ++oh) {
       const auto [h0, h1, ih0] = pool_rows(g, oh);
       for (int64_t ow = 0; ow < g.OW; ++ow) {

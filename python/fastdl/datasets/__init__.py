@@ -5,7 +5,8 @@
     (x_train, y_train), (x_test, y_test) = datasets.fashion_mnist.load_data()
     (x_train, y_train), (x_test, y_test) = datasets.digits.load_data()   # bundled, 8x8
 
-MNIST and Fashion-MNIST are looked for, in order, in: the ``path`` argument; ``$FASTDL_DATA/<name>``;
+MNIST and Fashion-MNIST are looked for, in order, in: the ``path`` argument (only there when
+given: a path without the data is a FileNotFoundError naming it); ``$FASTDL_DATA/<name>``;
 ``~/.fastdl/datasets/<name>``; Keras' cache ``~/.keras/datasets``; ``/usr/share/datasets/<name>``
 (Debian's ``dataset-fashion-mnist`` package). <name> is ``mnist`` or ``fashion-mnist``. If the data
 is in none of them it is downloaded into ``~/.fastdl/datasets/<name>`` and checked by SHA-256;

@@ -3,6 +3,7 @@
 Search order for a data set called <name> ("mnist" or "fashion-mnist"):
 
  1. the ``path`` argument of ``load_data`` (a folder with the four IDX files, or an .npz file);
+    a path given that holds no data is a FileNotFoundError naming it, never a fall-back;
  2. ``$FASTDL_DATA/<name>``;
  3. fastdl's cache, ``~/.fastdl/datasets/<name>``;
  4. Keras' cache: ``~/.keras/datasets/mnist.npz`` or ``~/.keras/datasets/fashion-mnist/``;
@@ -314,7 +315,31 @@ def not_found_message(spec, path, download_reasons):
     return "\n".join(lines)
 
 
+def explicit_path(spec, path):
+    """The data at an explicit ``path`` argument, or FileNotFoundError naming it: an explicit
+    path never falls back to the other places. Keras' own file name for the cache
+    (``mnist.npz``, its default) keeps Keras' meaning: the usual search (None)."""
+    raw = os.fspath(path)
+    p = _expand(raw)
+    kind, what = _probe(spec, "the path argument", p)
+    if kind == "npz":
+        return what
+    if kind == "idx":
+        return p
+    if spec.keras_npz and raw == spec.keras_npz and not os.path.exists(p):
+        return None
+    raise FileNotFoundError(f"{spec.title}: the path given, {raw!r} ({p}), {what}; give a folder "
+                            f"holding the four IDX files ({', '.join(IDX_STEMS.values())}, "
+                            f".gz or not) or an .npz file, or leave path out to search the usual "
+                            f"places")
+
+
 def load_data(spec, path=None, download_ok=True, mirror=None, timeout=30, verbose=True):
+    if path is not None:
+        where = explicit_path(spec, path)
+        if where is not None:
+            return load_from(spec, where)
+        path = None
     where = locate(spec, path)
     if where is not None:
         return load_from(spec, where)

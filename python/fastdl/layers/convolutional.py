@@ -1,7 +1,7 @@
 """Convolution layers: Conv2D."""
 from .. import activations, initializers, ops
 from ._conv_utils import conv_out, jsonable, norm_padding, padding_arg, pair
-from .core import Dense, _regularizer_config
+from .core import Dense, _constraint_config, _regularizer_config
 from .layer import Layer, shape_str
 
 
@@ -10,11 +10,14 @@ class Conv2D(Layer):
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kw):
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kw):
         super().__init__(**kw)
-        from .. import regularizers
+        from .. import constraints, regularizers
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         if data_format not in (None, "channels_last"):
             raise ValueError("Conv2D supports data_format='channels_last' only (images are (N, H, W, C))")
         self.filters = int(filters)
@@ -34,10 +37,10 @@ class Conv2D(Layer):
                              f"channels), got {shape_str(s)}")
         kh, kw = self.kernel_size
         self.add_weight((kh, kw, s[-1], self.filters), self.kernel_initializer, name="kernel",
-                        regularizer=self.kernel_regularizer)
+                        regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
         if self.use_bias:
             self.add_weight((self.filters,), self.bias_initializer, name="bias",
-                            regularizer=self.bias_regularizer)
+                            regularizer=self.bias_regularizer, constraint=self.bias_constraint)
 
     def compute_output_shape(self, s):
         oh = conv_out(s[1], self.kernel_size[0], self.strides[0], self.dilation_rate[0], self._pads[0])
@@ -90,6 +93,6 @@ class Conv2D(Layer):
                 "use_bias": self.use_bias,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
-                **_regularizer_config(self)}
+                **_regularizer_config(self), **_constraint_config(self)}
 
     from_config = Dense.__dict__["from_config"]

@@ -8,11 +8,14 @@ class Dense(Layer):
     supports_masking = True
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kw):
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kw):
         super().__init__(**kw)
-        from .. import regularizers
+        from .. import constraints, regularizers
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         if int(units) <= 0:
             raise ValueError(f"Dense units must be a positive integer, got {units!r}")
         self.units = int(units)
@@ -27,10 +30,10 @@ class Dense(Layer):
             raise ValueError(f"Dense layer {self.name!r} needs a known last input dimension, got "
                              f"{shape_str(input_shape)}")
         self.add_weight((input_shape[-1], self.units), self.kernel_initializer, name="kernel",
-                        regularizer=self.kernel_regularizer)
+                        regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
         if self.use_bias:
             self.add_weight((self.units,), self.bias_initializer, name="bias",
-                            regularizer=self.bias_regularizer)
+                            regularizer=self.bias_regularizer, constraint=self.bias_constraint)
 
     @property
     def kernel(self):
@@ -93,7 +96,7 @@ class Dense(Layer):
                 "use_bias": self.use_bias,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
-                **_regularizer_config(self)}
+                **_regularizer_config(self), **_constraint_config(self)}
 
     @classmethod
     def from_config(cls, config):
@@ -102,6 +105,13 @@ class Dense(Layer):
             if k in config:
                 config[k] = initializers.get(config[k])
         return cls(**config)
+
+
+def _constraint_config(layer):
+    """kernel_constraint / bias_constraint in a layer's config, when set."""
+    from .. import constraints
+    return {k: constraints.serialize(getattr(layer, k))
+            for k in ("kernel_constraint", "bias_constraint") if getattr(layer, k, None) is not None}
 
 
 def _regularizer_config(layer):

@@ -199,7 +199,8 @@ class Layer:
         if kwargs:
             raise TypeError(f"add_weight: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
         if constraint is not None:
-            raise NotImplementedError("add_weight: constraint= is not supported")
+            from .. import constraints
+            constraint = constraints.get(constraint)   # unknown names fail before the weight
         if isinstance(initializer, str) and initializer == "zeros" and shape is None:
             shape = ()
         shape = () if shape is None else tuple(int(s) for s in shape)
@@ -222,6 +223,8 @@ class Layer:
             self._regularizers.append((len(self._weights) - 1, regularizers.get(regularizer)))
         if trainable:
             _tape.register_variable(w)
+        if constraint is not None:
+            constraints.attach(w, constraint)   # the optimizer applies it after each update
         structure_changed()
         return w
 

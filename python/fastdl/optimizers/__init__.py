@@ -16,7 +16,7 @@ import numbers
 
 import numpy as np
 
-from .. import _device, _tape, ops
+from .. import _device, _tape, constraints, ops
 from . import schedules
 from .schedules import LearningRateSchedule
 
@@ -184,6 +184,8 @@ class Optimizer:
             if g.dtype != p.dtype or not g.flags.c_contiguous:
                 g = _device.xp(g).ascontiguousarray(g, dtype=p.dtype)
             self._update(p, g, self._slots(p), lr, step, 0.0 if skip and id(p) in skip else wd)
+            if constraints._attached:
+                constraints.apply((p,))   # kernel_constraint & co., after the update (Keras)
         return self.iterations
 
     def _new_slot(self, p, name):
@@ -191,6 +193,11 @@ class Optimizer:
 
     def apply_gradients(self, grads_and_vars):
         """One step: every (grad, param) pair is updated in place; None grads are skipped."""
+        hook = self.__dict__.get("_gradient_hook")
+        if hook is not None:
+            # fit under fastdl.distribution.DataParallel: the gradients are reduced over
+            # the ranks first (the hook calls back here without itself)
+            return hook(grads_and_vars)
         if not (self.use_ema or self.gradient_accumulation_steps or self.clipnorm or
                 self.global_clipnorm or self.clipvalue):
             return self._apply_plain(grads_and_vars)
@@ -237,11 +244,13 @@ class Optimizer:
                 for g, p in pairs:
                     self._update(p, g, self._slots(p), lr, step,
                                  0.0 if skip and id(p) in skip else wd)
+                constraints.apply(params)
                 return self.iterations
             for g, p in pairs:
                 self._update(p, g, self._slots(p)[:k], lr, step,
                              0.0 if skip and id(p) in skip else wd)
         if not self.use_ema:
+            constraints.apply(params)
             return self.iterations
         # Keras 3: average = m*average + (1-m)*p (m = 0 at the first step), and every
         # ema_overwrite_frequency steps the parameters take the average's value
@@ -254,6 +263,7 @@ class Optimizer:
             avg += t(1.0 - mom) * p
             if overwrite:
                 p[...] = avg
+        constraints.apply(params)
         return self.iterations
 
     def finalize_variable_values(self, var_list):

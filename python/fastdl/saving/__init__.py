@@ -182,10 +182,12 @@ def _compile_config(model):
             return None
         return losses.serialize(obj)
     mets = model._metrics_arg
+    wmets = getattr(model, "_weighted_metrics_arg", None)
     ok = lambda m: isinstance(m, (str, list, tuple, dict)) or m is None  # noqa: E731
     return {"optimizer": optimizers.serialize(model.optimizer),
             "loss": loss_cfg(model._loss_arg), "loss_weights": model._loss_weights_arg,
-            "metrics": mets if ok(mets) and json_ok(mets) else None}
+            "metrics": mets if ok(mets) and json_ok(mets) else None,
+            "weighted_metrics": wmets if ok(wmets) and json_ok(wmets) else None}
 
 
 def json_ok(v):
@@ -238,7 +240,8 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
                     return [loss_obj(v) for v in l]
                 return l
             model.compile(optimizer=optimizers.get(cc["optimizer"]), loss=loss_obj(cc["loss"]),
-                          loss_weights=cc.get("loss_weights"), metrics=cc.get("metrics"))
+                          loss_weights=cc.get("loss_weights"), metrics=cc.get("metrics"),
+                          weighted_metrics=cc.get("weighted_metrics"))
             k = header.get("optimizer_slots")
             if k is not None:
                 model.optimizer.set_state(model.trainable_weights, header["optimizer_iterations"],

@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from .. import _device, _memory, _random, _tape
+from .. import distribution as _distribution
 from .. import callbacks as callbacks_mod
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
@@ -30,14 +31,14 @@ from ..layers.layer import shape_str as _shape_str
 
 
 class Trainer:
+    _dist_session = None   # the fastdl.distribution session of the fit in progress, if any
+
     # ------------------------------------------------------------ compile
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
                 weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
                 jit_compile="auto", auto_scale_loss=True, **kwargs):
         if kwargs:
             raise TypeError(f"compile: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
-        if weighted_metrics is not None:
-            raise NotImplementedError("compile: weighted_metrics is not supported")
         if jit_compile not in ("auto", False, None):
             raise NotImplementedError("compile: jit_compile=True is not supported: fastdl runs "
                                       "its own compiled kernels eagerly (use 'auto' or False)")
@@ -49,13 +50,14 @@ class Trainer:
         self.run_eagerly = bool(run_eagerly)
         self.optimizer = optimizers_mod.get(optimizer)
         self._loss_arg, self._loss_weights_arg, self._metrics_arg = loss, loss_weights, metrics
+        self._weighted_metrics_arg = weighted_metrics
         self.loss = None
         if loss is not None:
             # validate names now (an unknown loss or metric fails at compile, as in Keras)
-            self._compile_structure(loss, loss_weights, metrics)
+            self._compile_structure(loss, loss_weights, metrics, weighted_metrics)
             self.loss = _loss_of(loss) if not isinstance(loss, (list, tuple, dict)) else loss
-        elif loss_weights is not None or metrics:
-            self._compile_structure(None, loss_weights, metrics)
+        elif loss_weights is not None or metrics or weighted_metrics:
+            self._compile_structure(None, loss_weights, metrics, weighted_metrics)
         self.compiled = True
         self._compiled_state = None
         self._loss_tracker = metrics_mod.Mean(name="loss")
@@ -63,8 +65,8 @@ class Trainer:
     def _output_names(self):
         return list(getattr(self, "output_names", None) or ["output"])
 
-    def _compile_structure(self, loss, loss_weights, metrics):
-        """Per output: (name, loss object or None, weight, [metric ids])."""
+    def _compile_structure(self, loss, loss_weights, metrics, weighted_metrics=None):
+        """Per output: (name, loss object or None, weight, [metric ids], [weighted metric ids])."""
         names = self._output_names()
         n = len(names)
 
@@ -86,19 +88,22 @@ class Trainer:
 
         losses = per_output(loss, "loss", None, lambda a: False)
         weights = per_output(loss_weights, "loss_weights", 1.0, lambda a: False)
-        if n == 1 and isinstance(metrics, (list, tuple)) and not any(
-                isinstance(m, (list, tuple, dict)) for m in metrics):
-            mets = [list(metrics)]
-        else:
-            mets = per_output(metrics, "metrics", [], lambda a: False)
-            mets = [list(m) if isinstance(m, (list, tuple)) else ([] if m is None else [m])
+
+        def metric_lists(metrics, what):
+            if n == 1 and isinstance(metrics, (list, tuple)) and not any(
+                    isinstance(m, (list, tuple, dict)) for m in metrics):
+                return [list(metrics)]
+            mets = per_output(metrics, what, [], lambda a: False)
+            return [list(m) if isinstance(m, (list, tuple)) else ([] if m is None else [m])
                     for m in mets]
+        mets = metric_lists(metrics, "metrics")
+        wmets = metric_lists(weighted_metrics, "weighted_metrics")
         out = []
-        for name, l, w, m in zip(names, losses, weights, mets):
+        for name, l, w, m, wm in zip(names, losses, weights, mets, wmets):
             lo = _loss_of(l) if l is not None else None
-            for mid in m:
+            for mid in m + wm:
                 metrics_mod.get(mid, lo)  # unknown names fail here
-            out.append((name, lo, float(w), m))
+            out.append((name, lo, float(w), m, wm))
         return out
 
     def _require_compiled(self, what):
@@ -112,17 +117,22 @@ class Trainer:
         st = self._compiled_state
         if st is None:
             spec = self._compile_structure(self._loss_arg, self._loss_weights_arg,
-                                           self._metrics_arg)
+                                           self._metrics_arg, self._weighted_metrics_arg)
             multi = len(spec) > 1
             st = []
-            for name, lo, w, mids in spec:
+            for name, lo, w, mids, wmids in spec:
                 shape = self._output_shape_of(name)
                 mets = [metrics_mod.get(mid, lo, shape) for mid in mids]
-                for m in mets:
+                wmets = [metrics_mod.get(mid, lo, shape) for mid in wmids]
+                plain = {m.name for m in mets}
+                for m in wmets:
+                    if m.name in plain:   # the same metric weighted and not (Keras' naming)
+                        m.name = f"weighted_{m.name}"
+                for m in mets + wmets:
                     if multi:
                         m.name = f"{name}_{m.name}"
                 tracker = metrics_mod.Mean(name=f"{name}_loss") if multi and lo is not None else None
-                st.append((name, lo, w, mets, tracker))
+                st.append((name, lo, w, mets, wmets, tracker))
             self._compiled_state = st
         return st
 
@@ -143,11 +153,12 @@ class Trainer:
         out = []
         if getattr(self, "compiled", False):
             out.append(self._loss_tracker)
-            if self._loss_arg is not None or self._metrics_arg:
-                for name, lo, w, mets, tracker in self._compiled():
+            if self._loss_arg is not None or self._metrics_arg or self._weighted_metrics_arg:
+                for name, lo, w, mets, wmets, tracker in self._compiled():
                     if tracker is not None:
                         out.append(tracker)
                     out.extend(mets)
+                    out.extend(wmets)
         for v in self.__dict__.values():
             if isinstance(v, metrics_mod.Metric) and all(v is not m for m in out):
                 out.append(v)
@@ -163,19 +174,21 @@ class Trainer:
 
     # ------------------------------------------------------------ steps (Keras' API)
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """The compiled losses (weighted, summed over outputs) plus ``self.losses``."""
-        if sample_weight is not None:
-            raise NotImplementedError("sample_weight is not supported")
+        """The compiled losses (weighted, summed over outputs) plus ``self.losses``.
+        ``sample_weight`` (one array for every output, or one per output) weights each
+        sample's loss as Keras does: sum(loss * weight) / number of samples."""
         total = None
         if self._loss_arg is not None:
             ys = self._by_output(y, "y")
             ps = self._by_output(y_pred, "y_pred")
-            for (name, lo, w, mets, tracker), yt, yp in zip(self._compiled(), ys, ps):
+            sws = self._weights_by_output(sample_weight)
+            for (name, lo, w, mets, wmets, tracker), yt, yp, sw in zip(self._compiled(), ys, ps,
+                                                                      sws):
                 if lo is None:
                     continue
                 if yt is None:
                     raise ValueError(f"targets for output {name!r} are missing")
-                v = lo(yt, yp)
+                v = lo(yt, yp) if sw is None else lo(yt, yp, sample_weight=sw)
                 if tracker is not None:
                     tracker.update_state(_as_float(v), sample_weight=_batch_len(yp))
                 v = v * w if w != 1.0 else v
@@ -188,18 +201,36 @@ class Trainer:
         return total
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        if sample_weight is not None:
-            raise NotImplementedError("sample_weight is not supported")
-        if self._loss_arg is not None or self._metrics_arg:
+        """Update the compiled metrics: ``weighted_metrics`` with sample_weight, the plain
+        ``metrics`` without (as Keras)."""
+        if self._loss_arg is not None or self._metrics_arg or self._weighted_metrics_arg:
             ys = self._by_output(y, "y")
             ps = self._by_output(y_pred, "y_pred")
-            for (name, lo, w, mets, tracker), yt, yp in zip(self._compiled(), ys, ps):
-                if mets and yt is not None:
+            sws = self._weights_by_output(sample_weight)
+            for (name, lo, w, mets, wmets, tracker), yt, yp, sw in zip(self._compiled(), ys, ps,
+                                                                      sws):
+                if (mets or wmets) and yt is not None:
                     yp_h = _device.to_host(_tape.value(yp))
                     yt_h = _device.to_host(_tape.value(yt))
                     for m in mets:
                         m.update_state(yt_h, yp_h)
+                    sw_h = None if sw is None else _device.to_host(_tape.value(sw))
+                    for m in wmets:
+                        m.update_state(yt_h, yp_h, sample_weight=sw_h)
         return self.get_metrics_result()
+
+    def _weights_by_output(self, sample_weight):
+        """sample_weight per output: one array serves every output; a list or dict gives
+        one per output (Keras)."""
+        names = self._output_names()
+        if sample_weight is None:
+            return [None] * len(names)
+        if isinstance(sample_weight, dict) or (
+                isinstance(sample_weight, (list, tuple)) and len(names) > 1 and
+                len(sample_weight) == len(names) and
+                all(s is None or hasattr(s, "shape") for s in sample_weight)):
+            return self._by_output(sample_weight, "sample_weight")
+        return [sample_weight] * len(names)
 
     def get_metrics_result(self):
         return {m.name: _as_float(m.result()) for m in self.metrics}
@@ -264,7 +295,7 @@ class Trainer:
                 isinstance(data, data_adapter.ArrayData) and hasattr(data.x, "shape") and
                 (data.y is None or hasattr(data.y, "shape")) and data.sample_weight is None and
                 isinstance(self.loss, losses_mod.Loss) and
-                type(self.loss) is not losses_mod.LossFunctionWrapper and
+                self.loss._kernel_ready() and
                 self._loss_weights_arg in (None, 1, 1.0) and not self.losses)
 
     def _prep_y(self, y, n, what):
@@ -317,6 +348,17 @@ class Trainer:
     def _output_dtype(self):
         return self.dtype
 
+    def _num_classes(self):
+        """The number of classes of a single output (its last dimension), or None when
+        unknown; class_weight keys must be below it."""
+        names = self._output_names()
+        if len(names) != 1:
+            return None
+        shape = self._output_shape_of(names[0])
+        if not shape or not isinstance(shape, tuple) or shape[-1] is None:
+            return None
+        return int(shape[-1])
+
     def _plan_step(self, data, training):
         """One epoch of the fused step plan over in-memory arrays: a function (rng, steps,
         callbacks or None, should_stop) -> (steps done, logs), as _epoch_runner's."""
@@ -328,10 +370,11 @@ class Trainer:
         step = self._step_fn(training)
         dev = self._dev
         spec = self._compiled()
-        mets = spec[0][3]
+        mets = spec[0][3] + spec[0][4]   # no sample weights here: weighted metrics are plain
         self._loss_tracker.reset_state()
-        xbuf = _memory.empty((bs,) + x.shape[1:], x.dtype)
-        ybuf = np.empty((bs,) + y.shape[1:], y.dtype)
+        lo0, hi0 = data.block(0, bs)   # the samples of a full batch this process takes
+        xbuf = _memory.empty((hi0 - lo0,) + x.shape[1:], x.dtype)
+        ybuf = np.empty((hi0 - lo0,) + y.shape[1:], y.dtype)
 
         def logs_of(loss_sum, seen):
             logs = {"loss": loss_sum / seen if seen else float("nan")}
@@ -342,46 +385,53 @@ class Trainer:
         def run(rng, steps, cbl, should_stop):
             for m in mets:
                 m.reset_state()
-            loss_sum, seen, done = 0.0, 0, 0
+            tracker = self._loss_tracker   # the loss sum and sample count of the epoch
+            tracker.reset_state()
+            ds = (self._dist_session or None) if training else None
+            done = 0
             total = -(-n // bs)
             if steps is not None:
                 total = min(total, steps)
             perm = rng.permutation(n) if (training and data.shuffle and rng is not None) else None
             for s in range(total):
-                lo, hi = s * bs, min(s * bs + bs, n)
+                lo, hi = data.block(s * bs, min(s * bs + bs, n))
                 if cbl is not None:
                     cbl.train_batch_begin(s, {}) if training else cbl.call("on_test_batch_begin", s, None)
-                if perm is None:
+                if ds is not None:
+                    ds.begin_step(hi - lo)
+                if hi == lo:
+                    pass   # under DataParallel a rank may have no share of the last batch
+                elif perm is None:
                     xb, yb = x[lo:hi], y[lo:hi]
-                elif hi - lo == bs:
+                elif hi - lo == len(xbuf):
                     idx = perm[lo:hi]
                     xb = np.take(x, idx, axis=0, out=xbuf)
                     yb = np.take(y, idx, axis=0, out=ybuf)
                 else:
                     idx = perm[lo:hi]
                     xb, yb = x[idx], y[idx]
-                lv, correct, ypred = step(dev(xb), dev(yb))
-                loss_sum += lv * (hi - lo)
-                seen += hi - lo
-                for m in mets:
-                    if correct is not None and type(m) is metrics_mod.SparseCategoricalAccuracy:
-                        m._add(int(correct), len(yb))
-                    else:
-                        if callable(ypred):
-                            ypred = ypred()
-                        m.update_state(yb, _device.to_host(ypred))
+                if hi > lo:
+                    lv, correct, ypred = step(dev(xb), dev(yb))
+                    tracker.total += lv * (hi - lo)
+                    tracker.count += hi - lo
+                    for m in mets:
+                        if correct is not None and type(m) is metrics_mod.SparseCategoricalAccuracy:
+                            m._add(int(correct), len(yb))
+                        else:
+                            if callable(ypred):
+                                ypred = ypred()
+                            m.update_state(yb, _device.to_host(ypred))
+                if ds is not None:
+                    ds.end_step()   # the gradients, loss and metrics of all ranks; the update
                 done = s + 1
                 if cbl is not None:
                     if training:
-                        cbl.train_batch_end(s, logs_of(loss_sum, seen))
+                        cbl.train_batch_end(s, logs_of(tracker.total, tracker.count))
                     else:
                         cbl.call("on_test_batch_end", s, None)
                 if should_stop():
                     break
-            self._loss_tracker.reset_state()
-            if seen:
-                self._loss_tracker.update_state(loss_sum / seen, sample_weight=seen)
-            return done, logs_of(loss_sum, seen)
+            return done, logs_of(tracker.total, tracker.count)
         return run
 
 
@@ -392,11 +442,13 @@ class Trainer:
             validation_batch_size=None, validation_freq=1):
         """Train for ``epochs`` epochs; returns a History (history.history dict)."""
         self._require_compiled("fit")
-        if class_weight is not None or sample_weight is not None:
-            raise NotImplementedError("fit: class_weight and sample_weight are not supported")
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split}")
-        data = data_adapter.adapt(x, y, None, batch_size, shuffle, "fit")
+        if class_weight is not None and hasattr(x, "shape") and len(x):
+            self._ensure_built(data_adapter.as_arrays(x)[:1])   # the number of classes
+        data = data_adapter.adapt(x, y, sample_weight, batch_size, shuffle, "fit",
+                                  class_weight=class_weight,
+                                  num_classes=self._num_classes() if class_weight else None)
         val = None
         if validation_split:
             if not isinstance(data, data_adapter.ArrayData):
@@ -408,10 +460,7 @@ class Trainer:
         elif validation_data is not None:
             if isinstance(validation_data, (list, tuple)):
                 vx, vy, vsw = data_adapter.unpack_x_y_sample_weight(tuple(validation_data))
-                if vsw is not None:
-                    raise NotImplementedError("fit: sample weights in validation_data are not "
-                                              "supported")
-                val = data_adapter.adapt(vx, vy, None, validation_batch_size or data.batch_size
+                val = data_adapter.adapt(vx, vy, vsw, validation_batch_size or data.batch_size
                                          if isinstance(data, data_adapter.ArrayData) else
                                          validation_batch_size, False, "fit (validation_data)")
             else:
@@ -419,11 +468,17 @@ class Trainer:
                                          "fit (validation_data)")
         if isinstance(data, data_adapter.ArrayData) and data.n == 0:
             raise ValueError("fit: no training samples")
+        session = _distribution.session(self, "fit")   # DataParallel, or None
+        if session is not None:
+            data = session.shard(data)
         steps = data.steps()
         if steps_per_epoch:
             steps = int(steps_per_epoch) if steps is None else min(steps, int(steps_per_epoch))
         if verbose == "auto":
             verbose = 1
+        if session is not None:
+            verbose = session.verbose(verbose)           # the progress bar from rank 0 only
+            callbacks = session.callbacks(callbacks)     # and the files
         history = callbacks_mod.History()
         # History after the user's callbacks, as in Keras: it records what they add to the
         # logs (learning_rate from ReduceLROnPlateau / LearningRateScheduler)
@@ -444,6 +499,10 @@ class Trainer:
         run = self._epoch_runner(data, training=True)
         interrupted = [False]
         old_handler = _catch_sigint(interrupted)
+        stop = interrupted       # Ctrl-C; under DataParallel, once every rank knows of it
+        if session is not None:
+            session.start_fit(interrupted)
+            stop = session.stop
         logs = {}
         self._initial_epoch = None
         cbl.call("on_train_begin", {})
@@ -454,14 +513,16 @@ class Trainer:
             for epoch in range(initial_epoch, epochs):
                 cbl.call("on_epoch_begin", epoch, {})
                 done, logs = run(rng, steps, cbl if per_batch else None,
-                                 lambda: self.stop_training or interrupted[0])
+                                 lambda: self.stop_training or stop[0])
                 if done == 0 and isinstance(data, data_adapter.GeneratorData) and data.exhausted:
                     print("fit: the generator ran out of data; stopping (give steps_per_epoch "
                           "and a generator that repeats to train several epochs)", file=sys.stderr)
                     break
                 data.on_epoch_end()
+                if session is not None:
+                    session.end_epoch()   # e.g. moving statistics: the same on every rank
                 logs = dict(logs)
-                if val is not None and not interrupted[0] and (epoch + 1) % validation_freq == 0:
+                if val is not None and not stop[0] and (epoch + 1) % validation_freq == 0:
                     # the validation calls the test hooks, as in Keras (SwapEMAWeights)
                     cbl.call("on_test_begin", {})
                     vlogs = self._evaluate_data(val, validation_steps,
@@ -469,19 +530,23 @@ class Trainer:
                     cbl.call("on_test_end", dict(vlogs))
                     logs.update({"val_" + k: v for k, v in vlogs.items()})
                 params["seen_steps"] = done
-                if interrupted[0]:
+                if stop[0]:
                     break
                 cbl.call("on_epoch_end", epoch, logs)
                 if self.stop_training:
                     break
         except KeyboardInterrupt:
+            if session is not None:
+                raise   # the other ranks wait in the next step: abort the job
             interrupted[0] = True
         finally:
             if old_handler is not None:
                 signal.signal(signal.SIGINT, old_handler)
+            if session is not None:
+                session.end()
         if epochs > initial_epoch and hasattr(self.optimizer, "finalize_variable_values"):
             self.optimizer.finalize_variable_values(self.trainable_weights)   # use_ema
-        if interrupted[0] and verbose:
+        if stop[0] and verbose:
             print("\nTraining interrupted: stopped between batches; the weights so far are kept.",
                   file=sys.stderr)
         cbl.call("on_train_end", logs)
@@ -499,15 +564,24 @@ class Trainer:
             self.reset_metrics()
             done, logs = 0, {}
             step_fn = self.train_step if training else self.test_step
+            ds = self._dist_session or None
             for s, (xb, yb, swb) in enumerate(data.batches(rng)):
                 if steps is not None and s >= steps:
                     break
                 if cbl is not None:
                     cbl.train_batch_begin(s, {}) if training else cbl.call("on_test_batch_begin", s, None)
-                self._ensure_built(xb)
-                batch = data_adapter.pack_x_y_sample_weight(_map_dev(dev, xb), _map_dev(dev, yb),
-                                                            swb)
-                logs = {k: _as_float(v) for k, v in step_fn(batch).items()}
+                count = 0 if xb is None else _batch_len(xb)   # 0: no share of this batch
+                if count or ds is None:
+                    self._ensure_built(xb)
+                if ds is not None and training:
+                    ds.begin_step(count, _map_dev(dev, xb) if count else None)
+                if count or ds is None:
+                    batch = data_adapter.pack_x_y_sample_weight(_map_dev(dev, xb),
+                                                                _map_dev(dev, yb), swb)
+                    logs = {k: _as_float(v) for k, v in step_fn(batch).items()}
+                if ds is not None and training:
+                    # the gradients, loss and metrics of all ranks; the update
+                    logs = ds.end_step(logs)
                 done = s + 1
                 if cbl is not None:
                     cbl.train_batch_end(s, logs) if training else cbl.call("on_test_batch_end", s, None)
@@ -520,18 +594,29 @@ class Trainer:
         pass
 
     # ------------------------------------------------------------ evaluate / predict
-    def _evaluate_data(self, data, steps=None, cbl=None):
-        run = self._epoch_runner(data, training=False)
-        _, logs = run(None, steps, cbl, lambda: False)
+    def _evaluate_data(self, data, steps=None, cbl=None, shard=True):
+        ds = _distribution.session(self, "evaluate")   # DataParallel, or None
+        own = ds is not None and self._dist_session is not ds
+        if ds is not None:
+            if shard:
+                ds.shard(data)   # each rank evaluates its share; the sums are added up
+            if own:
+                ds.start()
+        try:
+            run = self._epoch_runner(data, training=False)
+            _, logs = run(None, steps, cbl, lambda: False)
+            if ds is not None:
+                logs = ds.sync_metrics(logs)
+        finally:
+            if own:
+                ds.end()
         return logs
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False):
         """Mean loss (and metrics) over x: loss, or [loss, *metrics]; a dict with return_dict."""
         self._require_compiled("evaluate")
-        if sample_weight is not None:
-            raise NotImplementedError("evaluate: sample_weight is not supported")
-        data = data_adapter.adapt(x, y, None, batch_size, False, "evaluate")
+        data = data_adapter.adapt(x, y, sample_weight, batch_size, False, "evaluate")
         cbl = callbacks_mod.CallbackList(callbacks or [], self, {"verbose": verbose}) if callbacks else None
         if cbl:
             cbl.call("on_test_begin", None)
@@ -541,6 +626,8 @@ class Trainer:
             cbl.call("on_test_end", logs)
         if verbose == "auto":
             verbose = 1
+        if verbose and _distribution.rank_quietly() != 0:
+            verbose = 0   # rank 0 prints for all
         if verbose:
             n_steps = data.steps() or 0
             el = time.perf_counter() - t0
@@ -556,6 +643,10 @@ class Trainer:
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for x in batches (default 32), as one array (a list or dict of arrays
         for several outputs)."""
+        ds = _distribution.session(self, "predict")   # DataParallel, or None
+        if ds is not None:
+            return ds.predict(x, batch_size=batch_size, verbose=verbose, steps=steps,
+                              callbacks=callbacks)
         data = data_adapter.adapt(x, None, None, batch_size, False, "predict")
         chunks = []
         dev = self._dev
@@ -592,18 +683,24 @@ class Trainer:
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         self._require_compiled("train_on_batch")
-        if sample_weight is not None or class_weight is not None:
-            raise NotImplementedError("train_on_batch: sample_weight and class_weight are not supported")
-        data = data_adapter.adapt(x, y, None, _n_samples(x), False, "train_on_batch")
-        _, logs = self._epoch_runner(data, training=True)(None, 1, None, lambda: False)
+        data = data_adapter.adapt(x, y, sample_weight, _n_samples(x), False, "train_on_batch",
+                                  class_weight=class_weight,
+                                  num_classes=self._num_classes() if class_weight else None)
+        ds = _distribution.session(self, "train_on_batch")   # each rank gives its own batch
+        if ds is not None:
+            ds.start_fit([False], sync_once=True)
+        try:
+            _, logs = self._epoch_runner(data, training=True)(None, 1, None, lambda: False)
+        finally:
+            if ds is not None:
+                ds.end()
         return logs if return_dict else (logs["loss"] if len(logs) == 1 else list(logs.values()))
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         self._require_compiled("test_on_batch")
-        if sample_weight is not None:
-            raise NotImplementedError("test_on_batch: sample_weight is not supported")
-        data = data_adapter.adapt(x, y, None, max(_n_samples(x), 1), False, "test_on_batch")
-        logs = self._evaluate_data(data, 1)
+        data = data_adapter.adapt(x, y, sample_weight, max(_n_samples(x), 1), False,
+                                  "test_on_batch")
+        logs = self._evaluate_data(data, 1, shard=False)   # each rank gives its own batch
         return logs if return_dict else (logs["loss"] if len(logs) == 1 else list(logs.values()))
 
     def predict_on_batch(self, x):

@@ -52,7 +52,7 @@ struct VecD {
 // (24 KiB) stays in L1, the MC x KC A block (~430 KiB) in L2, KC x NC B in L3.
 // KC = 384 covers the deep-learning depths (288, 784 / 2) in one or two passes.
 constexpr GemmUkernels kKernels{
-    make_set<VecF, 6, 2>("avx2 6x16", 288, 384, 4080),
+    make_set<VecF, 6, 2, 8>("avx2 6x16", 288, 384, 4080),
     make_set<VecD, 6, 2>("avx2 6x8", 144, 384, 2040)};
 FASTDL_REGISTER_KERNELS(gemm_ukernels, kKernels);
 

@@ -26,7 +26,10 @@
 // A tile row is NV vectors of W lanes (NR = NV * W). Full-width kernels do
 // exactly NR columns; edge kernels do n < NR columns with v = ceil(n / W)
 // vectors, the last one under a lane mask. Each row count M = 1..MR has its
-// own kernel, so edge rows cost no wasted arithmetic either.
+// own kernel, so edge rows cost no wasted arithmetic either. The one-row
+// ("wide") kernels are the same code with M = 1 and up to kMaxWideNV vectors:
+// a row of C has too little reuse to pack anything, so they stream B in place,
+// several whole cache lines per step of k.
 #pragma once
 #include <cstdint>
 
@@ -36,6 +39,7 @@ namespace fastdl::cpu {
 
 constexpr int kMaxMR = 16;
 constexpr int kMaxNV = 4;
+constexpr int kMaxWideNV = 8;
 
 template <typename T>
 struct UkernelArgs {
@@ -61,6 +65,12 @@ struct UkernelSet {
   // kernel[a][v][M-1]: a = 0 A packed, 1 A strided; v = 0 full width (n == nr),
   // v = 1..nv: n < nr columns in v vectors; M = rows.
   UkernelFn<T> kernel[2][kMaxNV + 1][kMaxMR];
+  // One-row kernels for C of one row (x . B, a matrix-vector product): A read
+  // in place, B row-major read in place, up to wide_nv vectors per step of k.
+  // wide[masked][v]: v vectors, the last under a lane mask when masked is 1.
+  // wide_nv == 0: the set has none and one-row products take the tiled path.
+  int wide_nv;
+  UkernelFn<T> wide[2][kMaxWideNV + 1];
 };
 
 // What one kernel file registers: a set per element type.

@@ -47,15 +47,31 @@ void ukernel(int64_t k, const typename V::T* a, int64_t rs_a, int64_t cs_a,
     }
   }
 
-  reg acc[M][NVE];
+  // Two FMA pipes with a 4-cycle latency need 8 independent accumulators. A
+  // short tile (few rows, few vectors) has fewer, so it keeps S partial sums
+  // over interleaved steps of k and adds them up before the epilogue.
+  constexpr int S = M * NVE >= 8 ? 1 : (M * NVE >= 4 ? 2 : 4);
+  reg acc[S][M][NVE];
+#pragma GCC unroll 4
+  for (int s = 0; s < S; ++s)
 #pragma GCC unroll 16
-  for (int i = 0; i < M; ++i)
+    for (int i = 0; i < M; ++i)
 #pragma GCC unroll 4
-    for (int j = 0; j < NVE; ++j) acc[i][j] = V::zero();
+      for (int j = 0; j < NVE; ++j) acc[s][i][j] = V::zero();
 
-  // k rank-1 updates: acc += A(:, p) . B(p, :)
-#pragma GCC unroll 4
-  for (int64_t p = 0; p < k; ++p) {
+  // k rank-1 updates: acc[p % S] += A(:, p) . B(p, :)
+  auto step = [&](reg (&sum)[M][NVE]) {
+    if constexpr (M == 1) {  // no reuse of B: each vector straight into its FMA
+      const reg a0 = V::set1(a[0]);
+#pragma GCC unroll 8
+      for (int j = 0; j < NVE * W * int(sizeof(T)); j += 64)  // the row 8 steps ahead
+        __builtin_prefetch(reinterpret_cast<const char*>(b + 8 * rs_b) + j);
+#pragma GCC unroll 8
+      for (int j = 0; j < NVE; ++j) sum[0][j] = V::fma(a0, load(b + j * W, j), sum[0][j]);
+      a += cs_a;
+      b += rs_b;
+      return;
+    }
     reg bv[NVE];
 #pragma GCC unroll 4
     for (int j = 0; j < NVE; ++j) bv[j] = load(b + j * W, j);
@@ -63,10 +79,27 @@ void ukernel(int64_t k, const typename V::T* a, int64_t rs_a, int64_t cs_a,
     for (int i = 0; i < M; ++i) {
       const reg ai = V::set1(a[i * rs_a]);
 #pragma GCC unroll 4
-      for (int j = 0; j < NVE; ++j) acc[i][j] = V::fma(ai, bv[j], acc[i][j]);
+      for (int j = 0; j < NVE; ++j) sum[i][j] = V::fma(ai, bv[j], sum[i][j]);
     }
     a += cs_a;
     b += rs_b;
+  };
+  int64_t p = 0;
+  if constexpr (S > 1) {
+    for (; p + S <= k; p += S) {
+#pragma GCC unroll 4
+      for (int s = 0; s < S; ++s) step(acc[s]);
+    }
+  }
+#pragma GCC unroll 4
+  for (; p < k; ++p) step(acc[0]);
+  if constexpr (S > 1) {
+#pragma GCC unroll 4
+    for (int s = 1; s < S; ++s)
+#pragma GCC unroll 16
+      for (int i = 0; i < M; ++i)
+#pragma GCC unroll 4
+        for (int j = 0; j < NVE; ++j) acc[0][i][j] = V::add(acc[0][i][j], acc[s][i][j]);
   }
 
   // Epilogue, still in registers: alpha, beta * C, bias, relu; then one store.
@@ -75,7 +108,7 @@ void ukernel(int64_t k, const typename V::T* a, int64_t rs_a, int64_t cs_a,
 #pragma GCC unroll 16
     for (int i = 0; i < M; ++i)
 #pragma GCC unroll 4
-      for (int j = 0; j < NVE; ++j) acc[i][j] = V::mul(acc[i][j], va);
+      for (int j = 0; j < NVE; ++j) acc[0][i][j] = V::mul(acc[0][i][j], va);
   }
   if (e.beta != T(0)) {
     const reg vb = V::set1(e.beta);
@@ -83,14 +116,14 @@ void ukernel(int64_t k, const typename V::T* a, int64_t rs_a, int64_t cs_a,
     for (int i = 0; i < M; ++i)
 #pragma GCC unroll 4
       for (int j = 0; j < NVE; ++j)
-        acc[i][j] = V::fma(vb, load(c + i * rs_c + j * W, j), acc[i][j]);
+        acc[0][i][j] = V::fma(vb, load(c + i * rs_c + j * W, j), acc[0][i][j]);
   }
   if (e.bias) {
 #pragma GCC unroll 4
     for (int j = 0; j < NVE; ++j) {
       const reg bj = load(e.bias + j * W, j);
 #pragma GCC unroll 16
-      for (int i = 0; i < M; ++i) acc[i][j] = V::add(acc[i][j], bj);
+      for (int i = 0; i < M; ++i) acc[0][i][j] = V::add(acc[0][i][j], bj);
     }
   }
   if (e.relu) {
@@ -98,12 +131,12 @@ void ukernel(int64_t k, const typename V::T* a, int64_t rs_a, int64_t cs_a,
 #pragma GCC unroll 16
     for (int i = 0; i < M; ++i)
 #pragma GCC unroll 4
-      for (int j = 0; j < NVE; ++j) acc[i][j] = V::max(acc[i][j], z);
+      for (int j = 0; j < NVE; ++j) acc[0][i][j] = V::max(acc[0][i][j], z);
   }
 #pragma GCC unroll 16
   for (int i = 0; i < M; ++i)
 #pragma GCC unroll 4
-    for (int j = 0; j < NVE; ++j) store(c + i * rs_c + j * W, acc[i][j], j);
+    for (int j = 0; j < NVE; ++j) store(c + i * rs_c + j * W, acc[0][i][j], j);
 }
 
 // Fills set.kernel[*][*][M-1] for M = 1..MR: the full-width kernel (NV
@@ -122,9 +155,18 @@ constexpr void fill(UkernelSet<typename V::T>& s) {
   }
 }
 
-template <class V, int MR, int NV>
+// Fills set.wide[*][NVE] for NVE = 1..WNV: one row, A and B read in place.
+template <class V, int MR, int WNV, int NVE = 1>
+constexpr void fill_wide(UkernelSet<typename V::T>& s) {
+  s.wide[0][NVE] = &ukernel<V, MR, 1, NVE, false, false>;
+  s.wide[1][NVE] = &ukernel<V, MR, 1, NVE, false, true>;
+  if constexpr (NVE < WNV) fill_wide<V, MR, WNV, NVE + 1>(s);
+}
+
+template <class V, int MR, int NV, int WNV = kMaxWideNV>
 constexpr UkernelSet<typename V::T> make_set(const char* name, int mc, int kc, int nc) {
-  static_assert(MR <= kMaxMR && NV <= kMaxNV, "tile larger than the kernel table");
+  static_assert(MR <= kMaxMR && NV <= kMaxNV && WNV <= kMaxWideNV,
+                "tile larger than the kernel table");
   UkernelSet<typename V::T> s{};
   s.name = name;
   s.mr = MR;
@@ -134,6 +176,8 @@ constexpr UkernelSet<typename V::T> make_set(const char* name, int mc, int kc, i
   s.kc = kc;
   s.nc = nc;
   fill<V, MR, NV>(s);
+  s.wide_nv = WNV;
+  fill_wide<V, MR, WNV>(s);
   return s;
 }
 
