@@ -542,3 +542,29 @@ def test_global_average_pooling_1d_takes_the_mask():
     d = tape.gradient(loss, model.trainable_weights)[0]
     np.testing.assert_allclose(d, numeric_gradient(
         lambda: float((model(ids) * g).sum()), model.layers[0].embeddings), rtol=1e-6, atol=1e-8)
+
+
+def test_regularizers_and_constraints_on_embedding_and_recurrent_layers():
+    rng = np.random.default_rng(18)
+    ids = rng.integers(1, 9, (8, 5))
+    model = models.Sequential([
+        fastdl.Input((5,), dtype="int32"),
+        layers.Embedding(9, 3, embeddings_regularizer="l2", embeddings_constraint="non_neg"),
+        layers.LSTM(4, kernel_regularizer="l1", recurrent_constraint="unit_norm",
+                    bias_constraint="non_neg"),
+        layers.Dense(1)])
+    emb, lstm = model.layers[0], model.layers[1]
+    assert len(model.losses) == 2
+    np.testing.assert_allclose(float(model.losses[0]), 0.01 * (emb.get_weights()[0] ** 2).sum(),
+                               rtol=1e-5)
+    np.testing.assert_allclose(float(model.losses[1]), 0.01 * np.abs(lstm.get_weights()[0]).sum(),
+                               rtol=1e-5)
+    model.compile(optimizer=fastdl.optimizers.SGD(0.5), loss="mse")
+    model.fit(ids, rng.standard_normal((8, 1)).astype(np.float32), epochs=2, verbose=0)
+    assert emb.get_weights()[0].min() >= 0.0
+    assert lstm.get_weights()[2].min() >= 0.0
+    np.testing.assert_allclose(np.linalg.norm(lstm.get_weights()[1], axis=0), 1.0, rtol=1e-5)
+    again = layers.deserialize(layers.serialize(lstm))
+    assert again.get_config()["recurrent_constraint"] == lstm.get_config()["recurrent_constraint"]
+    assert layers.deserialize(layers.serialize(emb)).get_config()["embeddings_constraint"] == \
+        emb.get_config()["embeddings_constraint"]

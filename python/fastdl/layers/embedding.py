@@ -25,12 +25,10 @@ class Embedding(Layer):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
                 raise ValueError(f"Embedding {self.name!r}: {what} must be a positive integer, "
                                  f"got {v!r}")
-        if embeddings_constraint is not None:
-            raise NotImplementedError(f"Embedding {self.name!r}: embeddings_constraint is not "
-                                      f"supported")
         if lora_rank is not None:
             raise NotImplementedError(f"Embedding {self.name!r}: lora_rank is not supported")
-        from .. import regularizers
+        from .. import constraints, regularizers
+        self.embeddings_constraint = constraints.get(embeddings_constraint)
         self.input_dim = int(input_dim)
         self.output_dim = int(output_dim)
         self.embeddings_initializer = initializers.get(embeddings_initializer)
@@ -40,7 +38,8 @@ class Embedding(Layer):
 
     def build(self, input_shape):
         self.add_weight((self.input_dim, self.output_dim), self.embeddings_initializer,
-                        name="embeddings", regularizer=self.embeddings_regularizer)
+                        name="embeddings", regularizer=self.embeddings_regularizer,
+                        constraint=self.embeddings_constraint)
         if self._initial_weights is not None:
             w = self._initial_weights
             self._initial_weights = None
@@ -87,12 +86,14 @@ class Embedding(Layer):
         return self.mask_zero
 
     def get_config(self):
-        from .. import regularizers
+        from .. import constraints, regularizers
         cfg = {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
                "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
                "mask_zero": self.mask_zero}
         if self.embeddings_regularizer is not None:
             cfg["embeddings_regularizer"] = regularizers.serialize(self.embeddings_regularizer)
+        if self.embeddings_constraint is not None:
+            cfg["embeddings_constraint"] = constraints.serialize(self.embeddings_constraint)
         return cfg
 
 

@@ -23,8 +23,19 @@ class _RNN(Layer):
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", return_state=False, go_backwards=False,
                  stateful=False, unroll=False, dropout=0.0, recurrent_dropout=0.0, seed=None,
-                 zero_output_for_mask=False, use_cudnn="auto", **kw):
+                 zero_output_for_mask=False, use_cudnn="auto", kernel_regularizer=None,
+                 recurrent_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 recurrent_constraint=None, bias_constraint=None, **kw):
         super().__init__(**kw)
+        from .. import constraints, regularizers
+        for k, v in (("kernel_regularizer", kernel_regularizer),
+                     ("recurrent_regularizer", recurrent_regularizer),
+                     ("bias_regularizer", bias_regularizer)):
+            setattr(self, k, regularizers.get(v))
+        for k, v in (("kernel_constraint", kernel_constraint),
+                     ("recurrent_constraint", recurrent_constraint),
+                     ("bias_constraint", bias_constraint)):
+            setattr(self, k, constraints.get(v))
         name = f"{type(self).__name__} {self.name!r}"
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
             raise ValueError(f"{name}: units must be a positive integer, got {units!r}")
@@ -82,13 +93,20 @@ class _RNN(Layer):
             raise ValueError(f"{type(self).__name__} {self.name!r} expects 3-D inputs (batch, "
                              f"timesteps, features), got {shape_str(s)}")
         g = self._gates * self.units
-        self.add_weight((s[-1], g), self.kernel_initializer, name="kernel")
-        self.add_weight((self.units, g), self.recurrent_initializer, name="recurrent_kernel")
+        self.add_weight((s[-1], g), self.kernel_initializer, name="kernel",
+                        regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
+        self.add_weight((self.units, g), self.recurrent_initializer, name="recurrent_kernel",
+                        regularizer=self.recurrent_regularizer,
+                        constraint=self.recurrent_constraint)
         if self.use_bias:
             self._init_bias()
 
     def _init_bias(self):
-        self.add_weight(self._bias_shape(), self.bias_initializer, name="bias")
+        self._add_bias()
+
+    def _add_bias(self):
+        return self.add_weight(self._bias_shape(), self.bias_initializer, name="bias",
+                               regularizer=self.bias_regularizer, constraint=self.bias_constraint)
 
     def _check_input(self, shape):
         # any number of time steps (Keras builds recurrent layers for (batch, None, features))
@@ -343,6 +361,13 @@ class _RNN(Layer):
                "kernel_initializer": initializers.serialize(self.kernel_initializer),
                "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
                "bias_initializer": initializers.serialize(self.bias_initializer)}
+        from .. import constraints, regularizers
+        for k in ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer"):
+            if getattr(self, k) is not None:
+                cfg[k] = regularizers.serialize(getattr(self, k))
+        for k in ("kernel_constraint", "recurrent_constraint", "bias_constraint"):
+            if getattr(self, k) is not None:
+                cfg[k] = constraints.serialize(getattr(self, k))
         for k, default in (("return_state", False), ("go_backwards", False),
                            ("stateful", False), ("unroll", False), ("dropout", 0.0),
                            ("recurrent_dropout", 0.0), ("seed", None)):
@@ -400,7 +425,7 @@ class LSTM(_RNN):
         self.unit_forget_bias = bool(unit_forget_bias)
 
     def _init_bias(self):
-        b = self.add_weight(self._bias_shape(), self.bias_initializer, name="bias")
+        b = self._add_bias()
         if self.unit_forget_bias:
             b[self.units:2 * self.units] = 1.0
 
