@@ -209,6 +209,8 @@ def test_dropout_arguments_validated():
         layers.GRU(3, recurrent_dropout=-0.1)
     with pytest.raises(ValueError, match="units"):
         layers.SimpleRNN(0)
+    with pytest.raises(ValueError, match="use_cudnn"):
+        layers.LSTM(2, use_cudnn="yes")
 
 
 # ----------------------------------------------------------------- stateful

@@ -47,7 +47,9 @@ class _RNN(Layer):
         self.go_backwards = bool(go_backwards)
         self.stateful = bool(stateful)
         self.unroll = bool(unroll)          # a speed hint in Keras; results are the same
-        self.use_cudnn = use_cudnn
+        if use_cudnn not in ("auto", True, False):
+            raise ValueError(f"{name}: use_cudnn must be 'auto', True or False, got {use_cudnn!r}")
+        self.use_cudnn = use_cudnn        # fastdl picks its own kernels; results are the same
         for what, v in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if not 0.0 <= float(v) < 1.0:
                 raise ValueError(f"{name}: {what} must be in [0, 1), got {v!r}")
