@@ -376,3 +376,39 @@ def test_small_gemms_give_the_same_bits_on_any_thread_count():
             np.testing.assert_array_equal(par, ser)
     finally:
         fastdl.set_num_threads(old)
+
+
+@pytest.mark.parametrize("kind", ["sequential", "functional", "subclassed"])
+def test_predict_of_one_batch_equals_batched_and_owns_its_result(kind):
+    # predict on at most one batch of one array skips the data adapter: the result is
+    # the same as batch by batch, and a later predict does not overwrite it.
+    import fastdl as keras
+    from fastdl import layers
+    rng = np.random.default_rng(3)
+    if kind == "sequential":
+        m = keras.Sequential([layers.Input((5,)), layers.Dense(4, activation="relu"),
+                              layers.Dense(3, activation="softmax")])
+    elif kind == "functional":
+        i = keras.Input((5,))
+        m = keras.Model(i, layers.Dense(3, activation="softmax")(layers.Dense(4)(i)))
+    else:
+        class M(keras.Model):
+            def __init__(self):
+                super().__init__()
+                self.d = layers.Dense(3)
+
+            def call(self, x):
+                return self.d(x)
+        m = M()
+    a = rng.random((2, 5), dtype=np.float32)
+    b = rng.random((3, 5), dtype=np.float32)
+    ya = m.predict(a, verbose=0)
+    keep = ya.copy()
+    yb = m.predict(b, verbose=0)
+    np.testing.assert_array_equal(ya, keep)
+    assert not np.shares_memory(ya, yb) and not np.shares_memory(ya, a)
+    both = m.predict(np.concatenate([a, b]), batch_size=1, verbose=0)
+    np.testing.assert_allclose(both, np.concatenate([ya, yb]), rtol=1e-6, atol=1e-7)
+    assert m.predict(a[:1].astype(np.float64), verbose=0).dtype == np.float32
+    with pytest.raises(ValueError, match="shape"):
+        m.predict(rng.random((2, 6), dtype=np.float32), verbose=0)

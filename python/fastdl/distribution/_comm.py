@@ -32,15 +32,22 @@ _state = _State()
 
 def launched_size():
     """The number of processes a launcher (mpiexec, srun with PMI) started, from the
-    environment; 1 when not launched by one."""
-    for var in LAUNCHER_SIZE_VARS:
-        v = os.environ.get(var)
-        if v:
-            try:
-                return int(v)
-            except ValueError:
-                continue
-    return 1
+    environment; 1 when not launched by one. Read once: a launcher sets it before the
+    process starts (and every fit/predict call asks)."""
+    if _launched[0] is None:
+        _launched[0] = 1
+        for var in LAUNCHER_SIZE_VARS:
+            v = os.environ.get(var)
+            if v:
+                try:
+                    _launched[0] = int(v)
+                    break
+                except ValueError:
+                    continue
+    return _launched[0]
+
+
+_launched = [None]
 
 
 def check_launch(what):

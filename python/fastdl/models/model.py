@@ -190,6 +190,23 @@ class Model(Trainer, Layer):
         saving.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer,
                           **kwargs)
 
+    def export(self, filepath, format=None, verbose=None, input_signature=None, **kwargs):
+        """Write the model for serving; format='onnx' (ONNX Runtime and friends; the onnx
+        package, ``pip install 'fastdl[onnx]'``). A '.onnx' name implies it."""
+        import os
+        if format is None and os.fspath(filepath).endswith(".onnx"):
+            format = "onnx"
+        if format != "onnx":
+            raise ValueError(f"export: format={format!r} is not supported; fastdl exports "
+                             f"format='onnx'")
+        if input_signature is not None or kwargs:
+            raise TypeError(f"export: unsupported argument(s) "
+                            f"{', '.join((['input_signature'] if input_signature is not None else []) + sorted(kwargs))}")
+        from ..saving import onnx_export
+        onnx_export.export(self, filepath)
+        if verbose:
+            print(f"Saved the model as ONNX to {os.fspath(filepath)!r}")
+
     def save_weights(self, filepath, overwrite=True):
         from .. import saving
         saving.save_weights(self, filepath, overwrite=overwrite)

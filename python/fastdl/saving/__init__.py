@@ -1,6 +1,18 @@
 """Saving models and weights, and (de)serializing layers, models and custom objects.
 
-One file holds a model: its architecture (the config of every layer, JSON), its
+Which format a file gets:
+
+- ``model.save("m.keras")`` and ``model.save_weights("w.weights.h5")`` write Keras 3's
+  own formats (saving/keras_format.py; h5py, ``pip install 'fastdl[keras]'``) whenever
+  Keras can express the model: a Sequential or functional model whose layers all have an
+  entry in saving/layer_table.py. Keras 3 loads those files and predicts identically.
+- Anything else (a subclassed model, a user's layer, a Lambda, any other file name) is
+  written in fastdl's own format below: Keras could not rebuild those classes anyway.
+  (So a ``.keras`` file of a subclassed model is fastdl's format, not Keras'.)
+- ``load_model`` / ``load_weights`` look at the file's contents, not its name, and read
+  both formats (``load_weights`` also reads the weights inside a ``.keras`` file).
+
+fastdl's own format: one file holds a model: its architecture (the config of every layer, JSON), its
 weights, and its optimizer state, in a NumPy ``.npz`` container, written to a
 temporary name and renamed so a crash never leaves half a file. Layers and
 models written by users are found by class name through ``custom_objects=``,
@@ -133,8 +145,17 @@ def _not_built(model, what):
     return ValueError(model._not_built_message(what))
 
 
+def _keras_format_for(model, path, suffix):
+    """True when ``path`` (ending in ``suffix``) is to be written in Keras' format."""
+    if not str(path).endswith(suffix):
+        return False
+    from . import keras_format
+    return keras_format.expressible(model)
+
+
 def save_model(model, filepath, overwrite=True, include_optimizer=True, **kwargs):
-    """One file: architecture JSON, weights, optimizer state (any extension)."""
+    """One file: architecture JSON, weights, optimizer state (Keras' format for a .keras
+    name when Keras can express the model, else fastdl's; see the module docstring)."""
     if kwargs:
         raise TypeError(f"save: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
     if not model.built:
@@ -142,6 +163,10 @@ def save_model(model, filepath, overwrite=True, include_optimizer=True, **kwargs
     path = os.fspath(filepath)
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"save: {path!r} exists and overwrite=False")
+    if _keras_format_for(model, path, ".keras"):
+        from . import keras_format
+        keras_format.save_model(model, path, include_optimizer=include_optimizer)
+        return
     header = {"format": _FORMAT, "version": _FORMAT_VERSION, "kind": "model",
               "model": serialize_object(model), "dtype": (model.dtype or np.dtype("float32")).name,
               "build_input_shape": _jsonable(getattr(model, "_build_input_shape", None)),
@@ -200,6 +225,14 @@ def json_ok(v):
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     path = os.fspath(filepath)
+    from . import keras_format
+    kind = keras_format.file_kind(path)
+    if kind == "keras":
+        with custom_object_scope(custom_objects):
+            return keras_format.load_model(path, compile=compile)
+    if kind == "h5":
+        raise ValueError(f"{path!r} is an HDF5 weights file (from save_weights), not a model; "
+                         f"build the model and call model.load_weights instead")
     header, arrays = _read(path)
     if header.get("kind") != "model":
         raise ValueError(f"{path!r} holds only weights (from save_weights); build the model and "
@@ -258,6 +291,10 @@ def save_weights(model, filepath, overwrite=True):
     path = os.fspath(filepath)
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"save_weights: {path!r} exists and overwrite=False")
+    if _keras_format_for(model, path, ".weights.h5"):
+        from . import keras_format
+        keras_format.save_weights(model, path)
+        return
     ws = model.get_weights()
     header = {"format": _FORMAT, "version": _FORMAT_VERSION, "kind": "weights",
               "num_weights": len(ws), "shapes": [list(w.shape) for w in ws]}
@@ -266,6 +303,18 @@ def save_weights(model, filepath, overwrite=True):
 
 def load_weights(model, filepath):
     path = os.fspath(filepath)
+    from . import keras_format
+    kind = keras_format.file_kind(path)
+    if kind is not None:
+        if not model.built:
+            raise _not_built(model, "load_weights")
+        bad = keras_format.unsupported_layers(model)
+        if bad:
+            raise ValueError(f"load_weights: {path!r} is in Keras' format, which fastdl reads into "
+                             f"Sequential and functional models of built-in layers; "
+                             f"{bad[0].name!r} ({type(bad[0]).__name__}) is not one")
+        keras_format.load_weights(model, path, kind)
+        return
     header, arrays = _read(path)
     n = header.get("num_weights")
     ws = [arrays.get(f"w{i}") for i in range(n or 0)]

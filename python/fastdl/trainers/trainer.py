@@ -647,6 +647,12 @@ class Trainer:
         if ds is not None:
             return ds.predict(x, batch_size=batch_size, verbose=verbose, steps=steps,
                               callbacks=callbacks)
+        if (callbacks is None and steps is None and type(x) is np.ndarray and x.ndim and
+                0 < len(x) <= (batch_size or 32)):
+            # One batch of one array (a request served one sample at a time): the step
+            # itself, without the data adapter's batching and the final concatenation.
+            self._ensure_built(x)
+            return _map_host(self.predict_step((self._dev(x),)))
         data = data_adapter.adapt(x, None, None, batch_size, False, "predict")
         chunks = []
         dev = self._dev
@@ -758,6 +764,8 @@ def _map_dev(dev, s):
 
 
 def _map_host(s):
+    if type(s) is np.ndarray:
+        return s
     return data_adapter._map(lambda a: _device.to_host(_tape.value(a)), s)
 
 
