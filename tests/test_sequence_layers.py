@@ -524,6 +524,13 @@ def test_saved_and_loaded_with_masks_and_wrappers(tmp_path):
     again = models.load_model(path)
     np.testing.assert_allclose(again.predict(ids, verbose=0), want, rtol=1e-6, atol=1e-7)
     assert [type(l).__name__ for l in again.layers] == [type(l).__name__ for l in model.layers]
+    x = rng.standard_normal((3, 5, 2)).astype(np.float32)
+    x[0, 3:] = 0.0
+    masked = models.Sequential([fastdl.Input((5, 2)), layers.Masking(0.0),
+                                layers.SimpleRNN(3, return_state=False, stateful=False)])
+    masked.save(tmp_path / "k.keras")
+    np.testing.assert_allclose(models.load_model(tmp_path / "k.keras").predict(x, verbose=0),
+                               masked.predict(x, verbose=0), rtol=1e-6)
 
 
 def test_global_average_pooling_1d_takes_the_mask():

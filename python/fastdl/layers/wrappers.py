@@ -63,7 +63,8 @@ class TimeDistributed(Layer):
     def from_config(cls, config, custom_objects=None):
         from ..saving import deserialize_object
         config = dict(config)
-        config["layer"] = deserialize_object(config["layer"], custom_objects, kind="layer")
+        if not isinstance(config["layer"], Layer):
+            config["layer"] = deserialize_object(config["layer"], custom_objects, kind="layer")
         return cls(**config)
 
 
@@ -200,7 +201,7 @@ class Bidirectional(Layer):
         from ..saving import deserialize_object
         config = dict(config)
         for k in ("layer", "backward_layer"):
-            if config.get(k) is not None:
+            if config.get(k) is not None and not isinstance(config[k], Layer):
                 config[k] = deserialize_object(config[k], custom_objects, kind="layer")
         layer = config["layer"]
         if layer.name.startswith("forward_"):
