@@ -74,6 +74,27 @@ def conv2d_backward(dy, x, w, strides=1, padding="valid", dilation=1):
     return dx, dwk, dy.sum(axis=(0, 1, 2))
 
 
+def _block_diagonal(w):
+    """Depthwise kernel (KH,KW,C,M) as the conv2d kernel (KH,KW,C,C*M) it equals."""
+    KH, KW, C, M = w.shape
+    full = np.zeros((KH, KW, C, C * M))
+    for c in range(C):
+        full[:, :, c, c * M:(c + 1) * M] = w[:, :, c, :]
+    return full
+
+
+def depthwise_conv2d(x, w, b=None, strides=1, padding="valid", dilation=1):
+    """Depthwise convolution as conv2d with a block-diagonal kernel."""
+    return conv2d(x, _block_diagonal(w), b, strides, padding, dilation)
+
+
+def depthwise_conv2d_backward(dy, x, w, strides=1, padding="valid", dilation=1):
+    C, M = w.shape[2:]
+    dx, dfull, db = conv2d_backward(dy, x, _block_diagonal(w), strides, padding, dilation)
+    dw = np.stack([dfull[:, :, c, c * M:(c + 1) * M] for c in range(C)], axis=2)
+    return dx, dw, db
+
+
 def _windows(x, pool, strides, padding):
     """Yields (oh, ow, rows, cols) with the window's in-bounds input ranges."""
     KH, KW = pair(pool)

@@ -460,6 +460,76 @@ def test_conv2d_forward_backward(cp, cu, rng, dtype, case):
     close(cp, gb, rb, dtype, scale=10)
 
 
+DEPTHWISE_CASES = [
+    # (N, H, W, C, KH, KW, M, strides, padding, dilation)
+    (2, 7, 9, 3, 3, 3, 1, 1, "same", 1),
+    (2, 7, 9, 3, 3, 2, 2, 2, "valid", 1),
+    (1, 8, 8, 5, 3, 3, 3, (2, 1), ((1, 0), (2, 1)), (1, 2)),
+    (0, 5, 5, 2, 3, 3, 1, 1, "same", 1),             # empty batch
+]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", DEPTHWISE_CASES)
+def test_depthwise_conv2d_forward_backward(cp, cu, rng, dtype, case):
+    import ref_conv
+    N, H, W, C, KH, KW, M, s, pad, d = case
+    x = rng.standard_normal((N, H, W, C)).astype(dtype)
+    w = rng.standard_normal((KH, KW, C, M)).astype(dtype)
+    b = rng.standard_normal(C * M).astype(dtype)
+    conv = dict(strides=s, padding=pad, dilation_rate=d)
+    want = ref_conv.depthwise_conv2d(x, w, b, s, pad, d)
+    got = fastdl.ops.depthwise_conv2d(cp.asarray(x), cp.asarray(w), cp.asarray(b), **conv)
+    assert got.shape == want.shape
+    close(cp, got, want, dtype, scale=10)
+    close(cp, fastdl.ops.depthwise_conv2d(cp.asarray(x), cp.asarray(w), cp.asarray(b),
+                                          activation="relu", **conv),
+          np.maximum(want, 0), dtype, scale=10)
+    dy = rng.standard_normal(want.shape).astype(dtype)
+    gx, gw, gb = fastdl.ops.depthwise_conv2d_backward(cp.asarray(dy), cp.asarray(x),
+                                                      cp.asarray(w), **conv)
+    rx, rw, rb = ref_conv.depthwise_conv2d_backward(dy, x, w, s, pad, d)
+    close(cp, gx, rx, dtype, scale=10)
+    close(cp, gw, rw, dtype, scale=10)
+    close(cp, gb, rb, dtype, scale=10)
+    none, gw2, _ = fastdl.ops.depthwise_conv2d_backward(cp.asarray(dy), cp.asarray(x),
+                                                        cp.asarray(w), need_dx=False, **conv)
+    assert none is None
+    close(cp, gw2, rw, dtype, scale=10)
+    with pytest.raises(ValueError, match="channels"):
+        fastdl.ops.depthwise_conv2d(cp.asarray(x), cp.asarray(w[:, :, :1]), **conv)
+
+
+@pytest.mark.cuda
+def test_conv2d_transpose_on_the_gpu(cp, cu, rng):
+    x = rng.standard_normal((2, 4, 3, 5)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 4, 5)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    kw = dict(strides=2, padding="same", output_padding=1)
+    want = fastdl.ops.conv2d_transpose(x, w, b, **kw)
+    got = fastdl.ops.conv2d_transpose(cp.asarray(x), cp.asarray(w), cp.asarray(b), **kw)
+    close(cp, got, want, np.float32, scale=10)
+    dy = rng.standard_normal(want.shape).astype(np.float32)
+    for g, r in zip(fastdl.ops.conv2d_transpose_backward(cp.asarray(dy), cp.asarray(x),
+                                                         cp.asarray(w), **kw),
+                    fastdl.ops.conv2d_transpose_backward(dy, x, w, **kw)):
+        close(cp, g, r, np.float32, scale=10)
+    # conv2d_backward(need_dw=False): dx alone, x's values unread
+    xc = rng.standard_normal((2, 7, 6, 3)).astype(np.float32)
+    wc = rng.standard_normal((3, 3, 3, 4)).astype(np.float32)
+    for s, p in ((1, "same"), (2, "valid")):
+        dyc = rng.standard_normal(fastdl.ops.conv2d(xc, wc, strides=s, padding=p).shape)
+        dyc = dyc.astype(np.float32)
+        dx, dw, db = fastdl.ops.conv2d_backward(cp.asarray(dyc), cp.full(xc.shape, cp.nan,
+                                                                         cp.float32),
+                                                cp.asarray(wc), strides=s, padding=p,
+                                                need_dw=False)
+        assert dw is None and db is None
+        close(cp, dx, fastdl.ops.conv2d_backward(dyc, xc, wc, strides=s, padding=p)[0],
+              np.float32, scale=10)
+
+
 @pytest.mark.cuda
 def test_conv2d_noncontiguous_and_bad_arguments(cp, cu, rng):
     x = rng.standard_normal((2, 6, 6, 3)).astype(np.float32)
@@ -944,6 +1014,12 @@ def _gpu_model(kind, dtype):
     elif kind == "convnet":
         ls = [L.Input((6, 6, 1), **d), L.Conv2D(4, 3, activation="relu", **d),
               L.MaxPooling2D(**d), L.Flatten(**d), L.Dense(3, activation="softmax", **d)]
+    elif kind == "convlayers":
+        ls = [L.Input((6, 6, 1), **d), L.Conv2DTranspose(3, 3, strides=2, padding="same", **d),
+              L.DepthwiseConv2D(3, depth_multiplier=2, activation="relu", **d),
+              L.SeparableConv2D(4, 3, strides=2, **d), L.Reshape((16, 4), **d),
+              L.Conv1D(4, 3, padding="causal", **d), L.Flatten(**d),
+              L.Dense(3, activation="softmax", **d)]
     else:
         cell = {"simple_rnn": L.SimpleRNN, "lstm": L.LSTM, "gru": L.GRU}[kind]
         ls = [L.Input((6, 6), **d), cell(5, **d), L.Dense(3, activation="softmax", **d)]
@@ -998,12 +1074,13 @@ def test_functional_model_with_traced_layer_on_cuda_fits_like_cpu(cp, rng, dtype
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize("kind", ["mlp", "convnet", "simple_rnn", "lstm", "gru"])
+@pytest.mark.parametrize("kind", ["mlp", "convnet", "simple_rnn", "lstm", "gru", "convlayers"])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_model_to_cuda_fits_like_cpu(cp, rng, kind, dtype):
     # model.to("cuda"): weights move, fit/evaluate/predict move each batch; the
     # same seed gives the same training as on the CPU (dropout masks included).
-    x = rng.standard_normal((40, 6, 6, 1) if kind in ("mlp", "convnet") else (40, 6, 6)).astype(dtype)
+    x = rng.standard_normal((40, 6, 6, 1) if kind in ("mlp", "convnet", "convlayers")
+                            else (40, 6, 6)).astype(dtype)
     y = rng.integers(0, 3, 40)
     runs = []
     for device in ("cpu", "cuda"):

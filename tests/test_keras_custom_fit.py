@@ -485,7 +485,6 @@ def test_gan_with_keras_random_as_in_the_guide():
     assert set(h.history) == {"d_loss", "g_loss"}
 
 
-@pytest.mark.xfail(strict=True, reason="layers.LeakyReLU and layers.Conv2DTranspose are missing")
 def test_dcgan_architecture_from_the_example():
     # keras-io "DCGAN to generate face images": LeakyReLU and Conv2DTranspose
     discriminator = keras.Sequential([

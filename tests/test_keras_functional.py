@@ -724,7 +724,6 @@ def test_static_batch_size_propagates():
     assert tuple(layers.Dense(1)(inputs).shape) == (2, 1)
 
 
-@pytest.mark.xfail(strict=True, reason="layers.Conv1D is missing")
 def test_functional_model_with_static_batch_size_and_conv1d():
     batch_size, timesteps, input_dim = 2, 6, 3
     inputs = keras.Input(batch_shape=(batch_size, timesteps, input_dim))

@@ -13,6 +13,7 @@
 #include "common/conv_geometry.h"
 #include "cpu/pool/avg_pool2d.h"
 #include "cpu/conv/conv2d.h"
+#include "cpu/conv/depthwise_conv2d.h"
 #include "cpu/pool/global_avg_pool2d.h"
 #include "cpu/pool/max_pool2d.h"
 
@@ -88,14 +89,97 @@ py::array conv2d_entry(py::handle x, py::handle w, py::object b, Pair strides, P
 
 template <typename T>
 py::tuple conv2d_backward_typed(const ConvArgs& a, const py::array& dy_in, bool need_dx,
-                                cpu::ConvAlgorithm algo) {
+                                bool need_dw, cpu::ConvAlgorithm algo) {
+  const Conv2dGeom& g = a.g;
+  auto dy = contiguous<T>(dy_in);
+  auto x = contiguous<T>(a.x);
+  auto w = contiguous<T>(a.w);
+  py::array_t<T> dx, dw, db;
+  if (need_dx) dx = empty<T>({g.N, g.H, g.W, g.C});
+  if (need_dw) {
+    dw = empty<T>({g.KH, g.KW, g.C, g.F});
+    db = empty<T>({g.F});
+  }
+  const T *pdy = dy.data(), *px = x.data(), *pw = w.data();
+  T* pdx = need_dx ? dx.mutable_data() : nullptr;
+  T* pdw = need_dw ? dw.mutable_data() : nullptr;
+  T* pdb = need_dw ? db.mutable_data() : nullptr;
+  {
+    py::gil_scoped_release nogil;
+    cpu::Context ctx = make_context();
+    cpu::conv2d_backward<T>(pdx, pdw, pdb, pdy, px, pw, g, ctx, algo);
+  }
+  auto or_none = [](bool want, const py::object& o) { return want ? o : py::object(py::none()); };
+  return py::make_tuple(or_none(need_dx, dx), or_none(need_dw, dw), or_none(need_dw, db));
+}
+
+py::tuple conv2d_backward_entry(py::handle dy_h, py::handle x, py::handle w, Pair strides,
+                                Pair dilation, bool same, Pads pads, bool need_dx,
+                                const std::string& algorithm, bool need_dw) {
+  const char* op = "conv2d_backward";
+  ConvArgs a = conv_args(op, x, w, strides, dilation, same, pads);
+  cpu::ConvAlgorithm algo = parse_algorithm(op, algorithm);
+  py::array dy = require_array(dy_h, "dy");
+  checks::conv_dy(op, view_of(dy), a.g, a.vx, a.vw);
+  if (a.kind == 'f') return conv2d_backward_typed<float>(a, dy, need_dx, need_dw, algo);
+  return conv2d_backward_typed<double>(a, dy, need_dx, need_dw, algo);
+}
+
+// ------------------------------------------------------------ depthwise convolution
+
+ConvArgs depthwise_args(const char* op, py::handle x_h, py::handle w_h, Pair strides,
+                        Pair dilation, bool same, Pads pads) {
+  ConvArgs a;
+  a.x = require_array(x_h, "x");
+  a.w = require_array(w_h, "w");
+  a.vx = view_of(a.x);
+  a.vw = view_of(a.w);
+  a.g = checks::depthwise_geometry(op, a.vx, a.vw, strides, dilation, same, pads, &a.kind);
+  return a;
+}
+
+template <typename T>
+py::array depthwise_typed(const ConvArgs& a, py::object b_obj, cpu::Activation act) {
+  const Conv2dGeom& g = a.g;
+  py::array b;
+  const bool has_b = !b_obj.is_none();
+  if (has_b) {
+    b = require_array(b_obj, "b");
+    checks::depthwise_bias("depthwise_conv2d", view_of(b), g, a.vx, a.vw);
+    b = contiguous<T>(b);
+  }
+  auto x = contiguous<T>(a.x);
+  auto w = contiguous<T>(a.w);
+  auto y = empty<T>({g.N, g.OH, g.OW, g.F});
+  const T *px = x.data(), *pw = w.data();
+  const T* pb = has_b ? static_cast<const T*>(b.data()) : nullptr;
+  T* py_ = y.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    cpu::Context ctx = make_context();
+    cpu::depthwise_conv2d_forward<T>(py_, px, pw, pb, g, act, ctx);
+  }
+  return y;
+}
+
+py::array depthwise_entry(py::handle x, py::handle w, py::object b, Pair strides, Pair dilation,
+                          bool same, Pads pads, py::handle activation) {
+  cpu::Activation act =
+      checks::parse_linear_or_relu<cpu::Activation>(activation, "depthwise_conv2d: ");
+  ConvArgs a = depthwise_args("depthwise_conv2d", x, w, strides, dilation, same, pads);
+  if (a.kind == 'f') return depthwise_typed<float>(a, b, act);
+  return depthwise_typed<double>(a, b, act);
+}
+
+template <typename T>
+py::tuple depthwise_backward_typed(const ConvArgs& a, const py::array& dy_in, bool need_dx) {
   const Conv2dGeom& g = a.g;
   auto dy = contiguous<T>(dy_in);
   auto x = contiguous<T>(a.x);
   auto w = contiguous<T>(a.w);
   py::array_t<T> dx;
   if (need_dx) dx = empty<T>({g.N, g.H, g.W, g.C});
-  auto dw = empty<T>({g.KH, g.KW, g.C, g.F});
+  auto dw = empty<T>({g.KH, g.KW, g.C, g.F / g.C});
   auto db = empty<T>({g.F});
   const T *pdy = dy.data(), *px = x.data(), *pw = w.data();
   T* pdx = need_dx ? dx.mutable_data() : nullptr;
@@ -103,21 +187,19 @@ py::tuple conv2d_backward_typed(const ConvArgs& a, const py::array& dy_in, bool 
   {
     py::gil_scoped_release nogil;
     cpu::Context ctx = make_context();
-    cpu::conv2d_backward<T>(pdx, pdw, pdb, pdy, px, pw, g, ctx, algo);
+    cpu::depthwise_conv2d_backward<T>(pdx, pdw, pdb, pdy, px, pw, g, ctx);
   }
   return py::make_tuple(need_dx ? py::object(dx) : py::object(py::none()), dw, db);
 }
 
-py::tuple conv2d_backward_entry(py::handle dy_h, py::handle x, py::handle w, Pair strides,
-                                Pair dilation, bool same, Pads pads, bool need_dx,
-                                const std::string& algorithm) {
-  const char* op = "conv2d_backward";
-  ConvArgs a = conv_args(op, x, w, strides, dilation, same, pads);
-  cpu::ConvAlgorithm algo = parse_algorithm(op, algorithm);
+py::tuple depthwise_backward_entry(py::handle dy_h, py::handle x, py::handle w, Pair strides,
+                                   Pair dilation, bool same, Pads pads, bool need_dx) {
+  const char* op = "depthwise_conv2d_backward";
+  ConvArgs a = depthwise_args(op, x, w, strides, dilation, same, pads);
   py::array dy = require_array(dy_h, "dy");
   checks::conv_dy(op, view_of(dy), a.g, a.vx, a.vw);
-  if (a.kind == 'f') return conv2d_backward_typed<float>(a, dy, need_dx, algo);
-  return conv2d_backward_typed<double>(a, dy, need_dx, algo);
+  if (a.kind == 'f') return depthwise_backward_typed<float>(a, dy, need_dx);
+  return depthwise_backward_typed<double>(a, dy, need_dx);
 }
 
 // ------------------------------------------------------------ pooling
@@ -270,7 +352,16 @@ void bind_conv(py::module_& m) {
         "act(conv(x, w) + b), channels-last; pads = (top, bottom, left, right)");
   m.def("conv2d_backward", &conv2d_backward_entry, py::arg("dy"), py::arg("x"), py::arg("w"),
         py::arg("strides"), py::arg("dilation"), py::arg("same"), py::arg("pads"),
-        py::arg("need_dx"), py::arg("algorithm") = "auto", "(dx or None, dw, db) of conv2d");
+        py::arg("need_dx"), py::arg("algorithm") = "auto", py::arg("need_dw") = true,
+        "(dx or None, dw or None, db or None) of conv2d; need_dw=False: dx only (x's values "
+        "are not read)");
+  m.def("depthwise_conv2d", &depthwise_entry, py::arg("x"), py::arg("w"), py::arg("b"),
+        py::arg("strides"), py::arg("dilation"), py::arg("same"), py::arg("pads"),
+        py::arg("activation"),
+        "act(depthwise(x, w) + b), channels-last; w (KH,KW,C,M) -> y (N,OH,OW,C*M)");
+  m.def("depthwise_conv2d_backward", &depthwise_backward_entry, py::arg("dy"), py::arg("x"),
+        py::arg("w"), py::arg("strides"), py::arg("dilation"), py::arg("same"), py::arg("pads"),
+        py::arg("need_dx"), "(dx or None, dw, db) of depthwise_conv2d");
   m.def("max_pool2d", &pool_forward_entry<PoolKind::max>, py::arg("x"), py::arg("pool_size"),
         py::arg("strides"), py::arg("same"), py::arg("pads"));
   m.def("max_pool2d_backward", &pool_backward_entry<PoolKind::max>, py::arg("dy"), py::arg("x"),

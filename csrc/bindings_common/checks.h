@@ -581,6 +581,46 @@ inline void conv_dy(const char* op, const View& dy, const Conv2dGeom& g, const V
                 shape_str(w) + ", got " + shape_str(dy));
 }
 
+// Depthwise convolution: x (N,H,W,C) and w (KH,KW,C,M), float, one dtype.
+// Returns the geometry with F = C*M output channels; the dtype code goes to *code.
+inline Conv2dGeom depthwise_geometry(const char* op, const View& x, const View& w,
+                                     const Pair& strides, const Pair& dilation, bool same,
+                                     const Pads& pads, char* code) {
+  *code = require_float(x, "x");
+  require_same_dtype(w, "w", x, "x");
+  require_image(x, op);
+  if (w.ndim != 4)
+    value_error(std::string(op) + ": w must be 4-D (KH, KW, C, depth_multiplier), got shape " +
+                shape_str(w));
+  if (w.shape[2] != x.shape[3])
+    value_error(std::string(op) + ": x has " + std::to_string(x.shape[3]) + " channels (shape " +
+                shape_str(x) + ") but w expects " + std::to_string(w.shape[2]) + " (shape " +
+                shape_str(w) + ")");
+  if (w.shape[0] < 1 || w.shape[1] < 1 || w.shape[2] < 1 || w.shape[3] < 1)
+    value_error(std::string(op) + ": w must have a non-empty window, channels and "
+                "depth_multiplier, got shape " + shape_str(w));
+  require_positive(strides, op, "strides");
+  require_positive(dilation, op, "dilation_rate");
+  Conv2dGeom g{};
+  g.N = x.shape[0]; g.H = x.shape[1]; g.W = x.shape[2]; g.C = x.shape[3];
+  g.KH = w.shape[0]; g.KW = w.shape[1]; g.F = checked_mul(w.shape[2], w.shape[3], op);
+  g.SH = strides[0]; g.SW = strides[1]; g.DH = dilation[0]; g.DW = dilation[1];
+  resolve_geometry(g, same, pads, op, "kernel", x, false);
+  checked_numel({g.N, g.OH, g.OW, g.F}, op);
+  checked_numel({g.N, g.H, g.W, g.C}, op);
+  checked_numel({g.KH, g.KW, g.F}, op);
+  return g;
+}
+
+inline void depthwise_bias(const char* op, const View& b, const Conv2dGeom& g, const View& x,
+                           const View& w) {
+  require_same_dtype(b, "b", x, "x");
+  if (!b.has_shape({g.F}))
+    value_error(std::string(op) + ": b must have shape (" + std::to_string(g.F) +
+                ",) (channels x depth_multiplier of w " + shape_str(w) + "), got " +
+                shape_str(b));
+}
+
 // x (N,H,W,C) float. Returns the geometry; the dtype code goes to *code.
 inline Conv2dGeom pool_geometry(const char* op, const View& x, const Pair& pool,
                                 const Pair& strides, bool same, const Pads& pads, char* code) {

@@ -81,7 +81,7 @@ py::object conv2d_entry(py::handle x_h, py::handle w_h, py::handle b_h, Pair str
 
 // (dx or None, dw, db); need_dx=False skips dx (and its GEMM and col2im).
 py::tuple conv2d_backward_entry(py::handle dy_h, py::handle x_h, py::handle w_h, Pair strides,
-                                Pair dilation, bool same, Pads pads, bool need_dx) {
+                                Pair dilation, bool same, Pads pads, bool need_dx, bool need_dw) {
   const char* op = "conv2d_backward";
   ConvArgs a = conv_args(op, x_h, w_h, strides, dilation, same, pads);
   const Conv2dGeom& g = a.g;
@@ -91,13 +91,18 @@ py::tuple conv2d_backward_entry(py::handle dy_h, py::handle x_h, py::handle w_h,
   DevArray dy = device_array(dy_h, "dy");
   checks::conv_dy(op, dy.view(), g, x.view(), w.view());
   dy = contiguous(dy, "dy");
-  DevArray dx, dw = empty(w.shape, code), db = empty({F}, code);
+  DevArray dx, dw, db;
   if (need_dx) dx = empty(x.shape, code);
+  if (need_dw) {
+    dw = empty(w.shape, code);
+    db = empty({F}, code);
+  }
   const int64_t chunk = conv_chunk(g);
   const bool pointwise = cuda::conv_is_pointwise(g);
   const int64_t col_elems = pointwise ? 0 : chunk * g.OH * g.OW * g.KH * g.KW * g.C;
-  DevArray col = empty({col_elems}, code), dcol = empty({need_dx ? col_elems : 0}, code);
-  DevArray partial = empty({cuda::sum_rows_partials(g.N * g.OH * g.OW), F}, code);
+  DevArray col = empty({need_dw ? col_elems : 0}, code);
+  DevArray dcol = empty({need_dx ? col_elems : 0}, code);
+  DevArray partial = empty({need_dw ? cuda::sum_rows_partials(g.N * g.OH * g.OW) : 0, F}, code);
   cudaStream_t s = current_stream();
   const bool tf32 = tf32_enabled();
   cudaError_t err;
@@ -116,6 +121,77 @@ py::tuple conv2d_backward_entry(py::handle dy_h, py::handle x_h, py::handle w_h,
                                               partial.data<double>(), g, F, chunk, tf32, s);
   }
   check_cuda(err, "conv2d_backward");
+  auto or_none = [](bool want, const py::object& o) { return want ? o : py::object(py::none()); };
+  return py::make_tuple(or_none(need_dx, dx.obj), or_none(need_dw, dw.obj),
+                        or_none(need_dw, db.obj));
+}
+
+// ------------------------------------------------------------ depthwise convolution
+ConvArgs depthwise_args(const char* op, py::handle x_h, py::handle w_h, const Pair& strides,
+                        const Pair& dilation, bool same, const Pads& pads) {
+  ConvArgs a;
+  a.x = device_array(x_h, "x");
+  a.w = device_array(w_h, "w");
+  a.g = checks::depthwise_geometry(op, a.x.view(), a.w.view(), strides, dilation, same, pads,
+                                   &a.code);
+  a.x = contiguous(a.x, "x");
+  a.w = contiguous(a.w, "w");
+  return a;
+}
+
+py::object depthwise_entry(py::handle x_h, py::handle w_h, py::handle b_h, Pair strides,
+                           Pair dilation, bool same, Pads pads, py::handle activation) {
+  const char* op = "depthwise_conv2d";
+  const cuda::Activation act =
+      checks::parse_linear_or_relu<cuda::Activation>(activation, "depthwise_conv2d: ");
+  ConvArgs a = depthwise_args(op, x_h, w_h, strides, dilation, same, pads);
+  const Conv2dGeom& g = a.g;
+  DevArray b = device_array_or_none(b_h, "b");
+  if (b.present()) {
+    checks::depthwise_bias(op, b.view(), g, a.x.view(), a.w.view());
+    b = contiguous(b, "b");
+  }
+  DevArray y = empty({g.N, g.OH, g.OW, g.F}, a.code);
+  cudaStream_t s = current_stream();
+  cudaError_t err;
+  {
+    py::gil_scoped_release nogil;
+    err = a.code == 'f'
+              ? cuda::depthwise_conv2d<float>(y.data<float>(), a.x.data<const float>(),
+                                              a.w.data<const float>(), b.data<const float>(), g,
+                                              act, s)
+              : cuda::depthwise_conv2d<double>(y.data<double>(), a.x.data<const double>(),
+                                               a.w.data<const double>(), b.data<const double>(),
+                                               g, act, s);
+  }
+  check_cuda(err, op);
+  return y.obj;
+}
+
+py::tuple depthwise_backward_entry(py::handle dy_h, py::handle x_h, py::handle w_h, Pair strides,
+                                   Pair dilation, bool same, Pads pads, bool need_dx) {
+  const char* op = "depthwise_conv2d_backward";
+  ConvArgs a = depthwise_args(op, x_h, w_h, strides, dilation, same, pads);
+  const Conv2dGeom& g = a.g;
+  DevArray dy = device_array(dy_h, "dy");
+  checks::conv_dy(op, dy.view(), g, a.x.view(), a.w.view());
+  dy = contiguous(dy, "dy");
+  DevArray dx, dw = empty(a.w.shape, a.code), db = empty({g.F}, a.code);
+  if (need_dx) dx = empty(a.x.shape, a.code);
+  cudaStream_t s = current_stream();
+  cudaError_t err;
+  {
+    py::gil_scoped_release nogil;
+    err = a.code == 'f'
+              ? cuda::depthwise_conv2d_backward<float>(
+                    dx.data<float>(), dw.data<float>(), db.data<float>(), dy.data<const float>(),
+                    a.x.data<const float>(), a.w.data<const float>(), g, s)
+              : cuda::depthwise_conv2d_backward<double>(
+                    dx.data<double>(), dw.data<double>(), db.data<double>(),
+                    dy.data<const double>(), a.x.data<const double>(), a.w.data<const double>(),
+                    g, s);
+  }
+  check_cuda(err, op);
   return py::make_tuple(need_dx ? dx.obj : py::object(py::none()), dw.obj, db.obj);
 }
 
@@ -235,7 +311,14 @@ void bind_cuda_conv(py::module_& m) {
         "pads = (top, bottom, left, right)");
   m.def("conv2d_backward", &conv2d_backward_entry, py::arg("dy"), py::arg("x"), py::arg("w"),
         py::arg("strides"), py::arg("dilation"), py::arg("same"), py::arg("pads"),
-        py::arg("need_dx"), "-> (dx or None, dw, db)");
+        py::arg("need_dx"), py::arg("need_dw") = true,
+        "-> (dx or None, dw or None, db or None); need_dw=False: dx only (x's values unread)");
+  m.def("depthwise_conv2d", &depthwise_entry, py::arg("x"), py::arg("w"), py::arg("b"),
+        py::arg("strides"), py::arg("dilation"), py::arg("same"), py::arg("pads"),
+        py::arg("activation"));
+  m.def("depthwise_conv2d_backward", &depthwise_backward_entry, py::arg("dy"), py::arg("x"),
+        py::arg("w"), py::arg("strides"), py::arg("dilation"), py::arg("same"), py::arg("pads"),
+        py::arg("need_dx"));
   m.def("max_pool2d",
         [](py::handle x, Pair pool, Pair strides, bool same, Pads pads) {
           return pool_entry(x, pool, strides, same, pads, PoolKind::max);

@@ -156,7 +156,8 @@ def gemm_kernel_info(dtype="float32"):
 
 
 # ----------------------------------------------------------------- convolution and pooling
-# (conv2d, conv2d_backward, max/avg/global pooling and their backward passes)
+# (conv2d, conv2d_backward, conv2d_transpose, depthwise_conv2d, max/avg/global pooling
+# and their backward passes)
 #
 # _pair and _padding are the one place where the Keras forms of strides,
 # dilation, pool sizes and padding are parsed: both compiled modules take their
@@ -227,19 +228,148 @@ def conv2d(x, w, b=None, *, strides=1, padding="valid", dilation_rate=1, activat
 
 
 def conv2d_backward(dy, x, w, *, strides=1, padding="valid", dilation_rate=1, need_dx=True,
-                    algorithm="auto"):
+                    algorithm="auto", need_dw=True):
     """Gradients (dx, dw, db) of conv2d for the upstream gradient dy (N,OH,OW,F).
 
     ``need_dx=False`` skips dx (returned as None), e.g. for a first layer whose
-    input is the data. ``algorithm`` as in conv2d.
+    input is the data. ``need_dw=False`` skips dw and db (both None): dx alone,
+    for which x's values are not read (only its shape and dtype).
+    ``algorithm`` as in conv2d.
     """
     strides, dilation = _pair(strides, "strides"), _pair(dilation_rate, "dilation_rate")
     same, pads = _padding(padding)
     if type(x) is not _ndarray and _on_gpu(dy, x, w):
         _gpu_conv_algorithm(algorithm, "conv2d_backward")
         return _cuda_module().conv2d_backward(dy, x, w, strides, dilation, same, pads,
-                                              bool(need_dx))
-    return _C.conv2d_backward(dy, x, w, strides, dilation, same, pads, bool(need_dx), algorithm)
+                                              bool(need_dx), bool(need_dw))
+    return _C.conv2d_backward(dy, x, w, strides, dilation, same, pads, bool(need_dx), algorithm,
+                              bool(need_dw))
+
+
+def conv_transpose_length(n, kernel, stride, padding, output_padding=None, dilation=1):
+    """Output length of a transposed convolution along one axis (Keras' rule):
+    without output_padding 'valid' gives n*stride + max(k - stride, 0) and 'same'
+    n*stride; with it, (n - 1)*stride + k - 2*pad + output_padding, pad = 0
+    ('valid') or k // 2 ('same'); k is the dilated kernel extent."""
+    if n is None:
+        return None
+    k = (kernel - 1) * dilation + 1
+    if output_padding is None:
+        return n * stride + max(k - stride, 0) if padding == "valid" else n * stride
+    pad = 0 if padding == "valid" else k // 2
+    return (n - 1) * stride + k - 2 * pad + output_padding
+
+
+def _transpose_shape(x, w, strides, padding, output_padding, op):
+    if getattr(x, "ndim", None) != 4 or getattr(w, "ndim", None) != 4:
+        raise ValueError(f"{op}: x must be 4-D (N, H, W, C_in) and w 4-D (KH, KW, C_out, C_in), "
+                         f"got shapes {getattr(x, 'shape', None)} and {getattr(w, 'shape', None)}")
+    if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
+        raise ValueError(f"{op}: padding must be 'valid' or 'same', got {padding!r}")
+    if w.shape[3] != x.shape[3]:
+        raise ValueError(f"{op}: x has {x.shape[3]} channels (shape {tuple(x.shape)}) but w "
+                         f"expects {w.shape[3]} (shape {tuple(w.shape)}, (KH, KW, C_out, C_in))")
+    if output_padding is not None:
+        output_padding = _pair_nonneg(output_padding, "output_padding")
+        for o, s in zip(output_padding, strides):
+            if o >= s:
+                raise ValueError(f"{op}: output_padding {output_padding} must be smaller than "
+                                 f"strides {strides}")
+    op_ = output_padding or (None, None)
+    word = padding.lower()
+    out, pads = [], []
+    for i in range(2):
+        n, k, s = x.shape[i + 1], w.shape[i], strides[i]
+        length = conv_transpose_length(n, k, s, word, op_[i])
+        # The output is a window of the full transposed convolution ((n-1)*s + k long),
+        # starting `lo` in (Keras' rule, the one of its JAX and PyTorch backends); as
+        # conv2d's input gradient that is conv2d padding (lo, hi) on an input `length` long.
+        lo = 0
+        if word == "same":
+            pad_len = s + k - 2 if op_[i] is None else k + k % 2 - 2 + op_[i]
+            lo = k - 1 - min(pad_len // 2 + pad_len % 2, k - 1)
+        out.append(length)
+        pads.append((lo, max((n - 1) * s + k - length - lo, 0)))
+    return (x.shape[0], out[0], out[1], w.shape[2]), tuple(pads)
+
+
+def _pair_nonneg(v, name):
+    """int or pair of ints -> (a, b), both >= 0."""
+    if _is_int(v):
+        p = (int(v), int(v))
+    elif isinstance(v, (tuple, list)) and len(v) == 2 and all(_is_int(e) for e in v):
+        p = (int(v[0]), int(v[1]))
+    else:
+        raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}")
+    if min(p) < 0:
+        raise ValueError(f"{name} must be non-negative, got {v!r}")
+    return p
+
+
+def conv2d_transpose(x, w, b=None, *, strides=1, padding="valid", output_padding=None,
+                     activation="linear", algorithm="auto"):
+    """Transposed 2-D convolution, channels-last: x (N,H,W,C_in), w (KH,KW,C_out,C_in)
+    (Keras' Conv2DTranspose layout), b (C_out,) -> (N,OH,OW,C_out), OH by
+    conv_transpose_length. It is conv2d's input gradient for a conv2d from
+    (N,OH,OW,C_out) to x's shape (the same kernels run it); ``activation``
+    'linear' or 'relu'."""
+    strides = _pair(strides, "strides")
+    out, pads = _transpose_shape(x, w, strides, padding, output_padding, "conv2d_transpose")
+    if activation not in ("linear", "relu"):
+        raise ValueError(f"conv2d_transpose: activation must be 'linear' or 'relu', got "
+                         f"{activation!r}")
+    from . import _device
+    xp = _device.xp(x)
+    shape_only = xp.empty(out, dtype=x.dtype)  # conv2d's x: only its shape and dtype are read
+    y = conv2d_backward(x, shape_only, w, strides=strides, padding=pads, need_dw=False,
+                        algorithm=algorithm)[0]
+    if b is not None:
+        y += b
+    if activation == "relu":
+        xp.maximum(y, 0, out=y)
+    return y
+
+
+def conv2d_transpose_backward(dy, x, w, *, strides=1, padding="valid", output_padding=None,
+                              need_dx=True, algorithm="auto"):
+    """Gradients (dx, dw, db) of conv2d_transpose for dy (N,OH,OW,C_out): dx is conv2d
+    of dy, dw conv2d's weight gradient with x as its upstream gradient."""
+    strides = _pair(strides, "strides")
+    out, pads = _transpose_shape(x, w, strides, padding, output_padding,
+                                 "conv2d_transpose_backward")
+    if tuple(dy.shape) != tuple(out):
+        raise ValueError(f"conv2d_transpose_backward: dy must have the output shape {out}, "
+                         f"got {tuple(dy.shape)}")
+    dx = conv2d(dy, w, strides=strides, padding=pads, algorithm=algorithm) if need_dx else None
+    _, dw, _ = conv2d_backward(x, dy, w, strides=strides, padding=pads, need_dx=False,
+                               algorithm=algorithm)
+    db = dy.sum(axis=(0, 1, 2))
+    return dx, dw, db
+
+
+def depthwise_conv2d(x, w, b=None, *, strides=1, padding="valid", dilation_rate=1,
+                     activation="linear"):
+    """Depthwise 2-D convolution, channels-last: x (N,H,W,C), w (KH,KW,C,M) (M the
+    depth multiplier), b (C*M,) -> (N,OH,OW,C*M); channel c*M+m of the output is
+    channel c of x convolved with w[:, :, c, m]. ``activation`` 'linear' or 'relu'."""
+    strides, dilation = _pair(strides, "strides"), _pair(dilation_rate, "dilation_rate")
+    same, pads = _padding(padding)
+    if type(x) is not _ndarray and _on_gpu(x, w, b):
+        return _cuda_module().depthwise_conv2d(x, w, b, strides, dilation, same, pads,
+                                               activation)
+    return _C.depthwise_conv2d(x, w, b, strides, dilation, same, pads, activation)
+
+
+def depthwise_conv2d_backward(dy, x, w, *, strides=1, padding="valid", dilation_rate=1,
+                              need_dx=True):
+    """Gradients (dx, dw, db) of depthwise_conv2d for dy (N,OH,OW,C*M); need_dx=False
+    skips dx (None)."""
+    strides, dilation = _pair(strides, "strides"), _pair(dilation_rate, "dilation_rate")
+    same, pads = _padding(padding)
+    if type(x) is not _ndarray and _on_gpu(dy, x, w):
+        return _cuda_module().depthwise_conv2d_backward(dy, x, w, strides, dilation, same, pads,
+                                                        bool(need_dx))
+    return _C.depthwise_conv2d_backward(dy, x, w, strides, dilation, same, pads, bool(need_dx))
 
 
 def _gpu_conv_algorithm(algorithm, op):

@@ -417,14 +417,19 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
                      const Conv2dGeom& g, const Context& ctx, ConvAlgorithm algo) {
   const int64_t M = g.N * g.OH * g.OW, K = g.KH * g.KW * g.C, F = g.F;
   if (M == 0 || F == 0 || K == 0) {
-    std::fill(dw, dw + K * F, T(0));
+    if (dw) std::fill(dw, dw + K * F, T(0));
     if (db) std::fill(db, db + F, T(0));
     if (dx) std::fill(dx, dx + g.N * g.H * g.W * g.C, T(0));
     return;
   }
   const bool pointwise = is_pointwise(g);
   if (resolve(algo, g, true) == ConvAlgorithm::direct) {
-    direct_conv_dw<T>(dw, db, dy, x, g, ctx);
+    if (dw) {
+      direct_conv_dw<T>(dw, db, dy, x, g, ctx);
+    } else if (db) {
+      std::fill(db, db + F, T(0));
+      add_column_sums(db, dy, F, 0, M);
+    }
     if (!dx) return;
     if (dx_is_direct_conv(g)) {
       direct_conv_dx<T>(dx, dy, w, g, ctx);

@@ -34,9 +34,11 @@ void conv2d_forward(T* y /* (N,OH,OW,F) */, const T* x /* (N,H,W,C) */,
                     ConvAlgorithm algo = ConvAlgorithm::automatic);
 
 // Gradients of y = conv(x, w) + b for the upstream gradient dy. Every output is
-// overwritten; dx or db may be null when not wanted.
+// overwritten; dx, dw or db may be null when not wanted. With dw null, x's
+// values are not read (dx alone is conv2d's input gradient, the forward pass
+// of a transposed convolution).
 template <typename T>
-void conv2d_backward(T* dx /* (N,H,W,C) or null */, T* dw /* (KH,KW,C,F) */,
+void conv2d_backward(T* dx /* (N,H,W,C) or null */, T* dw /* (KH,KW,C,F) or null */,
                      T* db /* (F,) or null */, const T* dy /* (N,OH,OW,F) */,
                      const T* x /* (N,H,W,C) */, const T* w /* (KH,KW,C,F) */,
                      const Conv2dGeom& g, const Context& ctx,

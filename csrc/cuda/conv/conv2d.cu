@@ -105,7 +105,8 @@ cudaError_t conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const 
   GemmEpilogue<T> none{};
   cudaError_t e;
   if (g.N == 0 || P == 0) {  // no output pixels: dw = 0, dx = 0
-    if (K * F > 0 && (e = cudaMemsetAsync(dw, 0, size_t(K * F) * sizeof(T), stream))) return e;
+    if (dw && K * F > 0 && (e = cudaMemsetAsync(dw, 0, size_t(K * F) * sizeof(T), stream)))
+      return e;
     int64_t nx = g.N * g.H * g.W * g.C;
     if (dx && nx > 0 && (e = cudaMemsetAsync(dx, 0, size_t(nx) * sizeof(T), stream))) return e;
   }
@@ -114,15 +115,17 @@ cudaError_t conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const 
     const T* xin = x + n0 * g.H * g.W * g.C;
     const T* dyc = dy + n0 * P * F;
     T* dxc = dx ? dx + n0 * g.H * g.W * g.C : nullptr;
-    const T* a = xin;
-    if (!pointwise) {
-      if ((e = im2col<T>(col, xin, g, nb, stream))) return e;
-      a = col;
+    if (dw) {
+      const T* a = xin;
+      if (!pointwise) {
+        if ((e = im2col<T>(col, xin, g, nb, stream))) return e;
+        a = col;
+      }
+      // dW (K,F) (+)= col^T (K, nb*P) . dy (nb*P, F)
+      if ((e = gemm_rm<T>(dw, a, true, dyc, false, K, F, nb * P, n0 == 0 ? T(0) : T(1), none,
+                          tf32, stream)))
+        return e;
     }
-    // dW (K,F) (+)= col^T (K, nb*P) . dy (nb*P, F)
-    if ((e = gemm_rm<T>(dw, a, true, dyc, false, K, F, nb * P, n0 == 0 ? T(0) : T(1), none, tf32,
-                        stream)))
-      return e;
     if (!dx) continue;
     // dcol (nb*P, K) = dy (nb*P, F) . W^T (F, K); pointwise: that is dx itself
     T* target = pointwise ? dxc : dcol;
@@ -130,6 +133,7 @@ cudaError_t conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const 
       return e;
     if (!pointwise && (e = col2im<T>(dxc, dcol, g, nb, stream))) return e;
   }
+  if (!db) return launch_status();
   return sum_rows<T>(db, dy, partial, g.N * P, F, false, stream);
 }
 

@@ -40,7 +40,8 @@ cudaError_t conv2d(T* y /* (N,OH,OW,F) */, const T* x /* (N,H,W,C) */,
                    T* col /* (chunk*OH*OW, KH*KW*C) scratch */, const Conv2dGeom& g, int64_t F,
                    int64_t chunk, Activation act, bool tf32, cudaStream_t stream);
 
-// dx (may be null: not computed), dw, db overwritten. dcol is scratch of col's size (unused for pointwise);
+// dx, dw, db overwritten; dx, or dw and db together, may be null (not computed: without
+// dw, x's values are not read and col is unused). dcol is scratch of col's size (unused for pointwise);
 // partial is sum_rows_partials(N*OH*OW) x F scratch for db.
 template <typename T>
 cudaError_t conv2d_backward(T* dx /* (N,H,W,C) */, T* dw /* (KH,KW,C,F) */, T* db /* (F,) */,
@@ -48,6 +49,20 @@ cudaError_t conv2d_backward(T* dx /* (N,H,W,C) */, T* dw /* (KH,KW,C,F) */, T* d
                             const T* w /* (KH,KW,C,F) */, T* col /* scratch */,
                             T* dcol /* scratch */, T* partial /* scratch */, const Conv2dGeom& g,
                             int64_t F, int64_t chunk, bool tf32, cudaStream_t stream);
+
+// ---------------------------------------------------------------- depthwise_conv2d.cu
+// y = act(depthwise(x, w) + b): channel j = c*M + m of y convolves channel c of x
+// with w[:, :, c, m]; F = g.F = C*M. act: identity or relu; b may be null.
+template <typename T>
+cudaError_t depthwise_conv2d(T* y /* (N,OH,OW,C*M) */, const T* x /* (N,H,W,C) */,
+                             const T* w /* (KH,KW,C,M) */, const T* b /* (C*M,) or null */,
+                             const Conv2dGeom& g, Activation act, cudaStream_t stream);
+// dx (may be null: not computed), dw, db (may be null) overwritten.
+template <typename T>
+cudaError_t depthwise_conv2d_backward(T* dx /* (N,H,W,C) */, T* dw /* (KH,KW,C,M) */,
+                                      T* db /* (C*M,) */, const T* dy /* (N,OH,OW,C*M) */,
+                                      const T* x /* (N,H,W,C) */, const T* w /* (KH,KW,C,M) */,
+                                      const Conv2dGeom& g, cudaStream_t stream);
 
 // ---------------------------------------------------------------- pool2d.cu
 // Window (KH,KW), strides (SH,SW), padding (PT,PL) from g (DH = DW = 1). Padding

@@ -6,7 +6,9 @@ on symbolic tensors.
 """
 from .activations import Activation, ReLU, Softmax
 from .activations_extra import ELU, LeakyReLU, PReLU
-from .convolutional import Conv2D
+from .convolutional import (Conv1D, Conv2D, Conv2DTranspose, Convolution1D, Convolution2D,
+                            Convolution2DTranspose, DepthwiseConv2D, SeparableConv2D,
+                            SeparableConvolution2D)
 from .core import Dense, Lambda, OpLambda
 from .embedding import Embedding, Masking
 from .layer import Input, InputLayer, Layer
@@ -37,6 +39,8 @@ __all__ = ["Layer", "InputLayer", "Input", "Dense", "Lambda", "Conv2D", "MaxPool
            "GlobalAvgPool1D", "RepeatVector", "Permute", "UpSampling1D", "UpSampling2D",
            "ZeroPadding2D", "Cropping2D", "LeakyReLU", "PReLU", "ELU", "SpatialDropout1D",
            "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "ActivityRegularization",
+           "Conv1D", "Convolution1D", "Convolution2D", "Conv2DTranspose", "Convolution2DTranspose",
+           "DepthwiseConv2D", "SeparableConv2D", "SeparableConvolution2D",
            "Embedding", "Masking", "Bidirectional", "TimeDistributed"]
 
 _CLASSES = {c.__name__: c for c in (
@@ -46,7 +50,8 @@ _CLASSES = {c.__name__: c for c in (
     MaxPooling1D, AveragePooling1D, GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalAveragePooling1D,
     RepeatVector, Permute, UpSampling1D, UpSampling2D, ZeroPadding2D, Cropping2D, LeakyReLU, PReLU,
     ELU, SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout,
-    ActivityRegularization, Embedding, Masking, Bidirectional, TimeDistributed)}
+    ActivityRegularization, Conv1D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D,
+    Embedding, Masking, Bidirectional, TimeDistributed)}
 
 
 def serialize(layer):

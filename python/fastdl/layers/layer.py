@@ -42,7 +42,7 @@ def structure_changed():
 def _snake(name):
     s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s).lower()
-    s = re.sub(r"(\d)_d\b", r"\1d", s)                   # conv2_d -> conv2d
+    s = re.sub(r"(\d)_d(?=_|\b)", r"\1d", s)            # conv2_d(_transpose) -> conv2d
     return {"simple_r_n_n": "simple_rnn", "l_s_t_m": "lstm", "g_r_u": "gru",
             "re_l_u": "re_lu"}.get(s, s)
 
