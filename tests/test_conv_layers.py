@@ -709,3 +709,11 @@ def test_sequential_fit_ending_in_conv2d_transpose_sigmoid(rng):
     assert model._fused_loss()
     h = model.fit(x, y, epochs=15, batch_size=8, verbose=0)
     assert h.history["loss"][-1] < 0.7 * h.history["loss"][0]
+
+
+def test_conv1d_attributes_are_keras_one_tuples():
+    layer = layers.Conv1D(4, 3, strides=2, dilation_rate=1, padding="causal")
+    assert (layer.kernel_size, layer.strides, layer.dilation_rate) == ((3,), (2,), (1,))
+    cfg = layer.get_config()
+    assert (cfg["kernel_size"], cfg["strides"], cfg["dilation_rate"]) == ([3], [2], [1])
+    assert layers.Conv1D.from_config(cfg).kernel_size == (3,)

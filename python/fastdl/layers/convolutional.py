@@ -200,22 +200,25 @@ class Conv1D(Conv2D):
                           bias_initializer, bias_regularizer, bias_constraint)
         self._init_kernel(filters, kernel_initializer, kernel_regularizer, kernel_constraint)
         self.padding = word
+        # Keras' 1-tuples in public; the (1, n) pairs of the 2-D convolution it runs as
+        self._strides2, self._dilation2 = self.strides, self.dilation_rate
+        self.kernel_size, self.strides, self.dilation_rate = (k,), (s,), (d,)
 
     def build(self, s):
         self._check_rank(s)
-        self.add_weight((self.kernel_size[1], s[-1], self.filters), self.kernel_initializer,
+        self.add_weight((self.kernel_size[0], s[-1], self.filters), self.kernel_initializer,
                         name="kernel", regularizer=self.kernel_regularizer,
                         constraint=self.kernel_constraint)
         self._add_bias(self.filters)
 
     def compute_output_shape(self, s):
-        n = conv_out(s[1], self.kernel_size[1], self.strides[1], self.dilation_rate[1],
+        n = conv_out(s[1], self.kernel_size[0], self.strides[0], self.dilation_rate[0],
                      self._pads[1])
         return (s[0], n, self.filters)
 
     def _kw(self):
-        return dict(strides=self.strides, padding=self._pads2d(),
-                    dilation_rate=self.dilation_rate)
+        return dict(strides=self._strides2, padding=self._pads2d(),
+                    dilation_rate=self._dilation2)
 
     def _pads2d(self):
         return "same" if self._pads[0] == "same" else self._pads
@@ -240,8 +243,7 @@ class Conv1D(Conv2D):
 
     def get_config(self):
         cfg = super().get_config()
-        cfg.update(kernel_size=[self.kernel_size[1]], strides=[self.strides[1]],
-                   dilation_rate=[self.dilation_rate[1]], padding=self.padding)
+        cfg.update(padding=self.padding)
         return cfg
 
 
