@@ -75,9 +75,10 @@ if variant == "functional":
 else:
     m = models.Sequential([L.Input(shape=shape)] + stack(kind, MyDense if variant == "custom" else L.Dense))
 m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 h = m.fit(x, y, epochs=epochs, batch_size=bs, verbose=0)
-print(json.dumps({"fit_s": time.perf_counter() - t, "acc": float(h.history["accuracy"][-1])}))
+print(json.dumps({"fit_s": time.perf_counter() - t, "cpu_s": time.process_time() - c,
+                  "acc": float(h.history["accuracy"][-1])}))
 '''
 
 
@@ -114,7 +115,8 @@ def run(opts):
     if kinds:
         plan = [p for p in plan if p[0] in kinds]
     repeats = getattr(opts, "train_repeats", None) or (1 if quick else 3)
-    cols = ["model", "path", "fit s", "fit s range", "train acc", "/ Sequential", "/ baseline"]
+    cols = ["model", "path", "fit s", "fit s range", "train acc", "/ Sequential", "cpu s",
+            "cpu / Sequential", "/ baseline"]
     table = _common.Table(f"Keras 3 model core: one epoch on Fashion-MNIST ({n} images), "
                           f"{threads} thread(s)", cols)
     for kind, bs, variants in plan:
@@ -134,6 +136,7 @@ def run(opts):
                     runs[v].append(res)
         med = {v: sorted(r, key=lambda a: a["fit_s"])[len(r) // 2] for v, r in runs.items() if r}
         seq = med.get("sequential", {}).get("fit_s")
+        seq_cpu = med.get("sequential", {}).get("cpu_s")
         for v, r in runs.items():
             if v not in med:
                 table.add(model=kind, path=v, **{"fit s": None})
@@ -144,12 +147,16 @@ def run(opts):
                 "fit s": med[v]["fit_s"], "fit s range": f"{min(times):.2f}-{max(times):.2f}",
                 "train acc": med[v]["acc"],
                 "/ Sequential": _common.ratio(med[v]["fit_s"], seq),
+                "cpu s": med[v].get("cpu_s"),
+                "cpu / Sequential": _common.ratio(med[v].get("cpu_s"), seq_cpu),
                 "/ baseline": _common.ratio(med[v]["fit_s"], med.get("baseline", {}).get("fit_s"))
                 if v == "sequential" else None})
     table.notes.append("sequential: the fused step plan; functional: the same model built with "
                        "keras.Input (the graph's step plan); custom: Dense written as a Layer "
                        "subclass with ops.matmul and +, trained through the tape (target: at most "
-                       "1.5x the built-in's fit time)")
+                       "1.5x the built-in's fit time); cpu s: the process's CPU time of the fit "
+                       "(time.process_time, all threads), steadier than wall time on a loaded "
+                       "machine")
     if base:
         table.notes.append("baseline: the same Sequential models on the fastdl found in "
                            f"${BASELINE_ENV}, in the same rounds")

@@ -1086,16 +1086,21 @@ def test_model_to_cuda_fits_like_cpu(cp, rng, kind, dtype):
     for device in ("cpu", "cuda"):
         fastdl.set_seed(11)
         m = _gpu_model(kind, dtype)
+        paths = [w.path for w in m.weights]
         m.to(device)
         assert m.device == device
         if device == "cuda":
+            # on the device, weights are CuPy arrays, not Variables (a documented limitation)
             assert all(type(w).__module__.split(".")[0] == "cupy" for w in m.trainable_weights)
         h = m.fit(x, y, batch_size=16, epochs=2, verbose=0)
         ev = m.evaluate(x, y, verbose=0)
         p = m.predict(x, verbose=0)
         assert type(p) is np.ndarray and p.shape == (40, 3)
         m.to("cpu")
-        assert all(type(w) is np.ndarray for w in m.trainable_weights)
+        # back on the host they are Variables again, with their names and flags
+        assert all(isinstance(w, fastdl.Variable) for w in m.weights)
+        assert [w.path for w in m.weights] == paths
+        assert all(w.trainable for w in m.trainable_weights)
         runs.append((h.history, ev, p, m.get_weights()))
     (h0, e0, p0, w0), (h1, e1, p1, w1) = runs
     t = tol(dtype, 10)

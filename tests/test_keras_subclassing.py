@@ -55,8 +55,6 @@ class ComputeSum(keras.layers.Layer):
         return self.total
 
 
-@pytest.mark.xfail(strict=True, reason="add_weight returns a NumPy array: no assign/assign_add "
-                   "(AttributeError), so a layer cannot update a non-trainable weight in call")
 def test_non_trainable_weight_accumulates_with_assign_add():
     x = ops.ones((2, 2))
     my_sum = ComputeSum(2)
@@ -596,8 +594,6 @@ def test_model_subclass_build_and_summary():
     assert "two_dense" in text and "Total params: 26" in text
 
 
-@pytest.mark.xfail(strict=True, reason="weights are plain NumPy arrays, not Keras Variables: no "
-                   ".name/.path/.trainable/.numpy()/.assign()")
 def test_weights_are_variables_with_name_numpy_and_assign():
     layer = layers.Dense(2)
     layer.build((None, 3))

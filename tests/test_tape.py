@@ -343,3 +343,16 @@ def test_nested_tapes_share_the_leaf_of_an_array_both_watch():
         np.testing.assert_allclose(inner.gradient(b, x), [9.0])
         c = ops.sum(ops.multiply(b, 1.0))
     np.testing.assert_allclose(outer.gradient(c, x), [27.0])   # d x^3 / dx
+
+
+def test_nested_tape_gradient_as_target_says_higher_order_is_not_supported():
+    x = np.array([1.0, 2.0])
+    with GradientTape() as outer:
+        outer.watch(x)
+        with GradientTape() as inner:
+            inner.watch(x)
+            y = ops.sum(ops.power(x, 3))
+        g = inner.gradient(y, x)
+    np.testing.assert_allclose(g, 3 * x ** 2)
+    with pytest.raises(NotImplementedError, match="Higher-order gradients"):
+        outer.gradient(g, x)

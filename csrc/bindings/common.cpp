@@ -36,8 +36,13 @@ cpu::Context make_context() {
 
 py::array require_array(const py::handle& h, const char* name) {
   // Exactly numpy.ndarray: the common case, one pointer compare.
-  if (Py_TYPE(h.ptr()) == reinterpret_cast<PyTypeObject*>(py::detail::npy_api::get().PyArray_Type_))
+  PyTypeObject* type = Py_TYPE(h.ptr());
+  if (type == reinterpret_cast<PyTypeObject*>(py::detail::npy_api::get().PyArray_Type_))
     return py::reinterpret_borrow<py::array>(h);
+  // The last ndarray subclass seen whose class has no __cuda_array_interface__ (fastdl's
+  // Variable, the weights of every layer): one more pointer compare, per Python thread.
+  thread_local PyTypeObject* host_subclass = nullptr;
+  if (type == host_subclass) return py::reinterpret_borrow<py::array>(h);
   // A device array (CuPy, or anything exposing __cuda_array_interface__) never
   // runs here, even when it is also an ndarray subclass.
   if (py::hasattr(h, "__cuda_array_interface__"))
@@ -48,6 +53,14 @@ py::array require_array(const py::handle& h, const char* name) {
   if (!py::isinstance<py::array>(h))
     throw py::type_error(std::string(name) + " must be a NumPy array, got " +
                          std::string(py::str(py::type::of(h).attr("__name__"))));
+  if (!PyObject_HasAttrString(reinterpret_cast<PyObject*>(type), "__cuda_array_interface__")) {
+    // the class itself cannot expose a device array; held, so that its address is not
+    // reused by another class while it is cached
+    Py_INCREF(type);
+    PyTypeObject* old = host_subclass;
+    host_subclass = type;
+    Py_XDECREF(old);
+  }
   return py::reinterpret_borrow<py::array>(h);
 }
 

@@ -22,7 +22,7 @@ _SUBMODULES = ("layers", "models", "optimizers", "losses", "callbacks", "dataset
 # Keras' top-level names, each resolved from its module on first use.
 _NAMES = {"Sequential": ("models", "Sequential"), "Model": ("models", "Model"),
           "Input": ("layers", "Input"), "Layer": ("layers", "Layer"),
-          "GradientTape": ("_tape", "GradientTape")}
+          "GradientTape": ("_tape", "GradientTape"), "Variable": ("_variable", "Variable")}
 
 
 def __getattr__(name):
@@ -41,4 +41,4 @@ def __dir__():
 
 
 __all__ = ["ops", "cuda", "show_config", "set_num_threads", "get_num_threads", "set_seed",
-           "__version__", "Sequential", "Model", "Input", "Layer", "GradientTape", *_SUBMODULES]
+           "__version__", "Sequential", "Model", "Input", "Layer", "GradientTape", "Variable", *_SUBMODULES]

@@ -20,7 +20,10 @@ The design, in the spirit of PyTorch's autograd and TensorFlow's tape:
   (``__array_function__``/``__array_ufunc__``), converting it to a NumPy array
   (``__array__``), and in-place writes (``__setitem__``).
 """
+import heapq
+import itertools
 import threading
+import weakref
 
 import numpy as np
 
@@ -58,9 +61,10 @@ def _refresh():
 
 
 # ------------------------------------------------------------------ variables
-# id(array) -> array for every trainable weight: TensorFlow's tape watches the
-# trainable variables a computation reads; ours watches these arrays. Layers
-# register their weights when they create or move them and drop them when replaced.
+# TensorFlow's tape watches the trainable variables a computation reads; ours watches
+# every trainable fastdl.Variable, and the arrays registered here: id(array) -> array
+# for trainable weights that are not Variables (device arrays). Layers register those
+# when they create or move them and drop them when replaced.
 _variables = {}
 
 
@@ -75,13 +79,21 @@ def unregister_variable(a):
 
 
 # ------------------------------------------------------------------ tensors
+# id -> weak reference of the gradients a tape returned while another tape recorded
+_nested_results = {}
+
+
+_seq = itertools.count()   # creation order: consumers are always made after what they use
+
+
 class Node:
-    __slots__ = ("parents", "vjp", "name", "logits")
+    __slots__ = ("parents", "vjp", "name", "logits", "_seq")
 
     def __init__(self, parents, vjp, name):
         self.parents = parents  # tuple of Tensor or None (constants)
         self.vjp = vjp          # g -> tuple of gradients (or None), one per parent
         self.name = name
+        self._seq = next(_seq)
         self.logits = None      # (activation name, logits Tensor) for a layer's output
                                 # activation: a loss may fuse with it (losses.Loss)
 
@@ -121,13 +133,14 @@ class Tensor(Operators):
 
     It behaves like the array it holds for shapes, dtypes and Python operators;
     ``fastdl.ops`` functions accept it. ``.numpy()`` gives the value."""
-    __slots__ = ("value", "node", "_tapes", "__weakref__")
+    __slots__ = ("value", "node", "_tapes", "_seq", "__weakref__")
     __array_priority__ = 1000
 
     def __init__(self, value, node, tapes):
         self.value = value
         self.node = node      # None for a leaf
         self._tapes = tapes   # the tapes that were recording when it was made
+        self._seq = next(_seq)
 
     # ---------------------------------------------------------- array-like
     shape = property(lambda self: self.value.shape)
@@ -219,6 +232,31 @@ class Tensor(Operators):
         return _ops().cast(self, dtype)
 
 
+def _bind_operators(f):
+    """Tensor's operators straight to the differentiable functions f (a name -> function
+    table of fastdl._kops): a traced value is never symbolic, so the functional API's check
+    in fastdl.ops is skipped on this hot path."""
+    add, sub, mul, div, mm, pw = (f[n] for n in ("add", "subtract", "multiply", "divide",
+                                                 "matmul", "power"))
+    neg, ab, item = f["negative"], f["abs"], f["get_item"]
+    T = Tensor
+    T.__add__ = lambda self, o: add(self, o)
+    T.__radd__ = lambda self, o: add(o, self)
+    T.__sub__ = lambda self, o: sub(self, o)
+    T.__rsub__ = lambda self, o: sub(o, self)
+    T.__mul__ = lambda self, o: mul(self, o)
+    T.__rmul__ = lambda self, o: mul(o, self)
+    T.__truediv__ = lambda self, o: div(self, o)
+    T.__rtruediv__ = lambda self, o: div(o, self)
+    T.__matmul__ = lambda self, o: mm(self, o)
+    T.__rmatmul__ = lambda self, o: mm(o, self)
+    T.__pow__ = lambda self, o: pw(self, o)
+    T.__rpow__ = lambda self, o: pw(o, self)
+    T.__neg__ = lambda self: neg(self)
+    T.__abs__ = lambda self: ab(self)
+    T.__getitem__ = lambda self, key: item(self, key)
+
+
 _UFUNC_OPS = {"add": "add", "subtract": "subtract", "multiply": "multiply",
               "true_divide": "divide", "divide": "divide", "matmul": "matmul", "power": "power",
               "negative": "negative",
@@ -259,8 +297,12 @@ from ._device import to_host as _host  # noqa: E402
 
 
 def value(x):
-    """The raw array of a Tensor; anything else unchanged."""
-    return x.value if type(x) is Tensor else x
+    """The raw array of a Tensor, the plain ndarray of a Variable or EagerTensor; anything
+    else unchanged."""
+    t = type(x)
+    if t is Tensor or t is Variable or t is EagerTensor:
+        return x.value
+    return x
 
 
 def is_tensor(x):
@@ -276,10 +318,21 @@ def _track(x, tapes):
     """x as a participant of the recording: a Tensor, a leaf for a watched array, or None
     (a constant: nothing under the tape depends on it)."""
     if type(x) is Tensor:
-        if x._live():
+        if x._tapes is tapes or x._live():   # (made in this very recording: the common case)
             return x
         x = x.value  # a Tensor of a finished recording is a constant (or a watched array)
     key = id(x)
+    if len(tapes) == 1:   # the common case, without the bookkeeping of nested tapes
+        t = tapes[0]
+        hit = t._leaves.get(key)
+        if hit is not None:
+            return hit[1]
+        if key in t._watched or (t._auto and ((type(x) is Variable and x._trainable) or
+                                              _variables.get(key) is x)):
+            leaf = Tensor(value(x), None, tapes)
+            t._leaves[key] = (x, leaf)
+            return leaf
+        return None
     hit = None
     for t in tapes:
         hit = t._leaves.get(key)
@@ -287,7 +340,7 @@ def _track(x, tapes):
             break
     if hit is not None and len(tapes) == 1:
         return hit[1]
-    auto = getattr(_state, "auto", False) and _variables.get(key) is x
+    auto = _state.auto and ((type(x) is Variable and x._trainable) or _variables.get(key) is x)
     watchers = [t for t in tapes if key in t._watched or (auto and t._auto)]
     if hit is not None:
         # one leaf per array: a tape that watches it too (an inner tape opened after an
@@ -297,7 +350,7 @@ def _track(x, tapes):
         return hit[1]
     if not watchers:
         return None
-    leaf = Tensor(x, None, tuple(tapes))
+    leaf = Tensor(value(x), None, tuple(tapes))
     for t in watchers:
         t._leaves[key] = (x, leaf)
     return leaf
@@ -323,20 +376,43 @@ def record(name, out_values, inputs, vjp):
     (or None) per input, where gs is the output gradient (a tuple for a tuple of
     outputs, None entries for outputs that got none). Returns the outputs as
     Tensors when some input depends on a watched value, else the raw outputs."""
-    tapes = _active()
+    tapes = _state.active
     if not tapes:
         return out_values
-    tracked = tuple([_track(x, tapes) for x in inputs])
-    if not any(t is not None for t in tracked):
+    tracked = []
+    live = False
+    for x in inputs:
+        if type(x) is Tensor and x._tapes is tapes:
+            tracked.append(x)
+            live = True
+        else:
+            t = _track(x, tapes)
+            tracked.append(t)
+            live = live or t is not None
+    if not live:
         return out_values
-    tapes = tuple(tapes)
-    if isinstance(out_values, tuple):
+    tracked = tuple(tracked)
+    if type(out_values) is tuple:
         node = Node(tracked, vjp, name)
         outs = tuple(Tensor(v, node, tapes) for v in out_values)
         for i, o in enumerate(outs):
             o.node = _Select(node, i, len(outs))
         return outs
     return Tensor(out_values, Node(tracked, vjp, name), tapes)
+
+
+def record_needs(name, out_values, inputs, vjp):
+    """record(), for a vjp(needs, gs) that also gets which inputs the tape follows (a tuple
+    of booleans): the gradients of the others are not computed."""
+    res = record(name, out_values, inputs, vjp)
+    first = res[0] if type(res) is tuple and res else res
+    if type(first) is Tensor:
+        node = first.node
+        if type(node) is _Select:
+            node = node.node
+        needs = tuple([p is not None for p in node.parents])
+        node.vjp = lambda g: vjp(needs, g)
+    return res
 
 
 class _Select:
@@ -355,9 +431,9 @@ def primitive(name, forward, vjp):
     one gradient (or None) per positional argument. Positional arguments are the
     differentiable ones; keyword arguments are static (axes, shapes, ...)."""
     def op(*args, **kwargs):
-        raw = tuple(value(a) for a in args)
+        raw = [value(a) for a in args]
         out = forward(*raw, **kwargs)
-        if not _active():
+        if not _state.active:
             return out
         return record(name, out, args, lambda g: vjp(g, out, *raw, **kwargs))
     op.__name__ = name
@@ -379,53 +455,34 @@ class paused:
         return False
 
 
+class untraced:
+    """``with untraced():`` code that computes on raw arrays by design (a built-in layer's
+    fused forward and backward, an optimizer's in-place update) sees Variables as plain
+    arrays: their operators are not recorded. Cheaper than paused(): the tapes stay entered."""
+    __slots__ = ("_saved",)
+
+    def __enter__(self):
+        self._saved = _state.active
+        _state.active = ()
+
+    def __exit__(self, *exc):
+        _state.active = self._saved
+        return False
+
+
 def stop_gradient(x):
     """The value of x, treated as a constant by the tape."""
     return value(x)
 
 
 # ------------------------------------------------------------------ backprop
-def _topo(roots, keep=None):
-    order, seen = [], set()
-    stack = [(r, False) for r in roots]
-    while stack:
-        n, done = stack.pop()
-        if done:
-            order.append(n)
-            continue
-        if id(n) in seen:
-            continue
-        seen.add(id(n))
-        stack.append((n, True))
-        for p in _parents(n, keep):
-            if id(p) not in seen:
-                stack.append((p, False))
-    return order  # parents before children
-
-
-def _parents(n, keep=None):
-    """Graph vertices are Tensors, and the Nodes of multi-output operations. keep(tensor)
-    says whether the tape being differentiated recorded it (else it is a constant there)."""
-    if isinstance(n, Node):
-        return tuple(p for p in n.parents if p is not None and (keep is None or keep(p)))
-    node = n.node
-    if node is None:
-        return ()
-    if isinstance(node, _Select):
-        return (node.node,)
-    return tuple(p for p in node.parents if p is not None and (keep is None or keep(p)))
-
-
 def _recorded_by(tape):
     """keep() for tape: the Tensors computed while it recorded, and its own leaves. An
     inner tape treats values computed before it started as constants (TensorFlow's rule)."""
-    leaves = tape._leaves
+    own = {id(leaf) for _, leaf in tape._leaves.values()}
 
     def keep(p):
-        if tape in p._tapes:
-            return True
-        hit = leaves.get(id(p.value)) if p.node is None else None
-        return hit is not None and hit[1] is p
+        return tape in p._tapes or (p.node is None and id(p) in own)
     return keep
 
 
@@ -447,43 +504,62 @@ def _sum_to(g, shape):
     return g.reshape(shape)
 
 
-def _run(node, g, grads, keep=None):
+def _run(node, g, grads, keep, heap):
+    """Apply node's vjp to g; add the gradients into grads, and queue the parents that got
+    their first gradient (leaves need no processing)."""
     gin = node.vjp(g)
-    if not isinstance(gin, (tuple, list)):
+    if type(gin) is not tuple and not isinstance(gin, (tuple, list)):
         gin = (gin,)
     for p, gp in zip(node.parents, gin):
         if p is None or gp is None or (keep is not None and not keep(p)):
             continue
-        if hasattr(gp, "shape"):
-            gp = _sum_to(gp, p.shape)
+        pv = p.value
+        shape = getattr(gp, "shape", None)
+        if shape is not None:
+            if shape != pv.shape:
+                gp = _sum_to(gp, pv.shape)
             # a float32 value gets a float32 gradient even where a float64 constant or a
             # Python scalar took part in the vjp
-            pd = p.dtype
+            pd = pv.dtype
             if gp.dtype != pd and pd.kind in "fc":
                 gp = gp.astype(pd)
-        _accumulate(grads, id(p), gp)
+        key = id(p)
+        old = grads.get(key)
+        if old is None:
+            grads[key] = gp
+            if p.node is not None:
+                heapq.heappush(heap, (-p._seq, p))
+        else:
+            grads[key] = old + gp
 
 
 def _backprop(target, seed, keep=None):
+    """Reverse mode from target: values are processed latest-made first (a value is made
+    after everything it uses, so all of its consumers are done before it), each once, and
+    only those a gradient reached."""
     grads = {id(target): seed}
-    order = _topo([target], keep)
-    for v in reversed(order):
-        if isinstance(v, Node):
+    heap = [(-target._seq, target)]
+    pop = heapq.heappop
+    while heap:
+        v = pop(heap)[1]
+        if type(v) is Node:        # a multi-output operation: its outputs' gradients
             gs = grads.get(id(v))
             if gs is not None and any(x is not None for x in gs):
-                _run(v, tuple(gs), grads, keep)
+                _run(v, tuple(gs), grads, keep, heap)
             continue
         g = grads.get(id(v))
-        if g is None or v.node is None:
-            continue
         node = v.node
-        if isinstance(node, _Select):
-            slot = grads.get(id(node.node))
+        if g is None or node is None:
+            continue
+        if type(node) is _Select:
+            parent = node.node
+            slot = grads.get(id(parent))
             if slot is None:
-                slot = grads[id(node.node)] = [None] * node.count
+                slot = grads[id(parent)] = [None] * node.count
+                heapq.heappush(heap, (-parent._seq, parent))
             slot[node.index] = g if slot[node.index] is None else slot[node.index] + g
             continue
-        _run(node, g, grads, keep)
+        _run(node, g, grads, keep, heap)
     return grads
 
 
@@ -564,6 +640,13 @@ class GradientTape:
         src_list = [sources] if single else (list(sources.values()) if isinstance(sources, dict)
                                              else list(sources))
         if not isinstance(target, Tensor) or self not in target._tapes:
+            ref = _nested_results.get(id(target))
+            if ref is not None and ref() is target:
+                raise NotImplementedError(
+                    "GradientTape.gradient: the target is a gradient an inner tape computed "
+                    "while this tape recorded. Higher-order gradients (nested tapes) are not "
+                    "supported: the backward passes run on raw arrays (NumPy and the fused C++ "
+                    "kernels), so the outer tape cannot record them")
             raise ValueError(
                 "GradientTape.gradient: the target was not computed under this tape from anything "
                 "it watches (a trainable weight used inside the `with` block, or an array given to "
@@ -602,6 +685,13 @@ class GradientTape:
             if g is not None and hasattr(g, "shape") and g.shape != value(s).shape:
                 g = _sum_to(g, value(s).shape)
             out.append(g)
+        if _state.active:
+            # another tape records around this call: remember the results, so that using one
+            # as that tape's target says why it cannot be differentiated again
+            for g in out:
+                if isinstance(g, np.ndarray):
+                    _nested_results[id(g)] = weakref.ref(
+                        g, lambda r, k=id(g): _nested_results.pop(k, None))
         if single:
             return out[0]
         if isinstance(sources, dict):
@@ -610,3 +700,4 @@ class GradientTape:
 
 
 from ._device import xp as _xp  # noqa: E402
+from ._variable import EagerTensor, Variable  # noqa: E402

@@ -33,6 +33,9 @@ for _name in ("xp_of", "to_array", "operand", "float_of", "standardize_dtype", "
 
 KERAS_OPS = tuple(sorted(_TABLE))
 
+from .. import _tape as _tape_module  # noqa: E402
+_tape_module._bind_operators(dict(_TABLE))
+
 globals().update({k: v for k, v in _TABLE.items() if k not in _BUILTIN_NAMED})
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import _tape
 from .._tape import Tensor, primitive, record, value  # noqa: F401
+from .._variable import Traceable
 
 FLOATX = np.float32
 
@@ -41,9 +42,21 @@ def is_array(a):
     return hasattr(a, "shape") and hasattr(a, "dtype") and not isinstance(a, np.generic)
 
 
+def _traced_leaf(x):
+    """The traced value of a Variable or EagerTensor the recording tape follows, else None."""
+    tapes = _tape._state.active
+    return _tape._track(x, tapes) if tapes else None
+
+
 def to_array(x, dtype=None):
     """x as an array: arrays stay (cast to dtype if given); Python scalars and lists
-    become NumPy arrays, Python floats as float32 and ints as int32 (as Keras does)."""
+    become NumPy arrays, Python floats as float32 and ints as int32 (as Keras does).
+    A Variable (or EagerTensor) gives its plain array, or while a recording tape follows
+    it its traced value, so that the operation that takes it is recorded."""
+    if isinstance(x, Traceable):
+        leaf = _traced_leaf(x)
+        if leaf is not None:
+            return leaf if dtype is None or leaf.dtype == np.dtype(dtype) else leaf.astype(dtype)
     x = value(x)
     if is_array(x):
         if dtype is not None and x.dtype != np.dtype(dtype):
@@ -65,7 +78,12 @@ def to_array(x, dtype=None):
 
 def operand(x):
     """A binary operation's operand: Python scalars stay scalars (weakly typed, as in
-    NumPy and Keras: float32 array + 1.0 stays float32); lists become arrays."""
+    NumPy and Keras: float32 array + 1.0 stays float32); lists become arrays. A Variable
+    as to_array gives it."""
+    if isinstance(x, Traceable):
+        leaf = _traced_leaf(x)
+        if leaf is not None:
+            return leaf
     x = value(x)
     if isinstance(x, (bool, int, float, complex)) or is_array(x) or isinstance(x, np.generic):
         return x
@@ -122,19 +140,15 @@ def sum_to(g, shape):
 def op_needs(name, forward, vjp):
     """Like ``_tape.primitive``, but vjp(needs, g, out, *raw, **kwargs) also gets a tuple of
     booleans: which positional inputs the tape follows (the others need no gradient)."""
+    state = _tape._state
+
     def op(*args, **kwargs):
-        raw = tuple(value(a) for a in args)
+        raw = [value(a) for a in args]
         out = forward(*raw, **kwargs)
-        if not _tape._active():
+        if not state.active:
             return out
-        box = []
-        res = record(name, out, args, lambda g: vjp(box[0], g, out, *raw, **kwargs))
-        first = res[0] if isinstance(res, tuple) and res else res
-        if isinstance(first, Tensor):
-            node = first.node
-            node = getattr(node, "node", node) if not hasattr(node, "parents") else node
-            box.append(tuple(p is not None for p in node.parents))
-        return res
+        return _tape.record_needs(name, out, args,
+                                  lambda needs, g: vjp(needs, g, out, *raw, **kwargs))
     op.__name__ = op.__qualname__ = name
     return op
 

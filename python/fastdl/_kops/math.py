@@ -1,6 +1,7 @@
 """keras.ops' math, linalg and core functions, differentiable where Keras' are."""
 import numpy as np
 
+from .. import _tape, _variable
 from .._tape import Tensor, primitive, value
 from . import numpy as knp
 from ._base import float_of, is_array, no_gradient_guard, standardize_dtype, \
@@ -114,11 +115,20 @@ def _matrix_norm(x, ord, axes, keepdims):
 
 # ------------------------------------------------------------------ core
 def convert_to_tensor(x, dtype=None, sparse=None, ragged=None):
-    """The array for x (NumPy, or CuPy for CuPy input); a traced Tensor stays a Tensor.
-    Python floats become float32 and ints int32 (Keras' defaults)."""
-    if isinstance(x, Tensor):
-        return x if dtype is None else knp.cast(x, dtype)
-    return to_array(x, standardize_dtype(dtype))
+    """x as a tensor: a traced Tensor or a Variable stays itself (cast if dtype asks), the
+    traced value of an array the recording tape watches, a CuPy array stays CuPy, and
+    anything else becomes an ``EagerTensor``: a NumPy array whose Python operators a
+    GradientTape records once it watches it. Python floats become float32 and ints int32
+    (Keras' defaults)."""
+    dt = standardize_dtype(dtype)
+    if isinstance(x, (Tensor, _variable.Traceable)):
+        return x if dt is None or x.dtype == dt else knp.cast(x, dt)
+    if _tape._state.active and is_array(x):
+        leaf = _tape.leaf(x)
+        if leaf is not None:
+            return leaf if dt is None or leaf.dtype == dt else knp.cast(leaf, dt)
+    a = to_array(x, dt)
+    return _variable.eager(a) if type(a) is np.ndarray else a
 
 
 def convert_to_numpy(x):

@@ -7,6 +7,7 @@ job when one rank dies, and splits the node's cores between its ranks.
 """
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -126,11 +127,15 @@ def _install_excepthook():
 
     def hook(kind, value, tb):
         try:
-            previous(kind, value, tb)
-            sys.stderr.write(f"fastdl.distribution: rank {_state.rank} of {_state.size} failed; "
-                             f"aborting the whole job\n")
-            sys.stderr.flush()
+            # The cause first, in one line: the launcher may drop what a rank writes
+            # just before the abort ends it.
             sys.stdout.flush()
+            sys.stderr.write(f"fastdl.distribution: rank {_state.rank} of {_state.size} failed "
+                             f"({kind.__name__}: {value}); aborting the whole job\n")
+            sys.stderr.flush()
+            previous(kind, value, tb)
+            sys.stderr.flush()
+            time.sleep(0.5)   # let the launcher forward the traceback
         finally:
             if _state.comm is not None and _state.size > 1:
                 _state.comm.Abort(1)

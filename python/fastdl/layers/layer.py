@@ -26,7 +26,7 @@ import re
 
 import numpy as np
 
-from .. import _device, _random, _symbolic, _tape, initializers
+from .. import _device, _random, _symbolic, _tape, _variable, initializers
 from .._symbolic import KerasTensor
 
 __all__ = ["Layer", "InputLayer", "Input", "unique_name", "shape_str", "call_with_mask"]
@@ -194,8 +194,9 @@ class Layer:
     # ------------------------------------------------------------ weights
     def add_weight(self, shape=None, initializer="glorot_uniform", dtype=None, trainable=True,
                    regularizer=None, constraint=None, name=None, autocast=True, **kwargs):
-        """A new weight array (Keras' add_weight). Trainable weights are what the
-        optimizer updates and what GradientTape watches."""
+        """A new weight (Keras' add_weight): a ``fastdl.Variable`` (an ndarray) named
+        ``name``, with path "<layer name>/<name>". Trainable weights are what the optimizer
+        updates and what GradientTape watches."""
         if kwargs:
             raise TypeError(f"add_weight: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
         if constraint is not None:
@@ -209,24 +210,37 @@ class Layer:
             self.dtype = dt
         init = initializers.get(initializer)
         w = _device.to_host(init(shape, dt)) if callable(init) else init
-        w = _memory_copy(np.asarray(w, dtype=dt))
+        w = _memory_copy(np.asarray(_tape.value(w), dtype=dt))
+        name = name or f"weight_{len(self._weights)}"
         if _device.is_device(self._empty(0, np.float32)):
-            w = _device.mover("cuda")(w)
+            w = _device.mover("cuda")(w)   # device weights stay device arrays (see _move)
+            if trainable:
+                _tape.register_variable(w)
+        else:
+            w = _variable._make(w, name, bool(trainable), None, self)
         self._weights.append(w)
         g = self._empty(w.shape, w.dtype)
         g.fill(0)
         self._grads.append(g)
-        self._weight_names.append(name or f"weight_{len(self._weights) - 1}")
+        self._weight_names.append(name)
         self._weight_trainable.append(bool(trainable))
         if regularizer is not None:
             from .. import regularizers
             self._regularizers.append((len(self._weights) - 1, regularizers.get(regularizer)))
-        if trainable:
-            _tape.register_variable(w)
         if constraint is not None:
             constraints.attach(w, constraint)   # the optimizer applies it after each update
         structure_changed()
         return w
+
+    def _variable_trainable_changed(self, v, flag):
+        """variable.trainable = flag on one of this layer's weights."""
+        for i, w in enumerate(self._weights):
+            if w is v:
+                self._weight_trainable[i] = flag
+        structure_changed()
+
+    def _weight_path(self, v):
+        return f"{self.name}/{v.name}"
 
     def _grad_buf(self, i):
         return self._grads[i]
@@ -421,11 +435,27 @@ class Layer:
         ins = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         need = [_tape.needs_grad(a) for a in ins]
         train_w = [w for w, t in zip(self._weights, self._weight_trainable) if t and self._trainable]
+        if not train_w and not any(need):
+            # nothing here is followed (e.g. a Flatten on the input batch): a constant for the
+            # tape, not recorded. Its own buffers: an earlier recorded call's stay intact.
+            object.__setattr__(self, "_bufs", {})
+            st = _tape._state
+            saved, st.active = st.active, ()
+            try:
+                return self.call(raw, training=training, **mk)
+            finally:
+                st.active = saved
         object.__setattr__(self, "_bufs", {})   # this call's own buffers
         multi = isinstance(inputs, (list, tuple))
         act = self._output_activation()
         split = act in ("softmax", "sigmoid") and self._fuses_logits() and not multi
-        y = self._call_logits(raw, training) if split else self.call(raw, training=training, **mk)
+        st = _tape._state   # the fused forward computes on raw arrays: weights are plain there
+        saved, st.active = st.active, ()
+        try:
+            y = self._call_logits(raw, training) if split else self.call(raw, training=training,
+                                                                         **mk)
+        finally:
+            st.active = saved
         if isinstance(y, list):
             y = tuple(y)   # several outputs (return_state): one node, a gradient per output
         state = dict(self.__dict__)
@@ -435,6 +465,9 @@ class Layer:
             self.__dict__.update(state)
             # this call's weight gradients go to new arrays: the tape owns them
             self._grads = [self._empty(w.shape, w.dtype) for w in self._weights]
+            st = _tape._state
+            saved = st.active
+            st.active = ()
             try:
                 if split:
                     dx = self._backward_logits(g, need[0])
@@ -444,6 +477,7 @@ class Layer:
                          enumerate(zip(self._weights, self._weight_trainable))
                          if t and self._trainable]
             finally:
+                st.active = saved
                 self.__dict__.clear()
                 self.__dict__.update(current)
             dxs = list(dx) if multi else [dx]
@@ -484,7 +518,7 @@ class Layer:
         inputs = args[0]
         training = kwargs.get("training")
         kwargs = self._call_kwargs(kwargs)
-        self._losses = []
+        self.__dict__["_losses"] = []   # (no tracking needed: a plain list of values)
         args = (_as_floats(inputs, self.dtype),) + tuple(args[1:])
         if not _tape.recording():
             if training:
@@ -513,8 +547,13 @@ class Layer:
             return ()
         d = self.__dict__
         names = d.get("_weight_attrs")
-        if names is None or any(d.get(k) is not w for k, w in names) or \
-                len(names) != d.get("_weight_attrs_n"):
+        stale = names is None or len(names) != d.get("_weight_attrs_n")
+        if not stale:
+            for k, w in names:
+                if d.get(k) is not w:
+                    stale = True
+                    break
+        if stale:
             own = {id(w) for w in self._weights}
             names = [(k, v) for k, v in d.items() if id(v) in own and not k.startswith("_")]
             d["_weight_attrs"] = names
@@ -658,11 +697,20 @@ class Layer:
         """Replace every weight and gradient array by to_array(a) (device moves);
         later buffers are allocated where to_array puts arrays."""
         new = []
-        for w, t in zip(self._weights, self._weight_trainable):
+        for w, t, name in zip(self._weights, self._weight_trainable, self._weight_names):
             m = to_array(w)
-            if t:
+            if _device.is_device(m):
                 _tape.unregister_variable(w)
-                _tape.register_variable(m)
+                if t:
+                    _tape.register_variable(m)
+            elif m is not w:
+                # on the host a weight is a Variable: the same one when its memory stays,
+                # a new one with the same name and flag when the values were copied here
+                if isinstance(w, _variable.Variable) and np.shares_memory(m, w):
+                    m = w
+                else:
+                    _tape.unregister_variable(w)
+                    m = _variable._make(_memory_copy(np.asarray(m)), name, bool(t), None, self)
             new.append(m)
         # attributes that named the old arrays (custom layers: self.w = add_weight(...))
         old = {id(w): m for w, m in zip(self._weights, new)}
@@ -786,8 +834,8 @@ def _as_floats(inputs, dtype):
         return type(inputs)(_as_floats(a, dtype) for a in inputs)
     if isinstance(inputs, dict):
         return {k: _as_floats(v, dtype) for k, v in inputs.items()}
-    if isinstance(inputs, _tape.Tensor) or _device.is_device(inputs):
-        return inputs
+    if isinstance(inputs, (_tape.Tensor, _variable.Traceable)) or _device.is_device(inputs):
+        return inputs   # a Variable / EagerTensor keeps its identity (the tape may watch it)
     a = np.asarray(inputs)
     if a.dtype.kind in "biuf":
         return a

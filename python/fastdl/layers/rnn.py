@@ -10,7 +10,7 @@ kernels one time step at a time (slower, same weights and results).
 """
 import numpy as np
 
-from .. import _device, _random, _tape, activations, initializers, ops
+from .. import _device, _random, activations, initializers, ops
 from .layer import Layer, shape_str
 
 
@@ -352,7 +352,7 @@ class _RNN(Layer):
             db = gb if db is None else db + gb
         if dk is None:
             w = self._weights
-            dk, drk, db = (xp.zeros_like(w[0]), xp.zeros_like(w[1]),
+            dk, drk, db = (xp.zeros(w[0].shape, self.dtype), xp.zeros(w[1].shape, self.dtype),
                            xp.zeros(self._bias_shape(), self.dtype))
         return dx, ds, dk, drk, db
 
@@ -434,14 +434,18 @@ class LSTM(_RNN):
     def _run_whole(self, x, states, training):
         w = self._weights
         h0, c0 = states
-        if training or _tape.recording():   # a backward may follow
+        if training:
             hs, cT, self._cache = ops.lstm(x, h0, c0, w[0], w[1], self._b, return_cache=True)
-        else:
+        else:   # a backward after an inference call (under a tape) recomputes the cache
             hs, cT = ops.lstm(x, h0, c0, w[0], w[1], self._b)
+            self._cache = None
         return hs, [hs[:, -1], cT]
 
     def _back_whole(self, dy, d_states, need_dx):
         w = self._weights
+        if self._cache is None:
+            _, _, self._cache = ops.lstm(self._x, self._s0[0], self._s0[1], w[0], w[1], self._b,
+                                         return_cache=True)
         dx, dh0, dc0, dk, drk, db = ops.lstm_backward(
             self._dseq(dy, d_states[0]), d_states[1], self._x, self._s0[0], self._s0[1], w[0],
             w[1], self._seq, self._cache, need_dx=need_dx)
@@ -485,14 +489,17 @@ class GRU(_RNN):
 
     def _run_whole(self, x, states, training):
         w = self._weights
-        if training or _tape.recording():   # a backward may follow
+        if training:
             hs, self._cache = ops.gru(x, states[0], w[0], w[1], self._b, return_cache=True)
-        else:
+        else:   # a backward after an inference call (under a tape) recomputes the cache
             hs = ops.gru(x, states[0], w[0], w[1], self._b)
+            self._cache = None
         return hs, [hs[:, -1]]
 
     def _back_whole(self, dy, d_states, need_dx):
         w = self._weights
+        if self._cache is None:
+            _, self._cache = ops.gru(self._x, self._s0[0], w[0], w[1], self._b, return_cache=True)
         dx, dh0, dk, drk, db = ops.gru_backward(
             self._dseq(dy, d_states[0]), self._x, self._s0[0], w[0], w[1], self._b, self._seq,
             self._cache, need_dx=need_dx)

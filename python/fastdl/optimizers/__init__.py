@@ -183,7 +183,9 @@ class Optimizer:
                 raise ValueError(f"gradient of shape {g.shape} for a parameter of shape {p.shape}")
             if g.dtype != p.dtype or not g.flags.c_contiguous:
                 g = _device.xp(g).ascontiguousarray(g, dtype=p.dtype)
-            self._update(p, g, self._slots(p), lr, step, 0.0 if skip and id(p) in skip else wd)
+            # (a Variable's plain array: the update kernels' fast type check)
+            self._update(_tape.value(p), g, self._slots(p), lr, step,
+                         0.0 if skip and id(p) in skip else wd)
             if constraints._attached:
                 constraints.apply((p,))   # kernel_constraint & co., after the update (Keras)
         return self.iterations
@@ -193,6 +195,9 @@ class Optimizer:
 
     def apply_gradients(self, grads_and_vars):
         """One step: every (grad, param) pair is updated in place; None grads are skipped."""
+        if _tape._state.active:   # called under a GradientTape: the update is not recorded
+            with _tape.untraced():
+                return self.apply_gradients(grads_and_vars)
         hook = self.__dict__.get("_gradient_hook")
         if hook is not None:
             # fit under fastdl.distribution.DataParallel: the gradients are reduced over
@@ -242,12 +247,12 @@ class Optimizer:
             skip = self._no_decay
             if not (self.use_ema or n_acc):
                 for g, p in pairs:
-                    self._update(p, g, self._slots(p), lr, step,
+                    self._update(_tape.value(p), g, self._slots(p), lr, step,
                                  0.0 if skip and id(p) in skip else wd)
                 constraints.apply(params)
                 return self.iterations
             for g, p in pairs:
-                self._update(p, g, self._slots(p)[:k], lr, step,
+                self._update(_tape.value(p), g, self._slots(p)[:k], lr, step,
                              0.0 if skip and id(p) in skip else wd)
         if not self.use_ema:
             constraints.apply(params)
