@@ -1,4 +1,4 @@
-"""python -m bench [gemm|conv|pool|rnn|train|cuda|conv_layers|embedding|all] [--threads 1,2] [--quick] [--json FILE] [--plot FILE]
+"""python -m bench [gemm|conv|pool|norm|rnn|train|keras|cuda|conv_layers|embedding|all] [--threads 1,2] [--quick] [--json FILE] [--plot FILE]
 
 Runs the microbenchmarks and end-to-end training comparisons and prints markdown tables.
 Run from the repository root. Each suite is a module bench/<suite>.py with ``run(opts)``
@@ -15,7 +15,8 @@ import traceback
 
 from . import _common
 
-SUITES = ["gemm", "conv", "pool", "rnn", "train", "keras", "cuda", "conv_layers", "embedding"]
+SUITES = ["gemm", "conv", "pool", "norm", "rnn", "train", "keras", "cuda", "conv_layers",
+          "embedding"]
 
 
 def import_suite(name):
@@ -60,7 +61,7 @@ def parse_args(argv=None):
                    help="train suite: rounds of fits per framework, alternating, medians "
                         "reported (default 3, 1 with --quick)")
     p.add_argument("--train-models", default=None, metavar="LIST",
-                   help="train suite: comma-separated subset of mlp,convnet,simple_rnn,lstm")
+                   help="train suite: comma-separated subset of mlp,convnet,simple_rnn,lstm,dae")
     p.add_argument("--cuda-parts", default=None, metavar="LIST",
                    help="cuda suite: comma-separated subset of " + ",".join(_common.CUDA_PARTS)
                         + " (default: all)")
@@ -75,9 +76,10 @@ def parse_args(argv=None):
         p.error(f"--train-repeats must be at least 1, got {opts.train_repeats}")
     if opts.train_models is not None:
         opts.train_models = [m.strip() for m in opts.train_models.split(",") if m.strip()]
-        bad = [m for m in opts.train_models if m not in ("mlp", "convnet", "simple_rnn", "lstm")]
+        bad = [m for m in opts.train_models
+               if m not in ("mlp", "convnet", "simple_rnn", "lstm", "dae")]
         if bad or not opts.train_models:
-            p.error(f"--train-models takes a subset of mlp,convnet,simple_rnn,lstm, got {bad or 'nothing'}")
+            p.error(f"--train-models takes a subset of mlp,convnet,simple_rnn,lstm,dae, got {bad or 'nothing'}")
     suites = list(SUITES) if "all" in opts.suites else list(opts.suites)
     for s in suites:
         if s not in SUITES:

@@ -367,8 +367,34 @@ def nn_family():
         return ops.rmsprop_update, (p, g, v, m.copy()), {"momentum": 0.5}, [0, 1, 2, 3], \
             ["learning_rate", "rho", "momentum", "epsilon"]
 
+    def batchnorm(draw):
+        x = f32(draw, small(draw, 0, 3), small(draw))
+        v = np.ones(x.shape[-1], x.dtype)
+        kw = {"axis": draw(st.sampled_from([-1, 0])), "epsilon": 1e-3}
+        kind = draw(st.sampled_from(["forward", "inference", "backward", "layer",
+                                     "layer_backward"]))
+        if kind == "layer":
+            return ops.layer_norm, (x, v.copy(), v.copy()), \
+                {"epsilon": 1e-3, "rms_scaling": False, "out": None}, [0, 1, 2, "out"], \
+                ["epsilon", "rms_scaling"]
+        if kind == "layer_backward":
+            rows = np.ones(x.size // x.shape[-1], x.dtype)
+            return ops.layer_norm_backward, (x.copy(), x, rows, rows.copy(), v.copy()), \
+                {"rms_scaling": False, "need_dx": True, "out": None}, [0, 1, 2, 3, 4, "out"], \
+                ["rms_scaling", "need_dx"]
+        if kind == "forward":
+            return ops.batch_norm, (x, v.copy(), v.copy()), {**kw, "out": None}, \
+                [0, 1, 2, "out"], ["axis", "epsilon"]
+        if kind == "inference":
+            return ops.batch_norm_inference, (x, v.copy(), v.copy(), v.copy(), v.copy()), \
+                {**kw, "out": None}, [0, 1, 2, 3, 4, "out"], ["axis", "epsilon"]
+        return ops.batch_norm_backward, (x.copy(), x, v.copy(), v.copy(), v.copy()), \
+            {**kw, "batch_stats": True, "need_dx": True}, [0, 1, 2, 3, 4], \
+            ["axis", "epsilon", "batch_stats", "need_dx"]
+
     for name, b in [("activations", act), ("activation_backward", act_back),
-                    ("dropout", dropout), ("losses", losses), ("optimizers", optim)]:
+                    ("dropout", dropout), ("losses", losses), ("optimizers", optim),
+                    ("batchnorm", batchnorm)]:
         fuzz(name, b)
 
 

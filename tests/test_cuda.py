@@ -1153,3 +1153,122 @@ def test_model_low_level_loop_on_cuda(cp, rng):
     before = [cp.asnumpy(w).copy() for w in m.trainable_weights]
     optimizers.SGD(0.1).apply_gradients(zip(m.gradients, m.trainable_weights))
     assert any(not np.array_equal(cp.asnumpy(w), b) for w, b in zip(m.trainable_weights, before))
+
+
+# ================================================================= batch normalization
+BN_SHAPES = [(1, 1), (7, 3), (5, 4, 4, 13), (300, 37), (3, 2, 97), (0, 5)]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", BN_SHAPES)
+def test_batch_norm_matches_cpu(cp, cu, rng, dtype, shape):
+    from fastdl import ops
+    C = shape[-1]
+    x = (rng.standard_normal(shape) * 2 + 3).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    g = rng.standard_normal(C).astype(dtype)
+    b = rng.standard_normal(C).astype(dtype)
+    want = ops.batch_norm(x, g, b, epsilon=1e-3)
+    got = ops.batch_norm(cp.asarray(x), cp.asarray(g), cp.asarray(b), epsilon=1e-3)
+    for a, w in zip(got, want):
+        assert type(a).__module__.split(".")[0] == "cupy"
+        np.testing.assert_allclose(cp.asnumpy(a), w, equal_nan=True, **tol(dtype))
+    if shape[0] == 0:
+        return
+    _, m, v = want
+    for batch_stats in (True, False):
+        want_b = ops.batch_norm_backward(dy, x, m, v, g, batch_stats=batch_stats)
+        got_b = ops.batch_norm_backward(cp.asarray(dy), cp.asarray(x), cp.asarray(m),
+                                        cp.asarray(v), cp.asarray(g), batch_stats=batch_stats)
+        for a, w in zip(got_b, want_b):
+            close(cp, a, w, dtype)
+    none, dg, _ = ops.batch_norm_backward(cp.asarray(dy), cp.asarray(x), cp.asarray(m),
+                                          cp.asarray(v), None, need_dx=False)
+    assert none is None
+    close(cp, dg, ops.batch_norm_backward(dy, x, m, v, None)[1], dtype)
+    yi = ops.batch_norm_inference(cp.asarray(x), cp.asarray(m), cp.asarray(v), None,
+                                  cp.asarray(b))
+    close(cp, yi, ops.batch_norm_inference(x, m, v, None, b), dtype)
+
+
+@pytest.mark.cuda
+def test_batch_norm_axis_and_out(cp, cu, rng):
+    from fastdl import ops
+    x = rng.standard_normal((3, 5, 4, 2))
+    g = rng.standard_normal(5)
+    y, m, v = ops.batch_norm(cp.asarray(x), cp.asarray(g), None, axis=1)
+    want = ops.batch_norm(x, g, None, axis=1)
+    for a, w in zip((y, m, v), want):
+        close(cp, a, w, np.float64)
+    out = cp.empty((3, 5, 4, 2))
+    r = ops.batch_norm_inference(cp.asarray(x), m, v, None, None, axis=1, out=out)
+    assert r is out
+    close(cp, out, ops.batch_norm_inference(x, want[1], want[2], None, None, axis=1),
+          np.float64)
+    xl = rng.standard_normal((6, 3))
+    dyl = rng.standard_normal((6, 3))
+    _, ml, vl = ops.batch_norm(xl, None, None)
+    d = cp.asarray(dyl)
+    dx, _, _ = ops.batch_norm_backward(d, cp.asarray(xl), cp.asarray(ml), cp.asarray(vl), None,
+                                       out=d)   # dx into dy
+    assert dx is d
+    close(cp, d, ops.batch_norm_backward(dyl, xl, ml, vl, None)[0], np.float64)
+
+
+@pytest.mark.cuda
+def test_batchnorm_model_trains_on_cuda_like_cpu(cp, rng):
+    from fastdl import layers as L, models
+    x = rng.standard_normal((24, 6, 6, 1))
+    y = rng.integers(0, 3, 24)
+    runs = []
+    for device in ("cpu", "cuda"):
+        fastdl.set_seed(5)
+        m = models.Sequential([L.Input((6, 6, 1), dtype="float64"),
+                               L.Conv2D(4, 3, dtype="float64"),
+                               L.BatchNormalization(dtype="float64"), L.ReLU(dtype="float64"),
+                               L.Flatten(dtype="float64"),
+                               L.Dense(3, activation="softmax", dtype="float64"),
+                               L.LayerNormalization(dtype="float64")])
+        m.compile("adam", "mse")
+        m(x[:2])
+        if device == "cuda":
+            m.to("cuda")
+        m.fit(x, np.eye(3)[y], batch_size=8, epochs=2, shuffle=False, verbose=0)
+        m.to("cpu")
+        runs.append(m.get_weights())
+    assert len(runs[0]) == 2 + 4 + 2 + 2
+    for a, b in zip(*runs):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 1), (5, 13), (2, 3, 300), (0, 4), (300, 5)])
+@pytest.mark.parametrize("rms", [False, True])
+def test_layer_norm_matches_cpu(cp, cu, rng, dtype, shape, rms):
+    from fastdl import ops
+    D = shape[-1]
+    x = (rng.standard_normal(shape) * 2 + 1).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    g = rng.standard_normal(D).astype(dtype)
+    b = rng.standard_normal(D).astype(dtype)
+    want = ops.layer_norm(x, g, b, rms_scaling=rms)
+    got = ops.layer_norm(cp.asarray(x), cp.asarray(g), cp.asarray(b), rms_scaling=rms)
+    for a, w in zip(got, want):
+        close(cp, a, w, dtype)
+    _, m, i = want
+    want_b = ops.layer_norm_backward(dy, x, m, i, g, rms_scaling=rms)
+    got_b = ops.layer_norm_backward(cp.asarray(dy), cp.asarray(x), cp.asarray(m), cp.asarray(i),
+                                    cp.asarray(g), rms_scaling=rms)
+    for a, w in zip(got_b, want_b):
+        close(cp, a, w, dtype)
+    d = cp.asarray(dy)
+    none, dg, db = ops.layer_norm_backward(d, cp.asarray(x), cp.asarray(m), cp.asarray(i), None,
+                                           rms_scaling=rms, need_dx=False)
+    assert none is None
+    close(cp, db, want_b[2], dtype)
+    dx, _, _ = ops.layer_norm_backward(d, cp.asarray(x), cp.asarray(m), cp.asarray(i),
+                                       cp.asarray(g), rms_scaling=rms, out=d)   # dx into dy
+    assert dx is d
+    close(cp, d, want_b[0], dtype)

@@ -654,3 +654,32 @@ def test_custom_layer_gradients_match_finite_differences_float64():
     num /= 2 * eps
     assert np.asarray(g).dtype == np.float64
     np.testing.assert_allclose(np.asarray(g), num, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("make", [lambda: layers.Dense(2), lambda: layers.BatchNormalization(),
+                                  lambda: layers.Conv1D(2, 3)])
+def test_build_called_directly_leaves_the_layer_built(make):
+    # Keras programs call layer.build(shape) themselves; the first call must not add the
+    # weights a second time.
+    layer = make()
+    shape = (None, 5, 4) if isinstance(layer, layers.Conv1D) else (None, 4)
+    layer.build(shape)
+    assert layer.built
+    n = len(layer.weights)
+    layer(np.ones((2,) + shape[1:], np.float32))
+    assert len(layer.weights) == n
+
+
+def test_build_of_a_custom_layer_called_directly():
+    class Scale(keras.layers.Layer):
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones")
+
+        def call(self, x):
+            return x * self.w
+
+    s = Scale()
+    s.build((None, 3))
+    assert s.built and len(s.weights) == 1
+    np.testing.assert_array_equal(np.asarray(s(np.full((2, 3), 2.0, np.float32))), 2.0)
+    assert len(s.weights) == 1

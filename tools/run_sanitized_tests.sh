@@ -26,7 +26,8 @@ DEFAULT_TESTS=(
   tests/test_gemm.py tests/test_conv.py tests/test_pool.py tests/test_rnn.py
   tests/test_properties.py tests/test_sizes.py tests/test_concurrency.py tests/test_determinism.py
 )
-for f in tests/test_nn_ops.py tests/test_optimizers.py tests/test_layers.py tests/test_model.py; do
+for f in tests/test_nn_ops.py tests/test_optimizers.py tests/test_layers.py tests/test_model.py \
+    tests/test_normalization.py; do
   [ -f "$f" ] && DEFAULT_TESTS+=("$f")
 done
 

@@ -19,6 +19,7 @@ void bind_gemm(py::module_& m);
 void bind_conv(py::module_& m);
 void bind_rnn(py::module_& m);
 void bind_nn(py::module_& m);
+void bind_norm(py::module_& m);
 void bind_embedding(py::module_& m);
 }  // namespace fastdl::bind
 
@@ -80,5 +81,6 @@ PYBIND11_MODULE(_C, m) {
   bind::bind_conv(m);
   bind::bind_rnn(m);
   bind::bind_nn(m);
+  bind::bind_norm(m);
   bind::bind_embedding(m);
 }

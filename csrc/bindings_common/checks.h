@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <initializer_list>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -57,9 +58,10 @@ struct View {
     return true;
   }
   bool c_contiguous() const {
+    for (int i = 0; i < ndim; ++i)
+      if (shape[i] == 0) return true;  // no elements (NumPy may give them any strides)
     int64_t expect = itemsize;
     for (int i = ndim - 1; i >= 0; --i) {
-      if (shape[i] == 0) return true;
       if (shape[i] != 1 && strides[i] != expect) return false;
       expect *= shape[i];
     }
@@ -329,6 +331,47 @@ inline char dy_and_y(const View& dy, const View& y) {
 inline void dropout_rate(double rate) {
   if (!(rate >= 0.0 && rate < 1.0))
     value_error("dropout rate must be in [0, 1), got " + std::to_string(rate));
+}
+
+// ------------------------------------------------------------ batch and layer normalization
+// x (..., C): float, at least 1-D; the normalized (batch norm: channel) axis is the
+// last. Returns 'f' or 'd'. `op` names the op in messages.
+inline char norm_input(const View& x, const char* name, const char* op = "batch_norm") {
+  const char code = require_float(x, name);
+  if (x.ndim < 1)
+    value_error(std::string(op) + ": " + name +
+                " must have at least one dimension (the normalized axis last), got a scalar");
+  return code;
+}
+// An array of n values that goes with x (per channel: gamma, beta, mean, var; per row
+// of a layer norm: mean, inv): x's dtype, shape (n,). Absent is fine unless required.
+inline void norm_vector(const View& a, const char* name, const View& x, int64_t n,
+                        const char* what, bool required, const char* op = "batch_norm") {
+  if (!a.present()) {
+    if (required) value_error(std::string(op) + ": " + name + " is required");
+    return;
+  }
+  require_same_dtype(a, name, x, "x");
+  if (!a.has_shape({n}))
+    value_error(std::string(op) + ": " + name + " must have shape (" + std::to_string(n) +
+                ",) (one value per " + what + " of x " + shape_str(x) + "), got " + shape_str(a));
+}
+// Per channel of x (its last axis).
+inline void batchnorm_channels(const View& a, const char* name, const View& x, bool required) {
+  norm_vector(a, name, x, x.shape[x.ndim - 1], "channel", required);
+}
+inline char batchnorm_input(const View& x, const char* name) { return norm_input(x, name); }
+inline void norm_epsilon(double eps, const char* op = "batch_norm") {
+  if (!(eps > 0.0) || eps == std::numeric_limits<double>::infinity())
+    value_error(std::string(op) + ": epsilon must be a positive number, got " +
+                std::to_string(eps));
+}
+inline void batchnorm_epsilon(double eps) { norm_epsilon(eps); }
+// dy of a backward pass: x's dtype and shape.
+inline void batchnorm_dy(const View& dy, const View& x) {
+  require_float(dy, "dy");
+  require_same_dtype(dy, "dy", x, "x");
+  require_shape(dy, shape_of(x), "dy");
 }
 
 // Softmax axis in [-ndim, ndim) -> [0, ndim).

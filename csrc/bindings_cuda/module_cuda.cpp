@@ -13,6 +13,7 @@ void bind_cuda_gemm(py::module_& m);
 void bind_cuda_nn(py::module_& m);
 void bind_cuda_conv(py::module_& m);
 void bind_cuda_rnn(py::module_& m);
+void bind_cuda_norm(py::module_& m);
 void bind_cuda_embedding(py::module_& m);
 }  // namespace fastdl::bind_cuda
 
@@ -61,5 +62,6 @@ PYBIND11_MODULE(_cuda, m) {
   bind_cuda_nn(m);
   bind_cuda_conv(m);
   bind_cuda_rnn(m);
+  bind_cuda_norm(m);
   bind_cuda_embedding(m);
 }

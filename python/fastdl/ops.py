@@ -783,6 +783,108 @@ def rmsprop_update(param, grad, v, momentum_slot=None, *, learning_rate=0.001, r
     _C.rmsprop_update(param, grad, v, momentum_slot, learning_rate, rho, momentum, epsilon, lr_wd)
 
 
+# ----------------------------------------------------------------- batch normalization
+# Statistics per channel over every other axis; the kernels take the channel axis last
+# (contiguous), so another axis is moved there first (a copy) and back after.
+def _bn_axis(x, axis, name):
+    nd = np.ndim(x)
+    try:
+        axis = int(axis)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: axis must be an integer, got {axis!r}") from None
+    if nd == 0 or not -nd <= axis < nd:
+        raise ValueError(f"{name}: axis {axis} is out of range for an array of shape "
+                         f"{tuple(np.shape(x))}")
+    return axis % nd
+
+
+def _bn_call(name, axis, x, others, args, out=None):
+    """Run kernel `name` on x with its channel axis last; others: the arrays shaped like x
+    that go with it (dy, x of a backward pass). Returns the kernel's result with arrays
+    shaped like x moved back."""
+    gpu = type(x) is not _ndarray and _on_gpu(x, *others, *[a for a in args
+                                                            if hasattr(a, "shape")], out)
+    mod = _cuda_module() if gpu else _C
+    ax = _bn_axis(x, axis, name)
+    last = ax == np.ndim(x) - 1
+    if not last:
+        xp = _cuda_xp() if gpu else np
+        x = xp.moveaxis(x, ax, -1)
+        others = [xp.moveaxis(o, ax, -1) for o in others]
+    res = getattr(mod, name)(*others, x, *args, **({} if out is None or not last else
+                                                   {"out": out}))
+    if last:
+        return res
+
+    def back(a):
+        a = xp.ascontiguousarray(xp.moveaxis(a, -1, ax))
+        if out is not None:
+            if getattr(out, "dtype", None) != a.dtype or getattr(out, "shape", None) != a.shape:
+                raise ValueError(f"{name}: out must be an array of dtype {a.dtype} and shape "
+                                 f"{a.shape}")
+            out[...] = a
+            return out
+        return a
+    if isinstance(res, tuple):
+        return (None if res[0] is None else back(res[0]),) + tuple(res[1:])
+    return back(res)
+
+
+def _cuda_xp():
+    import cupy
+    return cupy
+
+
+def batch_norm(x, gamma=None, beta=None, *, axis=-1, epsilon=1e-3, out=None):
+    """Batch normalization with the batch's statistics: returns (y, mean, var).
+
+    mean and var (the biased variance) are per channel (the `axis` of x) over every
+    other axis; y = (x - mean) / sqrt(var + epsilon) * gamma + beta (gamma, beta: per
+    channel, None for 1 and 0). One fused kernel: a pass for the statistics, one for y.
+    """
+    return _bn_call("batch_norm", axis, x, [], [gamma, beta, float(epsilon)], out)
+
+
+def batch_norm_inference(x, mean, var, gamma=None, beta=None, *, axis=-1, epsilon=1e-3,
+                         out=None):
+    """y = (x - mean) / sqrt(var + epsilon) * gamma + beta with given (moving) statistics."""
+    return _bn_call("batch_norm_inference", axis, x, [],
+                    [mean, var, gamma, beta, float(epsilon)], out)
+
+
+def batch_norm_backward(dy, x, mean, var, gamma=None, *, axis=-1, epsilon=1e-3,
+                        batch_stats=True, need_dx=True, out=None):
+    """(dx or None, dgamma, dbeta) of batch_norm (batch_stats=True: mean and var were x's
+    own statistics) or of batch_norm_inference (batch_stats=False), from the statistics
+    the forward pass used. out: where dx goes (it may be dy)."""
+    return _bn_call("batch_norm_backward", axis, x, [dy],
+                    [mean, var, gamma, float(epsilon), bool(batch_stats), bool(need_dx)], out)
+
+
+# ----------------------------------------------------------------- layer normalization
+def _ln_module(*arrays):
+    return _cuda_module() if _on_gpu(*arrays) else _C
+
+
+def layer_norm(x, gamma=None, beta=None, *, epsilon=1e-3, rms_scaling=False, out=None):
+    """Layer normalization over the last axis: returns (y, mean, inv) with, per row,
+    mean and inv = 1 / sqrt(var + epsilon) (biased variance), and
+    y = (x - mean) * inv * gamma + beta (gamma, beta: shape (x.shape[-1],), None for 1
+    and 0). rms_scaling (Keras 3's LayerNormalization(rms_scaling=True)): the same inv,
+    but x is not centered: y = x * inv * gamma + beta. Normalize over several trailing
+    axes by reshaping them into one first."""
+    return _ln_module(x, gamma, beta, out).layer_norm(x, gamma, beta, float(epsilon),
+                                                      bool(rms_scaling), out=out)
+
+
+def layer_norm_backward(dy, x, mean, inv, gamma=None, *, rms_scaling=False, need_dx=True,
+                        out=None):
+    """(dx or None, dgamma, dbeta) of layer_norm from its saved mean and inv; out: where dx
+    goes (it may be dy)."""
+    return _ln_module(dy, x, mean, inv, gamma, out).layer_norm_backward(
+        dy, x, mean, inv, gamma, bool(rms_scaling), bool(need_dx), out=out)
+
+
 # ----------------------------------------------------------------- end activations, losses, optimizers
 
 from ._kops import *  # noqa: E402,F401,F403  the differentiable keras.ops functions

@@ -16,6 +16,8 @@ from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Sub
                       average, concatenate, maximum, minimum, multiply, subtract)
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D,
                       MaxPool2D, MaxPooling2D)
+from .normalization import (BatchNormalization, GroupNormalization, LayerNormalization,
+                            UnitNormalization)
 from .noise import (ActivityRegularization, GaussianDropout, GaussianNoise, SpatialDropout1D,
                     SpatialDropout2D)
 from .pooling1d import (AveragePooling1D, AvgPool1D, GlobalAveragePooling1D, GlobalAvgPool1D,
@@ -41,7 +43,8 @@ __all__ = ["Layer", "InputLayer", "Input", "Dense", "Lambda", "Conv2D", "MaxPool
            "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "ActivityRegularization",
            "Conv1D", "Convolution1D", "Convolution2D", "Conv2DTranspose", "Convolution2DTranspose",
            "DepthwiseConv2D", "SeparableConv2D", "SeparableConvolution2D",
-           "Embedding", "Masking", "Bidirectional", "TimeDistributed"]
+           "BatchNormalization", "LayerNormalization", "GroupNormalization",
+           "UnitNormalization", "Embedding", "Masking", "Bidirectional", "TimeDistributed"]
 
 _CLASSES = {c.__name__: c for c in (
     InputLayer, Dense, Lambda, OpLambda, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
@@ -51,6 +54,7 @@ _CLASSES = {c.__name__: c for c in (
     RepeatVector, Permute, UpSampling1D, UpSampling2D, ZeroPadding2D, Cropping2D, LeakyReLU, PReLU,
     ELU, SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout,
     ActivityRegularization, Conv1D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D,
+    BatchNormalization, LayerNormalization, GroupNormalization, UnitNormalization,
     Embedding, Masking, Bidirectional, TimeDistributed)}
 
 

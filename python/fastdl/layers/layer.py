@@ -20,6 +20,7 @@ call keeps a snapshot of those attributes (and its own buffers), so a layer
 shared by several calls in one step back-propagates each call with its own
 state, and gradients of its weights are summed by the tape.
 """
+import functools
 import inspect
 import math
 import re
@@ -130,6 +131,8 @@ class Layer:
         # Built-in layers hold no sub-layers and set attributes in every call: they skip the
         # tracking __setattr__. Any user class (and the models) tracks what it assigns.
         super().__init_subclass__(**kwargs)
+        if "build" in cls.__dict__:
+            cls.build = _marks_built(cls.__dict__["build"])
         if cls.__module__.startswith("fastdl.layers.") and "_tracks" not in cls.__dict__:
             cls.__setattr__ = object.__setattr__
         else:
@@ -727,6 +730,27 @@ class Layer:
 # ------------------------------------------------------------------ helpers
 _PLAIN = frozenset([np.ndarray, int, float, bool, str, type(None), np.float32, np.float64,
                     np.int64, np.dtype])
+
+
+def _marks_built(build):
+    """build wrapped so that calling it directly (layer.build(shape), as Keras programs do)
+    leaves the layer built: the first call then does not add its weights again."""
+    if getattr(build, "_marks_built", False):
+        return build
+
+    @functools.wraps(build)
+    def wrapper(self, *args, **kwargs):
+        if self.__dict__.get("dtype", 1) is None:
+            self.dtype = np.dtype(np.float32)
+        out = build(self, *args, **kwargs)
+        if not self.__dict__.get("built"):
+            self.built = True
+            shape = args[0] if args else kwargs.get("input_shape")
+            if shape is not None and self.__dict__.get("input_shape", 1) is None:
+                self.input_shape = _shape_tuple(shape)
+        return out
+    wrapper._marks_built = True
+    return wrapper
 
 
 def _values(box):
