@@ -655,7 +655,7 @@ def _embedding_ids(ids):
     if kind == "b":
         return ids.astype(np.int64)
     if kind == "f":
-        xp = np if type(ids) is _ndarray else _cuda_xp(ids)
+        xp = np if type(ids) is _ndarray else _array_module(ids)
         if ids.size and not bool(xp.all(xp.isfinite(ids) & (ids == xp.floor(ids)))):
             raise ValueError("embedding: float token ids must hold whole numbers, got "
                              "non-integral or non-finite values")
@@ -663,7 +663,8 @@ def _embedding_ids(ids):
     raise TypeError(f"embedding: ids must be integers (token ids), got dtype {ids.dtype}")
 
 
-def _cuda_xp(a):
+def _array_module(a):
+    """The module of a's array type (numpy, cupy)."""
     import importlib
     return importlib.import_module(type(a).__module__.split(".")[0])
 
