@@ -1,4 +1,4 @@
-"""python -m bench [gemm|conv|pool|norm|rnn|train|keras|cuda|conv_layers|all] [--threads 1,2] [--quick] [--json FILE] [--plot FILE]
+"""python -m bench [gemm|conv|pool|norm|rnn|train|keras|cuda|conv_layers|embedding|all] [--threads 1,2] [--quick] [--json FILE] [--plot FILE]
 
 Runs the microbenchmarks and end-to-end training comparisons and prints markdown tables.
 Run from the repository root. Each suite is a module bench/<suite>.py with ``run(opts)``
@@ -15,7 +15,8 @@ import traceback
 
 from . import _common
 
-SUITES = ["gemm", "conv", "pool", "norm", "rnn", "train", "keras", "cuda", "conv_layers"]
+SUITES = ["gemm", "conv", "pool", "norm", "rnn", "train", "keras", "cuda", "conv_layers",
+          "embedding"]
 
 
 def import_suite(name):

@@ -320,6 +320,51 @@ def test_dropout_matches_cpu_mask(cp, cu, rng, dtype, rate):
                                   fastdl.ops.dropout(x, 0.5, -3))
 
 
+# ================================================================= embedding
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ids_shape,V,D", [((1,), 1, 1), ((4, 9), 11, 7), ((2, 3, 5), 4, 33),
+                                           ((0,), 3, 2)])
+def test_embedding_matches_cpu(cp, cu, rng, dtype, ids_shape, V, D):
+    table = rng.standard_normal((V, D)).astype(dtype)
+    ids = rng.integers(0, V, ids_shape)
+    y = cp.asnumpy(cu.embedding(cp.asarray(ids), cp.asarray(table)))
+    np.testing.assert_array_equal(y, fastdl.ops.embedding(ids, table))
+    dy = rng.standard_normal(ids_shape + (D,)).astype(dtype)
+    d = cp.asnumpy(cu.embedding_backward(cp.asarray(dy), cp.asarray(ids), V))
+    want = np.zeros((V, D), dtype)
+    np.add.at(want, ids.reshape(-1), dy.reshape(-1, D))
+    # the tokens of one id are summed in their order, as on the CPU: the same bits
+    np.testing.assert_array_equal(d, fastdl.ops.embedding_backward(dy, ids, V))
+    np.testing.assert_allclose(d, want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+    out = cp.full((V, D), 3.0, dtype)
+    assert cu.embedding_backward(cp.asarray(dy), cp.asarray(ids.astype(np.int32)), V, out) is out
+    np.testing.assert_array_equal(cp.asnumpy(out), d)
+    # through fastdl.ops, float ids that hold whole numbers
+    y2 = fastdl.ops.embedding(cp.asarray(ids.astype(np.float32)), cp.asarray(table))
+    np.testing.assert_array_equal(cp.asnumpy(y2), y)
+
+
+@pytest.mark.cuda
+def test_embedding_bad_ids_and_arguments(cp, cu):
+    table = cp.zeros((10, 3), np.float32)
+    with pytest.raises(IndexError, match=r"token id 12 \(the largest id\).*10 rows"):
+        cu.embedding(cp.asarray(np.array([[1, 12]])), table)
+    with pytest.raises(IndexError, match="token id -1 is negative"):
+        cu.embedding(cp.asarray(np.array([-1, 2])), table)
+    with pytest.raises(IndexError, match="token id 10"):
+        cu.embedding_backward(cp.zeros((2, 3), np.float32), cp.asarray(np.array([0, 10])), 10)
+    with pytest.raises(TypeError, match="ids must be an integer array"):
+        cu.embedding(cp.zeros(3, np.float32), table)
+    with pytest.raises(ValueError, match="embeddings must be 2-D"):
+        cu.embedding(cp.asarray(np.array([1])), cp.zeros(10, np.float32))
+    with pytest.raises(ValueError, match="dy has shape"):
+        cu.embedding_backward(cp.zeros((2, 4), np.float32), cp.asarray(np.array([1, 2, 3])), 10)
+    with pytest.raises(ValueError, match="out must have shape"):
+        cu.embedding_backward(cp.zeros((1, 4), np.float32), cp.asarray(np.array([0])), 3,
+                              cp.zeros((3, 5), np.float32))
+
+
 # ================================================================= optimizers
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -1065,6 +1110,31 @@ def test_model_to_cuda_fits_like_cpu(cp, rng, kind, dtype):
     np.testing.assert_allclose(p1, p0, **t)
     for a, b in zip(w1, w0):
         np.testing.assert_allclose(a, b, **t)
+
+
+@pytest.mark.cuda
+def test_masked_sequence_model_to_cuda_fits_like_cpu(cp, rng):
+    # Embedding(mask_zero=True), Bidirectional, TimeDistributed and the recurrent options
+    # (masks, dropout, recurrent_dropout) on the device: the same training as on the CPU.
+    from fastdl import layers, models, utils
+    ids = utils.pad_sequences([rng.integers(1, 12, int(k)).tolist() for k in (3, 7, 5, 8)],
+                              maxlen=8)
+    y = rng.standard_normal((4, 2)).astype(np.float32)
+    runs = []
+    for device in ("cpu", "cuda"):
+        fastdl.set_seed(5)
+        m = models.Sequential([
+            fastdl.Input((8,), dtype="int32"), layers.Embedding(12, 4, mask_zero=True),
+            layers.Bidirectional(layers.LSTM(3, return_sequences=True)),
+            layers.TimeDistributed(layers.Dense(2)),
+            layers.GRU(2, dropout=0.2, recurrent_dropout=0.2, go_backwards=True)])
+        m.compile(optimizer="adam", loss="mse")
+        m.to(device)
+        h = m.fit(ids, y, batch_size=2, epochs=2, verbose=0)
+        runs.append((h.history["loss"], m.predict(ids, verbose=0)))
+    (l0, p0), (l1, p1) = runs
+    np.testing.assert_allclose(l1, l0, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(p1, p0, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.cuda

@@ -299,11 +299,16 @@ def test_unsupported_option_is_an_error_naming_it(tmp_path):
     with pytest.raises(ValueError, match="lora_rank"):
         models.load_model(tmp_path / "bad.keras")
 
-    def stateful(cfg):
-        cfg["config"]["layers"][1]["config"]["go_backwards"] = True
-    _rewrite(_fixture("lstm"), tmp_path / "bad2.keras", stateful)
-    with pytest.raises(ValueError, match="go_backwards"):
+    def quantized(cfg):
+        cfg["config"]["layers"][1]["config"]["quantization_config"] = {"mode": "int8"}
+    _rewrite(_fixture("lstm"), tmp_path / "bad2.keras", quantized)
+    with pytest.raises(ValueError, match="quantization_config"):
         models.load_model(tmp_path / "bad2.keras")
+
+    def backwards(cfg):      # a recurrent option fastdl has loads as it is
+        cfg["config"]["layers"][1]["config"]["go_backwards"] = True
+    _rewrite(_fixture("lstm"), tmp_path / "ok.keras", backwards)
+    assert models.load_model(tmp_path / "ok.keras").layers[0].go_backwards is True
 
 
 def test_weights_that_do_not_fit_are_value_errors(tmp_path):

@@ -20,6 +20,7 @@ void bind_conv(py::module_& m);
 void bind_rnn(py::module_& m);
 void bind_nn(py::module_& m);
 void bind_norm(py::module_& m);
+void bind_embedding(py::module_& m);
 }  // namespace fastdl::bind
 
 namespace {
@@ -81,4 +82,5 @@ PYBIND11_MODULE(_C, m) {
   bind::bind_rnn(m);
   bind::bind_nn(m);
   bind::bind_norm(m);
+  bind::bind_embedding(m);
 }

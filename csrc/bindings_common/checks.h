@@ -384,6 +384,59 @@ inline int softmax_axis(const View& x, int64_t axis, const char* op) {
   return int(axis < 0 ? axis + x.ndim : axis);
 }
 
+// ------------------------------------------------------------ embedding
+// ids: integer token ids of any shape; embeddings (V, D) float. Returns 'f' or 'd'.
+inline char embedding_args(const View& ids, const View& table) {
+  const char code = require_float(table, "embeddings");
+  if (table.ndim != 2)
+    value_error("embeddings must be 2-D (input_dim, output_dim), got shape " + shape_str(table));
+  if (ids.kind != 'i' && ids.kind != 'u')
+    type_error("ids must be an integer array (token ids), got dtype " + dtype_str(ids) +
+               "; integral floats are converted by fastdl.ops.embedding");
+  return code;
+}
+
+// Every id in [0, V): lo and hi are the smallest and largest id. IndexError
+// naming the offending id and the table size otherwise (the kernels never see it).
+inline void embedding_id_range(int64_t lo, int64_t hi, int64_t V) {
+  if (hi >= V)
+    throw py::index_error("embedding: token id " + std::to_string(hi) +
+                          " (the largest id) is out of range for a table of " +
+                          std::to_string(V) + " rows (input_dim=" + std::to_string(V) +
+                          "); ids must be in [0, " + std::to_string(V) + ")");
+  if (lo < 0)
+    throw py::index_error("embedding: token id " + std::to_string(lo) +
+                          " is negative; ids must be in [0, " + std::to_string(V) +
+                          ") for a table of " + std::to_string(V) + " rows");
+}
+
+// input_dim of a backward call: a positive number of table rows.
+inline void embedding_input_dim(int64_t V) {
+  if (V <= 0) value_error("embedding_backward: input_dim must be positive, got " + std::to_string(V));
+}
+
+// out of the backward pass: the table gradient (V, D), dy's dtype, C-contiguous,
+// writeable, not overlapping dy.
+inline void embedding_out(const View& out, const View& dy, int64_t V) {
+  require_same_dtype(out, "out", dy, "dy");
+  require_shape(out, {V, dy.shape[dy.ndim - 1]}, "out");
+  require_writeable(out, "out");
+  if (!out.c_contiguous()) value_error("out must be C-contiguous");
+  require_apart_or_same(out, "out", dy, "dy");
+}
+
+// dy of the backward pass: float, shape ids.shape + (D,).
+inline char embedding_dy(const View& dy, const View& ids) {
+  const char code = require_float(dy, "dy");
+  bool ok = dy.ndim == ids.ndim + 1 && std::equal(ids.shape, ids.shape + ids.ndim, dy.shape);
+  if (!ok)
+    value_error("dy has shape " + shape_str(dy) + " but ids have shape " + shape_str(ids) +
+                "; dy must be ids.shape + (output_dim,)");
+  if (ids.kind != 'i' && ids.kind != 'u')
+    type_error("ids must be an integer array (token ids), got dtype " + dtype_str(ids));
+  return code;
+}
+
 // ------------------------------------------------------------ losses
 // logits (N, C) float. Returns 'f' or 'd'.
 inline char sparse_logits(const View& logits) {

@@ -14,6 +14,7 @@ void bind_cuda_nn(py::module_& m);
 void bind_cuda_conv(py::module_& m);
 void bind_cuda_rnn(py::module_& m);
 void bind_cuda_norm(py::module_& m);
+void bind_cuda_embedding(py::module_& m);
 }  // namespace fastdl::bind_cuda
 
 namespace {
@@ -62,4 +63,5 @@ PYBIND11_MODULE(_cuda, m) {
   bind_cuda_conv(m);
   bind_cuda_rnn(m);
   bind_cuda_norm(m);
+  bind_cuda_embedding(m);
 }

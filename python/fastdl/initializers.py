@@ -168,7 +168,8 @@ def get(identifier):
         key = identifier.lower()
         key = {"glorotuniform": "glorot_uniform", "glorotnormal": "glorot_normal",
                "heuniform": "he_uniform", "henormal": "he_normal",
-               "randomnormal": "random_normal", "randomuniform": "random_uniform"}.get(key, key)
+               "randomnormal": "random_normal", "randomuniform": "random_uniform",
+               "uniform": "random_uniform", "normal": "random_normal"}.get(key, key)
         if key in _REGISTRY:
             return _REGISTRY[key]()
     if isinstance(identifier, dict) and "class_name" in identifier:

@@ -644,6 +644,53 @@ def dropout_backward(dy, rate, seed, *, out=None):
     return _C.dropout(dy, rate, seed, True, out)
 
 
+def _embedding_ids(ids):
+    """Token ids as an integer array: integer arrays as they are, floats that hold
+    whole numbers (Keras accepts them) as int64; any other value is a ValueError."""
+    if not hasattr(ids, "dtype"):
+        ids = np.asarray(ids)
+    kind = ids.dtype.kind
+    if kind in "iu":
+        return ids
+    if kind == "b":
+        return ids.astype(np.int64)
+    if kind == "f":
+        xp = np if type(ids) is _ndarray else _array_module(ids)
+        if ids.size and not bool(xp.all(xp.isfinite(ids) & (ids == xp.floor(ids)))):
+            raise ValueError("embedding: float token ids must hold whole numbers, got "
+                             "non-integral or non-finite values")
+        return ids.astype(np.int64)
+    raise TypeError(f"embedding: ids must be integers (token ids), got dtype {ids.dtype}")
+
+
+def _array_module(a):
+    """The module of a's array type (numpy, cupy)."""
+    import importlib
+    return importlib.import_module(type(a).__module__.split(".")[0])
+
+
+def embedding(ids, embeddings):
+    """embeddings[ids]: a row of the (V, D) table per token id; ids.shape + (D,).
+
+    ids are integers (or floats holding whole numbers) in [0, V); an id outside
+    raises IndexError naming it and the table size (nothing is read out of bounds).
+    """
+    ids = _embedding_ids(ids)
+    if type(embeddings) is not _ndarray and _on_gpu(ids, embeddings):
+        return _cuda_module().embedding(ids, embeddings)
+    return _C.embedding(ids, embeddings)
+
+
+def embedding_backward(dy, ids, input_dim, *, out=None):
+    """dL/dembeddings (input_dim, D) for dL/dy of embedding(ids, embeddings): each row
+    of dy added into the row its id names (deterministic for any thread count);
+    ``out=`` receives it."""
+    ids = _embedding_ids(ids)
+    if type(dy) is not _ndarray and _on_gpu(dy, ids, out):
+        return _cuda_module().embedding_backward(dy, ids, int(input_dim), out)
+    return _C.embedding_backward(dy, ids, int(input_dim), out)
+
+
 def sparse_softmax_cross_entropy(logits, labels, *, out=None):
     """Fused softmax + cross-entropy against integer labels, numerically stable.
 

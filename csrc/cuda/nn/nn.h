@@ -80,6 +80,20 @@ template <typename T>
 cudaError_t dropout(T* y /* (n,) */, const T* x /* (n,) */, int64_t n, double rate, uint64_t seed,
                     cudaStream_t stream);
 
+// ---------------------------------------------------------------- embedding.cu
+// y[i, :] = table[ids[i], :]; ids already checked to lie in [0, V).
+template <typename T>
+cudaError_t embedding_forward(T* y /* (n, D) */, const T* table /* (V, D) */,
+                              const int64_t* ids /* (n,) */, int64_t n, int64_t D,
+                              cudaStream_t stream);
+// dtable[r, :] = sum of dy[i, :] over the tokens i with id r (zero for ids that
+// do not occur), summed in the order of i: sorted_ids is ids sorted stably and
+// order[p] the token each sorted position came from. dtable is overwritten.
+template <typename T>
+cudaError_t embedding_backward(T* dtable /* (V, D) */, const T* dy /* (n, D) */,
+                               const int64_t* sorted_ids /* (n,) */, const int64_t* order /* (n,) */,
+                               int64_t n, int64_t V, int64_t D, cudaStream_t stream);
+
 // ---------------------------------------------------------------- optimizer.cu
 // In-place updates of a parameter and its slots with the CPU's per-element
 // steps (common/optimizer_math.h); lr_wd = learning_rate * weight_decay (0 for

@@ -10,6 +10,7 @@ from .convolutional import (Conv1D, Conv2D, Conv2DTranspose, Convolution1D, Conv
                             Convolution2DTranspose, DepthwiseConv2D, SeparableConv2D,
                             SeparableConvolution2D)
 from .core import Dense, Lambda, OpLambda
+from .embedding import Embedding, Masking
 from .layer import Input, InputLayer, Layer
 from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add,
                       average, concatenate, maximum, minimum, multiply, subtract)
@@ -27,6 +28,7 @@ from .reshaping import Flatten, Reshape
 from .reshaping2 import (Cropping2D, Permute, RepeatVector, UpSampling1D, UpSampling2D,
                          ZeroPadding2D)
 from .rnn import GRU, LSTM, SimpleRNN
+from .wrappers import Bidirectional, TimeDistributed
 
 __all__ = ["Layer", "InputLayer", "Input", "Dense", "Lambda", "Conv2D", "MaxPooling2D",
            "MaxPool2D", "AveragePooling2D", "AvgPool2D", "GlobalAveragePooling2D",
@@ -42,7 +44,7 @@ __all__ = ["Layer", "InputLayer", "Input", "Dense", "Lambda", "Conv2D", "MaxPool
            "Conv1D", "Convolution1D", "Convolution2D", "Conv2DTranspose", "Convolution2DTranspose",
            "DepthwiseConv2D", "SeparableConv2D", "SeparableConvolution2D",
            "BatchNormalization", "LayerNormalization", "GroupNormalization",
-           "UnitNormalization"]
+           "UnitNormalization", "Embedding", "Masking", "Bidirectional", "TimeDistributed"]
 
 _CLASSES = {c.__name__: c for c in (
     InputLayer, Dense, Lambda, OpLambda, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
@@ -52,7 +54,8 @@ _CLASSES = {c.__name__: c for c in (
     RepeatVector, Permute, UpSampling1D, UpSampling2D, ZeroPadding2D, Cropping2D, LeakyReLU, PReLU,
     ELU, SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout,
     ActivityRegularization, Conv1D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D,
-    BatchNormalization, LayerNormalization, GroupNormalization, UnitNormalization)}
+    BatchNormalization, LayerNormalization, GroupNormalization, UnitNormalization,
+    Embedding, Masking, Bidirectional, TimeDistributed)}
 
 
 def serialize(layer):

@@ -4,6 +4,8 @@ from .layer import Layer
 
 
 class Activation(Layer):
+    supports_masking = True
+
     def __init__(self, activation, **kw):
         super().__init__(**kw)
         self.activation = activations.get(activation)

@@ -5,6 +5,7 @@ from .layer import Layer, shape_str
 
 class Dense(Layer):
     """y = activation(x @ kernel + bias); bias and relu fused into the GEMM."""
+    supports_masking = True
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,

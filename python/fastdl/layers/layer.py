@@ -30,7 +30,7 @@ import numpy as np
 from .. import _device, _random, _symbolic, _tape, _variable, initializers
 from .._symbolic import KerasTensor
 
-__all__ = ["Layer", "InputLayer", "Input", "unique_name", "shape_str"]
+__all__ = ["Layer", "InputLayer", "Input", "unique_name", "shape_str", "call_with_mask"]
 
 _name_counts = {}
 _version = [0]   # bumped whenever any layer structure, weight list or trainable flag changes
@@ -67,6 +67,11 @@ def float_dtype(dt):
 
 class Layer:
     """Base class of every layer, built-in or written by a user (Keras' ``keras.layers.Layer``)."""
+
+    # Masks (Keras 3): a layer that supports masking passes the mask of its input on
+    # (compute_mask) and, when its call takes a ``mask`` argument, receives it; a layer
+    # that does not drops it, with a warning, when models propagate masks.
+    supports_masking = False
 
     def __new__(cls, *args, **kwargs):
         obj = object.__new__(cls)
@@ -325,6 +330,17 @@ class Layer:
                 out.append(reg(l._weights[i]))
         return out
 
+    # ------------------------------------------------------------ masks
+    def compute_mask(self, inputs, mask=None):
+        """The mask of this layer's output for inputs with ``mask`` (Keras 3): passed on
+        by a layer that supports masking, None otherwise."""
+        return mask if self.supports_masking else None
+
+    def _makes_mask(self):
+        """True when this layer's output can carry a mask its input did not have
+        (Embedding(mask_zero=True), Masking): models then propagate masks."""
+        return False
+
     # ------------------------------------------------------------ build
     def build(self, input_shape):
         pass
@@ -372,11 +388,12 @@ class Layer:
             return self._symbolic_call(args, kwargs)
         if self._has_backward():
             training = kwargs.pop("training", False)
+            mask = kwargs.pop("mask", None) if "mask" in _call_params(type(self)) else None
             if len(args) > 1 or kwargs:
                 extra = list(kwargs) + [f"positional argument {i + 2}" for i in range(len(args) - 1)]
                 raise TypeError(f"layer {self.name!r} ({type(self).__name__}): unexpected "
                                 f"argument(s) {', '.join(extra)}")
-            return self._call_builtin(args[0], bool(training))
+            return self._call_builtin(args[0], bool(training), mask)
         return self._call_traced(args, kwargs)
 
     def _has_backward(self):
@@ -409,10 +426,14 @@ class Layer:
             x = x.astype(self.dtype)
         return x
 
-    def _call_builtin(self, inputs, training):
+    def _call_builtin(self, inputs, training, mask=None):
         raw = self._prepare(inputs)
+        mk = {} if mask is None else {"mask": mask}
         if not _tape.recording():
-            y = self.call(raw, training=training)
+            y = self.call(raw, training=training, **mk)
+            if isinstance(y, (list, tuple)):
+                return type(y)(o.copy() if any(o is b for b in self._bufs.values()) else o
+                               for o in y)
             return y.copy() if any(y is b for b in self._bufs.values()) else y
         ins = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         need = [_tape.needs_grad(a) for a in ins]
@@ -424,7 +445,7 @@ class Layer:
             st = _tape._state
             saved, st.active = st.active, ()
             try:
-                return self.call(raw, training=training)
+                return self.call(raw, training=training, **mk)
             finally:
                 st.active = saved
         object.__setattr__(self, "_bufs", {})   # this call's own buffers
@@ -434,9 +455,12 @@ class Layer:
         st = _tape._state   # the fused forward computes on raw arrays: weights are plain there
         saved, st.active = st.active, ()
         try:
-            y = self._call_logits(raw, training) if split else self.call(raw, training=training)
+            y = self._call_logits(raw, training) if split else self.call(raw, training=training,
+                                                                         **mk)
         finally:
             st.active = saved
+        if isinstance(y, list):
+            y = tuple(y)   # several outputs (return_state): one node, a gradient per output
         state = dict(self.__dict__)
 
         def vjp(g):
@@ -462,6 +486,8 @@ class Layer:
             dxs = list(dx) if multi else [dx]
             return (*dxs, *grads)
         out = _tape.record(self.name, y, (*ins, *train_w), vjp)
+        if isinstance(out, tuple):
+            return list(out)
         if not split or not isinstance(out, _tape.Tensor):
             return out
         # The output activation as a node of its own, marked so that a loss that fuses
@@ -892,6 +918,29 @@ def _infer_shape(layer, input_shape):
     if isinstance(out, (list, tuple)):
         return [shape_of(o) for o in out]
     return shape_of(out)
+
+
+def call_with_mask(layer, x, mask, training, **kwargs):
+    """One layer call in a model that propagates masks (Keras 3): the layer gets the
+    mask of its input when its call takes one; returns (output, output mask). A mask
+    reaching a layer that does not support masking ends there, with a warning."""
+    if mask is not None and "mask" in _call_params(type(layer)) and "mask" not in kwargs:
+        kwargs["mask"] = mask
+    y = layer(x, training=training, **kwargs)
+    if mask is None and not layer._makes_mask():
+        return y, None
+    if mask is not None and not layer.supports_masking and not layer._makes_mask():
+        if not layer.__dict__.get("_mask_warned"):
+            import warnings
+            warnings.warn(f"layer {layer.name!r} (of type {type(layer).__name__}) was passed an "
+                          f"input with a mask attached to it, but it does not support masking "
+                          f"and will therefore destroy the mask information; downstream layers "
+                          f"will not see the mask", stacklevel=3)
+            layer.__dict__["_mask_warned"] = True
+        return y, None
+    xv = [_tape.value(a) for a in x] if isinstance(x, (list, tuple)) else _tape.value(x)
+    out_mask = layer.compute_mask(xv, mask)
+    return y, out_mask
 
 
 def _flat_shapes(s):

@@ -178,8 +178,30 @@ class GlobalMaxPooling2D(_GlobalMax):
 
 
 class GlobalAveragePooling1D(_GlobalAvg):
-    """Mean over steps: (N, L, C) -> (N, C), or (N, 1, C) with keepdims."""
+    """Mean over steps: (N, L, C) -> (N, C), or (N, 1, C) with keepdims. With a mask
+    (N, L), the mean of the unmasked steps (Keras)."""
     _rank = 3
+    supports_masking = True
+
+    def call(self, x, training=False, mask=None):
+        self._weights_t = None
+        if mask is None:
+            return super().call(x, training)
+        xf = self._flat(x)
+        xp = _device.xp(x)
+        m = xp.asarray(mask).astype(x.dtype).reshape(x.shape[0], -1, 1)
+        w = m / xp.maximum(m.sum(axis=1, keepdims=True), 1)    # (N, L, 1): weight per step
+        self._weights_t = w
+        return self._out((xf * w).sum(axis=1).astype(x.dtype, copy=False))
+
+    def backward(self, dy, need_dx=True):
+        if self._weights_t is None or not need_dx:
+            return super().backward(dy, need_dx)
+        n, c = self._xshape[0], self._xshape[-1]
+        return (dy.reshape(n, 1, c) * self._weights_t).astype(dy.dtype, copy=False)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
 
 
 GlobalMaxPool1D = GlobalMaxPooling1D

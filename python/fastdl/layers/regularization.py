@@ -6,6 +6,7 @@ from .layer import Layer
 class Dropout(Layer):
     """Inverted dropout in training, identity in inference. The mask is a pure
     function of a per-call seed (C++ counter-based generator): backward rebuilds it."""
+    supports_masking = True
 
     def __init__(self, rate, noise_shape=None, seed=None, **kw):
         super().__init__(**kw)

@@ -9,7 +9,7 @@ import numpy as np
 
 
 from .._symbolic import KerasTensor, flatten, pack_like
-from ..layers.layer import InputLayer, shape_str, structure_changed
+from ..layers.layer import InputLayer, call_with_mask, shape_str, structure_changed
 from .model import Model
 
 
@@ -130,9 +130,20 @@ class Functional(Model):
                 raise ValueError(f"model {self.name!r}: input {t.name!r} expects shape "
                                  f"{shape_str(t.shape)}, got {tuple(shape)}")
             values[t._id] = v
+        masks = {} if self._uses_masks() else None
         for node in self._nodes:
             args = pack_like(node.structure, [values[t._id] for t in node.inputs])
-            out = node.layer(args, training=bool(training), **node.kwargs)
+            if masks is None:
+                out = node.layer(args, training=bool(training), **node.kwargs)
+            else:
+                m = [masks.get(t._id) for t in node.inputs]
+                m = None if all(a is None for a in m) else (
+                    m[0] if len(m) == 1 else pack_like(node.structure, m))
+                out, om = call_with_mask(node.layer, args, m, bool(training), **node.kwargs)
+                oms = om if isinstance(om, (list, tuple)) and len(node.outputs) > 1 else [om]
+                for t, mo in zip(node.outputs, oms):
+                    if mo is not None:
+                        masks[t._id] = mo
             outs = out if len(node.outputs) > 1 else [out]
             for t, o in zip(node.outputs, outs):
                 values[t._id] = o
@@ -141,11 +152,16 @@ class Functional(Model):
     def _ensure_built(self, xb):
         pass
 
+    def _uses_masks(self):
+        """Some layer makes a mask (Embedding(mask_zero=True), Masking): calls propagate
+        masks along the graph, through the tape (the fused step plan carries none)."""
+        return any(l._makes_mask() for l in self._layers)
+
     # ------------------------------------------------------------ the fused step plan
     def _plannable(self, data=None):
         """A graph of built-in layers from one input to one output, each layer called once,
         trains without the tape, by the step plan below."""
-        if len(self._flat_inputs) != 1 or len(self._flat_outputs) != 1:
+        if len(self._flat_inputs) != 1 or len(self._flat_outputs) != 1 or self._uses_masks():
             return False
         seen = set()
         for node in self._nodes:

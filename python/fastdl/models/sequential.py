@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _memory, _symbolic, _tape
 from .. import layers as layers_mod
-from ..layers.layer import InputLayer, Layer, shape_str, structure_changed
+from ..layers.layer import InputLayer, Layer, call_with_mask, shape_str, structure_changed
 from ..trainers import data_adapter
 from .model import Model
 
@@ -183,7 +183,7 @@ class Sequential(Model):
         training = bool(kwargs.get("training", False))
         if not isinstance(x, _tape.Tensor):
             x = self._dev(self._prep_x(x, "model call", follow_dtype=True))
-        if self._all_builtin() and not _tape.recording():
+        if self._all_builtin() and not _tape.recording() and not self._uses_masks():
             # the fast path: each layer's fused kernels, buffers reused between calls
             h = x
             for l in self._layers:
@@ -194,9 +194,19 @@ class Sequential(Model):
 
     def call(self, inputs, training=None):
         h = inputs
+        if self._uses_masks():
+            mask = None
+            for l in self._layers:
+                h, mask = call_with_mask(l, h, mask, bool(training))
+            return h
         for l in self._layers:
             h = l(h, training=bool(training))
         return h
+
+    def _uses_masks(self):
+        """A layer makes a mask (Embedding(mask_zero=True), Masking): calls propagate it,
+        through the tape (the fused paths carry no masks)."""
+        return any(l._makes_mask() for l in self._layers)
 
     def backward(self, dy):
         """dL/dx for dL/dy of the last training call; fills model.gradients."""
@@ -213,7 +223,8 @@ class Sequential(Model):
 
     # ------------------------------------------------------------ the fused step plan
     def _plannable(self, data=None):
-        return self._layers and self._all_builtin() and self._plan_conditions(data)
+        return (self._layers and self._all_builtin() and not self._uses_masks() and
+                self._plan_conditions(data))
 
     def _output_dtype(self):
         return self._layers[-1].dtype or self.dtype

@@ -588,6 +588,7 @@ for _c in [
     Converter("BatchNormalization", onnx=_onnx_batchnorm),
     Converter("LayerNormalization", onnx=_onnx_layernorm),
     Converter("Embedding", onnx=_onnx_embedding),
+    Converter("Masking"),
     Converter("Bidirectional", groups=lambda l, n: [("forward_layer/cell/vars", n // 2),
                                                     ("backward_layer/cell/vars", n // 2)],
               from_keras=lambda cfg: _nested_from_keras(cfg, ("layer", "backward_layer")),

@@ -86,6 +86,8 @@ def build_model(model):
     if not model.built:
         raise ValueError(model._not_built_message("export"))
     dtype = model.dtype or np.dtype(np.float32)
+    if np.dtype(dtype).kind != "f":     # integer inputs (token ids): the weights are float32
+        dtype = np.dtype(np.float32)
     g = Graph(dtype)
     helper = g.helper
     inputs, outputs = [], []
