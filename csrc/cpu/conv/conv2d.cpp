@@ -368,7 +368,7 @@ ConvAlgorithm conv2d_pick_algorithm(const Conv2dGeom& g, bool backward) {
   // The direct kernels hold vectors of filters: with fewer filters than a vector
   // (an autoencoder's 32 -> 1 output layer) their scalar tail ran 4x slower than
   // im2col + GEMM, forward (28x28x32->1 same b128: 45 vs 11 ms).
-  if (g.F < 8) return ConvAlgorithm::im2col;
+  if (g.F < 8 && g.DH == 1 && g.DW == 1) return ConvAlgorithm::im2col;
   return ConvAlgorithm::direct;
 }
 
@@ -442,7 +442,7 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
     dw = nullptr;  // done; the chunks below only compute dx (dy . w^T, col2im)
     db = nullptr;
   } else if (algo == ConvAlgorithm::automatic && g.F < 8 && dx && !pointwise &&
-             dx_is_direct_conv(g)) {
+             g.DH == 1 && g.DW == 1 && dx_is_direct_conv(g)) {
     // Few filters (the rule above picked im2col for them): dw by the chunks below,
     // dx as the direct convolution of dy, whose output has the C channels of x
     // (28x28x32->1 same b128: 21 -> 6 ms, 1 thread).
