@@ -404,7 +404,8 @@ def test_constraint_applied_after_each_step(case, layer, opt):
     k_free, b_free = free.get_weights()
     k_con, b_con = con.get_weights()
     np.testing.assert_allclose(k_con, ref(k_free.astype(np.float64)), rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(b_con, np.maximum(b_free, 0), rtol=1e-6, atol=1e-8)
+    # (the two models may take different routes to their gradients: sums in another order)
+    np.testing.assert_allclose(b_con, np.maximum(b_free, 0), rtol=1e-5, atol=1e-7)
     # the config keeps them
     cfg = con.layers[0].get_config()
     assert cfg["kernel_constraint"]["class_name"] == type(make()).__name__
