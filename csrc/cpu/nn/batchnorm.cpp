@@ -8,11 +8,8 @@
 #include <cmath>
 #include <limits>
 
-#include "cpu/runtime/threading.h"
+#include "cpu/runtime/row_ranges.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace fastdl::cpu {
 
@@ -20,27 +17,6 @@ namespace {
 
 constexpr int64_t kBlockRows = 128;  // rows summed in T before the double accumulator
 
-// f(t, r0, r1) on rows [r0, r1) for thread t of nt (1: no parallel region).
-template <class F>
-void for_row_ranges(int64_t M, int nt, F&& f) {
-#ifdef _OPENMP
-  if (nt > 1) {
-#pragma omp parallel num_threads(nt)
-    {
-      const int64_t t = omp_get_thread_num(), k = omp_get_num_threads();
-      f(int(t), M * t / k, M * (t + 1) / k);
-    }
-    return;
-  }
-#endif
-  f(0, int64_t(0), M);
-}
-
-// Threads for a pass over M*C elements (about the cost of relu each).
-int rows_threads(int64_t M, int64_t C, const Context& ctx) {
-  const int nt = threads_for(double(M) * double(C), kParallelMinElements, ctx.nthreads);
-  return int(M < nt ? (M > 0 ? M : 1) : nt);
-}
 
 // sum1[c], sum2[c] (double) over all M rows of sums(s1, s2, row_offset, rows):
 // each thread adds blocks of kBlockRows rows summed in T into its own double
@@ -98,7 +74,7 @@ void batchnorm_forward(T* y, T* mean, T* var, const T* x, const T* gamma, const 
   }
   const auto& K = batchnorm_kernels[ctx.isa].get<T>();
   ArenaScope scope(ctx.arena);
-  const int nt = rows_threads(M, C, ctx);
+  const int nt = rows_threads(M, double(M) * double(C), ctx);
   // Sums of x - x[0, c]: shifted by a sample, so a large mean does not cancel
   // the variance away.
   T* shift = ctx.arena->alloc<T>(size_t(C));
@@ -137,7 +113,7 @@ void batchnorm_inference(T* y, const T* x, const T* mean, const T* var, const T*
     a[c] = T(scale);
     b[c] = T((beta ? double(beta[c]) : 0.0) - double(mean[c]) * scale);
   }
-  affine_pass(y, x, a, b, M, C, rows_threads(M, C, ctx), K);
+  affine_pass(y, x, a, b, M, C, rows_threads(M, double(M) * double(C), ctx), K);
 }
 
 template <typename T>
@@ -151,7 +127,7 @@ void batchnorm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, con
   }
   const auto& K = batchnorm_kernels[ctx.isa].get<T>();
   ArenaScope scope(ctx.arena);
-  const int nt = rows_threads(M, C, ctx);
+  const int nt = rows_threads(M, double(M) * double(C), ctx);
   double* s1 = ctx.arena->alloc<double>(size_t(C));  // sum dy
   double* s2 = ctx.arena->alloc<double>(size_t(C));  // sum dy * (x - mean)
   channel_sums<T>(s1, s2, M, C, nt, ctx.arena, [&](T* b1, T* b2, int64_t r, int64_t rows) {

@@ -3,38 +3,13 @@
 // of rows in T, added in double, then across threads in a fixed order.
 #include "cpu/nn/layernorm.h"
 
-#include "cpu/runtime/threading.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "cpu/runtime/row_ranges.h"
 
 namespace fastdl::cpu {
 
 namespace {
 
 constexpr int64_t kBlockRows = 128;  // rows summed in T before the double accumulator
-
-template <class F>
-void for_row_ranges(int64_t N, int nt, F&& f) {
-#ifdef _OPENMP
-  if (nt > 1) {
-#pragma omp parallel num_threads(nt)
-    {
-      const int64_t t = omp_get_thread_num(), k = omp_get_num_threads();
-      f(int(t), N * t / k, N * (t + 1) / k);
-    }
-    return;
-  }
-#endif
-  f(0, int64_t(0), N);
-}
-
-// Threads for passes over N*D elements (a few relu-costs each).
-int rows_threads(int64_t N, int64_t D, const Context& ctx) {
-  const int nt = threads_for(2.0 * double(N) * double(D), kParallelMinElements, ctx.nthreads);
-  return int(N < nt ? (N > 0 ? N : 1) : nt);
-}
 
 }  // namespace
 
@@ -43,7 +18,8 @@ void layernorm_forward(T* y, T* mean, T* inv, const T* x, const T* gamma, const 
                        int64_t N, int64_t D, double eps, bool rms, const Context& ctx) {
   if (N <= 0 || D <= 0) return;
   const auto& K = layernorm_kernels[ctx.isa].get<T>();
-  for_row_ranges(N, rows_threads(N, D, ctx), [&](int, int64_t r0, int64_t r1) {
+  const int nt = rows_threads(N, 2.0 * double(N) * double(D), ctx);  // a few relu-costs a value
+  for_row_ranges(N, nt, [&](int, int64_t r0, int64_t r1) {
     // in blocks, so a block's rows are still in cache for the second pass
     for (int64_t r = r0; r < r1; r += kBlockRows) {
       const int64_t rows = r1 - r < kBlockRows ? r1 - r : kBlockRows;
@@ -60,7 +36,7 @@ void layernorm_backward(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, con
   if (D <= 0) return;
   const auto& K = layernorm_kernels[ctx.isa].get<T>();
   ArenaScope scope(ctx.arena);
-  const int nt = rows_threads(N, D, ctx);
+  const int nt = rows_threads(N, 2.0 * double(N) * double(D), ctx);
   double* acc = ctx.arena->alloc<double>(size_t(nt) * 2 * size_t(D));  // (nt, 2, D)
   T* blk = ctx.arena->alloc<T>(size_t(nt) * 2 * size_t(D));             // (nt, 2, D)
   for (int64_t i = 0; i < int64_t(nt) * 2 * D; ++i) acc[i] = 0.0;
