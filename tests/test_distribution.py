@@ -13,10 +13,13 @@ import time
 import numpy as np
 import pytest
 
+import fastdl
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 WORKER = os.path.join(HERE, "mpi", "dist_worker.py")
-PYPATH = os.path.join(ROOT, "python")
+# the fastdl these tests import (the checkout's python/ when built in place, or the installed one)
+PYPATH = os.path.dirname(os.path.dirname(os.path.abspath(fastdl.__file__)))
 
 
 def _mpiexec():
