@@ -81,3 +81,69 @@ def test_float32_weights_give_float32_penalty():
     assert np.asarray(regularizers.L2()(w)).dtype == np.float32
     assert np.asarray(regularizers.L1L2(0.1, 0.1)(w)).dtype == np.float32
     assert np.asarray(ops.sum(w)).dtype == np.float32
+
+
+@pytest.mark.parametrize("kind", ["sequential", "functional"])
+def test_activity_regularizer_adds_its_penalty_to_loss_and_gradients(kind):
+    # Keras 3: regularizer(output) is added to the losses at every call (not divided by the
+    # batch size); fit's logged loss and its step include it.
+    import fastdl as keras
+    from fastdl import layers as L
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 5), dtype=np.float32)
+    y = rng.integers(0, 3, 8)
+
+    def make(reg):
+        keras.utils.set_random_seed(1)
+        if kind == "sequential":
+            m = keras.Sequential([L.Input((5,)), L.Dense(4, activation="relu",
+                                                         activity_regularizer=reg),
+                                  L.Dense(3, activation="softmax")])
+        else:
+            i = keras.Input((5,))
+            h = L.Dense(4, activation="relu", activity_regularizer=reg)(i)
+            m = keras.Model(i, L.Dense(3, activation="softmax")(h))
+        m.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+        return m
+
+    m, ref = make(keras.regularizers.L2(0.01)), make(None)
+    # the reference step: the same penalty added by hand under a tape
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+    with keras.GradientTape() as tape:
+        out = ref(x, training=True)
+        dense1 = [l for l in ref.layers if isinstance(l, L.Dense)][0]
+        penalty = keras.ops.multiply(0.01, keras.ops.sum(keras.ops.square(dense1(x))))
+        total = keras.ops.add(loss_fn(y, out), penalty)
+    grads = tape.gradient(total, ref.trainable_weights)
+    hist = m.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    np.testing.assert_allclose(hist.history["loss"][0], float(np.asarray(total)), rtol=1e-5)
+    for w, w0, g in zip(m.trainable_weights, ref.trainable_weights, grads):
+        np.testing.assert_allclose(np.asarray(w), np.asarray(w0) - 0.1 * np.asarray(g),
+                                   rtol=1e-5, atol=1e-6)
+    assert len(m.losses) == 1
+    cfg = [l for l in m.layers if isinstance(l, L.Dense)][0].get_config()
+    assert cfg["activity_regularizer"]["class_name"] == "L2"
+    again = type(m).from_config(m.get_config())
+    assert [l for l in again.layers if isinstance(l, L.Dense)][0].activity_regularizer.l2 == 0.01
+
+
+def test_activity_regularizer_on_a_custom_layer():
+    import fastdl as keras
+
+    class Scale(keras.layers.Layer):
+        def __init__(self, **kw):
+            super().__init__(activity_regularizer="l1", **kw)
+
+        def build(self, s):
+            self.w = self.add_weight(shape=(s[-1],), initializer="ones")
+
+        def call(self, x):
+            return x * self.w
+
+    layer = Scale()
+    out = layer(np.full((2, 3), -2.0, np.float32))
+    assert len(layer.losses) == 1
+    np.testing.assert_allclose(float(np.asarray(layer.losses[0])), 0.01 * 12.0, rtol=1e-6)
+    layer(np.ones((1, 3), np.float32))
+    assert len(layer.losses) == 1   # the last call's only
+    np.testing.assert_allclose(float(np.asarray(layer.losses[0])), 0.01 * 3.0, rtol=1e-6)

@@ -68,6 +68,8 @@ def float_dtype(dt):
 class Layer:
     """Base class of every layer, built-in or written by a user (Keras' ``keras.layers.Layer``)."""
 
+    activity_regularizer = None
+
     # Masks (Keras 3): a layer that supports masking passes the mask of its input on
     # (compute_mask) and, when its call takes a ``mask`` argument, receives it; a layer
     # that does not drops it, with a warning, when models propagate masks.
@@ -97,9 +99,10 @@ class Layer:
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) "
                             f"{', '.join(sorted(kwargs))}")
-        if activity_regularizer is not None:
-            raise NotImplementedError(f"{type(self).__name__}: activity_regularizer is not "
-                                      f"supported; call self.add_loss(...) in call instead")
+        from .. import regularizers
+        # a penalty on the outputs, added to the losses at every call (Keras 3: not
+        # divided by the batch size)
+        self.activity_regularizer = regularizers.get(activity_regularizer)
         object.__setattr__(self, "_layers", [])   # sub-layers, tracked by __setattr__
         self.name = name or unique_name(_snake(type(self).__name__))
         if batch_input_shape is not None:
@@ -393,8 +396,19 @@ class Layer:
                 extra = list(kwargs) + [f"positional argument {i + 2}" for i in range(len(args) - 1)]
                 raise TypeError(f"layer {self.name!r} ({type(self).__name__}): unexpected "
                                 f"argument(s) {', '.join(extra)}")
-            return self._call_builtin(args[0], bool(training), mask)
-        return self._call_traced(args, kwargs)
+            out = self._call_builtin(args[0], bool(training), mask)
+            if self.activity_regularizer is not None:
+                self.__dict__["_losses"] = []
+                self._add_activity_loss(out)
+            return out
+        out = self._call_traced(args, kwargs)
+        if self.activity_regularizer is not None:
+            self._add_activity_loss(out)
+        return out
+
+    def _add_activity_loss(self, out):
+        for o in (out if isinstance(out, (list, tuple)) else (out,)):
+            self.add_loss(self.activity_regularizer(o))
 
     def _has_backward(self):
         return type(self).backward is not Layer.backward
@@ -674,6 +688,9 @@ class Layer:
     def get_config(self):
         cfg = {"name": self.name, "trainable": self.trainable,
                "dtype": None if self.dtype is None else self.dtype.name}
+        if self.activity_regularizer is not None:
+            from .. import regularizers
+            cfg["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         if self._input_shape_arg is not None:
             cfg["input_shape"] = list(self._input_shape_arg)
         auto = self.__dict__.get("_auto_config")

@@ -296,7 +296,8 @@ class Trainer:
                 (data.y is None or hasattr(data.y, "shape")) and data.sample_weight is None and
                 isinstance(self.loss, losses_mod.Loss) and
                 self.loss._kernel_ready() and
-                self._loss_weights_arg in (None, 1, 1.0) and not self.losses)
+                self._loss_weights_arg in (None, 1, 1.0) and not self.losses and
+                not any(l.activity_regularizer is not None for l in self._flatten_layers()))
 
     def _prep_y(self, y, n, what):
         if y is None:
