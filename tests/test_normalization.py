@@ -479,8 +479,6 @@ def test_normalization_bad_arguments():
         layers.BatchNormalization(axis=[1, 2])
     with pytest.raises(TypeError, match="LayerNormalization.*axis"):
         layers.LayerNormalization(axis="last")
-    with pytest.raises(NotImplementedError, match="gamma_constraint"):
-        layers.BatchNormalization(gamma_constraint="non_neg")
     with pytest.raises(NotImplementedError, match="synchronized"):
         layers.BatchNormalization(synchronized=True)
     bn = layers.BatchNormalization(axis=3, name="bn_far")
@@ -757,3 +755,23 @@ def test_unit_normalization_matches_numpy_and_finite_differences(rng, axis):
     out = un2(z, training=True)
     np.testing.assert_allclose(out, [[0, 0, 0], [0.6, 0.8, 0]], atol=1e-15)
     assert np.isfinite(un2.backward(np.ones((2, 3)))).all()
+
+
+@pytest.mark.parametrize("make", [lambda **kw: layers.BatchNormalization(**kw),
+                                  lambda **kw: layers.LayerNormalization(**kw),
+                                  lambda **kw: layers.GroupNormalization(groups=2, **kw)])
+def test_gamma_and_beta_constraints_hold_after_a_step(make):
+    import fastdl as keras
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(16, 4)).astype(np.float32)
+    y = rng.normal(size=(16, 4)).astype(np.float32) * 5
+    norm = make(gamma_constraint=keras.constraints.MaxNorm(1.1), beta_constraint="non_neg")
+    m = keras.Sequential([keras.Input((4,)), norm])
+    m.compile(keras.optimizers.SGD(0.5), loss="mse")
+    m.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    gamma, beta = [np.asarray(w) for w in norm.trainable_weights]
+    assert np.linalg.norm(gamma) <= 1.1 + 1e-5 and np.all(beta >= 0)
+    cfg = norm.get_config()
+    assert cfg["gamma_constraint"]["class_name"] == "MaxNorm"
+    assert cfg["beta_constraint"]["class_name"] == "NonNeg"
+    assert type(norm).from_config(cfg).beta_constraint is not None

@@ -7,10 +7,11 @@ from .core import _regularizer_config
 from .layer import Layer, shape_str
 
 
-def _constraints_unsupported(layer, **constraints):
-    given = sorted(k for k, v in constraints.items() if v is not None)
-    if given:
-        raise NotImplementedError(f"{layer}: {', '.join(given)} is not supported")
+def _set_constraints(layer, beta_constraint, gamma_constraint):
+    """beta_constraint / gamma_constraint: applied by the optimizer after each update."""
+    from .. import constraints
+    layer.beta_constraint = constraints.get(beta_constraint)
+    layer.gamma_constraint = constraints.get(gamma_constraint)
 
 
 def _epsilon(layer, epsilon):
@@ -73,8 +74,7 @@ class BatchNormalization(Layer):
             raise ValueError(f"{me}: momentum must be in [0, 1], got {momentum!r}")
         self.momentum = momentum_f
         self.epsilon = _epsilon(me, epsilon)
-        _constraints_unsupported(me, beta_constraint=beta_constraint,
-                                 gamma_constraint=gamma_constraint)
+        _set_constraints(self, beta_constraint, gamma_constraint)
         if synchronized:
             raise NotImplementedError(f"{me}: synchronized=True (statistics across devices) is "
                                       f"not supported")
@@ -95,10 +95,10 @@ class BatchNormalization(Layer):
         shape = (input_shape[a],)
         if self.scale:
             self.add_weight(shape, self.gamma_initializer, name="gamma",
-                            regularizer=self.gamma_regularizer)
+                            regularizer=self.gamma_regularizer, constraint=self.gamma_constraint)
         if self.center:
             self.add_weight(shape, self.beta_initializer, name="beta",
-                            regularizer=self.beta_regularizer)
+                            regularizer=self.beta_regularizer, constraint=self.beta_constraint)
         self.add_weight(shape, self.moving_mean_initializer, name="moving_mean", trainable=False)
         self.add_weight(shape, self.moving_variance_initializer, name="moving_variance",
                         trainable=False)
@@ -173,9 +173,12 @@ class BatchNormalization(Layer):
 
 
 def _norm_regularizer_config(layer):
-    from .. import regularizers
-    return {k: regularizers.serialize(getattr(layer, k))
-            for k in ("beta_regularizer", "gamma_regularizer") if getattr(layer, k) is not None}
+    from .. import constraints, regularizers
+    cfg = {k: regularizers.serialize(getattr(layer, k))
+           for k in ("beta_regularizer", "gamma_regularizer") if getattr(layer, k) is not None}
+    cfg.update({k: constraints.serialize(getattr(layer, k))
+                for k in ("beta_constraint", "gamma_constraint") if getattr(layer, k) is not None})
+    return cfg
 
 
 class LayerNormalization(Layer):
@@ -199,8 +202,7 @@ class LayerNormalization(Layer):
             raise TypeError(f"{me}: axis must be an integer or a list of integers, got {axis!r}")
         self.axis = [int(a) for a in axes] if isinstance(axis, (list, tuple)) else int(axis)
         self.epsilon = _epsilon(me, epsilon)
-        _constraints_unsupported(me, beta_constraint=beta_constraint,
-                                 gamma_constraint=gamma_constraint)
+        _set_constraints(self, beta_constraint, gamma_constraint)
         self.center = bool(center)
         self.scale = bool(scale)
         self.rms_scaling = bool(rms_scaling)
@@ -226,10 +228,10 @@ class LayerNormalization(Layer):
         self._use_beta = self.center and not self.rms_scaling
         if self._use_gamma:
             self.add_weight(shape, self.gamma_initializer, name="gamma",
-                            regularizer=self.gamma_regularizer)
+                            regularizer=self.gamma_regularizer, constraint=self.gamma_constraint)
         if self._use_beta:
             self.add_weight(shape, self.beta_initializer, name="beta",
-                            regularizer=self.beta_regularizer)
+                            regularizer=self.beta_regularizer, constraint=self.beta_constraint)
 
     def _params(self):
         w = self._weights
@@ -331,8 +333,7 @@ class GroupNormalization(Layer):
         self.groups = int(groups)
         self.axis = int(axis)
         self.epsilon = _epsilon(me, epsilon)
-        _constraints_unsupported(me, beta_constraint=beta_constraint,
-                                 gamma_constraint=gamma_constraint)
+        _set_constraints(self, beta_constraint, gamma_constraint)
         self.center = bool(center)
         self.scale = bool(scale)
         self.beta_initializer = initializers.get(beta_initializer)
@@ -355,10 +356,10 @@ class GroupNormalization(Layer):
         self._G = G
         if self.scale:
             self.add_weight((C,), self.gamma_initializer, name="gamma",
-                            regularizer=self.gamma_regularizer)
+                            regularizer=self.gamma_regularizer, constraint=self.gamma_constraint)
         if self.center:
             self.add_weight((C,), self.beta_initializer, name="beta",
-                            regularizer=self.beta_regularizer)
+                            regularizer=self.beta_regularizer, constraint=self.beta_constraint)
 
     def _grouped(self, a):
         """a with the channel axis last, as (N, S, G, C/G)."""
