@@ -320,3 +320,24 @@ def test_example_trains_data_parallel_on_two_ranks():
     assert p.returncode == 0, p.stderr[-3000:]
     assert "on 2 rank(s)" in p.stdout and p.stdout.count("test accuracy:") == 1
     assert p.stdout.count("Epoch 1/1") == 1   # the progress from rank 0 only
+
+
+@pytest.mark.cuda
+def test_nccl_allreduce_and_fit_on_two_gpus(tmp_path):
+    """Where two GPUs are lent: allreduce of CuPy arrays through NCCL, and a model on the
+    GPUs trained on 2 ranks holds the same bits on both."""
+    cupy = pytest.importorskip("cupy", reason="CuPy is not installed")
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:   # no driver
+        pytest.skip(f"no CUDA device: {e}")
+    if n < 2:
+        pytest.skip(f"NCCL needs one GPU per rank: 2 ranks, {n} GPU(s) here")
+    p, _ = _launch("nccl", tmp_path, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    r0, r1 = np.load(tmp_path / "nccl.r0.npz"), np.load(tmp_path / "nccl.r1.npz")
+    np.testing.assert_array_equal(r0["sum"], np.arange(5) * 2 + 1)
+    np.testing.assert_array_equal(r0["mean"], np.arange(5) + 0.5)
+    ws = [k for k in r0.files if k.startswith("w")]
+    assert ws and all(np.array_equal(r0[k], r1[k]) for k in ws)
+    assert all(np.isfinite(r0[k]).all() for k in ws)

@@ -269,5 +269,20 @@ elif CASE == "custom":
     s = distribution.allreduce(np.array([RANK + 1.0]), op="sum") if RANKED else np.array([3.0])
     mean = distribution.allreduce(np.array([RANK + 1.0])) if RANKED else np.array([1.5])
     save("custom", sum=s, mean=mean, **weights_dict(m))
+elif CASE == "nccl":
+    # CuPy arrays: distribution.allreduce goes through NCCL (one GPU per rank), and a model
+    # on the GPU trains data-parallel like the CPU one
+    import cupy
+    a = cupy.arange(5, dtype=cupy.float32) + RANK
+    s = cupy.asnumpy(distribution.allreduce(a, op="sum"))
+    mean = cupy.asnumpy(distribution.allreduce(a))
+    fastdl.set_seed(3)
+    x, y = data(37, (12,))
+    m = mlp()
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    m.to("cuda")
+    m.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False)
+    m.to("cpu")
+    save("nccl", sum=s, mean=mean, **weights_dict(m))
 else:
     raise SystemExit(f"unknown case {CASE}")
