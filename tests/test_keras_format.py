@@ -25,7 +25,7 @@ NEEDS = {
     "depthwise_separable": ["DepthwiseConv2D", "SeparableConv2D"],
     "batchnorm": ["BatchNormalization"], "layernorm": ["LayerNormalization"],
     "embedding": ["Embedding"], "bidirectional": ["Bidirectional"],
-    "time_distributed": ["TimeDistributed"],
+    "time_distributed": ["TimeDistributed"], "seq2seq": [],
 }
 
 
@@ -433,3 +433,33 @@ def test_optimizer_state_in_keras_order_round_trips(make, tmp_path):
     m2.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
     for a, b in zip(m.get_weights(), m2.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_seq2seq_with_initial_state_trains_saves_and_loads(tmp_path):
+    # keras-io's character-level seq2seq: return_state feeding initial_state, a softmax Dense
+    # on 3-D outputs (fused with the loss under the tape); Keras' file form of initial_state
+    import json
+    import zipfile
+    import fastdl as keras
+    rng = np.random.default_rng(0)
+    enc_x = np.eye(5, dtype="float32")[rng.integers(0, 5, (16, 7))]
+    dec_x = np.eye(6, dtype="float32")[rng.integers(0, 6, (16, 4))]
+    dec_y = np.roll(dec_x, -1, axis=1)
+    enc_in, dec_in = keras.Input((None, 5)), keras.Input((None, 6))
+    _, h, c = layers.LSTM(8, return_state=True)(enc_in)
+    seq, _, _ = layers.LSTM(8, return_sequences=True, return_state=True)(dec_in,
+                                                                         initial_state=[h, c])
+    model = keras.Model([enc_in, dec_in], layers.Dense(6, activation="softmax")(seq))
+    model.compile(optimizer="rmsprop", loss="categorical_crossentropy")
+    hist = model.fit([enc_x, dec_x], dec_y, batch_size=8, epochs=3, verbose=0)
+    assert hist.history["loss"][-1] < hist.history["loss"][0]
+    path = tmp_path / "s2s.keras"
+    model.save(path)
+    cfg = json.loads(zipfile.ZipFile(path).read("config.json"))
+    dec = [e for e in cfg["config"]["layers"] if e["class_name"] == "LSTM"][1]
+    node = dec["inbound_nodes"][0]
+    assert len(node["args"]) == 1 and len(node["kwargs"]["initial_state"]) == 2
+    assert dec["build_config"]["input_shape"] == [None, None, 6]
+    again = models.load_model(path)
+    np.testing.assert_array_equal(again.predict([enc_x, dec_x], verbose=0),
+                                  model.predict([enc_x, dec_x], verbose=0))

@@ -90,15 +90,25 @@ def models(rng):
     out["time_distributed"] = (keras.Sequential([
         keras.Input((4, 6)), layers.TimeDistributed(layers.Dense(3, activation="relu")),
         layers.Flatten(), layers.Dense(2)], name="time_distributed"), [(2, 4, 6)])
+    # keras-io's character-level seq2seq: an encoder LSTM's states (return_state) start the
+    # decoder LSTM (initial_state=)
+    enc_in, dec_in = keras.Input((None, 5)), keras.Input((None, 6))
+    _, h, c = layers.LSTM(4, return_state=True)(enc_in)
+    seq, _, _ = layers.LSTM(4, return_sequences=True, return_state=True)(dec_in,
+                                                                         initial_state=[h, c])
+    out["seq2seq"] = (keras.Model([enc_in, dec_in], layers.Dense(6, activation="softmax")(seq),
+                                  name="seq2seq"), [(3, 7, 5), (3, 4, 6)])
     return out
 
 
-def main(out_dir):
+def main(out_dir, only=None):
     os.makedirs(out_dir, exist_ok=True)
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     for name, (model, specs) in models(rng).items():
         randomize(model, rng)
+        if only and name not in only:
+            continue
         xs = []
         for s in specs:
             if s[0] == "int":
@@ -117,5 +127,7 @@ def main(out_dir):
 
 
 if __name__ == "__main__":
+    # [out_dir] [names...]: all fixtures, or only the named ones
     main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "keras"))
+        os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "keras"),
+        sys.argv[2:] or None)

@@ -77,10 +77,15 @@ class Dense(Layer):
 
     def _call_logits(self, x, training=False):
         self._xshape = x.shape
+        if x.ndim != 2:   # N-D input: one GEMM over all rows of the last axis
+            x = x.reshape(-1, x.shape[-1])
         self._x = x
-        return self._linear(x, "z", "linear")
+        z = self._linear(x, "z", "linear")
+        return z if len(self._xshape) == 2 else z.reshape(self._xshape[:-1] + (self.units,))
 
     def _backward_logits(self, dz, need_dx=True):
+        if dz.ndim != 2:
+            dz = dz.reshape(-1, self.units)
         g = self._grads
         x = self._x
         ops.gemm(x, dz, trans_a=True, out=g[0])

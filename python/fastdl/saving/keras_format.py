@@ -307,7 +307,11 @@ def _layer_entry(layer, functional):
              "config": conv.to_keras(layer), "registered_name": None}
     from ..layers.layer import InputLayer
     if not isinstance(layer, InputLayer) and layer.input_shape is not None:
-        entry["build_config"] = {"input_shape": _jsonable(layer.input_shape)}
+        shape = layer.input_shape
+        from ..layers.rnn import _RNN
+        if isinstance(layer, _RNN) and isinstance(shape, list):
+            shape = shape[0]   # [x, *states] (initial_state): Keras builds from the sequences
+        entry["build_config"] = {"input_shape": _jsonable(shape)}
     if functional:
         entry["name"] = layer.name
     return entry
@@ -347,9 +351,13 @@ def model_config(model):
                 "config": {"shape": _jsonable(list(t.shape)), "dtype": np.dtype(t.dtype).name,
                            "keras_history": [t.node.layer.name, _node_index(t.node), t.index]}}
     from .._symbolic import pack_like
+    from ..layers.rnn import _RNN
     for node in model._nodes:
         arg = pack_like(node.structure, [ktensor(t) for t in node.inputs])
         kwargs = {k: v for k, v in (node.kwargs or {}).items()}
+        if isinstance(node.layer, _RNN) and isinstance(arg, list) and len(arg) > 1:
+            # fastdl's recurrent layers take [x, *states]; Keras' take initial_state=
+            arg, kwargs["initial_state"] = arg[0], arg[1:]
         entries[id(node.layer)]["inbound_nodes"].append({"args": [arg], "kwargs": kwargs})
 
     def ref(t):
@@ -474,6 +482,11 @@ def _from_keras_functional(cfg):
         if isinstance(v, list):
             return [r for x in v for r in needs(x)]
         return []
+    # every tensor the file refers to: a call makes the outputs others use (several for a
+    # recurrent layer with return_state)
+    referenced = {r for _, _, nd in pending
+                  for r in needs(refs([nd.get("args"), nd.get("kwargs")]))}
+    referenced |= set(needs(cfg.get("output_layers") or []))
     counts = {}
     while pending:
         progress = False
@@ -484,18 +497,21 @@ def _from_keras_functional(cfg):
                 raise ValueError(f"Keras file: layer {lname!r} is called with {len(args)} "
                                  f"positional arguments; fastdl layers take one")
             arg = refs(args[0])
+            init = (nd.get("kwargs") or {}).get("initial_state")
+            if init is not None:   # Keras' initial_state=: fastdl's [x, *states]
+                arg = [arg] + [refs(v) for v in (init if isinstance(init, list) else [init])]
             if any(r not in made for r in needs(arg)) or counts.get(lname, 0) != k:
                 continue
             kwargs = {}
             for kk, v in (nd.get("kwargs") or {}).items():
-                if kk == "training" or (kk == "mask" and v is None):
+                if kk in ("training", "initial_state") or (kk == "mask" and v is None):
                     continue
                 raise ValueError(f"Keras file: layer {lname!r} is called with {kk}={v!r}, "
                                  f"which fastdl does not support")
             nodes.append({"layer": lname, "args": arg, "kwargs": kwargs})
             counts[lname] = k + 1
-            # outputs: all tensor indices of this call (layers here have one output)
             made.add((lname, k, 0))
+            made.update(r for r in referenced if r[0] == lname and r[1] == k)
             pending.remove(item)
             progress = True
         if not progress:
