@@ -111,6 +111,18 @@ py::array batch_norm_inference(py::handle x_h, py::handle mean, py::handle var,
                   : inference_t<double>(x, mean, var, gamma, beta, eps, out);
 }
 
+// dx of a normalization backward pass (x's shape; out= when given, which may be dy but
+// not x), or None without need_dx; *pdx its data or null.
+template <typename T>
+py::object input_gradient(bool need_dx, const py::array& x, const py::array& xc,
+                          const py::array& dyc, py::object out_obj, T** pdx) {
+  if (!need_dx) return py::none();
+  py::array dx = output_for<T>(x, dyc, out_obj, "dy");
+  checks::require_apart_or_same(view_of(dx), "out", view_of(xc), "x");
+  *pdx = mptr<T>(dx);
+  return dx;
+}
+
 template <typename T>
 py::tuple backward_t(const py::array& dy, const py::array& x, py::handle mean_h,
                      py::handle var_h, py::handle gamma_h, double eps, bool batch_stats,
@@ -120,14 +132,8 @@ py::tuple backward_t(const py::array& dy, const py::array& x, py::handle mean_h,
   py::object m = channels_arg<T>(mean_h), v = channels_arg<T>(var_h), g = channels_arg<T>(gamma_h);
   int64_t M, C;
   rows_channels(xc, &M, &C);
-  py::object dx_obj = py::none();
   T* pdx = nullptr;
-  if (need_dx) {
-    py::array dx = output_for<T>(x, dyc, out_obj, "dy");
-    checks::require_apart_or_same(view_of(dx), "out", view_of(xc), "x");
-    pdx = mptr<T>(dx);
-    dx_obj = dx;
-  }
+  py::object dx_obj = input_gradient<T>(need_dx, x, xc, dyc, out_obj, &pdx);
   py::array dgamma = empty<T>({C}), dbeta = empty<T>({C});
   const T *pdy = cptr<T>(dyc), *px = cptr<T>(xc), *pm = optr<T>(m), *pv = optr<T>(v),
           *pg = optr<T>(g);
@@ -203,14 +209,8 @@ py::tuple layer_norm_backward_t(const py::array& dy, const py::array& x, py::han
   py::object m = channels_arg<T>(mean_h), iv = channels_arg<T>(inv_h), g = channels_arg<T>(gamma_h);
   int64_t N, D;
   rows_channels(xc, &N, &D);
-  py::object dx_obj = py::none();
   T* pdx = nullptr;
-  if (need_dx) {
-    py::array dx = output_for<T>(x, dyc, out_obj, "dy");
-    checks::require_apart_or_same(view_of(dx), "out", view_of(xc), "x");
-    pdx = mptr<T>(dx);
-    dx_obj = dx;
-  }
+  py::object dx_obj = input_gradient<T>(need_dx, x, xc, dyc, out_obj, &pdx);
   py::array dgamma = empty<T>({D}), dbeta = empty<T>({D});
   const T *pdy = cptr<T>(dyc), *px = cptr<T>(xc), *pm = optr<T>(m), *pi = optr<T>(iv),
           *pg = optr<T>(g);
