@@ -143,6 +143,13 @@ def linear(x, kernel, bias=None, *, activation="linear", out=None):
     return _C.gemm(x, kernel, None, 1.0, 0.0, False, False, out, bias, activation)
 
 
+def linear_fn(kernel, bias, activation, out):
+    """ops.linear with everything but x bound, for host arrays: f(x) -> out, with
+    nothing checked in Python (the kernel still checks every call)."""
+    gemm = _C.gemm
+    return lambda x: gemm(x, kernel, None, 1.0, 0.0, False, False, out, bias, activation)
+
+
 def fma_peak_gflops(threads=1, dtype="float32"):
     """This machine's measured peak: GFLOP/s of `threads` threads running an
     FMA-throughput loop (no memory traffic) at the best SIMD level."""
@@ -586,9 +593,15 @@ def softmax_kernel(x, axis=-1, *, out=None):
     """exp(x - max) / sum(exp(x - max)) along axis (stable)."""
     if type(x) is not _ndarray and _on_gpu(x, out):
         return _cuda_module().softmax(x, axis, out=out)
-    if axis == -1 and out is None:
-        return _C.softmax(x, False, None)
+    if axis == -1 and x.ndim:
+        return _C.softmax(x, False, out)
     return _softmax_call(_C.softmax, x, axis, False, out, "softmax")
+
+
+def softmax_fn(out):
+    """softmax_kernel over the last axis into out, for host arrays: f(x) -> out."""
+    softmax = _C.softmax
+    return lambda x: softmax(x, False, out)
 
 
 def log_softmax_kernel(x, axis=-1, *, out=None):

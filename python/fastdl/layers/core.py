@@ -64,6 +64,26 @@ class Dense(Layer):
         self._y = y
         return y if len(self._xshape) == 2 else y.reshape(self._xshape[:-1] + (self.units,))
 
+    def _inference_fn(self, rows, in_shape):
+        # call's kernels on 2-D host inputs, into outputs made once for this many rows
+        w = self._weights
+        if len(in_shape) != 1 or _device.is_device(w[0]):
+            return None
+        kernel, bias = w[0], (w[1] if self.use_bias else None)
+        act = self.activation
+        y = self._empty((rows, self.units), self.dtype)
+        if self._fused:
+            return ops.linear_fn(kernel, bias, act.name, y)
+        z = self._empty((rows, self.units), self.dtype)
+        forward = ops.softmax_fn(y) if act.name == "softmax" else (lambda h: act.forward(h, y))
+        return (ops.linear_fn(kernel, bias, "linear", z), forward)
+
+    def _rows_keep_bits(self, rows, in_shape):
+        # The GEMM rounds a row the same way in any product that puts it in a full tile of
+        # MR rows (a short tile keeps several partial sums) and is past its direct loop.
+        info = ops.gemm_kernel_info(self.dtype.name)
+        return rows % info["mr"] == 0 and rows * self.units * in_shape[-1] > info["direct_max_work"]
+
     def backward(self, dy, need_dx=True):
         if dy.ndim != 2:
             dy = dy.reshape(-1, self.units)

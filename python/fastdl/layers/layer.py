@@ -32,6 +32,11 @@ from .._symbolic import KerasTensor
 
 __all__ = ["Layer", "InputLayer", "Input", "unique_name", "shape_str", "call_with_mask"]
 
+
+def identity(x):
+    """What a layer that passes its input on at inference gives as its inference function."""
+    return x
+
 _name_counts = {}
 _version = [0]   # bumped whenever any layer structure, weight list or trainable flag changes
 
@@ -665,6 +670,21 @@ class Layer:
 
     def _fuses_logits(self):
         return type(self)._backward_logits is not Layer._backward_logits
+
+    # ------------------------------------------------------------ inference plans
+    def _inference_fn(self, rows, in_shape):
+        """For a cached inference plan (trainers/inference.py): a function x -> y running
+        this layer at inference on host inputs of shape (rows,) + in_shape, into arrays it
+        owns, with what it reads bound once (or a tuple of such functions, run in turn);
+        ``identity`` when the layer passes its input on unchanged; None when the plan runs
+        ``self.call(x, training=False)``."""
+        return None
+
+    def _rows_keep_bits(self, rows, in_shape):
+        """True when each output row depends on its input row alone and comes out with
+        the same bits in any batch of at least ``rows`` rows: a plan may then run larger
+        batches than asked for (predict over many samples)."""
+        return False
 
     # ------------------------------------------------------------ buffers
     def _buf(self, key, shape, dtype=None):

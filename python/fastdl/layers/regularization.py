@@ -1,6 +1,6 @@
 """Regularization layers: Dropout."""
 from .. import _random, ops
-from .layer import Layer
+from .layer import Layer, identity
 
 
 class Dropout(Layer):
@@ -36,6 +36,12 @@ class Dropout(Layer):
             return x
         self._seed = self._next_seed()
         return ops.dropout(x, self.rate, self._seed, out=self._buf("y", x.shape, x.dtype))
+
+    def _inference_fn(self, rows, in_shape):
+        return identity
+
+    def _rows_keep_bits(self, rows, in_shape):
+        return True
 
     def backward(self, dy, need_dx=True):
         if not need_dx:

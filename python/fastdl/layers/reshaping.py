@@ -17,6 +17,12 @@ class Flatten(Layer):
         self._xshape = x.shape
         return x.reshape(x.shape[0], -1)
 
+    def _inference_fn(self, rows, in_shape):
+        return lambda x: x.reshape(rows, -1)
+
+    def _rows_keep_bits(self, rows, in_shape):
+        return True
+
     def backward(self, dy, need_dx=True):
         return dy.reshape(self._xshape) if need_dx else None
 

@@ -11,7 +11,8 @@ from .. import _memory, _symbolic, _tape
 from .. import layers as layers_mod
 from ..layers.layer import InputLayer, Layer, call_with_mask, shape_str, structure_changed
 from ..trainers import data_adapter
-from .model import Model
+from ..trainers.trainer import Trainer
+from .model import Model, _identity
 
 
 class Sequential(Model):
@@ -202,6 +203,19 @@ class Sequential(Model):
         for l in self._layers:
             h = l(h, training=bool(training))
         return h
+
+    def _inference_layers(self, x):
+        # the stack's fast path (_call_traced) on the host, for inputs it takes as they are
+        cls = type(self)
+        exp = self._build_input_shape
+        if not (self.built and self._layers and self._all_builtin() and
+                not self._uses_masks() and self._dev is _identity and
+                cls.predict_step is Trainer.predict_step and cls.call is Sequential.call and
+                cls._call_traced is Sequential._call_traced and cls.__call__ is Layer.__call__ and
+                exp is not None and x.ndim == len(exp) and
+                all(e is None or e == s for e, s in zip(exp[1:], x.shape[1:]))):
+            return None
+        return self._layers
 
     def _uses_masks(self):
         """A layer makes a mask (Embedding(mask_zero=True), Masking): calls propagate it,

@@ -27,7 +27,8 @@ from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from . import data_adapter
-from ..layers.layer import shape_str as _shape_str
+from . import inference as _inference
+from ..layers.layer import shape_str as _shape_str, _version as _layer_version
 
 
 class Trainer:
@@ -648,12 +649,20 @@ class Trainer:
         if ds is not None:
             return ds.predict(x, batch_size=batch_size, verbose=verbose, steps=steps,
                               callbacks=callbacks)
-        if (callbacks is None and steps is None and type(x) is np.ndarray and x.ndim and
-                0 < len(x) <= (batch_size or 32)):
-            # One batch of one array (a request served one sample at a time): the step
-            # itself, without the data adapter's batching and the final concatenation.
-            self._ensure_built(x)
-            return _map_host(self.predict_step((self._dev(x),)))
+        if callbacks is None and type(x) is np.ndarray and x.ndim:
+            # A cached inference plan (trainers/inference.py) for one array.
+            plan = self.__dict__.get("_inference_plan")
+            if plan is None or plan.version != _layer_version[0] or x.shape[1:] != plan.sample_shape:
+                plan = _inference.plan_for(self, x, self._inference_layers(x))
+            if plan is not None:
+                y = plan.predict(x, batch_size, steps)
+                if y is not None:
+                    return y
+            if steps is None and 0 < len(x) <= (batch_size or 32):
+                # One batch of one array (a request served one sample at a time): the step
+                # itself, without the data adapter's batching and the final concatenation.
+                self._ensure_built(x)
+                return _map_host(self.predict_step((self._dev(x),)))
         data = data_adapter.adapt(x, None, None, batch_size, False, "predict")
         chunks = []
         dev = self._dev
@@ -681,6 +690,11 @@ class Trainer:
         if isinstance(first, (list, tuple)):
             return [np.concatenate([c[i] for c in chunks]) for i in range(len(first))]
         return np.concatenate(chunks)
+
+    def _inference_layers(self, x):
+        """The layers an inference plan runs, in order, for inputs like x; None when
+        predict takes its general path (the default: models say when a plan applies)."""
+        return None
 
     def _empty_prediction(self):
         shape = self.output_shape
