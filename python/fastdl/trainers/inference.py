@@ -13,8 +13,9 @@ A plan stays valid while no layer structure, weight list, trainable flag or devi
 changes (the layers' structure version, which all of those bump): weights updated
 in place (fit, set_weights, load_weights) are read through the arrays the plan
 holds. Anything a plan does not cover (other input types or shapes, callbacks, an
-overridden predict_step, several threads at once) takes predict's general path,
-which also raises the errors for bad input.
+overridden predict_step) takes predict's general path,
+which also raises the errors for bad input. Threads calling predict on one model at
+once take turns on its plan (its output arrays are shared).
 
 Batches: predict keeps Keras' batch_size semantics and its bits. Where every layer
 computes each output row from its input row alone, with the same bits in any batch
@@ -102,15 +103,12 @@ class InferencePlan:
         """The outputs for x (an ndarray already matched with valid_for) in batches of
         batch_size, or None where predict's general path must run."""
         n = len(x)
-        if (steps is None and 0 < n <= (batch_size or 32) and x.dtype == self.dtype and
-                self._lock.acquire(False)):
-            try:   # one batch, as it comes (a request served one sample at a time)
+        if steps is None and 0 < n <= (batch_size or 32) and x.dtype == self.dtype:
+            with self._lock:   # one batch, as it comes (a request served at a time)
                 fns = self._fns.get(n) or self._functions(n)
                 for f in fns:
                     x = f(x)
                 return x.copy()
-            finally:
-                self._lock.release()
         bs = int(batch_size or 32)
         if steps is not None:
             n = min(n, int(steps) * bs)
@@ -120,9 +118,7 @@ class InferencePlan:
             if x.dtype.kind not in "fiub":
                 return None   # the general path says what is wrong
             x = x.astype(self.dtype)
-        if not self._lock.acquire(False):
-            return None       # another thread runs this plan: its arrays are in use
-        try:
+        with self._lock:
             # whole batches, up to a chunk at a time, then the last partial batch alone
             chunk = self._chunk(bs) if x.flags.c_contiguous else bs
             full = n - n % bs
@@ -136,8 +132,6 @@ class InferencePlan:
                 out[lo:hi] = y
                 lo = hi
             return out
-        finally:
-            self._lock.release()
 
 
 def plan_for(model, x, layers):
