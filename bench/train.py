@@ -14,6 +14,16 @@ Pixels are scaled to [0, 1] for every row and framework.
 --train-repeats rounds (3; 1 with --quick), the frameworks alternating within each
 round so that a slow spell of a shared machine lands on all of them. Ratios are
 fastdl's median over the other framework's (below 1: fastdl is faster).
+"fit eff" is the fit's arithmetic efficiency: the model's forward and backward FLOPs
+over the epochs (GEMM, convolution and recurrent products only; fit_flops) over the fit
+seconds, as a fraction of the measured FMA peak fastdl.ops.fma_peak_gflops(threads).
+
+A second table times inference of the seed MLP: predict on one sample (latency, the
+mean of a few hundred calls per round) and on the 10,000 test images (throughput,
+predict's default batch_size 32), fastdl against PyTorch's eval (torch.no_grad,
+model.eval(): one sample; the whole array in one forward and in batches of 32) and
+Keras' predict, the frameworks alternating within each round; the best round and
+the median.
 
 Keras runs in a subprocess with the interpreter named by $FASTDL_BENCH_KERAS_PYTHON (a
 separate virtual environment with tensorflow-cpu, so TensorFlow never changes the NumPy
@@ -72,6 +82,60 @@ def _dae_layers(L):
             L.Conv2DTranspose(32, (3, 3), strides=2, activation="relu", padding="same"),
             L.Conv2DTranspose(32, (3, 3), strides=2, activation="relu", padding="same"),
             L.Conv2D(1, (3, 3), activation="sigmoid", padding="same")]
+
+
+# ------------------------------------------------------------------ FLOPs per fit
+# Multiply-adds per training sample of one step: every layer's forward product plus the
+# backward products fit needs: the weight gradient, and the input gradient except for
+# the first layer (nothing below it to train). Only GEMM, convolution and recurrent
+# products count (no activations, pooling, loss or optimizer): FLOPs = 2 * MACs.
+def _dense_macs(n_in, n_out, first=False):
+    return n_in * n_out * (2 if first else 3)
+
+
+def _conv_macs(out_pixels, c_in, c_out, kernel_area, first=False):
+    """Conv2D: each output pixel is a (kernel_area * c_in) . c_out product; a transposed
+    convolution counts its input pixels (each scatters one such product)."""
+    return out_pixels * c_in * c_out * kernel_area * (2 if first else 3)
+
+
+def _recurrent_macs(steps, n_in, units, gates, first=True):
+    """SimpleRNN (gates=1) or LSTM (4) over `steps`: per step the input and recurrent
+    products; backward, both weight gradients, dh of the previous state (none before
+    the first step) and dx unless the layer is first."""
+    fwd = steps * gates * units * (n_in + units)
+    wgrad = fwd
+    dstate = (steps - 1) * gates * units * units
+    dx = 0 if first else steps * gates * units * n_in
+    return fwd + wgrad + dstate + dx
+
+
+def _mlp_macs():
+    return _dense_macs(784, 128, first=True) + _dense_macs(128, 10)
+
+
+def _convnet_macs():
+    return (_conv_macs(26 * 26, 1, 32, 9, first=True) + _conv_macs(11 * 11, 32, 64, 9) +
+            _dense_macs(1600, 128) + _dense_macs(128, 10))
+
+
+def _rnn_macs(gates):
+    return lambda: _recurrent_macs(28, 28, 128, gates) + _dense_macs(128, 10)
+
+
+def _dae_macs():
+    return (_conv_macs(28 * 28, 1, 32, 9, first=True) + _conv_macs(14 * 14, 32, 32, 9) +
+            _conv_macs(7 * 7, 32, 32, 9) + _conv_macs(14 * 14, 32, 32, 9) +   # transposed
+            _conv_macs(28 * 28, 32, 1, 9))
+
+
+MACS_PER_SAMPLE = {"mlp": _mlp_macs, "convnet": _convnet_macs, "simple_rnn": _rnn_macs(1),
+                   "lstm": _rnn_macs(4), "dae": _dae_macs}
+
+
+def fit_flops(kind, samples, epochs):
+    """FLOPs of a fit of the `kind` model over `samples` training samples for `epochs`."""
+    return 2.0 * MACS_PER_SAMPLE[kind]() * samples * epochs
 
 
 KERAS_SCRIPT = r'''
@@ -250,6 +314,140 @@ def _run_fastdl(kind, data, epochs, bs, device="cpu"):
     return {"fit_s": fit_s, "acc": float(acc), "version": fastdl.__version__}, None
 
 
+def _efficiency(kind, samples, epochs, fit_s, peak_gflops):
+    """The fit's FLOP rate as a fraction of the FMA peak, as a percentage string."""
+    return f"{fit_flops(kind, samples, epochs) / fit_s / (peak_gflops * 1e9):.1%}"
+
+
+# ------------------------------------------------------------------ inference of the MLP
+KERAS_INFER_SCRIPT = r"""
+import json, sys, time, os
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np
+import keras
+from keras import layers as L
+x = np.load(sys.argv[1])["x_test"]
+rounds, calls = int(sys.argv[2]), int(sys.argv[3])
+m = keras.Sequential([L.Input((28, 28)), L.Flatten(), L.Dense(128, activation="relu"),
+                      L.Dropout(0.2), L.Dense(10, activation="softmax")])
+x1 = x[:1]
+m.predict(x1, verbose=0), m.predict(x, verbose=0)
+one, many = [], []
+for _ in range(rounds):
+    t = time.perf_counter()
+    for _ in range(calls):
+        m.predict(x1, verbose=0)
+    one.append((time.perf_counter() - t) / calls)
+    t = time.perf_counter()
+    m.predict(x, verbose=0)
+    many.append(time.perf_counter() - t)
+print("RESULT " + json.dumps({"one": one, "many": many, "version": keras.__version__}))
+"""
+
+
+def _inference_fns(x_test, threads):
+    """{framework: (predict one sample, predict all of x_test)} for the seed MLP (the
+    weights are random: the time does not depend on them)."""
+    import fastdl
+    fastdl.set_seed(0)
+    m = _fastdl_model("mlp")
+    x1 = x_test[:1]
+    fns = {"fastdl": (lambda: m.predict(x1, verbose=0), lambda: m.predict(x_test, verbose=0))}
+    torch = _common.torch_or_none()
+    if torch is not None:
+        torch.set_num_threads(threads)
+        nn = torch.nn
+        tm = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Dropout(0.2),
+                           nn.Linear(128, 10), nn.Softmax(-1)).eval()
+
+        def eval_(x):
+            with torch.no_grad():
+                return tm(torch.from_numpy(x)).numpy()
+
+        def batches(x, bs=32):
+            with torch.no_grad():
+                return np.concatenate([tm(torch.from_numpy(x[i:i + bs])).numpy()
+                                       for i in range(0, len(x), bs)])
+        fns["PyTorch"] = (lambda: eval_(x1), lambda: eval_(x_test))
+        fns["PyTorch, batches of 32"] = (None, lambda: batches(x_test))
+    return fns
+
+
+def _inference_table(data, threads, rounds, calls=200):
+    x = np.ascontiguousarray(data["x_test"], dtype=np.float32)
+    fns = _inference_fns(x, threads)
+    one = {fw: [] for fw in fns}
+    many = {fw: [] for fw in fns}
+    for fw, (f1, fn) in fns.items():   # warm up
+        if f1:
+            f1()
+        fn()
+    for _ in range(rounds):            # the frameworks alternate within each round
+        for fw, (f1, fn) in fns.items():
+            if f1:
+                t = time.perf_counter()
+                for _ in range(calls):
+                    f1()
+                one[fw].append((time.perf_counter() - t) / calls)
+            t = time.perf_counter()
+            fn()
+            many[fw].append(time.perf_counter() - t)
+    versions = {}
+    exe, why = _keras_python()
+    if exe is not None:
+        tmp = tempfile.mkdtemp(prefix="fastdl-bench-infer-")
+        try:
+            path = os.path.join(tmp, "x.npz")
+            np.savez(path, x_test=x)
+            script = os.path.join(tmp, "keras_infer.py")
+            with open(script, "w") as f:
+                f.write(KERAS_INFER_SCRIPT)
+            p = subprocess.run([exe, script, path, str(rounds), str(max(1, calls // 20))],
+                               capture_output=True, text=True, timeout=1800)
+            res = [json.loads(l[7:]) for l in p.stdout.splitlines() if l.startswith("RESULT ")]
+            if res:
+                one["Keras"], many["Keras"] = res[0]["one"], res[0]["many"]
+                versions["Keras"] = res[0]["version"]
+            else:
+                why = "failed: " + ((p.stderr or p.stdout).strip().splitlines() or ["?"])[-1][:200]
+        finally:
+            import shutil
+            shutil.rmtree(tmp, ignore_errors=True)
+    cols = ["measure", "framework", "best", "median", "fastdl / this (best)",
+            "fastdl / this (median)", "target"]
+    t = _common.Table(f"Inference of the seed MLP, {threads} thread(s)", cols)
+    n = len(x)
+    for measure, series, unit, scale, target in (
+            ("predict(1 sample) us", one, "us", 1e6, ("PyTorch", 0.2)),
+            (f"predict({n:,}) samples/s", many, "/s", None, ("PyTorch", 0.5))):
+        mine = series["fastdl"]
+        for fw, v in series.items():
+            if not v:
+                continue
+            if scale:   # latency: seconds per call
+                row = {"best": min(v) * scale, "median": float(np.median(v)) * scale}
+            else:       # throughput from the seconds of one predict over x
+                row = {"best": n / min(v), "median": n / float(np.median(v))}
+            row.update(measure=measure, framework=fw)
+            if fw != "fastdl":   # time ratios: below 1, fastdl is faster
+                r_min = min(mine) / min(v)
+                r_med = float(np.median(mine)) / float(np.median(v))
+                row["fastdl / this (best)"] = r_min
+                row["fastdl / this (median)"] = r_med
+                if fw == target[0]:
+                    row["target"] = (f"<= {target[1]} "
+                                     f"({'met' if r_med <= target[1] else 'missed'})")
+            t.rows.append(row)
+    if why and "Keras" not in versions:
+        t.notes.append(f"Keras: {why}")
+    t.notes.append(f"{rounds} round(s); predict(1): the mean of {calls} calls per round "
+                   f"(Keras, whose predict takes milliseconds: {max(1, calls // 20)}); "
+                   f"predict({n:,}): one call per round, batch_size 32 (PyTorch: the whole "
+                   f"array in one forward, and batches of 32). Ratios are of times (fastdl's "
+                   f"over the other's): a throughput of 2x is a ratio of 0.5.")
+    return t
+
+
 # ------------------------------------------------------------------ suite
 TARGETS = {  # fastdl time / other time must stay at or below these
     "mlp": {"Keras": 0.25, "PyTorch": 0.33},
@@ -335,8 +533,9 @@ def run(opts):
     if kinds:
         plan = [p for p in plan if p[0] in kinds]
     repeats = getattr(opts, "train_repeats", None) or (1 if quick else 3)
-    cols = ["model", "framework", "epochs", "batch", "fit s", "fit s range", "test acc",
-            "fastdl / this", "target", "version"]
+    cols = ["model", "framework", "epochs", "batch", "fit s", "fit s range", "fit eff",
+            "test acc", "fastdl / this", "target", "version"]
+    peak = fastdl.ops.fma_peak_gflops(threads)
     table = _common.Table(f"End-to-end training on Fashion-MNIST, {threads} thread(s)", cols)
     tmp = tempfile.mkdtemp(prefix="fastdl-bench-train-")
     try:
@@ -373,7 +572,9 @@ def run(opts):
                     times = [x["fit_s"] for x in runs[fw]]
                     row.update({"fit s": res["fit_s"], "test acc": res["acc"],
                                 "version": res["version"],
-                                "fit s range": f"{min(times):.2f}-{max(times):.2f} ({len(times)})"})
+                                "fit s range": f"{min(times):.2f}-{max(times):.2f} ({len(times)})",
+                                "fit eff": _efficiency(kind, len(d["x_train"]), epochs,
+                                                       res["fit_s"], peak)})
                     if fw != "fastdl" and mine is not None:
                         row["fastdl / this"] = mine["fit_s"] / res["fit_s"]
                         tgt = TARGETS.get(kind, {}).get(fw)
@@ -396,4 +597,10 @@ def run(opts):
                        + ("first 10,000 training images (--quick)" if quick else "all 60,000 training images")
                        + "; accuracy on the 10,000 test images (dae, the keras-io denoising "
                        "autoencoder: its binary cross-entropy on the noisy test images instead).")
-    return [table]
+    table.notes.append(f"fit eff: forward + backward GEMM/convolution/recurrent FLOPs (fit_flops) "
+                       f"/ fit s / the measured FMA peak, {peak:.0f} GFLOP/s on {threads} "
+                       f"thread(s).")
+    tables = [table]
+    if not kinds or "mlp" in kinds:
+        tables.append(_inference_table(data["mlp"], threads, 5 if quick else 15))
+    return tables

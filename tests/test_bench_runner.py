@@ -5,7 +5,10 @@ import json
 import sys
 import types
 
+import numpy as np
 import pytest
+
+import fastdl
 
 from bench import __main__ as runner
 from bench import _common, _plot
@@ -210,16 +213,63 @@ def test_train_rounds_alternate_and_report_medians(monkeypatch):
     monkeypatch.setattr(train, "_run_fastdl", fake("fastdl"))
     monkeypatch.setattr(train, "_run_keras", fake("Keras"))
     monkeypatch.setattr(train, "_run_torch", fake("PyTorch"))
-    monkeypatch.setattr(train, "_datasets", lambda quick: {"mlp": {}})
+    monkeypatch.setattr(train, "_datasets", lambda quick: {"mlp": {"x_train": np.zeros(1000)}})
+    monkeypatch.setattr(train, "_inference_table", lambda data, threads, rounds: "inference")
+    monkeypatch.setattr(fastdl.ops, "fma_peak_gflops", lambda threads: 100.0)
     opts = types.SimpleNamespace(quick=False, thread_list=[1], train_models=["mlp"],
                                  train_repeats=3)
-    (table,) = train.run(opts)
+    table, inference = train.run(opts)
+    assert inference == "inference"
     assert calls == ["fastdl", "Keras", "PyTorch"] * 3
     rows = {r["framework"]: r for r in table.rows}
     assert rows["fastdl"]["fit s"] == 2.0 and rows["Keras"]["fit s"] == 8.0
     assert rows["PyTorch"]["fit s"] == 5.0 and rows["fastdl"]["fit s range"] == "1.00-3.00 (3)"
     assert rows["Keras"]["fastdl / this"] == 0.25 and "met" in rows["Keras"]["target"]
     assert rows["PyTorch"]["fastdl / this"] == 0.4 and "missed" in rows["PyTorch"]["target"]
+    # fit eff: 1000 samples of the MLP's FLOPs per second over the 100 GFLOP/s peak
+    eff = train.fit_flops("mlp", 1000, 5) / 2.0 / 100e9
+    assert rows["fastdl"]["fit eff"] == f"{eff:.1%}"
+
+
+def test_fit_flops_count_the_products_fit_needs():
+    from bench import train
+    # MLP: Dense 784->128 without an input gradient (first layer), Dense 128->10 with one
+    assert train.fit_flops("mlp", 1, 1) == 2 * (784 * 128 * 2 + 128 * 10 * 3)
+    assert train.fit_flops("mlp", 60000, 5) == 300000 * train.fit_flops("mlp", 1, 1)
+    # LSTM(128) over 28 rows of 28: forward and weight gradients of 4 gates every step,
+    # the state gradient for 27 steps, no input gradient; then Dense 128->10
+    lstm = 28 * 4 * 128 * (28 + 128) * 2 + 27 * 4 * 128 * 128 + 128 * 10 * 3
+    assert train.fit_flops("lstm", 1, 1) == 2 * lstm
+    conv = 26 * 26 * 32 * 9 * 2 + 11 * 11 * 64 * 9 * 32 * 3 + 1600 * 128 * 3 + 128 * 10 * 3
+    assert train.fit_flops("convnet", 1, 1) == 2 * conv
+    for kind in ("simple_rnn", "dae"):
+        assert train.fit_flops(kind, 1, 1) > 0
+
+
+def test_inference_table_ratios(monkeypatch):
+    from bench import train
+    clock = [0.0]
+    monkeypatch.setattr(train.time, "perf_counter", lambda: clock[0])
+
+    def takes(s):
+        def f():
+            clock[0] += s
+        return f
+    monkeypatch.setattr(train, "_inference_fns", lambda x, threads: {
+        "fastdl": (takes(1e-5), takes(0.01)), "PyTorch": (takes(1e-4), takes(0.04)),
+        "PyTorch, batches of 32": (None, takes(0.05))})
+    monkeypatch.setattr(train, "_keras_python", lambda: (None, "not installed"))
+    t = train._inference_table({"x_test": np.zeros((100, 28, 28), np.float32)}, 1, 3, calls=4)
+    lat = [r for r in t.rows if r["measure"].startswith("predict(1 ")]
+    thr = [r for r in t.rows if not r["measure"].startswith("predict(1 ")]
+    assert [r["framework"] for r in lat] == ["fastdl", "PyTorch"]
+    assert abs(lat[0]["best"] - 10.0) < 1e-6 and abs(lat[1]["fastdl / this (median)"] - 0.1) < 1e-9
+    assert "met" in lat[1]["target"]
+    assert [r["framework"] for r in thr] == ["fastdl", "PyTorch", "PyTorch, batches of 32"]
+    assert abs(thr[0]["median"] - 100 / 0.01) < 1e-6
+    assert abs(thr[1]["fastdl / this (best)"] - 0.25) < 1e-9 and "met" in thr[1]["target"]
+    assert abs(thr[2]["fastdl / this (median)"] - 0.2) < 1e-9
+    assert any("Keras: not installed" in n for n in t.notes)
 
 
 def test_train_framework_missing_is_not_retried(monkeypatch):
@@ -233,7 +283,7 @@ def test_train_framework_missing_is_not_retried(monkeypatch):
     monkeypatch.setattr(train, "_run_fastdl", lambda *a: ({"fit_s": 1.0, "acc": 0.9, "version": "x"}, None))
     monkeypatch.setattr(train, "_run_keras", keras)
     monkeypatch.setattr(train, "_run_torch", lambda *a: ({"fit_s": 2.0, "acc": 0.9, "version": "y"}, None))
-    monkeypatch.setattr(train, "_datasets", lambda quick: {"lstm": {}})
+    monkeypatch.setattr(train, "_datasets", lambda quick: {"lstm": {"x_train": np.zeros(10)}})
     opts = types.SimpleNamespace(quick=False, thread_list=[1], train_models=["lstm"],
                                  train_repeats=2)
     (table,) = train.run(opts)

@@ -167,7 +167,6 @@ py::dict kernel_info(const cpu::UkernelSet<T>& s) {
   d["mc"] = s.mc;
   d["kc"] = s.kc;
   d["nc"] = s.nc;
-  d["direct_max_work"] = cpu::kGemmTinyWork;   // m*n*k at most this: the direct loop
   return d;
 }
 
@@ -186,8 +185,7 @@ void bind_gemm(py::module_& m) {
   m.def("gemm_kernel_info", [](const std::string& dtype) {
     if (dtype == "float64") return kernel_info(cpu::ukernel_set<double>(current_isa()));
     return kernel_info(cpu::ukernel_set<float>(current_isa()));
-  }, py::arg("dtype") = "float32", "Micro-kernel and blocking the GEMM uses at the current level, and the largest m*n*k "
-        "it runs as a direct loop instead");
+  }, py::arg("dtype") = "float32", "Micro-kernel and blocking the GEMM uses at the current level");
 }
 
 }  // namespace fastdl::bind

@@ -41,6 +41,8 @@ namespace {
 using gemm_pack::pack_a;
 using gemm_pack::pack_b;
 
+// Below this many multiply-adds a direct triple loop beats any packing.
+constexpr double kTinyWork = 512;
 // Read A in place (no packing) when each A panel is reused by at most this
 // many NR-wide column panels.
 constexpr int64_t kUnpackedAPanels = 16;
@@ -199,7 +201,7 @@ void gemm(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a, int64_t cs
     return;
   }
   const double work = double(m) * double(n) * double(k);
-  if (work <= kGemmTinyWork) {  // a direct triple loop beats any packing
+  if (work <= kTinyWork) {
     gemm_ref<T>(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, alpha, beta, ep);
     return;
   }

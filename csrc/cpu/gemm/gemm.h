@@ -16,11 +16,6 @@ namespace fastdl::cpu {
 
 enum class Activation : int { identity = 0, relu = 1 };
 
-// Products of at most this many multiply-adds run a direct triple loop (gemm_ref)
-// instead of the packed kernels: their rounding differs, so callers that need the
-// same bits for a row whatever the number of rows (batched inference) check it.
-constexpr double kGemmTinyWork = 512;
-
 template <typename T>
 struct GemmEpilogue {
   const T* bias = nullptr;              // (n,) added to every row, or null

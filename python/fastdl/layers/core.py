@@ -6,6 +6,7 @@ from .layer import Layer, shape_str
 class Dense(Layer):
     """y = activation(x @ kernel + bias); bias and relu fused into the GEMM."""
     supports_masking = True
+    _rows_independent = True
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
@@ -77,12 +78,6 @@ class Dense(Layer):
         z = self._empty((rows, self.units), self.dtype)
         forward = ops.softmax_fn(y) if act.name == "softmax" else (lambda h: act.forward(h, y))
         return (ops.linear_fn(kernel, bias, "linear", z), forward)
-
-    def _rows_keep_bits(self, rows, in_shape):
-        # The GEMM rounds a row the same way in any product that puts it in a full tile of
-        # MR rows (a short tile keeps several partial sums) and is past its direct loop.
-        info = ops.gemm_kernel_info(self.dtype.name)
-        return rows % info["mr"] == 0 and rows * self.units * in_shape[-1] > info["direct_max_work"]
 
     def backward(self, dy, need_dx=True):
         if dy.ndim != 2:

@@ -680,11 +680,9 @@ class Layer:
         ``self.call(x, training=False)``."""
         return None
 
-    def _rows_keep_bits(self, rows, in_shape):
-        """True when each output row depends on its input row alone and comes out with
-        the same bits in any batch of at least ``rows`` rows: a plan may then run larger
-        batches than asked for (predict over many samples)."""
-        return False
+    # True when each output row depends on its input row alone (no statistics over the
+    # batch, no state carried between rows): a plan may then run more rows per call.
+    _rows_independent = False
 
     # ------------------------------------------------------------ buffers
     def _buf(self, key, shape, dtype=None):

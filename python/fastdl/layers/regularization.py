@@ -7,6 +7,7 @@ class Dropout(Layer):
     """Inverted dropout in training, identity in inference. The mask is a pure
     function of a per-call seed (C++ counter-based generator): backward rebuilds it."""
     supports_masking = True
+    _rows_independent = True
 
     def __init__(self, rate, noise_shape=None, seed=None, **kw):
         super().__init__(**kw)
@@ -39,9 +40,6 @@ class Dropout(Layer):
 
     def _inference_fn(self, rows, in_shape):
         return identity
-
-    def _rows_keep_bits(self, rows, in_shape):
-        return True
 
     def backward(self, dy, need_dx=True):
         if not need_dx:

@@ -5,6 +5,7 @@ from .layer import Layer, shape_str
 
 
 class Flatten(Layer):
+    _rows_independent = True
     def __init__(self, data_format=None, **kw):
         super().__init__(**kw)
 
@@ -19,9 +20,6 @@ class Flatten(Layer):
 
     def _inference_fn(self, rows, in_shape):
         return lambda x: x.reshape(rows, -1)
-
-    def _rows_keep_bits(self, rows, in_shape):
-        return True
 
     def backward(self, dy, need_dx=True):
         return dy.reshape(self._xshape) if need_dx else None

@@ -17,14 +17,21 @@ overridden predict_step) takes predict's general path,
 which also raises the errors for bad input. Threads calling predict on one model at
 once take turns on its plan (its output arrays are shared).
 
-Batches: predict keeps Keras' batch_size semantics and its bits. Where every layer
-computes each output row from its input row alone, with the same bits in any batch
-of a multiple of batch_size rows (``Layer._rows_keep_bits``: for the GEMM, when
-batch_size is a multiple of its micro-tile's rows MR, so that no row falls in a
-short edge tile, which sums in another order), the plan runs up to ``CHUNK_ROWS``
-rows per kernel call, whole batches, and the last partial batch on its own, as the
-general path does. Otherwise (Keras' default batch_size 32 with MR = 6, say) it runs
-one batch per kernel call, in a loop with nothing else in it.
+Batches: predict keeps Keras' batch_size semantics (steps counts batches; the last
+batch is the partial one). When every layer computes each output row from its input
+row alone (``Layer._rows_independent``), the plan runs whole batches ``CHUNK_ROWS``
+rows at a time through the kernels, and the last partial batch on its own, instead
+of one Python iteration (and, with threads, one parallel region per kernel) per
+batch of 32. Each row comes out of the same arithmetic, with one exception: the GEMM
+adds up a row that falls in a short edge tile of its micro-kernel (fewer than about
+4 rows, such as the last 2 of a batch of 32 with 6-row tiles) in a few interleaved
+partial sums, to keep its FMA pipes busy, and a row in a full tile in one. Such rows
+can differ from a batch-by-batch predict in the last bits (float32 rounding, a
+relative 1e-6 or so); so can the rows of a product small enough (m * n * k <= 512)
+for the GEMM's direct loop. With batch_size a multiple of the tile's rows (the "mr"
+of ops.gemm_kernel_info) and batches past the direct loop, every row is computed the
+same way either way and the result is the same, to the bit, as batch by batch; one
+batch is always the same as the general path's.
 """
 import functools
 import threading
@@ -34,9 +41,10 @@ import numpy as np
 from ..layers import layer as layer_mod
 from ..layers.layer import _version
 
-# Rows per kernel call of a long predict: large enough that the GEMM runs near its
-# peak, small enough that a layer's output stays in the L2 cache for the next layer.
-CHUNK_ROWS = 512
+# Rows per kernel call of a long predict: enough that the GEMM runs near its peak and
+# that threads meet rarely; few enough that a layer's output (2048 x 128 floats: 1 MiB)
+# stays in cache for the next layer.
+CHUNK_ROWS = 2048
 _MAX_ROW_COUNTS = 8   # row counts a plan keeps functions (and output arrays) for
 
 
@@ -50,7 +58,6 @@ class InferencePlan:
         self.dtype = np.dtype(dtype)
         self.layers = list(layers)
         self._fns = {}        # rows -> [functions]
-        self._keep_bits = {}  # batch size -> whether larger batches give the same bits
         self._lock = threading.Lock()
 
     def valid_for(self, x):
@@ -87,12 +94,9 @@ class InferencePlan:
 
     def _chunk(self, bs):
         """Rows per kernel call for batch size bs: a multiple of bs."""
-        keep = self._keep_bits.get(bs)
-        if keep is None:
-            keep = all(shape is not None and l._rows_keep_bits(bs, shape)
-                       for l, shape in zip(self.layers, self._shapes(bs)))
-            self._keep_bits[bs] = keep
-        return bs * max(1, CHUNK_ROWS // bs) if keep else bs
+        if all(l._rows_independent for l in self.layers):
+            return bs * max(1, CHUNK_ROWS // bs)
+        return bs
 
     def _run(self, x):
         for f in self._functions(len(x)):
