@@ -43,8 +43,13 @@ template <typename T>
 void softmax_forward(T* y, const T* x, int64_t rows, int64_t cols, bool log, const Context& ctx) {
   if (cols == 0) return;
   const int nt = threads_for(double(rows * cols) * kCost, kParallelMinElements, ctx.nthreads);
-#pragma omp parallel for num_threads(nt) if (nt > 1)
-  for (int64_t r = 0; r < rows; ++r) softmax_row(y + r * cols, x + r * cols, cols, log);
+  auto row = [&](int64_t r) { softmax_row(y + r * cols, x + r * cols, cols, log); };
+  if (nt <= 1) {   // no parallel region at all: an inactive one still costs ~0.5 us,
+    for (int64_t r = 0; r < rows; ++r) row(r);   // as much as a one-sample predict's softmax
+    return;
+  }
+#pragma omp parallel for num_threads(nt)
+  for (int64_t r = 0; r < rows; ++r) row(r);
 }
 
 template <typename T>

@@ -644,7 +644,8 @@ class Trainer:
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for x in batches (default 32), as one array (a list or dict of arrays
-        for several outputs)."""
+        for several outputs). One array for a stack of built-in layers runs through a
+        cached inference plan (trainers/inference.py)."""
         ds = _distribution.session(self, "predict")   # DataParallel, or None
         if ds is not None:
             return ds.predict(x, batch_size=batch_size, verbose=verbose, steps=steps,
