@@ -1,5 +1,7 @@
 """predict's cached inference plan (trainers/inference.py): the same bits as predict's
 general path, invalidated by what changes the model, and bad input still reported."""
+import copy
+import random
 import threading
 
 import numpy as np
@@ -7,7 +9,18 @@ import pytest
 
 import fastdl
 from fastdl import layers
+from fastdl import _random
 from fastdl.callbacks import Callback
+
+
+@pytest.fixture(autouse=True)
+def _random_state_kept():
+    """These tests seed fastdl; the tests after them find the random state unchanged."""
+    saved = copy.deepcopy(_random._rng), np.random.get_state(), random.getstate()
+    yield
+    _random._rng = saved[0]
+    np.random.set_state(saved[1])
+    random.setstate(saved[2])
 
 
 def mlp(seed=1, softmax=True):
