@@ -180,6 +180,35 @@ def test_linear_bias_relu_epilogue(rng, dtype, m, k, n):
     check(out, x, w, bias=bias, activation="relu")
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,k,n,group", [(100, 784, 128, 32), (65, 13, 5, 32), (40, 7, 3, 7),
+                                         (7, 20, 30, 1), (50, 33, 17, 50), (50, 33, 17, 64),
+                                         (0, 4, 3, 2)])
+def test_linear_fn_groups_rows_as_separate_products(rng, dtype, m, k, n, group):
+    # each group of rows gets the bits of a call on its own (short edge tiles and the
+    # direct loop for tiny products round differently), on any number of threads
+    x, w = operands(rng, m, k, n, dtype)
+    bias = rng.standard_normal(n).astype(dtype)
+    want = np.concatenate([ops.linear(x[i:i + group], w, bias, activation="relu")
+                           for i in range(0, m, group)] or [np.empty((0, n), dtype)])
+    for threads in (1, 2):
+        saved = ops.get_num_threads()
+        try:
+            ops.set_num_threads(threads)
+            out = np.empty((m, n), dtype)
+            assert ops.linear_fn(w, bias, "relu", out, group)(x) is out
+            assert np.array_equal(out, want)
+            check(out, x, w, bias=bias, activation="relu")
+        finally:
+            ops.set_num_threads(saved)
+
+
+def test_group_rows_is_checked(rng):
+    x, w = operands(rng, 4, 3, 2, np.float32)
+    with pytest.raises(ValueError, match="group_rows must be 0"):
+        ops.linear_fn(w, None, "linear", np.empty((4, 2), np.float32), -1)(x)
+
+
 @pytest.mark.parametrize("m,transposed_w", [(9, True), (70, False), (70, True)])
 def test_linear_relu_with_large_k_splits(rng, m, transposed_w):
     # k spans several KC blocks of packed operands: relu and bias must apply

@@ -2,7 +2,11 @@
 // driver) and the measured FMA peak the benchmark compares against.
 //
 // Operands are read in place through their strides (a transposed or sliced
-// view is not copied; negative strides are fine). out= is written in place
+// view is not copied; negative strides are fine). group_rows > 0 computes each
+// group of that many rows of op(a) and C (the last may be shorter) as a product
+// of its own, the groups spread over the threads: every row gets the bits a
+// separate call on its group gives it (the micro-kernel's short edge tiles and
+// the direct loop for tiny products round differently), without a call each. out= is written in place
 // through its strides, unless it overlaps an input: then the result goes to a
 // scratch array first and is copied into out.
 #include <algorithm>
@@ -60,11 +64,34 @@ bool same_layout(const py::array& x, const py::array& y) {
 }
 
 // a and b are checked (gemm_operands); c, out and bias are checked here.
+// C = op(A) . B (+ epilogue) as one product, or one per group of group_rows rows,
+// each on one thread.
+template <typename T>
+void run_gemm(T* pc, int64_t rs_c, int64_t cs_c, const T* pa, int64_t rs_a, int64_t cs_a,
+              const T* pb, int64_t rs_b, int64_t cs_b, int64_t m, int64_t n, int64_t k, T ta,
+              T tb, const cpu::GemmEpilogue<T>& ep, int64_t group_rows) {
+  if (group_rows <= 0 || group_rows >= m) {
+    cpu::Context ctx = make_context();
+    cpu::gemm<T>(pc, rs_c, cs_c, pa, rs_a, cs_a, pb, rs_b, cs_b, m, n, k, ta, tb, ep, ctx);
+    return;
+  }
+  const int64_t groups = (m + group_rows - 1) / group_rows;
+  const int nt = int(std::min<int64_t>(current_threads(), groups));
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t g = 0; g < groups; ++g) {
+    cpu::Context ctx = make_context();   // this thread's scratch
+    ctx.nthreads = 1;
+    const int64_t r0 = g * group_rows, mg = std::min(group_rows, m - r0);
+    cpu::gemm<T>(pc + r0 * rs_c, rs_c, cs_c, pa + r0 * rs_a, rs_a, cs_a, pb, rs_b, cs_b, mg, n,
+                 k, ta, tb, ep, ctx);
+  }
+}
+
 template <typename T>
 py::array gemm_typed(py::array a, py::array b, const View& va, const View& vb,
                      const py::handle& c_obj, double alpha, double beta, bool trans_a,
                      bool trans_b, const py::handle& out_obj, const py::handle& bias_obj,
-                     Activation act) {
+                     Activation act, int64_t group_rows = 0) {
   const View vc = opt_view(c_obj, "c"), vout = opt_view(out_obj, "out");
   const View vbias = opt_view(bias_obj, "bias");
   const checks::GemmDims d = checks::gemm_dims(va, vb, trans_a, trans_b, vc, vout, vbias);
@@ -109,12 +136,10 @@ py::array gemm_typed(py::array a, py::array b, const View& va, const View& vb,
   const cpu::GemmEpilogue<T> ep{bias, act};
   const T ta = T(alpha), tb = use_c ? T(beta) : T(0);
   if (double(m) * double(n) * double(k) < kKeepGilWork) {
-    cpu::Context ctx = make_context();
-    cpu::gemm<T>(pc, rs_c, cs_c, pa, rs_a, cs_a, pb, rs_b, cs_b, m, n, k, ta, tb, ep, ctx);
+    run_gemm<T>(pc, rs_c, cs_c, pa, rs_a, cs_a, pb, rs_b, cs_b, m, n, k, ta, tb, ep, group_rows);
   } else {
     py::gil_scoped_release nogil;
-    cpu::Context ctx = make_context();
-    cpu::gemm<T>(pc, rs_c, cs_c, pa, rs_a, cs_a, pb, rs_b, cs_b, m, n, k, ta, tb, ep, ctx);
+    run_gemm<T>(pc, rs_c, cs_c, pa, rs_a, cs_a, pb, rs_b, cs_b, m, n, k, ta, tb, ep, group_rows);
   }
   if (!have_out) return target;
   if (!direct) py::module_::import("numpy").attr("copyto")(out, target);
@@ -123,15 +148,18 @@ py::array gemm_typed(py::array a, py::array b, const View& va, const View& vb,
 
 py::array gemm_entry(py::handle a_h, py::handle b_h, py::handle c, double alpha, double beta,
                      bool trans_a, bool trans_b, py::handle out, py::handle bias,
-                     py::handle activation) {
+                     py::handle activation, int64_t group_rows) {
   py::array a = require_array(a_h, "a");
   py::array b = require_array(b_h, "b");
   const View va = view_of(a), vb = view_of(b);
   const char code = checks::gemm_operands(va, vb);
   Activation act = checks::parse_linear_or_relu<Activation>(activation);
+  checks::gemm_group_rows(group_rows);
   if (code == 'f')
-    return gemm_typed<float>(a, b, va, vb, c, alpha, beta, trans_a, trans_b, out, bias, act);
-  return gemm_typed<double>(a, b, va, vb, c, alpha, beta, trans_a, trans_b, out, bias, act);
+    return gemm_typed<float>(a, b, va, vb, c, alpha, beta, trans_a, trans_b, out, bias, act,
+                             group_rows);
+  return gemm_typed<double>(a, b, va, vb, c, alpha, beta, trans_a, trans_b, out, bias, act,
+                            group_rows);
 }
 
 // The lean entry of ops.matmul: positional arguments only, no activation parsing.
@@ -176,8 +204,9 @@ void bind_gemm(py::module_& m) {
   m.def("gemm", &gemm_entry, py::arg("a"), py::arg("b"), py::arg("c") = py::none(),
         py::arg("alpha") = 1.0, py::arg("beta") = 0.0, py::arg("trans_a") = false,
         py::arg("trans_b") = false, py::arg("out") = py::none(), py::arg("bias") = py::none(),
-        py::arg("activation") = py::none(),
-        "act(alpha * op(a) @ op(b) + beta * c + bias); returns out (or a new array)");
+        py::arg("activation") = py::none(), py::arg("group_rows") = 0,
+        "act(alpha * op(a) @ op(b) + beta * c + bias); returns out (or a new array). "
+        "group_rows > 0: each group of that many rows as a product of its own");
   m.def("matmul", &matmul_entry, py::arg("a"), py::arg("b"), py::arg("out") = py::none(),
         "a @ b for 2-D float arrays; out= writes in place and returns out");
   m.def("fma_peak_gflops", &peak_entry, py::arg("threads") = 1, py::arg("dtype") = "float32",

@@ -301,6 +301,13 @@ inline GemmDims gemm_dims(const View& a, const View& b, bool trans_a, bool trans
   return d;
 }
 
+// group_rows of a grouped product: 0 (none) or a positive number of rows.
+inline void gemm_group_rows(int64_t group_rows) {
+  if (group_rows < 0)
+    value_error("gemm: group_rows must be 0 (one product) or a positive number of rows, got " +
+                std::to_string(group_rows));
+}
+
 // out= is written in place unless it overlaps an input the kernel still reads;
 // then both modules compute into a scratch array and copy it into out.
 inline bool out_overlaps_inputs(const View& out, const View& a, const View& b, const View& bias) {

@@ -143,11 +143,14 @@ def linear(x, kernel, bias=None, *, activation="linear", out=None):
     return _C.gemm(x, kernel, None, 1.0, 0.0, False, False, out, bias, activation)
 
 
-def linear_fn(kernel, bias, activation, out):
+def linear_fn(kernel, bias, activation, out, group_rows=0):
     """ops.linear with everything but x bound, for host arrays: f(x) -> out, with
-    nothing checked in Python (the kernel still checks every call)."""
+    nothing checked in Python (the kernel still checks every call). group_rows > 0:
+    each group of that many rows of x is a product of its own (the bits of a call per
+    group, in one call: batched inference)."""
     gemm = _C.gemm
-    return lambda x: gemm(x, kernel, None, 1.0, 0.0, False, False, out, bias, activation)
+    return lambda x: gemm(x, kernel, None, 1.0, 0.0, False, False, out, bias, activation,
+                          group_rows)
 
 
 def fma_peak_gflops(threads=1, dtype="float32"):

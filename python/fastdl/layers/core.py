@@ -65,19 +65,21 @@ class Dense(Layer):
         self._y = y
         return y if len(self._xshape) == 2 else y.reshape(self._xshape[:-1] + (self.units,))
 
-    def _inference_fn(self, rows, in_shape):
-        # call's kernels on 2-D host inputs, into outputs made once for this many rows
+    def _inference_fn(self, rows, in_shape, batch):
+        # call's kernels on 2-D host inputs, into outputs made once for this many rows;
+        # each batch of rows its own product
         w = self._weights
         if len(in_shape) != 1 or _device.is_device(w[0]):
             return None
         kernel, bias = w[0], (w[1] if self.use_bias else None)
         act = self.activation
+        group = batch if batch < rows else 0
         y = self._empty((rows, self.units), self.dtype)
         if self._fused:
-            return ops.linear_fn(kernel, bias, act.name, y)
+            return ops.linear_fn(kernel, bias, act.name, y, group)
         z = self._empty((rows, self.units), self.dtype)
         forward = ops.softmax_fn(y) if act.name == "softmax" else (lambda h: act.forward(h, y))
-        return (ops.linear_fn(kernel, bias, "linear", z), forward)
+        return (ops.linear_fn(kernel, bias, "linear", z, group), forward)
 
     def backward(self, dy, need_dx=True):
         if dy.ndim != 2:

@@ -672,16 +672,19 @@ class Layer:
         return type(self)._backward_logits is not Layer._backward_logits
 
     # ------------------------------------------------------------ inference plans
-    def _inference_fn(self, rows, in_shape):
+    def _inference_fn(self, rows, in_shape, batch):
         """For a cached inference plan (trainers/inference.py): a function x -> y running
         this layer at inference on host inputs of shape (rows,) + in_shape, into arrays it
         owns, with what it reads bound once (or a tuple of such functions, run in turn);
         ``identity`` when the layer passes its input on unchanged; None when the plan runs
-        ``self.call(x, training=False)``."""
+        ``self.call(x, training=False)``. ``batch`` < rows (layers that are
+        _rows_independent): the rows are batches of that many rows (the last may be
+        shorter), and each row must come out with the bits a call on its batch gives it."""
         return None
 
     # True when each output row depends on its input row alone (no statistics over the
-    # batch, no state carried between rows): a plan may then run more rows per call.
+    # batch, no state carried between rows) and _inference_fn honours ``batch``: a plan
+    # may then run several batches per call.
     _rows_independent = False
 
     # ------------------------------------------------------------ buffers

@@ -38,7 +38,7 @@ class Dropout(Layer):
         self._seed = self._next_seed()
         return ops.dropout(x, self.rate, self._seed, out=self._buf("y", x.shape, x.dtype))
 
-    def _inference_fn(self, rows, in_shape):
+    def _inference_fn(self, rows, in_shape, batch):
         return identity
 
     def backward(self, dy, need_dx=True):

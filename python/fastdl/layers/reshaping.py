@@ -18,7 +18,7 @@ class Flatten(Layer):
         self._xshape = x.shape
         return x.reshape(x.shape[0], -1)
 
-    def _inference_fn(self, rows, in_shape):
+    def _inference_fn(self, rows, in_shape, batch):
         return lambda x: x.reshape(rows, -1)
 
     def backward(self, dy, need_dx=True):

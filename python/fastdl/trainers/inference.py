@@ -18,20 +18,14 @@ which also raises the errors for bad input. Threads calling predict on one model
 once take turns on its plan (its output arrays are shared).
 
 Batches: predict keeps Keras' batch_size semantics (steps counts batches; the last
-batch is the partial one). When every layer computes each output row from its input
-row alone (``Layer._rows_independent``), the plan runs whole batches ``CHUNK_ROWS``
-rows at a time through the kernels, and the last partial batch on its own, instead
-of one Python iteration (and, with threads, one parallel region per kernel) per
-batch of 32. Each row comes out of the same arithmetic, with one exception: the GEMM
-adds up a row that falls in a short edge tile of its micro-kernel (fewer than about
-4 rows, such as the last 2 of a batch of 32 with 6-row tiles) in a few interleaved
-partial sums, to keep its FMA pipes busy, and a row in a full tile in one. Such rows
-can differ from a batch-by-batch predict in the last bits (float32 rounding, a
-relative 1e-6 or so); so can the rows of a product small enough (m * n * k <= 512)
-for the GEMM's direct loop. With batch_size a multiple of the tile's rows (the "mr"
-of ops.gemm_kernel_info) and batches past the direct loop, every row is computed the
-same way either way and the result is the same, to the bit, as batch by batch; one
-batch is always the same as the general path's.
+batch is the partial one) and its bits. When every layer computes each output row
+from its input row alone (``Layer._rows_independent``), the plan runs up to
+``CHUNK_ROWS`` rows, whole batches, per call, and the last partial batch on its own:
+the GEMM computes each batch of a call as a product of its own (ops.linear_fn's
+group_rows, the groups spread over the threads), so every row has the bits a
+batch-by-batch predict gives it (the GEMM's short edge tiles and its direct loop for
+tiny products round differently from a larger product), without a Python iteration
+and a parallel region per batch of 32.
 """
 import functools
 import threading
@@ -57,7 +51,7 @@ class InferencePlan:
         self.sample_shape = tuple(sample_shape)
         self.dtype = np.dtype(dtype)
         self.layers = list(layers)
-        self._fns = {}        # rows -> [functions]
+        self._fns = {}        # (rows, rows per batch) -> [functions]
         self._lock = threading.Lock()
 
     def valid_for(self, x):
@@ -75,21 +69,22 @@ class InferencePlan:
                     shape = None
         return out
 
-    def _functions(self, rows):
-        fns = self._fns.get(rows)
+    def _functions(self, rows, batch):
+        key = (rows, batch)
+        fns = self._fns.get(key)
         if fns is None:
             if len(self._fns) >= _MAX_ROW_COUNTS:
                 self._fns.clear()
             fns = []
             for l, shape in zip(self.layers, self._shapes(rows)):
-                f = l._inference_fn(rows, shape) if shape is not None else None
+                f = l._inference_fn(rows, shape, batch) if shape is not None else None
                 if f is None:
                     f = functools.partial(l.call, training=False)
                 if isinstance(f, tuple):
                     fns.extend(f)
                 elif f is not layer_mod.identity:
                     fns.append(f)
-            self._fns[rows] = fns
+            self._fns[key] = fns
         return fns
 
     def _chunk(self, bs):
@@ -98,8 +93,8 @@ class InferencePlan:
             return bs * max(1, CHUNK_ROWS // bs)
         return bs
 
-    def _run(self, x):
-        for f in self._functions(len(x)):
+    def _run(self, x, batch):
+        for f in self._functions(len(x), batch):
             x = f(x)
         return x
 
@@ -109,7 +104,7 @@ class InferencePlan:
         n = len(x)
         if steps is None and 0 < n <= (batch_size or 32) and x.dtype == self.dtype:
             with self._lock:   # one batch, as it comes (a request served at a time)
-                fns = self._fns.get(n) or self._functions(n)
+                fns = self._fns.get((n, n)) or self._functions(n, n)
                 for f in fns:
                     x = f(x)
                 return x.copy()
@@ -124,13 +119,13 @@ class InferencePlan:
             x = x.astype(self.dtype)
         with self._lock:
             # whole batches, up to a chunk at a time, then the last partial batch alone
-            chunk = self._chunk(bs) if x.flags.c_contiguous else bs
+            chunk = self._chunk(bs)
             full = n - n % bs
             out = None
             lo = 0
             while lo < n:
                 hi = min(lo + chunk, full) if lo < full else n
-                y = self._run(x[lo:hi])
+                y = self._run(x[lo:hi], bs)
                 if out is None:
                     out = np.empty((n,) + y.shape[1:], y.dtype)
                 out[lo:hi] = y
