@@ -134,14 +134,18 @@ class Tensor(Operators):
 
     It behaves like the array it holds for shapes, dtypes and Python operators;
     ``fastdl.ops`` functions accept it. ``.numpy()`` gives the value."""
-    __slots__ = ("value", "node", "_tapes", "_seq", "__weakref__")
+    __slots__ = ("value", "node", "_tapes", "_seq", "_soft", "__weakref__")
     __array_priority__ = 1000
 
-    def __init__(self, value, node, tapes):
+    def __init__(self, value, node, tapes, soft=False):
         self.value = value
         self.node = node      # None for a leaf
         self._tapes = tapes   # the tapes that were recording when it was made
         self._seq = next(_seq)
+        # a soft leaf stands for a raw input while a layer's call is captured
+        # (fastdl._replay): NumPy may use it as the raw array it is, which only makes the
+        # capture unusable, where a traced value would be refused
+        self._soft = soft
 
     # ---------------------------------------------------------- array-like
     shape = property(lambda self: self.value.shape)
@@ -187,7 +191,9 @@ class Tensor(Operators):
     # Outside its recording a Tensor is just its value; inside, NumPy would
     # compute past the tape, so that is refused with the name of the function.
     def __array__(self, dtype=None, copy=None):
-        if self._live():
+        if self._soft:
+            _escape(self, "a NumPy conversion")
+        elif self._live():
             raise TypeError(
                 "a traced fastdl.Tensor cannot be converted to a NumPy array while its "
                 "GradientTape is recording: the gradient would be lost there. Use fastdl.ops "
@@ -201,7 +207,8 @@ class Tensor(Operators):
             fn = _UFUNC_OPS.get(ufunc.__name__)
             if fn is not None:
                 return getattr(ops, fn)(*inputs)
-        if any(isinstance(a, Tensor) and a._live() for a in inputs):
+        if any(isinstance(a, Tensor) and a._live() and not _soft_use(a, ufunc.__name__)
+               for a in inputs):
             raise TypeError(
                 f"numpy.{ufunc.__name__} cannot be traced by fastdl's autodiff: the gradient would "
                 f"be lost. Use the fastdl.ops function of the same name (fastdl.ops."
@@ -210,7 +217,8 @@ class Tensor(Operators):
         return getattr(ufunc, method)(*inputs, **kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
-        if any(isinstance(a, Tensor) and a._live() for a in _flat(args) + _flat(kwargs)):
+        if any(isinstance(a, Tensor) and a._live() and not _soft_use(a, func.__name__)
+               for a in _flat(args) + _flat(kwargs)):
             raise TypeError(
                 f"numpy.{func.__name__} cannot be traced by fastdl's autodiff: the gradient would "
                 f"be lost. Use fastdl.ops.{func.__name__} (or another fastdl.ops function) on "
@@ -218,6 +226,9 @@ class Tensor(Operators):
         return func(*_unwrap(args), **_unwrap(kwargs))
 
     def __setitem__(self, key, val):
+        if _soft_use(self, "an in-place write"):
+            self.value[key] = value(val)
+            return
         raise TypeError("a traced fastdl.Tensor cannot be written in place (x[...] = v): the "
                         "autodiff cannot follow in-place writes. Build a new value instead, e.g. "
                         "with fastdl.ops.where or fastdl.ops.concatenate")
@@ -495,6 +506,14 @@ def _escape(x, what):
     c = _state.capture
     if c is not None and type(x) is Tensor:
         c.broken = c.broken or what
+
+
+def _soft_use(x, what):
+    """True for a soft leaf (see Tensor), whose use by NumPy marks the capture unusable."""
+    if x._soft:
+        _escape(x, what)
+        return True
+    return False
 
 
 def _side_effect(what):

@@ -170,7 +170,8 @@ def constant(fn):
 def no_gradient_guard(name, *args, why=""):
     """Raise when a traced value reaches an operation whose gradient fastdl does not implement:
     never a silent missing gradient."""
-    if _tape._active() and any(isinstance(a, Tensor) and a._live() for a in _flat(list(args))):
+    if _tape._active() and any(isinstance(a, Tensor) and a._live() and
+                               not _tape._soft_use(a, name) for a in _flat(list(args))):
         raise NotImplementedError(
             f"fastdl.ops.{name}{why} has no gradient; it cannot be used on a traced value under a "
             f"GradientTape (wrap the input in fastdl.ops.stop_gradient to treat it as a constant)")

@@ -622,6 +622,10 @@ class Layer:
         args = (_traced_inputs(args[0]),) + tuple(args[1:])
         st = _tape._state
         if capture:
+            if swapped:
+                # raw inputs as soft leaves: what call computes from them is recorded too,
+                # and whatever leaves the tape from them is seen (fastdl/_replay.py)
+                args = (_soft_inputs(args[0], st.active),) + tuple(args[1:])
             cap = st.capture = _replay.Capture(_replay_inputs(args[0]))
         try:
             out = self.call(*args, **kwargs)
@@ -1006,6 +1010,14 @@ def _replay_inputs(inputs):
     if type(inputs) in (list, tuple) and inputs and all(hasattr(a, "shape") for a in inputs):
         return list(inputs)
     return None
+
+
+def _soft_inputs(inputs, tapes):
+    if type(inputs) in (list, tuple):
+        return type(inputs)(_soft_inputs(a, tapes) for a in inputs)
+    if type(inputs) is _tape.Tensor or not hasattr(inputs, "shape"):
+        return inputs
+    return _tape.Tensor(inputs, None, tapes, soft=True)
 
 
 def _replay_outputs(out):
