@@ -139,7 +139,7 @@ class Capture:
                 self.broken = f"operation {name} on a value from outside the call"
                 return
             srcs.append(s)
-            consts.append(a if s < 0 else None)
+            consts.append(_tape.value(a) if s < 0 else None)
         outs = res if type(res) is tuple else (res,)
         k = len(self.steps)
         slots = tuple(self._new(o, ("op", k)) for o in outs)
@@ -194,7 +194,7 @@ def _leaf_source(leaf):
 
 
 def _args(step, vals):
-    return [vals[s] if s >= 0 else _tape.value(c) for s, c in zip(step.srcs, step.consts)]
+    return [vals[s] if s >= 0 else c for s, c in zip(step.srcs, step.consts)]
 
 
 class Program:
@@ -219,7 +219,8 @@ class Program:
         for s, v in zip(self.var_slots, self.variables):
             vals[s] = _tape.value(v)
         for st in self.steps:
-            out = st.fwd(*_args(st, vals), **st.kwargs)
+            out = st.fwd(*[vals[s] if s >= 0 else c for s, c in zip(st.srcs, st.consts)],
+                         **st.kwargs)
             if st.multi:
                 for s, o in zip(st.outs, out):
                     vals[s] = o

@@ -1141,10 +1141,14 @@ class _ProgramRecord:
         bufs = layer._grads
         for i, g in zip(where, grads[1:]):
             if i is not None:
+                b = bufs[i]
                 if g is None:
-                    bufs[i].fill(0)
+                    b.fill(0)
+                elif type(g) is type(b) and g.dtype == b.dtype and g.shape == b.shape and \
+                        g.flags.c_contiguous:
+                    bufs[i] = g   # the program's own new array: handed over, not copied
                 else:
-                    _device.assign(bufs[i], g)
+                    _device.assign(b, g)
         for i in unused:
             bufs[i].fill(0)
         return grads[0] if need_dx else None

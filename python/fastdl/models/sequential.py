@@ -260,6 +260,10 @@ class Sequential(Model):
         calls = [(l, i > first) for i, l in enumerate(body)]   # (layer, its dL/dx needed)
         opt = self.optimizer
         pairs = list(zip(self.gradients, self.trainable_weights))
+        if not self._all_builtin():
+            # layers written with ops hand over new gradient arrays at each backward
+            ws = self.trainable_weights
+            pairs = _FreshPairs(lambda: zip(self.gradients, ws))
         bufs = {}
         empty = self._layers[0]._empty
 
@@ -334,6 +338,17 @@ class Sequential(Model):
         for l in layer_objs:
             m.add(l)
         return m
+
+
+class _FreshPairs:
+    """(gradient, weight) pairs read when iterated: the current gradient arrays."""
+    __slots__ = ("_get",)
+
+    def __init__(self, get):
+        self._get = get
+
+    def __iter__(self):
+        return iter(self._get())
 
 
 def backward_plan(layers):
