@@ -339,10 +339,21 @@ def same(a, b):
     return bool(xp.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
 
 
+class Programs(dict):
+    """A layer's programs: signature -> Program, or False (never replayed). A copied or
+    pickled layer starts without them (they hold functions and the layer's variables)."""
+
+    def __deepcopy__(self, memo):
+        return Programs()
+
+    def __reduce__(self):
+        return (Programs, ())
+
+
 def for_layer(layer):
-    """The layer's programs: signature -> Program, or False (never replayed)."""
+    """The layer's Programs."""
     d = layer.__dict__
     progs = d.get("_programs")
     if progs is None:
-        progs = d["_programs"] = {}
+        progs = d["_programs"] = Programs()
     return progs
