@@ -396,3 +396,71 @@ def test_low_level_loop_with_a_replayed_layer():
         for a, b in zip(layer.gradients, ref.gradients):
             np.testing.assert_array_equal(a, b)
     assert _status(layer) == [_replay._CHECKED]
+
+
+def _program(layer):
+    progs = [p for p in layer._programs.values() if p]
+    assert len(progs) == 1
+    return progs[0]
+
+
+def _run(layer, shape, calls=4, seed=0):
+    for x in _batches(shape, calls, seed=seed):
+        _grads(layer, x, eager=False)
+
+
+def test_matmul_bias_relu_replays_as_one_linear_step():
+    layer = DenseOps(6, "relu")
+    _run(layer, (5, 7))
+    prog = _program(layer)
+    assert prog.status == _replay._CHECKED
+    assert [s.name for s in prog.steps] == ["linear"]
+    assert [s.name for s in prog.plain] == ["matmul", "add", "relu"]
+
+
+class SharedProduct(L.Layer):
+    """x @ w used twice: the product is not fused away."""
+
+    def build(self, s):
+        self.w = self.add_weight(shape=(s[-1], 3), initializer="glorot_uniform")
+        self.b = self.add_weight(shape=(3,), initializer="ones")
+
+    def call(self, x):
+        y = x @ self.w
+        return ops.relu(y + self.b) * y
+
+
+class ConstantBias(L.Layer):
+    def build(self, s):
+        self.w = self.add_weight(shape=(s[-1], 3), initializer="glorot_uniform")
+
+    def call(self, x):
+        return ops.relu(x @ self.w + np.ones(3, np.float32))
+
+
+@pytest.mark.parametrize("cls", [SharedProduct, ConstantBias])
+def test_products_that_are_not_a_layer_bias_stay_as_captured(cls):
+    layer = cls()
+    _run(layer, (4, 5))
+    prog = _program(layer)
+    assert prog.status == _replay._CHECKED and prog.plain is None
+    assert "linear" not in [s.name for s in prog.steps]
+
+
+def test_a_fused_step_that_does_not_match_falls_back_to_the_captured_steps(monkeypatch):
+    real = fastdl.ops.linear
+
+    def off_by_one_ulp(*a, **kw):
+        y = real(*a, **kw)
+        return np.nextafter(y, np.inf, dtype=y.dtype)
+    monkeypatch.setattr(fastdl.ops, "linear", off_by_one_ulp)
+    layer = DenseOps(4, "relu")
+    xs = _batches((3, 5), 4)
+    for x in xs:
+        out_r, g_r = _grads(layer, x, eager=False)
+        out_e, g_e = _grads(layer, x, eager=True)
+        assert all(np.array_equal(a, b) for a, b in zip(out_r, out_e))
+        assert all(np.array_equal(a, b) for a, b in zip(g_r, g_e))
+    prog = _program(layer)
+    assert prog.status == _replay._CHECKED and prog.plain is None
+    assert [s.name for s in prog.steps] == ["matmul", "add", "relu"]

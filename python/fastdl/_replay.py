@@ -171,7 +171,85 @@ class Capture:
         if not steps:
             return None
         nvar = [k[1] for k in self.kinds if k[0] == "var"]
-        return Program(list(self.kinds), steps, tuple(out_slots), nvar, final)
+        return Program(list(self.kinds), steps, tuple(out_slots), nvar, final,
+                       _fuse_linear(steps, self.kinds, out_slots, final))
+
+
+def _fuse_linear(steps, kinds, out_slots, final):
+    """steps with each matmul(x, w) + b (then relu) on variables w, b as one GEMM with its
+    bias and activation epilogue (Dense's kernel, ops.linear), or None when none fuses.
+    The fused step computes the same numbers (checked like the rest of the program) and
+    its backward runs the three vjps, so the gradients are those of the plain steps."""
+    uses = {}
+    for st in steps + ([final[0]] if final else []):
+        for s in st.srcs:
+            uses[s] = uses.get(s, 0) + 1
+    for s in out_slots:
+        uses[s] = uses.get(s, 0) + 1
+    out, i, fused = [], 0, False
+    while i < len(steps):
+        mm = steps[i]
+        add = steps[i + 1] if i + 1 < len(steps) else None
+        y = mm.outs[0] if mm.name == "matmul" and not mm.multi else None
+        if (y is not None and add is not None and add.name == "add" and uses.get(y) == 1 and
+                y in add.srcs and kinds[mm.srcs[1]][0] == "var" and mm.srcs[0] >= 0):
+            b = add.srcs[1] if add.srcs[0] == y else add.srcs[0]
+            if b >= 0 and kinds[b][0] == "var":
+                act = steps[i + 2] if i + 2 < len(steps) else None
+                z = add.outs[0]
+                if not (act is not None and act.name == "relu" and act.srcs == (z,) and
+                        uses.get(z) == 1):
+                    act = None
+                out.append(_linear_step(mm, add, act, b))
+                i += 3 if act else 2
+                fused = True
+                continue
+        out.append(mm)
+        i += 1
+    return out if fused else None
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _linear_step(mm, add, act, b):
+    bias_first = add.srcs[0] == b
+    name = "relu" if act else "linear"
+
+    def fwd(x, w, bias):
+        if (type(x) is np.ndarray and type(w) is np.ndarray and type(bias) is np.ndarray and
+                x.ndim == 2 and w.ndim == 2 and bias.ndim == 1 and x.dtype in _FLOATS and
+                x.dtype == w.dtype == bias.dtype and bias.shape[0] == w.shape[1]):
+            return _ops().linear(x, w, bias, activation=name)
+        y = mm.fwd(x, w, **mm.kwargs)
+        z = add.fwd(bias, y, **add.kwargs) if bias_first else add.fwd(y, bias, **add.kwargs)
+        return act.fwd(z, **act.kwargs) if act else z
+
+    def vjp(needs, g, out, x, w, bias):
+        if type(g) is np.ndarray and type(out) is np.ndarray and g.dtype == out.dtype and \
+                type(x) is np.ndarray and type(w) is np.ndarray and x.ndim == 2 and \
+                x.dtype == w.dtype == g.dtype and g.dtype in _FLOATS:
+            # the kernels the three vjps call, without their dispatch
+            k = _ops()
+            if act:
+                g = k.activation_backward(np.ascontiguousarray(g), out, "relu")
+            return (k.gemm(g, w, trans_b=True) if needs[0] else None,
+                    k.gemm(x, g, trans_a=True) if needs[1] else None,
+                    np.add.reduce(g, axis=(0,)) if needs[2] else None)
+        if act:
+            g = act.vjp(g, out, out, **act.kwargs)   # (relu's mask from its output)
+            g = g[0] if isinstance(g, (tuple, list)) else g
+        gx, gw = mm.vjp(needs[:2], g, out, x, w, **mm.kwargs)
+        return gx, gw, (g if needs[2] else None)
+
+    outs = act.outs if act else add.outs
+    return _Step("linear", fwd, vjp, {}, True, (mm.srcs[0], mm.srcs[1], b), (None, None, None),
+                 outs, False)
+
+
+def _ops():
+    from . import ops
+    return ops
 
 
 class _Step:
@@ -200,12 +278,13 @@ def _args(step, vals):
 class Program:
     """A captured call: run(flat raw inputs) -> the outputs, recorded as one tape node."""
 
-    def __init__(self, kinds, steps, outs, variables, final):
+    def __init__(self, kinds, steps, outs, variables, final, fused=None):
         self.n = len(kinds)
         self.inputs = [s for s, k in enumerate(kinds) if k[0] == "in"]
         self.var_slots = [s for s, k in enumerate(kinds) if k[0] == "var"]
         self.variables = variables
-        self.steps = steps
+        self.steps = fused or steps
+        self.plain = steps if fused else None   # the unfused steps, if the fused ones differ
         self.outs = outs
         self.final = final
         self.status = None     # None until checked, then _CHECKED
@@ -235,6 +314,14 @@ class Program:
             st = self.final[0]
             outs = [st.fwd(outs[0], **st.kwargs)]
         return outs
+
+    def unfuse(self):
+        """Go back to the plain steps (the fused ones did not match); False if there are
+        none."""
+        if self.plain is None:
+            return False
+        self.steps, self.plain, self._req = self.plain, None, {}
+        return True
 
     def final_vjp(self, g, out, z):
         """The gradient at the logits from the gradient at the final activation's output."""

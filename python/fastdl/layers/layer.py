@@ -654,10 +654,15 @@ class Layer:
         if prog.status is None:
             out = self._call_ops((inputs,), kwargs)
             outs = _replay_outputs(out)
-            with _tape.untraced():
-                mine = prog.outputs_of(prog.forward(raw))
-            ok = outs is not None and len(outs) == len(mine) and all(
-                _replay.same(_tape.value(a), b) for a, b in zip(outs, mine))
+            ok = outs is not None
+            while ok:
+                with _tape.untraced():
+                    mine = prog.outputs_of(prog.forward(raw))
+                ok = len(outs) == len(mine) and all(
+                    _replay.same(_tape.value(a), b) for a, b in zip(outs, mine))
+                if ok or not prog.unfuse():
+                    break
+                ok = True   # (the plain steps, once more)
             if ok:
                 prog.status = _replay._CHECKED
             else:
@@ -1126,7 +1131,7 @@ class _ProgramRecord:
         call does not use). at_logits: dy is the gradient before the final activation."""
         prog = self.prog
         # which trainable weight each program variable is (None: not trained), per state
-        key = (layer._trainable, tuple(layer._weight_trainable), bool(need_dx))
+        key = (_version[0], bool(need_dx))   # (trainable flags count as structure)
         plan = prog.__dict__.get("_plan_map")
         if plan is None or plan[0] != key:
             own = [i for i, t in enumerate(layer._weight_trainable) if t and layer._trainable]
