@@ -464,3 +464,26 @@ def test_a_fused_step_that_does_not_match_falls_back_to_the_captured_steps(monke
     prog = _program(layer)
     assert prog.status == _replay._CHECKED and prog.plain is None
     assert [s.name for s in prog.steps] == ["matmul", "add", "relu"]
+
+
+def test_custom_layers_join_the_functional_step_plan():
+    x, y = _data()
+    results = []
+    for eager in (False, True):
+        fastdl.utils.set_random_seed(2)
+        i = fastdl.Input((6, 5))
+        h = L.Flatten()(i)
+        a = DenseOps(16, "relu")(h)
+        b = L.Dense(16, activation="relu")(h)
+        o = DenseOps(4, "softmax")(L.Add()([a, b]))
+        m = fastdl.Model(i, o)
+        m.compile(optimizer="adam", loss="sparse_categorical_crossentropy", run_eagerly=eager)
+        from fastdl.trainers import data_adapter
+        assert m._plannable(data_adapter.adapt(x, y, None, 16, True, "fit")) is (not eager)
+        h = m.fit(x, y, batch_size=16, epochs=3, verbose=0)
+        results.append((h.history["loss"], m.get_weights()))
+    (l_plan, w_plan), (l_tape, w_tape) = results
+    for p, t in zip(w_plan, w_tape):
+        np.testing.assert_allclose(p, t, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(l_plan, l_tape, rtol=1e-5)
+    assert l_plan[-1] < l_plan[0]

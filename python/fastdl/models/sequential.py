@@ -11,7 +11,7 @@ from .. import _memory, _symbolic, _tape
 from .. import layers as layers_mod
 from ..layers.layer import InputLayer, Layer, call_with_mask, shape_str, structure_changed
 from ..trainers import data_adapter
-from .model import Model
+from .model import FreshPairs, Model
 
 
 class Sequential(Model):
@@ -263,7 +263,7 @@ class Sequential(Model):
         if not self._all_builtin():
             # layers written with ops hand over new gradient arrays at each backward
             ws = self.trainable_weights
-            pairs = _FreshPairs(lambda: zip(self.gradients, ws))
+            pairs = FreshPairs(lambda: zip(self.gradients, ws))
         bufs = {}
         empty = self._layers[0]._empty
 
@@ -338,17 +338,6 @@ class Sequential(Model):
         for l in layer_objs:
             m.add(l)
         return m
-
-
-class _FreshPairs:
-    """(gradient, weight) pairs read when iterated: the current gradient arrays."""
-    __slots__ = ("_get",)
-
-    def __init__(self, get):
-        self._get = get
-
-    def __iter__(self):
-        return iter(self._get())
 
 
 def backward_plan(layers):
