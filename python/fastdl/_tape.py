@@ -36,6 +36,7 @@ class _State(threading.local):
     tapes = None
     active = ()
     auto = False
+    capture = None   # the fastdl._replay.Capture following a layer's call, if any
 
 
 _state = _State()
@@ -133,14 +134,18 @@ class Tensor(Operators):
 
     It behaves like the array it holds for shapes, dtypes and Python operators;
     ``fastdl.ops`` functions accept it. ``.numpy()`` gives the value."""
-    __slots__ = ("value", "node", "_tapes", "_seq", "__weakref__")
+    __slots__ = ("value", "node", "_tapes", "_seq", "_soft", "__weakref__")
     __array_priority__ = 1000
 
-    def __init__(self, value, node, tapes):
+    def __init__(self, value, node, tapes, soft=False):
         self.value = value
         self.node = node      # None for a leaf
         self._tapes = tapes   # the tapes that were recording when it was made
         self._seq = next(_seq)
+        # a soft leaf stands for a raw input while a layer's call is captured
+        # (fastdl._replay): NumPy may use it as the raw array it is, which only makes the
+        # capture unusable, where a traced value would be refused
+        self._soft = soft
 
     # ---------------------------------------------------------- array-like
     shape = property(lambda self: self.value.shape)
@@ -152,21 +157,26 @@ class Tensor(Operators):
         return len(self.value)
 
     def numpy(self):
+        _escape(self, "numpy()")
         return _host(self.value)
 
     def __repr__(self):
         return f"<fastdl.Tensor shape={self.shape} dtype={self.dtype} value=\n{self.value!r}>"
 
     def __float__(self):
+        _escape(self, "float()")
         return float(self.value)
 
     def __int__(self):
+        _escape(self, "int()")
         return int(self.value)
 
     def __bool__(self):
+        _escape(self, "bool()")
         return bool(self.value)
 
     def __format__(self, spec):
+        _escape(self, "format()")
         return format(self.value.item() if self.value.size == 1 else self.value, spec)
 
     def __iter__(self):
@@ -181,7 +191,9 @@ class Tensor(Operators):
     # Outside its recording a Tensor is just its value; inside, NumPy would
     # compute past the tape, so that is refused with the name of the function.
     def __array__(self, dtype=None, copy=None):
-        if self._live():
+        if self._soft:
+            _escape(self, "a NumPy conversion")
+        elif self._live():
             raise TypeError(
                 "a traced fastdl.Tensor cannot be converted to a NumPy array while its "
                 "GradientTape is recording: the gradient would be lost there. Use fastdl.ops "
@@ -195,7 +207,8 @@ class Tensor(Operators):
             fn = _UFUNC_OPS.get(ufunc.__name__)
             if fn is not None:
                 return getattr(ops, fn)(*inputs)
-        if any(isinstance(a, Tensor) and a._live() for a in inputs):
+        if any(isinstance(a, Tensor) and a._live() and not _soft_use(a, ufunc.__name__)
+               for a in inputs):
             raise TypeError(
                 f"numpy.{ufunc.__name__} cannot be traced by fastdl's autodiff: the gradient would "
                 f"be lost. Use the fastdl.ops function of the same name (fastdl.ops."
@@ -204,7 +217,8 @@ class Tensor(Operators):
         return getattr(ufunc, method)(*inputs, **kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
-        if any(isinstance(a, Tensor) and a._live() for a in _flat(args) + _flat(kwargs)):
+        if any(isinstance(a, Tensor) and a._live() and not _soft_use(a, func.__name__)
+               for a in _flat(args) + _flat(kwargs)):
             raise TypeError(
                 f"numpy.{func.__name__} cannot be traced by fastdl's autodiff: the gradient would "
                 f"be lost. Use fastdl.ops.{func.__name__} (or another fastdl.ops function) on "
@@ -212,15 +226,18 @@ class Tensor(Operators):
         return func(*_unwrap(args), **_unwrap(kwargs))
 
     def __setitem__(self, key, val):
+        if _soft_use(self, "an in-place write"):
+            self.value[key] = value(val)
+            return
         raise TypeError("a traced fastdl.Tensor cannot be written in place (x[...] = v): the "
                         "autodiff cannot follow in-place writes. Build a new value instead, e.g. "
                         "with fastdl.ops.where or fastdl.ops.concatenate")
 
     # comparisons have no gradient: they give plain boolean arrays
-    def __lt__(self, o): return self.value < value(o)
-    def __le__(self, o): return self.value <= value(o)
-    def __gt__(self, o): return self.value > value(o)
-    def __ge__(self, o): return self.value >= value(o)
+    def __lt__(self, o): return _escape(self, "<") or self.value < value(o)
+    def __le__(self, o): return _escape(self, "<=") or self.value <= value(o)
+    def __gt__(self, o): return _escape(self, ">") or self.value > value(o)
+    def __ge__(self, o): return _escape(self, ">=") or self.value >= value(o)
 
     def sum(self, axis=None, keepdims=False):
         return _ops().sum(self, axis=axis, keepdims=keepdims)
@@ -368,14 +385,16 @@ def leaf(a):
     return _track(a, tapes) if tapes else None
 
 
-def record(name, out_values, inputs, vjp):
+def record(name, out_values, inputs, vjp, redo=None):
     """Record one operation computed outside the tape.
 
     out_values: the raw output array, or a tuple of them; inputs: the operation's
     differentiable inputs (Tensors, raw arrays, anything); vjp(gs) -> one gradient
     (or None) per input, where gs is the output gradient (a tuple for a tuple of
     outputs, None entries for outputs that got none). Returns the outputs as
-    Tensors when some input depends on a watched value, else the raw outputs."""
+    Tensors when some input depends on a watched value, else the raw outputs.
+    redo: (forward, vjp, kwargs, takes_needs) for operations that can be run again on new
+    values (primitive, op_needs): what a layer's captured call replays (fastdl._replay)."""
     tapes = _state.active
     if not tapes:
         return out_values
@@ -394,17 +413,20 @@ def record(name, out_values, inputs, vjp):
     tracked = tuple(tracked)
     if type(out_values) is tuple:
         node = Node(tracked, vjp, name)
-        outs = tuple(Tensor(v, node, tapes) for v in out_values)
-        for i, o in enumerate(outs):
-            o.node = _Select(node, i, len(outs))
-        return outs
-    return Tensor(out_values, Node(tracked, vjp, name), tapes)
+        res = tuple(Tensor(v, node, tapes) for v in out_values)
+        for i, o in enumerate(res):
+            o.node = _Select(node, i, len(res))
+    else:
+        res = Tensor(out_values, Node(tracked, vjp, name), tapes)
+    if _state.capture is not None:
+        _state.capture.add(name, redo, inputs, res)
+    return res
 
 
-def record_needs(name, out_values, inputs, vjp):
+def record_needs(name, out_values, inputs, vjp, redo=None):
     """record(), for a vjp(needs, gs) that also gets which inputs the tape follows (a tuple
     of booleans): the gradients of the others are not computed."""
-    res = record(name, out_values, inputs, vjp)
+    res = record(name, out_values, inputs, vjp, redo)
     first = res[0] if type(res) is tuple and res else res
     if type(first) is Tensor:
         node = first.node
@@ -435,7 +457,8 @@ def primitive(name, forward, vjp):
         out = forward(*raw, **kwargs)
         if not _state.active:
             return out
-        return record(name, out, args, lambda g: vjp(g, out, *raw, **kwargs))
+        return record(name, out, args, lambda g: vjp(g, out, *raw, **kwargs),
+                      (forward, vjp, kwargs, False))
     op.__name__ = name
     op.__qualname__ = name
     return op
@@ -472,7 +495,33 @@ class untraced:
 
 def stop_gradient(x):
     """The value of x, treated as a constant by the tape."""
+    if type(x) is Tensor:
+        _escape(x, "stop_gradient")
     return value(x)
+
+
+def _escape(x, what):
+    """A traced value's data leaves the tape (a Python number, a comparison, a constant):
+    a captured layer call that does this cannot be replayed (fastdl._replay). Returns None."""
+    c = _state.capture
+    if c is not None and type(x) is Tensor:
+        c.broken = c.broken or what
+
+
+def _soft_use(x, what):
+    """True for a soft leaf (see Tensor), whose use by NumPy marks the capture unusable."""
+    if x._soft:
+        _escape(x, what)
+        return True
+    return False
+
+
+def _side_effect(what):
+    """Something a captured layer call does besides computing (a variable's in-place update,
+    add_loss): a replay would skip it, so that call is not replayed."""
+    c = _state.capture
+    if c is not None:
+        c.broken = c.broken or what
 
 
 # ------------------------------------------------------------------ backprop
@@ -496,11 +545,13 @@ def _sum_to(g, shape):
     if g.shape == tuple(shape):
         return g
     lead = g.ndim - len(shape)
+    # (ufunc.reduce directly: ndarray.sum's Python wrapper costs more than a small sum)
+    add = np.add.reduce if type(g) is np.ndarray else _xp(g).add.reduce
     if lead:
-        g = g.sum(axis=tuple(range(lead)))
+        g = add(g, axis=tuple(range(lead)))
     axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
     if axes:
-        g = g.sum(axis=axes, keepdims=True)
+        g = add(g, axis=axes, keepdims=True)
     return g.reshape(shape)
 
 

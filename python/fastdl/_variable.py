@@ -145,6 +145,7 @@ class Traceable(np.ndarray):
         return self.value.mean(axis=axis, dtype=dtype, out=_plain(out), keepdims=keepdims, **kw)
 
     def __setitem__(self, key, val):
+        _tape._side_effect("Variable.__setitem__")
         self.value[key] = _plain(_tape.value(val))
 
     def copy(self, order="C"):
@@ -290,6 +291,7 @@ class Variable(Traceable):
 
     def assign(self, value):
         """Copy value (same shape) into the variable, in place; returns the variable."""
+        _tape._side_effect("Variable.assign")
         v = _plain(_tape.value(value))
         from . import _device
         if tuple(np.shape(v)) != self.shape:
@@ -300,11 +302,13 @@ class Variable(Traceable):
 
     def assign_add(self, value):
         """Add value (broadcasting) in place; returns the variable."""
+        _tape._side_effect("Variable.assign_add")
         np.add(self.value, _plain(_tape.value(value)), out=self.value, casting="unsafe")
         return self
 
     def assign_sub(self, value):
         """Subtract value (broadcasting) in place; returns the variable."""
+        _tape._side_effect("Variable.assign_sub")
         np.subtract(self.value, _plain(_tape.value(value)), out=self.value, casting="unsafe")
         return self
 

@@ -148,7 +148,8 @@ def op_needs(name, forward, vjp):
         if not state.active:
             return out
         return _tape.record_needs(name, out, args,
-                                  lambda needs, g: vjp(needs, g, out, *raw, **kwargs))
+                                  lambda needs, g: vjp(needs, g, out, *raw, **kwargs),
+                                  (forward, vjp, kwargs, True))
     op.__name__ = op.__qualname__ = name
     return op
 
@@ -157,6 +158,9 @@ def constant(fn):
     """A function without a gradient (comparisons, argmax, sign...): it reads the values of
     Tensors and returns a raw array, a constant for the tape."""
     def op(*args, **kwargs):
+        if _tape._state.capture is not None:
+            for a in (*args, *kwargs.values()):
+                _tape._escape(a, fn.__name__)
         return fn(*(value(a) for a in args), **{k: value(v) for k, v in kwargs.items()})
     op.__name__ = op.__qualname__ = fn.__name__
     op.__doc__ = fn.__doc__
@@ -166,7 +170,8 @@ def constant(fn):
 def no_gradient_guard(name, *args, why=""):
     """Raise when a traced value reaches an operation whose gradient fastdl does not implement:
     never a silent missing gradient."""
-    if _tape._active() and any(isinstance(a, Tensor) and a._live() for a in _flat(list(args))):
+    if _tape._active() and any(isinstance(a, Tensor) and a._live() and
+                               not _tape._soft_use(a, name) for a in _flat(list(args))):
         raise NotImplementedError(
             f"fastdl.ops.{name}{why} has no gradient; it cannot be used on a traced value under a "
             f"GradientTape (wrap the input in fastdl.ops.stop_gradient to treat it as a constant)")

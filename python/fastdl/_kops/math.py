@@ -134,7 +134,7 @@ def convert_to_tensor(x, dtype=None, sparse=None, ragged=None):
 def convert_to_numpy(x):
     """A NumPy array with x's value (copied from the GPU for CuPy arrays). A traced value
     while its tape records is refused: the gradient would be lost (as ``np.asarray``)."""
-    if isinstance(x, Tensor) and x._live():
+    if isinstance(x, Tensor) and x._live() and not _tape._soft_use(x, "convert_to_numpy"):
         raise TypeError("ops.convert_to_numpy cannot take a traced value while its GradientTape "
                         "records: the gradient would be lost. Use ops.stop_gradient for a "
                         "constant, or keep computing with fastdl.ops")

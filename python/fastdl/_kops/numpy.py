@@ -570,6 +570,11 @@ def _mm(a, b, ta=False, tb=False):
 
 
 def _matmul_vjp(needs, g, out, a, b):
+    if type(g) is _nd and a.ndim == 2 and b.ndim == 2 and _gemm_ok(a, b) and g.dtype == a.dtype:
+        # the common case (a layer's 2-D product), straight to the GEMM kernel
+        k = _k()
+        return (k.gemm(g, b, trans_b=True) if needs[0] else None,
+                k.gemm(a, g, trans_a=True) if needs[1] else None)
     xp = xp_of(a, b, g)
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b

@@ -27,7 +27,7 @@ import re
 
 import numpy as np
 
-from .. import _device, _random, _symbolic, _tape, _variable, initializers
+from .. import _device, _random, _replay, _symbolic, _tape, _variable, initializers
 from .._symbolic import KerasTensor
 
 __all__ = ["Layer", "InputLayer", "Input", "unique_name", "shape_str", "call_with_mask"]
@@ -152,6 +152,10 @@ class Layer:
         t = type(value)
         if t in _PLAIN or (t is tuple and key[0] == "_"):   # the hot path: what call() keeps
             object.__setattr__(self, key, value)           # for backward (arrays, shapes)
+            if key[0] != "_" and t in _replay.PLAIN:
+                # a setting call may read: a replayed program is captured again (_replay)
+                d = self.__dict__
+                d["_settings_version"] = d.get("_settings_version", 0) + 1
             return
         if isinstance(value, Layer):
             if all(value is not l for l in self.__dict__.get("_layers", ())):
@@ -324,6 +328,7 @@ class Layer:
     # ------------------------------------------------------------ losses
     def add_loss(self, loss):
         """A value (computed in call, e.g. an activity penalty) added to the training loss."""
+        _tape._side_effect("add_loss")
         self._losses.append(loss)
 
     @property
@@ -427,7 +432,67 @@ class Layer:
         if rec is None:
             raise RuntimeError(f"layer {self.name!r}: backward needs a call with training=True "
                                f"first")
+        if type(rec) is _ProgramRecord:
+            return rec.backward(self, dy, need_dx)
         return _backward_recorded(self, rec, dy)
+
+    # --- the fused step plan (models/sequential.py) calls layers on raw arrays
+    def _plan_ready(self):
+        """This layer can be a step of the fused step plan: built-in layers, and layers
+        written with ops that hold no layers, take one array and add no losses in call
+        (the others train through the tape)."""
+        if self._has_backward():
+            return True
+        code = getattr(type(self).call, "__code__", None)
+        return code is not None and "add_loss" not in code.co_names and \
+            "mask" not in _call_params(type(self)) and not self._sublayers()
+
+    def _plan_logits(self, act):
+        """The logits of the last plan call when it ran a program ending in the activation
+        act (fused with the loss), else None."""
+        rec = self.__dict__.get("_last_record")
+        if type(rec) is _ProgramRecord and rec.prog.final is not None and \
+                rec.prog.final[1] == act:
+            return rec.vals[rec.prog.outs[0]]
+        return None
+
+    def _plan_backward_logits(self, dz, need_dx):
+        """backward from the gradient at the logits _plan_logits gave."""
+        return self._last_record.backward(self, dz, need_dx, at_logits=True)
+
+    def _plan_call(self, x, training, need_dx=True):
+        """One training or inference call of the plan on a raw array. A layer written with
+        ops runs its replayed program (fastdl/_replay.py) once one is checked for this
+        signature, and until then the low-level recorded call (as model(x, training=True)
+        outside a tape, the input followed only where need_dx); backward(dy, need_dx)
+        follows either."""
+        if self._has_backward():
+            return self.call(x, training)
+        d = self.__dict__
+        fast = d.get("_plan_fast")   # (shape, dtype, training, program, settings version)
+        if fast is not None and fast[0] == x.shape and fast[1] == x.dtype and \
+                fast[2] is bool(training) and fast[4] == d.get("_settings_version"):
+            prog = fast[3]
+        else:
+            kwargs = self._call_kwargs({"training": bool(training)})
+            prog = d.get("_programs", {}).get(_replay.signature(self, [x], kwargs))
+            if prog and prog.status is _replay._CHECKED:
+                d["_plan_fast"] = (x.shape, x.dtype, bool(training), prog,
+                                   d.get("_settings_version"))
+            else:
+                prog = None
+        if prog is not None:
+            vals = prog.forward([x])
+            out = prog.outputs_of(vals)[0]
+            self.__dict__["_last_record"] = _ProgramRecord(prog, vals, out)
+            return out
+        kwargs = self._call_kwargs({"training": bool(training)})
+        if training:
+            out = self._call_recorded((x,), kwargs, watch=need_dx)
+            _check_plan_record(self)
+        else:
+            out = self(x, training=False)
+        return _tape.value(out)
 
     # --- built-in layers: fused kernels, one tape node per call
     def _prepare(self, x):
@@ -546,13 +611,70 @@ class Layer:
             if training:
                 return self._call_recorded(args, kwargs)
             return self.call(*args, **kwargs)
+        st = _tape._state
+        if len(args) == 1 and st.capture is None and len(st.active) == 1 and \
+                not _replay._eager.depth:
+            flat = _replay_inputs(args[0])
+            key = None if flat is None else _replay.signature(self, flat, kwargs)
+            if key is not None:
+                return self._call_replayable(args[0], flat, key, kwargs)
+        return self._call_ops(args, kwargs)
+
+    def _call_ops(self, args, kwargs, capture=False):
+        """call, op by op under the tape; with capture=True, (outputs, the _replay.Capture
+        that followed it)."""
         swapped = self._trace_weights()
         args = (_traced_inputs(args[0]),) + tuple(args[1:])
+        st = _tape._state
+        if capture:
+            if swapped:
+                # raw inputs as soft leaves: what call computes from them is recorded too,
+                # and whatever leaves the tape from them is seen (fastdl/_replay.py)
+                args = (_soft_inputs(args[0], st.active),) + tuple(args[1:])
+            cap = st.capture = _replay.Capture(_replay_inputs(args[0]))
         try:
-            return self.call(*args, **kwargs)
+            out = self.call(*args, **kwargs)
+            return (out, cap) if capture else out
         finally:
+            st.capture = None
             for k, v in swapped:
                 object.__setattr__(self, k, v)
+
+    def _call_replayable(self, inputs, flat, key, kwargs):
+        """A traced call of a signature that may be replayed (fastdl/_replay.py): captured the
+        first time, checked against the op-by-op call the second, replayed from then on."""
+        progs = _replay.for_layer(self)
+        prog = progs.get(key)
+        if prog is None and key not in progs and len(progs) < _replay.MAX_PROGRAMS:
+            out, cap = self._call_ops((inputs,), kwargs, capture=True)
+            outs = _replay_outputs(out)
+            prog = None if outs is None else cap.program(outs)
+            if prog is not None:
+                prog.pack = None if type(out) is _tape.Tensor else type(out)
+            progs[key] = prog or False
+            return out
+        if not prog:
+            return self._call_ops((inputs,), kwargs)
+        raw = [_tape.value(a) for a in flat]
+        if prog.status is None:
+            out = self._call_ops((inputs,), kwargs)
+            outs = _replay_outputs(out)
+            ok = outs is not None
+            while ok:
+                with _tape.untraced():
+                    mine = prog.outputs_of(prog.forward(raw))
+                ok = len(outs) == len(mine) and all(
+                    _replay.same(_tape.value(a), b) for a, b in zip(outs, mine))
+                if ok or not prog.unfuse():
+                    break
+                ok = True   # (the plain steps, once more)
+            if ok:
+                prog.status = _replay._CHECKED
+            else:
+                progs[key] = False
+            return out
+        res = prog.record(self.name, flat, raw)
+        return res[0] if prog.pack is None else prog.pack(res)
 
     def _call_kwargs(self, kwargs):
         accepts = _call_params(type(self))
@@ -588,13 +710,15 @@ class Layer:
                 d[k] = leaf
         return swapped
 
-    def _call_recorded(self, args, kwargs):
+    def _call_recorded(self, args, kwargs, watch=True):
         """A training call outside any tape (the low-level loop): recorded on a private tape
-        so that layer.backward(dy) / model.backward(dy) can follow it."""
+        so that layer.backward(dy) / model.backward(dy) can follow it (dL/dx only where
+        watch: the inputs are watched)."""
         tape = _tape.GradientTape(persistent=True)
         x = args[0]
         with tape:
-            tape.watch([a for a in _symbolic.flatten(x) if hasattr(a, "shape")])
+            if watch:
+                tape.watch([a for a in _symbolic.flatten(x) if hasattr(a, "shape")])
             out = self._call_traced_built(args, kwargs)
         object.__setattr__(self, "_last_record", (tape, x, out))
         return _tape.value(out) if not isinstance(out, (list, tuple, dict)) else \
@@ -904,6 +1028,33 @@ def _as_floats(inputs, dtype):
     raise TypeError(f"inputs must hold numbers, got an array of dtype {a.dtype}")
 
 
+def _replay_inputs(inputs):
+    """The input arrays of a call as a flat list, or None for structures a program does not
+    replay (dicts, nesting, non-arrays)."""
+    if hasattr(inputs, "shape"):
+        return [inputs]
+    if type(inputs) in (list, tuple) and inputs and all(hasattr(a, "shape") for a in inputs):
+        return list(inputs)
+    return None
+
+
+def _soft_inputs(inputs, tapes):
+    if type(inputs) in (list, tuple):
+        return type(inputs)(_soft_inputs(a, tapes) for a in inputs)
+    if type(inputs) is _tape.Tensor or not hasattr(inputs, "shape"):
+        return inputs
+    return _tape.Tensor(inputs, None, tapes, soft=True)
+
+
+def _replay_outputs(out):
+    """A call's outputs as a flat list of Tensors, or None."""
+    if type(out) is _tape.Tensor:
+        return [out]
+    if type(out) in (list, tuple) and out and all(type(o) is _tape.Tensor for o in out):
+        return list(out)
+    return None
+
+
 def _traced_inputs(inputs):
     """Watched raw input arrays as their traced leaves, so that every use of them inside
     call (Python operators included) is recorded."""
@@ -987,6 +1138,64 @@ def _flat_shapes(s):
     if _is_shape_list(s):
         return [t for v in s for t in _flat_shapes(v)]
     return [s]
+
+
+class _ProgramRecord:
+    """A plan call that ran the layer's replayed program: its slot values for backward."""
+    __slots__ = ("prog", "vals", "out")
+
+    def __init__(self, prog, vals, out):
+        self.prog, self.vals, self.out = prog, vals, out
+
+    def backward(self, layer, dy, need_dx, at_logits=False):
+        """dL/dx (None unless need_dx); dL/dw into layer.gradients (zero for a weight the
+        call does not use). at_logits: dy is the gradient before the final activation."""
+        prog = self.prog
+        # which trainable weight each program variable is (None: not trained), per state
+        key = (_version[0], bool(need_dx))   # (trainable flags count as structure)
+        plan = prog.__dict__.get("_plan_map")
+        if plan is None or plan[0] != key:
+            own = [i for i, t in enumerate(layer._weight_trainable) if t and layer._trainable]
+            where = [next((i for i in own if layer._weights[i] is v), None)
+                     for v in prog.variables]
+            plan = prog.__dict__["_plan_map"] = (key, (bool(need_dx),) + tuple(
+                i is not None for i in where), where, [i for i in own if i not in where])
+        _, needs, where, unused = plan
+        if prog.final is not None and not at_logits:
+            dy = prog.final_vjp(dy, self.out, self.vals[prog.outs[0]])
+        grads = prog._backward(self.vals, needs, (dy,))
+        bufs = layer._grads
+        for i, g in zip(where, grads[1:]):
+            if i is not None:
+                b = bufs[i]
+                if g is None:
+                    b.fill(0)
+                elif type(g) is type(b) and g.dtype == b.dtype and g.shape == b.shape and \
+                        g.flags.c_contiguous:
+                    bufs[i] = g   # the program's own new array: handed over, not copied
+                else:
+                    _device.assign(b, g)
+        for i in unused:
+            bufs[i].fill(0)
+        return grads[0] if need_dx else None
+
+
+def _check_plan_record(layer):
+    """After a recorded call of the plan: what the plan cannot follow is an error, never a
+    silently missing gradient."""
+    if layer._losses:
+        raise RuntimeError(
+            f"layer {layer.name!r}: its call adds losses (add_loss), which the fused training "
+            f"step does not follow; compile the model with run_eagerly=True to train it "
+            f"through the tape")
+    tape = layer._last_record[0]
+    own = {id(w) for w in layer._weights}
+    for obj, _ in tape._leaves.values():
+        if type(obj) is _variable.Variable and id(obj) not in own:
+            raise RuntimeError(
+                f"layer {layer.name!r}: its call uses the weight {obj.path!r} of another layer, "
+                f"which the fused training step does not follow; compile the model with "
+                f"run_eagerly=True to train it through the tape")
 
 
 def _backward_recorded(layer, rec, dy):

@@ -10,7 +10,7 @@ import numpy as np
 
 from .._symbolic import KerasTensor, flatten, pack_like
 from ..layers.layer import InputLayer, call_with_mask, shape_str, structure_changed
-from .model import Model
+from .model import FreshPairs, Model
 
 
 class Functional(Model):
@@ -166,7 +166,11 @@ class Functional(Model):
         seen = set()
         for node in self._nodes:
             l = node.layer
-            if id(l) in seen or not l._has_backward() or node.kwargs or len(node.outputs) != 1:
+            if id(l) in seen or node.kwargs or len(node.outputs) != 1:
+                return False
+            if not l._has_backward() and (   # a layer written with ops: one input (replayed)
+                    self.run_eagerly or not l._plan_ready() or
+                    isinstance(node.structure, (list, tuple))):
                 return False
             seen.add(id(l))
         return self._plan_conditions(data)
@@ -208,6 +212,11 @@ class Functional(Model):
             dep[n.outputs[0]._id] = need[id(n)] or bool(n.layer.trainable_weights)
         opt = self.optimizer
         pairs = list(zip(self.gradients, self.trainable_weights))
+        if not all(n.layer._has_backward() for n in nodes):
+            ws = self.trainable_weights   # (layers written with ops hand over new arrays)
+            pairs = FreshPairs(lambda: zip(self.gradients, ws))
+        for n in nodes:
+            n.layer.__dict__.pop("_plan_fast", None)
         empty = last._empty
         bufs = {}
 
@@ -237,7 +246,8 @@ class Functional(Model):
         def step(xb, yb):
             vals = {x_id: xb}
             for p in steps:
-                vals[p[3]] = p[0].call(args_of(p, vals), training)
+                vals[p[3]] = p[0].call(args_of(p, vals), training) if p[2] else \
+                    p[0]._plan_call(vals[p[1][0]], training, p[4])
             grads = {}
             if fused:
                 z = last._call_logits(args_of(lp, vals), training)

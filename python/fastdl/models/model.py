@@ -257,3 +257,14 @@ def _bytes(n):
             return f"{n:.2f} {unit}"
         n /= 1024.0
 
+
+class FreshPairs:
+    """(gradient, weight) pairs read when iterated: the current gradient arrays (a step
+    plan's layers written with ops hand over new ones at each backward)."""
+    __slots__ = ("_get",)
+
+    def __init__(self, get):
+        self._get = get
+
+    def __iter__(self):
+        return iter(self._get())

@@ -12,7 +12,7 @@ from .. import layers as layers_mod
 from ..layers.layer import InputLayer, Layer, call_with_mask, shape_str, structure_changed
 from ..trainers import data_adapter
 from ..trainers.trainer import Trainer
-from .model import Model, _identity
+from .model import FreshPairs, Model, _identity
 
 
 class Sequential(Model):
@@ -237,7 +237,11 @@ class Sequential(Model):
 
     # ------------------------------------------------------------ the fused step plan
     def _plannable(self, data=None):
-        return (self._layers and self._all_builtin() and not self._uses_masks() and
+        # layers written with ops join the plan as their replayed programs, unless the model
+        # was compiled with run_eagerly=True (then they run op by op, as in Keras)
+        ready = self._all_builtin() or (not self.run_eagerly and
+                                        all(l._plan_ready() for l in self._layers))
+        return (self._layers and ready and not self._uses_masks() and
                 self._plan_conditions(data))
 
     def _output_dtype(self):
@@ -259,14 +263,21 @@ class Sequential(Model):
         """A closure running one batch: forward, loss (+ backward and update when training).
         Returns (loss, n_correct or None, y_pred or a thunk computing it)."""
         layers = self._layers
+        for l in layers:
+            l.__dict__.pop("_plan_fast", None)   # (a layer's program is looked up again)
         loss = self.loss
         fused = self._fused_loss()
         last = layers[-1]
         body = layers[:-1] if fused else layers
         first = self._first_trainable()
         back = backward_plan([(l, i > first) for i, l in enumerate(body) if i >= first])
+        calls = [(l, i > first) for i, l in enumerate(body)]   # (layer, its dL/dx needed)
         opt = self.optimizer
         pairs = list(zip(self.gradients, self.trainable_weights))
+        if not self._all_builtin():
+            # layers written with ops hand over new gradient arrays at each backward
+            ws = self.trainable_weights
+            pairs = FreshPairs(lambda: zip(self.gradients, ws))
         bufs = {}
         empty = self._layers[0]._empty
 
@@ -281,8 +292,8 @@ class Sequential(Model):
 
             def step(xb, yb):
                 h = xb
-                for l in body:
-                    h = l.call(h, training)
+                for l, nd in calls:
+                    h = l._plan_call(h, training, nd)
                 z = last._call_logits(h, training)
                 lv, dz, correct = loss._fused(z, yb, dbuf(z.shape, z.dtype) if training else None,
                                               training)
@@ -293,10 +304,26 @@ class Sequential(Model):
                     opt.apply_gradients(pairs)
                 return lv, correct, lambda: last.activation.forward(z)
         else:
+            # a last layer written with ops whose replayed program ends in the activation the
+            # loss fuses with (softmax, sigmoid) gives its logits to the fused loss kernel, as
+            # its marked output does on the tape
+            fw = loss.fuses_with if not loss.from_logits else None
+            logits_of = last._plan_logits if fw is not None and not last._has_backward() else None
+
             def step(xb, yb):
                 h = xb
-                for l in body:
-                    h = l.call(h, training)
+                for l, nd in calls:
+                    h = l._plan_call(h, training, nd)
+                z = None if logits_of is None else logits_of(fw)
+                if z is not None:
+                    lv, dz, correct = loss._fused(z, yb, dbuf(z.shape, z.dtype) if training
+                                                  else None, training)
+                    if training:
+                        dh = last._plan_backward_logits(dz, bool(back) and len(layers) - 1 > first)
+                        for bw in back[1:]:
+                            dh = bw(dh)
+                        opt.apply_gradients(pairs)
+                    return lv, correct, h
                 lv, dh = loss._value_and_grad(yb, h, dbuf(h.shape, h.dtype) if training else None,
                                               training)
                 if training:

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from .. import _device, _memory, _random, _tape
+from .. import _device, _memory, _random, _replay, _tape
 from .. import distribution as _distribution
 from .. import callbacks as callbacks_mod
 from .. import losses as losses_mod
@@ -563,6 +563,12 @@ class Trainer:
         def run(rng, steps, cbl, should_stop):
             if plan is not None:
                 return plan(rng, steps, cbl, should_stop)
+            if self.run_eagerly:
+                with _replay.eager():
+                    return steps_of(rng, steps, cbl, should_stop)
+            return steps_of(rng, steps, cbl, should_stop)
+
+        def steps_of(rng, steps, cbl, should_stop):
             self.reset_metrics()
             done, logs = 0, {}
             step_fn = self.train_step if training else self.test_step
