@@ -1,6 +1,7 @@
 """predict's cached inference plan (trainers/inference.py): the same bits as predict's
 general path, invalidated by what changes the model, and bad input still reported."""
 import copy
+import pickle
 import random
 import threading
 
@@ -224,3 +225,17 @@ def test_generic_layers_run_their_call():
     m.fit(x, np.zeros((45, 2), np.float32), epochs=1, verbose=0)
     assert np.array_equal(m.predict(x, verbose=0), general(m, x))
     assert np.array_equal(m.predict(x[:1], verbose=0), general(m, x[:1]))
+
+
+def test_copies_and_pickles_make_their_own_plan():
+    m = mlp()
+    x = data(3)
+    want = m.predict(x, verbose=0)
+    for other in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
+        assert other.__dict__.get("_inference_plan") is None
+        assert np.array_equal(other.predict(x, verbose=0), want)
+        assert other.__dict__["_inference_plan"] is not m.__dict__["_inference_plan"]
+    c = copy.deepcopy(m)
+    c.set_weights([w * 2 for w in c.get_weights()])
+    assert np.array_equal(m.predict(x, verbose=0), want)   # the original's plan is its own
+    assert not np.array_equal(c.predict(x, verbose=0), want)

@@ -54,6 +54,14 @@ class InferencePlan:
         self._fns = {}        # (rows, rows per batch) -> [functions]
         self._lock = threading.Lock()
 
+    # A copied or pickled model starts without a plan (it holds functions, a lock and
+    # the original's arrays); its first predict makes its own.
+    def __deepcopy__(self, memo):
+        return None
+
+    def __reduce__(self):
+        return (_no_plan, ())
+
     def valid_for(self, x):
         return self.version == _version[0] and x.shape[1:] == self.sample_shape
 
@@ -131,6 +139,10 @@ class InferencePlan:
                 out[lo:hi] = y
                 lo = hi
             return out
+
+
+def _no_plan():
+    return None
 
 
 def plan_for(model, x, layers):
