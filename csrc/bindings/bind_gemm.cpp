@@ -2,13 +2,17 @@
 // driver) and the measured FMA peak the benchmark compares against.
 //
 // Operands are read in place through their strides (a transposed or sliced
-// view is not copied; negative strides are fine). group_rows > 0 computes each
-// group of that many rows of op(a) and C (the last may be shorter) as a product
-// of its own, the groups spread over the threads: every row gets the bits a
-// separate call on its group gives it (the micro-kernel's short edge tiles and
-// the direct loop for tiny products round differently), without a call each. out= is written in place
+// view is not copied; negative strides are fine). out= is written in place
 // through its strides, unless it overlaps an input: then the result goes to a
 // scratch array first and is copied into out.
+//
+// group_rows > 0 computes each group of that many rows of op(a) and C (the last
+// may be shorter) as a product of its own, the groups spread over the threads:
+// every row gets the bits a separate call on its group gives it (the
+// micro-kernel's short edge tiles and the direct loop for tiny products round
+// differently from a larger product), without a call per group (batched
+// inference). The groups run here, not in the driver, because each thread needs
+// its own scratch arena (make_context's, per thread).
 #include <algorithm>
 #include <cstdlib>
 #include <string>

@@ -659,7 +659,8 @@ class Trainer:
         if callbacks is None and type(x) is np.ndarray and x.ndim:
             # A cached inference plan (trainers/inference.py) for one array.
             plan = self.__dict__.get("_inference_plan")
-            if plan is None or plan.version != _layer_version[0] or x.shape[1:] != plan.sample_shape:
+            if (plan is None or plan.version != _layer_version[0] or
+                    x.shape[1:] != plan.sample_shape):
                 plan = _inference.plan_for(self, x, self._inference_layers(x))
             if plan is not None:
                 y = plan.predict(x, batch_size, steps)
