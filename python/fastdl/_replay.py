@@ -82,13 +82,13 @@ def signature(layer, flat, kwargs):
             return None
     # the layer's plain settings (ints, floats, strings...) may steer call: a program is
     # kept per version of them (Layer.__setattr__ counts the changes)
-    return (tuple(ins), tuple(items), layer.__dict__.get("_settings_version"))
+    return (tuple(ins), tuple(items), layer.__dict__.get("_settings_version"), _tape._written[0])
 
 
 class Capture:
     """What one call of a layer recorded, as a program (see the module docstring)."""
 
-    def __init__(self, flat_inputs):
+    def __init__(self, flat_inputs, variables=()):
         self.slot = {}        # id(object) -> slot
         self.kinds = []       # per slot: ("in", i) | ("var", obj) | ("op", step)
         self.keep = []        # the objects behind the ids (kept alive while capturing)
@@ -96,6 +96,12 @@ class Capture:
         self.broken = None
         for i, a in enumerate(flat_inputs):
             self._new(a, ("in", i))
+        # the layer's variables by themselves and by their plain arrays (what an operation
+        # gets once it unwrapped one)
+        self.var_of = {}
+        for v in variables:
+            self.var_of[id(v)] = v
+            self.var_of[id(_tape.value(v))] = v
 
     def _new(self, obj, kind):
         s = len(self.kinds)
@@ -122,9 +128,24 @@ class Capture:
             self.slot[id(a)] = s
             self.keep.append(a)
             return s
-        if hasattr(a, "_trainable") and hasattr(a, "value"):   # a Variable not followed
-            return self._new(a, ("var", a))
+        v = self.var_of.get(id(a))
+        if v is None and hasattr(a, "_trainable") and hasattr(a, "value"):
+            v = a   # a Variable of another layer, not followed
+        if v is not None:   # a weight the tape does not follow
+            s = self.slot.get(id(v))
+            if s is None:
+                s = self._new(v, ("var", v))
+            self.slot[id(a)] = s
+            return s
         return -1
+
+    def follows(self, inputs):
+        """Some input of an operation the tape does not record is a variable or a value
+        this capture computed: the operation is a step all the same."""
+        for a in inputs:
+            if id(a) in self.var_of or (hasattr(a, "_trainable") and hasattr(a, "value")):
+                return True
+        return False
 
     def add(self, name, redo, inputs, res):
         if self.broken:
