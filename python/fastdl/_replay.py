@@ -21,12 +21,28 @@ the layer's own plain Python settings such as ints, floats and strings):
    one tape node whose vjp runs its vjps in reverse order, with the tape's own rules for
    broadcast gradients and dtypes. The numbers are those of the op-by-op path.
 
+While a call is captured, what it computes from raw inputs and from weights the tape does
+not follow (a frozen layer) is recorded as steps too: the inputs stand as *soft* leaves
+(NumPy may still read them, which only makes the capture unusable), and operations on a
+frozen weight are steps that read the weight at each replay. ``set_weights`` or ``assign``
+outside a recording capture every program again.
+
+A matmul by a weight followed by the add of a bias weight (and a relu) runs as one GEMM with
+Dense's bias and activation epilogue; its backward calls the kernels the three vjps call. If
+the fused forward does not match the op-by-op call at the check, the plain steps are used.
+
 A call that does something a program cannot repeat is never replayed, and says nothing: it
 keeps running op by op, exactly as before. That is: an operation without a forward to run
 again (a built-in layer, a random op, a custom gradient), a traced value turned into a
-Python number or compared, ``add_loss``, a value from outside the call, a nested
-``GradientTape``. ``compile(run_eagerly=True)`` turns replay off for fit, evaluate and
-predict, as it turns off tracing in Keras.
+Python number or compared, NumPy on a traced value or a weight, a variable written,
+``add_loss``, a value from outside the call, nested tapes. A layer keeps at most
+MAX_PROGRAMS programs. ``compile(run_eagerly=True)`` turns replay off for fit and evaluate,
+as it turns off tracing in Keras.
+
+The fused step plans (models/sequential.py, functional.py) run such layers outside the
+tape: ``Layer._plan_call`` replays the checked program on raw arrays and its backward fills
+the layer's gradients; until a program is checked, the layer runs its low-level recorded
+call (as ``model(x, training=True)`` outside a tape).
 """
 import threading
 
