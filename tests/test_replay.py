@@ -487,3 +487,50 @@ def test_custom_layers_join_the_functional_step_plan():
         np.testing.assert_allclose(p, t, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(l_plan, l_tape, rtol=1e-5)
     assert l_plan[-1] < l_plan[0]
+
+
+class FrozenScale(L.Layer):
+    """A weight the tape does not follow, used alone before it meets the input."""
+
+    def build(self, s):
+        self.w = self.add_weight(shape=(s[-1], 2), initializer="ones")
+        self.scale = self.add_weight(shape=(2,), initializer="ones", trainable=False)
+
+    def call(self, x):
+        return (x @ self.w) * (self.scale * 2.0 + 1.0)
+
+
+def test_weights_the_tape_does_not_follow_are_read_at_each_replay():
+    layer = FrozenScale()
+    x = np.ones((1, 3), np.float32)
+    for _ in range(3):
+        with fastdl.GradientTape():
+            y = layer(x)
+    np.testing.assert_array_equal(_tape.value(y), [[9.0, 9.0]])
+    layer.set_weights([layer.get_weights()[0], np.full(2, 2.0, np.float32)])
+    for _ in range(3):
+        with fastdl.GradientTape():
+            y = layer(x)
+        np.testing.assert_array_equal(_tape.value(y), [[15.0, 15.0]])
+    # the frozen scale's product is a step of the program, not a constant
+    prog = [p for p in layer._programs.values() if p][-1]
+    assert prog.status == _replay._CHECKED and len(prog.steps) >= 3
+    # and in place, as an optimizer would write it, between replays
+    layer.scale.value[...] = 0.0
+    with fastdl.GradientTape():
+        y = layer(x)
+    np.testing.assert_array_equal(_tape.value(y), [[3.0, 3.0]])
+
+
+def test_unfreezing_a_layer_trains_the_weight_through_its_program():
+    layer = FrozenScale()
+    x = np.ones((2, 3), np.float32)
+    for _ in range(3):
+        with fastdl.GradientTape() as t:
+            s = ops.sum(layer(x))
+        assert t.gradient(s, layer.scale) is None
+    layer.scale.trainable = True
+    for _ in range(3):
+        with fastdl.GradientTape() as t:
+            s = ops.sum(layer(x))
+        np.testing.assert_array_equal(t.gradient(s, layer.scale), [12.0, 12.0])

@@ -21,12 +21,28 @@ the layer's own plain Python settings such as ints, floats and strings):
    one tape node whose vjp runs its vjps in reverse order, with the tape's own rules for
    broadcast gradients and dtypes. The numbers are those of the op-by-op path.
 
+While a call is captured, what it computes from raw inputs and from weights the tape does
+not follow (a frozen layer) is recorded as steps too: the inputs stand as *soft* leaves
+(NumPy may still read them, which only makes the capture unusable), and operations on a
+frozen weight are steps that read the weight at each replay. ``set_weights`` or ``assign``
+outside a recording capture every program again.
+
+A matmul by a weight followed by the add of a bias weight (and a relu) runs as one GEMM with
+Dense's bias and activation epilogue; its backward calls the kernels the three vjps call. If
+the fused forward does not match the op-by-op call at the check, the plain steps are used.
+
 A call that does something a program cannot repeat is never replayed, and says nothing: it
 keeps running op by op, exactly as before. That is: an operation without a forward to run
 again (a built-in layer, a random op, a custom gradient), a traced value turned into a
-Python number or compared, ``add_loss``, a value from outside the call, a nested
-``GradientTape``. ``compile(run_eagerly=True)`` turns replay off for fit, evaluate and
-predict, as it turns off tracing in Keras.
+Python number or compared, NumPy on a traced value or a weight, a variable written,
+``add_loss``, a value from outside the call, nested tapes. A layer keeps at most
+MAX_PROGRAMS programs. ``compile(run_eagerly=True)`` turns replay off for fit and evaluate,
+as it turns off tracing in Keras.
+
+The fused step plans (models/sequential.py, functional.py) run such layers outside the
+tape: ``Layer._plan_call`` replays the checked program on raw arrays and its backward fills
+the layer's gradients; until a program is checked, the layer runs its low-level recorded
+call (as ``model(x, training=True)`` outside a tape).
 """
 import threading
 
@@ -82,13 +98,13 @@ def signature(layer, flat, kwargs):
             return None
     # the layer's plain settings (ints, floats, strings...) may steer call: a program is
     # kept per version of them (Layer.__setattr__ counts the changes)
-    return (tuple(ins), tuple(items), layer.__dict__.get("_settings_version"))
+    return (tuple(ins), tuple(items), layer.__dict__.get("_settings_version"), _tape._written[0])
 
 
 class Capture:
     """What one call of a layer recorded, as a program (see the module docstring)."""
 
-    def __init__(self, flat_inputs):
+    def __init__(self, flat_inputs, variables=()):
         self.slot = {}        # id(object) -> slot
         self.kinds = []       # per slot: ("in", i) | ("var", obj) | ("op", step)
         self.keep = []        # the objects behind the ids (kept alive while capturing)
@@ -96,6 +112,12 @@ class Capture:
         self.broken = None
         for i, a in enumerate(flat_inputs):
             self._new(a, ("in", i))
+        # the layer's variables by themselves and by their plain arrays (what an operation
+        # gets once it unwrapped one)
+        self.var_of = {}
+        for v in variables:
+            self.var_of[id(v)] = v
+            self.var_of[id(_tape.value(v))] = v
 
     def _new(self, obj, kind):
         s = len(self.kinds)
@@ -122,9 +144,24 @@ class Capture:
             self.slot[id(a)] = s
             self.keep.append(a)
             return s
-        if hasattr(a, "_trainable") and hasattr(a, "value"):   # a Variable not followed
-            return self._new(a, ("var", a))
+        v = self.var_of.get(id(a))
+        if v is None and hasattr(a, "_trainable") and hasattr(a, "value"):
+            v = a   # a Variable of another layer, not followed
+        if v is not None:   # a weight the tape does not follow
+            s = self.slot.get(id(v))
+            if s is None:
+                s = self._new(v, ("var", v))
+            self.slot[id(a)] = s
+            return s
         return -1
+
+    def follows(self, inputs):
+        """Some input of an operation the tape does not record is a variable or a value
+        this capture computed: the operation is a step all the same."""
+        for a in inputs:
+            if id(a) in self.var_of or (hasattr(a, "_trainable") and hasattr(a, "value")):
+                return True
+        return False
 
     def add(self, name, redo, inputs, res):
         if self.broken:

@@ -409,6 +409,15 @@ def record(name, out_values, inputs, vjp, redo=None):
             tracked.append(t)
             live = live or t is not None
     if not live:
+        c = _state.capture
+        if c is not None and c.follows(inputs):
+            # computed from a weight the tape does not follow (a frozen layer) or from such
+            # a result: a step of the captured call all the same, never a frozen constant;
+            # a soft leaf, so that what is computed from it is seen too
+            res = tuple(Tensor(v, None, tapes, True) for v in out_values) \
+                if type(out_values) is tuple else Tensor(out_values, None, tapes, True)
+            c.add(name, redo, inputs, res)
+            return res
         return out_values
     tracked = tuple(tracked)
     if type(out_values) is tuple:
@@ -428,7 +437,7 @@ def record_needs(name, out_values, inputs, vjp, redo=None):
     of booleans): the gradients of the others are not computed."""
     res = record(name, out_values, inputs, vjp, redo)
     first = res[0] if type(res) is tuple and res else res
-    if type(first) is Tensor:
+    if type(first) is Tensor and first.node is not None:
         node = first.node
         if type(node) is _Select:
             node = node.node
@@ -514,6 +523,19 @@ def _soft_use(x, what):
         _escape(x, what)
         return True
     return False
+
+
+_written = [0]   # weights written outside any recording (set_weights, assign)
+
+
+def _weights_written(what):
+    """A variable is written: inside a captured call, that call is not replayed; outside
+    any recording (set_weights, loading), every program is captured again, as they may hold
+    what was computed from a weight the tape does not follow (fastdl/_replay.py)."""
+    if _state.active:
+        _side_effect(what)
+    else:
+        _written[0] += 1
 
 
 def _side_effect(what):

@@ -63,16 +63,21 @@ class Traceable(np.ndarray):
 
     # ---------------------------------------------------------------- the tape
     def _tracked(self):
-        """True when a recording tape follows this array."""
+        """True when a recording tape follows this array, or a layer's call is captured
+        (fastdl/_replay.py: what is computed from a weight is a step of it, not a constant)."""
         tapes = _tape._state.active
-        return bool(tapes) and _tape._track(self, tapes) is not None
+        return bool(tapes) and (_tape._track(self, tapes) is not None or
+                                _tape._state.capture is not None)
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         # (an in-place write, out=..., is an assignment: never recorded, as assign())
         if _tape._state.active and "out" not in kwargs:
             tapes = _tape._state.active
-            if any(isinstance(a, (Traceable, _tape.Tensor)) and _tape._track(a, tapes) is not None
-                   for a in inputs):
+            capture = _tape._state.capture
+            if capture is not None and not (method == "__call__" and not kwargs):
+                _tape._side_effect(f"numpy.{ufunc.__name__}.{method} on a variable")
+            if any(isinstance(a, (Traceable, _tape.Tensor)) and (
+                    _tape._track(a, tapes) is not None or capture is not None) for a in inputs):
                 if method == "__call__" and not kwargs:
                     # the fastdl.ops function of the ufunc's name (power, square, exp, ...)
                     fn = getattr(_tape._ops(), _tape._UFUNC_OPS.get(ufunc.__name__,
@@ -100,6 +105,8 @@ class Traceable(np.ndarray):
         return res
 
     def __array_function__(self, func, types, args, kwargs):
+        if _tape._state.capture is not None:
+            _tape._side_effect(f"numpy.{func.__name__} on a variable")
         if _tape._state.active:
             tapes = _tape._state.active
             for a in _tape._flat(args) + _tape._flat(kwargs):
@@ -145,7 +152,7 @@ class Traceable(np.ndarray):
         return self.value.mean(axis=axis, dtype=dtype, out=_plain(out), keepdims=keepdims, **kw)
 
     def __setitem__(self, key, val):
-        _tape._side_effect("Variable.__setitem__")
+        _tape._weights_written("Variable.__setitem__")
         self.value[key] = _plain(_tape.value(val))
 
     def copy(self, order="C"):
@@ -291,7 +298,7 @@ class Variable(Traceable):
 
     def assign(self, value):
         """Copy value (same shape) into the variable, in place; returns the variable."""
-        _tape._side_effect("Variable.assign")
+        _tape._weights_written("Variable.assign")
         v = _plain(_tape.value(value))
         from . import _device
         if tuple(np.shape(v)) != self.shape:
@@ -302,13 +309,13 @@ class Variable(Traceable):
 
     def assign_add(self, value):
         """Add value (broadcasting) in place; returns the variable."""
-        _tape._side_effect("Variable.assign_add")
+        _tape._weights_written("Variable.assign_add")
         np.add(self.value, _plain(_tape.value(value)), out=self.value, casting="unsafe")
         return self
 
     def assign_sub(self, value):
         """Subtract value (broadcasting) in place; returns the variable."""
-        _tape._side_effect("Variable.assign_sub")
+        _tape._weights_written("Variable.assign_sub")
         np.subtract(self.value, _plain(_tape.value(value)), out=self.value, casting="unsafe")
         return self
 

@@ -321,6 +321,7 @@ class Layer:
                 raise ValueError(f"layer {self.name!r} weight {i} has shape {w.shape}, got an "
                                  f"array of shape {new.shape}")
             _device.assign(w, new)
+        _tape._weights_written("set_weights")
 
     def count_params(self):
         return int(sum(w.size for w in self.weights))
@@ -469,16 +470,18 @@ class Layer:
         if self._has_backward():
             return self.call(x, training)
         d = self.__dict__
-        fast = d.get("_plan_fast")   # (shape, dtype, training, program, settings version)
+        # (shape, dtype, training, program, settings version, weights-written count)
+        fast = d.get("_plan_fast")
         if fast is not None and fast[0] == x.shape and fast[1] == x.dtype and \
-                fast[2] is bool(training) and fast[4] == d.get("_settings_version"):
+                fast[2] is bool(training) and fast[4] == d.get("_settings_version") and \
+                fast[5] == _tape._written[0]:
             prog = fast[3]
         else:
             kwargs = self._call_kwargs({"training": bool(training)})
             prog = d.get("_programs", {}).get(_replay.signature(self, [x], kwargs))
             if prog and prog.status is _replay._CHECKED:
                 d["_plan_fast"] = (x.shape, x.dtype, bool(training), prog,
-                                   d.get("_settings_version"))
+                                   d.get("_settings_version"), _tape._written[0])
             else:
                 prog = None
         if prog is not None:
@@ -626,12 +629,15 @@ class Layer:
         swapped = self._trace_weights()
         args = (_traced_inputs(args[0]),) + tuple(args[1:])
         st = _tape._state
-        if capture:
+        cap = None
+        if capture and (swapped or any(type(a) is _tape.Tensor
+                                       for a in _replay_inputs(args[0]) or ())):
+            # (a call that follows nothing is not captured: nothing to replay)
             if swapped:
                 # raw inputs as soft leaves: what call computes from them is recorded too,
                 # and whatever leaves the tape from them is seen (fastdl/_replay.py)
                 args = (_soft_inputs(args[0], st.active),) + tuple(args[1:])
-            cap = st.capture = _replay.Capture(_replay_inputs(args[0]))
+            cap = st.capture = _replay.Capture(_replay_inputs(args[0]), self.weights)
         try:
             out = self.call(*args, **kwargs)
             return (out, cap) if capture else out
@@ -647,6 +653,8 @@ class Layer:
         prog = progs.get(key)
         if prog is None and key not in progs and len(progs) < _replay.MAX_PROGRAMS:
             out, cap = self._call_ops((inputs,), kwargs, capture=True)
+            if cap is None:
+                return out
             outs = _replay_outputs(out)
             prog = None if outs is None else cap.program(outs)
             if prog is not None:
