@@ -259,9 +259,9 @@ def test_need_dx_false_skips_dx_only(cell, all_steps, dtype, threads):
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_wide_layers(cell, threads):
-    # U = 300 in float64: the per-step products run in several column chunks
-    # (each at most 512 KiB of weights), forward and backward, with the GRU's
-    # recurrent bias split along.
+    # U = 300 in float64: the packed recurrent weights hold several column
+    # blocks, and in backward (depth G*U) several depth blocks, with the GRU's
+    # recurrent bias split along the columns.
     N, T, I, U = 3, 2, 3, 300
     p = make(cell, N, T, I, U, seed=17, scale=0.1)
     dhs = np.random.default_rng(4).standard_normal((N, T, U))
