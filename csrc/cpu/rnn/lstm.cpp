@@ -28,22 +28,25 @@ void lstm_forward(T* hs, T* cT, T* cache, const T* x, const T* h0, const T* c0, 
   const int64_t G = 4 * U;       // gate columns
   const int64_t C = 5 * U;       // cache columns per step: [i f g o c]
   const int64_t LC = L * C, LU = L * U;
-  const GemmEpilogue<T> none;
-  const PackedB<T> rec = pack_recurrent(recurrent, U, G, false, ctx);  // (U,4U)
+  const int64_t K = I + U;       // depth of a step's product
+  GemmEpilogue<T> ep;
+  ep.bias = bias;
+  const PackedB<T> wr = pack_stacked(kernel, recurrent, I, U, G, ctx);  // (I+U,4U)
   const RnnRows<T>& pass = rnn_rows<T>(ctx.isa);  // gate math for this ISA
-  const double macs = double(N * L) * double((I + U) * G);  // the step GEMMs
+  const double macs = double(N * L) * double(K * G);  // the step GEMMs
   for_batch_slices(N, macs, ctx, [&](int64_t n0, int64_t n1, const Context& cx) {
     const int64_t nb = n1 - n0;
+    ArenaScope slice_scope(cx.arena);
+    T* a = cx.arena->alloc<T>(size_t(nb * K));  // (nb,I+U) [x_t, h_{t-1}] of one step
     T* cache_s = cache + n0 * LC;
     T* hs_s = hs + n0 * LU;
-    // Input projection of every step of the slice, bias fused, into the gate columns.
-    input_projection<T>(cache_s, C, x + n0 * L * I, kernel, bias, nb * L, I, G, cx);
     for (int64_t t = 0; t < L; ++t) {
       T* gt = cache_s + t * C;  // row n of this step at gt + n * LC
       const StateRows<T> hprev = prev_state(h0, hs_s, n0, t, L, U);
       const T* cprev = t == 0 ? c0 + n0 * U : gt - C + G;
       const int64_t rs_c = t == 0 ? U : LC;
-      step_gemm<T>(gt, LC, hprev.p, hprev.rs, rec, nb, T(1), none, cx);
+      stack_step(a, x + n0 * L * I, hprev, nb, t, L, I, U);
+      step_gemm<T>(gt, LC, a, K, wr, nb, T(0), ep, cx);
       for (int64_t n = 0; n < nb; ++n)
         pass.lstm_forward(gt + n * LC, cprev + n * rs_c, hs_s + n * LU + t * U, U);
     }

@@ -134,6 +134,33 @@ PackedB<T> pack_recurrent(const T* recurrent /* (U,G) */, int64_t U, int64_t G, 
   return gemm_pack_b<T>(p, recurrent, G, 1, k, n, ctx.isa);
 }
 
+// [kernel; recurrent] (I+U,G) packed once (gemm_pack_b) into scratch from
+// ctx.arena: the right operand of a forward step that multiplies the stacked
+// [x_t, h_{t-1}] (stack_step), input and recurrent sides in one product.
+template <typename T>
+PackedB<T> pack_stacked(const T* kernel /* (I,G) */, const T* recurrent /* (U,G) */, int64_t I,
+                        int64_t U, int64_t G, const Context& ctx) {
+  const int64_t K = I + U;
+  T* p = ctx.arena->alloc<T>(size_t(gemm_packed_b_size<T>(K, G, ctx.isa)));
+  ArenaScope scope(ctx.arena);  // the stacked copy is only needed while packing
+  T* w = ctx.arena->alloc<T>(size_t(K * G));
+  std::memcpy(w, kernel, sizeof(T) * I * G);
+  std::memcpy(w + I * G, recurrent, sizeof(T) * U * G);
+  return gemm_pack_b<T>(p, w, G, 1, K, G, ctx.isa);
+}
+
+// a (nb,I+U) = [x_t, h_{t-1}] for the nb batch rows of a slice: x_s is the
+// slice's (nb,L,I) input, hprev its h_{t-1} rows (prev_state).
+template <typename T>
+void stack_step(T* a /* (nb,I+U) */, const T* x_s /* (nb,L,I) */, StateRows<T> hprev,
+                int64_t nb, int64_t t, int64_t L, int64_t I, int64_t U) {
+  const int64_t K = I + U;
+  for (int64_t n = 0; n < nb; ++n) {
+    if (I > 0) std::memcpy(a + n * K, x_s + (n * L + t) * I, sizeof(T) * I);
+    std::memcpy(a + n * K + I, hprev.p + n * hprev.rs, sizeof(T) * U);
+  }
+}
+
 // The per-step product C (m,n) = h (m,k) . W (k,n) + beta C, with W packed by
 // pack_recurrent; h and C rows at strides rs_a, rs_c.
 template <typename T>
