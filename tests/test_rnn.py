@@ -332,7 +332,11 @@ def test_every_isa_matches_generic():
     for level, res in results.items():
         for cell in CELLS:
             for a, b in zip(res[cell], base[cell]):
-                np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-5, atol=1e-5,
+                # FMA rounding, relative to each array's scale: a gradient summed
+                # over every step can cancel to a value far below its terms.
+                b = np.array(b)
+                np.testing.assert_allclose(np.array(a), b, rtol=1e-5,
+                                           atol=1e-5 * max(1.0, float(np.abs(b).max())),
                                            err_msg=f"{cell} {level}")
 
 

@@ -40,21 +40,24 @@ void simple_rnn_forward(T* hs, const T* x, const T* h0, const T* kernel, const T
                         const T* bias, int64_t N, int64_t L, int64_t I, int64_t U,
                         RnnActivation act, const Context& ctx) {
   const int64_t LU = L * U;  // row stride of one timestep's (N,U) block inside hs
-  GemmEpilogue<T> step_ep;   // relu fuses into the step GEMM; tanh is a separate pass
+  const int64_t K = I + U;   // depth of a step's product
+  GemmEpilogue<T> step_ep;   // bias and relu fuse into the step GEMM; tanh is a separate pass
+  step_ep.bias = bias;
   step_ep.act = act == RnnActivation::relu ? Activation::relu : Activation::identity;
   ArenaScope scope(ctx.arena);
-  const PackedB<T> rec = pack_recurrent(recurrent, U, U, false, ctx);  // (U,U)
+  const PackedB<T> wr = pack_stacked(kernel, recurrent, I, U, U, ctx);  // (I+U,U)
   const RnnRows<T>& pass = rnn_rows<T>(ctx.isa);  // gate math for this ISA
-  const double macs = double(N * L) * double((I + U) * U);  // the step GEMMs
+  const double macs = double(N * L) * double(K * U);  // the step GEMMs
   for_batch_slices(N, macs, ctx, [&](int64_t n0, int64_t n1, const Context& c) {
     const int64_t nb = n1 - n0;
+    ArenaScope slice_scope(c.arena);
+    T* a = c.arena->alloc<T>(size_t(nb * K));  // (nb,I+U) [x_t, h_{t-1}] of one step
     T* hs_s = hs + n0 * LU;
-    // Input projection of every step of the slice, bias fused.
-    input_projection<T>(hs_s, U, x + n0 * L * I, kernel, bias, nb * L, I, U, c);
     for (int64_t t = 0; t < L; ++t) {
       const StateRows<T> hprev = prev_state(h0, hs_s, n0, t, L, U);
       T* ht = hs_s + t * U;
-      step_gemm<T>(ht, LU, hprev.p, hprev.rs, rec, nb, T(1), step_ep, c);
+      stack_step(a, x + n0 * L * I, hprev, nb, t, L, I, U);
+      step_gemm<T>(ht, LU, a, K, wr, nb, T(0), step_ep, c);
       if (act == RnnActivation::tanh)
         for (int64_t n = 0; n < nb; ++n) pass.tanh_row(ht + n * LU, U);
     }
