@@ -90,7 +90,7 @@ void gru_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, const T* d
     // dh0 = direct part + dgh_0 R^T; dx = dgx W^T (all steps of the slice at once).
     step_gemm<T>(dh, U, dgh_s, LG, rec_t, nb, T(1), none, cx);
     if (dx) input_gradient<T>(dx + n0 * L * I, dgx_s, kernel, nb * L, I, G, cx);
-    stack_inputs<T>(hprev, nullptr, h0, hs, n0, n1, L, 0, U);
+    stack_inputs<T>(hprev, nullptr, h0, hs, n0, n1, L, 0, U, false);
   });
   // Weight gradients over all N*L rows at once.
   weight_gradients<T>(dkernel, drecurrent, x, hprev, dgx, dgh, N * L, I, U, G, ctx);

@@ -64,7 +64,7 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dkernel, T* drecurrent, T* dbias, c
   const int64_t G = 4 * U, C = 5 * U;
   const int64_t LC = L * C, LU = L * U, LG = L * G;
   T* dg = ctx.arena->alloc<T>(N * LG);     // (N,L,4U) gate pre-activation gradients
-  T* xh = ctx.arena->alloc<T>(N * L * (I + U));  // (N,L,I+U) [x_t, h_{t-1}] of every step
+  T* xh = ctx.arena->alloc<T>(N * L * (I + U + 1));  // (N,L,I+U+1) [x_t, h_{t-1}, 1] per step
   const PackedB<T> rec_t = pack_recurrent(recurrent, U, G, true, ctx);  // (4U,U) recurrent^T
   const GemmEpilogue<T> none;
   const RnnRows<T>& pass = rnn_rows<T>(ctx.isa);  // gate math for this ISA
@@ -97,11 +97,10 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dkernel, T* drecurrent, T* dbias, c
     // dh0 = dgates_0 R^T, dx = dgates W^T (all steps of the slice at once).
     step_gemm<T>(dh, U, dg_s, LG, rec_t, nb, T(0), none, cx);
     if (dx) input_gradient<T>(dx + n0 * L * I, dg_s, kernel, nb * L, I, G, cx);
-    stack_inputs(xh, x, h0, hs, n0, n1, L, I, U);
+    stack_inputs(xh, x, h0, hs, n0, n1, L, I, U, true);
   });
   // Weight gradients over all N*L rows at once.
-  stacked_weight_gradients<T>(dkernel, drecurrent, xh, dg, N * L, I, U, G, ctx);
-  column_sums(dbias, dg, N * L, G, G);
+  stacked_weight_gradients<T>(dkernel, drecurrent, dbias, xh, dg, N * L, I, U, G, ctx);
 }
 
 #define FASTDL_INSTANTIATE(T)                                                                    \

@@ -170,40 +170,46 @@ void step_gemm(T* c /* (m,n) row stride rs_c */, int64_t rs_c, const T* a /* (m,
   gemm_packed<T>(c, rs_c, 1, a, rs_a, 1, w, m, T(1), beta, ep, ctx);
 }
 
-// xh (N,L,I+U): row (n, t) = [x_t, h_{t-1}] with h_{-1} = h0, for batch rows
-// [n0, n1): the left operand of the weight gradients over all N*L rows. I may
+// xh (N,L,W): row (n, t) = [x_t, h_{t-1}] with h_{-1} = h0, then a 1 when
+// ones (W = I+U+1, else I+U), for batch rows [n0, n1): the left operand of the
+// weight gradients over all N*L rows (the 1 gives the bias gradient). I may
 // be 0 (x unused, may be null): the states alone, h_prev = [h0, hs[:, :L-1]].
 template <typename T>
-void stack_inputs(T* xh /* (N,L,I+U) */, const T* x /* (N,L,I) */, const T* h0 /* (N,U) */,
+void stack_inputs(T* xh /* (N,L,W) */, const T* x /* (N,L,I) */, const T* h0 /* (N,U) */,
                   const T* hs /* (N,L,U) */, int64_t n0, int64_t n1, int64_t L, int64_t I,
-                  int64_t U) {
-  const int64_t K = I + U;
+                  int64_t U, bool ones) {
+  const int64_t W = I + U + (ones ? 1 : 0);
   for (int64_t n = n0; n < n1; ++n) {
     for (int64_t t = 0; t < L; ++t) {
-      T* row = xh + (n * L + t) * K;
+      T* row = xh + (n * L + t) * W;
       if (I > 0) std::memcpy(row, x + (n * L + t) * I, sizeof(T) * I);
       const T* h = t == 0 ? h0 + n * U : hs + (n * L + t - 1) * U;
       std::memcpy(row + I, h, sizeof(T) * U);
+      if (ones) row[I + U] = T(1);
     }
   }
 }
 
-// [dkernel; drecurrent] (I+U,G) = xh^T dg over all rows = N*L rows, as one
-// GEMM (dg is packed once, and the short I side shares the tiles of the U
-// side), through scratch from ctx.arena. Overwrites both (zeros when rows = 0).
+// [dkernel; drecurrent; dbias] (I+U+1,G) = xh^T dg over all rows = N*L rows
+// (xh from stack_inputs with ones), as one GEMM: dg is packed once, the short
+// input side shares the tiles of the U side, and the bias gradient (the sum
+// of dg's rows) comes out of the same pass. Through scratch from ctx.arena;
+// overwrites all three (zeros when rows = 0).
 template <typename T>
 void stacked_weight_gradients(T* dkernel /* (I,G) */, T* drecurrent /* (U,G) */,
-                              const T* xh /* (rows,I+U) */, const T* dg /* (rows,G) */,
-                              int64_t rows, int64_t I, int64_t U, int64_t G, const Context& ctx) {
+                              T* dbias /* (G,) */, const T* xh /* (rows,I+U+1) */,
+                              const T* dg /* (rows,G) */, int64_t rows, int64_t I, int64_t U,
+                              int64_t G, const Context& ctx) {
   ArenaScope scope(ctx.arena);
-  const int64_t K = I + U;
-  T* dw = ctx.arena->alloc<T>(size_t(K * G));  // (I+U,G)
+  const int64_t W = I + U + 1;
+  T* dw = ctx.arena->alloc<T>(size_t(W * G));  // (I+U+1,G)
   if (rows == 0)
-    std::fill(dw, dw + K * G, T(0));
+    std::fill(dw, dw + W * G, T(0));
   else
-    gemm<T>(dw, G, 1, xh, 1, K, dg, G, 1, K, G, rows, T(1), T(0), GemmEpilogue<T>(), ctx);
+    gemm<T>(dw, G, 1, xh, 1, W, dg, G, 1, W, G, rows, T(1), T(0), GemmEpilogue<T>(), ctx);
   std::memcpy(dkernel, dw, sizeof(T) * I * G);
   std::memcpy(drecurrent, dw + I * G, sizeof(T) * U * G);
+  std::memcpy(dbias, dw + (I + U) * G, sizeof(T) * G);
 }
 
 // out[j] = sum over rows of a[r, j]; a has rows rows of width cols, row stride rs.

@@ -72,7 +72,7 @@ void simple_rnn_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, con
   ArenaScope scope(ctx.arena);
   const int64_t LU = L * U;
   T* dz = ctx.arena->alloc<T>(N * LU);     // (N,L,U) pre-activation gradients
-  T* xh = ctx.arena->alloc<T>(N * L * (I + U));  // (N,L,I+U) [x_t, h_{t-1}] of every step
+  T* xh = ctx.arena->alloc<T>(N * L * (I + U + 1));  // (N,L,I+U+1) [x_t, h_{t-1}, 1] per step
   const PackedB<T> rec_t = pack_recurrent(recurrent, U, U, true, ctx);  // (U,U) recurrent^T
   const GemmEpilogue<T> none;
   const double macs = double(N * L) * double((I + U) * U);  // the step GEMMs
@@ -94,11 +94,10 @@ void simple_rnn_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, con
     // dh0 = dz_0 R^T, dx = dz W^T (all steps of the slice at once).
     step_gemm<T>(dh0 + n0 * U, U, dz_s, LU, rec_t, nb, T(0), none, c);
     if (dx) input_gradient<T>(dx + n0 * L * I, dz_s, kernel, nb * L, I, U, c);
-    stack_inputs(xh, x, h0, hs, n0, n1, L, I, U);
+    stack_inputs(xh, x, h0, hs, n0, n1, L, I, U, true);
   });
   // Weight gradients over all N*L rows at once.
-  stacked_weight_gradients<T>(dkernel, drecurrent, xh, dz, N * L, I, U, U, ctx);
-  column_sums(dbias, dz, N * L, U, U);
+  stacked_weight_gradients<T>(dkernel, drecurrent, dbias, xh, dz, N * L, I, U, U, ctx);
 }
 
 #define FASTDL_INSTANTIATE(T)                                                                   \
