@@ -214,9 +214,12 @@ def test_gradients_match_finite_differences(cell, activation, all_steps, shape):
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("all_steps", [True, False], ids=["dhs_all", "dhs_last"])
-def test_gradients_match_reference_larger(cell, all_steps, threads):
-    # Big enough that two threads split the batch (at least 4 rows each).
-    N, T, I, U = 11, 6, 7, 13
+@pytest.mark.parametrize("shape", [(11, 6, 7, 13), (9, 3, 5, 97)])
+def test_gradients_match_reference_larger(cell, all_steps, shape, threads):
+    # Big enough that two threads split the batch (at least 4 rows each). With
+    # U = 97 the packed weights end in a partial column panel, and the LSTM's
+    # backward step (depth 4U = 388) runs in two depth blocks.
+    N, T, I, U = shape
     p = make(cell, N, T, I, U, seed=13)
     rng = np.random.default_rng(2)
     dhs = rng.standard_normal((N, T, U) if all_steps else (N, U))
@@ -307,12 +310,15 @@ import fastdl
 import test_rnn as T
 out = {{"isa": fastdl.ops.get_capability()}}
 for cell in T.CELLS:
-    p = T.make(cell, 5, 4, 6, 37, dtype=np.float32, seed=21)
-    dhs = np.random.default_rng(1).standard_normal((5, 4, 37)).astype(np.float32)
-    g = T.grads(cell, p, dhs, None)
-    f = T.forward(cell, p)
-    f = f if isinstance(f, tuple) else (f,)
-    out[cell] = [a.tolist() for a in f] + [g[k].tolist() for k in sorted(g)]
+    out[cell] = []
+    # U = 97: a partial column panel and, for the LSTM's backward step, two depth blocks.
+    for (N, L, I, U) in [(5, 4, 6, 37), (7, 3, 5, 97)]:
+        p = T.make(cell, N, L, I, U, dtype=np.float32, seed=21)
+        dhs = np.random.default_rng(1).standard_normal((N, L, U)).astype(np.float32)
+        g = T.grads(cell, p, dhs, None)
+        f = T.forward(cell, p)
+        f = f if isinstance(f, tuple) else (f,)
+        out[cell] += [a.tolist() for a in f] + [g[k].tolist() for k in sorted(g)]
 print(json.dumps(out))
 """
 

@@ -1,12 +1,13 @@
 // GRU forward and backward through time (see gru.h).
 //
 // Forward:  x W + b_in for all N*L rows in one GEMM (into the cache), then per
-//           step h_{t-1} R + b_rec (one GEMM, bias fused) and one fused pass for
-//           the gates and h_t.
+//           step h_{t-1} R + b_rec (one GEMM against R packed once, bias fused)
+//           and one fused pass for the gates and h_t. (reset_after keeps the two
+//           sides apart, so they cannot share one product as in the LSTM.)
 // Backward: from the last step down, one fused pass gives the gate gradients of
 //           the input side (dgx) and of the recurrent side (dgh, which differs
 //           only in the candidate block: times r), and dh_{t-1} = dh_t z +
-//           dgh_t R^T (one GEMM, beta = 1). Then the weight gradients as single
+//           dgh_t R^T (one GEMM against R^T packed once, beta = 1). Then the weight gradients as single
 //           GEMMs over all N*L rows: dW = x^T dgx, dR = h_prev^T dgh,
 //           db = [sum dgx, sum dgh], dx = dgx W^T.
 #include "cpu/rnn/gru.h"

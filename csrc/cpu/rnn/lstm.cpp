@@ -1,12 +1,14 @@
 // LSTM forward and backward through time (see lstm.h).
 //
-// Forward:  gates = x W + b for all N*L rows in one GEMM (into the cache), then
-//           per step gates_t += h_{t-1} R (one GEMM, beta = 1) and one fused pass
-//           that applies the nonlinearities and updates c and h.
+// The weights each step multiplies by are packed once per call (rnn_util.h),
+// forward [W; R] and backward R^T, and shared by every thread's batch slice.
+// Forward:  per step gates_t = [x_t, h_{t-1}] [W; R] + b (one GEMM of depth
+//           I+U, bias in the epilogue, into the cache) and one fused pass that
+//           applies the nonlinearities and updates c and h.
 // Backward: from the last step down, dh_t = dhs_t + dgates_{t+1} R^T (one GEMM)
-//           and one fused pass giving dgates_t and carrying dc; then the weight
-//           gradients as single GEMMs over all N*L rows:
-//           dW = x^T dgates, dR = h_prev^T dgates, db = sum dgates, dx = dgates W^T.
+//           and one fused pass giving dgates_t and carrying dc; then
+//           dx = dgates W^T over all N*L rows, and [dW; dR; db] as one GEMM
+//           [x_t, h_{t-1}, 1]^T dgates over all N*L rows.
 #include "cpu/rnn/lstm.h"
 
 #include <algorithm>

@@ -1,10 +1,11 @@
 // SimpleRNN forward and backward through time (see simple_rnn.h).
 //
-// Forward:  hs = x W + b for all N*L rows in one GEMM, then per step
-//           hs_t = act(hs_t + h_{t-1} R): one GEMM (beta = 1) and one pass.
-// Backward: dz_t = (dhs_t + dz_{t+1} R^T) * act'(h_t) from the last step down,
-//           then the weight gradients as single GEMMs over all N*L rows:
-//           dW = x^T dz, dR = h_prev^T dz, db = sum dz, dx = dz W^T.
+// Forward:  per step hs_t = act([x_t, h_{t-1}] [W; R] + b): one GEMM of depth
+//           I+U against the stacked weights packed once (bias and relu in its
+//           epilogue) and, for tanh, one pass.
+// Backward: dz_t = (dhs_t + dz_{t+1} R^T) * act'(h_t) from the last step down
+//           (R^T packed once), then dx = dz W^T over all N*L rows and
+//           [dW; dR; db] as one GEMM [x_t, h_{t-1}, 1]^T dz over all N*L rows.
 #include "cpu/rnn/simple_rnn.h"
 
 #include <algorithm>
