@@ -562,13 +562,18 @@ def _accumulate(grads, key, g):
     grads[key] = g if old is None else old + g
 
 
+def _device_sum(g, axis, keepdims=False):
+    return g.sum(axis=axis, keepdims=keepdims)
+
+
 def _sum_to(g, shape):
     """Sum a broadcast gradient back to shape (NumPy broadcasting rules)."""
     if g.shape == tuple(shape):
         return g
     lead = g.ndim - len(shape)
-    # (ufunc.reduce directly: ndarray.sum's Python wrapper costs more than a small sum)
-    add = np.add.reduce if type(g) is np.ndarray else _xp(g).add.reduce
+    # (ufunc.reduce directly for NumPy: ndarray.sum's Python wrapper costs more than a
+    # small sum; device arrays sum by their method)
+    add = np.add.reduce if type(g) is np.ndarray else _device_sum
     if lead:
         g = add(g, axis=tuple(range(lead)))
     axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)

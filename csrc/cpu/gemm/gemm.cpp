@@ -22,6 +22,10 @@
 // small); every thread runs the serial loops above on its block with its own
 // packing buffers, which suits cores with private L2 caches. One thread never
 // enters a parallel region.
+//
+// gemm_packed takes B packed once, whole, by gemm_pack_b (the recurrent weights
+// of a sequence, multiplied at every timestep): the same loops, kernels and
+// blocking, with the panels read from there instead of packed per call.
 #include "cpu/gemm/gemm.h"
 
 #include <algorithm>
@@ -72,9 +76,13 @@ struct Problem {
   GemmEpilogue<T> ep;
   const UkernelSet<T>* ks;
   bool pack_a;   // false: kernels read A in place (it has a unit stride)
-  bool pack_b;   // false: kernels read B in place (cs_b == 1)
+  bool pack_b;   // false: kernels read B in place (cs_b == 1) or from b_packed
   int64_t nc;    // most columns in a block (a multiple of NR)
+  const T* b_packed = nullptr;  // B prepacked whole (gemm_pack_b), or null
 };
+
+// Row count of a packed B's column panels: n rounded up to whole panels.
+int64_t packed_width(int64_t n, int NR) { return ceil_div(n, NR) * NR; }
 
 // C = act(beta * C + bias): what is left when k == 0 or alpha == 0 (A and B are
 // then not read at all, as BLAS does).
@@ -111,8 +119,11 @@ void gemm_block(const Problem<T>& P, int64_t m0, int64_t m1, int64_t n0, int64_t
       const int64_t kc = std::min(kcb, P.k - pc);
       const bool last = pc + kc == P.k;
       const T beta = pc == 0 ? P.beta : T(1);
-      const T* b_blk = P.b + pc * P.rs_b + jc * P.cs_b;
+      // This block's panels: packed now, prepacked, or B itself (in place).
+      const T* b_blk = P.b_packed ? P.b_packed + pc * packed_width(P.n, NR) + jc * kc
+                                  : P.b + pc * P.rs_b + jc * P.cs_b;
       if (P.pack_b) pack_b(bp, b_blk, P.rs_b, P.cs_b, kc, nc, NR);
+      const bool panels = P.pack_b || P.b_packed;
 
       for (int64_t ic = m0; ic < m1; ic += mcb) {
         const int64_t mc = std::min(mcb, m1 - ic);
@@ -123,8 +134,8 @@ void gemm_block(const Problem<T>& P, int64_t m0, int64_t m1, int64_t n0, int64_t
           const int nr = int(std::min<int64_t>(NR, nc - jr));
           // Full-width kernel, or the edge kernel with just enough vectors.
           const int v = nr == NR ? 0 : (nr + lanes - 1) / lanes;
-          const T* b_panel = P.pack_b ? bp + jr * kc : b_blk + jr;
-          const int64_t rs_b = P.pack_b ? NR : P.rs_b;
+          const T* b_panel = P.pack_b ? bp + jr * kc : P.b_packed ? b_blk + jr * kc : b_blk + jr;
+          const int64_t rs_b = panels ? NR : P.rs_b;
           const T* bias = (last && P.ep.bias) ? P.ep.bias + jc + jr : nullptr;
           const UkernelArgs<T> args{P.alpha, beta, bias, last && relu, nr};
 
@@ -176,64 +187,14 @@ void gemm_row(const Problem<T>& P, int64_t n0, int64_t n1) {
   }
 }
 
-}  // namespace
-
+// The blocked path: a thread grid over C, the block sizes and what to pack,
+// scratch, then gemm_block on every thread's block. P.nc, pack_a and pack_b
+// are chosen here (pack_b stays false for a prepacked B).
 template <typename T>
-void gemm(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a, int64_t cs_a, const T* b,
-          int64_t rs_b, int64_t cs_b, int64_t m, int64_t n, int64_t k, T alpha, T beta,
-          const GemmEpilogue<T>& ep, const Context& ctx) {
-  if (m <= 0 || n <= 0) return;
-  if (k <= 0 || alpha == T(0)) {
-    scale_c(c, rs_c, cs_c, m, n, beta, ep);
-    return;
-  }
-  // Column-major C (no bias, which runs along rows of C^T): compute
-  // C^T = B^T . A^T so the kernels store along C's contiguous direction.
-  if (cs_c != 1 && rs_c == 1 && !ep.bias && n > 1) {
-    gemm<T>(c, cs_c, rs_c, b, cs_b, rs_b, a, cs_a, rs_a, n, m, k, alpha, beta, ep, ctx);
-    return;
-  }
-  // One column of C from an A stored by columns (a weight gradient patches^T . dy
-  // of a layer with one filter): C^T = B^T . A^T is one row of C with a row-major
-  // right operand, which the wide one-row kernels below stream.
-  if (n == 1 && m > 1 && rs_a == 1 && cs_a != 1 && rs_c == 1 && !ep.bias) {
-    gemm<T>(c, cs_c, rs_c, b, cs_b, rs_b, a, cs_a, rs_a, 1, m, k, alpha, beta, ep, ctx);
-    return;
-  }
-  const double work = double(m) * double(n) * double(k);
-  if (work <= kTinyWork) {
-    gemm_ref<T>(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, alpha, beta, ep);
-    return;
-  }
-
-  const UkernelSet<T>& ks = ukernel_set<T>(ctx.isa);
+void gemm_tiled(Problem<T> P, double work, const Context& ctx) {
+  const UkernelSet<T>& ks = *P.ks;
   const int64_t MR = ks.mr, NR = ks.nr;
-
-  // One row of C and a row-major B (a Dense layer on one sample): nothing is
-  // reused enough to pay for packing, and a tile one row tall keeps too few
-  // loads in flight; the wide kernels stream B once, in place. Threads split
-  // the columns.
-  if (m == 1 && cs_b == 1 && cs_c == 1 && ks.wide_nv > 0) {
-    const Problem<T> P{c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, alpha, beta, ep,
-                       &ks, false, false, ks.nc};
-    // Threads take whole kernel widths, so every column gets the kernel (and
-    // the order of additions) it gets on one thread.
-    const int64_t width = int64_t(ks.wide_nv) * (ks.nr / ks.nv), units = ceil_div(n, width);
-    const int nt = int(std::min<int64_t>(threads_for(work, kParallelMinMacs, ctx.nthreads),
-                                         units));
-    if (nt <= 1) {
-      gemm_row(P, 0, n);
-      return;
-    }
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt)
-    for (int t = omp_get_thread_num(); t < nt; t += omp_get_num_threads())
-      gemm_row(P, std::min(n, units * t / nt * width), std::min(n, units * (t + 1) / nt * width));
-#else
-    gemm_row(P, 0, n);
-#endif
-    return;
-  }
+  const int64_t m = P.m, n = P.n, k = P.k;
   const int64_t m_units = ceil_div(m, MR), n_units = ceil_div(n, NR);
 
   // Thread grid tm x tn: the split with the smallest block perimeter (A rows
@@ -256,8 +217,7 @@ void gemm(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a, int64_t cs
   const int64_t rows = ceil_div(m_units, tm) * MR;   // most rows one thread gets
   const int64_t cols = ceil_div(n_units, tn) * NR;   // most columns one thread gets
 
-  Problem<T> P{c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, alpha, beta, ep, &ks,
-               true, true, ks.nc};
+  P.nc = ks.nc;
   // Few rows: each packed B panel is used by few tiles, right after packing;
   // a B block small enough for L2 never makes the round trip to L3.
   if (rows <= kSmallRows) {
@@ -268,9 +228,9 @@ void gemm(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a, int64_t cs
   // Skip packing what is not reused enough to pay for it: A (with a unit
   // stride) when few column panels share each row panel; B (row-major) when
   // few rows share it (all row tiles use a column panel one after another).
-  const bool a_unit = cs_a == 1 || rs_a == 1;
+  const bool a_unit = P.cs_a == 1 || P.rs_a == 1;
   P.pack_a = !(a_unit && ceil_div(std::min<int64_t>(cols, P.nc), NR) <= kUnpackedAPanels);
-  P.pack_b = !(cs_b == 1 && rows <= kUnpackedBRows);
+  P.pack_b = !P.b_packed && !(P.cs_b == 1 && rows <= kUnpackedBRows);
 
   // Scratch for every thread, carved before any parallel region.
   ArenaScope scope(ctx.arena);
@@ -307,6 +267,114 @@ void gemm(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a, int64_t cs
   for (int t = 0; t < nt; ++t) run(t);
 #endif
 }
+
+}  // namespace
+
+template <typename T>
+void gemm(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a, int64_t cs_a, const T* b,
+          int64_t rs_b, int64_t cs_b, int64_t m, int64_t n, int64_t k, T alpha, T beta,
+          const GemmEpilogue<T>& ep, const Context& ctx) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || alpha == T(0)) {
+    scale_c(c, rs_c, cs_c, m, n, beta, ep);
+    return;
+  }
+  // Column-major C (no bias, which runs along rows of C^T): compute
+  // C^T = B^T . A^T so the kernels store along C's contiguous direction.
+  if (cs_c != 1 && rs_c == 1 && !ep.bias && n > 1) {
+    gemm<T>(c, cs_c, rs_c, b, cs_b, rs_b, a, cs_a, rs_a, n, m, k, alpha, beta, ep, ctx);
+    return;
+  }
+  // One column of C from an A stored by columns (a weight gradient patches^T . dy
+  // of a layer with one filter): C^T = B^T . A^T is one row of C with a row-major
+  // right operand, which the wide one-row kernels below stream.
+  if (n == 1 && m > 1 && rs_a == 1 && cs_a != 1 && rs_c == 1 && !ep.bias) {
+    gemm<T>(c, cs_c, rs_c, b, cs_b, rs_b, a, cs_a, rs_a, 1, m, k, alpha, beta, ep, ctx);
+    return;
+  }
+  const double work = double(m) * double(n) * double(k);
+  if (work <= kTinyWork) {
+    gemm_ref<T>(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, alpha, beta, ep);
+    return;
+  }
+
+  const UkernelSet<T>& ks = ukernel_set<T>(ctx.isa);
+
+  // One row of C and a row-major B (a Dense layer on one sample): nothing is
+  // reused enough to pay for packing, and a tile one row tall keeps too few
+  // loads in flight; the wide kernels stream B once, in place. Threads split
+  // the columns.
+  if (m == 1 && cs_b == 1 && cs_c == 1 && ks.wide_nv > 0) {
+    const Problem<T> P{c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, alpha, beta, ep,
+                       &ks, false, false, ks.nc};
+    // Threads take whole kernel widths, so every column gets the kernel (and
+    // the order of additions) it gets on one thread.
+    const int64_t width = int64_t(ks.wide_nv) * (ks.nr / ks.nv), units = ceil_div(n, width);
+    const int nt = int(std::min<int64_t>(threads_for(work, kParallelMinMacs, ctx.nthreads),
+                                         units));
+    if (nt <= 1) {
+      gemm_row(P, 0, n);
+      return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+    for (int t = omp_get_thread_num(); t < nt; t += omp_get_num_threads())
+      gemm_row(P, std::min(n, units * t / nt * width), std::min(n, units * (t + 1) / nt * width));
+#else
+    gemm_row(P, 0, n);
+#endif
+    return;
+  }
+  gemm_tiled(Problem<T>{c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, alpha, beta, ep,
+                        &ks, true, true, ks.nc},
+             work, ctx);
+}
+
+template <typename T>
+int64_t gemm_packed_b_size(int64_t k, int64_t n, Isa isa) {
+  return std::max<int64_t>(k, 0) * packed_width(std::max<int64_t>(n, 0), ukernel_set<T>(isa).nr);
+}
+
+template <typename T>
+PackedB<T> gemm_pack_b(T* dst, const T* b, int64_t rs_b, int64_t cs_b, int64_t k, int64_t n,
+                       Isa isa) {
+  const UkernelSet<T>& ks = ukernel_set<T>(isa);
+  if (k > 0 && n > 0) {
+    // The k blocks gemm_block walks (the same even_block split).
+    const int64_t kcb = even_block(k, ks.kc, 1), width = packed_width(n, ks.nr);
+    for (int64_t pc = 0; pc < k; pc += kcb)
+      pack_b(dst + pc * width, b + pc * rs_b, rs_b, cs_b, std::min(kcb, k - pc), n, ks.nr);
+  }
+  return PackedB<T>{dst, k, n, isa};
+}
+
+template <typename T>
+void gemm_packed(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a, int64_t cs_a,
+                 const PackedB<T>& b, int64_t m, T alpha, T beta, const GemmEpilogue<T>& ep,
+                 const Context& ctx) {
+  const int64_t n = b.n, k = b.k;
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || alpha == T(0)) {
+    scale_c(c, rs_c, cs_c, m, n, beta, ep);
+    return;
+  }
+  // Always the tiled path, with the kernels B was packed for.
+  Problem<T> P{c, rs_c, cs_c, a, rs_a, cs_a, nullptr, 0, 0, m, n, k, alpha, beta, ep,
+               &ukernel_set<T>(b.isa), true, false, 0};
+  P.b_packed = b.p;
+  gemm_tiled(P, double(m) * double(n) * double(k), ctx);
+}
+
+
+#define FASTDL_INSTANTIATE(T)                                                                 \
+  template int64_t gemm_packed_b_size<T>(int64_t, int64_t, Isa);                                \
+  template PackedB<T> gemm_pack_b<T>(T*, const T*, int64_t, int64_t, int64_t, int64_t, Isa);    \
+  template void gemm_packed<T>(T*, int64_t, int64_t, const T*, int64_t, int64_t,                \
+                               const PackedB<T>&, int64_t, T, T, const GemmEpilogue<T>&,        \
+                               const Context&);
+FASTDL_INSTANTIATE(float)
+FASTDL_INSTANTIATE(double)
+#undef FASTDL_INSTANTIATE
 
 template void gemm<float>(float*, int64_t, int64_t, const float*, int64_t, int64_t, const float*,
                           int64_t, int64_t, int64_t, int64_t, int64_t, float, float,

@@ -1,12 +1,13 @@
 // GRU forward and backward through time (see gru.h).
 //
 // Forward:  x W + b_in for all N*L rows in one GEMM (into the cache), then per
-//           step h_{t-1} R + b_rec (one GEMM, bias fused) and one fused pass for
-//           the gates and h_t.
+//           step h_{t-1} R + b_rec (one GEMM against R packed once, bias fused)
+//           and one fused pass for the gates and h_t. (reset_after keeps the two
+//           sides apart, so they cannot share one product as in the LSTM.)
 // Backward: from the last step down, one fused pass gives the gate gradients of
 //           the input side (dgx) and of the recurrent side (dgh, which differs
 //           only in the candidate block: times r), and dh_{t-1} = dh_t z +
-//           dgh_t R^T (one GEMM, beta = 1). Then the weight gradients as single
+//           dgh_t R^T (one GEMM against R^T packed once, beta = 1). Then the weight gradients as single
 //           GEMMs over all N*L rows: dW = x^T dgx, dR = h_prev^T dgh,
 //           db = [sum dgx, sum dgh], dx = dgx W^T.
 #include "cpu/rnn/gru.h"
@@ -28,11 +29,13 @@ void gru_forward(T* hs, T* cache, const T* x, const T* h0, const T* kernel, cons
   const int64_t G = 3 * U;  // gate columns
   const int64_t C = 4 * U;  // cache columns per step: [z r hh hh_rec]
   const int64_t LC = L * C, LU = L * U;
+  ArenaScope scope(ctx.arena);
+  const PackedB<T> rec = pack_recurrent(recurrent, U, G, false, ctx);  // (U,3U)
   const RnnRows<T>& pass = rnn_rows<T>(ctx.isa);  // gate math for this ISA
   const double macs = double(N * L) * double((I + U) * G);  // the step GEMMs
   for_batch_slices(N, macs, ctx, [&](int64_t n0, int64_t n1, const Context& cx) {
     const int64_t nb = n1 - n0;
-    ArenaScope scope(cx.arena);
+    ArenaScope slice_scope(cx.arena);
     T* hp = cx.arena->alloc<T>(nb * G);  // (nb,3U) h_{t-1} R + b_rec of one step
     T* cache_s = cache + n0 * LC;
     T* hs_s = hs + n0 * LU;
@@ -42,7 +45,7 @@ void gru_forward(T* hs, T* cache, const T* x, const T* h0, const T* kernel, cons
     input_projection<T>(cache_s, C, x + n0 * L * I, kernel, bias_in, nb * L, I, G, cx);
     for (int64_t t = 0; t < L; ++t) {
       const StateRows<T> hprev = prev_state(h0, hs_s, n0, t, L, U);
-      step_gemm<T>(hp, G, hprev.p, hprev.rs, recurrent, G, nb, G, U, T(0), ep_rec, cx);
+      step_gemm<T>(hp, G, hprev.p, hprev.rs, rec, nb, T(0), ep_rec, cx);
       for (int64_t n = 0; n < nb; ++n)
         pass.gru_forward(cache_s + n * LC + t * C, hp + n * G, hprev.p + n * hprev.rs,
                          hs_s + n * LU + t * U, U);
@@ -61,8 +64,7 @@ void gru_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, const T* d
   T* dgx = ctx.arena->alloc<T>(N * LG);    // (N,L,3U) gradients reaching x W + b_in
   T* dgh = ctx.arena->alloc<T>(N * LG);    // (N,L,3U) gradients reaching h R + b_rec
   T* hprev = ctx.arena->alloc<T>(N * LU);  // (N,L,U) the state each step started from
-  T* rec_t = ctx.arena->alloc<T>(G * U);   // (3U,U) recurrent^T
-  transpose(rec_t, recurrent, U, G);
+  const PackedB<T> rec_t = pack_recurrent(recurrent, U, G, true, ctx);  // (3U,U) recurrent^T
   const GemmEpilogue<T> none;
   const RnnRows<T>& pass = rnn_rows<T>(ctx.isa);  // gate math for this ISA
   const double macs = double(N * L) * double((I + U) * G);  // the step GEMMs
@@ -76,7 +78,7 @@ void gru_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, const T* d
     std::fill(dh, dh + nb * U, T(0));
     for (int64_t t = L - 1; t >= 0; --t) {
       if (t < L - 1)  // dh += dgh_{t+1} R^T (dh holds the direct part dh_{t+1} z)
-        step_gemm<T>(dh, U, dgh_s + (t + 1) * G, LG, rec_t, U, nb, U, G, T(1), none, cx);
+        step_gemm<T>(dh, U, dgh_s + (t + 1) * G, LG, rec_t, nb, T(1), none, cx);
       const StateRows<T> dout = step_dhs(dhs, dhs_all_steps, n0, t, L, U);
       if (dout.p)  // dh += dhs_t
         for (int64_t n = 0; n < nb; ++n)
@@ -87,9 +89,9 @@ void gru_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, const T* d
                           cache_s + n * LC + t * C, hprev_t.p + n * hprev_t.rs, U);
     }
     // dh0 = direct part + dgh_0 R^T; dx = dgx W^T (all steps of the slice at once).
-    gemm<T>(dh, U, 1, dgh_s, LG, 1, rec_t, U, 1, nb, U, G, T(1), T(1), none, cx);
+    step_gemm<T>(dh, U, dgh_s, LG, rec_t, nb, T(1), none, cx);
     if (dx) input_gradient<T>(dx + n0 * L * I, dgx_s, kernel, nb * L, I, G, cx);
-    shift_states(hprev, h0, hs, n0, n1, L, U);
+    stack_inputs<T>(hprev, nullptr, h0, hs, n0, n1, L, 0, U, false);
   });
   // Weight gradients over all N*L rows at once.
   weight_gradients<T>(dkernel, drecurrent, x, hprev, dgx, dgh, N * L, I, U, G, ctx);

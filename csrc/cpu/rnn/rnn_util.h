@@ -10,8 +10,8 @@
 // Measured (2 threads, N=64 T=28 and N=32 T=100, fwd+bwd, on a busy 2-core
 // machine): the batch split ran 2-3x faster (median) than threading inside
 // each step's GEMM, whose fork/join per step stalls whenever one thread is
-// descheduled; its only cost is that each thread packs the recurrent weights
-// for its own GEMMs.
+// descheduled. The recurrent weights are packed once, before the slices
+// start, and every thread reads the same packed copy.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -119,50 +119,97 @@ void weight_gradients(T* dkernel /* (I,G) */, T* drecurrent /* (U,G) */,
   gemm<T>(drecurrent, G, 1, hprev, 1, U, dgh, G, 1, U, G, rows, T(1), T(0), none, ctx);
 }
 
-// The per-step product C (m,n) = h (m,k) . W (k,n) + beta C, with W row-major
-// (the recurrent weights, or their transpose in backward), called in column
-// chunks whose slice of W is at most kStepChunkBytes. A step reads its weights
-// once, for a few batch rows, so cpu::gemm reads slices this size in place
-// rather than packing them (packing all of W every step costs ~15% for U=256).
-constexpr int64_t kStepChunkBytes = 512 * 1024;
+// The weights every step multiplies by, packed once for the whole sequence
+// (gemm_pack_b) into scratch from ctx.arena: recurrent (k,n) = (U,G) in
+// forward (transposed = false), recurrent^T (G,U) in backward (transposed =
+// true, read from the same (U,G) array). Packing per step cost ~10% of an
+// LSTM(128) at batch 64; reading them in place instead (4 KiB row stride for
+// U = 256) kept too little of each column panel in L1.
+template <typename T>
+PackedB<T> pack_recurrent(const T* recurrent /* (U,G) */, int64_t U, int64_t G, bool transposed,
+                          const Context& ctx) {
+  const int64_t k = transposed ? G : U, n = transposed ? U : G;
+  T* p = ctx.arena->alloc<T>(size_t(gemm_packed_b_size<T>(k, n, ctx.isa)));
+  if (transposed) return gemm_pack_b<T>(p, recurrent, 1, G, k, n, ctx.isa);
+  return gemm_pack_b<T>(p, recurrent, G, 1, k, n, ctx.isa);
+}
 
+// [kernel; recurrent] (I+U,G) packed once (gemm_pack_b) into scratch from
+// ctx.arena: the right operand of a forward step that multiplies the stacked
+// [x_t, h_{t-1}] (stack_step), input and recurrent sides in one product.
+template <typename T>
+PackedB<T> pack_stacked(const T* kernel /* (I,G) */, const T* recurrent /* (U,G) */, int64_t I,
+                        int64_t U, int64_t G, const Context& ctx) {
+  const int64_t K = I + U;
+  T* p = ctx.arena->alloc<T>(size_t(gemm_packed_b_size<T>(K, G, ctx.isa)));
+  ArenaScope scope(ctx.arena);  // the stacked copy is only needed while packing
+  T* w = ctx.arena->alloc<T>(size_t(K * G));
+  std::memcpy(w, kernel, sizeof(T) * I * G);
+  std::memcpy(w + I * G, recurrent, sizeof(T) * U * G);
+  return gemm_pack_b<T>(p, w, G, 1, K, G, ctx.isa);
+}
+
+// a (nb,I+U) = [x_t, h_{t-1}] for the nb batch rows of a slice: x_s is the
+// slice's (nb,L,I) input, hprev its h_{t-1} rows (prev_state).
+template <typename T>
+void stack_step(T* a /* (nb,I+U) */, const T* x_s /* (nb,L,I) */, StateRows<T> hprev,
+                int64_t nb, int64_t t, int64_t L, int64_t I, int64_t U) {
+  const int64_t K = I + U;
+  for (int64_t n = 0; n < nb; ++n) {
+    if (I > 0) std::memcpy(a + n * K, x_s + (n * L + t) * I, sizeof(T) * I);
+    std::memcpy(a + n * K + I, hprev.p + n * hprev.rs, sizeof(T) * U);
+  }
+}
+
+// The per-step product C (m,n) = h (m,k) . W (k,n) + beta C, with W packed by
+// pack_recurrent; h and C rows at strides rs_a, rs_c.
 template <typename T>
 void step_gemm(T* c /* (m,n) row stride rs_c */, int64_t rs_c, const T* a /* (m,k) */,
-               int64_t rs_a, const T* w /* (k,n) row stride rs_w */, int64_t rs_w, int64_t m,
-               int64_t n, int64_t k, T beta, const GemmEpilogue<T>& ep, const Context& ctx) {
-  int64_t chunk = std::max<int64_t>(kStepChunkBytes / (int64_t(sizeof(T)) * std::max<int64_t>(k, 1)), 1);
-  const int64_t nchunks = (n + chunk - 1) / chunk;
-  chunk = ((n + nchunks - 1) / nchunks + 31) / 32 * 32;  // equal chunks, whole 32-wide panels
-  for (int64_t j0 = 0; j0 < n; j0 += chunk) {
-    GemmEpilogue<T> e = ep;
-    if (e.bias) e.bias += j0;
-    gemm<T>(c + j0, rs_c, 1, a, rs_a, 1, w + j0, rs_w, 1, m, std::min(chunk, n - j0), k, T(1),
-            beta, e, ctx);
-  }
+                      int64_t rs_a, const PackedB<T>& w /* (k,n) */, int64_t m, T beta,
+                      const GemmEpilogue<T>& ep, const Context& ctx) {
+  gemm_packed<T>(c, rs_c, 1, a, rs_a, 1, w, m, T(1), beta, ep, ctx);
 }
 
-// h_prev (N,L,U) = [h0, hs[:, :L-1]] row by row: the left operand of
-// drecurrent = h_prev^T . dgates over all N*L rows, for rows [n0, n1).
+// xh (N,L,W): row (n, t) = [x_t, h_{t-1}] with h_{-1} = h0, then a 1 when
+// ones (W = I+U+1, else I+U), for batch rows [n0, n1): the left operand of the
+// weight gradients over all N*L rows (the 1 gives the bias gradient). I may
+// be 0 (x unused, may be null): the states alone, h_prev = [h0, hs[:, :L-1]].
 template <typename T>
-void shift_states(T* hprev /* (N,L,U) */, const T* h0 /* (N,U) */, const T* hs /* (N,L,U) */,
-                  int64_t n0, int64_t n1, int64_t L, int64_t U) {
+void stack_inputs(T* xh /* (N,L,W) */, const T* x /* (N,L,I) */, const T* h0 /* (N,U) */,
+                  const T* hs /* (N,L,U) */, int64_t n0, int64_t n1, int64_t L, int64_t I,
+                  int64_t U, bool ones) {
+  const int64_t W = I + U + (ones ? 1 : 0);
   for (int64_t n = n0; n < n1; ++n) {
-    std::memcpy(hprev + n * L * U, h0 + n * U, sizeof(T) * U);
-    std::memcpy(hprev + n * L * U + U, hs + n * L * U, sizeof(T) * (L - 1) * U);
+    for (int64_t t = 0; t < L; ++t) {
+      T* row = xh + (n * L + t) * W;
+      if (I > 0) std::memcpy(row, x + (n * L + t) * I, sizeof(T) * I);
+      const T* h = t == 0 ? h0 + n * U : hs + (n * L + t - 1) * U;
+      std::memcpy(row + I, h, sizeof(T) * U);
+      if (ones) row[I + U] = T(1);
+    }
   }
 }
 
-// dst (cols,rows) = src (rows,cols) transposed, both row-major. The backward
-// passes multiply by recurrent^T every step; transposing it once up front lets
-// the GEMM pack it with row copies instead of a strided gather each step.
+// [dkernel; drecurrent; dbias] (I+U+1,G) = xh^T dg over all rows = N*L rows
+// (xh from stack_inputs with ones), as one GEMM: dg is packed once, the short
+// input side shares the tiles of the U side, and the bias gradient (the sum
+// of dg's rows) comes out of the same pass. Through scratch from ctx.arena;
+// overwrites all three (zeros when rows = 0).
 template <typename T>
-void transpose(T* dst /* (cols,rows) */, const T* src /* (rows,cols) */, int64_t rows,
-               int64_t cols) {
-  constexpr int64_t B = 32;  // tiles keep both sides in cache
-  for (int64_t i0 = 0; i0 < rows; i0 += B)
-    for (int64_t j0 = 0; j0 < cols; j0 += B)
-      for (int64_t i = i0; i < std::min(rows, i0 + B); ++i)
-        for (int64_t j = j0; j < std::min(cols, j0 + B); ++j) dst[j * rows + i] = src[i * cols + j];
+void stacked_weight_gradients(T* dkernel /* (I,G) */, T* drecurrent /* (U,G) */,
+                              T* dbias /* (G,) */, const T* xh /* (rows,I+U+1) */,
+                              const T* dg /* (rows,G) */, int64_t rows, int64_t I, int64_t U,
+                              int64_t G, const Context& ctx) {
+  ArenaScope scope(ctx.arena);
+  const int64_t W = I + U + 1;
+  T* dw = ctx.arena->alloc<T>(size_t(W * G));  // (I+U+1,G)
+  if (rows == 0)
+    std::fill(dw, dw + W * G, T(0));
+  else
+    gemm<T>(dw, G, 1, xh, 1, W, dg, G, 1, W, G, rows, T(1), T(0), GemmEpilogue<T>(), ctx);
+  std::memcpy(dkernel, dw, sizeof(T) * I * G);
+  std::memcpy(drecurrent, dw + I * G, sizeof(T) * U * G);
+  std::memcpy(dbias, dw + (I + U) * G, sizeof(T) * G);
 }
 
 // out[j] = sum over rows of a[r, j]; a has rows rows of width cols, row stride rs.

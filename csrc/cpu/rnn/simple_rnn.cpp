@@ -1,10 +1,11 @@
 // SimpleRNN forward and backward through time (see simple_rnn.h).
 //
-// Forward:  hs = x W + b for all N*L rows in one GEMM, then per step
-//           hs_t = act(hs_t + h_{t-1} R): one GEMM (beta = 1) and one pass.
-// Backward: dz_t = (dhs_t + dz_{t+1} R^T) * act'(h_t) from the last step down,
-//           then the weight gradients as single GEMMs over all N*L rows:
-//           dW = x^T dz, dR = h_prev^T dz, db = sum dz, dx = dz W^T.
+// Forward:  per step hs_t = act([x_t, h_{t-1}] [W; R] + b): one GEMM of depth
+//           I+U against the stacked weights packed once (bias and relu in its
+//           epilogue) and, for tanh, one pass.
+// Backward: dz_t = (dhs_t + dz_{t+1} R^T) * act'(h_t) from the last step down
+//           (R^T packed once), then dx = dz W^T over all N*L rows and
+//           [dW; dR; db] as one GEMM [x_t, h_{t-1}, 1]^T dz over all N*L rows.
 #include "cpu/rnn/simple_rnn.h"
 
 #include <algorithm>
@@ -40,19 +41,24 @@ void simple_rnn_forward(T* hs, const T* x, const T* h0, const T* kernel, const T
                         const T* bias, int64_t N, int64_t L, int64_t I, int64_t U,
                         RnnActivation act, const Context& ctx) {
   const int64_t LU = L * U;  // row stride of one timestep's (N,U) block inside hs
-  GemmEpilogue<T> step_ep;   // relu fuses into the step GEMM; tanh is a separate pass
+  const int64_t K = I + U;   // depth of a step's product
+  GemmEpilogue<T> step_ep;   // bias and relu fuse into the step GEMM; tanh is a separate pass
+  step_ep.bias = bias;
   step_ep.act = act == RnnActivation::relu ? Activation::relu : Activation::identity;
+  ArenaScope scope(ctx.arena);
+  const PackedB<T> wr = pack_stacked(kernel, recurrent, I, U, U, ctx);  // (I+U,U)
   const RnnRows<T>& pass = rnn_rows<T>(ctx.isa);  // gate math for this ISA
-  const double macs = double(N * L) * double((I + U) * U);  // the step GEMMs
+  const double macs = double(N * L) * double(K * U);  // the step GEMMs
   for_batch_slices(N, macs, ctx, [&](int64_t n0, int64_t n1, const Context& c) {
     const int64_t nb = n1 - n0;
+    ArenaScope slice_scope(c.arena);
+    T* a = c.arena->alloc<T>(size_t(nb * K));  // (nb,I+U) [x_t, h_{t-1}] of one step
     T* hs_s = hs + n0 * LU;
-    // Input projection of every step of the slice, bias fused.
-    input_projection<T>(hs_s, U, x + n0 * L * I, kernel, bias, nb * L, I, U, c);
     for (int64_t t = 0; t < L; ++t) {
       const StateRows<T> hprev = prev_state(h0, hs_s, n0, t, L, U);
       T* ht = hs_s + t * U;
-      step_gemm<T>(ht, LU, hprev.p, hprev.rs, recurrent, U, nb, U, U, T(1), step_ep, c);
+      stack_step(a, x + n0 * L * I, hprev, nb, t, L, I, U);
+      step_gemm<T>(ht, LU, a, K, wr, nb, T(0), step_ep, c);
       if (act == RnnActivation::tanh)
         for (int64_t n = 0; n < nb; ++n) pass.tanh_row(ht + n * LU, U);
     }
@@ -67,9 +73,8 @@ void simple_rnn_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, con
   ArenaScope scope(ctx.arena);
   const int64_t LU = L * U;
   T* dz = ctx.arena->alloc<T>(N * LU);     // (N,L,U) pre-activation gradients
-  T* hprev = ctx.arena->alloc<T>(N * LU);  // (N,L,U) the state each step started from
-  T* rec_t = ctx.arena->alloc<T>(U * U);   // (U,U) recurrent^T
-  transpose(rec_t, recurrent, U, U);
+  T* xh = ctx.arena->alloc<T>(N * L * (I + U + 1));  // (N,L,I+U+1) [x_t, h_{t-1}, 1] per step
+  const PackedB<T> rec_t = pack_recurrent(recurrent, U, U, true, ctx);  // (U,U) recurrent^T
   const GemmEpilogue<T> none;
   const double macs = double(N * L) * double((I + U) * U);  // the step GEMMs
   for_batch_slices(N, macs, ctx, [&](int64_t n0, int64_t n1, const Context& c) {
@@ -84,17 +89,16 @@ void simple_rnn_backward(T* dx, T* dh0, T* dkernel, T* drecurrent, T* dbias, con
         for (int64_t n = 0; n < nb; ++n)
           std::memcpy(dzt + n * LU, dout.p + n * dout.rs, sizeof(T) * U);
       if (t < L - 1)
-        step_gemm<T>(dzt, LU, dzt + U, LU, rec_t, U, nb, U, U, dout.p ? T(1) : T(0), none, c);
+        step_gemm<T>(dzt, LU, dzt + U, LU, rec_t, nb, dout.p ? T(1) : T(0), none, c);
       for (int64_t n = 0; n < nb; ++n) grad_row(dzt + n * LU, hs_s + t * U + n * LU, U, act);
     }
     // dh0 = dz_0 R^T, dx = dz W^T (all steps of the slice at once).
-    gemm<T>(dh0 + n0 * U, U, 1, dz_s, LU, 1, rec_t, U, 1, nb, U, U, T(1), T(0), none, c);
+    step_gemm<T>(dh0 + n0 * U, U, dz_s, LU, rec_t, nb, T(0), none, c);
     if (dx) input_gradient<T>(dx + n0 * L * I, dz_s, kernel, nb * L, I, U, c);
-    shift_states(hprev, h0, hs, n0, n1, L, U);
+    stack_inputs(xh, x, h0, hs, n0, n1, L, I, U, true);
   });
   // Weight gradients over all N*L rows at once.
-  weight_gradients<T>(dkernel, drecurrent, x, hprev, dz, dz, N * L, I, U, U, ctx);
-  column_sums(dbias, dz, N * L, U, U);
+  stacked_weight_gradients<T>(dkernel, drecurrent, dbias, xh, dz, N * L, I, U, U, ctx);
 }
 
 #define FASTDL_INSTANTIATE(T)                                                                   \
