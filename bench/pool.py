@@ -2,9 +2,13 @@
 
 Max-pool 2x2 on the two pooling inputs of the Keras MNIST convnet at batch 128
 ((26,26,32) after conv1 and (11,11,64) after conv2). Forward, backward and
-both, timed side by side. fastdl's backward recomputes the window maxima from
-x (the public backward takes (dy, x)); torch saves int64 indices in the
-forward of the autograd graph and scatters with them in the backward.
+both, timed side by side. Both sides train the same way: the forward pass of
+training keeps each window's argmax (fastdl one uint8 code per output, torch
+int64 indices in its autograd graph) and the backward pass scatters dy with
+it. "fwd" is the inference forward (neither keeps indices), "bwd" the scatter
+from the saved argmax, "fwd+bwd" a training step of the layer (forward with
+argmax, then backward); "bwd from x" is fastdl's backward without the codes,
+which recomputes the window maxima from x (against the same torch scatter).
 
 GB/s counts the bytes a pass must move at least, the same for both sides:
 forward reads x and writes y; backward reads x and dy and writes dx.
@@ -29,7 +33,7 @@ def run(opts):
     with threads_restored(torch):
         for shape in SHAPES:
             x = rng.standard_normal(shape).astype(np.float32)
-            y = ops.max_pool2d(x, 2)
+            y, argmax = ops.max_pool2d(x, 2, return_argmax=True)
             dy = rng.standard_normal(y.shape).astype(np.float32)
             bytes_f = 4.0 * (x.size + y.size)
             bytes_b = 4.0 * (2 * x.size + dy.size)
@@ -38,13 +42,16 @@ def run(opts):
                 ops.max_pool2d(x, 2)
 
             def fbwd():
-                ops.max_pool2d_backward(dy, x, pool_size=2)
+                ops.max_pool2d_backward(dy, x, pool_size=2, argmax=argmax)
 
             def fboth():
-                ops.max_pool2d(x, 2)
+                _, a = ops.max_pool2d(x, 2, return_argmax=True)
+                ops.max_pool2d_backward(dy, x, pool_size=2, argmax=a)
+
+            def fbwd_x():
                 ops.max_pool2d_backward(dy, x, pool_size=2)
 
-            tfns = (None, None, None)
+            tfns = (None, None, None, None)
             if torch:
                 F = torch.nn.functional
                 cl = torch.channels_last
@@ -65,11 +72,12 @@ def run(opts):
                     xg.grad = None
                     F.max_pool2d(xg, 2).backward(dyt)
 
-                tfns = (tfwd, tbwd, tboth)
+                tfns = (tfwd, tbwd, tboth, tbwd)
             for t in opts.thread_list:
                 set_threads(t, torch)
                 passes = (("fwd", ffwd, tfns[0], bytes_f), ("bwd", fbwd, tfns[1], bytes_b),
-                          ("fwd+bwd", fboth, tfns[2], bytes_f + bytes_b))
+                          ("fwd+bwd", fboth, tfns[2], bytes_f + bytes_b),
+                          ("bwd from x", fbwd_x, tfns[3], bytes_b))
                 for pname, tf, tt, nbytes in time_passes(passes, repeat=repeat):
                     table.rows.append({
                         "input": "x".join(map(str, shape)), "threads": t, "pass": pname,

@@ -138,6 +138,33 @@ def max_pool2d_backward(dy, x, pool=2, strides=None, padding="valid"):
     return dx
 
 
+def max_pool2d_argmax(x, pool=2, strides=None, padding="valid"):
+    """The uint8 codes of max_pool2d(..., return_argmax=True): the tap kh * KW + kw of
+    each window's first maximum (a running maximum over the taps in row-major order,
+    replaced only by a larger value, so a NaN counts only as the first tap), +128
+    where that maximum is not positive, 255 where it is NaN."""
+    KH, KW = pair(pool)
+    st = pair(pool if strides is None else strides)
+    sh, sw, _, _, (pt, pb, pl, pr), OH, OW = _geometry(x, KH, KW, st, padding, 1)
+    codes = np.empty(_out_shape(x, pool, strides, padding), np.uint8)
+    for oh, ow, rows, cols in _windows(x, pool, strides, padding):
+        r0, c0 = oh * sh - pt, ow * sw - pl
+        m = tap = None
+        for r in rows:
+            for c in cols:
+                v = x[:, r, c, :]
+                t = (r - r0) * KW + (c - c0)
+                if m is None:
+                    m, tap = v.copy(), np.full(v.shape, t)
+                else:
+                    gt = v > m
+                    m = np.where(gt, v, m)
+                    tap = np.where(gt, t, tap)
+        code = tap + np.where(m > 0, 0, 128)
+        codes[:, oh, ow, :] = np.where(np.isnan(m), 255, code)
+    return codes
+
+
 def avg_pool2d(x, pool=2, strides=None, padding="valid"):
     y = np.empty(_out_shape(x, pool, strides, padding), np.float64)
     for oh, ow, rows, cols in _windows(x, pool, strides, padding):

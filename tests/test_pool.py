@@ -77,6 +77,90 @@ def test_max_pool_backward_through_relu_zero_window():
     np.testing.assert_array_equal(got.ravel(), [0, 0, 7, 0, 0, 0, 0, 0])
 
 
+def _with_threads(threads, fn):
+    old = fastdl.get_num_threads()
+    fastdl.set_num_threads(threads)
+    try:
+        return fn()
+    finally:
+        fastdl.set_num_threads(old)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_max_pool_argmax(case, dtype, threads, rng):
+    # return_argmax: the same y, the codes of the reference; the backward pass from
+    # them gives the bits of the backward pass from x, plain and through a ReLU.
+    # Rounded values (ties), a ReLU's zeros (windows not positive) and NaNs.
+    xs, pool, s, p = case
+    x = np.round(rng.standard_normal(xs) * 2).astype(dtype)
+    x.flat[::11] = np.nan
+    for xin in (x, np.maximum(x, 0)):
+        y, codes = _with_threads(threads, lambda: ops.max_pool2d(xin, pool, s, p,
+                                                                  return_argmax=True))
+        np.testing.assert_array_equal(y, ops.max_pool2d(xin, pool, s, p))
+        assert codes.dtype == np.uint8 and codes.shape == y.shape
+        np.testing.assert_array_equal(codes, ref.max_pool2d_argmax(xin, pool, s, p))
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        for relu in (False, True):
+            got = _with_threads(threads, lambda: ops.max_pool2d_backward(
+                dy, xin, **kw(pool, s, p), relu=relu, argmax=codes))
+            want = ops.max_pool2d_backward(dy, xin, **kw(pool, s, p), relu=relu)
+            assert got.dtype == dtype and got.shape == xin.shape
+            np.testing.assert_array_equal(got, want)
+
+
+def test_max_pool_argmax_codes():
+    # Tap numbers count the whole window (padding included), row-major; the flags.
+    x = np.array([[1, 5, 0, -2, np.nan, 1],
+                  [5, 2, 0, -1, 3, 9]], np.float32).reshape(1, 2, 6, 1)
+    y, codes = ops.max_pool2d(x, 2, return_argmax=True)
+    np.testing.assert_array_equal(y.ravel(), [5, 0, np.nan])
+    np.testing.assert_array_equal(codes.ravel(), [1, 128, 255])   # tie: first; 0: flagged
+    _, codes = ops.max_pool2d(x[:, :, :3], 2, padding="same", return_argmax=True)
+    np.testing.assert_array_equal(codes.ravel(), [1, 128])  # window (0, 2): taps 0 and 2 tie
+    _, codes = ops.max_pool2d(x[:, :, :3], 2, strides=1, padding=((1, 0), (1, 0)),
+                              return_argmax=True)
+    np.testing.assert_array_equal(codes.ravel(), [3, 3, 2, 3, 1, 0])  # padded: taps 0-2 absent
+    # The backward pass reads the codes, not x: any x of the shape gives the same dx.
+    dy = np.array([1, 2, 3], np.float32).reshape(1, 1, 3, 1)
+    _, codes = ops.max_pool2d(x, 2, return_argmax=True)
+    dx = ops.max_pool2d_backward(dy, np.zeros_like(x), argmax=codes)
+    np.testing.assert_array_equal(dx.ravel(), [0, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+    dx = ops.max_pool2d_backward(dy, np.zeros_like(x), argmax=codes, relu=True)
+    np.testing.assert_array_equal(dx.ravel(), [0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+
+
+@pytest.mark.parametrize("args", [(2, None, "valid"), (3, 2, "same"), (2, 1, ((1, 0), (0, 1)))])
+def test_max_pool_argmax_finite_differences(args, rng):
+    pool, s, p = args
+    x = rng.permutation(2 * 5 * 6 * 3).reshape(2, 5, 6, 3) / 7.0 - 2.0
+    r = rng.standard_normal(ops.max_pool2d(x, pool, s, p).shape)
+    _, codes = ops.max_pool2d(x, pool, s, p, return_argmax=True)
+    num = numeric_gradient(lambda: float((ops.max_pool2d(x, pool, s, p) * r).sum()), x)
+    np.testing.assert_allclose(ops.max_pool2d_backward(r, x, **kw(pool, s, p), argmax=codes),
+                               num, rtol=1e-6, atol=1e-7)
+    # through a ReLU: the gradient of relu then pool at the pre-activation x
+    num = numeric_gradient(lambda: float((ops.max_pool2d(np.maximum(x, 0), pool, s, p) * r).sum()), x)
+    _, codes = ops.max_pool2d(np.maximum(x, 0), pool, s, p, return_argmax=True)
+    np.testing.assert_allclose(ops.max_pool2d_backward(r, np.maximum(x, 0), **kw(pool, s, p),
+                                                       relu=True, argmax=codes),
+                               num, rtol=1e-6, atol=1e-7)
+
+
+def test_max_pool_argmax_non_contiguous(rng):
+    base = rng.standard_normal((2, 12, 10, 6))
+    x = base[:, ::2, :, ::2]
+    y, codes = ops.max_pool2d(x, 2, return_argmax=True)
+    np.testing.assert_array_equal(codes, ref.max_pool2d_argmax(x.copy(), 2))
+    dy = rng.standard_normal((2, 3, 5, 3))[:, ::-1]
+    wide = np.zeros(codes.shape[:3] + (6,), np.uint8)
+    wide[..., ::2] = codes
+    np.testing.assert_array_equal(ops.max_pool2d_backward(dy, x, pool_size=2, argmax=wide[..., ::2]),
+                                  ops.max_pool2d_backward(dy, x, pool_size=2))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_avg_pool_matches_reference(case, dtype, rng):
@@ -220,6 +304,23 @@ def test_pool_bad_input(dev):
         ops.global_avg_pool2d_backward(z(2, 3, dtype=np.float64), x)
     with pytest.raises(ValueError, match="at least one pixel"):
         ops.global_avg_pool2d(z(2, 0, 5, 3))
+    if dev.name != "cpu":
+        with pytest.raises(NotImplementedError, match="CPU only"):
+            ops.max_pool2d(x, 2, return_argmax=True)
+        return
+    codes = np.zeros((2, 2, 2, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"at most 127 taps, got \(12, 11\)"):
+        ops.max_pool2d(np.zeros((1, 12, 11, 1), np.float32), (12, 11), return_argmax=True)
+    with pytest.raises(ValueError, match=r"at most 127 taps"):
+        ops.max_pool2d_backward(np.zeros((1, 1, 1, 1), np.float32),
+                                np.zeros((1, 12, 11, 1), np.float32), pool_size=(12, 11),
+                                argmax=np.zeros((1, 1, 1, 1), np.uint8))
+    with pytest.raises(TypeError, match="argmax must be uint8"):
+        ops.max_pool2d_backward(z(2, 2, 2, 3), x, argmax=codes.astype(np.int32))
+    with pytest.raises(ValueError, match=r"argmax must have the output shape \(2, 2, 2, 3\)"):
+        ops.max_pool2d_backward(z(2, 2, 2, 3), x, argmax=codes[:1])
+    with pytest.raises(TypeError, match="argmax"):
+        ops.max_pool2d_backward(z(2, 2, 2, 3), x, argmax=[1, 2])
 
 
 # ----------------------------------------------------------------- SIMD levels
@@ -241,6 +342,14 @@ for i, (xs, pool, s, p) in enumerate([((2, 8, 8, 37), 2, None, "valid"),
         xr = np.maximum(x, 0)  # a ReLU's output: whole windows of zeros
         out[f"dxr{i}{dt.__name__}"] = ops.max_pool2d_backward(dy, xr, pool_size=pool, strides=s,
                                                               padding=p, relu=True)
+        x[0, 0, 0, :3] = np.nan
+        for name, xin in (("a", x), ("ar", np.maximum(x, 0))):
+            y, codes = ops.max_pool2d(xin, pool, s, p, return_argmax=True)
+            out[f"y{name}{i}{dt.__name__}"] = y
+            out[f"codes{name}{i}{dt.__name__}"] = codes
+            for relu in (False, True):
+                out[f"dx{name}{relu}{i}{dt.__name__}"] = ops.max_pool2d_backward(
+                    dy, xin, pool_size=pool, strides=s, padding=p, relu=relu, argmax=codes)
 np.savez(sys.argv[1], **out)
 """
 

@@ -228,66 +228,92 @@ py::array check_pool_dy(const char* op, py::handle dy_h, const PoolArgs& a) {
 
 enum class PoolKind { max, avg };
 
+// argmax: also the max pooling's argmax codes (returned as (y, argmax)).
 template <typename T>
-py::array pool_forward_typed(const PoolArgs& a, PoolKind kind) {
+py::object pool_forward_typed(const PoolArgs& a, PoolKind kind, bool argmax) {
   const Conv2dGeom& g = a.g;
   auto x = contiguous<T>(a.x);
   auto y = empty<T>({g.N, g.OH, g.OW, g.C});
+  py::array_t<uint8_t> am;
+  if (argmax) am = empty<uint8_t>({g.N, g.OH, g.OW, g.C});
   const T* px = x.data();
   T* py_ = y.mutable_data();
+  uint8_t* pam = argmax ? am.mutable_data() : nullptr;
   {
     py::gil_scoped_release nogil;
     cpu::Context ctx = make_context();
     if (kind == PoolKind::max)
-      cpu::max_pool2d_forward<T>(py_, px, g, ctx);
+      cpu::max_pool2d_forward<T>(py_, pam, px, g, ctx);
     else
       cpu::avg_pool2d_forward<T>(py_, px, g, ctx);
   }
-  return y;
+  if (argmax) return py::make_tuple(y, am);
+  return std::move(y);
 }
 
+// argmax (max pooling): the forward pass's codes, or None (then from x).
 template <typename T>
 py::array pool_backward_typed(const PoolArgs& a, const py::array& dy_in, PoolKind kind,
-                              bool relu) {
+                              bool relu, const py::object& argmax) {
   const Conv2dGeom& g = a.g;
-  auto x = contiguous<T>(a.x);
+  const bool from_argmax = !argmax.is_none();
+  py::array_t<T, py::array::c_style> x;
+  py::array_t<uint8_t, py::array::c_style> am;
+  if (from_argmax) am = contiguous<uint8_t>(py::array(argmax));  // x's values are not read
+  else x = contiguous<T>(a.x);
   auto dy = contiguous<T>(dy_in);
   auto dx = empty<T>({g.N, g.H, g.W, g.C});
-  const T *px = x.data(), *pdy = dy.data();
+  const T *px = from_argmax ? nullptr : x.data(), *pdy = dy.data();
+  const uint8_t* pam = from_argmax ? am.data() : nullptr;
   T* pdx = dx.mutable_data();
   {
     py::gil_scoped_release nogil;
     cpu::Context ctx = make_context();
-    if (kind == PoolKind::max)
-      cpu::max_pool2d_backward<T>(pdx, pdy, px, g, relu, ctx);
-    else
+    if (kind == PoolKind::avg)
       cpu::avg_pool2d_backward<T>(pdx, pdy, g, ctx);
+    else if (from_argmax)
+      cpu::max_pool2d_backward_argmax<T>(pdx, pdy, pam, g, relu, ctx);
+    else
+      cpu::max_pool2d_backward<T>(pdx, pdy, px, g, relu, ctx);
   }
   return dx;
 }
 
-template <PoolKind K>
-py::array pool_forward_entry(py::handle x, Pair pool, Pair strides, bool same, Pads pads) {
-  const char* op = K == PoolKind::max ? "max_pool2d" : "avg_pool2d";
+py::object max_pool_forward_entry(py::handle x, Pair pool, Pair strides, bool same, Pads pads,
+                                  bool return_argmax) {
+  const char* op = "max_pool2d";
   PoolArgs a = pool_args(op, x, pool, strides, same, pads);
-  if (a.kind == 'f') return pool_forward_typed<float>(a, K);
-  return pool_forward_typed<double>(a, K);
+  if (return_argmax) checks::pool_argmax_window(op, a.g, cpu::kMaxPoolArgmaxTaps);
+  if (a.kind == 'f') return pool_forward_typed<float>(a, PoolKind::max, return_argmax);
+  return pool_forward_typed<double>(a, PoolKind::max, return_argmax);
+}
+
+py::object avg_pool_forward_entry(py::handle x, Pair pool, Pair strides, bool same, Pads pads) {
+  PoolArgs a = pool_args("avg_pool2d", x, pool, strides, same, pads);
+  if (a.kind == 'f') return pool_forward_typed<float>(a, PoolKind::avg, false);
+  return pool_forward_typed<double>(a, PoolKind::avg, false);
 }
 
 template <PoolKind K>
 py::array pool_backward_entry(py::handle dy, py::handle x, Pair pool, Pair strides, bool same,
-                              Pads pads, bool relu) {
+                              Pads pads, bool relu, py::handle argmax_h) {
   const char* op = K == PoolKind::max ? "max_pool2d_backward" : "avg_pool2d_backward";
   PoolArgs a = pool_args(op, x, pool, strides, same, pads);
   py::array d = check_pool_dy(op, dy, a);
-  if (a.kind == 'f') return pool_backward_typed<float>(a, d, K, relu);
-  return pool_backward_typed<double>(a, d, K, relu);
+  py::object am = py::none();
+  if (!argmax_h.is_none()) {
+    am = require_array(argmax_h, "argmax");
+    checks::pool_argmax(op, view_of(py::array(am)), a.g, a.vx, cpu::kMaxPoolArgmaxTaps);
+  }
+  if (a.kind == 'f') return pool_backward_typed<float>(a, d, K, relu, am);
+  return pool_backward_typed<double>(a, d, K, relu, am);
 }
 
 // avg_pool2d_backward has no relu option.
 py::array avg_pool_backward_entry(py::handle dy, py::handle x, Pair pool, Pair strides, bool same,
                                   Pads pads) {
-  return pool_backward_entry<PoolKind::avg>(dy, x, pool, strides, same, pads, false);
+  return pool_backward_entry<PoolKind::avg>(dy, x, pool, strides, same, pads, false,
+                                           py::none());
 }
 
 // ------------------------------------------------------------ global average pooling
@@ -362,13 +388,15 @@ void bind_conv(py::module_& m) {
   m.def("depthwise_conv2d_backward", &depthwise_backward_entry, py::arg("dy"), py::arg("x"),
         py::arg("w"), py::arg("strides"), py::arg("dilation"), py::arg("same"), py::arg("pads"),
         py::arg("need_dx"), "(dx or None, dw, db) of depthwise_conv2d");
-  m.def("max_pool2d", &pool_forward_entry<PoolKind::max>, py::arg("x"), py::arg("pool_size"),
-        py::arg("strides"), py::arg("same"), py::arg("pads"));
+  m.def("max_pool2d", &max_pool_forward_entry, py::arg("x"), py::arg("pool_size"),
+        py::arg("strides"), py::arg("same"), py::arg("pads"), py::arg("return_argmax") = false,
+        "y, or (y, argmax) with return_argmax: uint8 codes of each window's first maximum");
   m.def("max_pool2d_backward", &pool_backward_entry<PoolKind::max>, py::arg("dy"), py::arg("x"),
         py::arg("pool_size"), py::arg("strides"), py::arg("same"), py::arg("pads"),
-        py::arg("relu") = false,
-        "dx of max pooling; relu=True: x is a ReLU's output, dx is for the ReLU's input");
-  m.def("avg_pool2d", &pool_forward_entry<PoolKind::avg>, py::arg("x"), py::arg("pool_size"),
+        py::arg("relu") = false, py::arg("argmax") = py::none(),
+        "dx of max pooling; relu=True: x is a ReLU's output, dx is for the ReLU's input; "
+        "argmax: the forward pass's codes (then x's values are not read)");
+  m.def("avg_pool2d", &avg_pool_forward_entry, py::arg("x"), py::arg("pool_size"),
         py::arg("strides"), py::arg("same"), py::arg("pads"));
   m.def("avg_pool2d_backward", &avg_pool_backward_entry, py::arg("dy"), py::arg("x"),
         py::arg("pool_size"), py::arg("strides"), py::arg("same"), py::arg("pads"));

@@ -696,6 +696,27 @@ inline void pool_dy(const char* op, const View& dy, const Conv2dGeom& g, const V
                 shape_str(dy));
 }
 
+// Max pooling's argmax codes (cpu/pool/max_pool2d.h): windows of at most
+// max_taps taps (asked for by the forward pass, or given to the backward).
+inline void pool_argmax_window(const char* op, const Conv2dGeom& g, int64_t max_taps) {
+  if (g.KH * g.KW > max_taps)
+    value_error(std::string(op) + ": argmax codes need a pool window of at most " +
+                std::to_string(max_taps) + " taps, got " + pair_str(g.KH, g.KW));
+}
+
+// argmax: the uint8 codes of max_pool2d(..., return_argmax=True), shaped like y.
+inline void pool_argmax(const char* op, const View& argmax, const Conv2dGeom& g,
+                        const View& x, int64_t max_taps) {
+  pool_argmax_window(op, g, max_taps);
+  if (argmax.kind != 'u' || argmax.itemsize != 1)
+    type_error(std::string(op) + ": argmax must be uint8 (from max_pool2d(..., "
+               "return_argmax=True)), got " + dtype_str(argmax));
+  if (!argmax.has_shape({g.N, g.OH, g.OW, g.C}))
+    value_error(std::string(op) + ": argmax must have the output shape " +
+                shape_str({g.N, g.OH, g.OW, g.C}) + " for x " + shape_str(x) + ", got " +
+                shape_str(argmax));
+}
+
 // Global average pooling: x (N,H,W,C) float with H, W >= 1. Returns 'f' or 'd'.
 inline char gap_input(const char* op, const View& x) {
   const char code = require_float(x, "x");

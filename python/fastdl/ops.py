@@ -403,18 +403,42 @@ def _pool(name, arrays, pool_size, strides, padding, **kw):
     return getattr(mod, name)(*arrays, pool, st, same, pads, **kw)
 
 
-def max_pool2d(x, pool_size=2, strides=None, padding="valid"):
-    """Max pooling, channels-last (N,H,W,C) -> (N,OH,OW,C); strides None = pool_size."""
-    return _pool("max_pool2d", (x,), pool_size, strides, padding)
+def max_pool2d(x, pool_size=2, strides=None, padding="valid", *, return_argmax=False):
+    """Max pooling, channels-last (N,H,W,C) -> (N,OH,OW,C); strides None = pool_size.
+
+    ``return_argmax=True`` (an extension, CPU arrays, windows of at most 127 taps):
+    returns ``(y, argmax)``, argmax a uint8 array shaped like y naming the tap
+    (``kh * pool_w + kw``) of each window's first maximum, +128 where that maximum
+    is not positive, 255 where it is NaN. Given to max_pool2d_backward, it makes
+    the backward pass a scatter of dy that does not read x.
+    """
+    if not return_argmax:
+        return _pool("max_pool2d", (x,), pool_size, strides, padding)
+    _argmax_on_cpu("max_pool2d", x)
+    return _pool("max_pool2d", (x,), pool_size, strides, padding, return_argmax=True)
 
 
-def max_pool2d_backward(dy, x, *, pool_size=2, strides=None, padding="valid", relu=False):
+def max_pool2d_backward(dy, x, *, pool_size=2, strides=None, padding="valid", relu=False,
+                        argmax=None):
     """dx of max_pool2d: dy goes to the first maximum of each window (TensorFlow's ties).
 
     ``relu=True`` (an extension): x is the output of a ReLU, and the result is the
     gradient of the ReLU's input, ``dx * (x > 0)``, in the same pass.
+    ``argmax`` (an extension): the codes of ``max_pool2d(x, ..., return_argmax=True)``;
+    the same dx without reading x's values.
     """
-    return _pool("max_pool2d_backward", (dy, x), pool_size, strides, padding, relu=bool(relu))
+    if argmax is None:
+        return _pool("max_pool2d_backward", (dy, x), pool_size, strides, padding,
+                     relu=bool(relu))
+    _argmax_on_cpu("max_pool2d_backward", dy, x, argmax)
+    return _pool("max_pool2d_backward", (dy, x), pool_size, strides, padding, relu=bool(relu),
+                 argmax=argmax)
+
+
+def _argmax_on_cpu(op, *arrays):
+    if any(type(a) is not _ndarray for a in arrays) and _on_gpu(*arrays):
+        raise NotImplementedError(f"{op}: argmax codes are computed on the CPU only; on a GPU "
+                                  f"the backward pass recomputes the maximum from x")
 
 
 def avg_pool2d(x, pool_size=2, strides=None, padding="valid"):

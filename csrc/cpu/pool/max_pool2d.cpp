@@ -20,8 +20,9 @@ Context sized(const Conv2dGeom& g, const Context& ctx) {
 }  // namespace
 
 template <typename T>
-void max_pool2d_forward(T* y, const T* x, const Conv2dGeom& g, const Context& ctx) {
-  max_pool_kernels[ctx.isa].forward<T>()(y, x, g, sized(g, ctx));
+void max_pool2d_forward(T* y, uint8_t* argmax, const T* x, const Conv2dGeom& g,
+                        const Context& ctx) {
+  max_pool_kernels[ctx.isa].forward<T>()(y, argmax, x, g, sized(g, ctx));
 }
 
 template <typename T>
@@ -33,12 +34,26 @@ void max_pool2d_backward(T* dx, const T* dy, const T* x, const Conv2dGeom& g, bo
   max_pool_kernels[ctx.isa].backward<T>()(dx, dy, x, scratch, g, relu, c);
 }
 
-template void max_pool2d_forward<float>(float*, const float*, const Conv2dGeom&, const Context&);
-template void max_pool2d_forward<double>(double*, const double*, const Conv2dGeom&,
+template <typename T>
+void max_pool2d_backward_argmax(T* dx, const T* dy, const uint8_t* argmax, const Conv2dGeom& g,
+                                bool relu, const Context& ctx) {
+  const Context c = sized(g, ctx);
+  ArenaScope scope(c.arena);
+  T* scratch = c.arena->alloc<T>(int64_t(c.nthreads) * g.C);
+  max_pool_kernels[ctx.isa].backward_argmax<T>()(dx, dy, argmax, scratch, g, relu, c);
+}
+
+template void max_pool2d_forward<float>(float*, uint8_t*, const float*, const Conv2dGeom&,
+                                        const Context&);
+template void max_pool2d_forward<double>(double*, uint8_t*, const double*, const Conv2dGeom&,
                                          const Context&);
 template void max_pool2d_backward<float>(float*, const float*, const float*, const Conv2dGeom&,
                                          bool, const Context&);
 template void max_pool2d_backward<double>(double*, const double*, const double*,
                                           const Conv2dGeom&, bool, const Context&);
+template void max_pool2d_backward_argmax<float>(float*, const float*, const uint8_t*,
+                                                const Conv2dGeom&, bool, const Context&);
+template void max_pool2d_backward_argmax<double>(double*, const double*, const uint8_t*,
+                                                 const Conv2dGeom&, bool, const Context&);
 
 }  // namespace fastdl::cpu

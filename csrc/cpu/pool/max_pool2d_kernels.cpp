@@ -1,7 +1,8 @@
 // The max-pooling kernels, compiled once per capability level and registered
 // in max_pool_kernels (runtime/dispatch.h); max_pool2d.cpp looks them up.
 // Every inner loop runs over the C contiguous channels of one pixel, so it
-// vectorises at the file's width; the window loops around it visit only the
+// vectorises at the file's width (the forward pass with explicit vectors that
+// hold a window's maxima in registers); the window loops around it visit only the
 // taps inside x (pool_window.h), so padding needs no special values. Nothing
 // here may instantiate an inline function shared with generic code (such as
 // the Arena's), so scratch memory comes from the dispatcher.
@@ -21,7 +22,21 @@
 #endif
 
 namespace fastdl::cpu::FASTDL_CAP_NS {
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 namespace {
+// The calling thread's number inside a parallel region of nt threads (0 outside one).
+inline int thread_index(int nt) {
+#ifdef _OPENMP
+  return nt > 1 ? omp_get_thread_num() : 0;
+#else
+  (void)nt;
+  return 0;
+#endif
+}
+
 // hit ? v : 0, written with a bit mask: GCC vectorises this, not the select.
 template <typename T>
 inline T keep_if(bool hit, T v) {
@@ -33,27 +48,133 @@ inline T keep_if(bool hit, T v) {
   return v;
 }
 
+// One register of channels as a GCC vector, at this level's width (as in
+// conv/direct_kernels.cpp), and the int32 and byte vectors of as many lanes.
+constexpr int kVecBytes = FASTDL_CAP_LEVEL == 0 ? 16 : FASTDL_CAP_LEVEL == 1 ? 32 : 64;
 template <typename T>
-void max_pool2d_forward_impl(T* y, const T* x, const Conv2dGeom& g, const Context& ctx) {
+struct Vec {
+  static constexpr int L = int(kVecBytes / sizeof(T));
+  typedef T type __attribute__((vector_size(kVecBytes)));
+  typedef int32_t i32 __attribute__((vector_size(L * 4)));
+  typedef uint8_t bytes __attribute__((vector_size(L * 4)));  // an i32's bytes
+};
+
+// The low byte of every lane of v, as the first L bytes of a byte vector: one
+// shuffle (__builtin_convertvector to bytes ran lane by lane in scalar code).
+template <typename T>
+inline typename Vec<T>::bytes low_bytes(typename Vec<T>::i32 v) {
+  using B = typename Vec<T>::bytes;
+  B b, pick{};
+  __builtin_memcpy(&b, &v, sizeof(b));
+  for (int i = 0; i < Vec<T>::L; ++i) pick[i] = uint8_t(4 * i);
+  return __builtin_shuffle(b, pick);
+}
+
+// The argmax codes (max_pool2d.h) of maxima m at taps tap.
+template <typename T>
+inline uint32_t argmax_code(T m, T tap) {
+  const uint32_t not_positive = (0u - uint32_t(!(m > T(0)))) & kMaxPoolNotPositive;
+  const uint32_t nan = (0u - uint32_t(m != m)) & kMaxPoolNoTap;
+  return uint32_t(int32_t(tap)) | not_positive | nan;
+}
+
+// One output pixel: yp (C,) = the maxima over the window's taps inside x, rows
+// [h0, h1) x columns [w0, w1), tap (kh, kw) at xn + o + (kh * W + kw) * C; and,
+// with Argmax, ap (C,) = their codes. A vector of channels at a time, the
+// maximum and its tap held in registers while the taps stream by.
+template <bool Argmax, typename T>
+inline void window_max(T* __restrict yp, uint8_t* __restrict ap, const T* xn, int64_t o,
+                       int64_t W, int64_t C, int64_t KW, int64_t h0, int64_t h1, int64_t w0,
+                       int64_t w1) {
+  using V = typename Vec<T>::type;
+  constexpr int L = Vec<T>::L;
+  const T first = T(h0 * KW + w0);
+  int64_t c = 0;
+  for (; c + L <= C; c += L) {
+    V m, tap = V{} + first;
+    __builtin_memcpy(&m, xn + o + (h0 * W + w0) * C + c, sizeof(V));
+    for (int64_t kh = h0; kh < h1; ++kh)
+      for (int64_t kw = (kh == h0 ? w0 + 1 : w0); kw < w1; ++kw) {
+        V v;
+        __builtin_memcpy(&v, xn + o + (kh * W + kw) * C + c, sizeof(V));
+        const auto gt = v > m;   // strictly: the first maximum keeps its tap
+        m = gt ? v : m;
+        if (Argmax) tap = gt ? V{} + T(kh * KW + kw) : tap;
+      }
+    __builtin_memcpy(yp + c, &m, sizeof(V));
+    if (Argmax) {
+      using I = typename Vec<T>::i32;
+      const I not_positive = ~__builtin_convertvector(m > V{}, I) & (I{} + int(kMaxPoolNotPositive));
+      const I nan = __builtin_convertvector(m != m, I) & (I{} + int(kMaxPoolNoTap));
+      const I code = __builtin_convertvector(tap, I) | not_positive | nan;
+      const typename Vec<T>::bytes b = low_bytes<T>(code);
+      __builtin_memcpy(ap + c, &b, L);
+    }
+  }
+  for (; c < C; ++c) {
+    T m = xn[o + (h0 * W + w0) * C + c], tap = first;
+    for (int64_t kh = h0; kh < h1; ++kh)
+      for (int64_t kw = (kh == h0 ? w0 + 1 : w0); kw < w1; ++kw) {
+        const T v = xn[o + (kh * W + kw) * C + c];
+        if (v > m) {
+          m = v;
+          tap = T(kh * KW + kw);
+        }
+      }
+    yp[c] = m;
+    if (Argmax) ap[c] = uint8_t(argmax_code(m, tap));
+  }
+}
+
+// argmax null: y only; otherwise also the argmax codes (max_pool2d.h).
+template <bool Argmax, typename T>
+void max_pool2d_forward_loop(T* y, uint8_t* argmax, const T* x, const Conv2dGeom& g,
+                             const Context& ctx) {
   const int64_t C = g.C, rows = g.N * g.OH;
+  const int nt = ctx.nthreads;
   // One task per output row: independent writes, enough tasks even at N = 1.
-#pragma omp parallel for num_threads(ctx.nthreads) if (ctx.nthreads > 1) schedule(static)
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t n = r / g.OH, oh = r % g.OH;
     const T* xn = x + n * g.H * g.W * C;
     const auto [h0, h1, ih0] = pool_rows(g, oh);
     for (int64_t ow = 0; ow < g.OW; ++ow) {
       const auto [w0, w1, iw0] = pool_cols(g, ow);
-      T* yp = y + (r * g.OW + ow) * C;
-      std::memcpy(yp, xn + ((ih0 + h0) * g.W + iw0 + w0) * C, sizeof(T) * C);
-      for (int64_t kh = h0; kh < h1; ++kh) {
-        for (int64_t kw = (kh == h0 ? w0 + 1 : w0); kw < w1; ++kw) {
-          const T* xp = xn + ((ih0 + kh) * g.W + iw0 + kw) * C;
-          for (int64_t c = 0; c < C; ++c) yp[c] = xp[c] > yp[c] ? xp[c] : yp[c];
-        }
-      }
+      const int64_t o = (r * g.OW + ow) * C;
+      window_max<Argmax>(y + o, Argmax ? argmax + o : nullptr, xn, (ih0 * g.W + iw0) * C, g.W,
+                         C, g.KW, h0, h1, w0, w1);
     }
   }
+}
+
+template <typename T>
+void max_pool2d_forward_impl(T* y, uint8_t* argmax, const T* x, const Conv2dGeom& g,
+                             const Context& ctx) {
+  if (argmax) max_pool2d_forward_loop<true>(y, argmax, x, g, ctx);
+  else max_pool2d_forward_loop<false>(y, argmax, x, g, ctx);
+}
+
+// Zeroes what the windows of image dxn will not assign: nothing when they tile
+// it, the rows and columns past the last window when they tile from the
+// top-left corner (stride = size, no leading padding), else everything (the
+// windows then accumulate, or leave gaps).
+template <typename T>
+void zero_unassigned(T* dxn, const Conv2dGeom& g) {
+  const int64_t C = g.C;
+  const bool tiles = g.SH == g.KH && g.SW == g.KW && (g.OH - 1) * g.SH - g.PT + g.KH >= g.H &&
+                     (g.OW - 1) * g.SW - g.PL + g.KW >= g.W;
+  if (tiles) return;
+  const bool from_corner = g.SH == g.KH && g.SW == g.KW && g.PT == 0 && g.PL == 0;
+  if (!from_corner) {
+    std::memset(dxn, 0, sizeof(T) * g.H * g.W * C);
+    return;
+  }
+  const int64_t covered_h = std::min<int64_t>(g.H, g.OH * g.KH);
+  const int64_t covered_w = std::min<int64_t>(g.W, g.OW * g.KW);
+  if (covered_w < g.W)
+    for (int64_t h = 0; h < covered_h; ++h)
+      std::memset(dxn + (h * g.W + covered_w) * C, 0, sizeof(T) * (g.W - covered_w) * C);
+  std::memset(dxn + covered_h * g.W * C, 0, sizeof(T) * (g.H - covered_h) * g.W * C);
 }
 
 // scratch: nthreads * C values, one pixel's window maxima per thread.
@@ -65,38 +186,17 @@ void max_pool2d_backward_loop(T* dx, const T* dy, const T* x, T* scratch, const 
   const int64_t C = g.C, image = g.H * g.W * C;
   const int nt = ctx.nthreads;
   // Windows that do not overlap get each dx pixel from at most one window, so
-  // dx can be assigned instead of accumulated; when they also tile the whole
-  // image, nothing needs zeroing first.
+  // dx can be assigned instead of accumulated (zero_unassigned does the rest).
   const bool disjoint = g.SH >= g.KH && g.SW >= g.KW;
-  const bool tiles = g.SH == g.KH && g.SW == g.KW && (g.OH - 1) * g.SH - g.PT + g.KH >= g.H &&
-                     (g.OW - 1) * g.SW - g.PL + g.KW >= g.W;
-  // Windows that tile from the top-left corner (stride = size, no leading
-  // padding) assign every dx pixel they cover; only the rows and columns past
-  // the last window need zeros, not the whole image.
-  const bool from_corner = g.SH == g.KH && g.SW == g.KW && g.PT == 0 && g.PL == 0;
-  const int64_t covered_h = std::min<int64_t>(g.H, g.OH * g.KH);
-  const int64_t covered_w = std::min<int64_t>(g.W, g.OW * g.KW);
   const T nan = std::numeric_limits<T>::quiet_NaN();
   // One task per image: overlapping windows of one image accumulate into the
   // same dx pixels, so an image belongs to one thread.
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
   for (int64_t n = 0; n < g.N; ++n) {
-#ifdef _OPENMP
-    const int tid = nt > 1 ? omp_get_thread_num() : 0;
-#else
-    const int tid = 0;
-#endif
-    T* __restrict m = scratch + tid * C;
+    T* __restrict m = scratch + thread_index(nt) * C;
     const T* xn = x + n * image;
     T* dxn = dx + n * image;
-    if (!tiles && from_corner) {
-      if (covered_w < g.W)
-        for (int64_t h = 0; h < covered_h; ++h)
-          std::memset(dxn + (h * g.W + covered_w) * C, 0, sizeof(T) * (g.W - covered_w) * C);
-      std::memset(dxn + covered_h * g.W * C, 0, sizeof(T) * (g.H - covered_h) * g.W * C);
-    } else if (!tiles) {
-      std::memset(dxn, 0, sizeof(T) * image);
-    }
+    zero_unassigned(dxn, g);
     for (int64_t oh = 0; oh < g.OH; ++oh) {
       const auto [h0, h1, ih0] = pool_rows(g, oh);
       for (int64_t ow = 0; ow < g.OW; ++ow) {
@@ -136,6 +236,52 @@ void max_pool2d_backward_loop(T* dx, const T* dy, const T* x, T* scratch, const 
   }
 }
 
+// The scatter from the argmax codes: per window, its codes as T in scratch
+// (nthreads * C values; relu: flagged codes stay >= 128, which no tap equals;
+// otherwise the flag is masked off and 255 becomes 127, which no tap of a
+// window of at most 127 taps equals either), then each tap takes dy where its
+// index matches. Threads as in the backward pass above.
+template <bool Relu, typename T>
+void max_pool2d_backward_argmax_loop(T* dx, const T* dy, const uint8_t* argmax, T* scratch,
+                                     const Conv2dGeom& g, const Context& ctx) {
+  const int64_t C = g.C, image = g.H * g.W * C;
+  const int nt = ctx.nthreads;
+  const bool disjoint = g.SH >= g.KH && g.SW >= g.KW;
+  const int mask = Relu ? 255 : 127;
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+  for (int64_t n = 0; n < g.N; ++n) {
+    T* __restrict code = scratch + thread_index(nt) * C;
+    T* dxn = dx + n * image;
+    zero_unassigned(dxn, g);
+    for (int64_t oh = 0; oh < g.OH; ++oh) {
+      const auto [h0, h1, ih0] = pool_rows(g, oh);
+      for (int64_t ow = 0; ow < g.OW; ++ow) {
+        const auto [w0, w1, iw0] = pool_cols(g, ow);
+        const int64_t o = ((n * g.OH + oh) * g.OW + ow) * C;
+        const T* __restrict dyp = dy + o;
+        const uint8_t* __restrict ap = argmax + o;
+        for (int64_t c = 0; c < C; ++c) code[c] = T(int(ap[c]) & mask);
+        for (int64_t kh = h0; kh < h1; ++kh)
+          for (int64_t kw = w0; kw < w1; ++kw) {
+            const T t = T(kh * g.KW + kw);
+            T* __restrict dxp = dxn + ((ih0 + kh) * g.W + iw0 + kw) * C;
+            if (disjoint)
+              for (int64_t c = 0; c < C; ++c) dxp[c] = keep_if(code[c] == t, dyp[c]);
+            else
+              for (int64_t c = 0; c < C; ++c) dxp[c] += keep_if(code[c] == t, dyp[c]);
+          }
+      }
+    }
+  }
+}
+
+template <typename T>
+void max_pool2d_backward_argmax_impl(T* dx, const T* dy, const uint8_t* argmax, T* scratch,
+                                     const Conv2dGeom& g, bool relu, const Context& ctx) {
+  if (relu) max_pool2d_backward_argmax_loop<true>(dx, dy, argmax, scratch, g, ctx);
+  else max_pool2d_backward_argmax_loop<false>(dx, dy, argmax, scratch, g, ctx);
+}
+
 template <typename T>
 void max_pool2d_backward_impl(T* dx, const T* dy, const T* x, T* scratch, const Conv2dGeom& g,
                               bool relu, const Context& ctx) {
@@ -143,9 +289,12 @@ void max_pool2d_backward_impl(T* dx, const T* dy, const T* x, T* scratch, const 
   else max_pool2d_backward_loop<false>(dx, dy, x, scratch, g, ctx);
 }
 
-constexpr MaxPoolKernels kKernels{&max_pool2d_forward_impl<float>, &max_pool2d_forward_impl<double>,
-                                  &max_pool2d_backward_impl<float>, &max_pool2d_backward_impl<double>};
+constexpr MaxPoolKernels kKernels{
+    &max_pool2d_forward_impl<float>,         &max_pool2d_forward_impl<double>,
+    &max_pool2d_backward_impl<float>,        &max_pool2d_backward_impl<double>,
+    &max_pool2d_backward_argmax_impl<float>, &max_pool2d_backward_argmax_impl<double>};
 FASTDL_REGISTER_KERNELS(max_pool_kernels, kKernels);
 
 }  // namespace
+#pragma GCC diagnostic pop
 }  // namespace fastdl::cpu::FASTDL_CAP_NS

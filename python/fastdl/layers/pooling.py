@@ -1,4 +1,6 @@
 """Pooling layers."""
+import numpy as np
+
 from .. import ops
 from ._conv_utils import conv_out, jsonable, norm_padding, padding_arg, pair
 from .layer import Layer, shape_str
@@ -45,11 +47,28 @@ class _Pool2D(Layer):
 
 
 class MaxPooling2D(_Pool2D):
+    """Training calls on the CPU keep each window's argmax (one byte per output), so
+    that the backward pass scatters dy without reading x again."""
     _op = "max_pool2d"
+    _argmax = None
+
+    def call(self, x, training=False):
+        self._x = x
+        self._argmax = None
+        if training and type(x) is np.ndarray and self.pool_size[0] * self.pool_size[1] <= 127:
+            y, self._argmax = ops.max_pool2d(x, return_argmax=True, **self._kw())
+            return y
+        return ops.max_pool2d(x, **self._kw())
+
+    def backward(self, dy, need_dx=True):
+        if not need_dx:
+            return None
+        return ops.max_pool2d_backward(dy, self._x, argmax=self._argmax, **self._kw())
 
     def _backward_relu(self, dy):
         """The gradient of the pre-activation of the ReLU whose output this layer pooled."""
-        return ops.max_pool2d_backward(dy, self._x, relu=True, **self._kw())
+        return ops.max_pool2d_backward(dy, self._x, relu=True, argmax=self._argmax,
+                                       **self._kw())
 
 
 class AveragePooling2D(_Pool2D):
