@@ -81,6 +81,31 @@ def test_backward_matches_reference(case, dtype, algorithm, rng):
     np.testing.assert_allclose(db2, rdb, **TOL[dtype])
 
 
+@pytest.mark.parametrize("pixels", [1, 2, 3, 5, 7, 11, 13])
+@pytest.mark.parametrize("channels", [1, 2, 3, 4, 5, 6])
+def test_direct_register_block_tails(channels, pixels, rng):
+    # The direct kernels take pixels (forward) and taps (dw) in register blocks of
+    # 6 (4 pixels below 16 taps), then 3, 2 and 1: a 1x5 window over C channels has
+    # K = 5C taps (every remainder mod 6, below and above 16), one image row of
+    # `pixels` outputs is one band. Each output sums its terms in the same order
+    # whatever the blocking, so the result is the reference's, and the same as with
+    # a batch of more images (other bands, other blocks).
+    x = rng.standard_normal((1, 1, pixels + 4, channels))
+    w = rng.standard_normal((1, 5, channels, 20))
+    b = rng.standard_normal(20)
+    y = ops.conv2d(x, w, b, activation="relu", algorithm="direct")
+    np.testing.assert_allclose(y, np.maximum(ref.conv2d(x, w, b, 1, "valid", 1), 0),
+                               rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    _, dw, db = ops.conv2d_backward(dy, x, w, need_dx=False, algorithm="direct")
+    _, rdw, rdb = ref.conv2d_backward(dy, x, w, 1, "valid", 1)
+    np.testing.assert_allclose(dw, rdw, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(db, rdb, rtol=1e-12, atol=1e-12)
+    x3 = np.concatenate([rng.standard_normal(x.shape), x, rng.standard_normal(x.shape)])
+    np.testing.assert_array_equal(ops.conv2d(x3, w, b, activation="relu", algorithm="direct")[1],
+                                  y[0])
+
+
 def test_fused_relu(rng):
     x = rng.standard_normal((2, 6, 6, 3)).astype(np.float32)
     w = rng.standard_normal((3, 3, 3, 4)).astype(np.float32)
@@ -269,7 +294,8 @@ out = {}
 for i, (xs, ws, s, p) in enumerate([((3, 9, 10, 1), (3, 3, 1, 32), 1, "valid"),
                                     ((2, 8, 7, 3), (3, 3, 3, 53), 2, "same"),
                                     ((2, 6, 6, 2), (2, 3, 2, 7), 1, ((1, 0), (2, 1))),
-                                    ((2, 7, 9, 16), (3, 3, 16, 40), 1, "same")]):
+                                    ((2, 7, 9, 16), (3, 3, 16, 40), 1, "same"),
+                                    ((1, 2, 17, 5), (1, 5, 5, 20), 1, "valid")]):  # block tails
     for dt in (np.float32, np.float64):
         x = rng.standard_normal(xs).astype(dt)
         w = rng.standard_normal(ws).astype(dt)
