@@ -142,10 +142,12 @@ def test_max_pool_argmax_finite_differences(args, rng):
     np.testing.assert_allclose(ops.max_pool2d_backward(r, x, **kw(pool, s, p), argmax=codes),
                                num, rtol=1e-6, atol=1e-7)
     # through a ReLU: the gradient of relu then pool at the pre-activation x
-    num = numeric_gradient(lambda: float((ops.max_pool2d(np.maximum(x, 0), pool, s, p) * r).sum()), x)
-    _, codes = ops.max_pool2d(np.maximum(x, 0), pool, s, p, return_argmax=True)
-    np.testing.assert_allclose(ops.max_pool2d_backward(r, np.maximum(x, 0), **kw(pool, s, p),
-                                                       relu=True, argmax=codes),
+    xr = np.maximum(x, 0)
+    num = numeric_gradient(lambda: float((ops.max_pool2d(np.maximum(x, 0), pool, s, p) * r).sum()),
+                           x)
+    _, codes = ops.max_pool2d(xr, pool, s, p, return_argmax=True)
+    np.testing.assert_allclose(ops.max_pool2d_backward(r, xr, **kw(pool, s, p), relu=True,
+                                                       argmax=codes),
                                num, rtol=1e-6, atol=1e-7)
 
 
@@ -157,8 +159,9 @@ def test_max_pool_argmax_non_contiguous(rng):
     dy = rng.standard_normal((2, 3, 5, 3))[:, ::-1]
     wide = np.zeros(codes.shape[:3] + (6,), np.uint8)
     wide[..., ::2] = codes
-    np.testing.assert_array_equal(ops.max_pool2d_backward(dy, x, pool_size=2, argmax=wide[..., ::2]),
-                                  ops.max_pool2d_backward(dy, x, pool_size=2))
+    np.testing.assert_array_equal(
+        ops.max_pool2d_backward(dy, x, pool_size=2, argmax=wide[..., ::2]),
+        ops.max_pool2d_backward(dy, x, pool_size=2))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

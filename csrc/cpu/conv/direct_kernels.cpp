@@ -105,7 +105,8 @@ void forward_columns(T* y, const T* const* base, const int64_t* off, const T* w,
                      int64_t np, int64_t f0, int64_t K, int64_t F, bool relu) {
   int64_t p = 0;
   if (K >= kShortK)
-    for (; p + kPB <= np; p += kPB) forward_block<T, kPB, NV>(y, base, off, w, b, p, f0, K, F, relu);
+    for (; p + kPB <= np; p += kPB)
+      forward_block<T, kPB, NV>(y, base, off, w, b, p, f0, K, F, relu);
   for (; p + 4 <= np; p += 4) forward_block<T, 4, NV>(y, base, off, w, b, p, f0, K, F, relu);
   // the rest in blocks of 3, 2 and 1 (a single pixel's chains cannot hide the FMA latency)
   for (; p + 3 <= np; p += 3) forward_block<T, 3, NV>(y, base, off, w, b, p, f0, K, F, relu);

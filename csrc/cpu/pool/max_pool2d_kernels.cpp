@@ -104,7 +104,8 @@ inline void window_max(T* __restrict yp, uint8_t* __restrict ap, const T* xn, in
     __builtin_memcpy(yp + c, &m, sizeof(V));
     if (Argmax) {
       using I = typename Vec<T>::i32;
-      const I not_positive = ~__builtin_convertvector(m > V{}, I) & (I{} + int(kMaxPoolNotPositive));
+      const I positive = __builtin_convertvector(m > V{}, I);  // lanes of -1 or 0
+      const I not_positive = ~positive & (I{} + int(kMaxPoolNotPositive));
       const I nan = __builtin_convertvector(m != m, I) & (I{} + int(kMaxPoolNoTap));
       const I code = __builtin_convertvector(tap, I) | not_positive | nan;
       const typename Vec<T>::bytes b = low_bytes<T>(code);
