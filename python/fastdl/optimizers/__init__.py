@@ -172,6 +172,8 @@ class Optimizer:
         self._begin_step(step)
         wd = self.weight_decay or 0.0
         skip = self._no_decay
+        items = []
+        params = []
         for g, p in grads_and_vars:
             if g is None:
                 continue
@@ -184,11 +186,18 @@ class Optimizer:
             if g.dtype != p.dtype or not g.flags.c_contiguous:
                 g = _device.xp(g).ascontiguousarray(g, dtype=p.dtype)
             # (a Variable's plain array: the update kernels' fast type check)
-            self._update(_tape.value(p), g, self._slots(p), lr, step,
-                         0.0 if skip and id(p) in skip else wd)
-            if constraints._attached:
-                constraints.apply((p,))   # kernel_constraint & co., after the update (Keras)
+            items.append((_tape.value(p), g, self._slots(p), 0.0 if skip and id(p) in skip else wd))
+            params.append(p)
+        self._update_many(items, lr, step)
+        if constraints._attached:
+            constraints.apply(params)   # kernel_constraint & co., after the update (Keras)
         return self.iterations
+
+    def _update_many(self, items, lr, step):
+        """_update on every (param, grad, slots, weight decay) of one step; an optimizer
+        with a multi-tensor kernel updates them all in one call."""
+        for p, g, slots, wd in items:
+            self._update(p, g, slots, lr, step, wd)
 
     def _new_slot(self, p, name):
         return _zeros_like(p)
@@ -444,6 +453,16 @@ class Adam(_Moments):
         self.amsgrad = bool(amsgrad)
         if self.amsgrad:
             self._slot_names = ("m", "v", "v_hat")
+
+    def _update_many(self, items, lr, step):
+        dt = items[0][0].dtype if items else None
+        if self.amsgrad or not all(type(it[0]) is np.ndarray and it[0].dtype == dt
+                                   for it in items):
+            return Optimizer._update_many(self, items, lr, step)
+        ops.adam_update_multi([it[0] for it in items], [it[1] for it in items],
+                              [it[2][0] for it in items], [it[2][1] for it in items], step=step,
+                              learning_rate=lr, beta_1=self.beta_1, beta_2=self.beta_2,
+                              epsilon=self.epsilon, weight_decay=[it[3] for it in items])
 
     def _update(self, p, g, slots, lr, step, wd):
         if not self.amsgrad:
