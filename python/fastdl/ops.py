@@ -795,11 +795,16 @@ def adam_update_multi(params, grads, m, v, *, step, learning_rate=0.001, beta_1=
     the threads split all their elements together, and every element gets the bits
     adam_update gives it. weight_decay: one number for all, or one per parameter."""
     alpha = learning_rate * (1.0 - beta_2 ** step) ** 0.5 / (1.0 - beta_1 ** step)
-    n = len(params)
-    wds = list(weight_decay) if isinstance(weight_decay, (list, tuple)) else [weight_decay] * n
-    lr_wds = [learning_rate * (wd or 0.0) for wd in wds]
-    _C.adam_update_multi(list(params), list(grads), list(m), list(v), alpha, beta_1, beta_2,
-                         epsilon, lr_wds)
+    if isinstance(weight_decay, (list, tuple)):
+        lr_wds = [learning_rate * wd if wd else 0.0 for wd in weight_decay]
+    else:
+        lr_wds = [learning_rate * (weight_decay or 0.0)] * len(params)
+    _C.adam_update_multi(_as_list(params), _as_list(grads), _as_list(m), _as_list(v), alpha,
+                         beta_1, beta_2, epsilon, lr_wds)
+
+
+def _as_list(a):
+    return a if type(a) is list else list(a)
 
 
 def rmsprop_update(param, grad, v, momentum_slot=None, *, learning_rate=0.001, rho=0.9,
