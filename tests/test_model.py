@@ -412,3 +412,37 @@ def test_predict_of_one_batch_equals_batched_and_owns_its_result(kind):
     assert m.predict(a[:1].astype(np.float64), verbose=0).dtype == np.float32
     with pytest.raises(ValueError, match="shape"):
         m.predict(rng.random((2, 6), dtype=np.float32), verbose=0)
+
+
+def test_seed_mlp_step_plan_same_bits_as_tape_and_as_one_adam_call_per_weight():
+    # The seed MLP at full size (784 -> 128 -> 10, so Adam's 101,770 weights run on two
+    # threads where there are two) through fit's step plan, through the tape
+    # (train_step overridden), and with Adam updating one weight per call as it did before
+    # the multi-tensor update: the same weights, to the bit.
+    class ThroughTape(models.Sequential):
+        def train_step(self, data):
+            return super().train_step(data)
+
+    class OneCallPerWeight(optimizers.Adam):
+        def _update_many(self, ps, gs, slots, wds, lr, step):
+            return optimizers.Optimizer._update_many(self, ps, gs, slots, wds, lr, step)
+
+    x, y = _data(96, classes=10, shape=(28, 28))
+    ws = []
+    old = fastdl.get_num_threads()
+    try:
+        fastdl.set_num_threads(2)
+        for cls, opt in ((models.Sequential, "adam"), (ThroughTape, "adam"),
+                         (models.Sequential, OneCallPerWeight())):
+            fastdl.set_seed(11)
+            m = cls([layers.Input((28, 28)), layers.Flatten(),
+                     layers.Dense(128, activation="relu"), layers.Dropout(0.2),
+                     layers.Dense(10, activation="softmax")])
+            m.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            m.fit(x, y, epochs=2, batch_size=32, verbose=0)
+            ws.append(m.get_weights())
+    finally:
+        fastdl.set_num_threads(old)
+    for other in ws[1:]:
+        for a, b in zip(ws[0], other):
+            np.testing.assert_array_equal(a, b)

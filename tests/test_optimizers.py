@@ -139,3 +139,114 @@ def test_update_bad_arguments(dev):
         ro.flags.writeable = False
         with pytest.raises(ValueError, match="param is read-only"):
             ops.sgd_update(dev(ro), ones(3), learning_rate=0.1)
+
+
+# ------------------------------------------------------------ multi-tensor Adam
+ODD_SHAPES = [(1,), (7, 13), (0,), (3,), (101, 1031), (5,)]   # 104,249 elements in all
+
+
+def _adam_state(shapes, dtype, seed):
+    rng = np.random.default_rng(seed)
+    p = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    g = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    m = [(0.1 * rng.standard_normal(s)).astype(dtype) for s in shapes]
+    v = [np.abs(rng.standard_normal(s)).astype(dtype) for s in shapes]
+    return p, g, m, v
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_adam_update_multi_matches_one_call_per_tensor(dtype, threads):
+    # every element gets the bits of adam_update, for any split of the elements over
+    # threads (two threads split this many elements in the middle of the largest array)
+    wds = [0.0, 0.01, 0.0, 0.5, 0.004, 0.0]
+    p1, g, m1, v1 = _adam_state(ODD_SHAPES, dtype, 1)
+    p2, m2, v2 = [a.copy() for a in p1], [a.copy() for a in m1], [a.copy() for a in v1]
+    n = fastdl.get_num_threads()
+    try:
+        fastdl.set_num_threads(threads)
+        for t in (1, 2, 3):
+            ops.adam_update_multi(p1, g, m1, v1, step=t, learning_rate=0.01, weight_decay=wds)
+            for i in range(len(p2)):
+                ops.adam_update(p2[i], g[i], m2[i], v2[i], step=t, learning_rate=0.01,
+                                weight_decay=wds[i])
+    finally:
+        fastdl.set_num_threads(n)
+    for a, b in zip(p1 + m1 + v1, p2 + m2 + v2):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_update_multi_matches_reference(dtype):
+    p, g, m, v = _adam_state([(3, 5), (11,), (1,)], dtype, 2)
+    ref = [ref_nn.adam(a.astype(np.float64), b.astype(np.float64), c.astype(np.float64),
+                       d.astype(np.float64), 4, lr=0.01, wd=0.1)
+           for a, b, c, d in zip(p, g, m, v)]
+    ops.adam_update_multi(p, g, m, v, step=4, learning_rate=0.01, weight_decay=0.1)
+    for got, want in zip(zip(p, m, v), ref):
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=TOL[dtype] * 5, atol=TOL[dtype] * 5)
+
+
+@pytest.mark.parametrize("cap", ["generic", "avx2", "avx512"])
+def test_adam_update_multi_every_isa_level_matches_generic(cap):
+    if cap not in ops.supported_capabilities():
+        pytest.skip(f"{cap} not supported on this CPU")
+    old = ops.get_capability()
+    out = {}
+    try:
+        for c in ("generic", cap):
+            ops._C.set_capability(c)
+            p, g, m, v = _adam_state(ODD_SHAPES, np.float32, 3)
+            ops.adam_update_multi(p, g, m, v, step=2, learning_rate=0.01)
+            out[c] = p + m + v
+    finally:
+        ops._C.set_capability(old)
+    for a, b in zip(out["generic"], out[cap]):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_adam_update_multi_bad_arguments():
+    p, g, m, v = _adam_state([(3,), (4, 2)], np.float32, 4)
+    with pytest.raises(ValueError, match="same length"):
+        ops.adam_update_multi(p, g[:1], m, v, step=1)
+    with pytest.raises(ValueError, match=r"v\[1\] must have shape"):
+        ops.adam_update_multi(p, g, m, [v[0], v[0]], step=1)
+    with pytest.raises(ValueError, match=r"grads\[1\] must have shape"):
+        ops.adam_update_multi(p, [g[0], g[0]], m, v, step=1)
+    with pytest.raises(TypeError, match=r"params\[1\] has another dtype"):
+        p64 = [p[0], p[1].astype(np.float64)]
+        ops.adam_update_multi(p64, [g[0], g[1].astype(np.float64)], [m[0], m[1].astype(np.float64)],
+                              [v[0], v[1].astype(np.float64)], step=1)
+    with pytest.raises(ValueError, match=r"m\[0\] must be C-contiguous"):
+        ops.adam_update_multi([np.ones((4, 2), np.float32)], [np.ones((4, 2), np.float32)],
+                              [np.ones((4, 4), np.float32)[:, ::2]], [np.ones((4, 2), np.float32)],
+                              step=1)
+    ro = p[0].copy()
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match=r"params\[0\] is read-only"):
+        ops.adam_update_multi([ro], g[:1], m[:1], v[:1], step=1)
+    ops.adam_update_multi([], [], [], [], step=1)   # nothing to update
+
+
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_adam_optimizer_several_weights_same_bits_as_one_at_a_time(amsgrad):
+    # apply_gradients on all weights at once (the multi-tensor call) against one weight
+    # per call, with weight decay excluded for one of them and a float64 weight among them
+    rng = np.random.default_rng(5)
+    ps = [rng.standard_normal(s).astype(np.float32) for s in [(9, 4), (4,), (1,)]]
+    ps.append(rng.standard_normal(6))
+    qs = [p.copy() for p in ps]
+    a = optimizers.AdamW(0.01, amsgrad=amsgrad)
+    b = optimizers.AdamW(0.01, amsgrad=amsgrad)
+    a.exclude_from_weight_decay([ps[1]])
+    b.exclude_from_weight_decay([qs[1]])
+    for _ in range(4):
+        gs = [rng.standard_normal(p.shape).astype(p.dtype) for p in ps]
+        a.apply_gradients(zip(gs, ps))
+        for g, q in zip(gs, qs):
+            b.apply_gradients([(g, q)])
+            b._iterations -= 1
+        b._iterations += 1
+    for p, q in zip(ps, qs):
+        np.testing.assert_array_equal(p, q)

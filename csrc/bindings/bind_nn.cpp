@@ -3,6 +3,9 @@
 // dropout,losses,optimizers}.cpp. ops.py adds the axis handling and defaults.
 #include <limits>
 #include <string>
+#include <vector>
+
+#include <pybind11/stl.h>
 
 #include "bindings/common.h"
 #include "bindings_common/checks.h"
@@ -317,6 +320,52 @@ void adam_update(py::handle p_h, py::handle g_h, py::handle m_h, py::handle v_h,
   if (k == 'f') run(float{}); else run(double{});
 }
 
+// Adam on several parameters in one call (one parallel region for all of them).
+// lr_wds: one lr*weight_decay per parameter.
+void adam_update_multi(const py::list& params, const py::list& grads, const py::list& ms,
+                       const py::list& vs, double alpha, double b1, double b2, double eps,
+                       const std::vector<double>& lr_wds) {
+  const size_t count = params.size();
+  if (grads.size() != count || ms.size() != count || vs.size() != count ||
+      lr_wds.size() != count)
+    throw py::value_error("adam_update_multi: params, grads, m, v and lr_wd must have the same "
+                          "length, got " + std::to_string(count) + ", " +
+                          std::to_string(grads.size()) + ", " + std::to_string(ms.size()) + ", " +
+                          std::to_string(vs.size()) + " and " + std::to_string(lr_wds.size()));
+  std::vector<py::array> keep;   // the arrays (and contiguous copies of grads) in use
+  keep.reserve(4 * count);
+  char kind = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const std::string at = "[" + std::to_string(i) + "]";
+    const std::string pn = "params" + at, gn = "grads" + at, mn = "m" + at, vn = "v" + at;
+    py::array p = require_array(params[i], pn.c_str());
+    py::array g = require_array(grads[i], gn.c_str());
+    const char k = checks::param_and_grad(view_of(p), view_of(g), pn.c_str(), gn.c_str());
+    if (i > 0 && k != kind)
+      throw py::type_error("adam_update_multi: " + pn + " has another dtype than params[0]; "
+                           "all parameters of one call must share a dtype");
+    kind = k;
+    py::array m = require_array(ms[i], mn.c_str()), v = require_array(vs[i], vn.c_str());
+    checks::update_state(view_of(m), mn.c_str(), view_of(p), pn.c_str());
+    checks::update_state(view_of(v), vn.c_str(), view_of(p), pn.c_str());
+    keep.insert(keep.end(), {p, g, m, v});
+  }
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    std::vector<cpu::AdamTensor<T>> ts(count);
+    for (size_t i = 0; i < count; ++i) {
+      py::array& g = keep[4 * i + 1];
+      g = contiguous<T>(g);
+      ts[i] = {mptr<T>(keep[4 * i]), mptr<T>(keep[4 * i + 2]), mptr<T>(keep[4 * i + 3]),
+               cptr<T>(g), int64_t(keep[4 * i].size()), lr_wds[i]};
+    }
+    py::gil_scoped_release nogil;
+    cpu::Context ctx = make_context();
+    cpu::adam_update_multi<T>(ts.data(), int64_t(count), alpha, b1, b2, eps, ctx);
+  };
+  if (kind == 'd') run(double{}); else if (count) run(float{});
+}
+
 void rmsprop_update(py::handle p_h, py::handle g_h, py::handle v_h, py::object mom_obj, double lr,
                     double rho, double momentum, double eps, double lr_wd) {
   char k;
@@ -360,6 +409,9 @@ void bind_nn(py::module_& m) {
         py::arg("lr"), py::arg("momentum"), py::arg("nesterov"), py::arg("lr_wd"));
   m.def("adam_update", &adam_update, py::arg("param"), py::arg("grad"), py::arg("m"),
         py::arg("v"), py::arg("alpha"), py::arg("beta_1"), py::arg("beta_2"),
+        py::arg("epsilon"), py::arg("lr_wd"));
+  m.def("adam_update_multi", &adam_update_multi, py::arg("params"), py::arg("grads"),
+        py::arg("m"), py::arg("v"), py::arg("alpha"), py::arg("beta_1"), py::arg("beta_2"),
         py::arg("epsilon"), py::arg("lr_wd"));
   m.def("rmsprop_update", &rmsprop_update, py::arg("param"), py::arg("grad"), py::arg("v"),
         py::arg("momentum_slot"), py::arg("lr"), py::arg("rho"), py::arg("momentum"),

@@ -492,19 +492,22 @@ inline char loss_operands(const View& pred, const View& target) {
 // ------------------------------------------------------------ optimizers
 // Parameters and slots are updated in place: param's dtype and shape,
 // writeable, C-contiguous.
-inline void update_state(const View& a, const char* name, const View& param) {
-  require_same_dtype(a, name, param, "param");
+inline void update_state(const View& a, const char* name, const View& param,
+                         const char* param_name = "param") {
+  require_same_dtype(a, name, param, param_name);
   require_shape(a, shape_of(param), name);
   require_writeable(a, name);
   if (!a.c_contiguous())
     value_error(std::string(name) + " must be C-contiguous (it is updated in place)");
 }
 // param and grad (any layout). Returns 'f' or 'd'.
-inline char param_and_grad(const View& p, const View& g) {
-  const char code = require_float(p, "param");
-  update_state(p, "param", p);
-  require_same_dtype(g, "grad", p, "param");
-  require_shape(g, shape_of(p), "grad");
+// (The names are the arguments' in error messages: "params[2]" for a list's third.)
+inline char param_and_grad(const View& p, const View& g, const char* p_name = "param",
+                           const char* g_name = "grad") {
+  const char code = require_float(p, p_name);
+  update_state(p, p_name, p, p_name);
+  require_same_dtype(g, g_name, p, p_name);
+  require_shape(g, shape_of(p), g_name);
   return code;
 }
 // A momentum slot is needed only when momentum != 0. Returns whether it is used.

@@ -20,10 +20,15 @@ template <typename T>
 FASTDL_HD double sparse_xent_loss(T z_label, T mx, T sum) {
   return double(std::log(sum) - (z_label - mx));
 }
+// (from e = exp(z - mx) when the caller kept it from the sum)
+template <typename T>
+FASTDL_HD T sparse_xent_grad_of_exp(T e, T g_over_sum, bool is_label, T g) {
+  const T d = e * g_over_sum;
+  return is_label ? d - g : d;
+}
 template <typename T>
 FASTDL_HD T sparse_xent_grad(T z, T mx, T g_over_sum, bool is_label, T g) {
-  const T d = std::exp(z - mx) * g_over_sum;
-  return is_label ? d - g : d;
+  return sparse_xent_grad_of_exp(T(std::exp(z - mx)), g_over_sum, is_label, g);
 }
 
 // Softmax cross-entropy against a target distribution, one column j of a row

@@ -813,6 +813,24 @@ def adam_update(param, grad, m, v, *, step, learning_rate=0.001, beta_1=0.9, bet
     _C.adam_update(param, grad, m, v, alpha, beta_1, beta_2, epsilon, lr_wd)
 
 
+def adam_update_multi(params, grads, m, v, *, step, learning_rate=0.001, beta_1=0.9,
+                      beta_2=0.999, epsilon=1e-7, weight_decay=0.0):
+    """adam_update on several parameters (lists of NumPy arrays, one dtype) in one call:
+    the threads split all their elements together, and every element gets the bits
+    adam_update gives it. weight_decay: one number for all, or one per parameter."""
+    alpha = learning_rate * (1.0 - beta_2 ** step) ** 0.5 / (1.0 - beta_1 ** step)
+    if isinstance(weight_decay, (list, tuple)):
+        lr_wds = [learning_rate * wd if wd else 0.0 for wd in weight_decay]
+    else:
+        lr_wds = [learning_rate * (weight_decay or 0.0)] * len(params)
+    _C.adam_update_multi(_as_list(params), _as_list(grads), _as_list(m), _as_list(v), alpha,
+                         beta_1, beta_2, epsilon, lr_wds)
+
+
+def _as_list(a):
+    return a if type(a) is list else list(a)
+
+
 def rmsprop_update(param, grad, v, momentum_slot=None, *, learning_rate=0.001, rho=0.9,
                    momentum=0.0, epsilon=1e-7, weight_decay=0.0):
     """One in-place RMSprop step (Keras 3): v = rho*v + (1-rho)*g*g;

@@ -36,15 +36,23 @@ double sparse_softmax_xent(T* dlogits, int64_t* correct, const T* logits, const 
     T mx = z[0];
     for (int64_t j = 1; j < cols; ++j)
       if (z[j] > mx) { mx = z[j]; arg = j; }
+    // exp(z - mx) once per element: kept in dlogits for the gradient when there is one
+    T* d = dlogits ? dlogits + r * cols : nullptr;
     T sum = 0;
-    for (int64_t j = 0; j < cols; ++j) sum += std::exp(z[j] - mx);
+    if (d) {
+      for (int64_t j = 0; j < cols; ++j) {
+        d[j] = std::exp(z[j] - mx);
+        sum += d[j];
+      }
+    } else {
+      for (int64_t j = 0; j < cols; ++j) sum += std::exp(z[j] - mx);
+    }
     const int64_t lab = labels[r];
     row_loss[r] = sparse_xent_loss(z[lab], mx, sum);
     row_ok[r] = arg == lab;
-    if (dlogits) {
-      T* d = dlogits + r * cols;
+    if (d) {
       const T scale = g / sum;
-      for (int64_t j = 0; j < cols; ++j) d[j] = sparse_xent_grad(z[j], mx, scale, false, g);
+      for (int64_t j = 0; j < cols; ++j) d[j] = sparse_xent_grad_of_exp(d[j], scale, false, g);
       d[lab] -= g;
     }
   }

@@ -19,6 +19,24 @@ void adam_update(T* p /* (n,) */, T* m /* (n,) */, T* v /* (n,) */, const T* g /
                  int64_t n, double alpha, double beta_1, double beta_2, double eps, double lr_wd,
                  const Context& ctx);
 
+// One parameter of a multi-tensor Adam step: its arrays, size and lr*weight_decay.
+template <typename T>
+struct AdamTensor {
+  T* p;        // (n,)
+  T* m;        // (n,)
+  T* v;        // (n,)
+  const T* g;  // (n,)
+  int64_t n;
+  double lr_wd;
+};
+
+// adam_update on `count` parameters in one pass: the threads split the elements of
+// all of them together (so many small weights share one parallel region), and each
+// element gets the bits adam_update gives it.
+template <typename T>
+void adam_update_multi(const AdamTensor<T>* ts /* (count,) */, int64_t count, double alpha,
+                       double beta_1, double beta_2, double eps, const Context& ctx);
+
 // mom may be null when momentum == 0.
 template <typename T>
 void rmsprop_update(T* p /* (n,) */, T* v /* (n,) */, T* mom /* (n,) or null */,
@@ -32,8 +50,8 @@ struct OptimizerKernels {
   using Sgd = void (*)(T* p, T* m, const T* g, int64_t n, double lr, double momentum,
                        bool nesterov, double lr_wd, int nthreads);
   template <typename T>
-  using Adam = void (*)(T* p, T* m, T* v, const T* g, int64_t n, double alpha, double beta_1,
-                        double beta_2, double eps, double lr_wd, int nthreads);
+  using Adam = void (*)(const AdamTensor<T>* ts, int64_t count, double alpha, double beta_1,
+                        double beta_2, double eps, int nthreads);
   template <typename T>
   using RmsProp = void (*)(T* p, T* v, T* mom, const T* g, int64_t n, double lr, double rho,
                            double momentum, double eps, double lr_wd, int nthreads);

@@ -172,6 +172,7 @@ class Optimizer:
         self._begin_step(step)
         wd = self.weight_decay or 0.0
         skip = self._no_decay
+        ps, gs, slots, wds, params = [], [], [], [], []
         for g, p in grads_and_vars:
             if g is None:
                 continue
@@ -183,12 +184,23 @@ class Optimizer:
                 raise ValueError(f"gradient of shape {g.shape} for a parameter of shape {p.shape}")
             if g.dtype != p.dtype or not g.flags.c_contiguous:
                 g = _device.xp(g).ascontiguousarray(g, dtype=p.dtype)
+            params.append(p)
             # (a Variable's plain array: the update kernels' fast type check)
-            self._update(_tape.value(p), g, self._slots(p), lr, step,
-                         0.0 if skip and id(p) in skip else wd)
-            if constraints._attached:
-                constraints.apply((p,))   # kernel_constraint & co., after the update (Keras)
+            ps.append(p if type(p) is np.ndarray else _tape.value(p))
+            gs.append(g)
+            slots.append(self._slots(p))
+            wds.append(0.0 if skip and id(p) in skip else wd)
+        self._update_many(ps, gs, slots, wds, lr, step)
+        if constraints._attached:
+            constraints.apply(params)   # kernel_constraint & co., after the update (Keras)
         return self.iterations
+
+    def _update_many(self, ps, gs, slots, wds, lr, step):
+        """_update on every parameter of one step (lists: the arrays, their gradients,
+        slots and weight decays); an optimizer with a multi-tensor kernel updates them
+        all in one call."""
+        for p, g, sl, wd in zip(ps, gs, slots, wds):
+            self._update(p, g, sl, lr, step, wd)
 
     def _new_slot(self, p, name):
         return _zeros_like(p)
@@ -444,6 +456,14 @@ class Adam(_Moments):
         self.amsgrad = bool(amsgrad)
         if self.amsgrad:
             self._slot_names = ("m", "v", "v_hat")
+
+    def _update_many(self, ps, gs, slots, wds, lr, step):
+        dt = ps[0].dtype if ps else None
+        if self.amsgrad or not all(type(p) is np.ndarray and p.dtype == dt for p in ps):
+            return Optimizer._update_many(self, ps, gs, slots, wds, lr, step)
+        ops.adam_update_multi(ps, gs, [s[0] for s in slots], [s[1] for s in slots], step=step,
+                              learning_rate=lr, beta_1=self.beta_1, beta_2=self.beta_2,
+                              epsilon=self.epsilon, weight_decay=wds)
 
     def _update(self, p, g, slots, lr, step, wd):
         if not self.amsgrad:

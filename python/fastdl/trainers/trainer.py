@@ -407,8 +407,10 @@ class Trainer:
                     xb, yb = x[lo:hi], y[lo:hi]
                 elif hi - lo == len(xbuf):
                     idx = perm[lo:hi]
-                    xb = np.take(x, idx, axis=0, out=xbuf)
-                    yb = np.take(y, idx, axis=0, out=ybuf)
+                    # (mode="clip": a permutation's indices are in range, and "raise"
+                    # would write through a temporary copy of out)
+                    xb = x.take(idx, axis=0, out=xbuf, mode="clip")
+                    yb = y.take(idx, axis=0, out=ybuf, mode="clip")
                 else:
                     idx = perm[lo:hi]
                     xb, yb = x[idx], y[idx]
