@@ -457,16 +457,24 @@ class Layer:
             return rec.vals[rec.prog.outs[0]]
         return None
 
+    def _plan_output(self):
+        """The output of the last plan call that stopped at its logits (logits_for)."""
+        rec = self._last_record
+        if rec.out is None:
+            rec.out = rec.prog.outputs_of(rec.vals)[0]
+        return rec.out
+
     def _plan_backward_logits(self, dz, need_dx):
         """backward from the gradient at the logits _plan_logits gave."""
         return self._last_record.backward(self, dz, need_dx, at_logits=True)
 
-    def _plan_call(self, x, training, need_dx=True):
+    def _plan_call(self, x, training, need_dx=True, logits_for=None):
         """One training or inference call of the plan on a raw array. A layer written with
         ops runs its replayed program (fastdl/_replay.py) once one is checked for this
         signature, and until then the low-level recorded call (as model(x, training=True)
         outside a tape, the input followed only where need_dx); backward(dy, need_dx)
-        follows either."""
+        follows either. logits_for: an activation (softmax, sigmoid) a loss fuses with; a
+        program that ends in it stops before it and returns the logits (_plan_logits)."""
         if self._has_backward():
             return self.call(x, training)
         d = self.__dict__
@@ -486,6 +494,10 @@ class Layer:
                 prog = None
         if prog is not None:
             vals = prog.forward([x])
+            if logits_for is not None and prog.final is not None and \
+                    prog.final[1] == logits_for:
+                d["_last_record"] = _ProgramRecord(prog, vals, None)
+                return vals[prog.outs[0]]
             out = prog.outputs_of(vals)[0]
             self.__dict__["_last_record"] = _ProgramRecord(prog, vals, out)
             return out
@@ -1170,7 +1182,8 @@ class _ProgramRecord:
                 i is not None for i in where), where, [i for i in own if i not in where])
         _, needs, where, unused = plan
         if prog.final is not None and not at_logits:
-            dy = prog.final_vjp(dy, self.out, self.vals[prog.outs[0]])
+            out = self.out if self.out is not None else prog.outputs_of(self.vals)[0]
+            dy = prog.final_vjp(dy, out, self.vals[prog.outs[0]])
         grads = prog._backward(self.vals, needs, (dy,))
         bufs = layer._grads
         for i, g in zip(where, grads[1:]):

@@ -213,8 +213,7 @@ class Functional(Model):
         opt = self.optimizer
         pairs = list(zip(self.gradients, self.trainable_weights))
         if not all(n.layer._has_backward() for n in nodes):
-            ws = self.trainable_weights   # (layers written with ops hand over new arrays)
-            pairs = FreshPairs(lambda: zip(self.gradients, ws))
+            pairs = FreshPairs(self)   # (layers written with ops hand over new arrays)
         for n in nodes:
             n.layer.__dict__.pop("_plan_fast", None)
         empty = last._empty

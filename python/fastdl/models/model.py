@@ -259,12 +259,15 @@ def _bytes(n):
 
 
 class FreshPairs:
-    """(gradient, weight) pairs read when iterated: the current gradient arrays (a step
-    plan's layers written with ops hand over new ones at each backward)."""
-    __slots__ = ("_get",)
+    """A model's (gradient, trainable weight) pairs, read when iterated: the current arrays
+    of the gradient lists (a step plan's layers written with ops hand over new gradient
+    arrays at each backward). Built as ``model.gradients`` is."""
+    __slots__ = ("_slots",)
 
-    def __init__(self, get):
-        self._get = get
+    def __init__(self, model):
+        ws = iter(model.trainable_weights)
+        self._slots = [(l._grads, i, next(ws)) for l in model._flatten_layers()
+                       for i, t in enumerate(l._weight_trainable) if t and l._trainable]
 
     def __iter__(self):
-        return iter(self._get())
+        return iter([(g[i], w) for g, i, w in self._slots])

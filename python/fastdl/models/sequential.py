@@ -276,8 +276,7 @@ class Sequential(Model):
         pairs = list(zip(self.gradients, self.trainable_weights))
         if not self._all_builtin():
             # layers written with ops hand over new gradient arrays at each backward
-            ws = self.trainable_weights
-            pairs = FreshPairs(lambda: zip(self.gradients, ws))
+            pairs = FreshPairs(self)
         bufs = {}
         empty = self._layers[0]._empty
 
@@ -308,22 +307,27 @@ class Sequential(Model):
             # loss fuses with (softmax, sigmoid) gives its logits to the fused loss kernel, as
             # its marked output does on the tape
             fw = loss.fuses_with if not loss.from_logits else None
-            logits_of = last._plan_logits if fw is not None and not last._has_backward() else None
+            if fw is None or last._has_backward():
+                fw = None
+            else:
+                calls, (_, last_need_dx) = calls[:-1], calls[-1]
 
             def step(xb, yb):
                 h = xb
                 for l, nd in calls:
                     h = l._plan_call(h, training, nd)
-                z = None if logits_of is None else logits_of(fw)
-                if z is not None:
-                    lv, dz, correct = loss._fused(z, yb, dbuf(z.shape, z.dtype) if training
-                                                  else None, training)
-                    if training:
-                        dh = last._plan_backward_logits(dz, bool(back) and len(layers) - 1 > first)
-                        for bw in back[1:]:
-                            dh = bw(dh)
-                        opt.apply_gradients(pairs)
-                    return lv, correct, h
+                if fw is not None:
+                    # the logits when the call stops before the activation fw, else its output
+                    h = last._plan_call(h, training, last_need_dx, logits_for=fw)
+                    if last._plan_logits(fw) is h:
+                        lv, dz, correct = loss._fused(h, yb, dbuf(h.shape, h.dtype) if training
+                                                      else None, training)
+                        if training:
+                            dh = last._plan_backward_logits(dz, last_need_dx)
+                            for bw in back[1:]:
+                                dh = bw(dh)
+                            opt.apply_gradients(pairs)
+                        return lv, correct, last._plan_output
                 lv, dh = loss._value_and_grad(yb, h, dbuf(h.shape, h.dtype) if training else None,
                                               training)
                 if training:
