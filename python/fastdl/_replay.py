@@ -145,7 +145,7 @@ class Capture:
             self.keep.append(a)
             return s
         v = self.var_of.get(id(a))
-        if v is None and hasattr(a, "_trainable") and hasattr(a, "value"):
+        if v is None and _is_variable(a):
             v = a   # a Variable of another layer, not followed
         if v is not None:   # a weight the tape does not follow
             s = self.slot.get(id(v))
@@ -159,7 +159,7 @@ class Capture:
         """Some input of an operation the tape does not record is a variable or a value
         this capture computed: the operation is a step all the same."""
         for a in inputs:
-            if id(a) in self.var_of or (hasattr(a, "_trainable") and hasattr(a, "value")):
+            if id(a) in self.var_of or _is_variable(a):
                 return True
         return False
 
@@ -299,6 +299,11 @@ class _Step:
         self.multi = multi
 
 
+def _is_variable(a):
+    """A fastdl.Variable (or an object standing as one): trainable flag and live value."""
+    return hasattr(a, "_trainable") and hasattr(a, "value")
+
+
 def _leaf_source(leaf):
     """The watched array or weight a leaf Tensor stands for (from the recording tapes)."""
     for t in _state.active:
@@ -352,13 +357,20 @@ class Program:
             outs = [st.fwd(outs[0], **st.kwargs)]
         return outs
 
-    def unfuse(self):
-        """Go back to the plain steps (the fused ones did not match); False if there are
-        none."""
-        if self.plain is None:
-            return False
-        self.steps, self.plain, self._req = self.plain, None, {}
-        return True
+    def check(self, outs, raw):
+        """The check of a captured program against the op-by-op call's outputs (Tensors) on
+        the same raw inputs: marks it checked and returns True when they agree to the bit,
+        with the plain steps if the fused ones do not."""
+        while True:
+            with _tape.untraced():
+                mine = self.outputs_of(self.forward(raw))
+            if len(outs) == len(mine) and all(same(_tape.value(a), b)
+                                              for a, b in zip(outs, mine)):
+                self.status = _CHECKED
+                return True
+            if self.plain is None:
+                return False
+            self.steps, self.plain, self._req = self.plain, None, {}   # the plain steps
 
     def final_vjp(self, g, out, z):
         """The gradient at the logits from the gradient at the final activation's output."""
@@ -405,15 +417,10 @@ class Program:
         if self.final is not None:
             st, act = self.final
             z = res[0]
-            p = st.fwd(_tape.value(z), **st.kwargs)
-            if type(z) is Tensor:
-                zv = z.value
-                if st.needs_style:
-                    p = _tape.record_needs(st.name, p, (z,),
-                                           lambda nd, g: st.vjp(nd, g, pv, zv, **st.kwargs))
-                else:
-                    p = _tape.record(st.name, p, (z,), lambda g: st.vjp(g, pv, zv, **st.kwargs))
-                pv = p.value
+            zv = _tape.value(z)
+            pv = st.fwd(zv, **st.kwargs)
+            p = _tape.record(st.name, pv, (z,), lambda g: (self.final_vjp(g, pv, zv),))
+            if type(p) is Tensor:
                 p.node.logits = (act, z)
             res = [p]
         return res
