@@ -98,14 +98,21 @@ FASTDL_HD T relu_grad_from_out(T h) { return T(h > T(0)); }
 // In: the four pre-activations and c_prev. Out: the activated gates (in place),
 // the new cell state c and output h.
 //   i, f, o = sigmoid(pre),  g = tanh(pre),  c = f c_prev + i g,  h = o tanh(c)
+// In two halves, the gate activations and the state update, so a CPU row pass
+// can run each half as its own short loop (lstm_cell_forward = both, in order).
+template <typename T>
+FASTDL_HD void lstm_cell_state(T i, T f, T g, T o, T c_prev, T& c, T& h) {
+  c = f * c_prev + i * g;
+  h = o * tanh_act(c);
+}
+
 template <typename T>
 FASTDL_HD void lstm_cell_forward(T& i, T& f, T& g, T& o, T c_prev, T& c, T& h) {
   i = sigmoid(i);
   f = sigmoid(f);
   g = tanh_act(g);
   o = sigmoid(o);
-  c = f * c_prev + i * g;
-  h = o * tanh_act(c);
+  lstm_cell_state(i, f, g, o, c_prev, c, h);
 }
 
 // In: the saved activated gates, c and c_prev, dh (total gradient reaching h)
