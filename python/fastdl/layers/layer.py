@@ -501,7 +501,6 @@ class Layer:
             out = prog.outputs_of(vals)[0]
             self.__dict__["_last_record"] = _ProgramRecord(prog, vals, out)
             return out
-        kwargs = self._call_kwargs({"training": bool(training)})
         if training:
             out = self._call_recorded((x,), kwargs, watch=need_dx)
             _check_plan_record(self)
