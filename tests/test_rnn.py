@@ -261,34 +261,20 @@ def test_need_dx_false_skips_dx_only(cell, all_steps, dtype, threads):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_wide_layers(cell, threads):
-    # U = 300 in float64: the packed recurrent weights hold several column
+@pytest.mark.parametrize("shape, scale", [((3, 2, 3, 300), 0.1), ((2, 3, 27, 40), 0.3),
+                                          ((70, 3, 27, 40), 0.3)],
+                         ids=["wide", "step_left_in_place", "step_left_packed"])
+def test_one_thread_against_reference(cell, shape, scale, threads):
+    # wide: U = 300 in float64, the packed recurrent weights hold several column
     # blocks, and in backward (depth G*U) several depth blocks, with the GRU's
-    # recurrent bias split along the columns.
-    N, T, I, U = 3, 2, 3, 300
-    p = make(cell, N, T, I, U, seed=17, scale=0.1)
+    # recurrent bias split along the columns. step_left_*: the per-step products
+    # read their left operand ([x_t, h_{t-1}] or the gate gradients) in place
+    # when a batch slice of it fits in L1 (2 rows, 67 columns deep) and pack it
+    # when it does not (70 rows on one thread).
+    N, T, I, U = shape
+    p = make(cell, N, T, I, U, seed=17, scale=scale)
     dhs = np.random.default_rng(4).standard_normal((N, T, U))
     dc_T = np.random.default_rng(5).standard_normal((N, U)) if cell == "lstm" else None
-    fastdl.set_num_threads(1)
-    out = forward(cell, p)
-    want = forward_ref(cell, p)
-    for a, b in zip(*((out, want) if cell == "lstm" else ((out,), (want,)))):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
-    got, ref_g = grads(cell, p, dhs, dc_T), grads_ref(cell, p, dhs, dc_T)
-    for name in got:
-        np.testing.assert_allclose(got[name], ref_g[name], rtol=1e-9, atol=1e-11, err_msg=name)
-
-
-@pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("N", [2, 70])
-def test_step_product_left_operand_in_place_and_packed(cell, N, threads):
-    # The per-step products read their left operand ([x_t, h_{t-1}] or the
-    # gate gradients) in place when a batch slice of it fits in L1 (N = 2,
-    # 67 columns deep) and pack it when it does not (N = 70 on one thread).
-    T, I, U = 3, 27, 40
-    p = make(cell, N, T, I, U, seed=23, scale=0.3)
-    dhs = np.random.default_rng(6).standard_normal((N, T, U))
-    dc_T = np.random.default_rng(7).standard_normal((N, U)) if cell == "lstm" else None
     fastdl.set_num_threads(1)
     out = forward(cell, p)
     want = forward_ref(cell, p)
