@@ -100,6 +100,47 @@ FASTDL_INLINE void dw_block(T* __restrict dw, const T* const* base, const int64_
     for (int v = 0; v < NV; ++v) vstore(dw + (k0 + i) * F + f0 + v * L, acc[i][v]);
 }
 
+// Pixels [p, p + NP) x NV channel vectors at c0 of every tap's dx run:
+// dst[p][off[k] + c] += dy[p] (F) . wt[k] (F,C) column c.
+template <typename T, int NP, int NV>
+FASTDL_INLINE void dx_block(T* const* dst, const int64_t* off, const T* __restrict dy,
+                            const T* __restrict wt, int64_t p, int64_t c0, int64_t taps,
+                            int64_t C, int64_t F) {
+  using V = typename VecOf<T>::type;
+  constexpr int L = int(sizeof(V) / sizeof(T));
+  const T* d[NP];
+  for (int i = 0; i < NP; ++i) d[i] = dy + (p + i) * F;
+  for (int64_t k = 0; k < taps; ++k) {
+    const T* wk = wt + k * F * C + c0;
+    T* out[NP];
+    V acc[NP][NV];
+    for (int i = 0; i < NP; ++i) {
+      out[i] = dst[p + i] + off[k] + c0;
+      for (int v = 0; v < NV; ++v) acc[i][v] = vload(out[i] + v * L);
+    }
+    for (int64_t f = 0; f < F; ++f) {
+      V wf[NV];
+      for (int v = 0; v < NV; ++v) wf[v] = vload(wk + f * C + v * L);
+      for (int i = 0; i < NP; ++i) {
+        const T a = d[i][f];
+        for (int v = 0; v < NV; ++v) acc[i][v] += a * wf[v];
+      }
+    }
+    for (int i = 0; i < NP; ++i)
+      for (int v = 0; v < NV; ++v) vstore(out[i] + v * L, acc[i][v]);
+  }
+}
+
+template <typename T, int NV>
+void dx_columns(T* const* dst, const int64_t* off, const T* dy, const T* wt, int64_t np,
+                int64_t c0, int64_t taps, int64_t C, int64_t F) {
+  int64_t p = 0;
+  for (; p + kPB <= np; p += kPB) dx_block<T, kPB, NV>(dst, off, dy, wt, p, c0, taps, C, F);
+  for (; p + 3 <= np; p += 3) dx_block<T, 3, NV>(dst, off, dy, wt, p, c0, taps, C, F);
+  for (; p + 2 <= np; p += 2) dx_block<T, 2, NV>(dst, off, dy, wt, p, c0, taps, C, F);
+  for (; p < np; ++p) dx_block<T, 1, NV>(dst, off, dy, wt, p, c0, taps, C, F);
+}
+
 template <typename T, int NV>
 void forward_columns(T* y, const T* const* base, const int64_t* off, const T* w, const T* b,
                      int64_t np, int64_t f0, int64_t K, int64_t F, bool relu) {
@@ -170,8 +211,26 @@ void direct_dw(T* dw, T* db, const T* const* base, const int64_t* off, const T* 
     }
 }
 
+// Channels go in blocks of two vectors, then one, then a plain tail.
+template <typename T>
+void direct_dx(T* const* dst, const int64_t* off, const T* dy, const T* wt, int64_t np,
+               int64_t taps, int64_t C, int64_t F) {
+  constexpr int L = int(kVecBytes / sizeof(T));
+  int64_t c0 = 0;
+  for (; c0 + 2 * L <= C; c0 += 2 * L) dx_columns<T, 2>(dst, off, dy, wt, np, c0, taps, C, F);
+  for (; c0 + L <= C; c0 += L) dx_columns<T, 1>(dst, off, dy, wt, np, c0, taps, C, F);
+  for (int64_t p = 0; p < np; ++p)
+    for (int64_t k = 0; k < taps; ++k)
+      for (int64_t c = c0; c < C; ++c) {
+        T acc = dst[p][off[k] + c];
+        for (int64_t f = 0; f < F; ++f) acc += dy[p * F + f] * wt[(k * F + f) * C + c];
+        dst[p][off[k] + c] = acc;
+      }
+}
+
 constexpr DirectConvKernels kKernels{&direct_forward<float>, &direct_forward<double>,
-                                     &direct_dw<float>, &direct_dw<double>};
+                                     &direct_dw<float>, &direct_dw<double>,
+                                     &direct_dx<float>, &direct_dx<double>};
 FASTDL_REGISTER_KERNELS(direct_conv_kernels, kKernels);
 
 #undef FASTDL_INLINE
