@@ -86,11 +86,13 @@ def test_backward_matches_reference(case, dtype, algorithm, rng):
     np.testing.assert_allclose(db2, rdb, **TOL[dtype])
 
 
-@pytest.mark.parametrize("pixels", [1, 2, 3, 5, 7, 11, 13])
+@pytest.mark.parametrize("pixels", [1, 2, 3, 5, 7, 8, 11, 13, 14])
 @pytest.mark.parametrize("channels", [1, 2, 3, 4, 5, 6])
 def test_direct_register_block_tails(channels, pixels, rng):
     # The direct kernels take pixels (forward) and taps (dw) in register blocks of
-    # 6 (4 pixels below 16 taps), then 3, 2 and 1: a 1x5 window over C channels has
+    # 6 (4 pixels below 16 taps), then 4 (pixels), 3, 2 and 1, the forward pass's
+    # remainders of 1 or 2 with a block of 6 before them as 4 + 3 and 4 + 4, and
+    # 5 as 3 + 2: a 1x5 window over C channels has
     # K = 5C taps (every remainder mod 6, below and above 16), one image row of
     # `pixels` outputs is one band. Each output sums its terms in the same order
     # whatever the blocking, so the result is the reference's, and the same as with
@@ -111,11 +113,11 @@ def test_direct_register_block_tails(channels, pixels, rng):
                                   y[0])
 
 
-@pytest.mark.parametrize("pixels", [1, 2, 3, 5, 7, 11, 13])
+@pytest.mark.parametrize("pixels", [1, 2, 3, 5, 7, 8, 11, 13, 14])
 @pytest.mark.parametrize("channels", [8, 9, 16, 24, 37])
 def test_direct_dx_register_block_tails(channels, pixels, rng):
-    # The dx kernel of unpadded layers takes pixels in register blocks of 6, then 3,
-    # 2 and 1, and channels in blocks of two vectors, one, then a plain tail: one
+    # The dx kernel of unpadded layers takes pixels in register blocks as the
+    # forward kernel does (6, then 4, 3, 2 and 1), and channels in blocks of two vectors, one, then a plain tail: one
     # image row of `pixels` outputs; C from one float vector (8) to 37 (every tail).
     x = rng.standard_normal((2, 2, pixels + 2, channels))
     w = rng.standard_normal((2, 3, channels, 5))
