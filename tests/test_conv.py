@@ -144,9 +144,10 @@ def test_fused_relu(rng):
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("n", [1, 5, 6])
 def test_many_chunks_and_threads(threads, n, padding, algorithm, rng):
-    # Big enough for several bands, and several im2col chunks per image group
-    # ('valid', direct: dx by the dx kernel, images split over the threads);
-    # batches that split evenly (6), unevenly (5) and not at all (1) across the threads.
+    # Big enough for several bands, and several im2col chunks per image group;
+    # batches that split evenly (6), unevenly (5) and not at all (1) across the
+    # threads ('valid', direct: dx by the dx kernel when the images split over the
+    # threads, else by dy . w^T and col2im with the threads inside the GEMM).
     x = rng.standard_normal((n, 20, 21, 16))
     w = rng.standard_normal((3, 3, 16, 8))
     b = rng.standard_normal(8)

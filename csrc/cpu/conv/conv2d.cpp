@@ -323,11 +323,15 @@ void direct_conv_dx(T* dx, const T* dy, const T* w, const Conv2dGeom& g, const C
 // contiguous ranges of images (their writes are independent).
 // MNIST convnet, 13x13x32->64 'valid' b64, 1 thread (min of 3 interleaved runs
 // of 8): 3.2 ms, against 3.7 ms by dy . w^T and col2im. Fewer than 8 channels
-// would run the kernel's scalar tail (see kDirectMinChannels). Bands of
-// kDxBand output pixels bound the pointer array.
+// would run the kernel's scalar tail (see kDirectMinChannels). A batch too
+// small to split over the threads (batch_groups) takes dy . w^T and col2im,
+// where the threads go inside the GEMM. Bands of kDxBand output pixels bound
+// the pointer array.
 constexpr int64_t kDxBand = 128;
-bool dx_by_taps(const Conv2dGeom& g) {
-  return g.PT == 0 && g.PB == 0 && g.PL == 0 && g.PR == 0 && g.C >= kDirectMinChannels;
+bool dx_by_taps(const Conv2dGeom& g, int nthreads) {
+  return g.PT == 0 && g.PB == 0 && g.PL == 0 && g.PR == 0 && g.C >= kDirectMinChannels &&
+         (batch_groups(g, nthreads) > 1 || threads_for(conv_macs(g), kParallelMinMacs,
+                                                       nthreads) == 1);
 }
 
 template <typename T>
@@ -335,8 +339,7 @@ void direct_conv_dx_by_taps(T* dx, const T* dy, const T* w, const Conv2dGeom& g,
                             const Context& ctx) {
   const int64_t taps = g.KH * g.KW, C = g.C, F = g.F, P = g.OH * g.OW;
   const int64_t image = g.H * g.W * C, band = std::min<int64_t>(P, kDxBand);
-  const int nt = int(std::min<int64_t>(threads_for(conv_macs(g), kParallelMinMacs, ctx.nthreads),
-                                       g.N));
+  const int nt = batch_groups(g, ctx.nthreads);
   ArenaScope scope(ctx.arena);
   T* wt = ctx.arena->alloc<T>(taps * F * C);  // (taps, F, C): w's (C, F) of every tap transposed
   for (int64_t k = 0; k < taps; ++k)
@@ -492,7 +495,7 @@ void conv2d_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* w,
       direct_conv_dx<T>(dx, dy, w, g, ctx);
       return;
     }
-    if (dx_by_taps(g)) {
+    if (dx_by_taps(g, ctx.nthreads)) {
       direct_conv_dx_by_taps<T>(dx, dy, w, g, ctx);
       return;
     }
