@@ -31,6 +31,11 @@ CASES = [
     # y and dw (one column of w: the one-row kernels) and dx as a direct convolution of dy
     ((2, 9, 7, 11), (3, 3, 11, 1), 1, "same", 1),
     ((3, 6, 5, 9), (3, 3, 9, 3), 1, "same", 1),
+    # unpadded, 8 or more channels: 'direct' takes dx by the dx kernel (each dy row times
+    # w^T added into dx in place); strides, dilation, channel tails, one output pixel
+    ((2, 11, 9, 37), (3, 3, 37, 6), (2, 1), "valid", (1, 2)),
+    ((1, 3, 3, 9), (3, 3, 9, 2), 1, "valid", 1),
+    ((2, 13, 13, 32), (3, 3, 32, 64), 1, "valid", 1),        # the MNIST convnet's second layer
 ]
 # Every case runs with each algorithm: the card's im2col + GEMM, the direct
 # kernels, and whichever 'auto' picks.
@@ -81,11 +86,13 @@ def test_backward_matches_reference(case, dtype, algorithm, rng):
     np.testing.assert_allclose(db2, rdb, **TOL[dtype])
 
 
-@pytest.mark.parametrize("pixels", [1, 2, 3, 5, 7, 11, 13])
+@pytest.mark.parametrize("pixels", [1, 2, 3, 5, 7, 8, 11, 13, 14])
 @pytest.mark.parametrize("channels", [1, 2, 3, 4, 5, 6])
 def test_direct_register_block_tails(channels, pixels, rng):
     # The direct kernels take pixels (forward) and taps (dw) in register blocks of
-    # 6 (4 pixels below 16 taps), then 3, 2 and 1: a 1x5 window over C channels has
+    # 6 (4 pixels below 16 taps), then 4 (pixels), 3, 2 and 1, the forward pass's
+    # remainders of 1 or 2 with a block of 6 before them as 4 + 3 and 4 + 4, and
+    # 5 as 3 + 2: a 1x5 window over C channels has
     # K = 5C taps (every remainder mod 6, below and above 16), one image row of
     # `pixels` outputs is one band. Each output sums its terms in the same order
     # whatever the blocking, so the result is the reference's, and the same as with
@@ -106,6 +113,23 @@ def test_direct_register_block_tails(channels, pixels, rng):
                                   y[0])
 
 
+@pytest.mark.parametrize("pixels", [1, 2, 3, 5, 7, 8, 11, 13, 14])
+@pytest.mark.parametrize("channels", [8, 9, 16, 24, 37])
+def test_direct_dx_register_block_tails(channels, pixels, rng):
+    # The dx kernel of unpadded layers takes pixels in register blocks as the
+    # forward kernel does (6, then 4, 3, 2 and 1), and channels in blocks of two vectors, one, then a plain tail: one
+    # image row of `pixels` outputs; C from one float vector (8) to 37 (every tail).
+    x = rng.standard_normal((2, 2, pixels + 2, channels))
+    w = rng.standard_normal((2, 3, channels, 5))
+    dy = rng.standard_normal((2, 1, pixels, 5))
+    dx, _, _ = ops.conv2d_backward(dy, x, w, need_dw=False, algorithm="direct")
+    rdx, _, _ = ref.conv2d_backward(dy, x, w, 1, "valid", 1)
+    np.testing.assert_allclose(dx, rdx, rtol=1e-12, atol=1e-12)
+    dx32, _, _ = ops.conv2d_backward(dy.astype(np.float32), x.astype(np.float32),
+                                     w.astype(np.float32), need_dw=False, algorithm="direct")
+    np.testing.assert_allclose(dx32, rdx, rtol=1e-4, atol=1e-4)
+
+
 def test_fused_relu(rng):
     x = rng.standard_normal((2, 6, 6, 3)).astype(np.float32)
     w = rng.standard_normal((3, 3, 3, 4)).astype(np.float32)
@@ -120,9 +144,10 @@ def test_fused_relu(rng):
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("n", [1, 5, 6])
 def test_many_chunks_and_threads(threads, n, padding, algorithm, rng):
-    # Big enough for several bands, and ('valid': dx through dy . w^T and
-    # col2im) several im2col chunks per image group; batches that split evenly
-    # (6), unevenly (5) and not at all (1) across the threads.
+    # Big enough for several bands, and several im2col chunks per image group;
+    # batches that split evenly (6), unevenly (5) and not at all (1) across the
+    # threads ('valid', direct: dx by the dx kernel when the images split over the
+    # threads, else by dy . w^T and col2im with the threads inside the GEMM).
     x = rng.standard_normal((n, 20, 21, 16))
     w = rng.standard_normal((3, 3, 16, 8))
     b = rng.standard_normal(8)
@@ -159,6 +184,16 @@ def test_non_contiguous_inputs(rng):
     np.testing.assert_array_equal(x, xc)  # inputs are not modified
 
 
+@pytest.mark.parametrize("algorithm", ["auto", "direct", "im2col"])
+def test_empty_batch_unpadded_many_channels(algorithm):
+    # the shape the dx kernel takes (unpadded, C >= 8), with no images
+    x = np.zeros((0, 5, 5, 8), np.float32)
+    w = np.ones((3, 3, 8, 4), np.float32)
+    dx, dw, db = ops.conv2d_backward(np.zeros((0, 3, 3, 4), np.float32), x, w,
+                                     algorithm=algorithm)
+    assert dx.shape == (0, 5, 5, 8) and not dw.any() and not db.any()
+
+
 @pytest.mark.parametrize("need_dx", [True, False])
 def test_empty_batch(need_dx):
     x = np.zeros((0, 5, 5, 3), np.float32)
@@ -176,7 +211,8 @@ def test_empty_batch(need_dx):
     ((1, 7, 6, 2), (3, 3, 2, 3), 2, ((1, 0), (2, 1)), 1),
     ((2, 7, 7, 2), (2, 2, 2, 2), 1, "valid", 2),
     ((2, 4, 5, 3), (1, 1, 3, 2), 1, "valid", 1),
-], ids=["same", "stride2-asym", "dilation2", "pointwise"])
+    ((2, 6, 7, 9), (3, 2, 9, 3), (1, 2), "valid", (2, 1)),
+], ids=["same", "stride2-asym", "dilation2", "pointwise", "dx-kernel"])
 def test_gradients_finite_differences(case, rng):
     xs, ws, s, p, d = case
     x = rng.standard_normal(xs)
@@ -290,12 +326,15 @@ rng = np.random.default_rng(7)
 out = {}
 # Direct kernels: filter counts that hit the two-vector, one-vector and plain
 # tails of the float and double blocks; padding, stride, relu; dx as a direct
-# convolution (stride 1, 'same') and through col2im.
+# convolution (stride 1, 'same'), through col2im, and by the dx kernel (unpadded,
+# C >= 8: one, two vectors and tails of channels, strides).
 for i, (xs, ws, s, p) in enumerate([((3, 9, 10, 1), (3, 3, 1, 32), 1, "valid"),
                                     ((2, 8, 7, 3), (3, 3, 3, 53), 2, "same"),
                                     ((2, 6, 6, 2), (2, 3, 2, 7), 1, ((1, 0), (2, 1))),
                                     ((2, 7, 9, 16), (3, 3, 16, 40), 1, "same"),
-                                    ((1, 2, 17, 5), (1, 5, 5, 20), 1, "valid")]):  # block tails
+                                    ((1, 2, 17, 5), (1, 5, 5, 20), 1, "valid"),  # block tails
+                                    ((2, 9, 8, 37), (3, 3, 37, 5), (2, 1), "valid"),
+                                    ((1, 5, 6, 8), (2, 2, 8, 3), 1, "valid")]):
     for dt in (np.float32, np.float64):
         x = rng.standard_normal(xs).astype(dt)
         w = rng.standard_normal(ws).astype(dt)
