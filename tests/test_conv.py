@@ -117,8 +117,9 @@ def test_direct_register_block_tails(channels, pixels, rng):
 @pytest.mark.parametrize("channels", [8, 9, 16, 24, 37])
 def test_direct_dx_register_block_tails(channels, pixels, rng):
     # The dx kernel of unpadded layers takes pixels in register blocks as the
-    # forward kernel does (6, then 4, 3, 2 and 1), and channels in blocks of two vectors, one, then a plain tail: one
-    # image row of `pixels` outputs; C from one float vector (8) to 37 (every tail).
+    # forward kernel does (6, then 4, 3, 2 and 1), and channels in blocks of two
+    # vectors, one, then a plain tail: one image row of `pixels` outputs; C from
+    # one float vector (8) to 37 (every tail).
     x = rng.standard_normal((2, 2, pixels + 2, channels))
     w = rng.standard_normal((2, 3, channels, 5))
     dy = rng.standard_normal((2, 1, pixels, 5))
