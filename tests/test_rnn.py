@@ -261,13 +261,17 @@ def test_need_dx_false_skips_dx_only(cell, all_steps, dtype, threads):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("shape, scale", [((3, 2, 3, 300), 0.1), ((2, 3, 27, 40), 0.3),
-                                          ((70, 3, 27, 40), 0.3)],
-                         ids=["wide", "step_left_in_place", "step_left_packed"])
+@pytest.mark.parametrize("shape, scale", [((3, 2, 3, 300), 0.1), ((3, 2, 290, 150), 0.05),
+                                          ((2, 3, 27, 40), 0.3), ((70, 3, 27, 40), 0.3)],
+                         ids=["wide", "stacked_depth_blocks", "step_left_in_place",
+                              "step_left_packed"])
 def test_one_thread_against_reference(cell, shape, scale, threads):
     # wide: U = 300 in float64, the packed recurrent weights hold several column
     # blocks, and in backward (depth G*U) several depth blocks, with the GRU's
-    # recurrent bias split along the columns. step_left_*: the per-step products
+    # recurrent bias split along the columns. stacked_depth_blocks: the forward
+    # step's [kernel; recurrent] (I+U = 440 deep) packs as two depth blocks, the
+    # second one starting in the kernel's rows and ending in the recurrent
+    # weights', and partial column panels. step_left_*: the per-step products
     # read their left operand ([x_t, h_{t-1}] or the gate gradients) in place
     # when a batch slice of it fits in L1 (2 rows, 67 columns deep) and pack it
     # when it does not (70 rows on one thread).

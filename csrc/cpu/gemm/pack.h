@@ -107,27 +107,59 @@ __attribute__((noinline)) void pack_a(T* ap /* (ceil(mc/MR)*MR, kc) panels */,
 }
 
 // B(kc, nc) -> panels of NR columns: panel r holds element (p, r*NR + j) at
-// bp[r*NR*kc + p*NR + j]. Columns past nc are zero so full-width loads are safe.
-// Row-major B is read row by row (one long sequential stream the hardware
-// prefetcher follows) and scattered into the panels; NR is a template argument
-// so each panel row is a few vector moves.
+// bp[r*NR*depth + p*NR + j], depth = kc for a whole block. Columns past nc are
+// zero so full-width loads are safe. Row-major B is read row by row (one long
+// sequential stream the hardware prefetcher follows) and scattered into the
+// panels; NR is a template argument so each panel row is a few vector moves.
+// With depth > kc it fills kc rows of panels depth deep (bp offset by the first
+// row): a block stacked from two sources (pack_b_row_range).
 template <typename T, int NR>
 void pack_b_rows(T* bp /* panels */, const T* b /* (kc,nc) row stride rs */, int64_t rs,
-                 int64_t kc, int64_t nc) {
+                 int64_t kc, int64_t nc, int64_t depth) {
   const int64_t full = nc / NR * NR;
   const int nr = int(nc - full);  // width of a last, partial panel
-  if (nr) std::fill(bp + full * kc, bp + full * kc + kc * NR, T(0));
   for (int64_t p = 0; p < kc; ++p) {
     const T* row = b + p * rs;
     T* dst = bp + p * NR;
     for (int64_t jr = 0; jr < full; jr += NR) {
-      T* d = dst + jr * kc;
+      T* d = dst + jr * depth;
       for (int j = 0; j < NR; ++j) d[j] = row[jr + j];
     }
     if (nr) {
-      T* d = dst + full * kc;
+      T* d = dst + full * depth;
       for (int j = 0; j < nr; ++j) d[j] = row[full + j];
+      for (int j = nr; j < NR; ++j) d[j] = T(0);
     }
+  }
+}
+
+// B(kc, nc) with any strides into panels depth deep, element by element: the
+// fallback of pack_b and pack_b_row_range for other panel widths.
+template <typename T>
+void pack_b_strided(T* bp /* panels */, const T* b /* (kc,nc) */, int64_t rs, int64_t cs,
+                    int64_t kc, int64_t nc, int64_t depth, int NR) {
+  for (int64_t jr = 0; jr < nc; jr += NR) {
+    const int nr = int(std::min<int64_t>(NR, nc - jr));
+    T* dst = bp + jr * depth;
+    const T* src = b + jr * cs;
+    for (int64_t p = 0; p < kc; ++p) {
+      for (int j = 0; j < nr; ++j) dst[p * NR + j] = src[p * rs + j * cs];
+      for (int j = nr; j < NR; ++j) dst[p * NR + j] = T(0);
+    }
+  }
+}
+
+// Rows of a row-major B into panels depth deep (pack_b_rows), NR chosen at run time.
+template <typename T>
+__attribute__((noinline)) void pack_b_row_range(T* bp, const T* b /* (kc,nc) row stride rs */,
+                                                int64_t rs, int64_t kc, int64_t nc,
+                                                int64_t depth, int NR) {
+  switch (NR) {
+    case 4: return pack_b_rows<T, 4>(bp, b, rs, kc, nc, depth);
+    case 8: return pack_b_rows<T, 8>(bp, b, rs, kc, nc, depth);
+    case 16: return pack_b_rows<T, 16>(bp, b, rs, kc, nc, depth);
+    case 32: return pack_b_rows<T, 32>(bp, b, rs, kc, nc, depth);
+    default: return pack_b_strided(bp, b, rs, int64_t(1), kc, nc, depth, NR);
   }
 }
 
@@ -136,15 +168,8 @@ template <typename T>
 __attribute__((noinline)) void pack_b(T* bp /* (kc, ceil(nc/NR)*NR) panels */,
                                       const T* b /* (kc,nc) */, int64_t rs, int64_t cs,
                                       int64_t kc, int64_t nc, int NR) {
-  if (cs == 1) {            // rows contiguous (row-major B)
-    switch (NR) {
-      case 4: return pack_b_rows<T, 4>(bp, b, rs, kc, nc);
-      case 8: return pack_b_rows<T, 8>(bp, b, rs, kc, nc);
-      case 16: return pack_b_rows<T, 16>(bp, b, rs, kc, nc);
-      case 32: return pack_b_rows<T, 32>(bp, b, rs, kc, nc);
-      default: break;
-    }
-  } else if (rs == 1) {     // columns contiguous (transposed B)
+  if (cs == 1) return pack_b_row_range(bp, b, rs, kc, nc, kc, NR);  // row-major B
+  if (rs == 1) {            // columns contiguous (transposed B)
     switch (NR) {
       case 4: return pack_transposed<T, 4>(bp, b, cs, nc, kc, true);
       case 8: return pack_transposed<T, 8>(bp, b, cs, nc, kc, true);
@@ -153,15 +178,7 @@ __attribute__((noinline)) void pack_b(T* bp /* (kc, ceil(nc/NR)*NR) panels */,
       default: break;
     }
   }
-  for (int64_t jr = 0; jr < nc; jr += NR) {
-    const int nr = int(std::min<int64_t>(NR, nc - jr));
-    T* dst = bp + jr * kc;
-    const T* src = b + jr * cs;
-    for (int64_t p = 0; p < kc; ++p) {
-      for (int j = 0; j < nr; ++j) dst[p * NR + j] = src[p * rs + j * cs];
-      for (int j = nr; j < NR; ++j) dst[p * NR + j] = T(0);
-    }
-  }
+  pack_b_strided(bp, b, rs, cs, kc, nc, kc, NR);
 }
 
 }  // namespace fastdl::cpu::gemm_pack

@@ -64,7 +64,7 @@ void lstm_backward(T* dx, T* dh0, T* dc0, T* dkernel, T* drecurrent, T* dbias, c
                    int64_t L, int64_t I, int64_t U, const Context& ctx) {
   ArenaScope scope(ctx.arena);
   const int64_t G = 4 * U, C = 5 * U;
-  const int64_t LC = L * C, LU = L * U, LG = L * G;
+  const int64_t LC = L * C, LG = L * G;
   T* dg = ctx.arena->alloc<T>(N * LG);     // (N,L,4U) gate pre-activation gradients
   T* xh = ctx.arena->alloc<T>(N * L * (I + U + 1));  // (N,L,I+U+1) [x_t, h_{t-1}, 1] per step
   const PackedB<T> rec_t = pack_recurrent(recurrent, U, G, true, ctx);  // (4U,U) recurrent^T

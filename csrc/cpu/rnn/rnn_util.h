@@ -134,19 +134,14 @@ PackedB<T> pack_recurrent(const T* recurrent /* (U,G) */, int64_t U, int64_t G, 
   return gemm_pack_b<T>(p, recurrent, G, 1, k, n, ctx.isa);
 }
 
-// [kernel; recurrent] (I+U,G) packed once (gemm_pack_b) into scratch from
-// ctx.arena: the right operand of a forward step that multiplies the stacked
-// [x_t, h_{t-1}] (stack_step), input and recurrent sides in one product.
+// [kernel; recurrent] (I+U,G) packed once (gemm_pack_b_stacked) into scratch
+// from ctx.arena: the right operand of a forward step that multiplies the
+// stacked [x_t, h_{t-1}] (stack_step), input and recurrent sides in one product.
 template <typename T>
 PackedB<T> pack_stacked(const T* kernel /* (I,G) */, const T* recurrent /* (U,G) */, int64_t I,
                         int64_t U, int64_t G, const Context& ctx) {
-  const int64_t K = I + U;
-  T* p = ctx.arena->alloc<T>(size_t(gemm_packed_b_size<T>(K, G, ctx.isa)));
-  ArenaScope scope(ctx.arena);  // the stacked copy is only needed while packing
-  T* w = ctx.arena->alloc<T>(size_t(K * G));
-  std::memcpy(w, kernel, sizeof(T) * I * G);
-  std::memcpy(w + I * G, recurrent, sizeof(T) * U * G);
-  return gemm_pack_b<T>(p, w, G, 1, K, G, ctx.isa);
+  T* p = ctx.arena->alloc<T>(size_t(gemm_packed_b_size<T>(I + U, G, ctx.isa)));
+  return gemm_pack_b_stacked<T>(p, kernel, I, recurrent, U, G, G, ctx.isa);
 }
 
 // a (nb,I+U) = [x_t, h_{t-1}] for the nb batch rows of a slice: x_s is the
