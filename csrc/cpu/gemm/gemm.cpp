@@ -343,38 +343,35 @@ int64_t gemm_packed_b_size(int64_t k, int64_t n, Isa isa) {
   return std::max<int64_t>(k, 0) * packed_width(std::max<int64_t>(n, 0), ukernel_set<T>(isa).nr);
 }
 
-// Runs pack(block, pc, kc) over the k blocks gemm_block walks (the same
-// even_block split), block pointing at that block's panels in dst.
-template <typename T, typename Pack>
-PackedB<T> pack_blocks(T* dst, int64_t k, int64_t n, Isa isa, Pack&& pack) {
+template <typename T>
+PackedB<T> gemm_pack_b(T* dst, const T* b, int64_t rs_b, int64_t cs_b, int64_t k, int64_t n,
+                       Isa isa) {
   const UkernelSet<T>& ks = ukernel_set<T>(isa);
   if (k > 0 && n > 0) {
+    // The k blocks gemm_block walks (the same even_block split).
     const int64_t kcb = even_block(k, ks.kc, 1), width = packed_width(n, ks.nr);
-    for (int64_t pc = 0; pc < k; pc += kcb) pack(dst + pc * width, pc, std::min(kcb, k - pc));
+    for (int64_t pc = 0; pc < k; pc += kcb)
+      pack_b(dst + pc * width, b + pc * rs_b, rs_b, cs_b, std::min(kcb, k - pc), n, ks.nr);
   }
   return PackedB<T>{dst, k, n, isa};
 }
 
 template <typename T>
-PackedB<T> gemm_pack_b(T* dst, const T* b, int64_t rs_b, int64_t cs_b, int64_t k, int64_t n,
-                       Isa isa) {
-  const int NR = ukernel_set<T>(isa).nr;
-  return pack_blocks<T>(dst, k, n, isa, [&](T* blk, int64_t pc, int64_t kc) {
-    pack_b(blk, b + pc * rs_b, rs_b, cs_b, kc, n, NR);
-  });
-}
-
-template <typename T>
-PackedB<T> gemm_pack_b_stacked(T* dst, const T* b0, int64_t k0, const T* b1, int64_t k1,
-                               int64_t rs_b, int64_t n, Isa isa) {
-  const int NR = ukernel_set<T>(isa).nr;
-  return pack_blocks<T>(dst, k0 + k1, n, isa, [&](T* blk, int64_t pc, int64_t kc) {
-    const int64_t top = std::clamp<int64_t>(k0 - pc, 0, kc);  // the block's rows from b0
-    if (top > 0) gemm_pack::pack_b_row_range(blk, b0 + pc * rs_b, rs_b, top, n, kc, NR);
-    if (top < kc)
-      gemm_pack::pack_b_row_range(blk + top * NR, b1 + (pc + top - k0) * rs_b, rs_b, kc - top,
-                                  n, kc, NR);
-  });
+PackedB<T> gemm_pack_b_rows(T* dst, const T* b_rows, int64_t rs_b, int64_t r0, int64_t rows,
+                            int64_t k, int64_t n, Isa isa) {
+  const UkernelSet<T>& ks = ukernel_set<T>(isa);
+  if (n > 0 && rows > 0) {
+    const int64_t kcb = even_block(k, ks.kc, 1), width = packed_width(n, ks.nr);
+    // Runs of rows inside one k block: the block's panels are depth rows deep.
+    for (int64_t r = r0, r1 = r0 + rows; r < r1;) {
+      const int64_t pc = r / kcb * kcb, depth = std::min(kcb, k - pc);
+      const int64_t run = std::min(r1, pc + depth) - r;
+      gemm_pack::pack_b_row_range(dst + pc * width + (r - pc) * ks.nr, b_rows + (r - r0) * rs_b,
+                                  rs_b, run, n, depth, ks.nr);
+      r += run;
+    }
+  }
+  return PackedB<T>{dst, k, n, isa};
 }
 
 template <typename T>
@@ -398,8 +395,8 @@ void gemm_packed(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a, int
 #define FASTDL_INSTANTIATE(T)                                                                 \
   template int64_t gemm_packed_b_size<T>(int64_t, int64_t, Isa);                                \
   template PackedB<T> gemm_pack_b<T>(T*, const T*, int64_t, int64_t, int64_t, int64_t, Isa);    \
-  template PackedB<T> gemm_pack_b_stacked<T>(T*, const T*, int64_t, const T*, int64_t, int64_t,  \
-                                             int64_t, Isa);                                     \
+  template PackedB<T> gemm_pack_b_rows<T>(T*, const T*, int64_t, int64_t, int64_t, int64_t,      \
+                                          int64_t, Isa);                                        \
   template void gemm_packed<T>(T*, int64_t, int64_t, const T*, int64_t, int64_t,                \
                                const PackedB<T>&, int64_t, T, T, const GemmEpilogue<T>&,        \
                                const Context&);

@@ -52,13 +52,15 @@ template <typename T>
 PackedB<T> gemm_pack_b(T* dst /* panels */, const T* b /* (k,n) strides rs_b, cs_b */,
                        int64_t rs_b, int64_t cs_b, int64_t k, int64_t n, Isa isa);
 
-// Packs B = [B0; B1] (k0 + k1, n), two row-major blocks of rows with row
-// stride rs_b, as gemm_pack_b packs the stacked copy, without making it (the
-// input and recurrent weights of a recurrent step, multiplied as one operand).
+// Packs rows [r0, r0 + rows) of a (k,n) B, given row-major with row stride
+// rs_b, into their place in dst (gemm_packed_b_size(k, n) elements), so that
+// once every row is in, dst holds what gemm_pack_b packs from the whole B: a B
+// stacked from several arrays (the input and recurrent weights of a recurrent
+// step) without copying them together first. Returns the PackedB of the whole B.
 template <typename T>
-PackedB<T> gemm_pack_b_stacked(T* dst /* panels */, const T* b0 /* (k0,n) row stride rs_b */,
-                               int64_t k0, const T* b1 /* (k1,n) row stride rs_b */, int64_t k1,
-                               int64_t rs_b, int64_t n, Isa isa);
+PackedB<T> gemm_pack_b_rows(T* dst /* panels */, const T* b_rows /* (rows,n) row stride rs_b */,
+                            int64_t rs_b, int64_t r0, int64_t rows, int64_t k, int64_t n,
+                            Isa isa);
 
 // gemm with a prepacked B (packed for ctx.isa): same contract and, for every
 // m >= 1, the same kernels and order of additions as the tiled path of gemm.

@@ -134,14 +134,16 @@ PackedB<T> pack_recurrent(const T* recurrent /* (U,G) */, int64_t U, int64_t G, 
   return gemm_pack_b<T>(p, recurrent, G, 1, k, n, ctx.isa);
 }
 
-// [kernel; recurrent] (I+U,G) packed once (gemm_pack_b_stacked) into scratch
-// from ctx.arena: the right operand of a forward step that multiplies the
-// stacked [x_t, h_{t-1}] (stack_step), input and recurrent sides in one product.
+// [kernel; recurrent] (I+U,G) packed once (gemm_pack_b_rows, from the two
+// arrays) into scratch from ctx.arena: the right operand of a forward step that
+// multiplies the stacked [x_t, h_{t-1}] (stack_step), input and recurrent sides
+// in one product.
 template <typename T>
 PackedB<T> pack_stacked(const T* kernel /* (I,G) */, const T* recurrent /* (U,G) */, int64_t I,
                         int64_t U, int64_t G, const Context& ctx) {
   T* p = ctx.arena->alloc<T>(size_t(gemm_packed_b_size<T>(I + U, G, ctx.isa)));
-  return gemm_pack_b_stacked<T>(p, kernel, I, recurrent, U, G, G, ctx.isa);
+  gemm_pack_b_rows<T>(p, kernel, G, 0, I, I + U, G, ctx.isa);
+  return gemm_pack_b_rows<T>(p, recurrent, G, I, U, I + U, G, ctx.isa);
 }
 
 // a (nb,I+U) = [x_t, h_{t-1}] for the nb batch rows of a slice: x_s is the
