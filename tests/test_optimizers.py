@@ -1,4 +1,6 @@
 """Optimizers against NumPy references of the Keras 3 formulas over many steps."""
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -21,6 +23,20 @@ def _run(opt, ref_step, dtype, steps=60, shape=(37, 5), seed=0):
 
 
 TOL = {np.float32: 2e-5, np.float64: 1e-12}
+
+
+@contextlib.contextmanager
+def _capability(cap):
+    """Runs the block at SIMD level cap (skipping where this CPU lacks it), then restores
+    the level that was set."""
+    if cap not in ops.supported_capabilities():
+        pytest.skip(f"{cap} not supported on this CPU")
+    old = ops.get_capability()
+    try:
+        ops._C.set_capability(cap)
+        yield
+    finally:
+        ops._C.set_capability(old)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -59,19 +75,13 @@ def test_rmsprop(dtype, momentum):
 
 @pytest.mark.parametrize("cap", ["generic", "avx2", "avx512"])
 def test_every_isa_level_matches_reference(cap):
-    if cap not in ops.supported_capabilities():
-        pytest.skip(f"{cap} not supported on this CPU")
-    old = ops.get_capability()
-    try:
-        ops._C.set_capability(cap)
-        def ref(q, g, s, t):
-            m, v = (np.zeros_like(q), np.zeros_like(q)) if s is None else s
-            q, m, v = ref_nn.adam(q, g, m, v, t, lr=0.01)
-            return q, (m, v)
+    def ref(q, g, s, t):
+        m, v = (np.zeros_like(q), np.zeros_like(q)) if s is None else s
+        q, m, v = ref_nn.adam(q, g, m, v, t, lr=0.01)
+        return q, (m, v)
+    with _capability(cap):
         p, q = _run(optimizers.Adam(0.01), ref, np.float32, steps=30, shape=(1031,))
-        np.testing.assert_allclose(p, q, rtol=1e-4, atol=1e-5)
-    finally:
-        ops._C.set_capability(old)
+    np.testing.assert_allclose(p, q, rtol=1e-4, atol=1e-5)
 
 
 def test_large_threaded_update_matches_single_thread():
@@ -190,18 +200,12 @@ def test_adam_update_multi_matches_reference(dtype):
 
 @pytest.mark.parametrize("cap", ["generic", "avx2", "avx512"])
 def test_adam_update_multi_every_isa_level_matches_generic(cap):
-    if cap not in ops.supported_capabilities():
-        pytest.skip(f"{cap} not supported on this CPU")
-    old = ops.get_capability()
     out = {}
-    try:
-        for c in ("generic", cap):
-            ops._C.set_capability(c)
+    for c in ("generic", cap):
+        with _capability(c):
             p, g, m, v = _adam_state(ODD_SHAPES, np.float32, 3)
             ops.adam_update_multi(p, g, m, v, step=2, learning_rate=0.01)
-            out[c] = p + m + v
-    finally:
-        ops._C.set_capability(old)
+        out[c] = p + m + v
     for a, b in zip(out["generic"], out[cap]):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
