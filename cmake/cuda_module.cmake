@@ -73,7 +73,7 @@ string(REPLACE ";" "," _fastdl_archs_str "${CMAKE_CUDA_ARCHITECTURES}")
 target_compile_definitions(_cuda PRIVATE
   FASTDL_CUDA_ARCHS="${_fastdl_archs_str}"
   FASTDL_NVCC_VERSION="${CMAKE_CUDA_COMPILER_VERSION}")
-target_link_libraries(_cuda PRIVATE fastdl_cuda_kernels CUDA::cudart_static)
+target_link_libraries(_cuda PRIVATE fastdl_cuda_kernels CUDA::cudart_static fastdl_module_options)
 
 if(SKBUILD)
   install(TARGETS _cuda LIBRARY DESTINATION fastdl)
