@@ -115,14 +115,38 @@ def test_gemm_matches_numpy(cp, cu, rng, dtype, m, n, k, ta, tb):
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_gemm_large_tiles_alpha_beta(cp, cu, rng, dtype):
-    # m*n >= 2^20 takes the 128x128-tile kernel for float32.
-    m, n, k = 1024, 1040, 24
+@pytest.mark.parametrize("m,n,k,tb", [(1024, 1040, 24, False), (16411, 64, 13, True)])
+def test_gemm_large_tiles_alpha_beta(cp, cu, rng, dtype, m, n, k, tb):
+    # m*n >= 2^20 takes the 128x128-tile kernel for float32, or 128x64 when n <= 64.
     a = rng.standard_normal((m, k)).astype(dtype)
-    b = rng.standard_normal((k, n)).astype(dtype)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
     c = rng.standard_normal((m, n)).astype(dtype)
-    got = cu.gemm(cp.asarray(a), cp.asarray(b), cp.asarray(c), 0.5, -2.0, False, False, None)
-    close(cp, got, 0.5 * a @ b - 2.0 * c, dtype, scale=10)
+    got = cu.gemm(cp.asarray(a), cp.asarray(b), cp.asarray(c), 0.5, -2.0, False, tb, None)
+    close(cp, got, 0.5 * a @ (b.T if tb else b) - 2.0 * c, dtype, scale=10)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m,n,k", [(9, 32, 3001), (1, 1, 257), (70, 3, 1000)])
+@pytest.mark.parametrize("ta,tb", [(True, False), (False, True)])
+def test_gemm_split_k(cp, cu, rng, dtype, m, n, k, ta, tb):
+    # Few output tiles over a long k: the product is cut along k into slices summed in a
+    # second pass (uneven last slice, alpha, beta and C, then bias and ReLU), and a second
+    # call gives the same bits.
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+    c = rng.standard_normal((m, n)).astype(dtype)
+    ab = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b)
+    A, B, C = cp.asarray(a), cp.asarray(b), cp.asarray(c)
+    got = cu.gemm(A, B, C, 0.5, -2.0, ta, tb, None)
+    close(cp, got, 0.5 * ab - 2.0 * c, dtype, scale=np.sqrt(k))
+    again = cu.gemm(A, B, C, 0.5, -2.0, ta, tb, None)
+    np.testing.assert_array_equal(cp.asnumpy(again), cp.asnumpy(got))
+    if not ta:
+        bias = rng.standard_normal(n).astype(dtype)
+        bt = cp.asarray(b.T.copy() if tb else b)
+        got = cu.linear(A, bt, cp.asarray(bias), "relu", None)
+        close(cp, got, np.maximum(ab + bias, 0), dtype, scale=np.sqrt(k))
 
 
 @pytest.mark.cuda
@@ -436,6 +460,7 @@ CONV_CASES = [
     (2, 6, 5, 2, 2, 3, 3, 1, ((1, 0), (2, 1)), 1),
     (1, 4, 4, 1, 3, 3, 1, 3, 1, 1),
     (0, 5, 5, 2, 3, 3, 2, 1, "same", 1),             # empty batch
+    (4, 12, 13, 3, 3, 3, 8, 1, "valid", 1),          # dw's 440-long sum: split-K
 ]
 
 

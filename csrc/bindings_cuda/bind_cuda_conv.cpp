@@ -7,6 +7,7 @@
 
 #include "bindings_cuda/cuda_array.h"
 #include "cuda/conv/conv2d.h"
+#include "cuda/gemm/gemm.h"
 #include "cuda/nn/nn.h"
 
 namespace fastdl::bind_cuda {
@@ -103,6 +104,9 @@ py::tuple conv2d_backward_entry(py::handle dy_h, py::handle x_h, py::handle w_h,
   DevArray col = empty({need_dw ? col_elems : 0}, code);
   DevArray dcol = empty({need_dx ? col_elems : 0}, code);
   DevArray partial = empty({need_dw ? cuda::sum_rows_partials(g.N * g.OH * g.OW) : 0, F}, code);
+  const int64_t work_elems =
+      need_dw ? cuda::gemm_workspace_elems(g.KH * g.KW * g.C, F, chunk * g.OH * g.OW) : 0;
+  DevArray work = empty({work_elems}, code);
   cudaStream_t s = current_stream();
   const bool tf32 = tf32_enabled();
   cudaError_t err;
@@ -112,13 +116,14 @@ py::tuple conv2d_backward_entry(py::handle dy_h, py::handle x_h, py::handle w_h,
               ? cuda::conv2d_backward<float>(dx.data<float>(), dw.data<float>(), db.data<float>(),
                                              dy.data<const float>(), x.data<const float>(),
                                              w.data<const float>(), col.data<float>(),
-                                             dcol.data<float>(), partial.data<float>(), g, F,
-                                             chunk, tf32, s)
+                                             dcol.data<float>(), partial.data<float>(),
+                                             work.data<float>(), work_elems, g, F, chunk, tf32, s)
               : cuda::conv2d_backward<double>(dx.data<double>(), dw.data<double>(),
                                               db.data<double>(), dy.data<const double>(),
                                               x.data<const double>(), w.data<const double>(),
                                               col.data<double>(), dcol.data<double>(),
-                                              partial.data<double>(), g, F, chunk, tf32, s);
+                                              partial.data<double>(), work.data<double>(),
+                                              work_elems, g, F, chunk, tf32, s);
   }
   check_cuda(err, "conv2d_backward");
   auto or_none = [](bool want, const py::object& o) { return want ? o : py::object(py::none()); };

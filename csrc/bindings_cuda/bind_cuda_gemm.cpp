@@ -35,6 +35,9 @@ py::object gemm_typed(const DevArray& a, const DevArray& b, py::handle c_obj, do
   // The kernel reads beta*C from the buffer it writes, so C goes there first.
   if (use_c && !(target.ptr == c.ptr && target.strides == c.strides)) copy_into(target, c);
 
+  // split-K's workspace, where the shape gains from it (few output tiles, long k)
+  const int64_t work_elems = reference ? 0 : cuda::gemm_workspace_elems(m, n, k);
+  const DevArray work = empty({work_elems}, a.float_code());
   cudaStream_t stream = current_stream();
   cuda::GemmEpilogue<T> ep{bias.data<const T>(), act};
   cudaError_t err;
@@ -47,7 +50,8 @@ py::object gemm_typed(const DevArray& a, const DevArray& b, py::handle c_obj, do
     else
       err = cuda::gemm<T>(target.data<T>(), target.strides[0], target.strides[1],
                           a.data<const T>(), rs_a, cs_a, b.data<const T>(), rs_b, cs_b, m, n, k,
-                          T(alpha), use_c ? T(beta) : T(0), ep, tf32_enabled(), stream);
+                          T(alpha), use_c ? T(beta) : T(0), ep, tf32_enabled(), stream,
+                          work.data<T>(), work_elems);
   }
   check_cuda(err, "gemm");
   if (have_out && out_aliases_input) {

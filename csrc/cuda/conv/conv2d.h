@@ -42,13 +42,16 @@ cudaError_t conv2d(T* y /* (N,OH,OW,F) */, const T* x /* (N,H,W,C) */,
 
 // dx, dw, db overwritten; dx, or dw and db together, may be null (not computed: without
 // dw, x's values are not read and col is unused). dcol is scratch of col's size (unused for pointwise);
-// partial is sum_rows_partials(N*OH*OW) x F scratch for db.
+// partial is sum_rows_partials(N*OH*OW) x F scratch for db; work, of work_elems =
+// gemm_workspace_elems(KH*KW*C, F, chunk*OH*OW) (may be 0), lets dw's product split k.
 template <typename T>
 cudaError_t conv2d_backward(T* dx /* (N,H,W,C) */, T* dw /* (KH,KW,C,F) */, T* db /* (F,) */,
                             const T* dy /* (N,OH,OW,F) */, const T* x /* (N,H,W,C) */,
                             const T* w /* (KH,KW,C,F) */, T* col /* scratch */,
-                            T* dcol /* scratch */, T* partial /* scratch */, const Conv2dGeom& g,
-                            int64_t F, int64_t chunk, bool tf32, cudaStream_t stream);
+                            T* dcol /* scratch */, T* partial /* scratch */,
+                            T* work /* (work_elems,) scratch */, int64_t work_elems,
+                            const Conv2dGeom& g, int64_t F, int64_t chunk, bool tf32,
+                            cudaStream_t stream);
 
 // ---------------------------------------------------------------- depthwise_conv2d.cu
 // y = act(depthwise(x, w) + b): channel j = c*M + m of y convolves channel c of x

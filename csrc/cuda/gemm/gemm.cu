@@ -36,10 +36,43 @@ __global__ void gemm_ref_kernel(T* c, int64_t rs_c, int64_t cs_c, const T* a, in
   }
 }
 
+// ------------------------------------------------------------ split-K
+// A launch whose grid has z = S > 1 computes S partial products: block z takes
+// k range [z * kslice, (z + 1) * kslice) and writes its tile to c + z * c_slice
+// (a workspace; the caller passes alpha 1, beta 0, no epilogue). kslice is a
+// multiple of 16, so an operand aligned for vector loads stays aligned.
+// Returns the length of this block's k range; with z = 1, kslice = k: all of it.
+template <typename T>
+__device__ __forceinline__ int64_t take_k_slice(const T*& a, int64_t cs_a, const T*& b,
+                                                int64_t rs_b, T*& c, int64_t k, int64_t kslice,
+                                                int64_t c_slice) {
+  const int64_t k0 = int64_t(blockIdx.z) * kslice;
+  a += k0 * cs_a;
+  b += k0 * rs_b;
+  c += int64_t(blockIdx.z) * c_slice;
+  return k - k0 < kslice ? k - k0 : kslice;
+}
+
+// C = act(alpha * (sum over slices of work[s]) + beta * C + bias), the slices
+// summed in order, so the result is the same on every run.
+template <typename T>
+__global__ void split_k_sum_kernel(T* c, int64_t rs_c, int64_t cs_c, const T* work,
+                                   int64_t slices, int64_t m, int64_t n, T alpha, T beta,
+                                   const T* bias, Activation act) {
+  FASTDL_GRID_LOOP(idx, m * n) {
+    T acc = T(0);
+    for (int64_t s = 0; s < slices; ++s) acc += work[s * m * n + idx];
+    store_output(c, rs_c, cs_c, idx / n, idx % n, acc, alpha, beta, bias, act);
+  }
+}
+
 // ------------------------------------------------------------ tiled kernel
 // One block computes a BM x BN tile of C. Per step of BK along k it stages an
 // A tile (stored transposed, As[kk][row]) and a B tile (Bs[kk][col]) in shared
 // memory, then every thread accumulates a TM x TN sub-tile in registers.
+// Shared memory holds two stages: while the threads multiply out one, the next
+// step's tiles are already on their way from global memory into registers, and
+// go to the other stage afterwards (one barrier per step).
 //
 // Thread layout (256 threads = 8 warps): the warps form a 2 x 4 grid over the
 // block tile, each owning a (BM/2) x (BN/4) warp tile; inside a warp the 32
@@ -72,20 +105,91 @@ struct OperandLayout {
   bool vec;           // 16-byte loads along the contiguous dimension are allowed
 };
 
+// One operand tile of R rows (along m for A, n for B) by BK along k, moved as
+// runs of W elements: run v of the tile is (r, kk) = its first element. `along_k`:
+// the runs go along k (the operand's contiguous dimension is k), else along r.
+// The tile's element (r, kk) of the operand sits at p + r * rs + kk * ks.
+template <typename T, int R, int BK>
+struct TileRuns {
+  static constexpr int W = Vec16<T>::W;
+  static constexpr int kRuns = R * BK / W;
+  static constexpr int kPerThread = (kRuns + kTileThreads - 1) / kTileThreads;
+
+  // Global -> registers: this thread's runs of the tile at (r0, k0).
+  __device__ static void load(T (&e)[kPerThread][W], const T* p, int64_t rs, int64_t ks,
+                              int64_t r0, int64_t k0, int64_t rows, int64_t k, bool along_k,
+                              bool vec) {
+#pragma unroll
+    for (int i = 0; i < kPerThread; ++i) {
+      const int v = threadIdx.x + i * kTileThreads;
+      if (kRuns % kTileThreads != 0 && v >= kRuns) break;
+      int r, kk;
+      run_origin(v, along_k, r, kk);
+      const int64_t gr = r0 + r, gk = k0 + kk;
+      if (along_k) {
+        if (vec && gr < rows && gk + W <= k) {
+          load_vec(e[i], p + gr * rs + gk);
+        } else {
+#pragma unroll
+          for (int j = 0; j < W; ++j)
+            e[i][j] = (gr < rows && gk + j < k) ? p[gr * rs + (gk + j) * ks] : T(0);
+        }
+      } else {
+        if (vec && gk < k && gr + W <= rows) {
+          load_vec(e[i], p + gr + gk * ks);
+        } else {
+#pragma unroll
+          for (int j = 0; j < W; ++j)
+            e[i][j] = (gr + j < rows && gk < k) ? p[(gr + j) * rs + gk * ks] : T(0);
+        }
+      }
+    }
+  }
+
+  // Registers -> shared memory, stored [kk][r].
+  __device__ static void store(T (*sm)[R], const T (&e)[kPerThread][W], bool along_k) {
+#pragma unroll
+    for (int i = 0; i < kPerThread; ++i) {
+      const int v = threadIdx.x + i * kTileThreads;
+      if (kRuns % kTileThreads != 0 && v >= kRuns) break;
+      int r, kk;
+      run_origin(v, along_k, r, kk);
+#pragma unroll
+      for (int j = 0; j < W; ++j) {
+        if (along_k) sm[kk + j][r] = e[i][j];
+        else sm[kk][r + j] = e[i][j];
+      }
+    }
+  }
+
+  __device__ static void run_origin(int v, bool along_k, int& r, int& kk) {
+    if (along_k) {
+      r = v / (BK / W);
+      kk = (v % (BK / W)) * W;
+    } else {
+      kk = v / (R / W);
+      r = (v % (R / W)) * W;
+    }
+  }
+};
+
 template <typename T, int BM, int BN, int BK, int TM, int TN>
 __global__ void __launch_bounds__(kTileThreads)
 gemm_tiled_kernel(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a, int64_t cs_a,
                   const T* b, int64_t rs_b, int64_t cs_b, int64_t m, int64_t n, int64_t k,
                   T alpha, T beta, const T* bias, Activation act, OperandLayout la,
-                  OperandLayout lb) {
+                  OperandLayout lb, int64_t kslice, int64_t c_slice) {
   constexpr int W = Vec16<T>::W;
   static_assert(BM == kWarpsM * kLanesM * TM, "BM must match the thread layout");
   static_assert(BN == kWarpsN * kLanesN * TN, "BN must match the thread layout");
   static_assert(BK % W == 0 && BM % W == 0 && BN % W == 0, "tiles must hold whole vectors");
+  using RunsA = TileRuns<T, BM, BK>;
+  using RunsB = TileRuns<T, BN, BK>;
 
-  __shared__ __align__(16) T As[BK][BM];
-  __shared__ __align__(16) T Bs[BK][BN];
+  __shared__ __align__(16) T As[2][BK][BM];
+  __shared__ __align__(16) T Bs[2][BK][BN];
 
+  k = take_k_slice(a, cs_a, b, rs_b, c, k, kslice, c_slice);
   const int tid = threadIdx.x;
   const int warp = tid / 32, lane = tid % 32;
   const int row0 = (warp / kWarpsN) * (BM / kWarpsM) + (lane / kLanesN) * TM;  // in the tile
@@ -99,81 +203,41 @@ gemm_tiled_kernel(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a, in
 #pragma unroll
     for (int j = 0; j < TN; ++j) acc[i][j] = T(0);
 
-  for (int64_t k0 = 0; k0 < k; k0 += BK) {
-    // ---- stage A(bm0 : bm0+BM, k0 : k0+BK) into As[kk][row]
-    for (int v = tid; v < BM * BK / W; v += kTileThreads) {
-      T e[W];
-      if (la.inner_contig) {  // runs of W along k
-        int row = v / (BK / W), kk = (v % (BK / W)) * W;
-        int64_t gi = bm0 + row, gk = k0 + kk;
-        if (la.vec && gi < m && gk + W <= k) {
-          load_vec(e, a + gi * rs_a + gk);
-        } else {
-#pragma unroll
-          for (int j = 0; j < W; ++j)
-            e[j] = (gi < m && gk + j < k) ? a[gi * rs_a + (gk + j) * cs_a] : T(0);
-        }
-#pragma unroll
-        for (int j = 0; j < W; ++j) As[kk + j][row] = e[j];
-      } else {  // runs of W along m
-        int kk = v / (BM / W), row = (v % (BM / W)) * W;
-        int64_t gi = bm0 + row, gk = k0 + kk;
-        if (la.vec && gk < k && gi + W <= m) {
-          load_vec(e, a + gi + gk * cs_a);
-        } else {
-#pragma unroll
-          for (int j = 0; j < W; ++j)
-            e[j] = (gi + j < m && gk < k) ? a[(gi + j) * rs_a + gk * cs_a] : T(0);
-        }
-#pragma unroll
-        for (int j = 0; j < W; ++j) As[kk][row + j] = e[j];
-      }
-    }
-    // ---- stage B(k0 : k0+BK, bn0 : bn0+BN) into Bs[kk][col]
-    for (int v = tid; v < BK * BN / W; v += kTileThreads) {
-      T e[W];
-      if (lb.inner_contig) {  // runs of W along n
-        int kk = v / (BN / W), col = (v % (BN / W)) * W;
-        int64_t gk = k0 + kk, gj = bn0 + col;
-        if (lb.vec && gk < k && gj + W <= n) {
-          load_vec(e, b + gk * rs_b + gj);
-        } else {
-#pragma unroll
-          for (int j = 0; j < W; ++j)
-            e[j] = (gk < k && gj + j < n) ? b[gk * rs_b + (gj + j) * cs_b] : T(0);
-        }
-#pragma unroll
-        for (int j = 0; j < W; ++j) Bs[kk][col + j] = e[j];
-      } else {  // runs of W along k
-        int col = v / (BK / W), kk = (v % (BK / W)) * W;
-        int64_t gk = k0 + kk, gj = bn0 + col;
-        if (lb.vec && gj < n && gk + W <= k) {
-          load_vec(e, b + gk + gj * cs_b);
-        } else {
-#pragma unroll
-          for (int j = 0; j < W; ++j)
-            e[j] = (gk + j < k && gj < n) ? b[(gk + j) * rs_b + gj * cs_b] : T(0);
-        }
-#pragma unroll
-        for (int j = 0; j < W; ++j) Bs[kk + j][col] = e[j];
-      }
-    }
-    __syncthreads();
+  // A (m x k) as rows along m: element (i, p) at a + i*rs_a + p*cs_a; its runs go
+  // along k when k is contiguous. B (k x n) as rows along n: (j, p) at b + j*cs_b + p*rs_b.
+  T ea[RunsA::kPerThread][W], eb[RunsB::kPerThread][W];
+  RunsA::load(ea, a, rs_a, cs_a, bm0, 0, m, k, la.inner_contig, la.vec);
+  RunsB::load(eb, b, cs_b, rs_b, bn0, 0, n, k, !lb.inner_contig, lb.vec);
+  RunsA::store(As[0], ea, la.inner_contig);
+  RunsB::store(Bs[0], eb, !lb.inner_contig);
+  __syncthreads();
 
+  int stage = 0;
+  for (int64_t k0 = 0; k0 < k; k0 += BK) {
+    const bool more = k0 + BK < k;
+    if (more) {  // the next step's tiles, in flight while this one is multiplied out
+      RunsA::load(ea, a, rs_a, cs_a, bm0, k0 + BK, m, k, la.inner_contig, la.vec);
+      RunsB::load(eb, b, cs_b, rs_b, bn0, k0 + BK, n, k, !lb.inner_contig, lb.vec);
+    }
     // ---- TM x TN outer products, one per kk
 #pragma unroll
     for (int kk = 0; kk < BK; ++kk) {
       T af[TM], bf[TN];
 #pragma unroll
-      for (int i = 0; i < TM; ++i) af[i] = As[kk][row0 + i];
+      for (int i = 0; i < TM; ++i) af[i] = As[stage][kk][row0 + i];
 #pragma unroll
-      for (int j = 0; j < TN; ++j) bf[j] = Bs[kk][col0 + j];
+      for (int j = 0; j < TN; ++j) bf[j] = Bs[stage][kk][col0 + j];
 #pragma unroll
       for (int i = 0; i < TM; ++i)
 #pragma unroll
         for (int j = 0; j < TN; ++j) acc[i][j] += af[i] * bf[j];
     }
-    __syncthreads();  // before the next tiles overwrite As, Bs
+    if (more) {  // the other stage was last read a step ago, before the last barrier
+      RunsA::store(As[stage ^ 1], ea, la.inner_contig);
+      RunsB::store(Bs[stage ^ 1], eb, !lb.inner_contig);
+    }
+    __syncthreads();
+    stage ^= 1;
   }
 
 #pragma unroll
@@ -200,7 +264,9 @@ static_assert(kTf32BK % 8 == 0, "wmma tf32 fragments step k by 8");
 __global__ void __launch_bounds__(kTf32Threads)
 gemm_tf32_kernel(float* c, int64_t rs_c, int64_t cs_c, const float* a, int64_t rs_a,
                  int64_t cs_a, const float* b, int64_t rs_b, int64_t cs_b, int64_t m, int64_t n,
-                 int64_t k, float alpha, float beta, const float* bias, Activation act) {
+                 int64_t k, float alpha, float beta, const float* bias, Activation act,
+                 int64_t kslice, int64_t c_slice) {
+  k = take_k_slice(a, cs_a, b, rs_b, c, k, kslice, c_slice);
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   using namespace nvcuda;
   constexpr int kTf32LdA = kTf32BK + 8, kTf32LdB = kTf32BN + 8, kTf32LdC = kTf32BN + 8;
@@ -283,29 +349,60 @@ gemm_tf32_kernel(float* c, int64_t rs_c, int64_t cs_c, const float* a, int64_t r
 #endif
 }
 
-// Compute capability major of the current device (cached per device).
-int device_major() {
-  static int cache[64];  // 0 = not asked yet
+// An attribute of the current device, cached per device and attribute slot.
+int device_attribute(cudaDeviceAttr attr, int slot) {
+  static int cache[64][2];  // 0 = not asked yet
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return 0;
-  if (cache[dev] == 0) {
-    int major = 0;
-    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
-      return 0;
-    cache[dev] = major;
+  if (cache[dev][slot] == 0) {
+    int v = 0;
+    if (cudaDeviceGetAttribute(&v, attr, dev) != cudaSuccess) return 0;
+    cache[dev][slot] = v;
   }
-  return cache[dev];
+  return cache[dev][slot];
 }
+int device_major() { return device_attribute(cudaDevAttrComputeCapabilityMajor, 0); }
+int device_sms() { return device_attribute(cudaDevAttrMultiProcessorCount, 1); }
 
 template <typename T>
 bool aligned16(const T* p) {
   return (reinterpret_cast<uintptr_t>(p) & 15) == 0;
 }
 
+// How k is cut for split-K (gemm.h). Only outputs of fewer 64 x 64 tiles than the
+// device has multiprocessors are split, into about two blocks per multiprocessor,
+// each slice at least kMinSliceK deep.
+constexpr int64_t kSplitTile = 64, kMinSliceK = 128, kSliceAlign = 16;
+struct KSplit {
+  int64_t slices = 1, kslice = 0;
+};
+KSplit plan_split_k(int64_t m, int64_t n, int64_t k) {
+  KSplit p;
+  p.kslice = k;
+  const int64_t tiles = ((m + kSplitTile - 1) / kSplitTile) * ((n + kSplitTile - 1) / kSplitTile);
+  const int64_t sms = device_sms();
+  if (sms <= 0 || tiles >= sms || k < 2 * kMinSliceK) return p;
+  int64_t want = (2 * sms + tiles - 1) / tiles, most = k / kMinSliceK;
+  int64_t slices = want < most ? want : most;
+  if (slices < 2) return p;
+  int64_t kslice = (k + slices - 1) / slices;
+  kslice = (kslice + kSliceAlign - 1) / kSliceAlign * kSliceAlign;
+  p.slices = (k + kslice - 1) / kslice;
+  p.kslice = p.slices > 1 ? kslice : k;
+  return p;
+}
+
+// Launch geometry shared by every tile kernel: a (m/BM, n/BN) grid, one z slice
+// per part of k.
+struct Launch {
+  int64_t m, n, k, kslice, c_slice;
+  unsigned slices;
+};
+
 template <typename T, int BM, int BN, int BK, int TM, int TN>
 void launch_tiled(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a, int64_t cs_a,
-                  const T* b, int64_t rs_b, int64_t cs_b, int64_t m, int64_t n, int64_t k,
-                  T alpha, T beta, const GemmEpilogue<T>& ep, cudaStream_t stream) {
+                  const T* b, int64_t rs_b, int64_t cs_b, const Launch& L, T alpha, T beta,
+                  const GemmEpilogue<T>& ep, cudaStream_t stream) {
   constexpr int W = Vec16<T>::W;
   OperandLayout la, lb;
   la.inner_contig = cs_a == 1;
@@ -314,54 +411,79 @@ void launch_tiled(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a, in
   lb.inner_contig = cs_b == 1;
   lb.vec = lb.inner_contig ? (rs_b % W == 0 && aligned16(b))
                            : (rs_b == 1 && cs_b % W == 0 && aligned16(b));
-  dim3 grid(unsigned((m + BM - 1) / BM), unsigned((n + BN - 1) / BN));
+  dim3 grid(unsigned((L.m + BM - 1) / BM), unsigned((L.n + BN - 1) / BN), L.slices);
   gemm_tiled_kernel<T, BM, BN, BK, TM, TN><<<grid, kTileThreads, 0, stream>>>(
-      c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, alpha, beta, ep.bias, ep.act, la, lb);
+      c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, L.m, L.n, L.k, alpha, beta, ep.bias, ep.act,
+      la, lb, L.kslice, L.c_slice);
 }
 
 template <typename T>
 void launch_gemm(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a, int64_t cs_a,
-                 const T* b, int64_t rs_b, int64_t cs_b, int64_t m, int64_t n, int64_t k, T alpha,
-                 T beta, const GemmEpilogue<T>& ep, bool tf32, cudaStream_t stream);
+                 const T* b, int64_t rs_b, int64_t cs_b, const Launch& L, T alpha, T beta,
+                 const GemmEpilogue<T>& ep, bool tf32, cudaStream_t stream);
 
 template <>
 void launch_gemm<float>(float* c, int64_t rs_c, int64_t cs_c, const float* a, int64_t rs_a,
-                        int64_t cs_a, const float* b, int64_t rs_b, int64_t cs_b, int64_t m,
-                        int64_t n, int64_t k, float alpha, float beta,
-                        const GemmEpilogue<float>& ep, bool tf32, cudaStream_t stream) {
+                        int64_t cs_a, const float* b, int64_t rs_b, int64_t cs_b, const Launch& L,
+                        float alpha, float beta, const GemmEpilogue<float>& ep, bool tf32,
+                        cudaStream_t stream) {
   if (tf32 && device_major() >= 8) {
-    dim3 grid(unsigned((m + kTf32BM - 1) / kTf32BM), unsigned((n + kTf32BN - 1) / kTf32BN));
+    dim3 grid(unsigned((L.m + kTf32BM - 1) / kTf32BM), unsigned((L.n + kTf32BN - 1) / kTf32BN),
+              L.slices);
     gemm_tf32_kernel<<<grid, kTf32Threads, 0, stream>>>(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b,
-                                                         cs_b, m, n, k, alpha, beta, ep.bias,
-                                                         ep.act);
-  } else if (m * n >= (int64_t(1) << 20)) {
-    launch_tiled<float, 128, 128, 8, 8, 8>(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k,
-                                           alpha, beta, ep, stream);
+                                                         cs_b, L.m, L.n, L.k, alpha, beta, ep.bias,
+                                                         ep.act, L.kslice, L.c_slice);
+  } else if (L.m * L.n >= (int64_t(1) << 20) && L.n <= 64) {  // a convolution's few filters
+    launch_tiled<float, 128, 64, 8, 8, 4>(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, L, alpha,
+                                          beta, ep, stream);
+  } else if (L.m * L.n >= (int64_t(1) << 20)) {
+    launch_tiled<float, 128, 128, 8, 8, 8>(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, L, alpha,
+                                           beta, ep, stream);
   } else {  // small outputs: smaller tiles keep more SMs busy
-    launch_tiled<float, 64, 64, 8, 4, 4>(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k,
-                                         alpha, beta, ep, stream);
+    launch_tiled<float, 64, 64, 8, 4, 4>(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, L, alpha,
+                                         beta, ep, stream);
   }
 }
 
 template <>
 void launch_gemm<double>(double* c, int64_t rs_c, int64_t cs_c, const double* a, int64_t rs_a,
-                         int64_t cs_a, const double* b, int64_t rs_b, int64_t cs_b, int64_t m,
-                         int64_t n, int64_t k, double alpha, double beta,
+                         int64_t cs_a, const double* b, int64_t rs_b, int64_t cs_b,
+                         const Launch& L, double alpha, double beta,
                          const GemmEpilogue<double>& ep, bool, cudaStream_t stream) {
-  launch_tiled<double, 64, 64, 8, 4, 4>(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k,
-                                        alpha, beta, ep, stream);
+  launch_tiled<double, 64, 64, 8, 4, 4>(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, L, alpha,
+                                        beta, ep, stream);
 }
 
 }  // namespace
 
+int64_t gemm_workspace_elems(int64_t m, int64_t n, int64_t k) {
+  if (m <= 0 || n <= 0) return 0;
+  const KSplit p = plan_split_k(m, n, k);
+  return p.slices > 1 ? p.slices * m * n : 0;
+}
+
 template <typename T>
 cudaError_t gemm(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a, int64_t cs_a,
                  const T* b, int64_t rs_b, int64_t cs_b, int64_t m, int64_t n, int64_t k, T alpha,
-                 T beta, const GemmEpilogue<T>& ep, bool tf32, cudaStream_t stream) {
+                 T beta, const GemmEpilogue<T>& ep, bool tf32, cudaStream_t stream, T* work,
+                 int64_t work_elems) {
   if (m <= 0 || n <= 0) return cudaSuccess;
   if (int64_t((m + 63) / 64) > 0x7fffffff || (n + 63) / 64 > 65535) return cudaErrorInvalidValue;
-  launch_gemm<T>(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, m, n, k, alpha, beta, ep, tf32,
+  const KSplit p = work ? plan_split_k(m, n, k) : KSplit{1, k};
+  if (p.slices < 2 || work_elems < p.slices * m * n) {
+    launch_gemm<T>(c, rs_c, cs_c, a, rs_a, cs_a, b, rs_b, cs_b, Launch{m, n, k, k, 0, 1}, alpha,
+                   beta, ep, tf32, stream);
+    return launch_status();
+  }
+  // The slices' products into work (m x n each, contiguous), then one pass that
+  // sums them and applies alpha, beta and the epilogue.
+  launch_gemm<T>(work, n, 1, a, rs_a, cs_a, b, rs_b, cs_b,
+                 Launch{m, n, k, p.kslice, m * n, unsigned(p.slices)}, T(1), T(0), {}, tf32,
                  stream);
+  cudaError_t e = launch_status();
+  if (e != cudaSuccess) return e;
+  split_k_sum_kernel<T><<<blocks_for(m * n), kThreads, 0, stream>>>(
+      c, rs_c, cs_c, work, p.slices, m, n, alpha, beta, ep.bias, ep.act);
   return launch_status();
 }
 
@@ -378,7 +500,7 @@ cudaError_t gemm_ref(T* c, int64_t rs_c, int64_t cs_c, const T* a, int64_t rs_a,
 #define FASTDL_INSTANTIATE(T)                                                                   \
   template cudaError_t gemm<T>(T*, int64_t, int64_t, const T*, int64_t, int64_t, const T*,       \
                                int64_t, int64_t, int64_t, int64_t, int64_t, T, T,                \
-                               const GemmEpilogue<T>&, bool, cudaStream_t);                      \
+                               const GemmEpilogue<T>&, bool, cudaStream_t, T*, int64_t);         \
   template cudaError_t gemm_ref<T>(T*, int64_t, int64_t, const T*, int64_t, int64_t, const T*,   \
                                    int64_t, int64_t, int64_t, int64_t, int64_t, T, T,            \
                                    const GemmEpilogue<T>&, cudaStream_t);

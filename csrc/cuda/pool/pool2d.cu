@@ -16,10 +16,10 @@ __device__ bool window_argmax(const T* x, const Conv2dGeom& g, int64_t n, int64_
                               int64_t c, int64_t* bh, int64_t* bw, T* best) {
   bool found = false;
   for (int64_t kh = 0; kh < g.KH; ++kh) {
-    int64_t ih = tap_input(oh, kh, g.SH, 1, g.PT);
+    int64_t ih = tap_input(oh, kh, g.SH, int64_t(1), g.PT);
     if (ih < 0 || ih >= g.H) continue;
     for (int64_t kw = 0; kw < g.KW; ++kw) {
-      int64_t iw = tap_input(ow, kw, g.SW, 1, g.PL);
+      int64_t iw = tap_input(ow, kw, g.SW, int64_t(1), g.PL);
       if (iw < 0 || iw >= g.W) continue;
       T v = x[((n * g.H + ih) * g.W + iw) * g.C + c];
       if (!found || v > *best) { *best = v; *bh = ih; *bw = iw; found = true; }
@@ -85,10 +85,10 @@ __global__ void avg_pool_kernel(T* y, const T* x, Conv2dGeom g) {
     int64_t n = idx / (g.C * g.OW * g.OH);
     T s = T(0);
     for (int64_t kh = 0; kh < g.KH; ++kh) {
-      int64_t ih = tap_input(oh, kh, g.SH, 1, g.PT);
+      int64_t ih = tap_input(oh, kh, g.SH, int64_t(1), g.PT);
       if (ih < 0 || ih >= g.H) continue;
       for (int64_t kw = 0; kw < g.KW; ++kw) {
-        int64_t iw = tap_input(ow, kw, g.SW, 1, g.PL);
+        int64_t iw = tap_input(ow, kw, g.SW, int64_t(1), g.PL);
         if (iw >= 0 && iw < g.W) s += x[((n * g.H + ih) * g.W + iw) * g.C + c];
       }
     }

@@ -103,7 +103,7 @@ void emu_launch(dim3 grid, dim3 block, size_t, void*, void (*kernel)(KArgs...), 
 typedef int cudaError_t;
 enum : int { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorNoDevice = 100 };
 typedef struct CUstream_st* cudaStream_t;
-enum cudaDeviceAttr { cudaDevAttrComputeCapabilityMajor = 75 };
+enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16, cudaDevAttrComputeCapabilityMajor = 75 };
 enum cudaMemcpyKind { cudaMemcpyDeviceToDevice = 3 };
 #define CUDART_VERSION 13000
 
@@ -116,7 +116,12 @@ inline cudaError_t cudaGetDeviceCount(int* n) {
 }
 // Compute capability 7.x unless FASTDL_EMU_CC_MAJOR says otherwise: with 8 the
 // TF32 path is chosen, and runs its FP32 fallback (wmma itself is not emulated).
-inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr, int) {
+// 4 multiprocessors, so that small products already take the split-K path.
+inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr attr, int) {
+  if (attr == cudaDevAttrMultiProcessorCount) {
+    *v = 4;
+    return cudaSuccess;
+  }
   const char* e = std::getenv("FASTDL_EMU_CC_MAJOR");
   *v = e && *e ? std::atoi(e) : 7;
   return cudaSuccess;
