@@ -68,7 +68,9 @@ def pytest_row(out_dir, steps):
     elif passed == 0:
         result = "missed: no CUDA test ran"
     elif n["skipped"]:
-        result = "missed: some CUDA tests were skipped"
+        reasons = sorted({(c.find("skipped").get("message") or "no reason given").strip()
+                          for c in root.iter("testcase") if c.find("skipped") is not None})
+        result = f"missed: {n['skipped']} skipped ({'; '.join(reasons[:3])})"
     else:
         result = "met"
     rc = steps.get("tests", (0, "", "ok"))

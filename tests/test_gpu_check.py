@@ -101,6 +101,22 @@ def test_report_failures_timeouts_and_missing_files(tmp_path, capsys):
     assert "not measured: step skipped (out of time)" in text
 
 
+JUNIT_SKIP = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest"
+ errors="0" failures="0" skipped="1" tests="2"><testcase classname="tests.test_cuda" name="ok"/>
+<testcase classname="tests.test_distribution" name="test_nccl"><skipped
+ message="NCCL needs one GPU per rank: 2 ranks, 1 GPU(s) here"/></testcase>
+</testsuite></testsuites>"""
+
+
+def test_report_names_why_tests_were_skipped(tmp_path):
+    (tmp_path / "steps.tsv").write_text("build\t0\t80\tok\ntests\t0\t60\tok\n")
+    (tmp_path / "pytest-cuda.xml").write_text(JUNIT_SKIP)
+    gpu_report.main([str(tmp_path)])
+    text = (tmp_path / "summary.md").read_text()
+    assert ("| 1 passed, 0 failed, 0 errors, 1 skipped | - | - | all pass | missed: 1 skipped "
+            "(NCCL needs one GPU per rank: 2 ranks, 1 GPU(s) here) |") in text
+
+
 def test_report_with_nothing_at_all(tmp_path):
     assert gpu_report.main([str(tmp_path)]) == 1
     text = (tmp_path / "summary.md").read_text()
