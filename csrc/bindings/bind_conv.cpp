@@ -13,6 +13,7 @@
 #include "common/conv_geometry.h"
 #include "cpu/pool/avg_pool2d.h"
 #include "cpu/conv/conv2d.h"
+#include "cpu/conv/conv2d_max_pool2d.h"
 #include "cpu/conv/depthwise_conv2d.h"
 #include "cpu/pool/global_avg_pool2d.h"
 #include "cpu/pool/max_pool2d.h"
@@ -85,6 +86,42 @@ py::array conv2d_entry(py::handle x, py::handle w, py::object b, Pair strides, P
   cpu::ConvAlgorithm algo = parse_algorithm("conv2d", algorithm);
   if (a.kind == 'f') return conv2d_typed<float>(a, b, act, algo);
   return conv2d_typed<double>(a, b, act, algo);
+}
+
+template <typename T>
+py::tuple conv2d_relu_max_pool2d_typed(const ConvArgs& a, const py::object& b_in,
+                                       const Conv2dGeom& pg) {
+  auto x = contiguous<T>(a.x);
+  auto w = contiguous<T>(a.w);
+  const bool has_b = !b_in.is_none();
+  py::array_t<T, py::array::c_style> b;
+  if (has_b) b = contiguous<T>(py::array(b_in));
+  auto y = empty<T>({pg.N, pg.OH, pg.OW, pg.C});
+  auto am = empty<uint8_t>({pg.N, pg.OH, pg.OW, pg.C});
+  const T *px = x.data(), *pw = w.data(), *pb = has_b ? b.data() : nullptr;
+  T* py_ = y.mutable_data();
+  uint8_t* pam = am.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    cpu::Context ctx = make_context();
+    cpu::conv2d_relu_max_pool2d_forward<T>(py_, pam, px, pw, pb, a.g, pg, ctx);
+  }
+  return py::make_tuple(y, am);
+}
+
+py::tuple conv2d_relu_max_pool2d_entry(py::handle x, py::handle w, py::object b_obj,
+                                       Pair strides, Pair dilation, bool same, Pads pads,
+                                       Pair pool) {
+  const char* op = "conv2d_relu_max_pool2d";
+  ConvArgs a = conv_args(op, x, w, strides, dilation, same, pads);
+  py::object b = py::none();
+  if (!b_obj.is_none()) {
+    b = require_array(b_obj, "b");
+    checks::conv_bias(view_of(py::array(b)), a.g, a.vx, a.vw);
+  }
+  const Conv2dGeom pg = checks::conv_pool_geometry(op, a.g, pool, cpu::kMaxPoolArgmaxTaps);
+  if (a.kind == 'f') return conv2d_relu_max_pool2d_typed<float>(a, b, pg);
+  return conv2d_relu_max_pool2d_typed<double>(a, b, pg);
 }
 
 template <typename T>
@@ -381,6 +418,11 @@ void bind_conv(py::module_& m) {
         py::arg("need_dx"), py::arg("algorithm") = "auto", py::arg("need_dw") = true,
         "(dx or None, dw or None, db or None) of conv2d; need_dw=False: dx only (x's values "
         "are not read)");
+  m.def("conv2d_relu_max_pool2d", &conv2d_relu_max_pool2d_entry, py::arg("x"), py::arg("w"),
+        py::arg("b"), py::arg("strides"), py::arg("dilation"), py::arg("same"), py::arg("pads"),
+        py::arg("pool_size"),
+        "(y, argmax) of max_pool2d(relu(conv2d(x, w) + b), pool_size, return_argmax=True) "
+        "in one pass; pool strides = pool_size, 'valid'");
   m.def("depthwise_conv2d", &depthwise_entry, py::arg("x"), py::arg("w"), py::arg("b"),
         py::arg("strides"), py::arg("dilation"), py::arg("same"), py::arg("pads"),
         py::arg("activation"),

@@ -720,6 +720,25 @@ inline void pool_argmax(const char* op, const View& argmax, const Conv2dGeom& g,
                 shape_str(argmax));
 }
 
+// conv2d + ReLU + max pooling in one op: the pooling of the convolution g's
+// output (N, OH, OW, F) by windows `pool` that tile it from the top-left
+// corner (strides = pool, no padding; what is left over is dropped), each of
+// at most max_taps taps (the argmax codes). Returns the pooling's geometry.
+inline Conv2dGeom conv_pool_geometry(const char* op, const Conv2dGeom& g, const Pair& pool,
+                                     int64_t max_taps) {
+  require_positive(pool, op, "pool_size");
+  Conv2dGeom p{};
+  p.N = g.N; p.H = g.OH; p.W = g.OW; p.C = g.F; p.F = g.F;
+  p.KH = pool[0]; p.KW = pool[1]; p.SH = pool[0]; p.SW = pool[1]; p.DH = 1; p.DW = 1;
+  if (p.KH > p.H || p.KW > p.W)
+    value_error(std::string(op) + ": the pool window " + pair_str(p.KH, p.KW) +
+                " is larger than the convolution's output " + pair_str(p.H, p.W));
+  pool_argmax_window(op, p, max_taps);
+  p.OH = p.H / p.KH;
+  p.OW = p.W / p.KW;
+  return p;
+}
+
 // Global average pooling: x (N,H,W,C) float with H, W >= 1. Returns 'f' or 'd'.
 inline char gap_input(const char* op, const View& x) {
   const char code = require_float(x, "x");

@@ -256,6 +256,25 @@ def conv2d_backward(dy, x, w, *, strides=1, padding="valid", dilation_rate=1, ne
                               bool(need_dw))
 
 
+def conv2d_relu_max_pool2d(x, w, b=None, *, strides=1, padding="valid", dilation_rate=1,
+                           pool_size=2):
+    """``max_pool2d(conv2d(x, w, b, activation='relu', ...), pool_size,
+    return_argmax=True)`` in one pass (an extension, CPU arrays): returns
+    ``(y, argmax)``, the same bits, without storing the convolution's output.
+    The pooling windows have strides = pool_size and 'valid' padding, at most
+    127 taps. Its backward pass is ``max_pool2d_backward(dy, z, relu=True,
+    argmax=argmax)`` (z only gives the convolution's output shape and dtype)
+    followed by conv2d_backward.
+    """
+    strides, dilation = _pair(strides, "strides"), _pair(dilation_rate, "dilation_rate")
+    pool = _pair(pool_size, "pool_size")
+    same, pads = _padding(padding)
+    if any(type(a) is not _ndarray for a in (x, w, b)) and _on_gpu(x, w, b):
+        raise NotImplementedError("conv2d_relu_max_pool2d: CPU arrays only; on a GPU run "
+                                  "conv2d and max_pool2d")
+    return _C.conv2d_relu_max_pool2d(x, w, b, strides, dilation, same, pads, pool)
+
+
 def conv_transpose_length(n, kernel, stride, padding, output_padding=None, dilation=1):
     """Output length of a transposed convolution along one axis (Keras' rule):
     without output_padding 'valid' gives n*stride + max(k - stride, 0) and 'same'

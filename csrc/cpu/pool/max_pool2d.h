@@ -54,6 +54,9 @@ struct MaxPoolKernels {
   template <typename T>
   using Forward = void (*)(T* y, uint8_t* argmax, const T* x, const Conv2dGeom& g,
                            const Context& ctx);
+  // y and the codes (argmax not null) of every output row on the calling thread.
+  template <typename T>
+  using ForwardSerial = void (*)(T* y, uint8_t* argmax, const T* x, const Conv2dGeom& g);
   template <typename T>
   using Backward = void (*)(T* dx, const T* dy, const T* x, T* scratch, const Conv2dGeom& g,
                             bool relu, const Context& ctx);
@@ -62,6 +65,8 @@ struct MaxPoolKernels {
                                   const Conv2dGeom& g, bool relu, const Context& ctx);
   Forward<float> forward_f32;
   Forward<double> forward_f64;
+  ForwardSerial<float> forward_serial_f32;
+  ForwardSerial<double> forward_serial_f64;
   Backward<float> backward_f32;
   Backward<double> backward_f64;
   BackwardArgmax<float> backward_argmax_f32;
@@ -70,6 +75,11 @@ struct MaxPoolKernels {
   template <typename T>
   Forward<T> forward() const {
     if constexpr (sizeof(T) == sizeof(float)) return forward_f32; else return forward_f64;
+  }
+  template <typename T>
+  ForwardSerial<T> forward_serial() const {
+    if constexpr (sizeof(T) == sizeof(float)) return forward_serial_f32;
+    else return forward_serial_f64;
   }
   template <typename T>
   Backward<T> backward() const {

@@ -127,25 +127,29 @@ inline void window_max(T* __restrict yp, uint8_t* __restrict ap, const T* xn, in
   }
 }
 
-// argmax null: y only; otherwise also the argmax codes (max_pool2d.h).
+// Output row r of the N * OH rows; argmax null: y only, otherwise also the
+// argmax codes (max_pool2d.h).
+template <bool Argmax, typename T>
+inline void forward_row(T* y, uint8_t* argmax, const T* x, const Conv2dGeom& g, int64_t r) {
+  const int64_t C = g.C, n = r / g.OH, oh = r % g.OH;
+  const T* xn = x + n * g.H * g.W * C;
+  const auto [h0, h1, ih0] = pool_rows(g, oh);
+  for (int64_t ow = 0; ow < g.OW; ++ow) {
+    const auto [w0, w1, iw0] = pool_cols(g, ow);
+    const int64_t o = (r * g.OW + ow) * C;
+    window_max<Argmax>(y + o, Argmax ? argmax + o : nullptr, xn, (ih0 * g.W + iw0) * C, g.W,
+                       C, g.KW, h0, h1, w0, w1);
+  }
+}
+
 template <bool Argmax, typename T>
 void max_pool2d_forward_loop(T* y, uint8_t* argmax, const T* x, const Conv2dGeom& g,
                              const Context& ctx) {
-  const int64_t C = g.C, rows = g.N * g.OH;
+  const int64_t rows = g.N * g.OH;
   const int nt = ctx.nthreads;
   // One task per output row: independent writes, enough tasks even at N = 1.
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t n = r / g.OH, oh = r % g.OH;
-    const T* xn = x + n * g.H * g.W * C;
-    const auto [h0, h1, ih0] = pool_rows(g, oh);
-    for (int64_t ow = 0; ow < g.OW; ++ow) {
-      const auto [w0, w1, iw0] = pool_cols(g, ow);
-      const int64_t o = (r * g.OW + ow) * C;
-      window_max<Argmax>(y + o, Argmax ? argmax + o : nullptr, xn, (ih0 * g.W + iw0) * C, g.W,
-                         C, g.KW, h0, h1, w0, w1);
-    }
-  }
+  for (int64_t r = 0; r < rows; ++r) forward_row<Argmax>(y, argmax, x, g, r);
 }
 
 template <typename T>
@@ -153,6 +157,13 @@ void max_pool2d_forward_impl(T* y, uint8_t* argmax, const T* x, const Conv2dGeom
                              const Context& ctx) {
   if (argmax) max_pool2d_forward_loop<true>(y, argmax, x, g, ctx);
   else max_pool2d_forward_loop<false>(y, argmax, x, g, ctx);
+}
+
+// Every row on the calling thread, with the codes (no parallel region: for a
+// caller that pools small bands from inside its own).
+template <typename T>
+void max_pool2d_forward_serial_impl(T* y, uint8_t* argmax, const T* x, const Conv2dGeom& g) {
+  for (int64_t r = 0; r < g.N * g.OH; ++r) forward_row<true>(y, argmax, x, g, r);
 }
 
 // Zeroes what the windows of image dxn will not assign: nothing when they tile
@@ -292,6 +303,7 @@ void max_pool2d_backward_impl(T* dx, const T* dy, const T* x, T* scratch, const 
 
 constexpr MaxPoolKernels kKernels{
     &max_pool2d_forward_impl<float>,         &max_pool2d_forward_impl<double>,
+    &max_pool2d_forward_serial_impl<float>,  &max_pool2d_forward_serial_impl<double>,
     &max_pool2d_backward_impl<float>,        &max_pool2d_backward_impl<double>,
     &max_pool2d_backward_argmax_impl<float>, &max_pool2d_backward_argmax_impl<double>};
 FASTDL_REGISTER_KERNELS(max_pool_kernels, kKernels);

@@ -65,6 +65,25 @@ class MaxPooling2D(_Pool2D):
             return None
         return ops.max_pool2d_backward(dy, self._x, argmax=self._argmax, **self._kw())
 
+    def _fuses_after(self, conv):
+        """A training call of ``conv`` followed by this layer can run as one op
+        (_call_after_conv): conv a Conv2D with ReLU, these windows tile its output."""
+        from .convolutional import Conv2D
+        return (type(conv) is Conv2D and conv.activation.name == "relu" and
+                self.strides == self.pool_size and self._pads == ((0, 0), (0, 0)) and
+                self.pool_size[0] * self.pool_size[1] <= 127)
+
+    def _call_after_conv(self, conv, x):
+        """The training call of ``conv`` (_fuses_after) and then of this layer on a CPU
+        array, in one op (ops.conv2d_relu_max_pool2d): the convolution's output is not
+        stored. Backward: this layer's _backward_relu, then conv._backward_logits."""
+        conv._x, conv._y = x, None
+        y, self._argmax = ops.conv2d_relu_max_pool2d(x, conv._weights[0], conv._bias(),
+                                                     pool_size=self.pool_size, **conv._kw())
+        # the backward pass reads the pooled input's shape and dtype only, not its values
+        self._x = np.broadcast_to(np.zeros((), x.dtype), conv.compute_output_shape(x.shape))
+        return y
+
     def _backward_relu(self, dy):
         """The gradient of the pre-activation of the ReLU whose output this layer pooled."""
         return ops.max_pool2d_backward(dy, self._x, relu=True, argmax=self._argmax,

@@ -289,10 +289,12 @@ class Sequential(Model):
         if fused:
             last_need_dx = len(layers) - 1 > first
 
+            forward = forward_plan(calls, training)
+
             def step(xb, yb):
                 h = xb
-                for l, nd in calls:
-                    h = l._plan_call(h, training, nd)
+                for fwd in forward:
+                    h = fwd(h)
                 z = last._call_logits(h, training)
                 lv, dz, correct = loss._fused(z, yb, dbuf(z.shape, z.dtype) if training else None,
                                               training)
@@ -311,11 +313,12 @@ class Sequential(Model):
                 fw = None
             else:
                 calls, (_, last_need_dx) = calls[:-1], calls[-1]
+            forward = forward_plan(calls, training)
 
             def step(xb, yb):
                 h = xb
-                for l, nd in calls:
-                    h = l._plan_call(h, training, nd)
+                for fwd in forward:
+                    h = fwd(h)
                 if fw is not None:
                     # the logits when the call stops before the activation fw, else its output
                     h = last._plan_call(h, training, last_need_dx, logits_for=fw)
@@ -356,6 +359,34 @@ class Sequential(Model):
         for l in layer_objs:
             m.add(l)
         return m
+
+
+def forward_plan(calls, training):
+    """The forward pass over ``calls`` [(layer, need_dx)] as a list of callables h -> h.
+
+    In training, a Conv2D with ReLU followed by a MaxPooling2D whose windows tile
+    its output runs on CPU arrays as one op (MaxPooling2D._call_after_conv): the
+    convolution's output is never stored. backward_plan fuses the pair's backward
+    passes, which need nothing else from the forward pass.
+    """
+    plan = []
+    i = 0
+    while i < len(calls):
+        layer, need_dx = calls[i]
+        if training and i + 1 < len(calls) and _fuses_conv_pool(layer, calls[i + 1][0]):
+            pool, pool_need_dx = calls[i + 1]
+            plan.append(lambda h, c=layer, nd=need_dx, p=pool, pnd=pool_need_dx:
+                        p._call_after_conv(c, h) if type(h) is np.ndarray else
+                        p._plan_call(c._plan_call(h, True, nd), True, pnd))
+            i += 2
+        else:
+            plan.append(lambda h, l=layer, nd=need_dx: l._plan_call(h, training, nd))
+            i += 1
+    return plan
+
+
+def _fuses_conv_pool(layer, nxt):
+    return type(nxt) is layers_mod.MaxPooling2D and nxt._fuses_after(layer)
 
 
 def backward_plan(layers):

@@ -1,0 +1,32 @@
+// Conv2D with a ReLU followed by MaxPooling2D, forward, in one pass: the
+// pooled output and the argmax codes of
+//     max_pool2d(relu(conv2d(x, w) + b), pool, return_argmax=True)
+// (the same bits, codes included: cpu/pool/max_pool2d.h), without storing the
+// convolution's output. Pooling windows tile the output from its top-left
+// corner (strides = pool size, no padding); rows and columns past the last
+// window are dropped, and not computed. Training then goes back through
+// max_pool2d_backward_argmax (relu) and conv2d_backward.
+//
+// Layers whose convolution conv2d runs by the direct kernels (conv2d.h: all
+// but 1x1 and wide, deep ones) are computed in bands of output rows, whole
+// pooling windows high, into a small per-thread buffer that is pooled while it
+// is in cache. The others run conv2d_forward and max_pool2d_forward through a
+// full-size buffer (the GEMM path has nothing to fuse with).
+#pragma once
+#include <cstdint>
+
+#include "common/conv_geometry.h"
+#include "cpu/runtime/context.h"
+
+namespace fastdl::cpu {
+
+// g: the convolution; pg: the pooling of its output (N, OH, OW, F), with
+// KH,KW the window, SH,SW = KH,KW, no padding, OH = g.OH / KH, OW = g.OW / KW.
+// y and argmax are overwritten. b may be null (no bias).
+template <typename T>
+void conv2d_relu_max_pool2d_forward(T* y /* (N,PH,PW,F) */, uint8_t* argmax /* (N,PH,PW,F) */,
+                                    const T* x /* (N,H,W,C) */, const T* w /* (KH,KW,C,F) */,
+                                    const T* b /* (F,) or null */, const Conv2dGeom& g,
+                                    const Conv2dGeom& pg, const Context& ctx);
+
+}  // namespace fastdl::cpu

@@ -1,0 +1,239 @@
+"""ops.conv2d_relu_max_pool2d: Conv2D(relu) + MaxPooling2D forward in one pass, and
+its use by Sequential's training step plan."""
+import numpy as np
+import pytest
+
+import fastdl
+from fastdl import ops
+from fastdl.models import sequential
+import ref_conv as ref
+from helpers import numeric_gradient, run_at_simd_levels
+
+# (x shape, w shape, strides, padding, dilation, pool_size)
+CASES = [
+    ((2, 28, 28, 1), (3, 3, 1, 32), 1, "valid", 1, 2),        # the MNIST convnet's first layer
+    ((2, 13, 13, 32), (3, 3, 32, 64), 1, "valid", 1, 2),      # its second: odd 11x11 output
+    ((3, 11, 9, 5), (3, 3, 5, 7), 1, "valid", 1, 2),          # F < 8: conv2d runs im2col
+    ((1, 13, 17, 1), (2, 2, 1, 1), 1, "same", 1, 3),          # C = F = 1, primes, pool 3
+    ((2, 9, 10, 3), (3, 3, 3, 13), 2, "same", 1, (2, 3)),     # strides, prime F, 2x3 windows
+    ((2, 12, 11, 4), (3, 3, 4, 16), 1, "valid", 2, 2),        # dilation
+    ((2, 10, 10, 3), (3, 3, 3, 9), 1, ((1, 2), (0, 1)), 1, 2),  # explicit padding
+    ((1, 22, 5, 2), (3, 3, 2, 8), 1, "valid", 1, (3, 1)),     # bands of many short rows
+    ((1, 4, 4, 128), (3, 3, 128, 64), 1, "same", 1, 2),       # deep: conv2d runs im2col
+    ((2, 7, 7, 3), (1, 1, 3, 16), 1, "valid", 1, 2),          # 1x1: a GEMM
+    ((0, 8, 8, 2), (3, 3, 2, 8), 1, "valid", 1, 2),           # empty batch
+]
+IDS = [f"{c[0]}-{c[1]}-s{c[2]}-{c[3]}-d{c[4]}-p{c[5]}" for c in CASES]
+
+
+def kw(case):
+    _, _, s, p, d, pool = case
+    return dict(strides=s, padding=p, dilation_rate=d)
+
+
+def unfused(x, w, b, case):
+    z = ops.conv2d(x, w, b, activation="relu", **kw(case))
+    return ops.max_pool2d(z, case[5], return_argmax=True)
+
+
+def _with_threads(threads, fn):
+    old = fastdl.get_num_threads()
+    fastdl.set_num_threads(threads)
+    try:
+        return fn()
+    finally:
+        fastdl.set_num_threads(old)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_matches_reference(case, dtype, rng):
+    # Small integers: every sum is exact, so the maxima, their ties and the codes
+    # can be compared exactly with the NumPy reference.
+    xs, ws, s, p, d, pool = case
+    x = np.round(rng.standard_normal(xs) * 2).astype(dtype)
+    w = np.round(rng.standard_normal(ws) * 2).astype(dtype)
+    b = np.round(rng.standard_normal(ws[3]) * 2).astype(dtype)
+    y, codes = ops.conv2d_relu_max_pool2d(x, w, b, pool_size=pool, **kw(case))
+    z = np.maximum(ref.conv2d(x, w, b, s, p, d), 0).astype(dtype)
+    want = ref.max_pool2d(z, pool)
+    assert y.dtype == dtype and y.shape == want.shape and codes.dtype == np.uint8
+    np.testing.assert_array_equal(y, want)
+    np.testing.assert_array_equal(codes, ref.max_pool2d_argmax(z, pool))
+    y, codes = ops.conv2d_relu_max_pool2d(x, w, pool_size=pool, **kw(case))  # no bias
+    z = np.maximum(ref.conv2d(x, w, None, s, p, d), 0).astype(dtype)
+    np.testing.assert_array_equal(y, ref.max_pool2d(z, pool))
+    np.testing.assert_array_equal(codes, ref.max_pool2d_argmax(z, pool))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_same_bits_as_conv2d_then_max_pool2d(case, dtype, threads, rng):
+    # Rounding (values that are not integers), NaNs in x (the ReLU makes them 0).
+    xs, ws = case[:2]
+    x = rng.standard_normal(xs).astype(dtype)
+    x.flat[::13] = np.nan
+    w = rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[3]).astype(dtype)
+    y, codes = _with_threads(threads, lambda: ops.conv2d_relu_max_pool2d(
+        x, w, b, pool_size=case[5], **kw(case)))
+    want_y, want_codes = unfused(x, w, b, case)
+    np.testing.assert_array_equal(y.view(np.uint8), want_y.view(np.uint8))
+    np.testing.assert_array_equal(codes, want_codes)
+
+
+@pytest.mark.parametrize("case", [CASES[0], CASES[4], CASES[6]], ids=[IDS[0], IDS[4], IDS[6]])
+def test_gradient_through_the_codes(case, rng):
+    # The training path's backward: max_pool2d_backward from the codes (relu=True,
+    # the pooled input's values unread) and conv2d_backward, against central
+    # differences of the fused forward pass, float64.
+    xs, ws, s, p, d, pool = case
+    x = rng.standard_normal((1,) + xs[1:])
+    w = rng.standard_normal(ws)
+    b = rng.standard_normal(ws[3])
+    y, codes = ops.conv2d_relu_max_pool2d(x, w, b, pool_size=pool, **kw(case))
+    r = rng.standard_normal(y.shape)
+    z_shape = ops.conv2d(x, w, **kw(case)).shape
+    dz = ops.max_pool2d_backward(r, np.zeros(z_shape), pool_size=pool, relu=True, argmax=codes)
+    dx, dw, db = ops.conv2d_backward(dz, x, w, **kw(case))
+
+    def loss():
+        return float((ops.conv2d_relu_max_pool2d(x, w, b, pool_size=pool, **kw(case))[0]
+                      * r).sum())
+    for a, got in ((x, dx), (w, dw), (b, db)):
+        np.testing.assert_allclose(got, numeric_gradient(loss, a), rtol=1e-6, atol=1e-7)
+
+
+def test_non_contiguous_inputs(rng):
+    x = rng.standard_normal((2, 20, 12, 6)).astype(np.float32)[:, ::2, :, ::2]
+    w = rng.standard_normal((3, 3, 6, 20)).astype(np.float32)[:, :, ::2, ::2]
+    b = rng.standard_normal(20).astype(np.float32)[::2]
+    y, codes = ops.conv2d_relu_max_pool2d(x, w, b)
+    want_y, want_codes = ops.conv2d_relu_max_pool2d(x.copy(), w.copy(), b.copy())
+    np.testing.assert_array_equal(y, want_y)
+    np.testing.assert_array_equal(codes, want_codes)
+
+
+def test_bad_input():
+    x = np.zeros((2, 8, 8, 3), np.float32)
+    w = np.zeros((3, 3, 3, 8), np.float32)
+    f = ops.conv2d_relu_max_pool2d
+    with pytest.raises(TypeError, match="x must be"):
+        f(x.astype(np.int32), w)
+    with pytest.raises(TypeError, match="x must be"):
+        f(x.astype(np.float16), w.astype(np.float16))
+    with pytest.raises(TypeError, match="dtype"):
+        f(x, w.astype(np.float64))
+    with pytest.raises(TypeError, match="dtype"):
+        f(x, w, np.zeros(8, np.float64))
+    with pytest.raises(ValueError, match=r"b must have shape \(8,\)"):
+        f(x, w, np.zeros(7, np.float32))
+    with pytest.raises(ValueError, match="4-D"):
+        f(x[0], w)
+    with pytest.raises(ValueError, match="channels"):
+        f(x, w[:, :, :2])
+    with pytest.raises(ValueError, match=r"pool window \(7, 2\) is larger than the "
+                                         r"convolution's output \(6, 6\)"):
+        f(x, w, pool_size=(7, 2))
+    with pytest.raises(ValueError, match="pool_size must be positive"):
+        f(x, w, pool_size=0)
+    with pytest.raises(ValueError, match="at most 127 taps"):
+        f(np.zeros((1, 20, 20, 1), np.float32), np.zeros((3, 3, 1, 8), np.float32),
+          pool_size=(12, 12))
+    with pytest.raises(ValueError, match="kernel"):
+        f(np.zeros((1, 2, 2, 3), np.float32), w)
+
+
+_LEVEL_SCRIPT = r"""
+import sys, numpy as np
+from fastdl import ops
+rng = np.random.default_rng(7)
+out = {}
+# direct-kernel layers: filter counts hitting the vector blocks and their tails,
+# padding, strides, bands of several rows
+for i, (xs, ws, s, p, pool) in enumerate([((2, 28, 28, 1), (3, 3, 1, 32), 1, "valid", 2),
+                                          ((2, 13, 13, 32), (3, 3, 32, 64), 1, "valid", 2),
+                                          ((2, 9, 10, 3), (3, 3, 3, 53), 2, "same", (2, 3)),
+                                          ((1, 22, 5, 2), (3, 3, 2, 13), 1, "valid", (3, 1))]):
+    for dt in (np.float32, np.float64):
+        x = rng.standard_normal(xs).astype(dt)
+        w = rng.standard_normal(ws).astype(dt)
+        b = rng.standard_normal(ws[3]).astype(dt)
+        y, codes = ops.conv2d_relu_max_pool2d(x, w, b, strides=s, padding=p, pool_size=pool)
+        z = ops.conv2d(x, w, b, strides=s, padding=p, activation="relu")
+        want_y, want_codes = ops.max_pool2d(z, pool, return_argmax=True)
+        same = np.array_equal(y, want_y) and np.array_equal(codes, want_codes)
+        out[f"y{i}{dt.__name__}"], out[f"same{i}{dt.__name__}"] = y, np.array(same)
+        xi, wi = np.round(x * 2), np.round(w * 2)   # exact sums: the same codes at every level
+        out[f"codes{i}{dt.__name__}"] = ops.conv2d_relu_max_pool2d(
+            xi, wi, strides=s, padding=p, pool_size=pool)[1]
+np.savez(sys.argv[1], **out)
+"""
+
+
+def test_simd_levels_match_generic(tmp_path):
+    results = run_at_simd_levels(tmp_path, _LEVEL_SCRIPT)
+    base = results["generic"]
+    for level, res in results.items():
+        for k, v in res.items():
+            if k.startswith("same"):
+                assert v, f"{level} {k}: fused and unfused differ"
+            elif k.startswith("codes"):
+                np.testing.assert_array_equal(v, base[k], err_msg=f"{level} {k}")
+            else:
+                tol = dict(rtol=1e-4, atol=1e-4) if "float32" in k else dict(rtol=1e-12,
+                                                                             atol=1e-12)
+                np.testing.assert_allclose(v, base[k], err_msg=f"{level} {k}", **tol)
+
+
+# ----------------------------------------------------------------- the training step plan
+def _convnet():
+    L = fastdl.layers
+    return fastdl.Sequential([L.Input((28, 28, 1)), L.Conv2D(32, 3, activation="relu"),
+                              L.MaxPooling2D(), L.Conv2D(64, 3, activation="relu"),
+                              L.MaxPooling2D(), L.Flatten(), L.Dense(32, activation="relu"),
+                              L.Dense(10, activation="softmax")])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_training_step_same_bits_fused_and_not(threads, monkeypatch, rng):
+    x = rng.standard_normal((3 * 32 + 5, 28, 28, 1)).astype(np.float32)
+    y = rng.integers(0, 10, len(x))
+    calls = []
+    fused_op = ops.conv2d_relu_max_pool2d
+
+    def counted(*a, **k):
+        calls.append(1)
+        return fused_op(*a, **k)
+    monkeypatch.setattr(ops, "conv2d_relu_max_pool2d", counted)
+
+    def train(fuse):
+        if not fuse:
+            monkeypatch.setattr(sequential, "_fuses_conv_pool", lambda layer, nxt: False)
+        fastdl.set_seed(0)
+        m = _convnet()
+        m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        h = m.fit(x, y, batch_size=32, epochs=2, verbose=0)
+        return m.get_weights(), h.history
+    w_fused, h_fused = _with_threads(threads, lambda: train(True))
+    assert len(calls) == 2 * 2 * 4   # both pairs, 4 steps, 2 epochs
+    w_plain, h_plain = _with_threads(threads, lambda: train(False))
+    assert len(calls) == 16
+    assert h_fused == h_plain
+    for a, b in zip(w_fused, w_plain):
+        np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))
+
+
+def test_training_step_keeps_unfused_pairs():
+    # Only a Conv2D with ReLU followed by pooling windows that tile its output fuses.
+    L = fastdl.layers
+    conv = L.Conv2D(4, 3, activation="relu")
+    assert L.MaxPooling2D()._fuses_after(conv)
+    assert L.MaxPooling2D((3, 2))._fuses_after(conv)
+    assert not L.MaxPooling2D(strides=1)._fuses_after(conv)
+    assert not L.MaxPooling2D(padding="same")._fuses_after(conv)
+    assert not L.MaxPooling2D()._fuses_after(L.Conv2D(4, 3))
+    assert not L.MaxPooling2D()._fuses_after(L.Conv2D(4, 3, activation="sigmoid"))
+    assert not L.MaxPooling2D()._fuses_after(L.DepthwiseConv2D(3, activation="relu"))
+    assert not L.MaxPooling2D()._fuses_after(L.Conv1D(4, 3, activation="relu"))
