@@ -771,6 +771,35 @@ def test_gru_backward_gradcheck(cp, cu, rng, seq):
 
 
 @pytest.mark.cuda
+@pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
+def test_rnn_backward_over_long_sequences_matches_cpu(cp, rng, cell):
+    # N*T = 320 rows: the weight gradients' products split k on the GPU (the emulated one
+    # has 4 multiprocessors); every gradient against the CPU module's.
+    N, T, I, U = 8, 40, 5, 6
+    g = {"simple_rnn": 1, "lstm": 4, "gru": 3}[cell]
+    x, h0 = rng.standard_normal((N, T, I)), rng.standard_normal((N, U))
+    k, rk = rng.standard_normal((I, g * U)) * 0.3, rng.standard_normal((U, g * U)) * 0.3
+    b = rng.standard_normal((2, g * U) if cell == "gru" else g * U)
+    dhs = rng.standard_normal((N, T, U))
+    ops = fastdl.ops
+
+    def grads(xp):
+        a = [xp.asarray(v) for v in (x, h0, k, rk, b, dhs)]
+        X, H0, K, RK, B, DHS = a
+        if cell == "simple_rnn":
+            hs = ops.simple_rnn(X, H0, K, RK, B)
+            return ops.simple_rnn_backward(DHS, X, H0, K, RK, hs)
+        if cell == "lstm":
+            hs, _, cache = ops.lstm(X, H0, H0, K, RK, B, return_cache=True)
+            return ops.lstm_backward(DHS, None, X, H0, H0, K, RK, hs, cache)
+        hs, cache = ops.gru(X, H0, K, RK, B, return_cache=True)
+        return ops.gru_backward(DHS, X, H0, K, RK, B, hs, cache)
+
+    for got, want in zip(grads(cp), grads(np)):
+        close(cp, got, want, np.float64)
+
+
+@pytest.mark.cuda
 def test_rnn_edge_shapes_and_bad_arguments(cp, cu, rng):
     x = cp.zeros((2, 0, 3), np.float64)  # no time steps: refused, as on the CPU
     k, rk = cp.ones((3, 8), np.float64), cp.ones((2, 8), np.float64)

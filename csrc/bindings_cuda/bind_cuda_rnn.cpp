@@ -122,6 +122,8 @@ py::tuple simple_rnn_backward_entry(py::handle dhs_h, py::handle x_h, py::handle
            drk = empty(rk.shape, d.code), db = empty({d.U}, d.code);
   DevArray dz = empty({d.N, d.T, d.U}, d.code), hprev = empty({d.N, d.T, d.U}, d.code);
   DevArray partial = empty({cuda::sum_rows_partials(d.N * d.T), d.U}, d.code);
+  const int64_t work_elems = cuda::rnn_weight_grad_work(d.N * d.T, d.I, d.U, 1);
+  DevArray work = empty({work_elems}, d.code);
   cudaStream_t s = current_stream();
   bool tf32 = tf32_enabled();
   cudaError_t err;
@@ -132,7 +134,8 @@ py::tuple simple_rnn_backward_entry(py::handle dhs_h, py::handle x_h, py::handle
                     dx.data<T>(), dh0.data<T>(), dk.data<T>(), drk.data<T>(), db.data<T>(),
                     dhs.data<const T>(), seq, x.data<const T>(), h0.data<const T>(),
                     k.data<const T>(), rk.data<const T>(), hs.data<const T>(), dz.data<T>(),
-                    hprev.data<T>(), partial.data<T>(), d.N, d.T, d.I, d.U, act, tf32, s));
+                    hprev.data<T>(), partial.data<T>(), work.data<T>(), work_elems, d.N, d.T,
+                    d.I, d.U, act, tf32, s));
   }
   check_cuda(err, "simple_rnn_backward");
   return py::make_tuple(dx_or_none(dx), dh0.obj, dk.obj, drk.obj, db.obj);
@@ -184,6 +187,8 @@ py::tuple lstm_backward_entry(py::handle dhs_h, py::handle dc_h, py::handle x_h,
            drk = empty(rk.shape, d.code), db = empty({G}, d.code);
   DevArray dz = empty({d.N, d.T, G}, d.code), hprev = empty({d.N, d.T, d.U}, d.code);
   DevArray partial = empty({cuda::sum_rows_partials(d.N * d.T), G}, d.code);
+  const int64_t work_elems = cuda::rnn_weight_grad_work(d.N * d.T, d.I, d.U, 4);
+  DevArray work = empty({work_elems}, d.code);
   cudaStream_t s = current_stream();
   bool tf32 = tf32_enabled();
   cudaError_t err;
@@ -196,8 +201,8 @@ py::tuple lstm_backward_entry(py::handle dhs_h, py::handle dc_h, py::handle x_h,
                                dc_last.data<const T>(), x.data<const T>(), h0.data<const T>(),
                                c0.data<const T>(), k.data<const T>(), rk.data<const T>(),
                                hs.data<const T>(), cache.data<const T>(),
-                               dz.data<T>(), hprev.data<T>(), partial.data<T>(), d.N, d.T, d.I,
-                               d.U, tf32, s));
+                               dz.data<T>(), hprev.data<T>(), partial.data<T>(),
+                               work.data<T>(), work_elems, d.N, d.T, d.I, d.U, tf32, s));
   }
   check_cuda(err, "lstm_backward");
   return py::make_tuple(dx_or_none(dx), dh0.obj, dc0.obj, dk.obj, drk.obj, db.obj);
@@ -250,6 +255,8 @@ py::tuple gru_backward_entry(py::handle dhs_h, py::handle x_h, py::handle h0_h, 
   DevArray dzx = empty({d.N, d.T, G}, d.code), dzr = empty({d.N, d.T, G}, d.code),
            hprev = empty({d.N, d.T, d.U}, d.code);
   DevArray partial = empty({cuda::sum_rows_partials(d.N * d.T), G}, d.code);
+  const int64_t work_elems = cuda::rnn_weight_grad_work(d.N * d.T, d.I, d.U, 3);
+  DevArray work = empty({work_elems}, d.code);
   cudaStream_t s = current_stream();
   bool tf32 = tf32_enabled();
   cudaError_t err;
@@ -260,8 +267,8 @@ py::tuple gru_backward_entry(py::handle dhs_h, py::handle x_h, py::handle h0_h, 
                                       db.data<T>(), dhs.data<const T>(), seq, x.data<const T>(),
                                       h0.data<const T>(), k.data<const T>(), rk.data<const T>(),
                                       hs.data<const T>(), cache.data<const T>(), dzx.data<T>(),
-                                      dzr.data<T>(), hprev.data<T>(), partial.data<T>(), d.N, d.T,
-                                      d.I, d.U, tf32, s));
+                                      dzr.data<T>(), hprev.data<T>(), partial.data<T>(),
+                                      work.data<T>(), work_elems, d.N, d.T, d.I, d.U, tf32, s));
   }
   check_cuda(err, "gru_backward");
   return py::make_tuple(dx_or_none(dx), dh0.obj, dk.obj, drk.obj, db.obj);

@@ -88,8 +88,9 @@ cudaError_t gru(T* hs, T* cache, const T* x, const T* h0, const T* kernel, const
 template <typename T>
 cudaError_t gru_backward(T* dx, T* dh0, T* dk, T* drk, T* db, const T* dhs, bool dhs_seq,
                          const T* x, const T* h0, const T* kernel, const T* rk, const T* hs,
-                         const T* cache, T* dzx, T* dzr, T* hprev, T* partial, int64_t N,
-                         int64_t Tn, int64_t I, int64_t U, bool tf32, cudaStream_t stream) {
+                         const T* cache, T* dzx, T* dzr, T* hprev, T* partial, T* work,
+                         int64_t work_elems, int64_t N, int64_t Tn, int64_t I, int64_t U,
+                         bool tf32, cudaStream_t stream) {
   const int64_t G = 3 * U;
   cudaError_t e;
   if ((e = zero(dh0, N * U, sizeof(T), stream))) return e;
@@ -105,9 +106,13 @@ cudaError_t gru_backward(T* dx, T* dh0, T* dk, T* drk, T* db, const T* dhs, bool
   const int64_t rows = N * Tn;
   GemmEpilogue<T> none{};
   if (dx && (e = gemm_rm<T>(dx, dzx, false, kernel, true, rows, I, G, T(0), none, tf32, stream))) return e;
-  if ((e = gemm_rm<T>(dk, x, true, dzx, false, I, G, rows, T(0), none, tf32, stream))) return e;
+  if ((e = gemm_rm<T>(dk, x, true, dzx, false, I, G, rows, T(0), none, tf32, stream, work,
+                      work_elems)))
+    return e;
   if ((e = shift_hidden<T>(hprev, h0, hs, N, Tn, U, stream))) return e;
-  if ((e = gemm_rm<T>(drk, hprev, true, dzr, false, U, G, rows, T(0), none, tf32, stream))) return e;
+  if ((e = gemm_rm<T>(drk, hprev, true, dzr, false, U, G, rows, T(0), none, tf32, stream, work,
+                      work_elems)))
+    return e;
   if ((e = sum_rows<T>(db, dzx, partial, rows, G, false, stream))) return e;
   return sum_rows<T>(db + G, dzr, partial, rows, G, false, stream);
 }
@@ -117,7 +122,8 @@ cudaError_t gru_backward(T* dx, T* dh0, T* dk, T* drk, T* db, const T* dhs, bool
                               int64_t, int64_t, int64_t, int64_t, bool, cudaStream_t);           \
   template cudaError_t gru_backward<T>(T*, T*, T*, T*, T*, const T*, bool, const T*, const T*,   \
                                        const T*, const T*, const T*, const T*, T*, T*, T*, T*,   \
-                                       int64_t, int64_t, int64_t, int64_t, bool, cudaStream_t);
+                                       T*, int64_t, int64_t, int64_t, int64_t, int64_t, bool,    \
+                                       cudaStream_t);
 FASTDL_INSTANTIATE(float)
 FASTDL_INSTANTIATE(double)
 #undef FASTDL_INSTANTIATE

@@ -85,8 +85,8 @@ template <typename T>
 cudaError_t lstm_backward(T* dx, T* dh0, T* dc0, T* dk, T* drk, T* db, const T* dhs, bool dhs_seq,
                           const T* dc_last, const T* x, const T* h0, const T* c0,
                           const T* kernel, const T* rk, const T* hs, const T* cache,
-                          T* dz, T* hprev, T* partial, int64_t N, int64_t Tn, int64_t I, int64_t U,
-                          bool tf32, cudaStream_t stream) {
+                          T* dz, T* hprev, T* partial, T* work, int64_t work_elems, int64_t N,
+                          int64_t Tn, int64_t I, int64_t U, bool tf32, cudaStream_t stream) {
   const int64_t G = 4 * U;
   cudaError_t e;
   if ((e = zero(dh0, N * U, sizeof(T), stream))) return e;
@@ -109,9 +109,13 @@ cudaError_t lstm_backward(T* dx, T* dh0, T* dc0, T* dk, T* drk, T* db, const T* 
   const int64_t rows = N * Tn;
   GemmEpilogue<T> none{};
   if (dx && (e = gemm_rm<T>(dx, dz, false, kernel, true, rows, I, G, T(0), none, tf32, stream))) return e;
-  if ((e = gemm_rm<T>(dk, x, true, dz, false, I, G, rows, T(0), none, tf32, stream))) return e;
+  if ((e = gemm_rm<T>(dk, x, true, dz, false, I, G, rows, T(0), none, tf32, stream, work,
+                      work_elems)))
+    return e;
   if ((e = shift_hidden<T>(hprev, h0, hs, N, Tn, U, stream))) return e;
-  if ((e = gemm_rm<T>(drk, hprev, true, dz, false, U, G, rows, T(0), none, tf32, stream))) return e;
+  if ((e = gemm_rm<T>(drk, hprev, true, dz, false, U, G, rows, T(0), none, tf32, stream, work,
+                      work_elems)))
+    return e;
   return sum_rows<T>(db, dz, partial, rows, G, false, stream);
 }
 
@@ -120,7 +124,7 @@ cudaError_t lstm_backward(T* dx, T* dh0, T* dc0, T* dk, T* drk, T* db, const T* 
                                const T*, int64_t, int64_t, int64_t, int64_t, bool, cudaStream_t); \
   template cudaError_t lstm_backward<T>(T*, T*, T*, T*, T*, T*, const T*, bool, const T*,        \
                                         const T*, const T*, const T*, const T*, const T*,        \
-                                        const T*, const T*, T*, T*, T*, int64_t,                 \
+                                        const T*, const T*, T*, T*, T*, T*, int64_t, int64_t,    \
                                         int64_t, int64_t, int64_t, bool, cudaStream_t);
 FASTDL_INSTANTIATE(float)
 FASTDL_INSTANTIATE(double)

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "common/activation_math.h"
+#include "cuda/gemm/gemm.h"
 
 namespace fastdl::cuda {
 
@@ -21,15 +22,17 @@ cudaError_t simple_rnn(T* hs /* (N,T,U) */, const T* x /* (N,T,I) */, const T* h
                        const T* kernel /* (I,U) */, const T* recurrent_kernel /* (U,U) */,
                        const T* bias /* (U,) or null */, int64_t N, int64_t Tn, int64_t I,
                        int64_t U, Act act, bool tf32, cudaStream_t stream);
-// Scratch: dz and hprev (N,T,U), partial (sum_rows_partials(N*T), U).
+// Scratch: dz and hprev (N,T,U), partial (sum_rows_partials(N*T), U). Every backward
+// pass also takes work, of work_elems = rnn_weight_grad_work(N*T, I, U, gates) (may be 0),
+// which lets the weight gradients' products split k (gemm.h).
 template <typename T>
 cudaError_t simple_rnn_backward(T* dx /* (N,T,I) */, T* dh0 /* (N,U) */, T* dk /* (I,U) */,
                                 T* drk /* (U,U) */, T* db /* (U,) */, const T* dhs, bool dhs_seq,
                                 const T* x /* (N,T,I) */, const T* h0 /* (N,U) */,
                                 const T* kernel /* (I,U) */, const T* recurrent_kernel /* (U,U) */,
-                                const T* hs /* (N,T,U) */, T* dz, T* hprev, T* partial, int64_t N,
-                                int64_t Tn, int64_t I, int64_t U, Act act, bool tf32,
-                                cudaStream_t stream);
+                                const T* hs /* (N,T,U) */, T* dz, T* hprev, T* partial, T* work,
+                                int64_t work_elems, int64_t N, int64_t Tn, int64_t I, int64_t U,
+                                Act act, bool tf32, cudaStream_t stream);
 
 // ---------------------------------------------------------------- lstm.cu
 // cache (N,T,5U) receives, per step, the activated gates i,f,g,o and the cell
@@ -47,7 +50,7 @@ cudaError_t lstm_backward(T* dx /* (N,T,I) */, T* dh0 /* (N,U) */, T* dc0 /* (N,
                           const T* dhs, bool dhs_seq, const T* dc_last /* (N,U) or null */,
                           const T* x, const T* h0, const T* c0, const T* kernel,
                           const T* recurrent_kernel, const T* hs, const T* cache /* (N,T,5U) */,
-                          T* dz, T* hprev, T* partial, int64_t N,
+                          T* dz, T* hprev, T* partial, T* work, int64_t work_elems, int64_t N,
                           int64_t Tn, int64_t I, int64_t U, bool tf32, cudaStream_t stream);
 
 // ---------------------------------------------------------------- gru.cu
@@ -66,7 +69,16 @@ cudaError_t gru_backward(T* dx /* (N,T,I) */, T* dh0 /* (N,U) */, T* dk /* (I,3U
                          T* drk /* (U,3U) */, T* db /* (2,3U) */, const T* dhs, bool dhs_seq,
                          const T* x, const T* h0, const T* kernel, const T* recurrent_kernel,
                          const T* hs, const T* cache /* (N,T,4U) */, T* dzx, T* dzr, T* hprev,
-                         T* partial, int64_t N, int64_t Tn, int64_t I, int64_t U, bool tf32,
-                         cudaStream_t stream);
+                         T* partial, T* work, int64_t work_elems, int64_t N, int64_t Tn,
+                         int64_t I, int64_t U, bool tf32, cudaStream_t stream);
+
+// Workspace elements for the split-K weight gradients of a backward pass over
+// rows = N*T steps of a cell with `gates` blocks of U (1 SimpleRNN, 4 LSTM, 3 GRU):
+// dk (I, gates*U) and drk (U, gates*U) run one after the other on one stream.
+inline int64_t rnn_weight_grad_work(int64_t rows, int64_t I, int64_t U, int64_t gates) {
+  const int64_t a = gemm_workspace_elems(I, gates * U, rows);
+  const int64_t b = gemm_workspace_elems(U, gates * U, rows);
+  return a > b ? a : b;
+}
 
 }  // namespace fastdl::cuda

@@ -66,9 +66,9 @@ cudaError_t simple_rnn(T* hs, const T* x, const T* h0, const T* kernel, const T*
 template <typename T>
 cudaError_t simple_rnn_backward(T* dx, T* dh0, T* dk, T* drk, T* db, const T* dhs, bool dhs_seq,
                                 const T* x, const T* h0, const T* kernel, const T* rk,
-                                const T* hs, T* dz, T* hprev, T* partial, int64_t N, int64_t Tn,
-                                int64_t I, int64_t U, Act act, bool tf32,
-                                cudaStream_t stream) {
+                                const T* hs, T* dz, T* hprev, T* partial, T* work,
+                                int64_t work_elems, int64_t N, int64_t Tn, int64_t I, int64_t U,
+                                Act act, bool tf32, cudaStream_t stream) {
   cudaError_t e;
   if ((e = zero(dh0, N * U, sizeof(T), stream))) return e;
   for (int64_t t = Tn - 1; t >= 0 && N * U > 0; --t) {
@@ -83,9 +83,13 @@ cudaError_t simple_rnn_backward(T* dx, T* dh0, T* dk, T* drk, T* db, const T* dh
   const int64_t rows = N * Tn;
   GemmEpilogue<T> none{};
   if (dx && (e = gemm_rm<T>(dx, dz, false, kernel, true, rows, I, U, T(0), none, tf32, stream))) return e;
-  if ((e = gemm_rm<T>(dk, x, true, dz, false, I, U, rows, T(0), none, tf32, stream))) return e;
+  if ((e = gemm_rm<T>(dk, x, true, dz, false, I, U, rows, T(0), none, tf32, stream, work,
+                      work_elems)))
+    return e;
   if ((e = shift_hidden<T>(hprev, h0, hs, N, Tn, U, stream))) return e;
-  if ((e = gemm_rm<T>(drk, hprev, true, dz, false, U, U, rows, T(0), none, tf32, stream))) return e;
+  if ((e = gemm_rm<T>(drk, hprev, true, dz, false, U, U, rows, T(0), none, tf32, stream, work,
+                      work_elems)))
+    return e;
   return sum_rows<T>(db, dz, partial, rows, U, false, stream);
 }
 
@@ -95,7 +99,8 @@ cudaError_t simple_rnn_backward(T* dx, T* dh0, T* dk, T* drk, T* db, const T* dh
                                      cudaStream_t);                                              \
   template cudaError_t simple_rnn_backward<T>(T*, T*, T*, T*, T*, const T*, bool, const T*,      \
                                               const T*, const T*, const T*, const T*, T*, T*, T*, \
-                                              int64_t, int64_t, int64_t, int64_t, Act, bool,  \
+                                              T*, int64_t, int64_t, int64_t, int64_t, int64_t, Act, \
+                                              bool,                                           \
                                               cudaStream_t);
 FASTDL_INSTANTIATE(float)
 FASTDL_INSTANTIATE(double)
