@@ -1,8 +1,19 @@
 """Helpers shared by the test files (not a test module itself)."""
 import numpy as np
 
+import fastdl
 from fastdl import ops
 from conftest import run_python
+
+
+def with_threads(threads, fn):
+    """fn() with fastdl set to that many threads, the old count restored after."""
+    old = fastdl.get_num_threads()
+    fastdl.set_num_threads(threads)
+    try:
+        return fn()
+    finally:
+        fastdl.set_num_threads(old)
 
 
 def numeric_gradient(f, a, eps=1e-6):

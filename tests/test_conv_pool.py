@@ -7,7 +7,7 @@ import fastdl
 from fastdl import ops
 from fastdl.models import sequential
 import ref_conv as ref
-from helpers import numeric_gradient, run_at_simd_levels
+from helpers import numeric_gradient, run_at_simd_levels, with_threads
 
 # (x shape, w shape, strides, padding, dilation, pool_size)
 CASES = [
@@ -34,15 +34,6 @@ def kw(case):
 def unfused(x, w, b, case):
     z = ops.conv2d(x, w, b, activation="relu", **kw(case))
     return ops.max_pool2d(z, case[5], return_argmax=True)
-
-
-def _with_threads(threads, fn):
-    old = fastdl.get_num_threads()
-    fastdl.set_num_threads(threads)
-    try:
-        return fn()
-    finally:
-        fastdl.set_num_threads(old)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -76,7 +67,7 @@ def test_same_bits_as_conv2d_then_max_pool2d(case, dtype, threads, rng):
     x.flat[::13] = np.nan
     w = rng.standard_normal(ws).astype(dtype)
     b = rng.standard_normal(ws[3]).astype(dtype)
-    y, codes = _with_threads(threads, lambda: ops.conv2d_relu_max_pool2d(
+    y, codes = with_threads(threads, lambda: ops.conv2d_relu_max_pool2d(
         x, w, b, pool_size=case[5], **kw(case)))
     want_y, want_codes = unfused(x, w, b, case)
     np.testing.assert_array_equal(y.view(np.uint8), want_y.view(np.uint8))
@@ -216,9 +207,9 @@ def test_training_step_same_bits_fused_and_not(threads, monkeypatch, rng):
         m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
         h = m.fit(x, y, batch_size=32, epochs=2, verbose=0)
         return m.get_weights(), h.history
-    w_fused, h_fused = _with_threads(threads, lambda: train(True))
+    w_fused, h_fused = with_threads(threads, lambda: train(True))
     assert len(calls) == 2 * 2 * 4   # both pairs, 4 steps, 2 epochs
-    w_plain, h_plain = _with_threads(threads, lambda: train(False))
+    w_plain, h_plain = with_threads(threads, lambda: train(False))
     assert len(calls) == 16
     assert h_fused == h_plain
     for a, b in zip(w_fused, w_plain):

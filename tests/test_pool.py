@@ -4,7 +4,7 @@ import pytest
 import fastdl
 from fastdl import ops
 import ref_conv as ref
-from helpers import numeric_gradient, run_at_simd_levels
+from helpers import numeric_gradient, run_at_simd_levels, with_threads
 
 # (x shape, pool_size, strides, padding)
 CASES = [
@@ -77,15 +77,6 @@ def test_max_pool_backward_through_relu_zero_window():
     np.testing.assert_array_equal(got.ravel(), [0, 0, 7, 0, 0, 0, 0, 0])
 
 
-def _with_threads(threads, fn):
-    old = fastdl.get_num_threads()
-    fastdl.set_num_threads(threads)
-    try:
-        return fn()
-    finally:
-        fastdl.set_num_threads(old)
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 @pytest.mark.parametrize("threads", [1, 2])
@@ -97,14 +88,14 @@ def test_max_pool_argmax(case, dtype, threads, rng):
     x = np.round(rng.standard_normal(xs) * 2).astype(dtype)
     x.flat[::11] = np.nan
     for xin in (x, np.maximum(x, 0)):
-        y, codes = _with_threads(threads, lambda: ops.max_pool2d(xin, pool, s, p,
+        y, codes = with_threads(threads, lambda: ops.max_pool2d(xin, pool, s, p,
                                                                   return_argmax=True))
         np.testing.assert_array_equal(y, ops.max_pool2d(xin, pool, s, p))
         assert codes.dtype == np.uint8 and codes.shape == y.shape
         np.testing.assert_array_equal(codes, ref.max_pool2d_argmax(xin, pool, s, p))
         dy = rng.standard_normal(y.shape).astype(dtype)
         for relu in (False, True):
-            got = _with_threads(threads, lambda: ops.max_pool2d_backward(
+            got = with_threads(threads, lambda: ops.max_pool2d_backward(
                 dy, xin, **kw(pool, s, p), relu=relu, argmax=codes))
             want = ops.max_pool2d_backward(dy, xin, **kw(pool, s, p), relu=relu)
             assert got.dtype == dtype and got.shape == xin.shape

@@ -126,21 +126,14 @@ struct TileRuns {
       int r, kk;
       run_origin(v, along_k, r, kk);
       const int64_t gr = r0 + r, gk = k0 + kk;
-      if (along_k) {
-        if (vec && gr < rows && gk + W <= k) {
-          load_vec(e[i], p + gr * rs + gk);
-        } else {
-#pragma unroll
-          for (int j = 0; j < W; ++j)
-            e[i][j] = (gr < rows && gk + j < k) ? p[gr * rs + (gk + j) * ks] : T(0);
-        }
+      const int dr = along_k ? 0 : 1, dk = along_k ? 1 : 0;  // a run's step, in (r, k)
+      if (vec && gr + (W - 1) * dr < rows && gk + (W - 1) * dk < k) {
+        load_vec(e[i], p + gr * rs + gk * ks);  // the run's stride is 1 (`vec`)
       } else {
-        if (vec && gk < k && gr + W <= rows) {
-          load_vec(e[i], p + gr + gk * ks);
-        } else {
 #pragma unroll
-          for (int j = 0; j < W; ++j)
-            e[i][j] = (gr + j < rows && gk < k) ? p[(gr + j) * rs + gk * ks] : T(0);
+        for (int j = 0; j < W; ++j) {
+          const int64_t jr = gr + j * dr, jk = gk + j * dk;
+          e[i][j] = (jr < rows && jk < k) ? p[jr * rs + jk * ks] : T(0);
         }
       }
     }
