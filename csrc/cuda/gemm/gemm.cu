@@ -115,18 +115,26 @@ struct TileRuns {
   static constexpr int kRuns = R * BK / W;
   static constexpr int kPerThread = (kRuns + kTileThreads - 1) / kTileThreads;
 
-  // Global -> registers: this thread's runs of the tile at (r0, k0).
-  __device__ static void load(T (&e)[kPerThread][W], const T* p, int64_t rs, int64_t ks,
-                              int64_t r0, int64_t k0, int64_t rows, int64_t k, bool along_k,
-                              bool vec) {
+  // f(i, r, kk) for this thread's runs: the i-th, starting at tile element (r, kk).
+  template <typename F>
+  __device__ static void each_run(bool along_k, F f) {
 #pragma unroll
     for (int i = 0; i < kPerThread; ++i) {
       const int v = threadIdx.x + i * kTileThreads;
       if (kRuns % kTileThreads != 0 && v >= kRuns) break;
       int r, kk;
       run_origin(v, along_k, r, kk);
+      f(i, r, kk);
+    }
+  }
+
+  // Global -> registers: this thread's runs of the tile at (r0, k0).
+  __device__ static void load(T (&e)[kPerThread][W], const T* p, int64_t rs, int64_t ks,
+                              int64_t r0, int64_t k0, int64_t rows, int64_t k, bool along_k,
+                              bool vec) {
+    const int dr = along_k ? 0 : 1, dk = along_k ? 1 : 0;  // a run's step, in (r, k)
+    each_run(along_k, [&](int i, int r, int kk) {
       const int64_t gr = r0 + r, gk = k0 + kk;
-      const int dr = along_k ? 0 : 1, dk = along_k ? 1 : 0;  // a run's step, in (r, k)
       if (vec && gr + (W - 1) * dr < rows && gk + (W - 1) * dk < k) {
         load_vec(e[i], p + gr * rs + gk * ks);  // the run's stride is 1 (`vec`)
       } else {
@@ -136,23 +144,18 @@ struct TileRuns {
           e[i][j] = (jr < rows && jk < k) ? p[jr * rs + jk * ks] : T(0);
         }
       }
-    }
+    });
   }
 
   // Registers -> shared memory, stored [kk][r].
   __device__ static void store(T (*sm)[R], const T (&e)[kPerThread][W], bool along_k) {
-#pragma unroll
-    for (int i = 0; i < kPerThread; ++i) {
-      const int v = threadIdx.x + i * kTileThreads;
-      if (kRuns % kTileThreads != 0 && v >= kRuns) break;
-      int r, kk;
-      run_origin(v, along_k, r, kk);
+    each_run(along_k, [&](int i, int r, int kk) {
 #pragma unroll
       for (int j = 0; j < W; ++j) {
         if (along_k) sm[kk + j][r] = e[i][j];
         else sm[kk][r + j] = e[i][j];
       }
-    }
+    });
   }
 
   __device__ static void run_origin(int v, bool along_k, int& r, int& kk) {
