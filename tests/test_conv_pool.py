@@ -228,3 +228,43 @@ def test_training_step_keeps_unfused_pairs():
     assert not L.MaxPooling2D()._fuses_after(L.Conv2D(4, 3, activation="sigmoid"))
     assert not L.MaxPooling2D()._fuses_after(L.DepthwiseConv2D(3, activation="relu"))
     assert not L.MaxPooling2D()._fuses_after(L.Conv1D(4, 3, activation="relu"))
+
+
+def _functional_convnet():
+    L = fastdl.layers
+    inp = L.Input((28, 28, 1))
+    a = L.MaxPooling2D()(L.Conv2D(8, 3, activation="relu")(inp))   # fuses
+    b = L.Conv2D(8, 3, activation="relu")(a)     # read by its pool and a second branch: no
+    h = L.Concatenate()([L.Flatten()(L.MaxPooling2D()(b)), L.GlobalAveragePooling2D()(b)])
+    return fastdl.Model(inp, L.Dense(10, activation="softmax")(h))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_functional_training_step_same_bits_fused_and_not(threads, monkeypatch, rng):
+    from fastdl.models import functional
+    x = rng.standard_normal((2 * 32 + 3, 28, 28, 1)).astype(np.float32)
+    y = rng.integers(0, 10, len(x))
+    calls = []
+    fused_op = ops.conv2d_relu_max_pool2d
+
+    def counted(*a, **k):
+        calls.append(a[0].shape)
+        return fused_op(*a, **k)
+    monkeypatch.setattr(ops, "conv2d_relu_max_pool2d", counted)
+
+    def train(fuse):
+        if not fuse:
+            monkeypatch.setattr(functional, "_conv_pool_pairs", lambda *a: {})
+        fastdl.set_seed(0)
+        m = _functional_convnet()
+        m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        h = m.fit(x, y, batch_size=32, epochs=2, verbose=0)
+        return m.get_weights(), h.history
+    w_fused, h_fused = with_threads(threads, lambda: train(True))
+    # only the first pair, on the input images: 3 steps, 2 epochs
+    assert calls == ([(32, 28, 28, 1)] * 2 + [(3, 28, 28, 1)]) * 2, calls
+    w_plain, h_plain = with_threads(threads, lambda: train(False))
+    assert len(calls) == 6
+    assert h_fused == h_plain
+    for a, b in zip(w_fused, w_plain):
+        np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))

@@ -1065,7 +1065,7 @@ def _gpu_model(kind, dtype):
     if kind == "mlp":
         ls = [L.Input((6, 6, 1), **d), L.Flatten(**d), L.Dense(12, activation="relu", **d),
               L.Dropout(0.25, **d), L.Dense(3, activation="softmax", **d)]
-    elif kind == "convnet":
+    elif kind in ("convnet", "functional_convnet"):
         ls = [L.Input((6, 6, 1), **d), L.Conv2D(4, 3, activation="relu", **d),
               L.MaxPooling2D(**d), L.Flatten(**d), L.Dense(3, activation="softmax", **d)]
     elif kind == "convlayers":
@@ -1077,7 +1077,12 @@ def _gpu_model(kind, dtype):
     else:
         cell = {"simple_rnn": L.SimpleRNN, "lstm": L.LSTM, "gru": L.GRU}[kind]
         ls = [L.Input((6, 6), **d), cell(5, **d), L.Dense(3, activation="softmax", **d)]
-    m = models.Sequential(ls)
+    if kind == "functional_convnet":   # the graph step plan, Conv2D(relu) + pool paired
+        i = fastdl.Input((6, 6, 1), dtype=d["dtype"])
+        h = L.MaxPooling2D(**d)(L.Conv2D(4, 3, activation="relu", **d)(i))
+        m = fastdl.Model(i, L.Dense(3, activation="softmax", **d)(L.Flatten(**d)(h)))
+    else:
+        m = models.Sequential(ls)
     m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     return m
 
@@ -1128,12 +1133,14 @@ def test_functional_model_with_traced_layer_on_cuda_fits_like_cpu(cp, rng, dtype
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize("kind", ["mlp", "convnet", "simple_rnn", "lstm", "gru", "convlayers"])
+@pytest.mark.parametrize("kind", ["mlp", "convnet", "functional_convnet", "simple_rnn", "lstm",
+                                  "gru", "convlayers"])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_model_to_cuda_fits_like_cpu(cp, rng, kind, dtype):
     # model.to("cuda"): weights move, fit/evaluate/predict move each batch; the
     # same seed gives the same training as on the CPU (dropout masks included).
-    x = rng.standard_normal((40, 6, 6, 1) if kind in ("mlp", "convnet", "convlayers")
+    x = rng.standard_normal((40, 6, 6, 1) if kind in ("mlp", "convnet", "functional_convnet",
+                                                      "convlayers")
                             else (40, 6, 6)).astype(dtype)
     y = rng.integers(0, 3, 40)
     runs = []

@@ -1,7 +1,7 @@
 """Pooling layers."""
 import numpy as np
 
-from .. import ops
+from .. import _device, ops
 from ._conv_utils import conv_out, jsonable, norm_padding, padding_arg, pair
 from .layer import Layer, shape_str
 
@@ -83,6 +83,13 @@ class MaxPooling2D(_Pool2D):
         # the backward pass reads the pooled input's shape and dtype only, not its values
         self._x = np.broadcast_to(np.zeros((), x.dtype), conv.compute_output_shape(x.shape))
         return y
+
+    def _train_after_conv(self, conv, x, conv_need_dx, need_dx):
+        """The training calls of ``conv`` and then of this layer (_fuses_after): one op on
+        a CPU array (_call_after_conv), the two layers' own calls on a device array."""
+        if _device.is_device(x):
+            return self._plan_call(conv._plan_call(x, True, conv_need_dx), True, need_dx)
+        return self._call_after_conv(conv, x)
 
     def _backward_relu(self, dy):
         """The gradient of the pre-activation of the ReLU whose output this layer pooled."""

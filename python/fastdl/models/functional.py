@@ -203,7 +203,6 @@ class Functional(Model):
         fused = (loss.fuses_with is not None and not loss.from_logits and
                  last._output_activation() == loss.fuses_with and last._fuses_logits() and
                  not isinstance(out.node.structure, (list, tuple)))
-        body = nodes[:-1] if fused else nodes
         # a node's input gradient is needed only when a trainable weight lies upstream
         dep = {x_id: False}
         need = {}
@@ -231,6 +230,8 @@ class Functional(Model):
         steps = plan[:-1] if fused else plan
         back = steps[::-1]
         lp = plan[-1]
+        conv_of = _conv_pool_pairs(plan, steps, out._id) if training else {}
+        fused_convs = {c[3] for c in conv_of.values()}
 
         def args_of(p, vals):
             return [vals[i] for i in p[1]] if p[2] else vals[p[1][0]]
@@ -245,8 +246,12 @@ class Functional(Model):
         def step(xb, yb):
             vals = {x_id: xb}
             for p in steps:
-                vals[p[3]] = p[0].call(args_of(p, vals), training) if p[2] else \
-                    p[0]._plan_call(vals[p[1][0]], training, p[4])
+                c = conv_of.get(p[3])
+                if c is not None:   # a Conv2D(relu) and this MaxPooling2D in one op
+                    vals[p[3]] = p[0]._train_after_conv(c[0], vals[c[1][0]], c[4], p[4])
+                elif p[3] not in fused_convs:
+                    vals[p[3]] = p[0].call(args_of(p, vals), training) if p[2] else \
+                        p[0]._plan_call(vals[p[1][0]], training, p[4])
             grads = {}
             if fused:
                 z = last._call_logits(args_of(lp, vals), training)
@@ -264,7 +269,12 @@ class Functional(Model):
             if training:
                 for p in back:
                     g = grads.pop(p[3], None)
-                    if g is not None:
+                    if g is None:
+                        continue
+                    c = conv_of.get(p[3])
+                    if c is not None:   # the pool's backward with the ReLU's mask, then the conv's
+                        add_grad(grads, c, c[0]._backward_logits(p[0]._backward_relu(g), c[4]))
+                    else:
                         add_grad(grads, p, p[0].backward(g, p[4]))
                 opt.apply_gradients(pairs)
             return lv, correct, ypred
@@ -398,4 +408,23 @@ def _graph(flat_in, flat_out):
     return order
 
 
+def _conv_pool_pairs(plan, steps, out_id):
+    """{output id of a MaxPooling2D: the plan entry of the Conv2D it fuses with} for the
+    pairs of the training step: a Conv2D with ReLU whose output only that pool reads (and
+    is not the model's output), the pool's windows tiling it (MaxPooling2D._fuses_after),
+    the pool's input gradient needed. Entries are (layer, input ids, several inputs?,
+    output id, need dx)."""
+    from ..layers.pooling import MaxPooling2D
+    readers = {}
+    for p in plan:
+        for i in p[1]:
+            readers[i] = readers.get(i, 0) + 1
+    made_by = {p[3]: p for p in plan}
+    pairs = {}
+    for p in steps:
+        c = None if p[2] else made_by.get(p[1][0])
+        if (c is not None and not c[2] and p[4] and readers[c[3]] == 1 and c[3] != out_id
+                and type(p[0]) is MaxPooling2D and p[0]._fuses_after(c[0])):
+            pairs[p[3]] = c
+    return pairs
 

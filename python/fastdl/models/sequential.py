@@ -7,7 +7,7 @@ stack that holds a layer written by a user runs through the tape like any model.
 """
 import numpy as np
 
-from .. import _device, _memory, _symbolic, _tape
+from .. import _symbolic, _tape
 from .. import layers as layers_mod
 from ..layers.layer import InputLayer, Layer, call_with_mask, shape_str, structure_changed
 from ..trainers import data_adapter
@@ -365,7 +365,7 @@ def forward_plan(calls, training):
     """The forward pass over ``calls`` [(layer, need_dx)] as a list of callables h -> h.
 
     In training, a Conv2D with ReLU followed by a MaxPooling2D whose windows tile
-    its output runs on CPU arrays as one op (MaxPooling2D._call_after_conv): the
+    its output runs on CPU arrays as one op (MaxPooling2D._train_after_conv): the
     convolution's output is never stored. backward_plan fuses the pair's backward
     passes, which need nothing else from the forward pass.
     """
@@ -376,8 +376,7 @@ def forward_plan(calls, training):
         if training and i + 1 < len(calls) and _fuses_conv_pool(layer, calls[i + 1][0]):
             pool, pool_need_dx = calls[i + 1]
             plan.append(lambda h, c=layer, nd=need_dx, p=pool, pnd=pool_need_dx:
-                        p._call_after_conv(c, h) if not _device.is_device(h) else
-                        p._plan_call(c._plan_call(h, True, nd), True, pnd))
+                        p._train_after_conv(c, h, nd, pnd))
             i += 2
         else:
             plan.append(lambda h, l=layer, nd=need_dx: l._plan_call(h, training, nd))
