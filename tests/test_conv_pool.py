@@ -187,33 +187,44 @@ def _convnet():
                               L.Dense(10, activation="softmax")])
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_training_step_same_bits_fused_and_not(threads, monkeypatch, rng):
-    x = rng.standard_normal((3 * 32 + 5, 28, 28, 1)).astype(np.float32)
-    y = rng.integers(0, 10, len(x))
+def _train_fused_and_plain(monkeypatch, threads, build, n, unfuse):
+    """Trains build() for 2 epochs at batch 32 on n random images, with the step plan's
+    conv + pool pairs and then without (unfuse() switches them off); checks the weights and
+    history are the same bits. Returns the input shapes the fused op saw."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((n, 28, 28, 1)).astype(np.float32)
+    y = rng.integers(0, 10, n)
     calls = []
     fused_op = ops.conv2d_relu_max_pool2d
 
     def counted(*a, **k):
-        calls.append(1)
+        calls.append(a[0].shape)
         return fused_op(*a, **k)
     monkeypatch.setattr(ops, "conv2d_relu_max_pool2d", counted)
 
-    def train(fuse):
-        if not fuse:
-            monkeypatch.setattr(sequential, "_fuses_conv_pool", lambda layer, nxt: False)
+    def train():
         fastdl.set_seed(0)
-        m = _convnet()
+        m = build()
         m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
         h = m.fit(x, y, batch_size=32, epochs=2, verbose=0)
         return m.get_weights(), h.history
-    w_fused, h_fused = with_threads(threads, lambda: train(True))
-    assert len(calls) == 2 * 2 * 4   # both pairs, 4 steps, 2 epochs
-    w_plain, h_plain = with_threads(threads, lambda: train(False))
-    assert len(calls) == 16
+    w_fused, h_fused = with_threads(threads, train)
+    seen = list(calls)
+    unfuse()
+    w_plain, h_plain = with_threads(threads, train)
+    assert calls == seen
     assert h_fused == h_plain
     for a, b in zip(w_fused, w_plain):
         np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))
+    return seen
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_training_step_same_bits_fused_and_not(threads, monkeypatch):
+    seen = _train_fused_and_plain(
+        monkeypatch, threads, _convnet, 3 * 32 + 5,
+        lambda: monkeypatch.setattr(sequential, "_fuses_conv_pool", lambda layer, nxt: False))
+    assert len(seen) == 2 * 2 * 4   # both pairs, 4 steps, 2 epochs
 
 
 def test_training_step_keeps_unfused_pairs():
@@ -240,31 +251,10 @@ def _functional_convnet():
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_functional_training_step_same_bits_fused_and_not(threads, monkeypatch, rng):
+def test_functional_training_step_same_bits_fused_and_not(threads, monkeypatch):
     from fastdl.models import functional
-    x = rng.standard_normal((2 * 32 + 3, 28, 28, 1)).astype(np.float32)
-    y = rng.integers(0, 10, len(x))
-    calls = []
-    fused_op = ops.conv2d_relu_max_pool2d
-
-    def counted(*a, **k):
-        calls.append(a[0].shape)
-        return fused_op(*a, **k)
-    monkeypatch.setattr(ops, "conv2d_relu_max_pool2d", counted)
-
-    def train(fuse):
-        if not fuse:
-            monkeypatch.setattr(functional, "_conv_pool_pairs", lambda *a: {})
-        fastdl.set_seed(0)
-        m = _functional_convnet()
-        m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-        h = m.fit(x, y, batch_size=32, epochs=2, verbose=0)
-        return m.get_weights(), h.history
-    w_fused, h_fused = with_threads(threads, lambda: train(True))
+    seen = _train_fused_and_plain(
+        monkeypatch, threads, _functional_convnet, 2 * 32 + 3,
+        lambda: monkeypatch.setattr(functional, "_conv_pool_pairs", lambda *a: {}))
     # only the first pair, on the input images: 3 steps, 2 epochs
-    assert calls == ([(32, 28, 28, 1)] * 2 + [(3, 28, 28, 1)]) * 2, calls
-    w_plain, h_plain = with_threads(threads, lambda: train(False))
-    assert len(calls) == 6
-    assert h_fused == h_plain
-    for a, b in zip(w_fused, w_plain):
-        np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))
+    assert seen == ([(32, 28, 28, 1)] * 2 + [(3, 28, 28, 1)]) * 2, seen
