@@ -106,7 +106,7 @@ py::tuple conv2d_backward_entry(py::handle dy_h, py::handle x_h, py::handle w_h,
   DevArray partial = empty({need_dw ? cuda::sum_rows_partials(g.N * g.OH * g.OW) : 0, F}, code);
   const int64_t work_elems =
       need_dw ? cuda::gemm_workspace_elems(g.KH * g.KW * g.C, F, chunk * g.OH * g.OW) : 0;
-  DevArray work = empty({work_elems}, code);
+  DevArray work = workspace(work_elems, code);
   cudaStream_t s = current_stream();
   const bool tf32 = tf32_enabled();
   cudaError_t err;

@@ -37,7 +37,7 @@ py::object gemm_typed(const DevArray& a, const DevArray& b, py::handle c_obj, do
 
   // split-K's workspace, where the shape gains from it (few output tiles, long k)
   const int64_t work_elems = reference ? 0 : cuda::gemm_workspace_elems(m, n, k);
-  const DevArray work = empty({work_elems}, a.float_code());
+  const DevArray work = workspace(work_elems, a.float_code());
   cudaStream_t stream = current_stream();
   cuda::GemmEpilogue<T> ep{bias.data<const T>(), act};
   cudaError_t err;

@@ -123,7 +123,7 @@ py::tuple simple_rnn_backward_entry(py::handle dhs_h, py::handle x_h, py::handle
   DevArray dz = empty({d.N, d.T, d.U}, d.code), hprev = empty({d.N, d.T, d.U}, d.code);
   DevArray partial = empty({cuda::sum_rows_partials(d.N * d.T), d.U}, d.code);
   const int64_t work_elems = cuda::rnn_weight_grad_work(d.N * d.T, d.I, d.U, 1);
-  DevArray work = empty({work_elems}, d.code);
+  DevArray work = workspace(work_elems, d.code);
   cudaStream_t s = current_stream();
   bool tf32 = tf32_enabled();
   cudaError_t err;
@@ -188,7 +188,7 @@ py::tuple lstm_backward_entry(py::handle dhs_h, py::handle dc_h, py::handle x_h,
   DevArray dz = empty({d.N, d.T, G}, d.code), hprev = empty({d.N, d.T, d.U}, d.code);
   DevArray partial = empty({cuda::sum_rows_partials(d.N * d.T), G}, d.code);
   const int64_t work_elems = cuda::rnn_weight_grad_work(d.N * d.T, d.I, d.U, 4);
-  DevArray work = empty({work_elems}, d.code);
+  DevArray work = workspace(work_elems, d.code);
   cudaStream_t s = current_stream();
   bool tf32 = tf32_enabled();
   cudaError_t err;
@@ -256,7 +256,7 @@ py::tuple gru_backward_entry(py::handle dhs_h, py::handle x_h, py::handle h0_h, 
            hprev = empty({d.N, d.T, d.U}, d.code);
   DevArray partial = empty({cuda::sum_rows_partials(d.N * d.T), G}, d.code);
   const int64_t work_elems = cuda::rnn_weight_grad_work(d.N * d.T, d.I, d.U, 3);
-  DevArray work = empty({work_elems}, d.code);
+  DevArray work = workspace(work_elems, d.code);
   cudaStream_t s = current_stream();
   bool tf32 = tf32_enabled();
   cudaError_t err;

@@ -111,6 +111,10 @@ DevArray zeros(const std::vector<int64_t>& shape, char code) {
   return device_array(cupy().attr("zeros")(s, dtype_name(code)), "result");
 }
 
+DevArray workspace(int64_t elems, char code) {
+  return elems > 0 ? empty({elems}, code) : DevArray();
+}
+
 void copy_into(const DevArray& dst, const DevArray& src) { cupy().attr("copyto")(dst.obj, src.obj); }
 
 cudaStream_t current_stream() {

@@ -62,6 +62,9 @@ DevArray contiguous_array(py::handle h, const char* name);
 // New uninitialised / zero-filled C-contiguous CuPy arrays of dtype code 'f' or 'd'.
 DevArray empty(const std::vector<int64_t>& shape, char code);
 DevArray zeros(const std::vector<int64_t>& shape, char code);
+// Split-K's workspace (cuda/gemm/gemm.h) of elems elements, or none (a null pointer, no
+// call into CuPy) when elems is 0, as it is for most products.
+DevArray workspace(int64_t elems, char code);
 // dst[...] = src on CuPy's current stream (cupy.copyto).
 void copy_into(const DevArray& dst, const DevArray& src);
 
