@@ -1,5 +1,6 @@
-"""ops.conv2d_relu_max_pool2d: Conv2D(relu) + MaxPooling2D forward in one pass, and
-its use by Sequential's training step plan."""
+"""ops.conv2d_relu_max_pool2d: Conv2D(relu) + MaxPooling2D forward in one pass, its
+backward pass ops.conv2d_relu_max_pool2d_backward, and their use by the training step
+plans of Sequential and functional models."""
 import numpy as np
 import pytest
 
@@ -74,25 +75,87 @@ def test_same_bits_as_conv2d_then_max_pool2d(case, dtype, threads, rng):
     np.testing.assert_array_equal(codes, want_codes)
 
 
+def unfused_backward(dy, codes, x, w, case, need_dx=True):
+    """The two ops the fused backward pass stands for: the pooling's scatter from the
+    codes through the ReLU (the pooled input's values unread), then conv2d_backward."""
+    z_shape = ops.conv2d(x, w, **kw(case)).shape
+    dz = ops.max_pool2d_backward(dy, np.zeros(z_shape, x.dtype), pool_size=case[5], relu=True,
+                                 argmax=codes)
+    return ops.conv2d_backward(dz, x, w, need_dx=need_dx, **kw(case))
+
+
+# Batches whose bands the two threads split inside an image (the conv2d backward pass
+# gives each image's dx to the thread with its first band): 3 images of 2 bands.
+SPLIT_CASES = [((3, 13, 13, 32), (3, 3, 32, 64), 1, "valid", 1, 2),
+               ((5, 28, 28, 1), (3, 3, 1, 32), 1, "valid", 1, 2),
+               ((3, 16, 12, 16), (3, 3, 16, 24), 1, "valid", 1, (2, 3))]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES + SPLIT_CASES,
+                         ids=IDS + [f"split-{c[0]}-{c[1]}" for c in SPLIT_CASES])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_backward_same_bits_as_scatter_then_conv2d_backward(case, dtype, threads, rng):
+    # dx, dw and db with and without dx and db, NaNs in x (0 after the ReLU, NaN in dw).
+    xs, ws = case[:2]
+    x = rng.standard_normal(xs).astype(dtype)
+    x.flat[::17] = np.nan
+    w = rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[3]).astype(dtype)
+    y, codes = ops.conv2d_relu_max_pool2d(x, w, b, pool_size=case[5], **kw(case))
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    for need_dx in (True, False):
+        want = with_threads(threads, lambda: unfused_backward(dy, codes, x, w, case, need_dx))
+        for need_db in (True, False):
+            dx, dw, db = with_threads(threads, lambda: ops.conv2d_relu_max_pool2d_backward(
+                dy, codes, x, w, pool_size=case[5], need_dx=need_dx, need_db=need_db,
+                **kw(case)))
+            assert (dx is None) == (not need_dx) and (db is None) == (not need_db)
+            assert dw.dtype == dtype and dw.shape == w.shape
+            np.testing.assert_array_equal(dw, want[1])
+            if need_db:
+                np.testing.assert_array_equal(db, want[2])
+            if need_dx:
+                assert dx.dtype == dtype and dx.shape == x.shape
+                np.testing.assert_array_equal(dx, want[0])
+
+
+@pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[4], CASES[6], SPLIT_CASES[2]],
+                         ids=[IDS[0], IDS[1], IDS[4], IDS[6], "split"])
+def test_backward_matches_reference(case, rng):
+    # Against NumPy: the codes' scatter, then the reference convolution's gradients.
+    xs, ws, s, p, d, pool = case
+    x = rng.standard_normal(xs)
+    w = rng.standard_normal(ws)
+    y, codes = ops.conv2d_relu_max_pool2d(x, w, pool_size=pool, **kw(case))
+    dy = rng.standard_normal(y.shape)
+    z = np.maximum(ref.conv2d(x, w, None, s, p, d), 0)
+    dz = ref.max_pool2d_backward(dy, z, pool) * (z > 0)
+    want_dx, want_dw, want_db = ref.conv2d_backward(dz, x, w, s, p, d)
+    dx, dw, db = ops.conv2d_relu_max_pool2d_backward(dy, codes, x, w, pool_size=pool,
+                                                     **kw(case))
+    for got, want in ((dx, want_dx), (dw, want_dw), (db, want_db)):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("case", [CASES[0], CASES[4], CASES[6]], ids=[IDS[0], IDS[4], IDS[6]])
 def test_gradient_through_the_codes(case, rng):
-    # The training path's backward: max_pool2d_backward from the codes (relu=True,
-    # the pooled input's values unread) and conv2d_backward, against central
-    # differences of the fused forward pass, float64.
+    # The training path's backward (the fused op, and the two ops it stands for)
+    # against central differences of the fused forward pass, float64.
     xs, ws, s, p, d, pool = case
     x = rng.standard_normal((1,) + xs[1:])
     w = rng.standard_normal(ws)
     b = rng.standard_normal(ws[3])
     y, codes = ops.conv2d_relu_max_pool2d(x, w, b, pool_size=pool, **kw(case))
     r = rng.standard_normal(y.shape)
-    z_shape = ops.conv2d(x, w, **kw(case)).shape
-    dz = ops.max_pool2d_backward(r, np.zeros(z_shape), pool_size=pool, relu=True, argmax=codes)
-    dx, dw, db = ops.conv2d_backward(dz, x, w, **kw(case))
+    grads = ops.conv2d_relu_max_pool2d_backward(r, codes, x, w, pool_size=pool, **kw(case))
+    for got, want in zip(grads, unfused_backward(r, codes, x, w, case)):
+        np.testing.assert_array_equal(got, want)
 
     def loss():
         return float((ops.conv2d_relu_max_pool2d(x, w, b, pool_size=pool, **kw(case))[0]
                       * r).sum())
-    for a, got in ((x, dx), (w, dw), (b, db)):
+    for a, got in zip((x, w, b), grads):
         np.testing.assert_allclose(got, numeric_gradient(loss, a), rtol=1e-6, atol=1e-7)
 
 
@@ -104,6 +167,13 @@ def test_non_contiguous_inputs(rng):
     want_y, want_codes = ops.conv2d_relu_max_pool2d(x.copy(), w.copy(), b.copy())
     np.testing.assert_array_equal(y, want_y)
     np.testing.assert_array_equal(codes, want_codes)
+    dy = rng.standard_normal((2, 8, 5, 20)).astype(np.float32)[:, ::2, :, ::2]
+    wide = np.zeros((2, 4, 5, 20), np.uint8)
+    wide[..., ::2] = codes
+    got = ops.conv2d_relu_max_pool2d_backward(dy, wide[..., ::2], x, w)
+    want = ops.conv2d_relu_max_pool2d_backward(dy.copy(), codes, x.copy(), w.copy())
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_bad_input():
@@ -136,6 +206,38 @@ def test_bad_input():
         f(np.zeros((1, 2, 2, 3), np.float32), w)
 
 
+def test_backward_bad_input():
+    x = np.zeros((2, 8, 8, 3), np.float32)
+    w = np.zeros((3, 3, 3, 8), np.float32)
+    dy = np.zeros((2, 3, 3, 8), np.float32)
+    codes = np.zeros((2, 3, 3, 8), np.uint8)
+    f = ops.conv2d_relu_max_pool2d_backward
+    with pytest.raises(TypeError, match="dy has dtype float64 but x has dtype float32"):
+        f(dy.astype(np.float64), codes, x, w)
+    with pytest.raises(ValueError, match=r"dy must have the pooled output's shape "
+                                         r"\(2, 3, 3, 8\) for x \(2, 8, 8, 3\), w "
+                                         r"\(3, 3, 3, 8\) and pool_size \(2, 2\), got "
+                                         r"\(2, 6, 6, 8\)"):
+        f(np.zeros((2, 6, 6, 8), np.float32), codes, x, w)
+    with pytest.raises(ValueError, match="pooled output's shape"):
+        f(dy, codes, x, w, pool_size=3)        # dy and codes of 2x2 windows
+    with pytest.raises(TypeError, match="argmax must be uint8"):
+        f(dy, codes.astype(np.int32), x, w)
+    with pytest.raises(ValueError, match=r"argmax must have the pooled output's shape.*"
+                                         r"got \(1, 3, 3, 8\)"):
+        f(dy, codes[:1], x, w)
+    with pytest.raises(TypeError, match="argmax must be"):
+        f(dy, None, x, w)
+    with pytest.raises(TypeError, match="x must be"):
+        f(dy, codes, x.astype(np.int32), w)
+    with pytest.raises(ValueError, match="channels"):
+        f(dy, codes, x, w[:, :, :2])
+    with pytest.raises(ValueError, match="pool_size must be positive"):
+        f(dy, codes, x, w, pool_size=(2, 0))
+    with pytest.raises(ValueError, match=r"pool window \(7, 2\) is larger"):
+        f(dy, codes, x, w, pool_size=(7, 2))
+
+
 _LEVEL_SCRIPT = r"""
 import sys, numpy as np
 from fastdl import ops
@@ -157,8 +259,20 @@ for i, (xs, ws, s, p, pool) in enumerate([((2, 28, 28, 1), (3, 3, 1, 32), 1, "va
         same = np.array_equal(y, want_y) and np.array_equal(codes, want_codes)
         out[f"y{i}{dt.__name__}"], out[f"same{i}{dt.__name__}"] = y, np.array(same)
         xi, wi = np.round(x * 2), np.round(w * 2)   # exact sums: the same codes at every level
-        out[f"codes{i}{dt.__name__}"] = ops.conv2d_relu_max_pool2d(
-            xi, wi, strides=s, padding=p, pool_size=pool)[1]
+        yi, ci = ops.conv2d_relu_max_pool2d(xi, wi, strides=s, padding=p, pool_size=pool)
+        out[f"codes{i}{dt.__name__}"] = ci
+        # the backward pass from the exact codes: the same bits as its two ops at each
+        # level, close to generic's values
+        dy = rng.standard_normal(y.shape).astype(dt)
+        grads = ops.conv2d_relu_max_pool2d_backward(dy, ci, x, w, strides=s, padding=p,
+                                                    pool_size=pool)
+        dz = ops.max_pool2d_backward(dy, np.zeros(z.shape, dt), pool_size=pool, relu=True,
+                                     argmax=ci)
+        plain = ops.conv2d_backward(dz, x, w, strides=s, padding=p)
+        out[f"samebw{i}{dt.__name__}"] = np.array(all(np.array_equal(a, b)
+                                                      for a, b in zip(grads, plain)))
+        for name, g in zip(("dx", "dw", "db"), grads):
+            out[f"{name}{i}{dt.__name__}"] = g
 np.savez(sys.argv[1], **out)
 """
 
@@ -190,17 +304,23 @@ def _convnet():
 def _train_fused_and_plain(monkeypatch, threads, build, n, unfuse):
     """Trains build() for 2 epochs at batch 32 on n random images, with the step plan's
     conv + pool pairs and then without (unfuse() switches them off); checks the weights and
-    history are the same bits. Returns the input shapes the fused op saw."""
+    history are the same bits, and that the fused backward op ran once per fused forward
+    call, and never without the pairs. Returns the input shapes the fused op saw."""
     rng = np.random.default_rng(3)
     x = rng.standard_normal((n, 28, 28, 1)).astype(np.float32)
     y = rng.integers(0, 10, n)
-    calls = []
-    fused_op = ops.conv2d_relu_max_pool2d
+    calls, back_calls = [], []
+    fused_op, fused_back = ops.conv2d_relu_max_pool2d, ops.conv2d_relu_max_pool2d_backward
 
     def counted(*a, **k):
         calls.append(a[0].shape)
         return fused_op(*a, **k)
+
+    def counted_back(*a, **k):
+        back_calls.append(a[2].shape)
+        return fused_back(*a, **k)
     monkeypatch.setattr(ops, "conv2d_relu_max_pool2d", counted)
+    monkeypatch.setattr(ops, "conv2d_relu_max_pool2d_backward", counted_back)
 
     def train():
         fastdl.set_seed(0)
@@ -210,9 +330,11 @@ def _train_fused_and_plain(monkeypatch, threads, build, n, unfuse):
         return m.get_weights(), h.history
     w_fused, h_fused = with_threads(threads, train)
     seen = list(calls)
+    # every fused forward call's backward pass is one op too (in reverse order in a step)
+    assert sorted(back_calls) == sorted(seen)
     unfuse()
     w_plain, h_plain = with_threads(threads, train)
-    assert calls == seen
+    assert calls == seen and sorted(back_calls) == sorted(seen)
     assert h_fused == h_plain
     for a, b in zip(w_fused, w_plain):
         np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))

@@ -19,6 +19,8 @@ CASES = [
     ((2, 6, 7, 2), 3, 2, ((1, 2), (0, 1))),      # asymmetric explicit padding
     ((2, 5, 5, 3), 2, 1, 1),                     # int padding
     ((0, 6, 6, 3), 2, None, "valid"),            # empty batch
+    ((2, 7, 9, 19), 2, None, "valid"),           # 2x2 tiles: vectors of channels and a tail
+    ((1, 4, 6, 32), 2, 2, "valid"),              # 2x2 tiles: whole vectors only
 ]
 IDS = [f"{c[0]}-p{c[1]}-s{c[2]}-{c[3]}" for c in CASES]
 TOL = {np.float32: dict(rtol=1e-6, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-12)}
@@ -325,7 +327,8 @@ rng = np.random.default_rng(3)
 out = {}
 for i, (xs, pool, s, p) in enumerate([((2, 8, 8, 37), 2, None, "valid"),
                                       ((2, 9, 7, 19), 3, 2, "same"),
-                                      ((1, 6, 6, 5), 2, 1, "valid")]):
+                                      ((1, 6, 6, 5), 2, 1, "valid"),
+                                      ((2, 7, 9, 19), 2, None, "valid")]):
     for dt in (np.float32, np.float64):
         # Rounded values: plenty of ties inside windows.
         x = np.round(rng.standard_normal(xs) * 2).astype(dt)

@@ -125,6 +125,48 @@ py::tuple conv2d_relu_max_pool2d_entry(py::handle x, py::handle w, py::object b_
 }
 
 template <typename T>
+py::tuple conv2d_relu_max_pool2d_backward_typed(const ConvArgs& a, const py::array& dy_in,
+                                                const py::array& argmax_in, const Conv2dGeom& pg,
+                                                bool need_dx, bool need_db) {
+  const Conv2dGeom& g = a.g;
+  auto dy = contiguous<T>(dy_in);
+  auto am = contiguous<uint8_t>(argmax_in);
+  auto x = contiguous<T>(a.x);
+  auto w = contiguous<T>(a.w);
+  py::array_t<T> dx, db;
+  if (need_dx) dx = empty<T>({g.N, g.H, g.W, g.C});
+  auto dw = empty<T>({g.KH, g.KW, g.C, g.F});
+  if (need_db) db = empty<T>({g.F});
+  const T *pdy = dy.data(), *px = x.data(), *pw = w.data();
+  const uint8_t* pam = am.data();
+  T* pdx = need_dx ? dx.mutable_data() : nullptr;
+  T* pdw = dw.mutable_data();
+  T* pdb = need_db ? db.mutable_data() : nullptr;
+  {
+    py::gil_scoped_release nogil;
+    cpu::Context ctx = make_context();
+    cpu::conv2d_relu_max_pool2d_backward<T>(pdx, pdw, pdb, pdy, pam, px, pw, g, pg, ctx);
+  }
+  return py::make_tuple(need_dx ? py::object(dx) : py::object(py::none()), dw,
+                        need_db ? py::object(db) : py::object(py::none()));
+}
+
+py::tuple conv2d_relu_max_pool2d_backward_entry(py::handle dy_h, py::handle argmax_h,
+                                                py::handle x, py::handle w, Pair strides,
+                                                Pair dilation, bool same, Pads pads, Pair pool,
+                                                bool need_dx, bool need_db) {
+  const char* op = "conv2d_relu_max_pool2d_backward";
+  ConvArgs a = conv_args(op, x, w, strides, dilation, same, pads);
+  const Conv2dGeom pg = checks::conv_pool_geometry(op, a.g, pool, cpu::kMaxPoolArgmaxTaps);
+  py::array dy = require_array(dy_h, "dy");
+  py::array am = require_array(argmax_h, "argmax");
+  checks::conv_pool_grads(op, view_of(dy), view_of(am), pg, a.vx, a.vw);
+  if (a.kind == 'f')
+    return conv2d_relu_max_pool2d_backward_typed<float>(a, dy, am, pg, need_dx, need_db);
+  return conv2d_relu_max_pool2d_backward_typed<double>(a, dy, am, pg, need_dx, need_db);
+}
+
+template <typename T>
 py::tuple conv2d_backward_typed(const ConvArgs& a, const py::array& dy_in, bool need_dx,
                                 bool need_dw, cpu::ConvAlgorithm algo) {
   const Conv2dGeom& g = a.g;
@@ -423,6 +465,12 @@ void bind_conv(py::module_& m) {
         py::arg("pool_size"),
         "(y, argmax) of max_pool2d(relu(conv2d(x, w) + b), pool_size, return_argmax=True) "
         "in one pass; pool strides = pool_size, 'valid'");
+  m.def("conv2d_relu_max_pool2d_backward", &conv2d_relu_max_pool2d_backward_entry,
+        py::arg("dy"), py::arg("argmax"), py::arg("x"), py::arg("w"), py::arg("strides"),
+        py::arg("dilation"), py::arg("same"), py::arg("pads"), py::arg("pool_size"),
+        py::arg("need_dx"), py::arg("need_db"),
+        "(dx or None, dw, db or None) of conv2d_relu_max_pool2d for the pooled output's dy "
+        "and the forward pass's argmax codes");
   m.def("depthwise_conv2d", &depthwise_entry, py::arg("x"), py::arg("w"), py::arg("b"),
         py::arg("strides"), py::arg("dilation"), py::arg("same"), py::arg("pads"),
         py::arg("activation"),

@@ -739,6 +739,25 @@ inline Conv2dGeom conv_pool_geometry(const char* op, const Conv2dGeom& g, const 
   return p;
 }
 
+// The backward pass of conv2d + ReLU + max pooling: dy and the argmax codes
+// both have the pooled output's shape (pg from conv_pool_geometry).
+inline void conv_pool_grads(const char* op, const View& dy, const View& argmax,
+                            const Conv2dGeom& pg, const View& x, const View& w) {
+  require_same_dtype(dy, "dy", x, "x");
+  const std::string want = shape_str({pg.N, pg.OH, pg.OW, pg.C});
+  const std::string of = " for x " + shape_str(x) + ", w " + shape_str(w) + " and pool_size " +
+                         pair_str(pg.KH, pg.KW) + ", got ";
+  if (!dy.has_shape({pg.N, pg.OH, pg.OW, pg.C}))
+    value_error(std::string(op) + ": dy must have the pooled output's shape " + want + of +
+                shape_str(dy));
+  if (argmax.kind != 'u' || argmax.itemsize != 1)
+    type_error(std::string(op) + ": argmax must be uint8 (from conv2d_relu_max_pool2d), got " +
+               dtype_str(argmax));
+  if (!argmax.has_shape({pg.N, pg.OH, pg.OW, pg.C}))
+    value_error(std::string(op) + ": argmax must have the pooled output's shape " + want + of +
+                shape_str(argmax));
+}
+
 // Global average pooling: x (N,H,W,C) float with H, W >= 1. Returns 'f' or 'd'.
 inline char gap_input(const char* op, const View& x) {
   const char code = require_float(x, "x");

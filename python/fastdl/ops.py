@@ -262,9 +262,7 @@ def conv2d_relu_max_pool2d(x, w, b=None, *, strides=1, padding="valid", dilation
     return_argmax=True)`` in one pass (an extension, CPU arrays): returns
     ``(y, argmax)``, the same bits, without storing the convolution's output.
     The pooling windows have strides = pool_size and 'valid' padding, at most
-    127 taps. Its backward pass is ``max_pool2d_backward(dy, z, relu=True,
-    argmax=argmax)`` (z only gives the convolution's output shape and dtype)
-    followed by conv2d_backward.
+    127 taps. Its backward pass is conv2d_relu_max_pool2d_backward.
     """
     strides, dilation = _pair(strides, "strides"), _pair(dilation_rate, "dilation_rate")
     pool = _pair(pool_size, "pool_size")
@@ -273,6 +271,26 @@ def conv2d_relu_max_pool2d(x, w, b=None, *, strides=1, padding="valid", dilation
         raise NotImplementedError("conv2d_relu_max_pool2d: CPU arrays only; on a GPU run "
                                   "conv2d and max_pool2d")
     return _C.conv2d_relu_max_pool2d(x, w, b, strides, dilation, same, pads, pool)
+
+
+def conv2d_relu_max_pool2d_backward(dy, argmax, x, w, *, strides=1, padding="valid",
+                                    dilation_rate=1, pool_size=2, need_dx=True, need_db=True):
+    """Gradients ``(dx, dw, db)`` of conv2d_relu_max_pool2d for the upstream
+    gradient dy of its pooled output and its argmax codes (an extension, CPU
+    arrays): the same bits as ``max_pool2d_backward(dy, z, relu=True,
+    argmax=argmax)`` (z the convolution's output) followed by conv2d_backward,
+    without storing that gradient where the convolution's backward pass runs
+    by bands. ``need_dx=False`` gives dx as None (a first layer), and
+    ``need_db=False`` db (a layer without bias).
+    """
+    strides, dilation = _pair(strides, "strides"), _pair(dilation_rate, "dilation_rate")
+    pool = _pair(pool_size, "pool_size")
+    same, pads = _padding(padding)
+    if any(type(a) is not _ndarray for a in (dy, x, w)) and _on_gpu(dy, x, w):
+        raise NotImplementedError("conv2d_relu_max_pool2d_backward: CPU arrays only; on a GPU "
+                                  "run max_pool2d_backward and conv2d_backward")
+    return _C.conv2d_relu_max_pool2d_backward(dy, argmax, x, w, strides, dilation, same, pads,
+                                              pool, bool(need_dx), bool(need_db))
 
 
 def conv_transpose_length(n, kernel, stride, padding, output_padding=None, dilation=1):

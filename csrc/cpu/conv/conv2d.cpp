@@ -39,6 +39,7 @@
 // small to pay for a parallel region runs on one thread (runtime/threading.h).
 #include "cpu/conv/conv2d.h"
 #include "cpu/conv/direct.h"
+#include "cpu/conv/direct_backward.h"
 #include "cpu/conv/direct_bands.h"
 #include "cpu/conv/im2col.h"
 #include "cpu/runtime/threading.h"
@@ -95,15 +96,6 @@ int batch_groups(const Conv2dGeom& g, int nthreads) {
 // ------------------------------------------------------------ direct path
 // Bands of output rows (direct_bands.h), each through the kernels of direct.h.
 
-// out (len,) = the sum of the count partial results parts (count,len), added
-// in order (so results do not depend on timing). Overwrites out.
-template <typename T>
-void sum_parts(T* out, const T* parts, int count, int64_t len) {
-  std::copy(parts, parts + len, out);
-  for (int t = 1; t < count; ++t)
-    for (int64_t i = 0; i < len; ++i) out[i] += parts[t * len + i];
-}
-
 // y = act(conv(x, w) + b) by the direct kernels; threads take contiguous
 // ranges of bands (their writes are independent).
 template <typename T>
@@ -133,29 +125,25 @@ void add_column_sums(T* acc, const T* dy, int64_t F, int64_t m0, int64_t m1) {
 }
 
 // dw (overwritten) and db (overwritten, or null) by the direct kernels: bands
-// as in the forward pass, per-thread accumulators summed in thread order.
+// as in the forward pass, per-thread accumulators summed in thread order
+// (direct_backward.h).
 template <typename T>
 void direct_conv_dw(T* dw, T* db, const T* dy, const T* x, const Conv2dGeom& g,
                     const Context& ctx) {
-  const int64_t K = g.KH * g.KW * g.C, F = g.F;
-  const DirectPlan plan = direct_plan(g);
-  const int64_t buf_size = direct_buf_size(plan, g);  // throws before any offset math overflows
-  const int nt = band_threads(g, plan, ctx);
+  const int nt = band_threads(g, direct_plan(g), ctx);
   ArenaScope scope(ctx.arena);
-  T* dw_all = ctx.arena->alloc<T>(nt * K * F);
-  T* db_all = ctx.arena->alloc<T>(nt * F);
-  std::fill(dw_all, dw_all + nt * K * F, T(0));
-  std::fill(db_all, db_all + nt * F, T(0));
-  int64_t* off = ctx.arena->alloc<int64_t>(K);
-  tap_offsets(off, g, plan.Wp);
-  const DirectDwFn<T> kernel = direct_conv_kernels[ctx.isa].dw<T>();
-  for_each_band(x, g, plan, buf_size, nt, ctx,
-                [&](int tid, const T* const* base, int64_t m0, int64_t m1) {
-    kernel(dw_all + tid * K * F, db ? db_all + tid * F : nullptr, base, off,
-                 dy + m0 * F, m1 - m0, K, F);
-  });
-  sum_parts(dw, dw_all, nt, K * F);
-  if (db) sum_parts(db, db_all, nt, F);
+  DirectBackward<T> bw(g, true, db != nullptr, nullptr, false, nt, ctx);
+  const int64_t band_pixels = bw.plan().band_rows * g.OW, P = g.OH * g.OW;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    const int tid = nt > 1 ? thread_id() : 0;
+    const ItemRange r = thread_items(bw.items(), nt, tid);
+    for (int64_t item = r.begin; item < r.end; ++item) {
+      const int64_t n = item / bw.plan().bands, b = item % bw.plan().bands;
+      bw.dw_band(tid, x, item, dy + (n * P + b * band_pixels) * g.F);
+    }
+  }
+  bw.finish(dw, db);
 }
 
 // With stride 1, dx is itself a convolution: of dy, padded by the window
@@ -204,9 +192,7 @@ void direct_conv_dx(T* dx, const T* dy, const T* w, const Conv2dGeom& g, const C
 // of 8): 3.2 ms, against 3.7 ms by dy . w^T and col2im. Fewer than 8 channels
 // would run the kernel's scalar tail (see kDirectMinChannels). A batch too
 // small to split over the threads (batch_groups) takes dy . w^T and col2im,
-// where the threads go inside the GEMM. Bands of kDxBand output pixels bound
-// the pointer array.
-constexpr int64_t kDxBand = 128;
+// where the threads go inside the GEMM.
 bool dx_by_taps(const Conv2dGeom& g, int nthreads) {
   return g.PT == 0 && g.PB == 0 && g.PL == 0 && g.PR == 0 && g.C >= kDirectMinChannels &&
          (batch_groups(g, nthreads) > 1 || threads_for(conv_macs(g), kParallelMinMacs,
@@ -216,31 +202,12 @@ bool dx_by_taps(const Conv2dGeom& g, int nthreads) {
 template <typename T>
 void direct_conv_dx_by_taps(T* dx, const T* dy, const T* w, const Conv2dGeom& g,
                             const Context& ctx) {
-  const int64_t taps = g.KH * g.KW, C = g.C, F = g.F, P = g.OH * g.OW;
-  const int64_t image = g.H * g.W * C, band = std::min<int64_t>(P, kDxBand);
   const int nt = batch_groups(g, ctx.nthreads);
   ArenaScope scope(ctx.arena);
-  T* wt = ctx.arena->alloc<T>(taps * F * C);  // (taps, F, C): w's (C, F) of every tap transposed
-  for (int64_t k = 0; k < taps; ++k)
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t f = 0; f < F; ++f) wt[(k * F + f) * C + c] = w[(k * C + c) * F + f];
-  int64_t* off = ctx.arena->alloc<int64_t>(taps);
-  for (int64_t kh = 0; kh < g.KH; ++kh)
-    for (int64_t kw = 0; kw < g.KW; ++kw) off[kh * g.KW + kw] = (kh * g.DH * g.W + kw * g.DW) * C;
-  T** dsts = ctx.arena->alloc<T*>(nt * band);
-  const DirectDxFn<T> kernel = direct_conv_kernels[ctx.isa].dx<T>();
+  DirectBackward<T> bw(g, false, false, w, true, nt, ctx);
+  const int64_t P = g.OH * g.OW;
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-  for (int64_t n = 0; n < g.N; ++n) {
-    T** dst = dsts + (nt > 1 ? thread_id() : 0) * band;
-    T* dxn = dx + n * image;
-    std::fill(dxn, dxn + image, T(0));
-    for (int64_t m0 = 0; m0 < P; m0 += band) {
-      const int64_t m1 = std::min(m0 + band, P);
-      for (int64_t m = m0; m < m1; ++m)
-        dst[m - m0] = dxn + (m / g.OW * g.SH * g.W + m % g.OW * g.SW) * C;
-      kernel(dst, off, dy + (n * P + m0) * F, wt, m1 - m0, taps, C, F);
-    }
-  }
+  for (int64_t n = 0; n < g.N; ++n) bw.dx_image(nt > 1 ? thread_id() : 0, dx, n, dy + n * P * g.F);
 }
 
 // Runs body(group, m0, m1, ctx) over the chunks of every group's images. Each
@@ -305,6 +272,13 @@ ConvAlgorithm conv2d_pick_algorithm(const Conv2dGeom& g, bool backward) {
   // im2col + GEMM, forward (28x28x32->1 same b128: 45 vs 11 ms).
   if (g.F < 8 && g.DH == 1 && g.DW == 1) return ConvAlgorithm::im2col;
   return ConvAlgorithm::direct;
+}
+
+bool conv2d_backward_by_bands(const Conv2dGeom& g, bool need_dx, int nthreads) {
+  if (g.N * g.OH * g.OW == 0 || g.F == 0 || is_pointwise(g) ||
+      conv2d_pick_algorithm(g, true) != ConvAlgorithm::direct)
+    return false;
+  return !need_dx || (!dx_is_direct_conv(g) && dx_by_taps(g, nthreads));
 }
 
 namespace {

@@ -26,6 +26,12 @@ enum class ConvAlgorithm : int { automatic = 0, direct = 1, im2col = 2 };
 // The algorithm `automatic` runs for this layer (direct or im2col), forward or backward.
 ConvAlgorithm conv2d_pick_algorithm(const Conv2dGeom& g, bool backward);
 
+// Whether conv2d_backward (automatic) takes this layer's dw and db by the
+// direct kernels' bands and, with need_dx, its dx image by image by the dx
+// kernel (direct_backward.h): the route a fused caller can run piece by piece
+// for the same bits.
+bool conv2d_backward_by_bands(const Conv2dGeom& g, bool need_dx, int nthreads);
+
 // y is overwritten with act(conv(x, w) + b). b may be null (no bias).
 template <typename T>
 void conv2d_forward(T* y /* (N,OH,OW,F) */, const T* x /* (N,H,W,C) */,

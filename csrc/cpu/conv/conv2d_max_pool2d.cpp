@@ -4,10 +4,17 @@
 // (max_pool2d.h) while it is in cache. The convolution of a pixel sums its
 // taps in the same order whatever band it falls in, so the values, and then
 // the maxima and their codes, are those of conv2d and max_pool2d.
+//
+// Backward: the pieces of conv2d_backward's direct route (direct_backward.h)
+// with the same thread split, fed one image of dz at a time by the max
+// pooling's scatter, so that the sums are added in the same order.
 #include "cpu/conv/conv2d_max_pool2d.h"
+
+#include <algorithm>
 
 #include "cpu/conv/conv2d.h"
 #include "cpu/conv/direct.h"
+#include "cpu/conv/direct_backward.h"
 #include "cpu/conv/direct_bands.h"
 #include "cpu/pool/max_pool2d.h"
 
@@ -53,6 +60,44 @@ void conv2d_relu_max_pool2d_forward(T* y, uint8_t* argmax, const T* x, const T* 
   });
 }
 
+template <typename T>
+void conv2d_relu_max_pool2d_backward(T* dx, T* dw, T* db, const T* dy, const uint8_t* argmax,
+                                     const T* x, const T* w, const Conv2dGeom& g,
+                                     const Conv2dGeom& pg, const Context& ctx) {
+  ArenaScope scope(ctx.arena);
+  if (!conv2d_backward_by_bands(g, dx != nullptr, ctx.nthreads)) {
+    T* dz = ctx.arena->alloc<T>(g.N * g.OH * g.OW * g.F);
+    max_pool2d_backward_argmax<T>(dz, dy, argmax, pg, true, ctx);
+    conv2d_backward<T>(dx, dw, db, dz, x, w, g, ctx);
+    return;
+  }
+  const int nt = band_threads(g, direct_plan(g), ctx);  // as conv2d_backward's dw
+  DirectBackward<T> bw(g, true, db != nullptr, w, dx != nullptr, nt, ctx);
+  const int64_t P = g.OH * g.OW, F = g.F, pooled = pg.OH * pg.OW * F;
+  const int64_t bands = bw.plan().bands, band_pixels = bw.plan().band_rows * g.OW;
+  T* dz_all = ctx.arena->alloc<T>(nt * P * F);  // (nt, OH*OW, F): an image of dz per thread
+  T* codes = ctx.arena->alloc<T>(nt * pg.OW * F);  // the scatter's scratch
+  const MaxPoolKernels::BackwardArgmaxSerial<T> scatter =
+      max_pool_kernels[ctx.isa].backward_argmax_serial<T>();
+  Conv2dGeom image = pg;
+  image.N = 1;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    const int tid = nt > 1 ? thread_id() : 0;
+    const ItemRange r = thread_items(bw.items(), nt, tid);
+    T* dz = dz_all + tid * P * F;
+    for (int64_t item = r.begin; item < r.end;) {
+      const int64_t n = item / bands;
+      scatter(dz, dy + n * pooled, argmax + n * pooled, codes + tid * pg.OW * F, image, true);
+      // an image's dx belongs to the thread with its first band
+      if (dx && item == n * bands) bw.dx_image(tid, dx, n, dz);
+      for (const int64_t end = std::min(r.end, (n + 1) * bands); item < end; ++item)
+        bw.dw_band(tid, x, item, dz + item % bands * band_pixels * F);
+    }
+  }
+  bw.finish(dw, db);
+}
+
 template void conv2d_relu_max_pool2d_forward<float>(float*, uint8_t*, const float*, const float*,
                                                     const float*, const Conv2dGeom&,
                                                     const Conv2dGeom&, const Context&);
@@ -60,5 +105,14 @@ template void conv2d_relu_max_pool2d_forward<double>(double*, uint8_t*, const do
                                                      const double*, const double*,
                                                      const Conv2dGeom&, const Conv2dGeom&,
                                                      const Context&);
+
+template void conv2d_relu_max_pool2d_backward<float>(float*, float*, float*, const float*,
+                                                     const uint8_t*, const float*, const float*,
+                                                     const Conv2dGeom&, const Conv2dGeom&,
+                                                     const Context&);
+template void conv2d_relu_max_pool2d_backward<double>(double*, double*, double*, const double*,
+                                                      const uint8_t*, const double*,
+                                                      const double*, const Conv2dGeom&,
+                                                      const Conv2dGeom&, const Context&);
 
 }  // namespace fastdl::cpu

@@ -5,7 +5,7 @@
 // convolution's output. Pooling windows tile the output from its top-left
 // corner (strides = pool size, no padding); rows and columns past the last
 // window are dropped, and not computed. Training then goes back through
-// max_pool2d_backward_argmax (relu) and conv2d_backward.
+// conv2d_relu_max_pool2d_backward.
 //
 // Layers whose convolution conv2d runs by the direct kernels (conv2d.h: all
 // but 1x1 and wide, deep ones) are computed in bands of output rows, whole
@@ -28,5 +28,21 @@ void conv2d_relu_max_pool2d_forward(T* y /* (N,PH,PW,F) */, uint8_t* argmax /* (
                                     const T* x /* (N,H,W,C) */, const T* w /* (KH,KW,C,F) */,
                                     const T* b /* (F,) or null */, const Conv2dGeom& g,
                                     const Conv2dGeom& pg, const Context& ctx);
+
+// Its backward pass: dx (or null: not wanted), dw and db (or null: no bias),
+// overwritten, for the upstream gradient dy of the pooled output and the
+// forward pass's argmax codes. The same bits as
+//     dz = max_pool2d_backward_argmax(dy, argmax, relu=true)   (cpu/pool/max_pool2d.h)
+//     conv2d_backward(dx, dw, db, dz, x, w)                     (automatic algorithm)
+// without storing dz where conv2d_backward runs the direct kernels' bands
+// (conv2d_backward_by_bands): each thread scatters one image's dz into its own
+// buffer and takes that image's dw bands and dx while it is in cache.
+template <typename T>
+void conv2d_relu_max_pool2d_backward(T* dx /* (N,H,W,C) or null */, T* dw /* (KH,KW,C,F) */,
+                                     T* db /* (F,) or null */, const T* dy /* (N,PH,PW,F) */,
+                                     const uint8_t* argmax /* (N,PH,PW,F) */,
+                                     const T* x /* (N,H,W,C) */, const T* w /* (KH,KW,C,F) */,
+                                     const Conv2dGeom& g, const Conv2dGeom& pg,
+                                     const Context& ctx);
 
 }  // namespace fastdl::cpu

@@ -125,26 +125,38 @@ inline int band_threads(const Conv2dGeom& g, const DirectPlan& plan, const Conte
   return int(std::min<int64_t>(nt, g.N * plan.bands));
 }
 
+// Items [begin, end) of thread t of nt: contiguous ranges in thread order. Every
+// direct pass splits its bands this way, so that per-thread partial sums (dw)
+// cover the same bands whichever pass computes them.
+struct ItemRange {
+  int64_t begin, end;
+};
+inline ItemRange thread_items(int64_t items, int nt, int t) {
+  return {items * t / nt, items * (t + 1) / nt};
+}
+
 // Runs body(tid, base, m0, m1) for every band of every image: output pixels
 // [m0, m1), base[p] pointing at the first tap of pixel m0 + p (direct_band).
-// nt threads take contiguous ranges of bands; tid is the thread's number.
-// The band buffers come from ctx.arena (the caller's ArenaScope).
+// nt threads take contiguous ranges of bands (thread_items); tid is the
+// thread's number. The band buffers come from ctx.arena (the caller's ArenaScope).
 template <typename T, typename Body>
 void for_each_band(const T* x, const Conv2dGeom& g, const DirectPlan& plan, int64_t buf_size,
                    int nt, const Context& ctx, Body&& body) {
   const int64_t items = g.N * plan.bands;
   T* bufs = ctx.arena->alloc<T>(nt * buf_size);
   const T** bases = ctx.arena->alloc<const T*>(nt * plan.band_rows * g.OW);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-  for (int64_t item = 0; item < items; ++item) {
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
     const int tid = nt > 1 ? thread_id() : 0;
     const T** base = bases + tid * plan.band_rows * g.OW;
-    const int64_t n = item / plan.bands, oh0 = item % plan.bands * plan.band_rows;
-    const int64_t oh1 = std::min(oh0 + plan.band_rows, g.OH);
-    direct_band(bufs + tid * buf_size, base, x, g, plan.Wp, n, oh0, oh1);
-    body(tid, base, (n * g.OH + oh0) * g.OW, (n * g.OH + oh1) * g.OW);
+    const ItemRange r = thread_items(items, nt, tid);
+    for (int64_t item = r.begin; item < r.end; ++item) {
+      const int64_t n = item / plan.bands, oh0 = item % plan.bands * plan.band_rows;
+      const int64_t oh1 = std::min(oh0 + plan.band_rows, g.OH);
+      direct_band(bufs + tid * buf_size, base, x, g, plan.Wp, n, oh0, oh1);
+      body(tid, base, (n * g.OH + oh0) * g.OW, (n * g.OH + oh1) * g.OW);
+    }
   }
 }
-
 
 }  // namespace fastdl::cpu

@@ -39,7 +39,7 @@ void max_pool2d_backward_argmax(T* dx, const T* dy, const uint8_t* argmax, const
                                 bool relu, const Context& ctx) {
   const Context c = sized(g, ctx);
   ArenaScope scope(c.arena);
-  T* scratch = c.arena->alloc<T>(int64_t(c.nthreads) * g.C);
+  T* scratch = c.arena->alloc<T>(int64_t(c.nthreads) * g.OW * g.C);  // a row of codes each
   max_pool_kernels[ctx.isa].backward_argmax<T>()(dx, dy, argmax, scratch, g, relu, c);
 }
 

@@ -69,8 +69,14 @@ struct MaxPoolKernels {
   ForwardSerial<double> forward_serial_f64;
   Backward<float> backward_f32;
   Backward<double> backward_f64;
+  // The scatter of every image on the calling thread; scratch: OW * C values.
+  template <typename T>
+  using BackwardArgmaxSerial = void (*)(T* dx, const T* dy, const uint8_t* argmax, T* scratch,
+                                        const Conv2dGeom& g, bool relu);
   BackwardArgmax<float> backward_argmax_f32;
   BackwardArgmax<double> backward_argmax_f64;
+  BackwardArgmaxSerial<float> backward_argmax_serial_f32;
+  BackwardArgmaxSerial<double> backward_argmax_serial_f64;
 
   template <typename T>
   Forward<T> forward() const {
@@ -89,6 +95,11 @@ struct MaxPoolKernels {
   BackwardArgmax<T> backward_argmax() const {
     if constexpr (sizeof(T) == sizeof(float)) return backward_argmax_f32;
     else return backward_argmax_f64;
+  }
+  template <typename T>
+  BackwardArgmaxSerial<T> backward_argmax_serial() const {
+    if constexpr (sizeof(T) == sizeof(float)) return backward_argmax_serial_f32;
+    else return backward_argmax_serial_f64;
   }
 };
 inline DispatchTable<MaxPoolKernels> max_pool_kernels;

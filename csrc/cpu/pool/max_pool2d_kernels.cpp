@@ -127,12 +127,73 @@ inline void window_max(T* __restrict yp, uint8_t* __restrict ap, const T* xn, in
   }
 }
 
+// A row of 2x2 windows that tile x from its top-left corner (Keras' default
+// pooling, unrolled; the window loops of window_max cost more than its
+// arithmetic here): y (OW,C) and, with Argmax, the codes, from the two input
+// rows at xr (W,C each). The same values and codes as window_max.
+template <bool Argmax, typename T>
+inline void tiled_2x2_row(T* __restrict y, uint8_t* __restrict a, const T* xr, int64_t W,
+                          int64_t C, int64_t OW) {
+  using V = typename Vec<T>::type;
+  constexpr int L = Vec<T>::L;
+  const int64_t below = W * C;  // the second row's offset
+  for (int64_t ow = 0; ow < OW; ++ow) {
+    const T* p = xr + 2 * ow * C;
+    T* yp = y + ow * C;
+    int64_t c = 0;
+    for (; c + L <= C; c += L) {
+      V m, v1, v2, v3;
+      __builtin_memcpy(&m, p + c, sizeof(V));
+      __builtin_memcpy(&v1, p + C + c, sizeof(V));
+      __builtin_memcpy(&v2, p + below + c, sizeof(V));
+      __builtin_memcpy(&v3, p + below + C + c, sizeof(V));
+      V tap = V{};
+      auto gt = v1 > m;  // strictly: the first maximum keeps its tap
+      m = gt ? v1 : m;
+      if (Argmax) tap = gt ? V{} + T(1) : tap;
+      gt = v2 > m;
+      m = gt ? v2 : m;
+      if (Argmax) tap = gt ? V{} + T(2) : tap;
+      gt = v3 > m;
+      m = gt ? v3 : m;
+      if (Argmax) tap = gt ? V{} + T(3) : tap;
+      __builtin_memcpy(yp + c, &m, sizeof(V));
+      if (Argmax) {
+        using I = typename Vec<T>::i32;
+        const I positive = __builtin_convertvector(m > V{}, I);
+        const I not_positive = ~positive & (I{} + int(kMaxPoolNotPositive));
+        const I nan = __builtin_convertvector(m != m, I) & (I{} + int(kMaxPoolNoTap));
+        const I code = __builtin_convertvector(tap, I) | not_positive | nan;
+        const typename Vec<T>::bytes b = low_bytes<T>(code);
+        __builtin_memcpy(a + ow * C + c, &b, L);
+      }
+    }
+    for (; c < C; ++c) {  // the channels past the last vector
+      const T t[3] = {p[C + c], p[below + c], p[below + C + c]};
+      T m = p[c], tap = T(0);
+      for (int i = 0; i < 3; ++i)
+        if (t[i] > m) {
+          m = t[i];
+          tap = T(i + 1);
+        }
+      yp[c] = m;
+      if (Argmax) a[ow * C + c] = uint8_t(argmax_code(m, tap));
+    }
+  }
+}
+
 // Output row r of the N * OH rows; argmax null: y only, otherwise also the
 // argmax codes (max_pool2d.h).
 template <bool Argmax, typename T>
 inline void forward_row(T* y, uint8_t* argmax, const T* x, const Conv2dGeom& g, int64_t r) {
   const int64_t C = g.C, n = r / g.OH, oh = r % g.OH;
   const T* xn = x + n * g.H * g.W * C;
+  if (g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && g.PT == 0 && g.PL == 0 &&
+      2 * g.OH <= g.H && 2 * g.OW <= g.W) {
+    tiled_2x2_row<Argmax>(y + r * g.OW * C, Argmax ? argmax + r * g.OW * C : nullptr,
+                          xn + 2 * oh * g.W * C, g.W, C, g.OW);
+    return;
+  }
   const auto [h0, h1, ih0] = pool_rows(g, oh);
   for (int64_t ow = 0; ow < g.OW; ++ow) {
     const auto [w0, w1, iw0] = pool_cols(g, ow);
@@ -248,43 +309,105 @@ void max_pool2d_backward_loop(T* dx, const T* dy, const T* x, T* scratch, const 
   }
 }
 
-// The scatter from the argmax codes: per window, its codes as T in scratch
-// (nthreads * C values; relu: flagged codes stay >= 128, which no tap equals;
+// One row of a window: dxp (KW,C) pixel kw = dy (C,) where code (C,) is tap
+// t0 + kw, else 0. A vector of channels at a time, its codes and dy loaded
+// once for the KW pixels.
+template <typename T>
+inline void scatter_window_row(T* __restrict dxp, const T* __restrict dyp,
+                               const T* __restrict code, int64_t C, int64_t KW, T t0) {
+  using V = typename Vec<T>::type;
+  constexpr int L = Vec<T>::L;
+  int64_t c = 0;
+  for (; c + L <= C; c += L) {
+    V k, d;
+    __builtin_memcpy(&k, code + c, sizeof(V));
+    __builtin_memcpy(&d, dyp + c, sizeof(V));
+    for (int64_t kw = 0; kw < KW; ++kw) {
+      const V v = k == t0 + T(kw) ? d : V{};
+      __builtin_memcpy(dxp + kw * C + c, &v, sizeof(V));
+    }
+  }
+  for (; c < C; ++c)
+    for (int64_t kw = 0; kw < KW; ++kw) dxp[kw * C + c] = keep_if(code[c] == t0 + T(kw), dyp[c]);
+}
+
+// The scatter into one image dxn (H,W,C) from its dy and codes (OH,OW,C) when
+// the windows tile it from the top-left corner (strides = window, no padding):
+// row by row, every value written once, what no window covers zeroed. A row of
+// windows has its codes widened to T in code (OW*C values) once for its KH rows
+// (converted per window, the window loops cost 2x the whole scatter).
+template <bool Relu, typename T>
+void tiled_scatter_image(T* dxn, const T* dyn, const uint8_t* an, T* __restrict code,
+                         const Conv2dGeom& g) {
+  const int64_t C = g.C, covered_w = g.OW * g.KW, run = g.OW * C;
+  const int mask = Relu ? 255 : 127;  // as in argmax_scatter_image
+  for (int64_t h = 0; h < g.H; ++h) {
+    T* row = dxn + h * g.W * C;
+    if (h >= g.OH * g.KH) {
+      std::memset(row, 0, sizeof(T) * g.W * C);
+      continue;
+    }
+    const int64_t oh = h / g.KH, kh = h % g.KH;
+    const T* __restrict dyr = dyn + oh * run;
+    if (kh == 0) {
+      const uint8_t* __restrict ar = an + oh * run;
+      for (int64_t i = 0; i < run; ++i) code[i] = T(int(ar[i]) & mask);
+    }
+    for (int64_t ow = 0; ow < g.OW; ++ow)
+      scatter_window_row(row + ow * g.KW * C, dyr + ow * C, code + ow * C, C, g.KW,
+                         T(kh * g.KW));
+    std::memset(row + covered_w * C, 0, sizeof(T) * (g.W - covered_w) * C);
+  }
+}
+
+// The scatter from the argmax codes into image n of dx (code: OW*C values of
+// scratch). Tiling windows: tiled_scatter_image. Otherwise per window, its codes
+// as T in code (C values; relu: flagged codes stay >= 128, which no tap equals;
 // otherwise the flag is masked off and 255 becomes 127, which no tap of a
 // window of at most 127 taps equals either), then each tap takes dy where its
-// index matches. Threads as in the backward pass above.
+// index matches.
+template <bool Relu, typename T>
+void argmax_scatter_image(T* dx, const T* dy, const uint8_t* argmax, T* __restrict code,
+                          const Conv2dGeom& g, int64_t n) {
+  const int64_t C = g.C;
+  if (g.SH == g.KH && g.SW == g.KW && g.PT == 0 && g.PB == 0 && g.PL == 0 && g.PR == 0) {
+    tiled_scatter_image<Relu>(dx + n * g.H * g.W * C, dy + n * g.OH * g.OW * C,
+                              argmax + n * g.OH * g.OW * C, code, g);
+    return;
+  }
+  const bool disjoint = g.SH >= g.KH && g.SW >= g.KW;
+  const int mask = Relu ? 255 : 127;
+  T* dxn = dx + n * g.H * g.W * C;
+  zero_unassigned(dxn, g);
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    const auto [h0, h1, ih0] = pool_rows(g, oh);
+    for (int64_t ow = 0; ow < g.OW; ++ow) {
+      const auto [w0, w1, iw0] = pool_cols(g, ow);
+      const int64_t o = ((n * g.OH + oh) * g.OW + ow) * C;
+      const T* __restrict dyp = dy + o;
+      const uint8_t* __restrict ap = argmax + o;
+      for (int64_t c = 0; c < C; ++c) code[c] = T(int(ap[c]) & mask);
+      for (int64_t kh = h0; kh < h1; ++kh)
+        for (int64_t kw = w0; kw < w1; ++kw) {
+          const T t = T(kh * g.KW + kw);
+          T* __restrict dxp = dxn + ((ih0 + kh) * g.W + iw0 + kw) * C;
+          if (disjoint)
+            for (int64_t c = 0; c < C; ++c) dxp[c] = keep_if(code[c] == t, dyp[c]);
+          else
+            for (int64_t c = 0; c < C; ++c) dxp[c] += keep_if(code[c] == t, dyp[c]);
+        }
+    }
+  }
+}
+
+// scratch: nthreads * OW * C values. Threads as in the backward pass above.
 template <bool Relu, typename T>
 void max_pool2d_backward_argmax_loop(T* dx, const T* dy, const uint8_t* argmax, T* scratch,
                                      const Conv2dGeom& g, const Context& ctx) {
-  const int64_t C = g.C, image = g.H * g.W * C;
   const int nt = ctx.nthreads;
-  const bool disjoint = g.SH >= g.KH && g.SW >= g.KW;
-  const int mask = Relu ? 255 : 127;
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-  for (int64_t n = 0; n < g.N; ++n) {
-    T* __restrict code = scratch + thread_index(nt) * C;
-    T* dxn = dx + n * image;
-    zero_unassigned(dxn, g);
-    for (int64_t oh = 0; oh < g.OH; ++oh) {
-      const auto [h0, h1, ih0] = pool_rows(g, oh);
-      for (int64_t ow = 0; ow < g.OW; ++ow) {
-        const auto [w0, w1, iw0] = pool_cols(g, ow);
-        const int64_t o = ((n * g.OH + oh) * g.OW + ow) * C;
-        const T* __restrict dyp = dy + o;
-        const uint8_t* __restrict ap = argmax + o;
-        for (int64_t c = 0; c < C; ++c) code[c] = T(int(ap[c]) & mask);
-        for (int64_t kh = h0; kh < h1; ++kh)
-          for (int64_t kw = w0; kw < w1; ++kw) {
-            const T t = T(kh * g.KW + kw);
-            T* __restrict dxp = dxn + ((ih0 + kh) * g.W + iw0 + kw) * C;
-            if (disjoint)
-              for (int64_t c = 0; c < C; ++c) dxp[c] = keep_if(code[c] == t, dyp[c]);
-            else
-              for (int64_t c = 0; c < C; ++c) dxp[c] += keep_if(code[c] == t, dyp[c]);
-          }
-      }
-    }
-  }
+  for (int64_t n = 0; n < g.N; ++n)
+    argmax_scatter_image<Relu>(dx, dy, argmax, scratch + thread_index(nt) * g.OW * g.C, g, n);
 }
 
 template <typename T>
@@ -292,6 +415,16 @@ void max_pool2d_backward_argmax_impl(T* dx, const T* dy, const uint8_t* argmax, 
                                      const Conv2dGeom& g, bool relu, const Context& ctx) {
   if (relu) max_pool2d_backward_argmax_loop<true>(dx, dy, argmax, scratch, g, ctx);
   else max_pool2d_backward_argmax_loop<false>(dx, dy, argmax, scratch, g, ctx);
+}
+
+// Every image on the calling thread (scratch: OW * C values).
+template <typename T>
+void max_pool2d_backward_argmax_serial_impl(T* dx, const T* dy, const uint8_t* argmax,
+                                            T* scratch, const Conv2dGeom& g, bool relu) {
+  for (int64_t n = 0; n < g.N; ++n) {
+    if (relu) argmax_scatter_image<true>(dx, dy, argmax, scratch, g, n);
+    else argmax_scatter_image<false>(dx, dy, argmax, scratch, g, n);
+  }
 }
 
 template <typename T>
@@ -305,7 +438,9 @@ constexpr MaxPoolKernels kKernels{
     &max_pool2d_forward_impl<float>,         &max_pool2d_forward_impl<double>,
     &max_pool2d_forward_serial_impl<float>,  &max_pool2d_forward_serial_impl<double>,
     &max_pool2d_backward_impl<float>,        &max_pool2d_backward_impl<double>,
-    &max_pool2d_backward_argmax_impl<float>, &max_pool2d_backward_argmax_impl<double>};
+    &max_pool2d_backward_argmax_impl<float>, &max_pool2d_backward_argmax_impl<double>,
+    &max_pool2d_backward_argmax_serial_impl<float>,
+    &max_pool2d_backward_argmax_serial_impl<double>};
 FASTDL_REGISTER_KERNELS(max_pool_kernels, kKernels);
 
 }  // namespace

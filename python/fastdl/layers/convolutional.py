@@ -141,10 +141,14 @@ class Conv2D(Layer):
 
     def _backward_logits(self, dz, need_dx=True):
         dx, grads = self._conv_backward(dz, need_dx)
+        self._store_grads(grads)
+        return dx if need_dx else None
+
+    def _store_grads(self, grads):
+        """The weight gradients [kernel, bias or None] into the layer's gradient buffers."""
         g = self._grads
         for i, d in enumerate(grads[:len(g)]):
             g[i][...] = d.reshape(g[i].shape)
-        return dx if need_dx else None
 
     def _common_config(self):
         pad = self.padding if isinstance(self.padding, str) else jsonable(self.padding)

@@ -51,10 +51,11 @@ class MaxPooling2D(_Pool2D):
     that the backward pass scatters dy without reading x again."""
     _op = "max_pool2d"
     _argmax = None
+    _after_conv = None   # the Conv2D whose call ran with this layer's (_call_after_conv)
 
     def call(self, x, training=False):
         self._x = x
-        self._argmax = None
+        self._argmax = self._after_conv = None
         if training and type(x) is np.ndarray and self.pool_size[0] * self.pool_size[1] <= 127:
             y, self._argmax = ops.max_pool2d(x, return_argmax=True, **self._kw())
             return y
@@ -76,10 +77,11 @@ class MaxPooling2D(_Pool2D):
     def _call_after_conv(self, conv, x):
         """The training call of ``conv`` (_fuses_after) and then of this layer on a CPU
         array, in one op (ops.conv2d_relu_max_pool2d): the convolution's output is not
-        stored. Backward: this layer's _backward_relu, then conv._backward_logits."""
+        stored. Backward: _backward_through."""
         conv._x, conv._y = x, None
         y, self._argmax = ops.conv2d_relu_max_pool2d(x, conv._weights[0], conv._bias(),
                                                      pool_size=self.pool_size, **conv._kw())
+        self._after_conv = conv
         # the backward pass reads the pooled input's shape and dtype only, not its values
         self._x = np.broadcast_to(np.zeros((), x.dtype), conv.compute_output_shape(x.shape))
         return y
@@ -90,6 +92,21 @@ class MaxPooling2D(_Pool2D):
         if _device.is_device(x):
             return self._plan_call(conv._plan_call(x, True, conv_need_dx), True, need_dx)
         return self._call_after_conv(conv, x)
+
+    def _backward_through(self, conv, dy, need_dx):
+        """The backward passes of this layer and then of ``conv``, the layer whose ReLU
+        output it pooled: conv's weight gradients, and its dL/dx when need_dx. After the
+        fused call (_call_after_conv) one op, ops.conv2d_relu_max_pool2d_backward, which
+        does not store the gradient of the convolution's output; otherwise this layer's
+        ReLU-masked scatter (_backward_relu) and conv's _backward_logits. The same bits
+        either way."""
+        if self._after_conv is not conv:
+            return conv._backward_logits(self._backward_relu(dy), need_dx)
+        dx, dw, db = ops.conv2d_relu_max_pool2d_backward(
+            dy, self._argmax, conv._x, conv._weights[0], pool_size=self.pool_size,
+            need_dx=need_dx, need_db=conv.use_bias, **conv._kw())
+        conv._store_grads([dw, db])
+        return dx
 
     def _backward_relu(self, dy):
         """The gradient of the pre-activation of the ReLU whose output this layer pooled."""

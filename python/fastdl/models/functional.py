@@ -273,7 +273,7 @@ class Functional(Model):
                         continue
                     c = conv_of.get(p[3])
                     if c is not None:   # the pool's backward with the ReLU's mask, then the conv's
-                        add_grad(grads, c, c[0]._backward_logits(p[0]._backward_relu(g), c[4]))
+                        add_grad(grads, c, p[0]._backward_through(c[0], g, c[4]))
                     else:
                         add_grad(grads, p, p[0].backward(g, p[4]))
                 opt.apply_gradients(pairs)

@@ -392,10 +392,13 @@ def backward_plan(layers):
     """The backward pass over ``layers`` [(layer, need_dx)] (forward order) as a list
     of callables dh -> dh, last layer first.
 
-    A layer whose ReLU output feeds a MaxPooling2D is fused with it: the pooling
-    backward applies the ReLU's mask in its own pass (ops.max_pool2d_backward with
-    relu=True), and the layer continues from its pre-activation gradient. That
-    saves one full read and write of the layer's output per step.
+    A layer whose ReLU output feeds a MaxPooling2D is fused with it
+    (MaxPooling2D._backward_through): the pooling backward applies the ReLU's mask
+    in its own pass (ops.max_pool2d_backward with relu=True), and the layer
+    continues from its pre-activation gradient. That saves one full read and write
+    of the layer's output per step. After the fused forward call of a Conv2D and
+    its pooling (forward_plan) the two backward passes are one op, which does not
+    store the gradient of the convolution's output at all.
     """
     plan = []
     i = len(layers) - 1
@@ -405,7 +408,7 @@ def backward_plan(layers):
         if (need_dx and type(layer) is layers_mod.MaxPooling2D and prev is not None
                 and prev._output_activation() == "relu" and prev._fuses_logits()):
             plan.append(lambda dh, pool=layer, p=prev, nd=prev_need_dx:
-                        p._backward_logits(pool._backward_relu(dh), nd))
+                        pool._backward_through(p, dh, nd))
             i -= 2
         else:
             plan.append(lambda dh, l=layer, nd=need_dx: l.backward(dh, nd))

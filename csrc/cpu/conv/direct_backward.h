@@ -1,0 +1,126 @@
+// The direct convolution's backward pass in pieces (the dw and dx kernels of
+// direct.h), shared by conv2d.cpp and the fused conv2d_max_pool2d.cpp so that
+// both give the same bits: dw and db by bands of output rows (direct_bands.h),
+// each thread summing into its own accumulators, added up in thread order at
+// the end; dx of an unpadded layer image by image, each output pixel's dy row
+// times w^T added into its patch of dx in place (no patch matrix, no col2im).
+// Portable driver code: include it only from driver sources.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#include "common/conv_geometry.h"
+#include "cpu/conv/direct.h"
+#include "cpu/conv/direct_bands.h"
+#include "cpu/runtime/context.h"
+
+namespace fastdl::cpu {
+
+// out (len,) = the sum of the count partial results parts (count,len), added
+// in order (so results do not depend on timing). Overwrites out.
+template <typename T>
+void sum_parts(T* out, const T* parts, int count, int64_t len) {
+  std::copy(parts, parts + len, out);
+  for (int t = 1; t < count; ++t)
+    for (int64_t i = 0; i < len; ++i) out[i] += parts[t * len + i];
+}
+
+// The dx kernel takes the pixels of an image in runs of at most this many
+// (bounding the pointer array). Its sums into dx depend on where runs start,
+// so every caller cuts an image the same way: from its first pixel.
+inline constexpr int64_t kDxBand = 128;
+
+// Scratch (from ctx.arena, under the caller's ArenaScope) and kernels for
+// `threads` threads, each with its number tid < threads.
+template <typename T>
+class DirectBackward {
+ public:
+  // dw: the per-thread dw (and, with_db, db) accumulators, zeroed; dx: w
+  // transposed per tap (w is not read without dx). The layer must be unpadded for dx.
+  DirectBackward(const Conv2dGeom& g, bool dw, bool with_db, const T* w, bool dx, int threads,
+                 const Context& ctx)
+      : g_(g), plan_(direct_plan(g)), K_(g.KH * g.KW * g.C), F_(g.F), threads_(threads),
+        dw_kernel_(direct_conv_kernels[ctx.isa].dw<T>()),
+        dx_kernel_(direct_conv_kernels[ctx.isa].dx<T>()) {
+    Arena* a = ctx.arena;
+    if (dw) {
+      buf_size_ = direct_buf_size(plan_, g);  // throws before any offset math overflows
+      dw_all_ = a->alloc<T>(threads * K_ * F_);
+      std::fill(dw_all_, dw_all_ + threads * K_ * F_, T(0));
+      if (with_db) {
+        db_all_ = a->alloc<T>(threads * F_);
+        std::fill(db_all_, db_all_ + threads * F_, T(0));
+      }
+      dw_off_ = a->alloc<int64_t>(K_);
+      tap_offsets(dw_off_, g, plan_.Wp);
+      bufs_ = a->alloc<T>(threads * buf_size_);
+      bases_ = a->alloc<const T*>(threads * plan_.band_rows * g.OW);
+    }
+    if (dx) {
+      const int64_t taps = g.KH * g.KW, C = g.C, F = g.F;
+      wt_ = a->alloc<T>(taps * F * C);  // (taps, F, C): w's (C, F) of every tap transposed
+      for (int64_t k = 0; k < taps; ++k)
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t f = 0; f < F; ++f) wt_[(k * F + f) * C + c] = w[(k * C + c) * F + f];
+      dx_off_ = a->alloc<int64_t>(taps);
+      for (int64_t kh = 0; kh < g.KH; ++kh)
+        for (int64_t kw = 0; kw < g.KW; ++kw)
+          dx_off_[kh * g.KW + kw] = (kh * g.DH * g.W + kw * g.DW) * C;
+      dsts_ = a->alloc<T*>(threads * std::min<int64_t>(g.OH * g.OW, kDxBand));
+    }
+  }
+
+  const DirectPlan& plan() const { return plan_; }
+  // The dw bands: N * plan().bands of them, band b of image n being item n * bands + b.
+  int64_t items() const { return g_.N * plan_.bands; }
+
+  // Thread tid's accumulators += the terms of band `item`; dy_band (rows, F):
+  // dy of the band's pixels, x the layer's input.
+  void dw_band(int tid, const T* x, int64_t item, const T* dy_band) {
+    const int64_t n = item / plan_.bands, oh0 = item % plan_.bands * plan_.band_rows;
+    const int64_t oh1 = std::min(oh0 + plan_.band_rows, g_.OH);
+    const T** base = bases_ + tid * plan_.band_rows * g_.OW;
+    direct_band(bufs_ + tid * buf_size_, base, x, g_, plan_.Wp, n, oh0, oh1);
+    dw_kernel_(dw_all_ + tid * K_ * F_, db_all_ ? db_all_ + tid * F_ : nullptr, base, dw_off_,
+               dy_band, (oh1 - oh0) * g_.OW, K_, F_);
+  }
+
+  // Image n of dx (overwritten) from the image's dy (OH*OW, F), on thread tid.
+  void dx_image(int tid, T* dx, int64_t n, const T* dyn) {
+    const int64_t P = g_.OH * g_.OW, C = g_.C, image = g_.H * g_.W * C;
+    T** dst = dsts_ + tid * std::min(P, kDxBand);
+    T* dxn = dx + n * image;
+    std::fill(dxn, dxn + image, T(0));
+    for (int64_t m0 = 0; m0 < P; m0 += kDxBand) {
+      const int64_t m1 = std::min(m0 + kDxBand, P);
+      for (int64_t m = m0; m < m1; ++m)
+        dst[m - m0] = dxn + (m / g_.OW * g_.SH * g_.W + m % g_.OW * g_.SW) * C;
+      dx_kernel_(dst, dx_off_, dyn + m0 * F_, wt_, m1 - m0, g_.KH * g_.KW, C, F_);
+    }
+  }
+
+  // dw and db (overwritten; db only if accumulated) = the threads' sums, in thread order.
+  void finish(T* dw, T* db) const {
+    sum_parts(dw, dw_all_, threads_, K_ * F_);
+    if (db && db_all_) sum_parts(db, db_all_, threads_, F_);
+  }
+
+ private:
+  const Conv2dGeom g_;
+  const DirectPlan plan_;
+  const int64_t K_, F_;
+  const int threads_;
+  const DirectDwFn<T> dw_kernel_;
+  const DirectDxFn<T> dx_kernel_;
+  int64_t buf_size_ = 0;
+  T* dw_all_ = nullptr;
+  T* db_all_ = nullptr;
+  int64_t* dw_off_ = nullptr;
+  T* bufs_ = nullptr;
+  const T** bases_ = nullptr;
+  T* wt_ = nullptr;
+  int64_t* dx_off_ = nullptr;
+  T** dsts_ = nullptr;
+};
+
+}  // namespace fastdl::cpu
