@@ -96,10 +96,11 @@ SPLIT_CASES = [((3, 13, 13, 32), (3, 3, 32, 64), 1, "valid", 1, 2),
                          ids=IDS + [f"split-{c[0]}-{c[1]}" for c in SPLIT_CASES])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_backward_same_bits_as_scatter_then_conv2d_backward(case, dtype, threads, rng):
-    # dx, dw and db with and without dx and db, NaNs in x (0 after the ReLU, NaN in dw).
+    # dx, dw and db, with and without dx and db. The fused pass skips the rows and
+    # columns the pooling drops (their gradient is zero): with finite x and w the
+    # same bits.
     xs, ws = case[:2]
     x = rng.standard_normal(xs).astype(dtype)
-    x.flat[::17] = np.nan
     w = rng.standard_normal(ws).astype(dtype)
     b = rng.standard_normal(ws[3]).astype(dtype)
     y, codes = ops.conv2d_relu_max_pool2d(x, w, b, pool_size=case[5], **kw(case))
@@ -118,6 +119,30 @@ def test_backward_same_bits_as_scatter_then_conv2d_backward(case, dtype, threads
             if need_dx:
                 assert dx.dtype == dtype and dx.shape == x.shape
                 np.testing.assert_array_equal(dx, want[0])
+
+
+def test_backward_skips_what_the_pooling_drops(rng):
+    # conv 13x13 -> 11x11, pooled 5x5: output row and column 10 are dropped, and input
+    # row and column 12 are read by them only. A NaN there reaches no output, and the
+    # fused backward pass gives the gradient of what was computed (the unfused ops
+    # multiply it by a zero dy: NaN in dw). A NaN that a pooled output reads is NaN in
+    # both.
+    x = rng.standard_normal((2, 13, 13, 8))
+    w = rng.standard_normal((3, 3, 8, 16))
+    x[1, 12, 5, 3] = x[0, 4, 12, 0] = np.nan
+    y, codes = ops.conv2d_relu_max_pool2d(x, w)
+    assert np.isfinite(y).all()
+    dy = rng.standard_normal(y.shape)
+    dx, dw, db = ops.conv2d_relu_max_pool2d_backward(dy, codes, x, w)
+    plain = unfused_backward(dy, codes, x, w, CASES[1])
+    assert np.isnan(plain[1]).any() and np.isfinite(dw).all()
+    clean = unfused_backward(dy, codes, np.nan_to_num(x, nan=0.0), w, CASES[1])
+    for got, want in zip((dx, dw, db), clean):
+        np.testing.assert_array_equal(got, want)
+    x[0, 3, 3, 1] = np.nan    # read by kept outputs
+    y, codes = ops.conv2d_relu_max_pool2d(x, w)
+    _, dw, _ = ops.conv2d_relu_max_pool2d_backward(dy, codes, x, w)
+    assert np.isnan(dw).any()
 
 
 @pytest.mark.parametrize("case", [CASES[0], CASES[1], CASES[4], CASES[6], SPLIT_CASES[2]],

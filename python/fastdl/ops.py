@@ -277,10 +277,12 @@ def conv2d_relu_max_pool2d_backward(dy, argmax, x, w, *, strides=1, padding="val
                                     dilation_rate=1, pool_size=2, need_dx=True, need_db=True):
     """Gradients ``(dx, dw, db)`` of conv2d_relu_max_pool2d for the upstream
     gradient dy of its pooled output and its argmax codes (an extension, CPU
-    arrays): the same bits as ``max_pool2d_backward(dy, z, relu=True,
-    argmax=argmax)`` (z the convolution's output) followed by conv2d_backward,
-    without storing that gradient where the convolution's backward pass runs
-    by bands. ``need_dx=False`` gives dx as None (a first layer), and
+    arrays): for finite x and w the same bits as ``max_pool2d_backward(dy, z,
+    relu=True, argmax=argmax)`` (z the convolution's output) followed by
+    conv2d_backward, without storing that gradient where the convolution's
+    backward pass runs by bands. There the rows and columns the pooling drops
+    are skipped, so an Inf or NaN of x that only they read does not make dw
+    NaN. ``need_dx=False`` gives dx as None (a first layer), and
     ``need_db=False`` db (a layer without bias).
     """
     strides, dilation = _pair(strides, "strides"), _pair(dilation_rate, "dilation_rate")

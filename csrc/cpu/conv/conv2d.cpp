@@ -133,15 +133,13 @@ void direct_conv_dw(T* dw, T* db, const T* dy, const T* x, const Conv2dGeom& g,
   const int nt = band_threads(g, direct_plan(g), ctx);
   ArenaScope scope(ctx.arena);
   DirectBackward<T> bw(g, true, db != nullptr, nullptr, false, nt, ctx);
-  const int64_t band_pixels = bw.plan().band_rows * g.OW, P = g.OH * g.OW;
+  const int64_t P = g.OH * g.OW;
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
     const int tid = nt > 1 ? thread_id() : 0;
     const ItemRange r = thread_items(bw.items(), nt, tid);
-    for (int64_t item = r.begin; item < r.end; ++item) {
-      const int64_t n = item / bw.plan().bands, b = item % bw.plan().bands;
-      bw.dw_band(tid, x, item, dy + (n * P + b * band_pixels) * g.F);
-    }
+    for (int64_t item = r.begin; item < r.end; ++item)
+      bw.dw_band(tid, x, item, dy + item / bw.plan().bands * P * g.F);
   }
   bw.finish(dw, db);
 }

@@ -72,15 +72,21 @@ void conv2d_relu_max_pool2d_backward(T* dx, T* dw, T* db, const T* dy, const uin
     return;
   }
   const int nt = band_threads(g, direct_plan(g), ctx);  // as conv2d_backward's dw
-  DirectBackward<T> bw(g, true, db != nullptr, w, dx != nullptr, nt, ctx);
-  const int64_t P = g.OH * g.OW, F = g.F, pooled = pg.OH * pg.OW * F;
-  const int64_t bands = bw.plan().bands, band_pixels = bw.plan().band_rows * g.OW;
-  T* dz_all = ctx.arena->alloc<T>(nt * P * F);  // (nt, OH*OW, F): an image of dz per thread
+  // Only the output rows and columns the windows cover: the others' gradient is zero.
+  Conv2dGeom c = g;
+  c.OH = pg.OH * pg.KH;
+  c.OW = pg.OW * pg.KW;
+  DirectBackward<T> bw(g, c, true, db != nullptr, w, dx != nullptr, nt, ctx);
+  const int64_t P = c.OH * c.OW, F = g.F, pooled = pg.OH * pg.OW * F;
+  const int64_t bands = bw.plan().bands;
+  T* dz_all = ctx.arena->alloc<T>(nt * P * F);  // (nt, P, F): an image of dz per thread
   T* codes = ctx.arena->alloc<T>(nt * pg.OW * F);  // the scatter's scratch
   const MaxPoolKernels::BackwardArgmaxSerial<T> scatter =
       max_pool_kernels[ctx.isa].backward_argmax_serial<T>();
-  Conv2dGeom image = pg;
+  Conv2dGeom image = pg;  // one image's pooling of the covered rows and columns
   image.N = 1;
+  image.H = c.OH;
+  image.W = c.OW;
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
     const int tid = nt > 1 ? thread_id() : 0;
@@ -92,7 +98,7 @@ void conv2d_relu_max_pool2d_backward(T* dx, T* dw, T* db, const T* dy, const uin
       // an image's dx belongs to the thread with its first band
       if (dx && item == n * bands) bw.dx_image(tid, dx, n, dz);
       for (const int64_t end = std::min(r.end, (n + 1) * bands); item < end; ++item)
-        bw.dw_band(tid, x, item, dz + item % bands * band_pixels * F);
+        bw.dw_band(tid, x, item, dz);
     }
   }
   bw.finish(dw, db);

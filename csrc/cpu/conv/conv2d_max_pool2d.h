@@ -31,12 +31,15 @@ void conv2d_relu_max_pool2d_forward(T* y /* (N,PH,PW,F) */, uint8_t* argmax /* (
 
 // Its backward pass: dx (or null: not wanted), dw and db (or null: no bias),
 // overwritten, for the upstream gradient dy of the pooled output and the
-// forward pass's argmax codes. The same bits as
+// forward pass's argmax codes. For finite x and w, the same bits as
 //     dz = max_pool2d_backward_argmax(dy, argmax, relu=true)   (cpu/pool/max_pool2d.h)
 //     conv2d_backward(dx, dw, db, dz, x, w)                     (automatic algorithm)
 // without storing dz where conv2d_backward runs the direct kernels' bands
 // (conv2d_backward_by_bands): each thread scatters one image's dz into its own
-// buffer and takes that image's dw bands and dx while it is in cache.
+// buffer and takes that image's dw bands and dx while it is in cache. There,
+// the rows and columns the pooling drops (zero dz) are skipped, as in the
+// forward pass (direct_backward.h): an Inf or NaN of x that only they read
+// does not turn dw into NaN as it does through the two ops.
 template <typename T>
 void conv2d_relu_max_pool2d_backward(T* dx /* (N,H,W,C) or null */, T* dw /* (KH,KW,C,F) */,
                                      T* db /* (F,) or null */, const T* dy /* (N,PH,PW,F) */,

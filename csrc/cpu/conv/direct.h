@@ -4,10 +4,10 @@
 // holds PB pixels x 2 vectors of filters in registers and walks the K taps;
 // the dw kernel holds KB taps x 2 vectors of filters and walks the pixels.
 // Both are vectorised across filters (F contiguous in w, y and dy). The dx
-// kernel is the forward kernel turned around: it holds PB pixels x 2 vectors
-// of channels of one tap's gradient (the patch matrix's row entries of dx),
-// walks the F filters of dy, and adds the result into dx in place, where
-// tap k of pixel p lands at dst[p][off[k]] (no patch matrix, no col2im).
+// kernel is the forward kernel turned around: tap by tap, it holds PB pixels x
+// 2 vectors of channels of that tap's gradient (the patch matrix's row entries
+// of dx), walks the F filters of dy, and adds the result into dx in place,
+// where tap k of pixel p lands at dst[p][off[k]] (no patch matrix, no col2im).
 //
 // direct_kernels.cpp is compiled once per capability level, with PB/KB sized
 // to that level's register file, and registers in direct_conv_kernels.
@@ -27,8 +27,11 @@ template <typename T>
 using DirectDwFn = void (*)(T* dw, T* db, const T* const* base, const int64_t* off, const T* dy,
                             int64_t np, int64_t K, int64_t F);
 
-// For every pixel p < np and tap k < taps: dst[p][off[k] + c] += sum_f dy[p,f] * wt[k,f,c],
-// c < C. For each k, the C-long runs of different pixels must not overlap.
+// For every tap k < taps, in order, and pixel p < np: dst[p][off[k] + c] +=
+// sum_f dy[p,f] * wt[k,f,c], c < C. For each k, the C-long runs of different
+// pixels must not overlap. A dx value sums its terms tap by tap, so the pixels a
+// call is given do not change the order of the others' terms: leaving out a
+// pixel whose dy is zero (finite w) gives the same bits.
 template <typename T>
 using DirectDxFn = void (*)(T* const* dst, const int64_t* off, const T* dy, const T* wt,
                             int64_t np, int64_t taps, int64_t C, int64_t F);

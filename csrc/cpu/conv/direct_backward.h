@@ -25,21 +25,27 @@ void sum_parts(T* out, const T* parts, int count, int64_t len) {
     for (int64_t i = 0; i < len; ++i) out[i] += parts[t * len + i];
 }
 
-// The dx kernel takes the pixels of an image in runs of at most this many
-// (bounding the pointer array). Its sums into dx depend on where runs start,
-// so every caller cuts an image the same way: from its first pixel.
+// The dx kernel gets an image's pixels in chunks of whole output rows, about
+// this many pixels. A dx value sums its terms chunk by chunk and, within one,
+// tap by tap (direct.h), so every caller cuts an image at the same rows.
 inline constexpr int64_t kDxBand = 128;
 
 // Scratch (from ctx.arena, under the caller's ArenaScope) and kernels for
-// `threads` threads, each with its number tid < threads.
+// `threads` threads, each with its number tid < threads, for the layer g.
+// Only the output pixels of `visit` are visited: g's with visit.OH <= g.OH and
+// visit.OW <= g.OW (the top-left ones; the others' dy is zero, as where a
+// pooling drops rows and columns). Bands and chunks are g's all the same, and
+// so are the threads' dw sums and the order of every dx value's terms: with
+// finite x and w, skipping pixels of zero dy leaves every bit as it is.
 template <typename T>
 class DirectBackward {
  public:
   // dw: the per-thread dw (and, with_db, db) accumulators, zeroed; dx: w
   // transposed per tap (w is not read without dx). The layer must be unpadded for dx.
-  DirectBackward(const Conv2dGeom& g, bool dw, bool with_db, const T* w, bool dx, int threads,
-                 const Context& ctx)
-      : g_(g), plan_(direct_plan(g)), K_(g.KH * g.KW * g.C), F_(g.F), threads_(threads),
+  DirectBackward(const Conv2dGeom& g, const Conv2dGeom& visit, bool dw, bool with_db,
+                 const T* w, bool dx, int threads, const Context& ctx)
+      : v_(visit), plan_(direct_plan(g)), K_(g.KH * g.KW * g.C), F_(g.F), threads_(threads),
+        dx_rows_(std::max<int64_t>(kDxBand / std::max<int64_t>(g.OW, 1), 1)),
         dw_kernel_(direct_conv_kernels[ctx.isa].dw<T>()),
         dx_kernel_(direct_conv_kernels[ctx.isa].dx<T>()) {
     Arena* a = ctx.arena;
@@ -66,36 +72,43 @@ class DirectBackward {
       for (int64_t kh = 0; kh < g.KH; ++kh)
         for (int64_t kw = 0; kw < g.KW; ++kw)
           dx_off_[kh * g.KW + kw] = (kh * g.DH * g.W + kw * g.DW) * C;
-      dsts_ = a->alloc<T*>(threads * std::min<int64_t>(g.OH * g.OW, kDxBand));
+      dsts_ = a->alloc<T*>(threads * dx_rows_ * g.OW);
     }
   }
+  DirectBackward(const Conv2dGeom& g, bool dw, bool with_db, const T* w, bool dx, int threads,
+                 const Context& ctx)
+      : DirectBackward(g, g, dw, with_db, w, dx, threads, ctx) {}
 
   const DirectPlan& plan() const { return plan_; }
   // The dw bands: N * plan().bands of them, band b of image n being item n * bands + b.
-  int64_t items() const { return g_.N * plan_.bands; }
+  int64_t items() const { return v_.N * plan_.bands; }
 
-  // Thread tid's accumulators += the terms of band `item`; dy_band (rows, F):
-  // dy of the band's pixels, x the layer's input.
-  void dw_band(int tid, const T* x, int64_t item, const T* dy_band) {
+  // Thread tid's accumulators += the terms of band `item` of its image, whose dy
+  // is dyn (visit.OH*visit.OW, F); x is the layer's input.
+  void dw_band(int tid, const T* x, int64_t item, const T* dyn) {
     const int64_t n = item / plan_.bands, oh0 = item % plan_.bands * plan_.band_rows;
-    const int64_t oh1 = std::min(oh0 + plan_.band_rows, g_.OH);
-    const T** base = bases_ + tid * plan_.band_rows * g_.OW;
-    direct_band(bufs_ + tid * buf_size_, base, x, g_, plan_.Wp, n, oh0, oh1);
+    const int64_t oh1 = std::min(oh0 + plan_.band_rows, v_.OH);
+    if (oh1 <= oh0) return;
+    const T** base = bases_ + tid * plan_.band_rows * v_.OW;
+    direct_band(bufs_ + tid * buf_size_, base, x, v_, plan_.Wp, n, oh0, oh1);
     dw_kernel_(dw_all_ + tid * K_ * F_, db_all_ ? db_all_ + tid * F_ : nullptr, base, dw_off_,
-               dy_band, (oh1 - oh0) * g_.OW, K_, F_);
+               dyn + oh0 * v_.OW * F_, (oh1 - oh0) * v_.OW, K_, F_);
   }
 
-  // Image n of dx (overwritten) from the image's dy (OH*OW, F), on thread tid.
+  // Image n of dx (overwritten) from the image's dy dyn (visit.OH*visit.OW, F),
+  // on thread tid.
   void dx_image(int tid, T* dx, int64_t n, const T* dyn) {
-    const int64_t P = g_.OH * g_.OW, C = g_.C, image = g_.H * g_.W * C;
-    T** dst = dsts_ + tid * std::min(P, kDxBand);
+    const int64_t C = v_.C, image = v_.H * v_.W * C;
+    T** dst = dsts_ + tid * dx_rows_ * v_.OW;
     T* dxn = dx + n * image;
     std::fill(dxn, dxn + image, T(0));
-    for (int64_t m0 = 0; m0 < P; m0 += kDxBand) {
-      const int64_t m1 = std::min(m0 + kDxBand, P);
-      for (int64_t m = m0; m < m1; ++m)
-        dst[m - m0] = dxn + (m / g_.OW * g_.SH * g_.W + m % g_.OW * g_.SW) * C;
-      dx_kernel_(dst, dx_off_, dyn + m0 * F_, wt_, m1 - m0, g_.KH * g_.KW, C, F_);
+    for (int64_t r0 = 0; r0 < v_.OH; r0 += dx_rows_) {
+      const int64_t r1 = std::min(r0 + dx_rows_, v_.OH);
+      int64_t p = 0;
+      for (int64_t oh = r0; oh < r1; ++oh)
+        for (int64_t ow = 0; ow < v_.OW; ++ow)
+          dst[p++] = dxn + (oh * v_.SH * v_.W + ow * v_.SW) * C;
+      dx_kernel_(dst, dx_off_, dyn + r0 * v_.OW * F_, wt_, p, v_.KH * v_.KW, C, F_);
     }
   }
 
@@ -106,10 +119,11 @@ class DirectBackward {
   }
 
  private:
-  const Conv2dGeom g_;
+  const Conv2dGeom v_;
   const DirectPlan plan_;
   const int64_t K_, F_;
   const int threads_;
+  const int64_t dx_rows_;  // output rows per dx chunk
   const DirectDwFn<T> dw_kernel_;
   const DirectDxFn<T> dx_kernel_;
   int64_t buf_size_ = 0;

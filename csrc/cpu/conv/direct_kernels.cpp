@@ -112,47 +112,52 @@ FASTDL_INLINE void dw_block(T* __restrict dw, const T* const* base, const int64_
     for (int v = 0; v < NV; ++v) vstore(dw + (k0 + i) * F + f0 + v * L, acc[i][v]);
 }
 
-// Pixels [p, p + NP) x NV channel vectors at c0 of every tap's dx run:
-// dst[p][off[k] + c] += dy[p] (F) . wt[k] (F,C) column c.
+// Pixels [p, p + NP) x NV channel vectors at c0 of tap k's dx run (wk = wt's
+// tap k, ok = off[k]): dst[p][ok + c] += dy[p] (F) . wk (F,C) column c.
 template <typename T, int NP, int NV>
-FASTDL_INLINE void dx_block(T* const* dst, const int64_t* off, const T* __restrict dy,
-                            const T* __restrict wt, int64_t p, int64_t c0, int64_t taps,
-                            int64_t C, int64_t F) {
+FASTDL_INLINE void dx_block(T* const* dst, int64_t ok, const T* __restrict dy,
+                            const T* __restrict wk, int64_t p, int64_t c0, int64_t C,
+                            int64_t F) {
   using V = typename VecOf<T>::type;
   constexpr int L = int(sizeof(V) / sizeof(T));
   const T* d[NP];
-  for (int i = 0; i < NP; ++i) d[i] = dy + (p + i) * F;
-  for (int64_t k = 0; k < taps; ++k) {
-    const T* wk = wt + k * F * C + c0;
-    T* out[NP];
-    V acc[NP][NV];
-    for (int i = 0; i < NP; ++i) {
-      out[i] = dst[p + i] + off[k] + c0;
-      for (int v = 0; v < NV; ++v) acc[i][v] = vload(out[i] + v * L);
-    }
-    for (int64_t f = 0; f < F; ++f) {
-      V wf[NV];
-      for (int v = 0; v < NV; ++v) wf[v] = vload(wk + f * C + v * L);
-      for (int i = 0; i < NP; ++i) {
-        const T a = d[i][f];
-        for (int v = 0; v < NV; ++v) acc[i][v] += a * wf[v];
-      }
-    }
-    for (int i = 0; i < NP; ++i)
-      for (int v = 0; v < NV; ++v) vstore(out[i] + v * L, acc[i][v]);
+  T* out[NP];
+  V acc[NP][NV];
+  for (int i = 0; i < NP; ++i) {
+    d[i] = dy + (p + i) * F;
+    out[i] = dst[p + i] + ok + c0;
+    for (int v = 0; v < NV; ++v) acc[i][v] = vload(out[i] + v * L);
   }
+  for (int64_t f = 0; f < F; ++f) {
+    V wf[NV];
+    for (int v = 0; v < NV; ++v) wf[v] = vload(wk + f * C + c0 + v * L);
+    for (int i = 0; i < NP; ++i) {
+      const T a = d[i][f];
+      for (int v = 0; v < NV; ++v) acc[i][v] += a * wf[v];
+    }
+  }
+  for (int i = 0; i < NP; ++i)
+    for (int v = 0; v < NV; ++v) vstore(out[i] + v * L, acc[i][v]);
 }
 
+// Tap by tap, all the pixels of the call for each: a dx value gets the terms of
+// its taps in tap order whatever the pixel blocks (within one tap no two pixels
+// share a value), so leaving out pixels whose dy is zero changes no bit. Tap k's
+// weights (F x C) stay in L1 while the pixels' dy rows stream by.
 template <typename T, int NV>
 void dx_columns(T* const* dst, const int64_t* off, const T* dy, const T* wt, int64_t np,
                 int64_t c0, int64_t taps, int64_t C, int64_t F) {
-  int64_t p = 0;
-  for (const int64_t end = np - small_rest(np); p < end; p += kPB)
-    dx_block<T, kPB, NV>(dst, off, dy, wt, p, c0, taps, C, F);
-  for (; take_four(np - p); p += 4) dx_block<T, 4, NV>(dst, off, dy, wt, p, c0, taps, C, F);
-  for (; p + 3 <= np; p += 3) dx_block<T, 3, NV>(dst, off, dy, wt, p, c0, taps, C, F);
-  for (; p + 2 <= np; p += 2) dx_block<T, 2, NV>(dst, off, dy, wt, p, c0, taps, C, F);
-  for (; p < np; ++p) dx_block<T, 1, NV>(dst, off, dy, wt, p, c0, taps, C, F);
+  for (int64_t k = 0; k < taps; ++k) {
+    const T* wk = wt + k * F * C;
+    const int64_t ok = off[k];
+    int64_t p = 0;
+    for (const int64_t end = np - small_rest(np); p < end; p += kPB)
+      dx_block<T, kPB, NV>(dst, ok, dy, wk, p, c0, C, F);
+    for (; take_four(np - p); p += 4) dx_block<T, 4, NV>(dst, ok, dy, wk, p, c0, C, F);
+    for (; p + 3 <= np; p += 3) dx_block<T, 3, NV>(dst, ok, dy, wk, p, c0, C, F);
+    for (; p + 2 <= np; p += 2) dx_block<T, 2, NV>(dst, ok, dy, wk, p, c0, C, F);
+    for (; p < np; ++p) dx_block<T, 1, NV>(dst, ok, dy, wk, p, c0, C, F);
+  }
 }
 
 template <typename T, int NV>
@@ -232,8 +237,8 @@ void direct_dx(T* const* dst, const int64_t* off, const T* dy, const T* wt, int6
   int64_t c0 = 0;
   for (; c0 + 2 * L <= C; c0 += 2 * L) dx_columns<T, 2>(dst, off, dy, wt, np, c0, taps, C, F);
   for (; c0 + L <= C; c0 += L) dx_columns<T, 1>(dst, off, dy, wt, np, c0, taps, C, F);
-  for (int64_t p = 0; p < np; ++p)
-    for (int64_t k = 0; k < taps; ++k)
+  for (int64_t k = 0; k < taps; ++k)  // tap by tap, as dx_columns
+    for (int64_t p = 0; p < np; ++p)
       for (int64_t c = c0; c < C; ++c) {
         T acc = dst[p][off[k] + c];
         for (int64_t f = 0; f < F; ++f) acc += dy[p * F + f] * wt[(k * F + f) * C + c];

@@ -99,7 +99,7 @@ class MaxPooling2D(_Pool2D):
         fused call (_call_after_conv) one op, ops.conv2d_relu_max_pool2d_backward, which
         does not store the gradient of the convolution's output; otherwise this layer's
         ReLU-masked scatter (_backward_relu) and conv's _backward_logits. The same bits
-        either way."""
+        either way for finite inputs and weights."""
         if self._after_conv is not conv:
             return conv._backward_logits(self._backward_relu(dy), need_dx)
         dx, dw, db = ops.conv2d_relu_max_pool2d_backward(
