@@ -94,12 +94,14 @@ def test_direct_register_block_tails(channels, pixels, rng):
     # remainders of 1 or 2 with a block of 6 before them as 4 + 3 and 4 + 4, and
     # 5 as 3 + 2: a 1x5 window over C channels has
     # K = 5C taps (every remainder mod 6, below and above 16), one image row of
-    # `pixels` outputs is one band. Each output sums its terms in the same order
-    # whatever the blocking, so the result is the reference's, and the same as with
-    # a batch of more images (other bands, other blocks).
+    # `pixels` outputs is one band; dw below 16 taps takes 3 taps by 4 vectors of
+    # filters, then 2 vectors, 1 and single filters (37 = 2 x 16 + 4 + 1 in float64
+    # at AVX2). Each output sums its terms in the same order whatever the blocking,
+    # so the result is the reference's, and the same as with a batch of more images
+    # (other bands, other blocks).
     x = rng.standard_normal((1, 1, pixels + 4, channels))
-    w = rng.standard_normal((1, 5, channels, 20))
-    b = rng.standard_normal(20)
+    w = rng.standard_normal((1, 5, channels, 37))
+    b = rng.standard_normal(37)
     y = ops.conv2d(x, w, b, activation="relu", algorithm="direct")
     np.testing.assert_allclose(y, np.maximum(ref.conv2d(x, w, b, 1, "valid", 1), 0),
                                rtol=1e-12, atol=1e-12)

@@ -273,7 +273,8 @@ out = {}
 for i, (xs, ws, s, p, pool) in enumerate([((2, 28, 28, 1), (3, 3, 1, 32), 1, "valid", 2),
                                           ((2, 13, 13, 32), (3, 3, 32, 64), 1, "valid", 2),
                                           ((2, 9, 10, 3), (3, 3, 3, 53), 2, "same", (2, 3)),
-                                          ((1, 22, 5, 2), (3, 3, 2, 13), 1, "valid", (3, 1))]):
+                                          ((1, 22, 5, 2), (3, 3, 2, 13), 1, "valid", (3, 1)),
+                                          ((3, 9, 10, 1), (3, 3, 1, 53), 1, "valid", 2)]):
     for dt in (np.float32, np.float64):
         x = rng.standard_normal(xs).astype(dt)
         w = rng.standard_normal(ws).astype(dt)

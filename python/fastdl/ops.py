@@ -175,6 +175,9 @@ def gemm_kernel_info(dtype="float32"):
 # the geometry with the same code (csrc/bindings_common/checks.h).
 def _pair(v, name):
     """int or pair of ints -> (a, b), both positive."""
+    if type(v) is tuple and len(v) == 2 and type(v[0]) is int and type(v[1]) is int \
+            and v[0] > 0 and v[1] > 0:
+        return v    # the form layers store: no work per call
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
         p = (int(v), int(v))
     elif (isinstance(v, (tuple, list)) and len(v) == 2

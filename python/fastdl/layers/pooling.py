@@ -82,8 +82,7 @@ class MaxPooling2D(_Pool2D):
         y, self._argmax = ops.conv2d_relu_max_pool2d(x, conv._weights[0], conv._bias(),
                                                      pool_size=self.pool_size, **conv._kw())
         self._after_conv = conv
-        # the backward pass reads the pooled input's shape and dtype only, not its values
-        self._x = np.broadcast_to(np.zeros((), x.dtype), conv.compute_output_shape(x.shape))
+        self._x = None   # not stored: the backward pass is _backward_through's one op
         return y
 
     def _train_after_conv(self, conv, x, conv_need_dx, need_dx):
