@@ -619,6 +619,19 @@ def test_max_pool_ties_go_to_first_maximum(cp, cu):
 
 
 @pytest.mark.cuda
+def test_fused_conv_pool_ops_refuse_gpu_arrays(cp, cu):
+    # CPU extensions: on a GPU the error names the ops to run instead.
+    ops = fastdl.ops
+    x, w = cp.zeros((1, 6, 6, 2), np.float32), cp.zeros((3, 3, 2, 4), np.float32)
+    with pytest.raises(NotImplementedError, match="on a GPU run conv2d and max_pool2d"):
+        ops.conv2d_relu_max_pool2d(x, w)
+    with pytest.raises(NotImplementedError,
+                       match="on a GPU run max_pool2d_backward and conv2d_backward"):
+        ops.conv2d_relu_max_pool2d_backward(cp.zeros((1, 2, 2, 4), np.float32),
+                                            np.zeros((1, 2, 2, 4), np.uint8), x, w)
+
+
+@pytest.mark.cuda
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_global_avg_pool(cp, cu, rng, dtype):
     x = rng.standard_normal((3, 5, 7, 4)).astype(dtype)

@@ -267,13 +267,19 @@ def conv2d_relu_max_pool2d(x, w, b=None, *, strides=1, padding="valid", dilation
     The pooling windows have strides = pool_size and 'valid' padding, at most
     127 taps. Its backward pass is conv2d_relu_max_pool2d_backward.
     """
-    strides, dilation = _pair(strides, "strides"), _pair(dilation_rate, "dilation_rate")
-    pool = _pair(pool_size, "pool_size")
+    geometry = _conv_pool_args("conv2d_relu_max_pool2d", "conv2d and max_pool2d", (x, w, b),
+                               strides, padding, dilation_rate, pool_size)
+    return _C.conv2d_relu_max_pool2d(x, w, b, *geometry)
+
+
+def _conv_pool_args(op, instead, arrays, strides, padding, dilation_rate, pool_size):
+    """The conv + pool ops' geometry arguments (strides, dilation, same, pads, pool);
+    they take CPU arrays only (`instead`: the ops to run on a GPU)."""
+    if any(type(a) is not _ndarray for a in arrays) and _on_gpu(*arrays):
+        raise NotImplementedError(f"{op}: CPU arrays only; on a GPU run {instead}")
     same, pads = _padding(padding)
-    if any(type(a) is not _ndarray for a in (x, w, b)) and _on_gpu(x, w, b):
-        raise NotImplementedError("conv2d_relu_max_pool2d: CPU arrays only; on a GPU run "
-                                  "conv2d and max_pool2d")
-    return _C.conv2d_relu_max_pool2d(x, w, b, strides, dilation, same, pads, pool)
+    return (_pair(strides, "strides"), _pair(dilation_rate, "dilation_rate"), same, pads,
+            _pair(pool_size, "pool_size"))
 
 
 def conv2d_relu_max_pool2d_backward(dy, argmax, x, w, *, strides=1, padding="valid",
@@ -288,14 +294,11 @@ def conv2d_relu_max_pool2d_backward(dy, argmax, x, w, *, strides=1, padding="val
     NaN. ``need_dx=False`` gives dx as None (a first layer), and
     ``need_db=False`` db (a layer without bias).
     """
-    strides, dilation = _pair(strides, "strides"), _pair(dilation_rate, "dilation_rate")
-    pool = _pair(pool_size, "pool_size")
-    same, pads = _padding(padding)
-    if any(type(a) is not _ndarray for a in (dy, x, w)) and _on_gpu(dy, x, w):
-        raise NotImplementedError("conv2d_relu_max_pool2d_backward: CPU arrays only; on a GPU "
-                                  "run max_pool2d_backward and conv2d_backward")
-    return _C.conv2d_relu_max_pool2d_backward(dy, argmax, x, w, strides, dilation, same, pads,
-                                              pool, bool(need_dx), bool(need_db))
+    geometry = _conv_pool_args("conv2d_relu_max_pool2d_backward",
+                               "max_pool2d_backward and conv2d_backward", (dy, x, w), strides,
+                               padding, dilation_rate, pool_size)
+    return _C.conv2d_relu_max_pool2d_backward(dy, argmax, x, w, *geometry, bool(need_dx),
+                                              bool(need_db))
 
 
 def conv_transpose_length(n, kernel, stride, padding, output_padding=None, dilation=1):
