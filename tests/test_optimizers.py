@@ -254,3 +254,41 @@ def test_adam_optimizer_several_weights_same_bits_as_one_at_a_time(amsgrad):
         b._iterations += 1
     for p, q in zip(ps, qs):
         np.testing.assert_array_equal(p, q)
+
+
+def test_repeated_pairs_list_follows_every_change():
+    # A training step plan hands apply_gradients the same list of (gradient, weight) pairs
+    # at every step, and the per-step lists are kept for it; a changed list, weight decay,
+    # exclusion or optimizer state must still be seen, with the bits of a fresh list.
+    rng = np.random.default_rng(6)
+    ps = [rng.standard_normal(s).astype(np.float32) for s in [(5, 3), (3,)]]
+    qs = [p.copy() for p in ps]
+    gs = [rng.standard_normal(p.shape).astype(np.float32) for p in ps]
+    a, b = optimizers.AdamW(0.01), optimizers.AdamW(0.01)
+    pairs = list(zip(gs, ps))
+
+    def both(change=None):
+        if change:
+            change(a, b)
+        a.apply_gradients(pairs)                    # the same list every time
+        b.apply_gradients(list(zip(gs, qs)))        # a new list every time
+        for p, q in zip(ps, qs):
+            np.testing.assert_array_equal(p, q)
+    both()
+    both()
+    assert a._plain_lists is not None               # kept for the repeated list
+    gs[0][...] = rng.standard_normal(gs[0].shape)   # new values in the same arrays
+    both()
+    g2 = rng.standard_normal(ps[1].shape).astype(np.float32)
+    pairs[1] = (g2, ps[1])                           # the list changed in place
+
+    def new_grad(a, b):
+        gs[1] = g2
+    both(new_grad)
+    both(lambda a, b: (setattr(a, "weight_decay", 0.1), setattr(b, "weight_decay", 0.1)))
+    both(lambda a, b: (a.exclude_from_weight_decay([ps[0]]),
+                       b.exclude_from_weight_decay([qs[0]])))
+    both(lambda a, b: (a._move(None), b._move(None)))   # state dropped (a device move)
+    grads64 = [g.astype(np.float64) for g in gs]      # converted: never kept
+    a.apply_gradients(list(zip(grads64, ps)))
+    assert a._plain_lists is None

@@ -13,10 +13,12 @@ updates the arrays in place.
 import inspect
 import math
 import numbers
+import operator
 
 import numpy as np
 
 from .. import _device, _tape, constraints, ops
+from .._variable import Variable
 from . import schedules
 from .schedules import LearningRateSchedule
 
@@ -106,6 +108,7 @@ class Optimizer:
         self._iterations = 0   # calls of apply_gradients
         self._state = {}  # id(param) -> (param, [slot arrays])
         self._no_decay = None   # ids of the parameters exclude_from_weight_decay named
+        self._plain_lists = None   # _apply_plain's lists for the last list of pairs
 
     # ------------------------------------------------------------ learning rate
     @property
@@ -172,6 +175,31 @@ class Optimizer:
         self._begin_step(step)
         wd = self.weight_decay or 0.0
         skip = self._no_decay
+        c = self._plain_lists
+        pairs = tuple(grads_and_vars) if type(grads_and_vars) is list else None
+        if (c is not None and pairs is not None and c[0] is grads_and_vars and
+                c[2] is self._state and c[3] == wd and c[4] is skip and len(pairs) == len(c[1])
+                and all(map(operator.is_, pairs, c[1]))):
+            # the same pairs as the last step (a training step plan's list): the same
+            # arrays and slots, so the same per-step lists
+            ps, gs, slots, wds, params = c[5]
+        else:
+            ps, gs, slots, wds, params = self._plain_step_lists(grads_and_vars, wd, skip)
+            self._plain_lists = None
+            # cached only when each gradient is the pair's own array and each parameter
+            # array is the pair's, or the plain array a Variable holds for its lifetime
+            if pairs is not None and len(ps) == len(pairs) and \
+                    all(g is pair[0] and (q is p or type(p) is Variable)
+                        for q, p, g, pair in zip(ps, params, gs, pairs)):
+                self._plain_lists = (grads_and_vars, pairs, self._state, wd, skip,
+                                     (ps, gs, slots, wds, params))
+        self._update_many(ps, gs, slots, wds, lr, step)
+        if constraints._attached:
+            constraints.apply(params)   # kernel_constraint & co., after the update (Keras)
+        return self.iterations
+
+    def _plain_step_lists(self, grads_and_vars, wd, skip):
+        """(params' arrays, gradients, slots, weight decays, params) of one update."""
         ps, gs, slots, wds, params = [], [], [], [], []
         for g, p in grads_and_vars:
             if g is None:
@@ -190,10 +218,7 @@ class Optimizer:
             gs.append(g)
             slots.append(self._slots(p))
             wds.append(0.0 if skip and id(p) in skip else wd)
-        self._update_many(ps, gs, slots, wds, lr, step)
-        if constraints._attached:
-            constraints.apply(params)   # kernel_constraint & co., after the update (Keras)
-        return self.iterations
+        return ps, gs, slots, wds, params
 
     def _update_many(self, ps, gs, slots, wds, lr, step):
         """_update on every parameter of one step (lists: the arrays, their gradients,
