@@ -78,6 +78,19 @@ inline uint32_t argmax_code(T m, T tap) {
   return uint32_t(int32_t(tap)) | not_positive | nan;
 }
 
+// The argmax codes of a vector of maxima m found at taps tap, as L bytes at ap.
+template <typename T>
+inline void store_codes(uint8_t* ap, typename Vec<T>::type m, typename Vec<T>::type tap) {
+  using V = typename Vec<T>::type;
+  using I = typename Vec<T>::i32;
+  const I positive = __builtin_convertvector(m > V{}, I);  // lanes of -1 or 0
+  const I not_positive = ~positive & (I{} + int(kMaxPoolNotPositive));
+  const I nan = __builtin_convertvector(m != m, I) & (I{} + int(kMaxPoolNoTap));
+  const I code = __builtin_convertvector(tap, I) | not_positive | nan;
+  const typename Vec<T>::bytes b = low_bytes<T>(code);
+  __builtin_memcpy(ap, &b, Vec<T>::L);
+}
+
 // One output pixel: yp (C,) = the maxima over the window's taps inside x, rows
 // [h0, h1) x columns [w0, w1), tap (kh, kw) at xn + o + (kh * W + kw) * C; and,
 // with Argmax, ap (C,) = their codes. A vector of channels at a time, the
@@ -102,15 +115,7 @@ inline void window_max(T* __restrict yp, uint8_t* __restrict ap, const T* xn, in
         if (Argmax) tap = gt ? V{} + T(kh * KW + kw) : tap;
       }
     __builtin_memcpy(yp + c, &m, sizeof(V));
-    if (Argmax) {
-      using I = typename Vec<T>::i32;
-      const I positive = __builtin_convertvector(m > V{}, I);  // lanes of -1 or 0
-      const I not_positive = ~positive & (I{} + int(kMaxPoolNotPositive));
-      const I nan = __builtin_convertvector(m != m, I) & (I{} + int(kMaxPoolNoTap));
-      const I code = __builtin_convertvector(tap, I) | not_positive | nan;
-      const typename Vec<T>::bytes b = low_bytes<T>(code);
-      __builtin_memcpy(ap + c, &b, L);
-    }
+    if (Argmax) store_codes<T>(ap + c, m, tap);
   }
   for (; c < C; ++c) {
     T m = xn[o + (h0 * W + w0) * C + c], tap = first;
@@ -158,15 +163,7 @@ inline void tiled_2x2_row(T* __restrict y, uint8_t* __restrict a, const T* xr, i
       m = gt ? v3 : m;
       if (Argmax) tap = gt ? V{} + T(3) : tap;
       __builtin_memcpy(yp + c, &m, sizeof(V));
-      if (Argmax) {
-        using I = typename Vec<T>::i32;
-        const I positive = __builtin_convertvector(m > V{}, I);
-        const I not_positive = ~positive & (I{} + int(kMaxPoolNotPositive));
-        const I nan = __builtin_convertvector(m != m, I) & (I{} + int(kMaxPoolNoTap));
-        const I code = __builtin_convertvector(tap, I) | not_positive | nan;
-        const typename Vec<T>::bytes b = low_bytes<T>(code);
-        __builtin_memcpy(a + ow * C + c, &b, L);
-      }
+      if (Argmax) store_codes<T>(a + ow * C + c, m, tap);
     }
     for (; c < C; ++c) {  // the channels past the last vector
       const T t[3] = {p[C + c], p[below + c], p[below + C + c]};
