@@ -134,13 +134,10 @@ void direct_conv_dw(T* dw, T* db, const T* dy, const T* x, const Conv2dGeom& g,
   ArenaScope scope(ctx.arena);
   DirectBackward<T> bw(g, true, db != nullptr, nullptr, false, nt, ctx);
   const int64_t P = g.OH * g.OW;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    const int tid = nt > 1 ? thread_id() : 0;
-    const ItemRange r = thread_items(bw.items(), nt, tid);
+  for_thread_items(bw.items(), nt, [&](int tid, ItemRange r) {
     for (int64_t item = r.begin; item < r.end; ++item)
       bw.dw_band(tid, x, item, dy + item / bw.plan().bands * P * g.F);
-  }
+  });
   bw.finish(dw, db);
 }
 

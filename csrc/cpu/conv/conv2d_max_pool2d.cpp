@@ -87,10 +87,7 @@ void conv2d_relu_max_pool2d_backward(T* dx, T* dw, T* db, const T* dy, const uin
   image.N = 1;
   image.H = c.OH;
   image.W = c.OW;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    const int tid = nt > 1 ? thread_id() : 0;
-    const ItemRange r = thread_items(bw.items(), nt, tid);
+  for_thread_items(bw.items(), nt, [&](int tid, ItemRange r) {
     T* dz = dz_all + tid * P * F;
     for (int64_t item = r.begin; item < r.end;) {
       const int64_t n = item / bands;
@@ -100,7 +97,7 @@ void conv2d_relu_max_pool2d_backward(T* dx, T* dw, T* db, const T* dy, const uin
       for (const int64_t end = std::min(r.end, (n + 1) * bands); item < end; ++item)
         bw.dw_band(tid, x, item, dz);
     }
-  }
+  });
   bw.finish(dw, db);
 }
 

@@ -86,13 +86,12 @@ class DirectBackward {
   // Thread tid's accumulators += the terms of band `item` of its image, whose dy
   // is dyn (visit.OH*visit.OW, F); x is the layer's input.
   void dw_band(int tid, const T* x, int64_t item, const T* dyn) {
-    const int64_t n = item / plan_.bands, oh0 = item % plan_.bands * plan_.band_rows;
-    const int64_t oh1 = std::min(oh0 + plan_.band_rows, v_.OH);
-    if (oh1 <= oh0) return;
+    const BandRows b = band_rows(plan_, item, v_.OH);
+    if (b.oh1 <= b.oh0) return;
     const T** base = bases_ + tid * plan_.band_rows * v_.OW;
-    direct_band(bufs_ + tid * buf_size_, base, x, v_, plan_.Wp, n, oh0, oh1);
+    direct_band(bufs_ + tid * buf_size_, base, x, v_, plan_.Wp, b.n, b.oh0, b.oh1);
     dw_kernel_(dw_all_ + tid * K_ * F_, db_all_ ? db_all_ + tid * F_ : nullptr, base, dw_off_,
-               dyn + oh0 * v_.OW * F_, (oh1 - oh0) * v_.OW, K_, F_);
+               dyn + b.oh0 * v_.OW * F_, (b.oh1 - b.oh0) * v_.OW, K_, F_);
   }
 
   // Image n of dx (overwritten) from the image's dy dyn (visit.OH*visit.OW, F),

@@ -135,6 +135,26 @@ inline ItemRange thread_items(int64_t items, int nt, int t) {
   return {items * t / nt, items * (t + 1) / nt};
 }
 
+// Runs body(tid, range) on nt threads (the calling one alone when nt is 1), range
+// being thread tid's items (thread_items).
+template <typename Body>
+void for_thread_items(int64_t items, int nt, Body&& body) {
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    const int tid = nt > 1 ? thread_id() : 0;
+    body(tid, thread_items(items, nt, tid));
+  }
+}
+
+// Output rows [oh0, oh1) of image n: band `item` of plan, cut at OH rows.
+struct BandRows {
+  int64_t n, oh0, oh1;
+};
+inline BandRows band_rows(const DirectPlan& plan, int64_t item, int64_t OH) {
+  const int64_t oh0 = item % plan.bands * plan.band_rows;
+  return {item / plan.bands, oh0, std::min(oh0 + plan.band_rows, OH)};
+}
+
 // Runs body(tid, base, m0, m1) for every band of every image: output pixels
 // [m0, m1), base[p] pointing at the first tap of pixel m0 + p (direct_band).
 // nt threads take contiguous ranges of bands (thread_items); tid is the
@@ -145,18 +165,14 @@ void for_each_band(const T* x, const Conv2dGeom& g, const DirectPlan& plan, int6
   const int64_t items = g.N * plan.bands;
   T* bufs = ctx.arena->alloc<T>(nt * buf_size);
   const T** bases = ctx.arena->alloc<const T*>(nt * plan.band_rows * g.OW);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    const int tid = nt > 1 ? thread_id() : 0;
+  for_thread_items(items, nt, [&](int tid, ItemRange r) {
     const T** base = bases + tid * plan.band_rows * g.OW;
-    const ItemRange r = thread_items(items, nt, tid);
     for (int64_t item = r.begin; item < r.end; ++item) {
-      const int64_t n = item / plan.bands, oh0 = item % plan.bands * plan.band_rows;
-      const int64_t oh1 = std::min(oh0 + plan.band_rows, g.OH);
-      direct_band(bufs + tid * buf_size, base, x, g, plan.Wp, n, oh0, oh1);
-      body(tid, base, (n * g.OH + oh0) * g.OW, (n * g.OH + oh1) * g.OW);
+      const BandRows b = band_rows(plan, item, g.OH);
+      direct_band(bufs + tid * buf_size, base, x, g, plan.Wp, b.n, b.oh0, b.oh1);
+      body(tid, base, (b.n * g.OH + b.oh0) * g.OW, (b.n * g.OH + b.oh1) * g.OW);
     }
-  }
+  });
 }
 
 }  // namespace fastdl::cpu
